@@ -1,0 +1,1 @@
+namespace alumia::cli { void placeholder() {} }

@@ -1,0 +1,5 @@
+file(READ ${INPUT} hex HEX)
+string(LENGTH "${hex}" hex_len)
+math(EXPR size "${hex_len} / 2")
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
+file(WRITE ${OUTPUT} "// Generated from ${INPUT}; do not edit.\n#include <string_view>\nnamespace alumia::embedded {\nnamespace { const char k_data[] = {${bytes} '\\0'}; }\nextern const std::string_view ${SYMBOL};\nconst std::string_view ${SYMBOL}{k_data, ${size}};\n}\n")

@@ -1,0 +1,49 @@
+#pragma once
+// Time and randomness are injected: production code uses SystemClock / SystemRandom, tests use
+// FakeClock / seeded randomness from tests/support. Nothing else reads the clock or RAND_bytes.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace alumia {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual std::chrono::system_clock::time_point now() const = 0;
+  int64_t now_unix() const {
+    return std::chrono::duration_cast<std::chrono::seconds>(now().time_since_epoch()).count();
+  }
+  int64_t now_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
+  }
+};
+
+class SystemClock final : public Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override;
+};
+
+class Random {
+ public:
+  virtual ~Random() = default;
+  virtual void fill(unsigned char* out, std::size_t n) = 0;
+  std::vector<unsigned char> bytes(std::size_t n);
+  std::string hex(std::size_t n_bytes);        // n_bytes random bytes, lowercase hex
+  std::string base64url(std::size_t n_bytes);  // n_bytes random bytes, base64url without padding
+  std::string uuid_v4();
+  // Uniform in [0, bound).
+  uint64_t below(uint64_t bound);
+};
+
+class SystemRandom final : public Random {
+ public:
+  void fill(unsigned char* out, std::size_t n) override;  // RAND_bytes; aborts on failure
+};
+
+// RFC 3339 UTC with milliseconds, e.g. 2026-11-29T03:25:19.123Z.
+std::string format_time(std::chrono::system_clock::time_point tp);
+std::string format_time_ms(int64_t unix_ms);
+
+}  // namespace alumia

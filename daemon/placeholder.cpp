@@ -1,0 +1,1 @@
+namespace alumia::daemon { void placeholder() {} }

@@ -1,0 +1,1 @@
+namespace alumia::test { void placeholder() {} }
