@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Both install missing Debian packages first
+# (silent when nothing is missing), then configure and build.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+RUN_ARGS ?=
+
+.PHONY: deps build run test unit functional format check-format clean bench
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	exec $(BUILD)/daemon/alumia-connectd $(RUN_ARGS)
+
+test: build
+	@tests/support/oauth-peer/install.sh
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+functional: build
+	cd $(BUILD) && ctest --output-on-failure -L functional
+
+bench: build
+	bench/ingest.sh $(BUILD)
+
+format:
+	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+check-format:
+	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,123 @@
+#pragma once
+// The domain services behind the HTTP API: callers and keys, the catalog view, connections and
+// their credentials. Handlers in daemon/ translate requests to these calls; no SQL here either.
+#include <alumia/catalog.hpp>
+#include <alumia/clock.hpp>
+#include <alumia/config.hpp>
+#include <alumia/domain.hpp>
+#include <alumia/error.hpp>
+#include <alumia/http.hpp>
+#include <alumia/sealer.hpp>
+#include <alumia/secret.hpp>
+#include <alumia/store.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace alumia {
+
+// Key format: alm_<env>_<48 lowercase hex>.
+bool is_well_formed_api_key(std::string_view key);
+std::string api_key_prefix(std::string_view key);  // alm_live_ + first 4 hex
+bool is_uuid(std::string_view s);
+
+struct Caller {
+  User user;
+  ApiKeyRecord key;  // the key used (id empty when authenticated otherwise, e.g. by a ticket)
+};
+
+struct CoreDeps {
+  Store& store;
+  const Catalog& catalog;
+  const Sealer& sealer;
+  const Clock& clock;
+  Random& random;
+  http::Client& http;
+  EnvLookup env;
+  std::string key_env = "live";  // live | test
+  std::string control_url;       // e.g. http://127.0.0.1:7465
+};
+
+struct StartResult {
+  bool created = false;  // 201 vs 200
+  Connection connection;
+  std::optional<std::string> oauth_url;
+  std::optional<std::string> credential_submit_url;
+};
+
+class Core {
+ public:
+  explicit Core(CoreDeps deps) : m_d(std::move(deps)) {}
+
+  const CoreDeps& deps() const { return m_d; }
+  void set_control_url(std::string url) { m_d.control_url = std::move(url); }
+
+  // First start: the local owner with all scopes and its key. Returns the plaintext key when one
+  // was created (to be written to the key file), nullopt when the owner already existed.
+  Result<std::optional<std::string>> bootstrap_owner();
+  // Issues a fresh owner key (used when the key file was lost): returns its plaintext.
+  Result<std::string> issue_key(const std::string& user_id, const std::string& name, unsigned scopes);
+
+  Result<Caller> authenticate(const std::optional<std::string>& authorization);
+
+  // API keys.
+  Result<std::vector<ApiKeyRecord>> list_api_keys(const Caller& caller);
+  Result<std::pair<ApiKeyRecord, std::string>> create_api_key(const Caller& caller, const nlohmann::json& body);
+  Status revoke_api_key(const Caller& caller, std::string_view id);
+
+  // Catalog.
+  bool configured(const Connector& c) const;
+  nlohmann::json connector_json(const Connector& c) const;
+  // OAuth client credentials: environment first, then the encrypted store.
+  struct OAuthClient {
+    std::string client_id;
+    SecretBytes client_secret;
+  };
+  Result<std::optional<OAuthClient>> oauth_client(const Connector& c) const;
+  Status set_oauth_client(const Connector& c, const std::string& client_id, std::string_view client_secret);
+  Status unset_oauth_client(const Connector& c);
+
+  // Connections.
+  Result<PageResult<Connection>> list_connections(const Caller& caller, const ConnectionFilter& filter, const Page& page);
+  Result<StartResult> start_connection(const Caller& caller, const nlohmann::json& body);
+  Result<Connection> get_connection(const Caller& caller, std::string_view id);
+  // Soft delete + destroy secrets; returns the provider-revocation outcome for the response.
+  Result<nlohmann::json> revoke_connection(const Caller& caller, std::string_view id);
+  Result<Connection> submit_credentials(const Caller& caller, std::string_view id, const nlohmann::json& body);
+  // The API-key values of a connection (scope tokens), read for the user's own programs.
+  Result<std::map<std::string, std::string>> credential_values(const Connection& c);
+
+  // Sealing helpers bound to the secrets table of a row.
+  Result<std::vector<SealedValue>> seal_values(std::string_view table, std::string_view row_id,
+                                               const std::map<std::string, std::string>& values) const;
+
+  // One-time browser tickets for the oauthUrl (SPEC §6): >=128 bits, single use, 10 minutes, bound
+  // to the connection and its owner. Only their hashes are kept, in memory.
+  std::string issue_ticket(const Connection& c);
+  bool redeem_ticket(std::string_view ticket, std::string_view connection_id, std::string* user_id);
+  std::string oauth_url(const Connection& c);
+
+  std::string credential_submit_url(const Connection& c) const;
+  nlohmann::json connection_json(const Connection& c) const;
+  static nlohmann::json api_key_json(const ApiKeyRecord& k);
+
+ private:
+  Result<nlohmann::json> run_live_check(const Connector& connector, const std::map<std::string, std::string>& values);
+
+  CoreDeps m_d;
+  struct Ticket {
+    std::string connection_id;
+    std::string user_id;
+    int64_t expires_at_ms = 0;
+  };
+  std::mutex m_ticket_mutex;
+  std::map<std::string, Ticket> m_tickets;  // sha256(ticket) → binding
+  std::mutex m_touch_mutex;
+  std::map<std::string, int64_t> m_last_touch;  // key id → last persisted lastUsedAt
+};
+
+}  // namespace alumia

@@ -1,0 +1,175 @@
+#include "openssl_util.hpp"
+
+#include <alumia/crypto.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include <array>
+
+namespace alumia {
+
+void secure_wipe(void* p, std::size_t n) { OPENSSL_cleanse(p, n); }
+
+namespace crypto {
+namespace {
+
+const unsigned char* u8(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
+
+std::string digest(const EVP_MD* md, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);
+  return {reinterpret_cast<char*>(out), len};
+}
+
+std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(md, key.data(), static_cast<int>(key.size()), u8(data), data.size(), out, &len);
+  return {reinterpret_cast<char*>(out), len};
+}
+
+constexpr char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char k_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+std::string b64_encode(std::string_view in, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  const std::size_t rest = in.size() - i;
+  if (rest > 0) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (rest == 2) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    if (rest == 2) out += alphabet[(v >> 6) & 63];
+    if (pad) out += (rest == 2) ? "=" : "==";
+  }
+  return out;
+}
+
+std::optional<std::string> b64_decode(std::string_view in, bool url) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == (url ? '-' : '+')) v = 62;
+    else if (c == (url ? '_' : '/')) v = 63;
+    else return std::nullopt;
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += char((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string sha256(std::string_view data) { return digest(EVP_sha256(), data); }
+std::string sha1(std::string_view data) { return digest(EVP_sha1(), data); }
+std::string hmac_sha256(std::string_view key, std::string_view data) { return hmac(EVP_sha256(), key, data); }
+std::string hmac_sha1(std::string_view key, std::string_view data) { return hmac(EVP_sha1(), key, data); }
+
+std::string hex_encode(std::string_view bytes) {
+  static constexpr char k_digits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = k_digits[uint8_t(bytes[i]) >> 4];
+    out[2 * i + 1] = k_digits[uint8_t(bytes[i]) & 15];
+  }
+  return out;
+}
+
+std::optional<std::string> hex_decode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = char((hi << 4) | lo);
+  }
+  return out;
+}
+
+std::string base64_encode(std::string_view bytes) { return b64_encode(bytes, k_b64, true); }
+std::optional<std::string> base64_decode(std::string_view b64) { return b64_decode(b64, false); }
+std::string base64url_encode(std::string_view bytes) { return b64_encode(bytes, k_b64url, false); }
+std::optional<std::string> base64url_decode(std::string_view b64) { return b64_decode(b64, true); }
+
+bool equal_ct(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool token_equal_ct(std::string_view received, std::string_view expected) {
+  const std::string ha = sha256(received), hb = sha256(expected);
+  return CRYPTO_memcmp(ha.data(), hb.data(), ha.size()) == 0;
+}
+
+Result<std::string> aes_gcm_seal(const SecretBytes& key, std::string_view plaintext, std::string_view aad,
+                                 const unsigned char nonce[12]) {
+  if (key.size() != 32) return fail(ErrorCode::internal, "AES-256-GCM needs a 32-byte key");
+  ossl::CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return std::unexpected(ossl::error("EVP_CIPHER_CTX_new"));
+  std::string out(12 + plaintext.size() + 16, '\0');
+  std::copy(nonce, nonce + 12, out.begin());
+  int len = 0;
+  auto* ct = reinterpret_cast<unsigned char*>(out.data() + 12);
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce) != 1 ||
+      (!aad.empty() && EVP_EncryptUpdate(ctx.get(), nullptr, &len, u8(aad), int(aad.size())) != 1) ||
+      EVP_EncryptUpdate(ctx.get(), ct, &len, u8(plaintext), int(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, ct + plaintext.size()) != 1)
+    return std::unexpected(ossl::error("AES-256-GCM seal"));
+  return out;
+}
+
+Result<SecretBytes> aes_gcm_open(const SecretBytes& key, std::string_view sealed, std::string_view aad) {
+  if (key.size() != 32) return fail(ErrorCode::internal, "AES-256-GCM needs a 32-byte key");
+  if (sealed.size() < 12 + 16) return fail(ErrorCode::internal, "sealed value is truncated");
+  const std::size_t n = sealed.size() - 28;
+  ossl::CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) return std::unexpected(ossl::error("EVP_CIPHER_CTX_new"));
+  SecretBytes out(n);
+  std::array<unsigned char, 16> tag{};
+  std::copy(sealed.end() - 16, sealed.end(), tag.begin());
+  int len = 0;
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), u8(sealed)) != 1 ||
+      (!aad.empty() && EVP_DecryptUpdate(ctx.get(), nullptr, &len, u8(aad), int(aad.size())) != 1) ||
+      EVP_DecryptUpdate(ctx.get(), out.data(), &len, u8(sealed.substr(12)), int(n)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, 16, tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &len) != 1) {
+    ERR_clear_error();
+    return fail(ErrorCode::internal, "sealed value failed authentication (tampered, moved or wrong key)");
+  }
+  return out;
+}
+
+}  // namespace crypto
+}  // namespace alumia

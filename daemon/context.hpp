@@ -1,0 +1,38 @@
+#pragma once
+// Everything a handler may use, built once in main and passed down (no globals).
+#include <alumia/catalog.hpp>
+#include <alumia/clock.hpp>
+#include <alumia/config.hpp>
+#include <alumia/core.hpp>
+#include <alumia/store.hpp>
+
+#include <string>
+
+namespace alumia::daemon {
+
+struct DaemonInfo {
+  std::string version = ALUMIA_VERSION;
+  int pid = 0;
+  std::string control_url;
+  std::string public_url;  // empty without --public-listen
+  std::string keyring_backend;
+  std::string keyring_location;
+  std::string keyring_warning;
+  std::string store_path;
+  int64_t started_at_ms = 0;
+};
+
+struct DaemonContext {
+  Core& core;
+  Store& store;
+  const Catalog& catalog;
+  const Settings& settings;
+  const Clock& clock;
+  Random& random;
+  DaemonInfo info;
+  // Host names (host:port) each listener answers to (SPEC §2 DNS-rebinding defence).
+  std::vector<std::string> control_hosts;
+  std::vector<std::string> public_hosts;
+};
+
+}  // namespace alumia::daemon

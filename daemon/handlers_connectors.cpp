@@ -1,0 +1,31 @@
+// The connector catalog (SPEC §4).
+#include "routes.hpp"
+
+namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+Result<http::Response> list_connectors(DaemonContext& ctx, const http::Request&, const Caller*) {
+  json items = json::array();
+  for (const auto& c : ctx.catalog.all()) items.push_back(ctx.core.connector_json(c));
+  return ok(list_json(items, items.size(), std::nullopt));
+}
+
+Result<http::Response> get_connector(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  const auto& slug = req.params.at("slug");
+  const Connector* c = ctx.catalog.find(slug);
+  if (!c) return fail(ErrorCode::not_found, "no connector '" + slug + "'; see `alumia-connect connectors list`");
+  return ok(ctx.core.connector_json(*c));
+}
+
+}  // namespace
+
+void add_connector_routes(std::vector<Route>& routes) {
+  routes.push_back({"GET", "/api/v1/connectors", list_connectors, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+                    "the connector catalog"});
+  routes.push_back({"GET", "/api/v1/connectors/:slug", get_connector, Auth::key, std::nullopt, k_json_body_cap,
+                    k_on_control, "one connector"});
+}
+
+}  // namespace alumia::daemon

@@ -1,0 +1,41 @@
+// API keys (SPEC §2).
+#include "routes.hpp"
+
+namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+Result<http::Response> list_keys(DaemonContext& ctx, const http::Request&, const Caller* caller) {
+  auto keys = ctx.core.list_api_keys(*caller);
+  if (!keys) return std::unexpected(keys.error());
+  json items = json::array();
+  for (const auto& k : *keys) items.push_back(Core::api_key_json(k));
+  return ok(list_json(items, items.size(), std::nullopt));
+}
+
+Result<http::Response> create_key(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  auto created = ctx.core.create_api_key(*caller, *body);
+  if (!created) return std::unexpected(created.error());
+  return ok(json{{"apiKey", Core::api_key_json(created->first)}, {"key", created->second}}, 201);
+}
+
+Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  if (auto st = ctx.core.revoke_api_key(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
+  return ok(json{{"deleted", true}});
+}
+
+}  // namespace
+
+void add_key_routes(std::vector<Route>& routes) {
+  routes.push_back({"GET", "/api/v1/api-keys", list_keys, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+                    "list the caller's API keys (never their values)"});
+  routes.push_back({"POST", "/api/v1/api-keys", create_key, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+                    "create an API key; its value is shown once"});
+  routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+                    "revoke an API key"});
+}
+
+}  // namespace alumia::daemon

@@ -1,1 +1,0 @@
-namespace alumia::daemon { void placeholder() {} }

@@ -1,0 +1,165 @@
+#include "routes.hpp"
+
+#include <alumia/crypto.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const auto slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash);
+  }
+  return out;
+}
+
+bool match_pattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
+  const auto ps = split_path(pattern);
+  const auto xs = split_path(path);
+  if (ps.size() != xs.size()) return false;
+  std::map<std::string, std::string> got;
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    if (!ps[i].empty() && ps[i].front() == ':') {
+      if (xs[i].empty()) return false;
+      got[std::string(ps[i].substr(1))] = std::string(xs[i]);
+    } else if (ps[i] != xs[i]) {
+      return false;
+    }
+  }
+  params = std::move(got);
+  return true;
+}
+
+std::vector<Route> build_table() {
+  std::vector<Route> routes;
+  add_meta_routes(routes);
+  add_key_routes(routes);
+  add_connector_routes(routes);
+  add_connection_routes(routes);
+  return routes;
+}
+
+}  // namespace
+
+const std::vector<Route>& route_table() {
+  static const std::vector<Route> k_routes = build_table();
+  return k_routes;
+}
+
+RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener) {
+  RouteMatch m;
+  const unsigned bit = listener == http::Listener::control ? k_on_control : k_on_public;
+  for (const auto& r : route_table()) {
+    if ((r.listeners & bit) == 0) continue;
+    std::map<std::string, std::string> params;
+    if (!match_pattern(r.pattern, path, params)) continue;
+    if (r.method == method || (method == "HEAD" && r.method == "GET")) {
+      m.route = &r;
+      m.params = std::move(params);
+      return m;
+    }
+    m.other_method = true;
+  }
+  return m;
+}
+
+http::Response ok(const json& data, int status) {
+  http::Response r;
+  r.status = status;
+  r.body = json{{"success", true}, {"data", data}}.dump();
+  return r;
+}
+
+http::Response error_response(const Error& e) {
+  http::Response r;
+  r.status = e.http_status();
+  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump();
+  if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
+  return r;
+}
+
+Result<json> parse_json_body(const http::Request& req) {
+  if (req.body.empty()) return json::object();
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return fail(ErrorCode::bad_request, "malformed JSON body");
+  return j;
+}
+
+json list_json(json items, std::size_t limit, const std::optional<std::string>& next_cursor) {
+  return json{{"items", std::move(items)},
+              {"limit", limit},
+              {"nextCursor", next_cursor ? json(*next_cursor) : json(nullptr)},
+              {"hasMore", next_cursor.has_value()}};
+}
+
+Result<Page> page_from_query(const http::Request& req) {
+  Page p;
+  if (auto l = req.query_param("limit")) {
+    std::size_t v = 0;
+    auto [ptr, ec] = std::from_chars(l->data(), l->data() + l->size(), v);
+    if (ec != std::errc{} || ptr != l->data() + l->size() || v == 0 || v > 200)
+      return fail(ErrorCode::bad_request, "limit must be an integer from 1 to 200");
+    p.limit = v;
+  }
+  if (auto c = req.query_param("cursor"); c && !c->empty()) p.cursor = *c;
+  return p;
+}
+
+http::Response dispatch(DaemonContext& ctx, http::Request& req) {
+  RouteMatch m = match_route(req.method, req.path, req.listener);
+  if (!m.route) {
+    if (m.other_method)
+      return error_response(Error{ErrorCode::method_not_allowed, "method " + req.method + " is not allowed on " + req.path, 0});
+    return error_response(Error{ErrorCode::not_found, "no route " + req.method + " " + req.path, 0});
+  }
+  const Route& route = *m.route;
+  req.params = std::move(m.params);
+  if (req.body.size() > route.body_cap)
+    return error_response(Error{ErrorCode::payload_too_large, "body exceeds " + std::to_string(route.body_cap) + " bytes", 0});
+
+  std::optional<Caller> caller;
+  if (route.auth == Auth::key || (route.auth == Auth::ticket_or_key && req.header("authorization"))) {
+    auto who = ctx.core.authenticate(req.header("authorization"));
+    if (!who) return error_response(who.error());
+    caller = std::move(*who);
+    if (route.scope && !has_scope(caller->key.scopes, *route.scope)) {
+      // webhooks routes also accept admin.
+      const bool admin_ok = *route.scope == Scope::webhooks && has_scope(caller->key.scopes, Scope::admin);
+      if (!admin_ok)
+        return error_response(Error{ErrorCode::forbidden,
+                                    "this key lacks the '" + std::string(to_string(*route.scope)) +
+                                        "' scope; create one with `alumia-connect keys create --scope " +
+                                        std::string(to_string(*route.scope)) + "`",
+                                    0});
+    }
+  }
+  Result<http::Response> result = [&]() -> Result<http::Response> {
+    try {
+      return route.handler(ctx, req, caller ? &*caller : nullptr);
+    } catch (const std::exception& e) {
+      return fail(ErrorCode::internal, e.what());
+    }
+  }();
+  if (result) return std::move(*result);
+  Error e = result.error();
+  if (e.code == ErrorCode::internal) {
+    const std::string id = ctx.random.hex(6);
+    spdlog::error("internal error {} on {} {}: {}", id, req.method, req.path, e.message);
+    e.message = "internal error " + id + " (see the daemon log)";
+  }
+  return error_response(e);
+}
+
+}  // namespace alumia::daemon

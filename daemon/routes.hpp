@@ -1,0 +1,65 @@
+#pragma once
+// The one route table: method, path pattern, handler, auth, scope, body cap, listeners, summary.
+// It is iterated once to serve both listeners; unknown routes and methods answer in the envelope.
+#include "context.hpp"
+
+#include <alumia/http.hpp>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace alumia::daemon {
+
+enum class Auth {
+  key,            // Authorization: Bearer alm_…
+  ticket_or_key,  // the browser-opened oauthUrl: a one-time ticket, or the key
+  public_,        // providers and browsers: checked by the handler itself (signature, state)
+};
+
+inline constexpr unsigned k_on_control = 1;
+inline constexpr unsigned k_on_public = 2;
+inline constexpr std::size_t k_json_body_cap = 128 * 1024;
+inline constexpr std::size_t k_webhook_body_cap = 25 * 1024 * 1024;  // per-endpoint cap checked later
+
+using Handler = std::function<Result<http::Response>(DaemonContext&, const http::Request&, const Caller*)>;
+
+struct Route {
+  std::string_view method;
+  std::string_view pattern;  // segments; ":name" captures one segment
+  Handler handler;
+  Auth auth = Auth::key;
+  std::optional<Scope> scope;
+  std::size_t body_cap = k_json_body_cap;
+  unsigned listeners = k_on_control;
+  std::string_view summary;
+};
+
+const std::vector<Route>& route_table();
+
+struct RouteMatch {
+  const Route* route = nullptr;
+  std::map<std::string, std::string> params;
+  bool other_method = false;  // the path exists with another method → 405
+};
+RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener);
+
+// The whole pipeline after transport checks: match → auth → scope → handler → envelope.
+http::Response dispatch(DaemonContext& ctx, http::Request& req);
+
+// Envelope helpers.
+http::Response ok(const nlohmann::json& data, int status = 200);
+http::Response error_response(const Error& e);
+Result<nlohmann::json> parse_json_body(const http::Request& req);
+nlohmann::json list_json(nlohmann::json items, std::size_t limit, const std::optional<std::string>& next_cursor);
+Result<Page> page_from_query(const http::Request& req);
+
+// Handler groups, one file each; each appends its routes.
+void add_meta_routes(std::vector<Route>& routes);
+void add_key_routes(std::vector<Route>& routes);
+void add_connector_routes(std::vector<Route>& routes);
+void add_connection_routes(std::vector<Route>& routes);
+
+}  // namespace alumia::daemon

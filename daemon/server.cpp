@@ -1,0 +1,163 @@
+#include "server.hpp"
+
+#include "routes.hpp"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace alumia::daemon {
+namespace {
+
+void write_response(const http::Response& r, httplib::Response& res) {
+  res.status = r.status;
+  for (const auto& [k, v] : r.headers) res.set_header(k, v);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  if (r.status == 204 || (r.body.empty() && r.status == 200 && r.content_type.empty())) {
+    res.body.clear();
+    return;
+  }
+  res.set_content(r.body, r.content_type.empty() ? "text/plain" : r.content_type);
+}
+
+http::Request to_request(const httplib::Request& req, http::Listener kind) {
+  http::Request r;
+  r.method = req.method;
+  r.path = req.path;
+  r.target = req.target;
+  for (const auto& [k, v] : req.headers) {
+    if (k == "REMOTE_ADDR" || k == "REMOTE_PORT" || k == "LOCAL_ADDR" || k == "LOCAL_PORT") continue;
+    r.headers.emplace_back(http::to_lower(k), v);
+  }
+  for (const auto& [k, v] : req.params) r.query.emplace(k, v);
+  r.body = req.body;
+  r.remote_addr = req.remote_addr;
+  r.listener = kind;
+  return r;
+}
+
+bool host_allowed(const std::vector<std::string>& allowed, const std::string& host) {
+  const std::string h = http::to_lower(host);
+  return std::find(allowed.begin(), allowed.end(), h) != allowed.end();
+}
+
+}  // namespace
+
+Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return fail(ErrorCode::bad_request, "listen address '" + text + "' must look like [::1]:PORT");
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return fail(ErrorCode::bad_request, "listen address '" + text + "' must be HOST:PORT");
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  int port = -1;
+  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 0 || port > 65535)
+    return fail(ErrorCode::bad_request, "listen port in '" + text + "' must be 0-65535");
+  return std::make_pair(host, port);
+}
+
+Listener::Listener(DaemonContext& ctx, http::Listener kind)
+    : m_ctx(ctx), m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
+  auto& s = *m_server;
+  s.set_tcp_nodelay(true);  // without it keep-alive POSTs stall on Nagle + delayed ACK
+  s.set_read_timeout(10, 0);
+  s.set_write_timeout(10, 0);
+  s.set_keep_alive_max_count(1000);
+  s.set_keep_alive_timeout(5);
+  s.set_payload_max_length(k_webhook_body_cap);
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const auto& allowed = m_kind == http::Listener::control ? m_ctx.control_hosts : m_ctx.public_hosts;
+    auto reject = [&](ErrorCode code, std::string msg) {
+      write_response(error_response(Error{code, std::move(msg), 0}), res);
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    if (req.get_header_value_count("Host") != 1 || !host_allowed(allowed, req.get_header_value("Host")))
+      return reject(ErrorCode::forbidden, "Host header not allowed: this listener answers only to its own address");
+    if (req.has_header("Origin")) {
+      const std::string origin = req.get_header_value("Origin");
+      bool same = false;
+      for (const auto& h : allowed) same = same || origin == "http://" + h || origin == "https://" + h;
+      if (!same) return reject(ErrorCode::forbidden, "cross-origin requests are not allowed");
+    }
+    const bool has_body_method = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+    if (req.has_header("Transfer-Encoding"))
+      return reject(ErrorCode::length_required, "chunked bodies are refused; send Content-Length");
+    if (has_body_method && !req.has_header("Content-Length"))
+      return reject(ErrorCode::length_required, "send a Content-Length header (chunked uploads are refused)");
+    if (req.has_header("Content-Length")) {
+      const std::string cl = req.get_header_value("Content-Length");
+      std::size_t n = 0;
+      auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), n);
+      if (ec != std::errc{} || p != cl.data() + cl.size())
+        return reject(ErrorCode::bad_request, "Content-Length is not a number");
+      const auto m = match_route(req.method, req.path, m_kind);
+      const std::size_t cap = m.route ? m.route->body_cap : k_json_body_cap;
+      if (n > cap)
+        return reject(ErrorCode::payload_too_large, "body of " + std::to_string(n) + " bytes exceeds the limit of " +
+                                                        std::to_string(cap) + " bytes for this route");
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    http::Request r = to_request(req, m_kind);
+    write_response(dispatch(m_ctx, r), res);
+  };
+  s.Get(".*", handler);
+  s.Post(".*", handler);
+  s.Put(".*", handler);
+  s.Patch(".*", handler);
+  s.Delete(".*", handler);
+  s.Options(".*", handler);
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    ErrorCode code = ErrorCode::bad_request;
+    if (res.status == 404) code = ErrorCode::not_found;
+    else if (res.status == 413) code = ErrorCode::payload_too_large;
+    else if (res.status == 411) code = ErrorCode::length_required;
+    else if (res.status >= 500) code = ErrorCode::internal;
+    const int status = res.status;
+    write_response(error_response(Error{code, "request rejected by the HTTP layer (status " + std::to_string(status) + ")", 0}), res);
+    res.status = status;
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    write_response(error_response(Error{ErrorCode::internal, "internal error (see the daemon log)", 0}), res);
+  });
+}
+
+Listener::~Listener() { stop(); }
+
+Result<int> Listener::bind(const std::string& host, int port) {
+  if (port == 0) {
+    m_port = m_server->bind_to_any_port(host);
+  } else {
+    m_port = m_server->bind_to_port(host, port) ? port : -1;
+  }
+  if (m_port <= 0)
+    return fail(ErrorCode::service_unavailable, "cannot listen on " + host + ":" + std::to_string(port) +
+                                                    " (address in use? another alumia-connectd may be running)");
+  return m_port;
+}
+
+void Listener::start() {
+  m_thread = std::thread([this] { m_server->listen_after_bind(); });
+}
+
+void Listener::stop() {
+  if (m_server && m_server->is_running()) m_server->stop();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+}  // namespace alumia::daemon

@@ -1,0 +1,231 @@
+#include "process.hpp"
+
+#include <httplib.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace alumia::test {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string tmpl = (fs::temp_directory_path() / "alumia test XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  m_path = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(m_path, ec);
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Process::Process(std::vector<std::string> argv, const EnvOverrides& env, const std::string& stdin_data) {
+  char tmpl[] = "/tmp/alumia-proc-XXXXXX";
+  if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  m_dir = tmpl;
+  {
+    std::ofstream in(m_dir / "stdin", std::ios::binary);
+    in << stdin_data;
+  }
+  std::map<std::string, std::string> envmap;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    const auto eq = kv.find('=');
+    if (eq != std::string::npos) envmap[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) {
+    if (v) envmap[k] = *v;
+    else envmap.erase(k);
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : envmap) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  const std::string in_path = (m_dir / "stdin").string(), out_path = (m_dir / "stdout").string(),
+                    err_path = (m_dir / "stderr").string();
+  posix_spawn_file_actions_addopen(&fa, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);  // own group, so stray children can be killed with it
+  const int rc = ::posix_spawn(&m_pid, args[0], &fa, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot spawn " + argv[0]);
+}
+
+Process::~Process() {
+  if (!m_status && m_pid > 0) {
+    ::kill(-m_pid, SIGKILL);
+    int st = 0;
+    ::waitpid(m_pid, &st, 0);
+  } else if (m_pid > 0) {
+    ::kill(-m_pid, SIGKILL);  // any descendants left in the group
+  }
+  std::error_code ec;
+  fs::remove_all(m_dir, ec);
+}
+
+bool Process::running() {
+  if (m_status) return false;
+  int st = 0;
+  const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
+  if (r == m_pid) {
+    m_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
+  if (eventually([&] { return !running(); }, timeout, std::chrono::milliseconds(5))) return m_status;
+  ::kill(-m_pid, SIGKILL);
+  int st = 0;
+  ::waitpid(m_pid, &st, 0);
+  m_status = 128 + SIGKILL;
+  return std::nullopt;
+}
+
+void Process::signal(int sig) {
+  if (!m_status) ::kill(m_pid, sig);
+}
+
+std::string Process::out() const { return read_file(m_dir / "stdout"); }
+std::string Process::err() const { return read_file(m_dir / "stderr"); }
+
+ProcessResult run(std::vector<std::string> argv, const EnvOverrides& env, const std::string& stdin_data,
+                  std::chrono::milliseconds timeout) {
+  Process p(std::move(argv), env, stdin_data);
+  auto code = p.wait(timeout);
+  return ProcessResult{code.value_or(-1), p.out(), p.err()};
+}
+
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout, std::chrono::milliseconds step) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);  // polling interval, not a wait for an event
+  }
+}
+
+HttpReply http_request(const std::string& method, const std::string& url,
+                       const std::vector<std::pair<std::string, std::string>>& headers, const std::string& body,
+                       bool no_content_length) {
+  // Parse scheme://host:port/path
+  const auto scheme_end = url.find("://");
+  const auto path_start = url.find('/', scheme_end + 3);
+  const std::string origin = url.substr(0, path_start);
+  const std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
+  httplib::Client cli(origin);
+  cli.set_connection_timeout(5);
+  cli.set_read_timeout(30);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  for (const auto& [k, v] : headers) req.headers.emplace(k, v);
+  req.body = body;
+  if (!body.empty() && !req.has_header("Content-Type")) req.set_header("Content-Type", "application/json");
+  if (no_content_length) req.set_header("Transfer-Encoding", "chunked");
+  httplib::Response res;
+  httplib::Error err;
+  HttpReply out;
+  if (!cli.send(req, res, err)) {
+    out.status = -1;
+    out.body = httplib::to_string(err);
+    return out;
+  }
+  out.status = res.status;
+  out.body = res.body;
+  for (const auto& [k, v] : res.headers) out.headers.emplace(k, v);
+  return out;
+}
+
+Daemon::Daemon(const fs::path& home, Options options) : m_home(home) {
+  std::vector<std::string> argv{ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0"};
+  if (options.with_keyring_file) {
+    argv.push_back("--keyring");
+    argv.push_back("file");
+  }
+  for (auto& a : options.extra_args) argv.push_back(a);
+  EnvOverrides env = options.env;
+  env.emplace("ALUMIA_HOME", home.string());
+  m_proc = std::make_unique<Process>(argv, env);
+  const fs::path state = home / "daemon.json";
+  const bool up = eventually([&] {
+    if (!m_proc->running()) return true;
+    if (!fs::exists(state)) return false;
+    auto j = nlohmann::json::parse(read_file(state), nullptr, false);
+    if (j.is_discarded() || !j.contains("pid") || j["pid"] != m_proc->pid()) return false;
+    m_url = j["url"].get<std::string>();
+    return true;
+  }, std::chrono::seconds(30));
+  if (!up || !m_proc->running())
+    throw std::runtime_error("daemon did not start: " + m_proc->err());
+  m_port = std::stoi(m_url.substr(m_url.rfind(':') + 1));
+}
+
+Daemon::~Daemon() {
+  if (!m_stopped) stop();
+}
+
+int Daemon::stop() {
+  m_stopped = true;
+  m_proc->signal(SIGTERM);
+  return m_proc->wait(std::chrono::seconds(20)).value_or(-1);
+}
+
+std::string Daemon::log() const { return m_proc->err(); }
+
+std::string Daemon::key() const {
+  std::string k = read_file(m_home / "key");
+  while (!k.empty() && (k.back() == '\n' || k.back() == '\r')) k.pop_back();
+  return k;
+}
+
+ProcessResult Daemon::cli(std::vector<std::string> args, const EnvOverrides& env, const std::string& stdin_data,
+                          std::chrono::milliseconds timeout) const {
+  std::vector<std::string> argv{ALUMIA_CLI_BIN};
+  for (auto& a : args) argv.push_back(a);
+  EnvOverrides e = env;
+  e.emplace("ALUMIA_HOME", m_home.string());
+  e.emplace("NO_COLOR", "1");
+  e.emplace("ALUMIA_API_KEY", std::nullopt);
+  return run(argv, e, stdin_data, timeout);
+}
+
+HttpReply Daemon::api(const std::string& method, const std::string& path, const std::string& body,
+                      const std::optional<std::string>& key) const {
+  return http_request(method, m_url + path, {{"Authorization", "Bearer " + key.value_or(this->key())}}, body);
+}
+
+}  // namespace alumia::test
