@@ -1,0 +1,115 @@
+#pragma once
+// OAuth authorization-code flows (SPEC §6, OAUTH.md): pending flows in memory, the callback, token
+// exchange, refresh (single flight per connection), provider revocation and token reads.
+#include <alumia/catalog.hpp>
+#include <alumia/core.hpp>
+#include <alumia/oauth_token.hpp>
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace alumia::oauth {
+
+struct CallbackOutcome {
+  bool ok = false;
+  std::string result;  // "success" | "error"
+  std::string connection_id;
+  std::string message;  // human text; never a token
+};
+
+struct AccessToken {
+  SecretBytes access_token;
+  std::string token_type;
+  std::optional<int64_t> expires_at;
+  std::vector<std::string> scopes;
+};
+
+struct RevocationOutcome {
+  bool attempted = false;
+  bool ok = false;
+  std::string detail;
+};
+
+class FlowService {
+ public:
+  FlowService(Core& core, std::string redirect_base);
+  ~FlowService();
+  FlowService(const FlowService&) = delete;
+  FlowService& operator=(const FlowService&) = delete;
+
+  // Test hook: a shorter life for pending flows (ALUMIA_OAUTH_FLOW_TTL_MS).
+  void set_flow_ttl(int64_t ms) { m_flow_ttl_ms = ms; }
+
+  std::string redirect_uri() const { return m_redirect_base + "/api/v1/connections/oauth/callback"; }
+
+  // Starts (or restarts) the handshake: returns the provider authorize URL. Voids earlier flows of
+  // the same connection.
+  Result<std::string> begin(const Connection& c, bool select_account);
+  // Handles the callback query. Checks state first; unknown/used/expired states change nothing.
+  CallbackOutcome complete(const std::multimap<std::string, std::string>& query);
+
+  // A fresh access token, refreshed first when it expires within `margin_ms` (single flight).
+  Result<AccessToken> access_token(const Connection& c, int64_t margin_ms = 60'000);
+  // Refreshes now (single flight per connection). Transient failures come back as
+  // SERVICE_UNAVAILABLE and leave the connection as it was.
+  Status refresh(const std::string& connection_id);
+  // Soft-deletes the connection (secrets destroyed, WAL checkpointed), then revokes at the provider.
+  Result<RevocationOutcome> disconnect(const Caller& caller, std::string_view id);
+
+  // The callback 303s to a clean result URL so the code leaves the browser history; the outcome
+  // waits there (in memory, 10 minutes) under a random id.
+  std::string remember(const CallbackOutcome& outcome);
+  std::optional<CallbackOutcome> recall(std::string_view id);
+
+  // Background refresh: tokens expiring within 10 minutes (half the lifetime for short ones).
+  void start_worker(std::chrono::milliseconds interval);
+  void stop_worker();
+
+ private:
+  struct Flow {
+    std::string connection_id;
+    std::string user_id;
+    std::string slug;
+    std::string redirect_uri;
+    SecretBytes verifier;
+    std::string expected_issuer;
+    bool iss_required = false;
+    int64_t expires_at_ms = 0;
+  };
+
+  Result<TokenSet> token_request(const Connector& connector, const std::vector<std::pair<std::string, std::string>>& form);
+  Status store_tokens(Connection& c, const Connector& connector, const TokenSet& tokens, int64_t sent_at_ms,
+                      bool keep_old_refresh);
+  std::string read_account_label(const Connector& connector, const TokenSet& tokens);
+  Status refresh_locked(Connection& c);
+  std::shared_ptr<std::mutex> connection_mutex(const std::string& id);
+  RevocationOutcome revoke_at_provider(const Connector& connector, const std::optional<std::string>& access_token,
+                                       const std::optional<std::string>& refresh_token);
+  Result<std::map<std::string, std::string>> open_tokens(const Connection& c);
+  void worker_loop(std::chrono::milliseconds interval);
+
+  Core& m_core;
+  std::string m_redirect_base;
+  int64_t m_flow_ttl_ms = 10 * 60 * 1000;
+  std::mutex m_flows_mutex;
+  std::map<std::string, Flow> m_flows;  // sha256(state) → flow
+  std::map<std::string, std::pair<CallbackOutcome, int64_t>> m_results;  // guarded by m_flows_mutex
+  std::mutex m_locks_mutex;
+  std::map<std::string, std::shared_ptr<std::mutex>> m_locks;
+  std::mutex m_worker_mutex;
+  std::condition_variable m_worker_cv;
+  bool m_stop = false;
+  std::thread m_worker;
+  std::map<std::string, int64_t> m_backoff_until;  // connection → ms; worker thread only
+  std::map<std::string, int> m_failures;
+};
+
+// The callback page (static text, no token, strict headers) and the result view it 303s to.
+std::string callback_page_html(const CallbackOutcome& outcome);
+
+}  // namespace alumia::oauth

@@ -1,0 +1,149 @@
+// OAuth routes (SPEC §6): the ticketed start, start-by-connector, the callback and its result
+// page, reconnect URLs, and OAuth client configuration.
+#include "routes.hpp"
+
+#include <alumia/oauth.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+http::Response redirect(int status, const std::string& location) {
+  http::Response r;
+  r.status = status;
+  r.content_type.clear();
+  r.headers.emplace_back("Location", location);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+bool select_account(const http::Request& req) {
+  auto v = req.query_param("selectAccount");
+  return v && (*v == "1" || *v == "true");
+}
+
+Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
+  if (c.auth_type != "oauth") return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
+  auto url = ctx.oauth->begin(c, select);
+  if (!url) return std::unexpected(url.error());
+  return redirect(302, *url);
+}
+
+// GET|POST /api/v1/connections/:id/oauth — the URL a browser opens: a one-time ticket or the key.
+Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  const std::string& id = req.params.at("id");
+  if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not a connection id (a UUID)");
+  if (caller) {
+    auto c = ctx.core.get_connection(*caller, id);
+    if (!c) return std::unexpected(c.error());
+    return begin_for(ctx, *c, select_account(req));
+  }
+  std::string user_id;
+  const auto ticket = req.query_param("ticket");
+  if (!ticket || !ctx.core.redeem_ticket(*ticket, id, &user_id))
+    return fail(ErrorCode::unauthorized, "this link needs a valid one-time ticket (they are single use and last 10 minutes); "
+                                         "start again with `alumia-connect connect`");
+  auto user = ctx.store.find_user(user_id);
+  if (!user || !*user) return fail(ErrorCode::unauthorized, "the ticket's user no longer exists");
+  Caller owner{**user, {}};
+  auto c = ctx.core.get_connection(owner, id);
+  if (!c) return std::unexpected(c.error());
+  return begin_for(ctx, *c, select_account(req));
+}
+
+// GET /api/v1/connections/oauth/start?connector=SLUG[&label=][&selectAccount=1]
+Result<http::Response> start_by_connector(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  json body{{"connectorSlug", req.query_param("connector").value_or("")}};
+  if (auto l = req.query_param("label")) body["label"] = *l;
+  if (body["connectorSlug"].get<std::string>().empty()) return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
+  auto r = ctx.core.start_connection(*caller, body);
+  if (!r) return std::unexpected(r.error());
+  return begin_for(ctx, r->connection, select_account(req));
+}
+
+void page_headers(http::Response& r) {
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+}
+
+// GET /api/v1/connections/oauth/callback — public; state-checked. 303s to a clean result URL.
+Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  const auto outcome = ctx.oauth->complete(req.query);
+  const std::string id = ctx.oauth->remember(outcome);
+  http::Response r = redirect(303, "/api/v1/connections/oauth/result?id=" + id);
+  page_headers(r);
+  return r;
+}
+
+Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  auto outcome = ctx.oauth->recall(req.query_param("id").value_or(""));
+  oauth::CallbackOutcome shown = outcome.value_or(
+      oauth::CallbackOutcome{false, "error", "", "There is no sign-in result here (it expired or the link is wrong)."});
+  http::Response r;
+  r.status = outcome ? (shown.ok ? 200 : 400) : 404;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = oauth::callback_page_html(shown);
+  page_headers(r);
+  return r;
+}
+
+// POST /api/v1/connections/:id/oauth-url — a fresh ticketed URL, e.g. for `connect --reconnect ID`.
+Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  auto c = ctx.core.get_connection(*caller, req.params.at("id"));
+  if (!c) return std::unexpected(c.error());
+  if (c->auth_type != "oauth") return fail(ErrorCode::bad_request, "connector " + c->connector_slug + " does not use OAuth");
+  std::string url = ctx.core.oauth_url(*c);
+  if (select_account(req)) url += "&selectAccount=1";
+  return ok(json{{"connection", ctx.core.connection_json(*c)}, {"oauthUrl", url}});
+}
+
+Result<http::Response> set_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  const Connector* c = ctx.catalog.find(req.params.at("slug"));
+  if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  if (!body->is_object() || !(*body)["clientId"].is_string() || !(*body)["clientSecret"].is_string())
+    return fail(ErrorCode::bad_request, "body must be {\"clientId\": \"…\", \"clientSecret\": \"…\"}");
+  std::string secret = (*body)["clientSecret"].get<std::string>();
+  auto st = ctx.core.set_oauth_client(*c, (*body)["clientId"].get<std::string>(), secret);
+  wipe_string(secret);
+  if (!st) return std::unexpected(st.error());
+  spdlog::info("OAuth client for {} set", c->slug);
+  return ok(ctx.core.connector_json(*c));
+}
+
+Result<http::Response> unset_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  const Connector* c = ctx.catalog.find(req.params.at("slug"));
+  if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
+  if (auto st = ctx.core.unset_oauth_client(*c); !st) return std::unexpected(st.error());
+  return ok(ctx.core.connector_json(*c));
+}
+
+}  // namespace
+
+void add_oauth_routes(std::vector<Route>& routes) {
+  routes.push_back({"GET", "/api/v1/connections/oauth/start", start_by_connector, Auth::key, Scope::connections,
+                    k_json_body_cap, k_on_control, "create a connection and redirect to the provider"});
+  routes.push_back({"GET", "/api/v1/connections/oauth/callback", callback, Auth::public_, std::nullopt, k_json_body_cap,
+                    k_on_control | k_on_public, "the OAuth redirect URI (state-checked)"});
+  routes.push_back({"GET", "/api/v1/connections/oauth/result", result_page, Auth::public_, std::nullopt, k_json_body_cap,
+                    k_on_control | k_on_public, "the page that states an OAuth result"});
+  routes.push_back({"GET", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,
+                    k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
+  routes.push_back({"POST", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,
+                    k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
+  routes.push_back({"POST", "/api/v1/connections/:id/oauth-url", oauth_url, Auth::key, Scope::connections,
+                    k_json_body_cap, k_on_control, "a fresh ticketed oauthUrl (reconnect)"});
+  routes.push_back({"PUT", "/api/v1/oauth-clients/:slug", set_client, Auth::key, Scope::admin, k_json_body_cap,
+                    k_on_control, "set a connector's OAuth client id and secret (stored encrypted)"});
+  routes.push_back({"DELETE", "/api/v1/oauth-clients/:slug", unset_client, Auth::key, Scope::admin, k_json_body_cap,
+                    k_on_control, "remove a connector's stored OAuth client"});
+}
+
+}  // namespace alumia::daemon

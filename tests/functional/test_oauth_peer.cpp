@@ -1,0 +1,222 @@
+// OAuth end to end against a real authorization server (oidc-provider on 127.0.0.1), driven by
+// the real CLI with $BROWSER pointing at a scripted browser.
+#include <catch2/catch.hpp>
+
+#include "oauth_peer.hpp"
+#include "process.hpp"
+
+#include <alumia/http.hpp>
+
+using namespace alumia::test;
+using nlohmann::json;
+
+namespace {
+
+struct PeerSetup {
+  TempDir dir;
+  OAuthPeer peer;
+  std::filesystem::path browser;
+  std::unique_ptr<Daemon> daemon;
+
+  explicit PeerSetup(EnvOverrides peer_env = {}, EnvOverrides daemon_env = {},
+                     std::vector<std::pair<std::string, json>> connectors = {{"peer", json::object()}})
+      : peer(std::move(peer_env)) {
+    for (const auto& [slug, extra] : connectors) write_peer_connector(dir.path(), slug, peer.issuer(), extra);
+    browser = write_browser_wrapper(dir.path());
+    Daemon::Options o;
+    o.env = std::move(daemon_env);
+    for (const auto& [slug, extra] : connectors) {
+      std::string up = slug;
+      for (auto& ch : up) ch = ch == '-' ? '_' : char(std::toupper(static_cast<unsigned char>(ch)));
+      o.env.emplace("ALUMIA_" + up + "_CLIENT_ID", "alumia-test");
+      o.env.emplace("ALUMIA_" + up + "_CLIENT_SECRET", "test-only-secret");
+    }
+    daemon = std::make_unique<Daemon>(dir.path(), o);
+  }
+  ~PeerSetup() {
+    if (daemon) CHECK(daemon->stop() == 0);
+  }
+  EnvOverrides browser_env() const { return {{"BROWSER", browser.string()}, {"DISPLAY", ":0"}}; }
+  ProcessResult connect(std::vector<std::string> args) const {
+    std::vector<std::string> a{"connect"};
+    a.insert(a.end(), args.begin(), args.end());
+    return daemon->cli(a, browser_env());
+  }
+  json connection(const std::string& id) const { return daemon->api("GET", "/api/v1/connections/" + id).json()["data"]; }
+  std::string only_connection_id(const std::string& slug = "peer") const {
+    auto list = daemon->api("GET", "/api/v1/connections?connector=" + slug).json();
+    REQUIRE(list["data"]["items"].size() == 1);
+    return list["data"]["items"][0]["id"];
+  }
+  std::string token(const std::string& id) const {
+    auto r = daemon->api("POST", "/api/v1/connections/" + id + "/token", "{}");
+    REQUIRE(r.status == 200);
+    return r.json()["data"]["accessToken"];
+  }
+  // Starts a flow through the ticketed oauthUrl and returns the provider authorize URL.
+  std::string authorize_url(const std::string& id) const {
+    auto r = daemon->api("POST", "/api/v1/connections/" + id + "/oauth-url", "{}");
+    REQUIRE(r.status == 200);
+    const std::string oauth_url = r.json()["data"]["oauthUrl"];
+    auto hop = http_request("GET", oauth_url);
+    REQUIRE(hop.status == 302);
+    return hop.headers.find("Location")->second;
+  }
+};
+
+std::string query_value(const std::string& url, const std::string& name) {
+  const auto q = url.find('?');
+  for (const auto& [k, v] : alumia::http::form_decode(url.substr(q + 1)))
+    if (k == name) return v;
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("OAuth connect succeeds against the real peer and the token works", "[oauth-peer]") {
+  if (!oauth_peer_available()) {
+    WARN("oidc-provider is not installed: run tests/support/oauth-peer/install.sh");
+    return;
+  }
+  PeerSetup s;
+  auto r = s.connect({"peer", "--timeout", "60"});
+  INFO(r.out << r.err << s.daemon->log());
+  REQUIRE(r.exit_code == 0);
+  const std::string id = s.only_connection_id();
+  auto c = s.connection(id);
+  CHECK(c["status"] == "active");
+  CHECK(c["accountLabel"] == "alice@peer.test");
+  CHECK(c["expiresAt"].is_string());
+  const std::string at = s.token(id);
+  CHECK(s.peer.introspect(at)["active"] == true);
+  // Tokens never in plaintext on disk or in the log.
+  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
+    const auto p = s.dir.path() / f;
+    if (std::filesystem::exists(p)) CHECK(read_file(p).find(at) == std::string::npos);
+  }
+  CHECK(s.daemon->log().find(at) == std::string::npos);
+
+  SECTION("revocation makes the token inactive at the provider") {
+    auto del = s.daemon->api("DELETE", "/api/v1/connections/" + id);
+    REQUIRE(del.status == 200);
+    CHECK(del.json()["data"]["deleted"] == true);
+    CHECK(del.json()["data"]["providerRevocation"]["ok"] == true);
+    CHECK(s.peer.introspect(at)["active"] == false);
+    for (const char* f : {"store.db", "store.db-wal"}) {
+      const auto p = s.dir.path() / f;
+      if (std::filesystem::exists(p)) CHECK(read_file(p).find(at) == std::string::npos);
+    }
+  }
+  SECTION("reconnect keeps the id and issues a new grant") {
+    auto again = s.connect({"--reconnect", id, "--timeout", "60"});
+    INFO(again.out << again.err);
+    REQUIRE(again.exit_code == 0);
+    CHECK(s.connection(id)["status"] == "active");
+    const std::string at2 = s.token(id);
+    CHECK(at2 != at);
+    CHECK(s.peer.introspect(at2)["active"] == true);
+  }
+  SECTION("a replayed state changes nothing") {
+    const std::string auth = s.authorize_url(id);
+    const std::string state = query_value(auth, "state");
+    REQUIRE(state.size() >= 22);
+    CHECK(query_value(auth, "code_challenge_method") == "S256");
+    CHECK(query_value(auth, "redirect_uri") == s.daemon->url() + "/api/v1/connections/oauth/callback");
+    // The browser completes the flow once…
+    auto b = run({s.browser.string(), "--wait", auth});
+    REQUIRE(b.exit_code == 0);
+    const auto before = s.connection(id);
+    // …and a replay of the callback with the same state is refused without a token request.
+    auto replay = http_request("GET", s.daemon->url() + "/api/v1/connections/oauth/callback?code=x&state=" + state +
+                                          "&iss=" + alumia::http::url_encode(s.peer.issuer()));
+    REQUIRE(replay.status == 303);
+    auto page = http_request("GET", s.daemon->url() + replay.headers.find("Location")->second);
+    CHECK(page.status == 400);
+    CHECK(page.body.find("not valid any more") != std::string::npos);
+    CHECK(page.headers.find("Cache-Control")->second == "no-store");
+    CHECK(page.headers.find("Referrer-Policy")->second == "no-referrer");
+    CHECK(page.headers.find("Content-Security-Policy")->second.find("default-src 'none'") != std::string::npos);
+    CHECK(s.connection(id)["updatedAt"] == before["updatedAt"]);
+    CHECK(s.connection(id)["status"] == "active");
+  }
+  SECTION("a callback from the wrong issuer is refused before any token request") {
+    const std::string auth = s.authorize_url(id);
+    const std::string state = query_value(auth, "state");
+    auto cb = http_request("GET", s.daemon->url() + "/api/v1/connections/oauth/callback?code=x&state=" + state +
+                                      "&iss=" + alumia::http::url_encode("http://127.0.0.1:1"));
+    REQUIRE(cb.status == 303);
+    auto c2 = s.connection(id);
+    CHECK(c2["status"] == "error");
+    CHECK(c2["error"]["code"] == "invalid_issuer");
+  }
+  SECTION("50 bogus callbacks do not disturb a pending flow") {
+    const std::string auth = s.authorize_url(id);
+    for (int i = 0; i < 50; ++i)
+      CHECK(http_request("GET", s.daemon->url() + "/api/v1/connections/oauth/callback?code=x&state=bogus" +
+                                    std::to_string(i)).status == 303);
+    auto b = run({s.browser.string(), "--wait", auth});
+    REQUIRE(b.exit_code == 0);
+    CHECK(s.connection(id)["status"] == "active");
+  }
+}
+
+TEST_CASE("OAuth consent denied reports the provider's reason", "[oauth-peer]") {
+  if (!oauth_peer_available()) return;
+  PeerSetup s({}, {}, {{"peer", json{{"extraAuthorizeParams", {{"login_hint", "deny"}}}}}});
+  auto r = s.connect({"peer", "--timeout", "60"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("access_denied") != std::string::npos);
+  auto c = s.connection(s.only_connection_id());
+  CHECK(c["status"] == "error");
+  CHECK(c["error"]["code"] == "access_denied");
+}
+
+TEST_CASE("OAuth state expires", "[oauth-peer]") {
+  if (!oauth_peer_available()) return;
+  PeerSetup s({}, {{"ALUMIA_OAUTH_FLOW_TTL_MS", "300"}});
+  auto start = s.daemon->cli({"connect", "peer", "--no-wait", "--json"});
+  REQUIRE(start.exit_code == 0);
+  const std::string id = json::parse(start.out)["connection"]["id"];
+  const std::string auth = s.authorize_url(id);
+  const auto started = std::chrono::steady_clock::now();
+  // Wait (by polling the clock) until the flow's 300 ms have passed.
+  REQUIRE(eventually([&] { return std::chrono::steady_clock::now() - started > std::chrono::milliseconds(400); }));
+  auto b = run({s.browser.string(), "--wait", auth});
+  REQUIRE(b.exit_code == 0);
+  auto c = s.connection(id);
+  CHECK(c["status"] == "pending");  // the expired callback changed nothing but the flow is spent
+  CHECK(c["error"].is_null());
+}
+
+TEST_CASE("PKCE is enforced by the peer: a connector without it fails", "[oauth-peer]") {
+  if (!oauth_peer_available()) return;
+  PeerSetup s({}, {}, {{"nopkce", json{{"pkce", false}}}});
+  auto r = s.connect({"nopkce", "--timeout", "60"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  auto c = s.connection(s.only_connection_id("nopkce"));
+  CHECK(c["status"] == "error");
+}
+
+TEST_CASE("Refresh before expiry rotates the refresh token without reuse", "[oauth-peer]") {
+  if (!oauth_peer_available()) return;
+  PeerSetup s({{"PEER_AT_TTL", "4"}}, {{"ALUMIA_REFRESH_INTERVAL_MS", "100"}});
+  auto r = s.connect({"peer", "--timeout", "60"});
+  REQUIRE(r.exit_code == 0);
+  const std::string id = s.only_connection_id();
+  const std::string at1 = s.token(id);
+  // Two background refreshes, each at half the 4-second life; a reused rotated RT would kill the grant.
+  std::string first_refresh;
+  REQUIRE(eventually([&] {
+    auto c = s.connection(id);
+    if (!c["lastRefreshedAt"].is_string()) return false;
+    if (first_refresh.empty()) first_refresh = c["lastRefreshedAt"];
+    return c["lastRefreshedAt"] != first_refresh;
+  }, std::chrono::seconds(20), std::chrono::milliseconds(100)));
+  auto c = s.connection(id);
+  CHECK(c["status"] == "active");
+  const std::string at2 = s.token(id);
+  CHECK(at2 != at1);
+  CHECK(s.peer.introspect(at2)["active"] == true);
+}

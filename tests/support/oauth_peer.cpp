@@ -1,0 +1,85 @@
+#include "oauth_peer.hpp"
+
+#include <alumia/crypto.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <stdexcept>
+
+namespace alumia::test {
+namespace fs = std::filesystem;
+
+namespace {
+const fs::path k_peer_dir = fs::path(ALUMIA_SOURCE_DIR) / "tests/support/oauth-peer";
+}
+
+bool oauth_peer_available() {
+  return fs::exists("/usr/bin/node") && fs::exists(k_peer_dir / "node_modules/oidc-provider");
+}
+
+OAuthPeer::OAuthPeer(EnvOverrides env) {
+  m_proc = std::make_unique<Process>(std::vector<std::string>{"/usr/bin/node", (k_peer_dir / "peer.mjs").string()}, env);
+  const bool up = eventually([&] {
+    const std::string out = m_proc->out();
+    const auto pos = out.find("READY ");
+    if (pos == std::string::npos) return !m_proc->running();
+    const auto end = out.find('\n', pos);
+    if (end == std::string::npos) return false;
+    m_issuer = out.substr(pos + 6, end - pos - 6);
+    return true;
+  }, std::chrono::seconds(30));
+  if (!up || m_issuer.empty()) throw std::runtime_error("oauth peer did not start: " + m_proc->err());
+}
+
+OAuthPeer::~OAuthPeer() {
+  m_proc->signal(SIGTERM);
+  m_proc->wait(std::chrono::seconds(10));
+}
+
+nlohmann::json OAuthPeer::introspect(const std::string& token) const {
+  const std::string basic = "Basic " + crypto::base64_encode("alumia-test:test-only-secret");
+  auto r = http_request("POST", m_issuer + "/token/introspection",
+                        {{"Authorization", basic}, {"Content-Type", "application/x-www-form-urlencoded"}},
+                        "token=" + token);
+  return r.json();
+}
+
+void write_peer_connector(const fs::path& home, const std::string& slug, const std::string& issuer,
+                          const nlohmann::json& oauth_extra) {
+  nlohmann::json oauth{
+      {"authorizeUrl", issuer + "/auth"},
+      {"tokenUrl", issuer + "/token"},
+      {"revocation", {{"style", "rfc7009"}, {"url", issuer + "/token/revocation"}}},
+      {"defaultScopes", {"openid", "email", "offline_access"}},
+      {"scopeSeparator", " "},
+      {"pkce", true},
+      {"clientAuth", "basic"},
+      {"extraAuthorizeParams", {{"prompt", "consent"}}},
+      {"accountPickerParam", {{"name", "prompt"}, {"value", "login"}}},
+      {"issuer", issuer},
+      {"issRequired", true},
+      {"accountLabel", {{"source", "request"}, {"method", "GET"}, {"url", issuer + "/me"}, {"jsonPointers", {"/email"}}}},
+  };
+  oauth.merge_patch(oauth_extra);
+  nlohmann::json connector{{"slug", slug},
+                           {"name", "Test peer " + slug},
+                           {"description", "oidc-provider on loopback, for tests"},
+                           {"category", "testing"},
+                           {"authType", "oauth"},
+                           {"availability", "available"},
+                           {"tools", {{{"name", slug + ".whoami"}, {"description", "Read the signed-in account."}}}},
+                           {"oauth", oauth}};
+  fs::create_directories(home / "connectors.d");
+  std::ofstream(home / "connectors.d" / (slug + ".json")) << connector.dump(2);
+}
+
+fs::path write_browser_wrapper(const fs::path& dir) {
+  const fs::path wrapper = dir / "browser.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\nFAKE_BROWSER_JAR='" << (dir / "jar.json").string() << "' FAKE_BROWSER_LOG='"
+                         << (dir / "browser.log").string() << "' exec /usr/bin/node '"
+                         << (fs::path(ALUMIA_SOURCE_DIR) / "tests/support/fake-browser.mjs").string() << "' \"$@\"\n";
+  fs::permissions(wrapper, fs::perms::owner_all);
+  return wrapper;
+}
+
+}  // namespace alumia::test

@@ -1,0 +1,37 @@
+#pragma once
+// The real authorization server for OAuth tests: oidc-provider (tests/support/oauth-peer) on
+// 127.0.0.1:0, and a connectors.d file that points a test connector at it.
+#include "process.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace alumia::test {
+
+// True when node and the peer's node_modules are present (`make test` installs them).
+bool oauth_peer_available();
+
+class OAuthPeer {
+ public:
+  explicit OAuthPeer(EnvOverrides env = {});
+  ~OAuthPeer();
+  const std::string& issuer() const { return m_issuer; }
+  // Introspection (RFC 7662) of a token, authenticated as the test client.
+  nlohmann::json introspect(const std::string& token) const;
+  std::string log() const { return m_proc->err(); }
+
+ private:
+  std::unique_ptr<Process> m_proc;
+  std::string m_issuer;
+};
+
+// Writes connectors.d/<slug>.json for a connector backed by the peer. `extra` is merged into the
+// connector's "oauth" object (e.g. extraAuthorizeParams, pkce).
+void write_peer_connector(const std::filesystem::path& home, const std::string& slug, const std::string& issuer,
+                          const nlohmann::json& oauth_extra = nlohmann::json::object());
+
+// A $BROWSER wrapper that runs tests/support/fake-browser.mjs with its own jar and log.
+std::filesystem::path write_browser_wrapper(const std::filesystem::path& dir);
+
+}  // namespace alumia::test
