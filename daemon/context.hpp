@@ -8,6 +8,14 @@
 
 #include <string>
 
+namespace alumia::oauth {
+class FlowService;
+}
+
+namespace alumia {
+class WebhookService;
+}  // namespace alumia
+
 namespace alumia::daemon {
 
 struct DaemonInfo {
@@ -30,9 +38,11 @@ struct DaemonContext {
   const Clock& clock;
   Random& random;
   DaemonInfo info;
+  oauth::FlowService* oauth = nullptr;  // OAuth flows, refresh and provider revocation
   // Host names (host:port) each listener answers to (SPEC §2 DNS-rebinding defence).
   std::vector<std::string> control_hosts;
   std::vector<std::string> public_hosts;
+  WebhookService* webhooks = nullptr;  // set in main once the webhook store is open
 };
 
 }  // namespace alumia::daemon

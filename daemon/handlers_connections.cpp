@@ -1,6 +1,8 @@
 // Connections (SPEC §5) and reading their credentials (SPEC §6 "Using a connection").
 #include "routes.hpp"
 
+#include <alumia/oauth.hpp>
+
 #include <spdlog/spdlog.h>
 
 namespace alumia::daemon {
@@ -45,9 +47,10 @@ Result<http::Response> get_connection(DaemonContext& ctx, const http::Request& r
 }
 
 Result<http::Response> delete_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto r = ctx.core.revoke_connection(*caller, req.params.at("id"));
+  auto r = ctx.oauth->disconnect(*caller, req.params.at("id"));
   if (!r) return std::unexpected(r.error());
-  return ok(*r);
+  return ok(json{{"deleted", true},
+                 {"providerRevocation", {{"attempted", r->attempted}, {"ok", r->ok}, {"detail", r->detail}}}});
 }
 
 Result<http::Response> submit_credentials(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -66,8 +69,18 @@ Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, 
                                          (c->status == ConnectionStatus::expired
                                               ? "; run `alumia-connect connect --reconnect " + c->id + "`"
                                               : std::string()));
+  if (c->auth_type == "oauth") {
+    auto t = ctx.oauth->access_token(*c);
+    if (!t) return std::unexpected(t.error());
+    spdlog::info("access token of connection {} ({}) read by key {}", c->id, c->connector_slug, caller->key.prefix);
+    return ok(json{{"accessToken", std::string(t->access_token.view())},
+                   {"tokenType", t->token_type},
+                   {"expiresAt", t->expires_at ? json(format_time_ms(*t->expires_at)) : json(nullptr)},
+                   {"scopes", t->scopes},
+                   {"connectionId", c->id}});
+  }
   if (c->auth_type != "api_key")
-    return fail(ErrorCode::conflict, "connection " + c->id + " holds no readable credential yet");
+    return fail(ErrorCode::conflict, "connection " + c->id + " holds no readable credential");
   auto values = ctx.core.credential_values(*c);
   if (!values) return std::unexpected(values.error());
   spdlog::info("credential of connection {} ({}) read by key {}", c->id, c->connector_slug, caller->key.prefix);

@@ -7,8 +7,11 @@
 #include <alumia/fs.hpp>
 #include <alumia/http_client.hpp>
 #include <alumia/keyring.hpp>
+#include <alumia/oauth.hpp>
+#include <alumia/relay_worker.hpp>
 #include <alumia/sealer.hpp>
 #include <alumia/url.hpp>
+#include <alumia/webhook_service.hpp>
 
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
@@ -88,6 +91,15 @@ int run(int argc, char** argv) {
     if (!value->empty()) flags[name] = *value;
   if (insecure) flags["allow-insecure-base-url"] = "true";
 
+  // Signals are taken synchronously by the main thread (sigwait below). Block them before any
+  // thread exists (keyring/GDBus, OAuth refresh, relay worker, listeners): a thread created with
+  // SIGTERM unblocked would take the default action and kill the daemon without a clean exit.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
   harden_process();
   auto logger = spdlog::stderr_color_mt("alumia-connectd");
   spdlog::set_default_logger(logger);
@@ -137,7 +149,9 @@ int run(int argc, char** argv) {
 
   Core core(CoreDeps{*store, catalog, sealer, clock, random, http_client, env_lookup, settings.get("env"), ""});
 
-  daemon::DaemonContext ctx{core, *store, catalog, settings, clock, random, {}, {}, {}};
+  daemon::DaemonContext ctx{.core = core, .store = *store, .catalog = catalog, .settings = settings, .clock = clock,
+                            .random = random, .info = {}, .oauth = nullptr, .control_hosts = {}, .public_hosts = {},
+                            .webhooks = nullptr};
   daemon::Listener control(ctx, http::Listener::control);
   const int bound = must(control.bind(host, port), "cannot start the control listener");
   const std::string url_host = host == "::1" ? "[::1]" : (host == "localhost" ? "127.0.0.1" : host);
@@ -169,6 +183,48 @@ int run(int argc, char** argv) {
     spdlog::warn("the key file was missing; issued a new owner key into {}", paths.key_file().string());
   }
 
+  // OAuth: the redirect URI is built once from configuration, never from request headers.
+  std::string redirect_base = settings.get("oauth-redirect-base");
+  if (redirect_base.empty()) redirect_base = control_url;
+  {
+    const auto u = must(url::parse(redirect_base), "bad ALUMIA_OAUTH_REDIRECT_BASE");
+    if (!url::is_loopback_host(u) && u.scheme != "https")
+      throw StartupError{"ALUMIA_OAUTH_REDIRECT_BASE " + redirect_base + " must be https unless it is a loopback address"};
+  }
+  oauth::FlowService flows(core, redirect_base);
+  ctx.oauth = &flows;
+  int64_t refresh_ms = 30'000;
+  if (auto v = env_lookup("ALUMIA_REFRESH_INTERVAL_MS")) refresh_ms = std::max<int64_t>(50, std::stoll(*v));  // tests
+  if (auto v = env_lookup("ALUMIA_OAUTH_FLOW_TTL_MS")) flows.set_flow_ttl(std::max<int64_t>(1, std::stoll(*v)));  // tests
+  flows.start_worker(std::chrono::milliseconds(refresh_ms));
+
+  // Webhooks (SPEC §7): own connections to the store (group-committing writer + reader).
+  auto hook_store = must(open_sqlite_webhook_store({.path = paths.store_db()}), "cannot open the webhook store");
+  WebhookServiceDeps hook_deps{.core = core, .store = *store, .hooks = *hook_store, .clock = clock, .random = random,
+                               .http = http_client, .webhook_base_url = settings.get("webhook-base-url"),
+                               .allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true",
+                               .control_url = control_url, .default_relay_to = settings.get("relay-to")};
+  hook_deps.webhook_base_url = settings.get("webhook-base-url");
+  hook_deps.allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true";
+  hook_deps.control_url = control_url;
+  hook_deps.default_relay_to = settings.get("relay-to");
+  if (auto v = env_lookup("ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS"))
+    hook_deps.secret_grace = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
+  WebhookService webhooks(std::move(hook_deps));
+  ctx.webhooks = &webhooks;
+  RelayWorkerOptions relay_options;
+  relay_options.have_default_target = !webhooks.default_relay_to().empty();
+  // Test-only: a short retry schedule in milliseconds, e.g. "50,100,200".
+  if (auto v = env_lookup("ALUMIA_RELAY_BACKOFF_MS")) {
+    auto schedule = parse_backoff(*v);
+    if (!schedule) throw StartupError{"ALUMIA_RELAY_BACKOFF_MS must be a comma-separated list of milliseconds"};
+    relay_options.backoff = *schedule;
+    relay_options.jitter = 0.0;
+  }
+  RelayWorker relay(*hook_store, http_client, clock, random,
+                    [&webhooks](const std::string& id) { return webhooks.relay_target(id); }, relay_options);
+  webhooks.set_job_listener([&relay] { relay.notify(); });
+
   ctx.info.pid = static_cast<int>(::getpid());
   ctx.info.control_url = control_url;
   ctx.info.keyring_backend = std::string(format_keyring_mode(master.backend));
@@ -177,13 +233,6 @@ int run(int argc, char** argv) {
   ctx.info.store_path = paths.store_db().string();
   ctx.info.started_at_ms = clock.now_ms();
 
-  // Signals are taken synchronously by this thread; every other thread inherits the mask.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 
   control.start();
   if (public_listener) public_listener->start();
@@ -192,12 +241,15 @@ int run(int argc, char** argv) {
   must(write_file_atomic_0600(paths.state_file(), state.dump() + "\n"), "cannot write the state file");
   spdlog::info("alumia-connectd {} listening on {}{}", ALUMIA_VERSION, control_url,
                public_listener ? " (public " + ctx.info.public_url + ")" : std::string());
+  relay.start();
 
   int sig = 0;
   sigwait(&set, &sig);
   spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   if (public_listener) public_listener->stop();
   control.stop();
+  flows.stop_worker();
+  relay.stop();
   std::error_code ec;
   std::filesystem::remove(paths.state_file(), ec);
   spdlog::info("stopped");

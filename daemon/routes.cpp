@@ -47,7 +47,9 @@ std::vector<Route> build_table() {
   add_meta_routes(routes);
   add_key_routes(routes);
   add_connector_routes(routes);
+  add_oauth_routes(routes);  // static /connections/oauth/* paths before /connections/:id
   add_connection_routes(routes);
+  add_webhook_routes(routes);
   return routes;
 }
 

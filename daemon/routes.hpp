@@ -61,5 +61,7 @@ void add_meta_routes(std::vector<Route>& routes);
 void add_key_routes(std::vector<Route>& routes);
 void add_connector_routes(std::vector<Route>& routes);
 void add_connection_routes(std::vector<Route>& routes);
+void add_oauth_routes(std::vector<Route>& routes);
+void add_webhook_routes(std::vector<Route>& routes);
 
 }  // namespace alumia::daemon

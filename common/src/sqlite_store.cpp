@@ -41,6 +41,35 @@ CREATE TABLE secrets (
   owner_table TEXT NOT NULL, owner_id TEXT NOT NULL, field TEXT NOT NULL, sealed BLOB NOT NULL,
   PRIMARY KEY (owner_table, owner_id, field));
 )sql",
+    // 2: webhook endpoints, events, the dedup set (8-day TTL on received_at) and relay jobs.
+    R"sql(
+CREATE TABLE webhook_endpoints (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL, connection_id TEXT,
+  label TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, relay_to TEXT, config TEXT NOT NULL DEFAULT '{}',
+  max_body_bytes INTEGER NOT NULL, previous_secret_expires_at INTEGER,
+  received INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0, verification_failures INTEGER NOT NULL DEFAULT 0,
+  last_delivery_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER);
+CREATE INDEX webhook_endpoints_user ON webhook_endpoints(user_id, created_at DESC, id DESC);
+CREATE TABLE webhook_events (
+  id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, user_id TEXT NOT NULL, provider TEXT NOT NULL,
+  event_key TEXT NOT NULL, event_type TEXT NOT NULL DEFAULT '', headers TEXT NOT NULL DEFAULT '[]',
+  body BLOB NOT NULL, received_at INTEGER NOT NULL);
+CREATE INDEX webhook_events_user ON webhook_events(user_id, received_at DESC, id DESC);
+CREATE INDEX webhook_events_endpoint ON webhook_events(endpoint_id, received_at DESC, id DESC);
+CREATE TABLE webhook_dedup (
+  endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  UNIQUE (endpoint_id, event_key));
+CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
+CREATE TABLE webhook_jobs (
+  id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, user_id TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_status INTEGER, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  finished_at INTEGER);
+CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at DESC, id DESC);
+CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at DESC);
+)sql",
 };
 
 Error db_error(const std::exception& e) {
@@ -246,6 +275,18 @@ class SqliteStore final : public Store {
         out.items.resize(page.limit);
         out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
       }
+      return out;
+    });
+  }
+
+  Result<std::vector<Connection>> list_expiring_connections(int64_t before_ms) override {
+    return run([&] {
+      SQLite::Statement q(m_db, std::string(k_conn_cols) +
+                                    " WHERE deleted_at IS NULL AND status='active' AND auth_type='oauth'"
+                                    " AND expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at");
+      q.bind(1, static_cast<int64_t>(before_ms));
+      std::vector<Connection> out;
+      while (q.executeStep()) out.push_back(read_connection(q));
       return out;
     });
   }

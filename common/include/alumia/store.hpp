@@ -46,6 +46,8 @@ class Store {
   // Updates the row; when `secrets` is given, replaces all of the connection's sealed values in
   // the same transaction (synchronous=FULL commit: a rotated refresh token must not be lost).
   virtual Status update_connection(const Connection& c, const std::vector<SealedValue>* secrets) = 0;
+  // Active OAuth connections whose access token expires before `before_ms` (refresh worker).
+  virtual Result<std::vector<Connection>> list_expiring_connections(int64_t before_ms) = 0;
   // Marks it revoked/deleted, destroys its secrets in the same transaction, then checkpoints the WAL
   // so no old page keeps the plaintext-equivalent ciphertext around.
   virtual Status destroy_connection(const Connection& c) = 0;

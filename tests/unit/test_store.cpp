@@ -1,0 +1,287 @@
+// The SQLite store: migrations on reopen, pagination order and cursors, destroying secrets; and the
+// Core's ownership rule (another user's resource is NOT_FOUND, SPEC §2) with two users in one store.
+#include <alumia/catalog.hpp>
+#include <alumia/clock.hpp>
+#include <alumia/core.hpp>
+#include <alumia/http.hpp>
+#include <alumia/sealer.hpp>
+#include <alumia/store.hpp>
+
+#include "process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+using alumia::Connection;
+using alumia::ConnectionStatus;
+using alumia::ErrorCode;
+using alumia::Page;
+using alumia::Store;
+using alumia::test::TempDir;
+
+std::unique_ptr<Store> open_store(const fs::path& p) {
+  auto s = alumia::open_sqlite_store({p, true});
+  REQUIRE(s);
+  return std::move(*s);
+}
+
+Connection make_connection(const std::string& id, const std::string& user, int64_t created,
+                           const std::string& slug = "telegram", ConnectionStatus st = ConnectionStatus::pending) {
+  Connection c;
+  c.id = id;
+  c.user_id = user;
+  c.connector_slug = slug;
+  c.label = "l-" + id.substr(0, 8);
+  c.auth_type = "api_key";
+  c.status = st;
+  c.created_at = c.updated_at = created;
+  return c;
+}
+
+std::string id_n(int n) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
+  return buf;
+}
+
+class FixedClock final : public alumia::Clock {
+ public:
+  std::chrono::system_clock::time_point now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'000));
+  }
+};
+
+class NoNetwork final : public alumia::http::Client {
+ public:
+  alumia::Result<alumia::http::OutboundResponse> send(const alumia::http::OutboundRequest&) override {
+    return alumia::fail(ErrorCode::service_unavailable, "no network in unit tests");
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the store migrates once and reopens without re-running migrations", "[unit][store]") {
+  TempDir dir;
+  const fs::path db = dir.path() / "store.db";
+  {
+    auto s = open_store(db);
+    REQUIRE(s->insert_user({"u1", "owner", 1}));
+    REQUIRE(s->put_meta("k", "v"));
+  }
+  struct stat st{};
+  REQUIRE(::stat(db.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  for (int i = 0; i < 3; ++i) {
+    auto s = open_store(db);  // a second CREATE TABLE would throw here
+    auto u = s->find_user("u1");
+    REQUIRE(u);
+    REQUIRE(u->has_value());
+    CHECK((*u)->name == "owner");
+    auto m = s->get_meta("k");
+    REQUIRE(m);
+    CHECK(m->value_or("") == "v");
+  }
+}
+
+TEST_CASE("connections list newest first with a stable cursor", "[unit][store]") {
+  TempDir dir;
+  auto s = open_store(dir.path() / "store.db");
+  REQUIRE(s->insert_user({"u1", "a", 1}));
+  REQUIRE(s->insert_user({"u2", "b", 2}));
+  // 7 rows; three share one timestamp so the id breaks the tie.
+  const std::vector<std::pair<int, int64_t>> rows{{1, 100}, {2, 200}, {3, 300}, {4, 300}, {5, 300}, {6, 400}, {7, 500}};
+  for (const auto& [n, t] : rows) REQUIRE(s->insert_connection(make_connection(id_n(n), "u1", t)));
+  REQUIRE(s->insert_connection(make_connection(id_n(50), "u2", 450)));  // someone else's
+  auto deleted = make_connection(id_n(60), "u1", 600);
+  deleted.deleted_at = 601;
+  deleted.status = ConnectionStatus::revoked;
+  REQUIRE(s->insert_connection(deleted));
+
+  const std::vector<std::string> expected{id_n(7), id_n(6), id_n(5), id_n(4), id_n(3), id_n(2), id_n(1)};
+  for (std::size_t limit : {1u, 2u, 3u, 7u, 50u}) {
+    CAPTURE(limit);
+    std::vector<std::string> got;
+    Page p;
+    p.limit = limit;
+    for (int pages = 0; pages < 20; ++pages) {
+      alumia::ConnectionFilter f;
+      f.user_id = "u1";
+      auto r = s->list_connections(f, p);
+      REQUIRE(r);
+      CHECK(r->items.size() <= limit);
+      for (const auto& c : r->items) got.push_back(c.id);
+      if (!r->next_cursor) break;
+      CHECK(r->items.size() == limit);
+      p.cursor = r->next_cursor;
+    }
+    CHECK(got == expected);
+  }
+
+  SECTION("the last full page has no cursor") {
+    alumia::ConnectionFilter f;
+    f.user_id = "u1";
+    Page p;
+    p.limit = 7;
+    auto r = s->list_connections(f, p);
+    REQUIRE(r);
+    CHECK(r->items.size() == 7);
+    CHECK_FALSE(r->next_cursor);
+  }
+  SECTION("filters by connector and status") {
+    REQUIRE(s->insert_connection(make_connection(id_n(8), "u1", 700, "stripe", ConnectionStatus::active)));
+    alumia::ConnectionFilter f;
+    f.user_id = "u1";
+    f.connector = "stripe";
+    auto r = s->list_connections(f, Page{});
+    REQUIRE(r);
+    REQUIRE(r->items.size() == 1);
+    CHECK(r->items[0].id == id_n(8));
+    alumia::ConnectionFilter g;
+    g.user_id = "u1";
+    g.status = ConnectionStatus::pending;
+    auto q = s->list_connections(g, Page{});
+    REQUIRE(q);
+    CHECK(q->items.size() == 7);
+  }
+  SECTION("a garbage cursor is BAD_REQUEST") {
+    alumia::ConnectionFilter f;
+    f.user_id = "u1";
+    Page p;
+    p.cursor = "not a cursor!";
+    auto r = s->list_connections(f, p);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::bad_request);
+  }
+  SECTION("cursor round trip") {
+    const auto c = alumia::encode_cursor(1234, id_n(3));
+    auto d = alumia::decode_cursor(c);
+    REQUIRE(d);
+    CHECK(d->first == 1234);
+    CHECK(d->second == id_n(3));
+    CHECK_FALSE(alumia::decode_cursor("%%%"));
+  }
+}
+
+TEST_CASE("destroy_connection removes its secrets and leaves no ciphertext in the files", "[unit][store]") {
+  TempDir dir;
+  const fs::path db = dir.path() / "store.db";
+  auto s = open_store(db);
+  REQUIRE(s->insert_user({"u1", "a", 1}));
+  auto c = make_connection(id_n(1), "u1", 10);
+  REQUIRE(s->insert_connection(c));
+  auto other = make_connection(id_n(2), "u1", 11);
+  REQUIRE(s->insert_connection(other));
+  const std::string marker = "SEALED-MARKER-7f3a9c1e5b2d4680";
+  c.status = ConnectionStatus::active;
+  const std::vector<alumia::SealedValue> secrets{{"cred.bot_token", marker}, {"cred.other", marker + "-2"}};
+  REQUIRE(s->update_connection(c, &secrets));
+  REQUIRE(s->put_secrets("connections", other.id, {{"cred.bot_token", "keep-me"}}));
+  {
+    auto loaded = s->load_secrets("connections", c.id);
+    REQUIRE(loaded);
+    CHECK(loaded->size() == 2);
+  }
+  c.status = ConnectionStatus::revoked;
+  c.deleted_at = 20;
+  REQUIRE(s->destroy_connection(c));
+  auto loaded = s->load_secrets("connections", c.id);
+  REQUIRE(loaded);
+  CHECK(loaded->empty());
+  auto kept = s->load_secrets("connections", other.id);
+  REQUIRE(kept);
+  CHECK(kept->size() == 1);
+  auto found = s->find_connection(c.id);
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  CHECK((*found)->status == ConnectionStatus::revoked);
+  CHECK((*found)->deleted_at == 20);
+  // secure_delete + WAL checkpoint: the old bytes are gone from every file of the store.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const fs::path f = db.string() + suffix;
+    if (!fs::exists(f)) continue;
+    CAPTURE(f.string());
+    CHECK(alumia::test::read_file(f).find(marker) == std::string::npos);
+  }
+  // Not visible to by-label lookups any more.
+  auto by_label = s->find_connection_by_label("u1", "telegram", c.label);
+  REQUIRE(by_label);
+  CHECK_FALSE(by_label->has_value());
+}
+
+TEST_CASE("another user's connection and key are NOT_FOUND at the Core", "[unit][store][core]") {
+  TempDir dir;
+  auto store = open_store(dir.path() / "store.db");
+  auto catalog = alumia::load_catalog(dir.path() / "connectors.d");
+  REQUIRE(catalog);
+  alumia::SystemRandom random;
+  FixedClock clock;
+  NoNetwork net;
+  alumia::Sealer sealer(alumia::generate_key(random), random);
+  alumia::Core core(alumia::CoreDeps{*store, *catalog, sealer, clock, random, net,
+                                     [](std::string_view) { return std::optional<std::string>(); }, "live",
+                                     "http://127.0.0.1:1"});
+  auto owner_key = core.bootstrap_owner();
+  REQUIRE(owner_key);
+  REQUIRE(owner_key->has_value());
+  REQUIRE(store->insert_user({"22222222-2222-4222-8222-222222222222", "second", 5}));
+  auto second_key = core.issue_key("22222222-2222-4222-8222-222222222222", "second", alumia::k_all_scopes);
+  REQUIRE(second_key);
+
+  auto a = core.authenticate("Bearer " + **owner_key);
+  auto b = core.authenticate("Bearer " + *second_key);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(a->user.id != b->user.id);
+
+  auto started = core.start_connection(*a, nlohmann::json{{"connectorSlug", "telegram"}});
+  REQUIRE(started);
+  const std::string id = started->connection.id;
+
+  auto got = core.get_connection(*b, id);
+  REQUIRE_FALSE(got);
+  CHECK(got.error().code == ErrorCode::not_found);
+  auto creds = core.submit_credentials(*b, id, nlohmann::json{{"values", {{"bot_token", "1"}}}});
+  REQUIRE_FALSE(creds);
+  CHECK(creds.error().code == ErrorCode::not_found);
+  auto revoked = core.revoke_connection(*b, id);
+  REQUIRE_FALSE(revoked);
+  CHECK(revoked.error().code == ErrorCode::not_found);
+  auto listed = core.list_connections(*b, {}, Page{});
+  REQUIRE(listed);
+  CHECK(listed->items.empty());
+  // The same label for the second user is a separate connection, not a reuse of the first's.
+  auto mine = core.start_connection(*b, nlohmann::json{{"connectorSlug", "telegram"}});
+  REQUIRE(mine);
+  CHECK(mine->created);
+  CHECK(mine->connection.id != id);
+
+  // The owner still sees and owns it.
+  CHECK(core.get_connection(*a, id));
+  auto a_list = core.list_connections(*a, {}, Page{});
+  REQUIRE(a_list);
+  CHECK(a_list->items.size() == 1);
+
+  // Keys: the second user cannot revoke or see the owner's key.
+  auto a_keys = core.list_api_keys(*a);
+  REQUIRE(a_keys);
+  REQUIRE(a_keys->size() == 1);
+  auto kr = core.revoke_api_key(*b, a_keys->front().id);
+  REQUIRE_FALSE(kr);
+  CHECK(kr.error().code == ErrorCode::not_found);
+  auto b_keys = core.list_api_keys(*b);
+  REQUIRE(b_keys);
+  for (const auto& k : *b_keys) CHECK(k.user_id == b->user.id);
+  CHECK(core.revoke_api_key(*a, a_keys->front().id));
+  auto again = core.revoke_api_key(*a, a_keys->front().id);
+  REQUIRE_FALSE(again);
+  CHECK(again.error().code == ErrorCode::conflict);
+}
