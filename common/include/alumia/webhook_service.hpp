@@ -1,0 +1,113 @@
+#pragma once
+// Webhook endpoints, the receiver pipeline, events and jobs (SPEC §7). Handlers in daemon/ call
+// this; persistence is WebhookStore (rows) + Store (sealed secrets); verification is the per-provider
+// Verifier table in webhooks.hpp.
+//
+// Endpoint secrets are opened once (at first use, create and rotate) and kept in memory, so the
+// receiver's hot path does no store read and no decryption per request.
+#include <alumia/clock.hpp>
+#include <alumia/core.hpp>
+#include <alumia/error.hpp>
+#include <alumia/http.hpp>
+#include <alumia/secret.hpp>
+#include <alumia/store.hpp>
+#include <alumia/webhook_store.hpp>
+#include <alumia/webhooks.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace alumia {
+
+inline constexpr int64_t k_default_webhook_body_cap = 256 * 1024;
+inline constexpr int64_t k_max_webhook_body_cap = 25 * 1024 * 1024;
+inline constexpr int64_t k_dedup_ttl_ms = 8LL * 24 * 3600 * 1000;
+
+struct WebhookServiceDeps {
+  Core& core;  // seal_values, the sealer and connections
+  Store& store;
+  WebhookStore& hooks;
+  const Clock& clock;
+  Random& random;
+  http::Client& http;  // JWKS fetches (gmail)
+  std::string webhook_base_url;  // setting webhook-base-url ("" = none)
+  bool allow_insecure_base_url = false;
+  std::string control_url;       // fallback base of receiveUrl
+  std::string default_relay_to;  // setting relay-to
+  std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
+};
+
+// Where a job of an endpoint goes and the key that signs it.
+struct RelayTarget {
+  std::string url;
+  SecretBytes secret;
+};
+
+class WebhookService {
+ public:
+  explicit WebhookService(WebhookServiceDeps deps);
+
+  void set_control_url(std::string url);
+  // Called after a commit that created a job (wakes the relay worker).
+  void set_job_listener(std::function<void()> listener);
+  const std::string& default_relay_to() const { return m_d.default_relay_to; }
+
+  // Endpoints.
+  Result<nlohmann::json> create_endpoint(const Caller& caller, const nlohmann::json& body);
+  Result<PageResult<WebhookEndpointRecord>> list_endpoints(const Caller& caller, const Page& page);
+  Result<WebhookEndpointRecord> get_endpoint(const Caller& caller, const std::string& id);
+  Status delete_endpoint(const Caller& caller, const std::string& id);
+  Result<nlohmann::json> rotate_secret(const Caller& caller, const std::string& id, const nlohmann::json& body);
+  nlohmann::json endpoint_json(const WebhookEndpointRecord& e) const;
+
+  // The receiver (params "provider" and "endpointId"): errors are answered in the envelope.
+  Result<http::Response> receive(const http::Request& req);
+
+  // Events and jobs of the caller.
+  Result<PageResult<WebhookEvent>> list_events(const Caller& caller, EventFilter filter, const Page& page);
+  Result<WebhookEvent> get_event(const Caller& caller, const std::string& id);
+  Result<WebhookJob> replay_event(const Caller& caller, const std::string& id);
+  Result<PageResult<WebhookJob>> list_jobs(const Caller& caller, JobFilter filter, const Page& page);
+  Result<WebhookJob> retry_job(const Caller& caller, const std::string& id);
+  Result<int64_t> retry_jobs(const Caller& caller, const std::string& state, std::optional<int64_t> since);
+
+  static nlohmann::json event_json(const WebhookEvent& e, bool full);
+  static nlohmann::json job_json(const WebhookJob& j);
+
+  // The relay worker's view of an endpoint; nullopt when it has no target (or is gone).
+  Result<std::optional<RelayTarget>> relay_target(const std::string& endpoint_id);
+
+  // "2026-11-29T03:25:19Z" (fractions allowed), unix milliseconds, or an age like 15m / 2h / 7d.
+  static std::optional<int64_t> parse_since(std::string_view text, int64_t now_ms);
+
+ private:
+  struct Cached {
+    WebhookEndpointRecord record;
+    webhooks::EndpointConfig current;  // the current secret only
+    webhooks::EndpointConfig during_grace;  // current + previous secret
+    SecretBytes relay_secret;
+  };
+  Result<std::shared_ptr<const Cached>> cached(const std::string& id);
+  Result<std::shared_ptr<const Cached>> load(const WebhookEndpointRecord& record);
+  void forget(const std::string& id);
+  Result<WebhookEndpointRecord> owned_endpoint(const Caller& caller, const std::string& id);
+  Result<WebhookEvent> owned_event(const Caller& caller, const std::string& id);
+  std::string receive_base() const;
+  Status seal_and_store(const std::string& id, const std::map<std::string, std::string>& values);
+
+  WebhookServiceDeps m_d;
+  std::string m_base_problem;  // why webhook_base_url was refused ("" when usable or unset)
+  webhooks::CachingJwks m_jwks;
+  std::function<void()> m_job_listener;
+  std::mutex m_cache_mutex;
+  std::map<std::string, std::shared_ptr<const Cached>> m_cache;
+};
+
+}  // namespace alumia

@@ -1,0 +1,174 @@
+// The group-committing webhook store: dedup semantics, per-request isolation inside a batch, and
+// concurrent ingest (each key stored once, every waiter answered).
+#include "process.hpp"
+
+#include <alumia/relay_worker.hpp>
+#include <alumia/store.hpp>
+#include <alumia/webhook_store.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+using namespace alumia;
+
+namespace {
+
+struct Fixture {
+  test::TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<WebhookStore> hooks;
+  Fixture() {
+    auto s = open_sqlite_store({dir.path() / "store.db", true});
+    REQUIRE(s);
+    store = std::move(*s);
+    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db"});
+    REQUIRE(h);
+    hooks = std::move(*h);
+    WebhookEndpointRecord e;
+    e.id = "ep1";
+    e.user_id = "u1";
+    e.provider = "github";
+    e.created_at = e.updated_at = 1;
+    REQUIRE(hooks->insert_endpoint(e));
+  }
+};
+
+IngestRequest request(const std::string& key, int n) {
+  IngestRequest r;
+  r.endpoint_id = "ep1";
+  r.user_id = "u1";
+  r.provider = "github";
+  r.event_key = key;
+  r.event_type = "push";
+  r.headers = "[]";
+  r.body = "{}";
+  r.received_at = 1000 + n;
+  r.event_id = "ev-" + std::to_string(n);
+  r.job_id = "job-" + std::to_string(n);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("webhook store: dedup on the event key, aliases and batched item keys", "[webhooks][store]") {
+  Fixture f;
+  auto first = f.hooks->ingest(request("github:a", 1));
+  REQUIRE(first);
+  CHECK_FALSE(first->duplicate);
+  auto again = f.hooks->ingest(request("github:a", 2));
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  CHECK(again->event_id == "ev-1");
+
+  auto aliased = request("linear:d1", 3);
+  aliased.alias_keys = {"linear:content"};
+  REQUIRE_FALSE(f.hooks->ingest(aliased)->duplicate);
+  CHECK(f.hooks->ingest(request("linear:content", 4))->duplicate);  // a hit on an alias
+
+  auto batch = request("whatsapp:msg:1", 5);
+  batch.item_keys = {"whatsapp:msg:1", "whatsapp:msg:2"};
+  REQUIRE_FALSE(f.hooks->ingest(batch)->duplicate);
+  auto partial = request("whatsapp:msg:2", 6);
+  partial.item_keys = {"whatsapp:msg:2", "whatsapp:msg:3"};
+  CHECK_FALSE(f.hooks->ingest(partial)->duplicate);  // one new item: not a repeat
+  auto all_known = request("whatsapp:msg:1", 7);
+  all_known.item_keys = {"whatsapp:msg:1", "whatsapp:msg:3"};
+  CHECK(f.hooks->ingest(all_known)->duplicate);
+
+  auto ep = f.hooks->find_endpoint("ep1");
+  REQUIRE(ep);
+  REQUIRE(*ep);
+  CHECK((*ep)->received == 3 + 1);
+  CHECK((*ep)->duplicates == 3);
+
+  EventFilter filter;
+  filter.user_id = "u1";
+  auto events = f.hooks->list_events(filter, Page{});
+  REQUIRE(events);
+  CHECK(events->items.size() == 4);
+  CHECK(events->items.front().job_state == "queued");
+
+  // The TTL pruning forgets keys, after which the same key is new again.
+  REQUIRE(f.hooks->prune_dedup(1002));
+  CHECK_FALSE(f.hooks->ingest(request("github:a", 8))->duplicate);
+}
+
+TEST_CASE("webhook store: a failing operation does not fail its batch neighbours", "[webhooks][store]") {
+  Fixture f;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0}, failed{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        if (i % 5 == 0) {
+          WebhookEndpointRecord dup;
+          dup.id = "ep1";  // primary key conflict
+          dup.user_id = "u1";
+          dup.provider = "github";
+          if (f.hooks->insert_endpoint(dup)) ++ok;
+          else ++failed;
+        } else {
+          const int n = t * 100 + i;
+          if (f.hooks->ingest(request("github:" + std::to_string(n), n))) ++ok;
+          else ++failed;
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(failed == 8 * 4);
+  CHECK(ok == 8 * 16);
+}
+
+TEST_CASE("webhook store: concurrent ingest stores each key once and answers every waiter", "[webhooks][store]") {
+  Fixture f;
+  constexpr int k_threads = 16;
+  constexpr int k_per_thread = 200;
+  std::mutex m;
+  std::map<std::string, int> new_per_key;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < k_per_thread; ++i) {
+        // Every key is sent by two threads.
+        const int key = (t / 2) * k_per_thread + i;
+        const int n = t * k_per_thread + i;
+        auto r = f.hooks->ingest(request("github:" + std::to_string(key), n));
+        REQUIRE(r);
+        std::lock_guard lock(m);
+        new_per_key["github:" + std::to_string(key)] += r->duplicate ? 0 : 1;
+      }
+    });
+  for (auto& th : threads) th.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "webhook store: %d ingests from %d threads in %.3f s (%.0f/s)\n", k_threads * k_per_thread,
+               k_threads, secs, k_threads * k_per_thread / secs);
+  CHECK(new_per_key.size() == static_cast<std::size_t>(k_threads / 2 * k_per_thread));
+  for (const auto& [key, n] : new_per_key) {
+    INFO(key);
+    CHECK(n == 1);
+  }
+  auto ep = f.hooks->find_endpoint("ep1");
+  CHECK((*ep)->received == k_threads / 2 * k_per_thread);
+  CHECK((*ep)->duplicates == k_threads / 2 * k_per_thread);
+}
+
+TEST_CASE("relay worker helpers: backoff schedule parsing and the signature format", "[webhooks]") {
+  CHECK(parse_backoff("50,100,200") == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(50),
+                                                                            std::chrono::milliseconds(100),
+                                                                            std::chrono::milliseconds(200)});
+  CHECK_FALSE(parse_backoff(""));
+  CHECK_FALSE(parse_backoff("5,x"));
+  CHECK(default_relay_backoff().size() == 8);
+  CHECK(default_relay_backoff().back() == std::chrono::hours(6));
+  // HMAC-SHA256("secret", "1700000000.{}")
+  const std::string sig = relay_signature("secret", 1700000000, "{}");
+  CHECK(sig.rfind("t=1700000000,v1=", 0) == 0);
+  CHECK(sig.size() == std::string("t=1700000000,v1=").size() + 64);
+}
