@@ -1,0 +1,54 @@
+// bench_bare_server: the HTTP ceiling for bench/ingest.sh. A cpp-httplib server with the same
+// transport settings as the daemon's listener (TCP_NODELAY, keep-alive limits, default thread pool)
+// that answers every POST with an empty 200 and does nothing else. Listens on 127.0.0.1 (port 0 by
+// default, or argv[1]), prints the bound port on stdout, and exits 0 on SIGTERM or SIGINT.
+#include <httplib.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists, then take them synchronously below.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  httplib::Server server;
+  server.set_tcp_nodelay(true);  // without it keep-alive POSTs stall at ~300 req/s (Nagle + delayed ACK)
+  server.set_read_timeout(10, 0);
+  server.set_write_timeout(10, 0);
+  server.set_keep_alive_max_count(1000);  // as the daemon; the library default (5) would reconnect constantly
+  server.set_keep_alive_timeout(5);
+  server.set_payload_max_length(256 * 1024);
+  server.Post(".*", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 200;
+    res.set_content("", "text/plain");
+  });
+
+  const int wanted = argc > 1 ? std::atoi(argv[1]) : 0;
+  int port = wanted;
+  if (wanted == 0) {
+    port = server.bind_to_any_port("127.0.0.1");
+  } else if (!server.bind_to_port("127.0.0.1", wanted)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    std::fprintf(stderr, "bench_bare_server: cannot bind 127.0.0.1:%d\n", wanted);
+    return 1;
+  }
+  std::printf("%d\n", port);
+  std::fflush(stdout);
+
+  std::thread serving([&server] { server.listen_after_bind(); });
+  int sig = 0;
+  sigwait(&set, &sig);
+  server.stop();
+  serving.join();
+  return 0;
+}

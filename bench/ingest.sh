@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# bench/ingest.sh BUILD_DIR — webhook ingest throughput of alumia-connectd against the HTTP ceiling.
+#
+# wrk posts signed GitHub-style 1 KiB deliveries (unique X-GitHub-Delivery each) over keep-alive
+# connections, alternately to the daemon's receiver and to bench_bare_server (cpp-httplib answering
+# 200 and nothing else), for several rounds. It prints each round's rate and p50/p99 latency, the
+# median daemon/bare ratios, PASS/FAIL against the targets, and a durability check: the daemon is
+# killed with SIGKILL and every eventId it answered 2xx for must be in the store, exactly once, with
+# its job. See bench/README.md. Traffic goes only to 127.0.0.1.
+#
+# Knobs (environment): ROUNDS=5 DURATION=8 (seconds per run) CONNECTIONS=8 THREADS=2 WARMUP=2
+#                      (seconds, per target, not counted) KEEP=1 (keep the temp dir with logs)
+#                      RELAY=1 (the daemon relays every job to the bare server; default: no target)
+# Exit status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
+set -euo pipefail
+
+BUILD=${1:-build}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-8}
+CONNECTIONS=${CONNECTIONS:-8}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2}
+TARGET_RATE_RATIO=0.70
+TARGET_P99_RATIO=1.5
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SCRIPT="$HERE/ingest_signed.lua"
+DAEMON="$BUILD/daemon/alumia-connectd"
+BARE="$BUILD/bench/bench_bare_server"
+
+die() { echo "ingest: $*" >&2; exit 2; }
+for tool in wrk curl python3 sqlite3; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install $tool; make deps installs it)"
+done
+[ -x "$DAEMON" ] || die "no daemon at $DAEMON (build first: make build, or cmake --build $BUILD)"
+[ -x "$BARE" ] || die "no bare server at $BARE (build the bench_bare_server target; ALUMIA_BUILD_BENCH=ON)"
+[ -f "$SCRIPT" ] || die "missing $SCRIPT"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumia-bench.XXXXXX")
+HOME_DIR="$WORK/home"
+mkdir -m 700 "$HOME_DIR"
+DAEMON_PID=""
+BARE_PID=""
+WRK_PID=""
+
+stop_pid() {  # stop_pid PID SIGNAL: signal one process we started and reap it
+  local pid=$1 sig=${2:-TERM}
+  [ -n "$pid" ] || return 0
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -s KILL "$pid" 2>/dev/null || true
+  { wait "$pid" 2>/dev/null || true; } 2>/dev/null  # no "Killed" notice from bash for the SIGKILL
+}
+cleanup() {
+  local rc=$?
+  stop_pid "$WRK_PID" TERM
+  stop_pid "$BARE_PID" TERM
+  stop_pid "$DAEMON_PID" TERM
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -eq 2 ]; then
+    echo "ingest: logs and store kept in $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 2' INT TERM
+
+json_get() {  # json_get FILE PYTHON-EXPR-ON-d
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# --- the bare server --------------------------------------------------------------------------
+"$BARE" >"$WORK/bare.port" 2>"$WORK/bare.log" &
+BARE_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/bare.port" ] && break; sleep 0.1; done
+BARE_PORT=$(head -n1 "$WORK/bare.port")
+[ -n "$BARE_PORT" ] || die "bench_bare_server did not print its port"
+
+# --- the daemon -------------------------------------------------------------------------------
+# RELAY=1: the relay worker delivers jobs to the bare server while wrk runs (its POSTs then share
+# the machine). Default: no relay target, so jobs stay queued, as with a consumer that is offline.
+DAEMON_ARGS=(--listen 127.0.0.1:0 --keyring file)
+[ "${RELAY:-0}" = 1 ] && DAEMON_ARGS+=(--relay-to "http://127.0.0.1:$BARE_PORT/relay")
+ALUMIA_HOME="$HOME_DIR" "$DAEMON" "${DAEMON_ARGS[@]}" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+disown "$DAEMON_PID"  # it is SIGKILLed on purpose below; no "Killed" job notice from bash
+for _ in $(seq 1 300); do
+  [ -s "$HOME_DIR/daemon.json" ] && break
+  kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "the daemon exited during startup"; }
+  sleep 0.1
+done
+[ -s "$HOME_DIR/daemon.json" ] || die "the daemon did not write daemon.json within 30 s"
+DAEMON_URL=$(json_get "$HOME_DIR/daemon.json" 'd["url"]')
+KEY=$(tr -d '\n' <"$HOME_DIR/key")
+
+# An endpoint with a daemon-generated secret. The key goes in a header file, not argv.
+printf 'Authorization: Bearer %s\n' "$KEY" >"$WORK/auth.hdr"
+chmod 600 "$WORK/auth.hdr"
+curl -sS -o "$WORK/endpoint.json" -w '%{http_code}' -H @"$WORK/auth.hdr" -H 'Content-Type: application/json' \
+  --data '{"provider":"github","label":"bench"}' "$DAEMON_URL/api/v1/webhook-endpoints" >"$WORK/endpoint.status" ||
+  die "cannot reach $DAEMON_URL"
+[ "$(cat "$WORK/endpoint.status")" = 201 ] || [ "$(cat "$WORK/endpoint.status")" = 200 ] ||
+  { cat "$WORK/endpoint.json" >&2; die "creating the webhook endpoint failed (HTTP $(cat "$WORK/endpoint.status"))"; }
+ENDPOINT_ID=$(json_get "$WORK/endpoint.json" 'd["data"]["endpoint"]["id"]')
+DAEMON_TARGET="$DAEMON_URL/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
+BARE_TARGET="http://127.0.0.1:$BARE_PORT/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
+
+# --- the body and its signature ---------------------------------------------------------------
+# A push-shaped JSON body padded to exactly 1024 bytes. GitHub signs the body only; the unique
+# delivery id travels in X-GitHub-Delivery, so one signature serves every request.
+BODY="$WORK/body.json"
+python3 - "$BODY" <<'EOF'
+import json, sys
+d = {"ref": "refs/heads/main", "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+     "after": "76ae82c7b1a177c8d03f9e96e0adf2466113728f", "created": False, "deleted": False, "forced": False,
+     "repository": {"id": 1296269, "name": "alumia-bench", "full_name": "alumia/alumia-bench", "private": True,
+                    "owner": {"login": "alumia", "id": 1}, "default_branch": "main"},
+     "pusher": {"name": "octocat", "email": "octocat@example.com"},
+     "sender": {"login": "octocat", "id": 583231, "type": "User"},
+     "head_commit": {"id": "76ae82c7b1a177c8d03f9e96e0adf2466113728f", "message": "bench: ingest",
+                     "timestamp": "2026-01-01T00:00:00Z", "author": {"name": "Octo Cat", "email": "octocat@example.com"},
+                     "added": [], "removed": [], "modified": ["README.md"]},
+     "padding": ""}
+base = len(json.dumps(d, separators=(",", ":")).encode())
+d["padding"] = "x" * (1024 - base)
+raw = json.dumps(d, separators=(",", ":")).encode()
+assert len(raw) == 1024, len(raw)
+open(sys.argv[1], "wb").write(raw)
+EOF
+SECRET=$(json_get "$WORK/endpoint.json" 'd["data"]["secret"]')
+SIGNATURE=$(BENCH_SECRET="$SECRET" python3 -c '
+import hashlib, hmac, os, sys
+print("sha256=" + hmac.new(os.environ["BENCH_SECRET"].encode(), open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())
+' "$BODY")
+unset SECRET
+
+# Sanity probe: a signed ping is verified but never stored, so it does not disturb the counts.
+probe_status() {  # probe_status SIGNATURE -> HTTP status of a ping with that signature
+  curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' -H 'X-GitHub-Event: ping' \
+    -H "X-GitHub-Delivery: probe-$1" -H "X-Hub-Signature-256: $1" --data-binary @"$BODY" "$DAEMON_TARGET"
+}
+[ "$(probe_status "$SIGNATURE")" = 200 ] || die "the daemon refused a correctly signed ping (see $WORK/daemon.log)"
+[ "$(probe_status "sha256=$(printf '0%.0s' $(seq 1 64))")" = 401 ] || die "the daemon accepted a wrong signature"
+
+# --- the runs ---------------------------------------------------------------------------------
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+: >"$WORK/all.txt"
+ACKED="$WORK/acked.txt"
+: >"$ACKED"
+
+run_wrk() {  # run_wrk LABEL TARGET SECONDS COUNTED(0|1) -> appends the INGEST line to $RESULTS if counted
+  local label=$1 target=$2 secs=$3 counted=$4 url log acked=""
+  [ "$target" = daemon ] && url=$DAEMON_TARGET acked=$ACKED || url=$BARE_TARGET
+  log="$WORK/wrk.$label.$target.log"
+  INGEST_BODY_FILE="$BODY" INGEST_SIGNATURE="$SIGNATURE" INGEST_PREFIX="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" \
+    INGEST_ACKED="$acked" INGEST_LABEL="$label/$target" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 10s --latency -s "$SCRIPT" "$url" >"$log" 2>&1 &
+  WRK_PID=$!
+  wait "$WRK_PID" || { WRK_PID=""; cat "$log" >&2; die "wrk failed against the $target"; }
+  WRK_PID=""
+  grep -q '^INGEST ' "$log" || { cat "$log" >&2; die "no result line from wrk ($log)"; }
+  echo "$(grep '^INGEST ' "$log") round=$label target=$target" >>"$WORK/all.txt"
+  if [ "$counted" = 1 ]; then
+    echo "$(grep '^INGEST ' "$log") round=$label target=$target" >>"$RESULTS"
+  fi
+}
+
+field() {  # field LINE NAME
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"
+}
+
+echo "ingest: daemon $DAEMON_URL (endpoint $ENDPOINT_ID), bare server 127.0.0.1:$BARE_PORT"
+echo "ingest: relay target: $([ "${RELAY:-0}" = 1 ] && echo "the bare server (RELAY=1)" || echo "none, jobs stay queued (RELAY=1 relays to the bare server)")"
+echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets, 1024-byte signed bodies"
+echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+if [ "$WARMUP" -gt 0 ]; then
+  run_wrk warmup daemon "$WARMUP" 0
+  run_wrk warmup bare "$WARMUP" 0
+fi
+printf '%-6s %-7s %10s %10s %10s %10s %9s %s\n' round target req/s p50_ms p99_ms max_ms non2xx errors
+for r in $(seq 1 "$ROUNDS"); do
+  # Alternate which target goes first so slow drift in the machine's load cancels out.
+  if [ $((r % 2)) -eq 1 ]; then order="daemon bare"; else order="bare daemon"; fi
+  for t in $order; do
+    run_wrk "$r" "$t" "$DURATION" 1
+    line=$(grep " round=$r target=$t\$" "$RESULTS")
+    errs=$(( $(field "$line" err_connect) + $(field "$line" err_read) + $(field "$line" err_write) + $(field "$line" err_timeout) ))
+    awk -v r="$r" -v t="$t" -v rps="$(field "$line" rps)" -v p50="$(field "$line" p50_us)" \
+      -v p99="$(field "$line" p99_us)" -v mx="$(field "$line" max_us)" -v bad="$(field "$line" non2xx)" -v e="$errs" \
+      'BEGIN { printf "%-6s %-7s %10.0f %10.2f %10.2f %10.2f %9d %d\n", r, t, rps, p50/1000, p99/1000, mx/1000, bad, e }'
+  done
+done
+echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) after the rounds"
+
+# --- durability: crash the daemon, then look at the store -------------------------------------
+# SIGKILL, not SIGTERM: nothing may depend on a shutdown flush. Every eventId answered 2xx must be
+# in webhook_events exactly once with its job. Deliveries sent but unanswered when a wrk run ended
+# may or may not be stored; they are reported, not failed (GitHub would count them as failed).
+cpu_ticks() {  # utime+stime of a process in clock ticks
+  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+BARE_CPU=$(cpu_ticks "$BARE_PID")
+DAEMON_CPU=$(cpu_ticks "$DAEMON_PID")
+TICK=$(getconf CLK_TCK)
+stop_pid "$BARE_PID" TERM
+BARE_PID=""
+stop_pid "$DAEMON_PID" KILL
+DAEMON_PID=""
+DB="$HOME_DIR/store.db"
+sort -u "$ACKED" >"$WORK/acked.sorted"
+ACKED_LINES=$(wc -l <"$ACKED")
+ACKED_UNIQUE=$(wc -l <"$WORK/acked.sorted")
+sqlite3 -batch "$DB" >"$WORK/durability.txt" <<EOF
+CREATE TEMP TABLE acked(id TEXT PRIMARY KEY);
+.mode csv
+.import $WORK/acked.sorted acked
+.mode list
+.separator ' '
+SELECT 'stored', count(*) FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID';
+SELECT 'stored_keys', count(DISTINCT event_key) FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID';
+SELECT 'missing', count(*) FROM acked WHERE id NOT IN (SELECT id FROM webhook_events);
+SELECT 'without_job', count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM webhook_jobs j WHERE j.event_id=a.id);
+SELECT 'jobs', count(*) FROM webhook_jobs WHERE endpoint_id='$ENDPOINT_ID';
+SELECT 'dedup', count(*) FROM webhook_dedup WHERE endpoint_id='$ENDPOINT_ID';
+SELECT 'unacked_stored', count(*) FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID' AND id NOT IN (SELECT id FROM acked);
+EOF
+dur() { sed -n "s/^$1 //p" "$WORK/durability.txt"; }
+
+# --- summary ----------------------------------------------------------------------------------
+python3 - "$RESULTS" "$TARGET_RATE_RATIO" "$TARGET_P99_RATIO" "$ACKED_LINES" "$ACKED_UNIQUE" \
+  "$(dur stored)" "$(dur stored_keys)" "$(dur missing)" "$(dur without_job)" "$(dur jobs)" "$(dur dedup)" \
+  "$(dur unacked_stored)" "$ROUNDS" "$CONNECTIONS" "$WORK/all.txt" "$DAEMON_CPU" "$BARE_CPU" "$TICK" <<'EOF'
+import statistics, sys
+(path, rate_target, p99_target, acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs,
+ dedup, unacked_stored, rounds, conns, all_path, daemon_cpu, bare_cpu, tick) = sys.argv[1:]
+rate_target, p99_target = float(rate_target), float(p99_target)
+acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs, dedup, unacked_stored, rounds, conns = map(
+    int, (acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs, dedup, unacked_stored, rounds, conns))
+runs = {}
+for line in open(path):
+    f = dict(kv.split("=", 1) for kv in line.split()[1:])
+    runs[(f["round"], f["target"])] = f
+rs = sorted({r for r, _ in runs}, key=int)
+def col(t, k): return [float(runs[(r, t)][k]) for r in rs]
+d_rps, b_rps = col("daemon", "rps"), col("bare", "rps")
+d_p50, b_p50 = col("daemon", "p50_us"), col("bare", "p50_us")
+d_p99, b_p99 = col("daemon", "p99_us"), col("bare", "p99_us")
+rate_ratios = [d / b for d, b in zip(d_rps, b_rps)]
+p99_ratios = [d / b for d, b in zip(d_p99, b_p99)]
+med = statistics.median
+ms = lambda us: us / 1000.0
+d_bad = sum(int(runs[(r, "daemon")][k]) for r in rs for k in ("non2xx", "err_connect", "err_read", "err_write", "err_timeout"))
+d_dups = sum(int(runs[(r, "daemon")]["duplicates"]) for r in rs)
+print()
+print("summary (median over %d rounds; ratios are per round, daemon/bare of the same round, then the median)" % len(rs))
+print("  rate   daemon %9.0f req/s   bare %9.0f req/s   per round: %s" % (
+    med(d_rps), med(b_rps), " ".join("%.2f" % x for x in rate_ratios)))
+print("  p50    daemon %9.2f ms      bare %9.2f ms" % (ms(med(d_p50)), ms(med(b_p50))))
+print("  p99    daemon %9.2f ms      bare %9.2f ms      per round: %s" % (
+    ms(med(d_p99)), ms(med(b_p99)), " ".join("%.2f" % x for x in p99_ratios)))
+# CPU per request (whole process lifetime over every request it served, warm-up included): less
+# sensitive to a busy machine than rates and latencies, which include waiting for a CPU.
+served = {"daemon": 0, "bare": 0}
+for line in open(all_path):
+    f = dict(kv.split("=", 1) for kv in line.split()[1:])
+    served[f["target"]] += int(f["requests"])
+cpu_us = {t: (float(c) / float(tick) * 1e6 / served[t] if served[t] else 0.0)
+          for t, c in (("daemon", daemon_cpu), ("bare", bare_cpu))}
+print("  cpu    daemon %9.0f us/req     bare %9.0f us/req     (%.1fx; user+system time over %d and %d requests)" % (
+    cpu_us["daemon"], cpu_us["bare"], cpu_us["daemon"] / cpu_us["bare"] if cpu_us["bare"] else 0.0,
+    served["daemon"], served["bare"]))
+ok_rate = med(rate_ratios) >= rate_target
+ok_p99 = med(p99_ratios) <= p99_target
+print("  rate ratio  %.2f (target >= %.2f)  %s" % (med(rate_ratios), rate_target, "PASS" if ok_rate else "FAIL"))
+print("  p99 ratio   %.2f (target <= %.2f)  %s" % (med(p99_ratios), p99_target, "PASS" if ok_p99 else "FAIL"))
+print()
+print("durability (daemon killed with SIGKILL, then the store read; counts include the warm-up)")
+print("  2xx answers with an eventId     %d (unique %d; duplicates answered %d; daemon non-2xx/socket errors %d)" % (
+    acked_lines, acked_unique, d_dups, d_bad))
+print("  events stored for the endpoint  %d (distinct delivery keys %d, dedup rows %d, jobs %d)" % (
+    stored, stored_keys, dedup, jobs))
+print("  acknowledged but not stored     %d" % missing)
+print("  acknowledged without a job      %d" % without_job)
+print("  stored but never acknowledged   %d (in flight when a wrk run stopped; at most %d)" % (
+    unacked_stored, conns * (rounds + 1)))
+ok_dur = (missing == 0 and without_job == 0 and acked_lines == acked_unique and stored == stored_keys
+          and stored == acked_unique + unacked_stored and dedup == stored and jobs == stored
+          and unacked_stored <= conns * (rounds + 1) and acked_unique > 0)
+print("  every 2xx durable, each delivery stored once: %s" % ("PASS" if ok_dur else "FAIL"))
+if d_bad:
+    print("  note: the daemon answered %d requests with non-2xx or socket errors (see the wrk logs)" % d_bad)
+print()
+print("RESULT %s" % ("PASS" if ok_rate and ok_p99 and ok_dur else "FAIL"))
+sys.exit(0 if ok_rate and ok_p99 and ok_dur else 1)
+EOF
