@@ -140,7 +140,7 @@ void add_oauth_routes(std::vector<Route>& routes) {
                     k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
   routes.push_back({"POST", "/api/v1/connections/:id/oauth-url", oauth_url, Auth::key, Scope::connections,
                     k_json_body_cap, k_on_control, "a fresh ticketed oauthUrl (reconnect)"});
-  routes.push_back({"PUT", "/api/v1/oauth-clients/:slug", set_client, Auth::key, Scope::admin, k_json_body_cap,
+  routes.push_back({"POST", "/api/v1/oauth-clients/:slug", set_client, Auth::key, Scope::admin, k_json_body_cap,
                     k_on_control, "set a connector's OAuth client id and secret (stored encrypted)"});
   routes.push_back({"DELETE", "/api/v1/oauth-clients/:slug", unset_client, Auth::key, Scope::admin, k_json_body_cap,
                     k_on_control, "remove a connector's stored OAuth client"});

@@ -749,7 +749,8 @@ TEST_CASE("API keys: plaintext once, hash-only storage, prefix shape, lastUsedAt
   // Using the new key sets its lastUsedAt.
   expect_ok(d.api("GET", "/api/v1/connections", "", plain));
   CHECK(alumia::test::eventually([&] {
-    for (const auto& k : expect_ok(d.api("GET", "/api/v1/api-keys"))["items"])
+    const json keys = expect_ok(d.api("GET", "/api/v1/api-keys"));  // keep the temporary alive for the loop
+    for (const auto& k : keys["items"])
       if (k["id"] == rec["id"]) return k["lastUsedAt"].is_string();
     return false;
   }, std::chrono::seconds(5)));

@@ -1,0 +1,177 @@
+#include "app.hpp"
+
+#include <alumia/fs.hpp>
+#include <alumia/secret.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace alumia::cli {
+namespace {
+
+constexpr const char* k_default_daemon_url = "http://127.0.0.1:7465";
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  return s.substr(i);
+}
+
+void add_global_flags(CLI::App& app, GlobalOptions& g) {
+  app.add_flag("--json", g.json, "Machine output: print the response data as JSON");
+  app.add_option("--daemon", g.daemon_url, "Daemon URL (default: from the state file; env ALUMIA_DAEMON)")
+      ->type_name("URL");
+  app.add_option("--data-dir", g.data_dir, "Use DIR for all files, flat (like ALUMIA_HOME)")->type_name("DIR");
+  app.add_flag("-q,--quiet", g.quiet, "Print only results and errors");
+  app.add_flag("--no-color", g.no_color, "Do not color the output (also NO_COLOR)");
+}
+
+}  // namespace
+
+CliContext::CliContext(EnvLookup env_lookup, std::istream& in_stream, std::ostream& out_stream,
+                       std::ostream& err_stream, TerminalInfo terminal)
+    : env(std::move(env_lookup)), in(in_stream), out(out_stream), err(err_stream), tty(terminal) {}
+
+int CliContext::run() {
+  if (!action) {
+    err << "alumia-connect: error: no command given; see `alumia-connect --help`\n";
+    return k_exit_usage;
+  }
+  auto st = action();
+  out.flush();
+  if (st) return k_exit_ok;
+  if (!st.error().message.empty()) err << "alumia-connect: error: " << st.error().message << '\n';
+  return st.error().exit_code;
+}
+
+Paths CliContext::paths() const {
+  std::optional<std::string> flag;
+  if (!global.data_dir.empty()) flag = global.data_dir;
+  return resolve_paths(flag, env);
+}
+
+CliResult<Settings> CliContext::settings() const {
+  std::map<std::string, std::string> flags;
+  if (!global.daemon_url.empty()) flags["daemon"] = global.daemon_url;
+  auto s = Settings::resolve(flags, env, paths().config_json());
+  if (!s) return cli_fail(k_exit_error, s.error().message);
+  return std::move(*s);
+}
+
+std::optional<DaemonState> read_state_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto j = json::parse(buf.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  DaemonState st;
+  st.url = jstr(j, "url");
+  st.version = jstr(j, "version");
+  if (j.contains("pid") && j["pid"].is_number_integer()) st.pid = static_cast<pid_t>(j["pid"].get<long long>());
+  if (st.url.empty()) return std::nullopt;
+  return st;
+}
+
+CliResult<DaemonLocation> CliContext::daemon_location() const {
+  auto s = settings();
+  if (!s) return std::unexpected(s.error());
+  const auto& daemon = s->setting("daemon");
+  if (!daemon.value.empty()) {
+    auto u = parse_daemon_url(daemon.value);
+    if (!u) return std::unexpected(u.error());
+    return DaemonLocation{*u, std::string(to_string(daemon.source))};
+  }
+  if (auto st = read_state_file(paths().state_file())) {
+    auto u = parse_daemon_url(st->url);
+    if (!u)
+      return cli_fail(k_exit_error, "the state file " + paths().state_file().string() + " names an unusable URL: " +
+                                        u.error().message);
+    return DaemonLocation{*u, "state file"};
+  }
+  const auto& listen = s->setting("listen");
+  if (listen.source != SettingSource::default_) {
+    if (auto u = parse_daemon_url("http://" + listen.value); u && u->port != 0)
+      return DaemonLocation{*u, std::string(to_string(listen.source)) + " (listen)"};
+  }
+  return DaemonLocation{*parse_daemon_url(k_default_daemon_url), "default"};
+}
+
+CliResult<DaemonClient*> CliContext::client() {
+  if (m_client) return m_client.get();
+  auto loc = daemon_location();
+  if (!loc) return std::unexpected(loc.error());
+  // Item 32: the key goes only to a listener that runs as us.
+  if (auto st = check_listener_owner(loc->url); !st) return std::unexpected(st.error());
+  std::string key;
+  std::string key_source;
+  if (auto k = env("ALUMIA_API_KEY")) {
+    key = trim(*k);
+    key_source = "ALUMIA_API_KEY";
+  } else {
+    const auto key_file = paths().key_file();
+    auto k2 = read_private_file(key_file);
+    if (!k2) {
+      if (k2.error().code == ErrorCode::not_found)
+        return cli_fail(error_info(ErrorCode::unauthorized).exit_code,
+                        "no API key: " + key_file.string() +
+                            " does not exist. alumia-connectd writes it on its first start (with the same data "
+                            "directory), or set ALUMIA_API_KEY");
+      return cli_fail(error_info(ErrorCode::unauthorized).exit_code, k2.error().message);
+    }
+    key = trim(*k2);
+    wipe_string(*k2);
+    key_source = key_file.string();
+  }
+  if (key.empty()) return cli_fail(error_info(ErrorCode::unauthorized).exit_code, "the API key from " + key_source + " is empty");
+  m_client = std::make_unique<DaemonClient>(loc->url, std::move(key), key_source);
+  return m_client.get();
+}
+
+bool CliContext::color() const { return tty.stdout_tty && !global.no_color && !env("NO_COLOR") && !global.json; }
+
+std::string CliContext::paint(const std::string& text, const char* sgr) const {
+  if (!color()) return text;
+  return std::string("\033[") + sgr + "m" + text + "\033[0m";
+}
+
+void CliContext::warn(const std::string& message) const { err << "alumia-connect: warning: " << message << '\n'; }
+
+void CliContext::note(const std::string& message) const {
+  if (!global.quiet) err << message << '\n';
+}
+
+void on_run(CLI::App& sub, CliContext& ctx, std::function<CliStatus()> fn) {
+  sub.callback([&ctx, fn = std::move(fn)] { ctx.action = fn; });
+}
+
+std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
+  auto app = std::make_unique<CLI::App>(
+      "Connect accounts (OAuth or API keys) through the local alumia-connectd daemon and hand their "
+      "credentials to your own programs.",
+      "alumia-connect");
+  app->set_version_flag("--version", std::string("alumia-connect ") + ALUMIA_VERSION);
+  app->require_subcommand(1);
+  app->fallthrough();  // global flags are accepted after the subcommand too
+  add_global_flags(*app, ctx.global);
+  register_connectors(*app, ctx);
+  register_connections(*app, ctx);
+  register_connect(*app, ctx);
+  register_credentials(*app, ctx);
+  register_token(*app, ctx);
+  register_keys(*app, ctx);
+  register_config(*app, ctx);
+  register_oauth_client(*app, ctx);
+  register_daemon(*app, ctx);
+  register_completion(*app, ctx);
+  return app;
+}
+
+int report_parse_error(CLI::App& app, const CLI::ParseError& e, CliContext& ctx) {
+  if (e.get_exit_code() == 0) return app.exit(e, ctx.out, ctx.err);  // --help, --version
+  ctx.err << "alumia-connect: error: " << e.what() << "\nRun `alumia-connect --help` (or `COMMAND --help`) for usage.\n";
+  return k_exit_usage;
+}
+
+}  // namespace alumia::cli

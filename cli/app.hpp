@@ -1,0 +1,102 @@
+#pragma once
+// The CLI's one context object and build_app(): every command group registers itself here once.
+// The binary, the completion generator and the man-page check all walk the same build_app().
+#include "daemon_client.hpp"
+#include "failure.hpp"
+#include "output.hpp"
+#include "terminal.hpp"
+
+#include <alumia/config.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+
+namespace alumia::cli {
+
+struct GlobalOptions {
+  bool json = false;
+  bool quiet = false;
+  bool no_color = false;
+  std::string daemon_url;  // --daemon
+  std::string data_dir;    // --data-dir
+};
+
+// Where the daemon URL came from, for messages and `config show`.
+struct DaemonLocation {
+  DaemonUrl url;
+  std::string source;  // "flag", "env", "config", "state file", "default"
+};
+
+struct CliContext {
+  CliContext(EnvLookup env_lookup, std::istream& in_stream, std::ostream& out_stream, std::ostream& err_stream,
+             TerminalInfo terminal);
+
+  GlobalOptions global;
+  EnvLookup env;
+  std::istream& in;
+  std::ostream& out;
+  std::ostream& err;
+  TerminalInfo tty;
+  // Set by the selected subcommand's parse callback; main() runs it after parsing.
+  std::function<CliStatus()> action;
+
+  // Runs the selected action; prints a failure as `alumia-connect: error: ...`; the exit code.
+  int run();
+
+  Paths paths() const;
+  CliResult<Settings> settings() const;
+  CliResult<DaemonLocation> daemon_location() const;
+  // The client, after checking that the listener is ours and loading the key (lazily, once).
+  CliResult<DaemonClient*> client();
+
+  bool color() const;
+  std::string paint(const std::string& text, const char* sgr) const;  // SGR code like "32"
+  void warn(const std::string& message) const;  // stderr, always
+  void note(const std::string& message) const;  // stderr unless --quiet
+  void print_data(const json& data) const { print_json(out, data); }
+
+ private:
+  std::unique_ptr<DaemonClient> m_client;
+};
+
+std::unique_ptr<CLI::App> build_app(CliContext& ctx);
+
+// Prints a CLI11 parse error (or help/version) and gives the exit code: 0 for help and version,
+// 2 for usage errors.
+int report_parse_error(CLI::App& app, const CLI::ParseError& e, CliContext& ctx);
+
+// Every command group, each in its own file.
+void register_connectors(CLI::App& app, CliContext& ctx);
+void register_connections(CLI::App& app, CliContext& ctx);
+void register_connect(CLI::App& app, CliContext& ctx);
+void register_credentials(CLI::App& app, CliContext& ctx);
+void register_token(CLI::App& app, CliContext& ctx);
+void register_keys(CLI::App& app, CliContext& ctx);
+void register_config(CLI::App& app, CliContext& ctx);
+void register_daemon(CLI::App& app, CliContext& ctx);
+void register_oauth_client(CLI::App& app, CliContext& ctx);
+void register_completion(CLI::App& app, CliContext& ctx);
+
+// Sets `ctx.action` to `fn` when `sub` is the selected command.
+void on_run(CLI::App& sub, CliContext& ctx, std::function<CliStatus()> fn);
+
+}  // namespace alumia::cli
+
+namespace alumia::cli {
+
+// daemon.json, written by the daemon once it listens: {"url", "pid", "version"}.
+struct DaemonState {
+  std::string url;
+  pid_t pid = 0;
+  std::string version;
+};
+std::optional<DaemonState> read_state_file(const std::filesystem::path& path);
+
+}  // namespace alumia::cli

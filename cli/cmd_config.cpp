@@ -1,0 +1,63 @@
+// alumia-connect config show: every effective setting, where it came from, and the paths.
+#include "app.hpp"
+
+namespace alumia::cli {
+namespace {
+
+CliStatus show(CliContext& ctx) {
+  auto settings = ctx.settings();
+  if (!settings) return std::unexpected(settings.error());
+  const Paths p = ctx.paths();
+  const std::vector<std::pair<std::string, std::string>> paths{
+      {"dataDir", p.data_dir.string()},        {"configDir", p.config_dir.string()},
+      {"runtimeDir", p.runtime_dir.string()},  {"store", p.store_db().string()},
+      {"configFile", p.config_json().string()}, {"connectorsDir", p.connectors_d().string()},
+      {"stateFile", p.state_file().string()},  {"keyFile", p.key_file().string()},
+      {"logFile", (p.data_dir / "daemon.log").string()}};
+  auto loc = ctx.daemon_location();
+  const std::string key_source = ctx.env("ALUMIA_API_KEY") ? "env (ALUMIA_API_KEY)" : "key file";
+  if (ctx.global.json) {
+    json j{{"settings", json::array()}, {"paths", json::object()}};
+    for (const auto& spec : setting_specs()) {
+      const auto& s = settings->setting(spec.name);
+      j["settings"].push_back({{"name", spec.name},
+                               {"value", s.value},
+                               {"source", std::string(to_string(s.source))},
+                               {"env", spec.env},
+                               {"configKey", spec.config_key},
+                               {"description", spec.description}});
+    }
+    for (const auto& [k, v] : paths) j["paths"][k] = v;
+    j["paths"]["flat"] = p.flat;
+    if (loc) j["daemon"] = {{"url", loc->url.url()}, {"source", loc->source}};
+    else j["daemon"] = {{"url", nullptr}, {"error", loc.error().message}};
+    j["apiKeySource"] = key_source;
+    ctx.print_data(j);
+    return {};
+  }
+  Table t{{"SETTING", "VALUE", "SOURCE", "ENV"}, {}};
+  for (const auto& spec : setting_specs()) {
+    const auto& s = settings->setting(spec.name);
+    t.rows.push_back({spec.name, s.value.empty() ? "-" : s.value, std::string(to_string(s.source)), spec.env});
+  }
+  print_table(ctx.out, t);
+  ctx.out << "\nPaths" << (p.flat ? " (flat: ALUMIA_HOME or --data-dir)" : " (XDG)") << ":\n";
+  Table pt{{"  NAME", "PATH"}, {}};
+  for (const auto& [k, v] : paths) pt.rows.push_back({"  " + k, v});
+  print_table(ctx.out, pt);
+  ctx.out << "\nDaemon URL: "
+          << (loc ? loc->url.url() + " (" + loc->source + ")" : "unusable: " + loc.error().message) << '\n';
+  ctx.out << "API key:    " << key_source << '\n';
+  return {};
+}
+
+}  // namespace
+
+void register_config(CLI::App& app, CliContext& ctx) {
+  auto* group = app.add_subcommand("config", "Show the effective configuration");
+  group->require_subcommand(1);
+  auto* sh = group->add_subcommand("show", "Print every setting with its value and source, and the paths");
+  on_run(*sh, ctx, [&ctx] { return show(ctx); });
+}
+
+}  // namespace alumia::cli

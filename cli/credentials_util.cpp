@@ -1,0 +1,152 @@
+#include "credentials_util.hpp"
+
+#include <alumia/secret.hpp>
+
+#include <algorithm>
+#include <iterator>
+#include <set>
+
+namespace alumia::cli {
+
+CliResult<std::pair<std::string, std::string>> parse_field(const std::string& arg) {
+  const auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return usage_fail("--field expects KEY=VALUE, got '" + arg.substr(0, eq == std::string::npos ? 40 : eq) +
+                      (eq == std::string::npos ? "'" : "=...'"));
+  std::string key = arg.substr(0, eq);
+  if (std::any_of(key.begin(), key.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n'; }))
+    return usage_fail("--field key '" + key + "' contains whitespace");
+  return std::pair{std::move(key), arg.substr(eq + 1)};
+}
+
+CliResult<std::map<std::string, std::string>> parse_fields(const std::vector<std::string>& args) {
+  std::map<std::string, std::string> out;
+  for (const auto& a : args) {
+    auto kv = parse_field(a);
+    if (!kv) return std::unexpected(kv.error());
+    if (out.contains(kv->first)) return usage_fail("--field " + kv->first + " is given more than once");
+    out.emplace(std::move(kv->first), std::move(kv->second));
+  }
+  return out;
+}
+
+CliResult<std::map<std::string, std::string>> parse_values_json(const std::string& text) {
+  auto j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return usage_fail("--from-stdin expects a JSON object of credential values, e.g. {\"api_key\":\"...\"}");
+  // Accept the request body shape {"values":{...}} as well.
+  if (j.size() == 1 && j.contains("values") && j["values"].is_object()) j = j["values"];
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : j.items()) {
+    if (v.is_string()) out[k] = v.get<std::string>();
+    else if (v.is_number() || v.is_boolean()) out[k] = v.dump();
+    else if (!v.is_null()) return usage_fail("--from-stdin: value of '" + k + "' must be a string");
+  }
+  return out;
+}
+
+CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ctx, const json& connector,
+                                                                   const CredentialInput& input) {
+  std::map<std::string, std::string> values;
+  const json fields = connector.contains("credentialFields") && connector["credentialFields"].is_array()
+                          ? connector["credentialFields"]
+                          : json::array();
+  std::set<std::string> known;
+  std::set<std::string> secret;
+  for (const auto& f : fields) {
+    known.insert(jstr(f, "key"));
+    if (jbool(f, "secret")) secret.insert(jstr(f, "key"));
+  }
+  if (input.from_stdin) {
+    std::string text{std::istreambuf_iterator<char>(ctx.in), std::istreambuf_iterator<char>()};
+    auto v = parse_values_json(text);
+    wipe_string(text);
+    if (!v) return std::unexpected(v.error());
+    values = std::move(*v);
+  }
+  auto given = parse_fields(input.fields);
+  if (!given) return std::unexpected(given.error());
+  for (auto& [k, v] : *given) {
+    if (secret.contains(k))
+      ctx.warn("--field " + k + " puts a secret on the command line, where other local users can see it (ps) and "
+               "your shell history keeps it; prefer the prompt or --from-stdin");
+    values[k] = std::move(v);
+  }
+  for (const auto& [k, v] : values)
+    if (!known.empty() && !known.contains(k))
+      return usage_fail("unknown credential field '" + k + "' for " + jstr(connector, "slug") +
+                        "; run `alumia-connect connectors show " + jstr(connector, "slug") + "`");
+  std::vector<const json*> missing;
+  for (const auto& f : fields)
+    if (!values.contains(jstr(f, "key"))) missing.push_back(&f);
+  if (missing.empty()) return values;
+  // Scripts never get a prompt: without a terminal, missing required fields are a usage error.
+  if (!ctx.tty.stdin_tty || input.from_stdin) {
+    std::string names;
+    for (const auto* f : missing)
+      if (jbool(*f, "required")) names += (names.empty() ? "" : ", ") + jstr(*f, "key");
+    if (names.empty()) return values;
+    return usage_fail("missing required credential field(s) " + names + " for " + jstr(connector, "slug") +
+                      ": pass --field KEY=VALUE or --from-stdin with a JSON object");
+  }
+  for (const auto* f : missing) {
+    const std::string key = jstr(*f, "key");
+    std::string label = jstr(*f, "label").empty() ? key : jstr(*f, "label");
+    const bool required = jbool(*f, "required");
+    std::string prompt = label + (required ? "" : " (optional)");
+    if (!jstr(*f, "placeholder").empty() && !jbool(*f, "secret")) prompt += " [" + jstr(*f, "placeholder") + "]";
+    prompt += ": ";
+    for (;;) {
+      auto line = prompt_line(ctx.err, prompt, jbool(*f, "secret"));
+      if (!line) return std::unexpected(line.error());
+      if (!line->empty()) {
+        values[key] = std::move(*line);
+        break;
+      }
+      if (!required) break;
+      ctx.err << label << " is required.\n";
+    }
+  }
+  return values;
+}
+
+CliResult<json> submit_credentials(CliContext& ctx, const std::string& connection_id,
+                                   std::map<std::string, std::string>& values) {
+  auto client = ctx.client();
+  if (!client) return std::unexpected(client.error());
+  json body{{"values", json::object()}};
+  for (const auto& [k, v] : values) body["values"][k] = v;
+  std::string text = body.dump();
+  for (auto& [k, v] : body["values"].items()) wipe_string(v.get_ref<std::string&>());
+  for (auto& [k, v] : values) wipe_string(v);
+  auto res = (*client)->post_raw("/api/v1/connections/" + encode_component(connection_id) + "/credentials", text);
+  wipe_string(text);
+  return res;
+}
+
+std::string status_color(const std::string& status) {
+  if (status == "active") return "32";
+  if (status == "pending") return "33";
+  if (status == "error" || status == "expired") return "31";
+  return "2";
+}
+
+void print_connection(CliContext& ctx, const json& c) {
+  std::vector<std::pair<std::string, std::string>> f{
+      {"id", jstr(c, "id")},
+      {"connector", jstr(c, "connectorSlug")},
+      {"label", jdisplay(c, "label")},
+      {"auth", jdisplay(c, "authType")},
+      {"status", ctx.paint(jstr(c, "status"), status_color(jstr(c, "status")).c_str())},
+      {"account", jdisplay(c, "accountLabel")},
+      {"scopes", jdisplay(c, "scopes")},
+      {"expires", jdisplay(c, "expiresAt")},
+      {"refreshed", jdisplay(c, "lastRefreshedAt")},
+      {"created", jdisplay(c, "createdAt")},
+      {"updated", jdisplay(c, "updatedAt")}};
+  if (c.contains("error") && c["error"].is_object())
+    f.emplace_back("error", jstr(c["error"], "code") + ": " + jstr(c["error"], "message"));
+  print_fields(ctx.out, f);
+}
+
+}  // namespace alumia::cli

@@ -1,1 +1,0 @@
-namespace alumia::cli { void placeholder() {} }

@@ -1,1 +1,0 @@
-namespace alumia::test { void placeholder() {} }
