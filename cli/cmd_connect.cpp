@@ -190,6 +190,8 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
 }
 
 CliStatus run_connect(CliContext& ctx, const ConnectOptions& options) {
+  // A usage error is reported before the daemon is contacted.
+  if (options.slug.empty() && options.reconnect.empty()) return usage_fail("SLUG is required (or --reconnect ID)");
   auto client = ctx.client();
   if (!client) return std::unexpected(client.error());
   ConnectOptions o = options;

@@ -3,11 +3,12 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token keys config daemon' ;;
+    '') echo 'connectors connections connect credentials token keys config oauth-client daemon' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
+    'oauth-client') echo 'set unset' ;;
     'daemon') echo 'status start stop logs' ;;
   esac
 }
@@ -31,6 +32,9 @@ _alumia_connect_options() {
     'keys revoke') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'config') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'config show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'oauth-client') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'oauth-client set') echo '-h --help --client-id --json --daemon --data-dir -q --quiet --no-color' ;;
+    'oauth-client unset') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon status') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon start') echo '-h --help --listen --timeout --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -58,6 +62,9 @@ _alumia_connect_value_options() {
     'keys revoke') echo '--daemon --data-dir' ;;
     'config') echo '--daemon --data-dir' ;;
     'config show') echo '--daemon --data-dir' ;;
+    'oauth-client') echo '--daemon --data-dir' ;;
+    'oauth-client set') echo '--client-id --daemon --data-dir' ;;
+    'oauth-client unset') echo '--daemon --data-dir' ;;
     'daemon') echo '--daemon --data-dir' ;;
     'daemon status') echo '--daemon --data-dir' ;;
     'daemon start') echo '--listen --timeout --daemon --data-dir' ;;

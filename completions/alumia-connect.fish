@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token keys config daemon
+            printf '%s\n' connectors connections connect credentials token keys config oauth-client daemon
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -13,6 +13,8 @@ function __alumia_connect_commands
             printf '%s\n' list create revoke
         case 'config'
             printf '%s\n' show
+        case 'oauth-client'
+            printf '%s\n' set unset
         case 'daemon'
             printf '%s\n' status start stop logs
     end
@@ -53,6 +55,12 @@ function __alumia_connect_value_options
         case 'config'
             printf '%s\n' --daemon --data-dir
         case 'config show'
+            printf '%s\n' --daemon --data-dir
+        case 'oauth-client'
+            printf '%s\n' --daemon --data-dir
+        case 'oauth-client set'
+            printf '%s\n' --client-id --daemon --data-dir
+        case 'oauth-client unset'
             printf '%s\n' --daemon --data-dir
         case 'daemon'
             printf '%s\n' --daemon --data-dir
@@ -106,6 +114,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a credentials -d 'Submit
 complete -c alumia-connect -n '__alumia_connect_at ""' -a token -d 'Print a fresh access token (or the API-key value) of a connection'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a oauth-client -d 'Set or remove a connector'\''s OAuth client (secret from stdin)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a daemon -d 'Start, stop and inspect alumia-connectd'
 complete -c alumia-connect -n '__alumia_connect_at ""' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at ""' -l version -d 'Display program version information and exit'
@@ -268,6 +277,33 @@ complete -c alumia-connect -n '__alumia_connect_at "config show"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "config show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "config show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "config show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect oauth-client
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -a set -d 'Store the client id and the secret read from stdin, encrypted'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -a unset -d 'Remove the stored client of a connector'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect oauth-client set
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l client-id -r -d 'OAuth client id'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect oauth-client unset
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect daemon
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a status -d 'Show whether the daemon runs, its version, URL and keyring'

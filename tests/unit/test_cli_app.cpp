@@ -68,7 +68,6 @@ TEST_CASE("usage errors exit 2; help and version exit 0", "[cli]") {
       {"connections", "list", "--status", "bogus"},
       {"connections", "list", "--limit", "0"},
       {"connections", "list", "--limit", "201"},
-      {"connect"},
       {"connect", "github", "--timeout", "abc"},
       {"keys", "create", "--scope", "root"},
       {"nope"},
@@ -88,6 +87,13 @@ TEST_CASE("usage errors exit 2; help and version exit 0", "[cli]") {
   CliHarness version;
   CHECK(version.parse_exit({"--version"}) == 0);
   CHECK(version.out.str().find(ALUMIA_VERSION) != std::string::npos);
+}
+
+TEST_CASE("connect needs a SLUG or --reconnect, checked before the daemon is contacted", "[cli]") {
+  CliHarness h(alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}});
+  h.parse({"--daemon", "http://127.0.0.1:1", "connect"});
+  CHECK(h.ctx.run() == 2);
+  CHECK(h.err.str().find("SLUG is required") != std::string::npos);
 }
 
 TEST_CASE("--field parsing", "[cli]") {
