@@ -305,7 +305,10 @@ class SqliteStore final : public Store {
     });
   }
 
-  Status destroy_connection(const Connection& c) override {
+  Status destroy_connection(const Connection& conn) override {
+    Connection c = conn;  // destroyed means revoked and deleted, whatever the caller filled in
+    c.status = ConnectionStatus::revoked;
+    if (!c.deleted_at) c.deleted_at = c.updated_at;
     auto st = run_void([&] {
       SQLite::Transaction tx(m_db);
       SQLite::Statement q(m_db,
