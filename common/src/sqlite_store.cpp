@@ -294,12 +294,7 @@ class SqliteStore final : public Store {
   Status update_connection(const Connection& c, const std::vector<SealedValue>* secrets) override {
     return run_void([&] {
       SQLite::Transaction tx(m_db);
-      SQLite::Statement q(m_db,
-                          "UPDATE connections SET id=?1,user_id=?2,connector_slug=?3,label=?4,auth_type=?5,status=?6,"
-                          "account_label=?7,scopes=?8,expires_at=?9,last_refreshed_at=?10,error_code=?11,"
-                          "error_message=?12,created_at=?13,updated_at=?14,deleted_at=?15 WHERE id=?1");
-      bind_connection(q, c);
-      q.exec();
+      write_connection_row(c);
       if (secrets) replace_secrets("connections", c.id, *secrets);
       tx.commit();
     });
@@ -311,12 +306,7 @@ class SqliteStore final : public Store {
     if (!c.deleted_at) c.deleted_at = c.updated_at;
     auto st = run_void([&] {
       SQLite::Transaction tx(m_db);
-      SQLite::Statement q(m_db,
-                          "UPDATE connections SET id=?1,user_id=?2,connector_slug=?3,label=?4,auth_type=?5,status=?6,"
-                          "account_label=?7,scopes=?8,expires_at=?9,last_refreshed_at=?10,error_code=?11,"
-                          "error_message=?12,created_at=?13,updated_at=?14,deleted_at=?15 WHERE id=?1");
-      bind_connection(q, c);
-      q.exec();
+      write_connection_row(c);
       replace_secrets("connections", c.id, {});
       tx.commit();
     });
@@ -387,6 +377,15 @@ class SqliteStore final : public Store {
 
   Status checkpoint() {
     return run_void([&] { m_db.exec("PRAGMA wal_checkpoint(TRUNCATE)"); });
+  }
+
+  void write_connection_row(const Connection& c) {
+    SQLite::Statement q(m_db,
+                        "UPDATE connections SET id=?1,user_id=?2,connector_slug=?3,label=?4,auth_type=?5,status=?6,"
+                        "account_label=?7,scopes=?8,expires_at=?9,last_refreshed_at=?10,error_code=?11,"
+                        "error_message=?12,created_at=?13,updated_at=?14,deleted_at=?15 WHERE id=?1");
+    bind_connection(q, c);
+    q.exec();
   }
 
   void replace_secrets(std::string_view table, std::string_view row_id, const std::vector<SealedValue>& values) {
