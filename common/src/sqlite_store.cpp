@@ -2,6 +2,8 @@
 #include <alumia/crypto.hpp>
 #include <alumia/store.hpp>
 
+#include "sqlite_util.hpp"
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -72,22 +74,9 @@ CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at DESC);
 )sql",
 };
 
-Error db_error(const std::exception& e) {
-  const std::string what = e.what();
-  if (what.find("database is locked") != std::string::npos || what.find("busy") != std::string::npos)
-    return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
-  return Error{ErrorCode::internal, std::string("store: ") + what, 0};
-}
-
-std::optional<int64_t> opt_int(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
-}
-
-void bind_opt(SQLite::Statement& q, int i, const std::optional<int64_t>& v) {
-  if (v) q.bind(i, static_cast<int64_t>(*v));
-  else q.bind(i);
-}
+using sqlite::bind_opt;
+using sqlite::opt_int;
+Error db_error(const std::exception& e) { return sqlite::to_error(e, "store"); }
 
 class SqliteStore final : public Store {
  public:

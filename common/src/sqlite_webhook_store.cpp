@@ -6,6 +6,8 @@
 // rows in batches of 32 go through at ~33k rows/s. Requests queue while a commit is in flight and
 // the next transaction takes all of them; each request runs in its own SAVEPOINT so one bad row
 // does not fail its neighbours, and each waiter is woken only after COMMIT returned.
+#include "sqlite_util.hpp"
+
 #include <alumia/store.hpp>
 #include <alumia/webhook_store.hpp>
 
@@ -23,29 +25,11 @@
 namespace alumia {
 namespace {
 
-Error db_error(const std::exception& e) {
-  const std::string what = e.what();
-  if (what.find("database is locked") != std::string::npos || what.find("busy") != std::string::npos)
-    return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
-  return Error{ErrorCode::internal, std::string("webhook store: ") + what, 0};
-}
+using sqlite::bind_opt;
+using sqlite::opt_int;
+using sqlite::opt_str;
+Error db_error(const std::exception& e) { return sqlite::to_error(e, "webhook store"); }
 
-std::optional<int64_t> opt_int(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
-}
-std::optional<std::string> opt_str(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getString();
-}
-void bind_opt(SQLite::Statement& q, int i, const std::optional<int64_t>& v) {
-  if (v) q.bind(i, static_cast<int64_t>(*v));
-  else q.bind(i);
-}
-void bind_opt(SQLite::Statement& q, int i, const std::optional<std::string>& v) {
-  if (v) q.bind(i, *v);
-  else q.bind(i);
-}
 std::string blob_string(const SQLite::Column& c) {
   return std::string(static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes()));
 }
