@@ -6,6 +6,8 @@
 #include <alumia/fs.hpp>
 #include <alumia/keyring.hpp>
 
+#include "process.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cctype>
@@ -154,18 +156,13 @@ ChildRun run_self(const std::string& test_spec, const std::string& bus_address, 
   posix_spawn_file_actions_destroy(&actions);
   REQUIRE(rc == 0);
 
-  // Bounded wait; a child stuck past the deadline is killed (by its pid) and reported.
-  const auto deadline = start + std::chrono::seconds(60);
+  // Bounded wait (polled with a deadline); a child stuck past it is killed (by its pid) and reported.
   int wstatus = 0;
-  for (;;) {
-    pid_t r = ::waitpid(pid, &wstatus, WNOHANG);
-    if (r == pid) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &wstatus, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const bool exited = alumia::test::eventually([&] { return ::waitpid(pid, &wstatus, WNOHANG) == pid; },
+                                               std::chrono::seconds(60));
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &wstatus, 0);
   }
   run.elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
