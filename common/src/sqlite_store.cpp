@@ -72,6 +72,18 @@ CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
 CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at DESC, id DESC);
 CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at DESC);
 )sql",
+    // 3: the relay worker claims per endpoint through an index (no scan of the whole queue when
+    // only some endpoints have a target), and the dedup set is keyed by its primary key alone.
+    R"sql(
+CREATE INDEX webhook_jobs_endpoint_due ON webhook_jobs(endpoint_id, state, next_attempt_at);
+CREATE TABLE webhook_dedup_v3 (
+  endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (endpoint_id, event_key)) WITHOUT ROWID;
+INSERT INTO webhook_dedup_v3 SELECT endpoint_id, event_key, event_id, received_at FROM webhook_dedup;
+DROP TABLE webhook_dedup;
+ALTER TABLE webhook_dedup_v3 RENAME TO webhook_dedup;
+CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
+)sql",
 };
 
 using sqlite::bind_opt;

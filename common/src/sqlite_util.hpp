@@ -5,9 +5,11 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace alumia::sqlite {
 
@@ -38,5 +40,46 @@ inline void bind_opt(SQLite::Statement& q, int i, const std::optional<std::strin
   if (v) q.bind(i, *v);
   else q.bind(i);
 }
+
+// Prepared statements of one connection, compiled once and reused: the hot paths run the same few
+// statements thousands of times a second, and preparing is most of the cost of a small statement.
+// Not thread-safe: one cache per connection, used under that connection's owner (writer thread or
+// reader mutex).
+class StatementCache {
+ public:
+  explicit StatementCache(SQLite::Database& db) : m_db(db) {}
+
+  // A statement in use; reset when it goes out of scope, so a half-stepped SELECT never keeps the
+  // connection's read snapshot open (in WAL mode that would serve stale rows and hold back
+  // checkpoints).
+  class Use {
+   public:
+    explicit Use(SQLite::Statement& q) : m_q(&q) {}
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { (void)m_q->tryReset(); }
+    SQLite::Statement& operator*() const { return *m_q; }
+    SQLite::Statement* operator->() const { return m_q; }
+
+   private:
+    SQLite::Statement* m_q;
+  };
+
+  // The statement for `sql`, reset and with no bindings.
+  SQLite::Statement& get(const std::string& sql) {
+    auto it = m_statements.find(sql);
+    if (it == m_statements.end()) it = m_statements.emplace(sql, std::make_unique<SQLite::Statement>(m_db, sql)).first;
+    SQLite::Statement& q = *it->second;
+    (void)q.tryReset();  // an earlier failed step leaves its error here; it is not this use's error
+    q.clearBindings();
+    return q;
+  }
+  // get() wrapped in a Use: `auto q = cache.use(sql); q->bind(1, x); q->exec();`
+  Use use(const std::string& sql) { return Use(get(sql)); }
+
+ private:
+  SQLite::Database& m_db;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> m_statements;
+};
 
 }  // namespace alumia::sqlite
