@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace alumia {
@@ -63,7 +64,9 @@ RelayWorker::~RelayWorker() { stop(); }
 void RelayWorker::start() {
   if (auto n = m_store.requeue_running(m_clock.now_ms()); n && *n > 0)
     spdlog::info("relay: {} job(s) interrupted by a restart are queued again", *n);
-  m_thread = std::thread([this] { loop(); });
+  const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
+  for (std::size_t i = 0; i < threads; ++i) m_pool.emplace_back([this] { delivery_loop(); });
+  m_thread = std::thread([this] { claim_loop(); });
 }
 
 void RelayWorker::stop() {
@@ -72,7 +75,11 @@ void RelayWorker::stop() {
     m_stopping = true;
   }
   m_cv.notify_all();
+  m_ready_cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
+  for (auto& t : m_pool)
+    if (t.joinable()) t.join();
+  m_pool.clear();
 }
 
 void RelayWorker::notify() {
@@ -83,47 +90,60 @@ void RelayWorker::notify() {
   m_cv.notify_all();
 }
 
-void RelayWorker::loop() {
+void RelayWorker::claim_loop() {
+  const std::size_t slots = std::max<std::size_t>(1, m_options.concurrency);
   for (;;) {
+    std::size_t free_slots = 0;
     {
-      std::lock_guard lock(m_mutex);
+      std::unique_lock lock(m_mutex);
+      // Claim only what can start now: a claimed job is `running` in the store.
+      m_cv.wait(lock, [&] { return m_stopping || m_in_flight < slots; });
       if (m_stopping) return;
       m_poked = false;
+      free_slots = slots - m_in_flight;
     }
     const int64_t now = m_clock.now_ms();
     if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes
       m_last_prune = now;
       if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0) spdlog::info("relay: pruned {} dedup key(s)", *n);
     }
-    const std::size_t attempted = run_once();
-    if (attempted >= m_options.batch) continue;  // more may be due right away
-    milliseconds wait = m_options.idle_poll;
-    if (auto next = m_store.next_due_at(m_options.have_default_target); next && *next) {
-      const int64_t delta = **next - m_clock.now_ms();
-      wait = std::min(wait, milliseconds(std::max<int64_t>(delta, 1)));
+    auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target);
+    if (!jobs) spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);
+    if (jobs && !jobs->empty()) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_in_flight += jobs->size();
+        for (auto& j : *jobs) m_ready.push_back(std::move(j));
+      }
+      m_ready_cv.notify_all();
+      continue;  // more may be due right away
     }
+    // Nothing due: sleep until a poke, the earliest scheduled attempt, or the idle poll.
+    std::chrono::milliseconds wait = m_options.idle_poll;
+    if (auto next = m_store.next_due_at(m_options.have_default_target); next && *next)
+      wait = std::min(wait, std::chrono::milliseconds(std::max<int64_t>(**next - m_clock.now_ms(), 1)));
     std::unique_lock lock(m_mutex);
     m_cv.wait_for(lock, wait, [&] { return m_stopping || m_poked; });
   }
 }
 
-std::size_t RelayWorker::run_once() {
-  auto jobs = m_store.claim_due_jobs(m_clock.now_ms(), m_options.batch, m_options.have_default_target);
-  if (!jobs) {
-    spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);
-    return 0;
-  }
-  for (auto& j : *jobs) {
+void RelayWorker::delivery_loop() {
+  for (;;) {
+    WebhookJob job;
+    {
+      std::unique_lock lock(m_mutex);
+      m_ready_cv.wait(lock, [&] { return m_stopping || !m_ready.empty(); });
+      if (m_stopping) return;  // jobs still ready stay `running`: the next start() queues them again
+      job = std::move(m_ready.front());
+      m_ready.pop_front();
+    }
+    deliver(std::move(job));
     {
       std::lock_guard lock(m_mutex);
-      if (m_stopping) {
-        // Leave it for the next start (requeue_running).
-        continue;
-      }
+      --m_in_flight;
     }
-    deliver(std::move(j));
+    m_cv.notify_all();
   }
-  return jobs->size();
 }
 
 void RelayWorker::deliver(WebhookJob job) {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -36,11 +37,15 @@ struct RelayWorkerOptions {
   std::vector<std::chrono::milliseconds> backoff = default_relay_backoff();
   double jitter = 0.2;  // each delay grows by up to this fraction, at random
   bool have_default_target = false;
-  std::size_t batch = 16;
+  // Deliveries in flight at once: a slow or dead target holds one slot per job it holds, not the
+  // whole queue.
+  std::size_t concurrency = 4;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_poll{1000};  // re-check the store at least this often
 };
 
+// One claimer thread takes due jobs from the store (never more than there are free delivery
+// slots) and hands them to `concurrency` delivery threads.
 class RelayWorker {
  public:
   RelayWorker(WebhookStore& store, http::Client& client, const Clock& clock, Random& random, RelayTargetLookup lookup,
@@ -49,16 +54,16 @@ class RelayWorker {
   RelayWorker(const RelayWorker&) = delete;
   RelayWorker& operator=(const RelayWorker&) = delete;
 
-  // Requeues jobs left running by a crash, then serves on a background thread.
+  // Requeues jobs left running by a crash, then serves on background threads.
   void start();
+  // Waits for deliveries in flight; jobs claimed but not started stay `running` in the store and
+  // are queued again by the next start().
   void stop();
   void notify();  // a job became due
 
-  // One pass: claims due jobs and delivers them; returns how many were attempted (tests).
-  std::size_t run_once();
-
  private:
-  void loop();
+  void claim_loop();
+  void delivery_loop();
   void deliver(WebhookJob job);
 
   WebhookStore& m_store;
@@ -68,11 +73,15 @@ class RelayWorker {
   RelayTargetLookup m_lookup;
   RelayWorkerOptions m_options;
   std::mutex m_mutex;
-  std::condition_variable m_cv;
+  std::condition_variable m_cv;        // claimer: poked, a slot freed, stopping
+  std::condition_variable m_ready_cv;  // delivery threads: a job is ready, stopping
+  std::deque<WebhookJob> m_ready;
+  std::size_t m_in_flight = 0;  // claimed and not finished (ready + being delivered)
   bool m_stopping = false;
   bool m_poked = false;
   int64_t m_last_prune = 0;
   std::thread m_thread;
+  std::vector<std::thread> m_pool;
 };
 
 }  // namespace alumia
