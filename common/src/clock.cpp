@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <alumia/clock.hpp>
 #include <alumia/crypto.hpp>
 
@@ -35,13 +36,27 @@ std::string Random::base64url(std::size_t n_bytes) {
   return crypto::base64url_encode({reinterpret_cast<const char*>(b.data()), b.size()});
 }
 
-std::string Random::uuid_v4() {
-  auto b = bytes(16);
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+namespace {
+// 16 bytes with version and variant set → 8-4-4-4-12 lowercase hex.
+std::string format_uuid(std::vector<unsigned char>& b, unsigned version) {
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   std::string h = crypto::hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
          h.substr(20);
+}
+}  // namespace
+
+std::string Random::uuid_v4() {
+  auto b = bytes(16);
+  return format_uuid(b, 4);
+}
+
+std::string Random::uuid_v7(int64_t unix_ms) {
+  auto b = bytes(16);
+  const auto ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0));
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  return format_uuid(b, 7);
 }
 
 uint64_t Random::below(uint64_t bound) {
