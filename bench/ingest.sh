@@ -175,6 +175,25 @@ echo "ingest: daemon $DAEMON_URL (endpoint $ENDPOINT_ID), bare server 127.0.0.1:
 echo "ingest: relay target: $([ "${RELAY:-0}" = 1 ] && echo "the bare server (RELAY=1)" || echo "none, jobs stay queued (RELAY=1 relays to the bare server)")"
 echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets, 1024-byte signed bodies"
 echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+# The floor under durable ingest: every 2xx waits for an fdatasync of the store's WAL, so with C
+# connections the daemon cannot answer more than C / (fdatasync latency) requests a second, however
+# cheap the rest is. Measured on the store's own file system, now.
+python3 - "$WORK" "$CONNECTIONS" <<'FSYNC_EOF'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+lat = []
+for i in range(100):
+    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
+    t = time.perf_counter(); os.fdatasync(fd); lat.append(time.perf_counter() - t)
+os.close(fd); os.unlink(path)
+lat.sort()
+med = lat[len(lat) // 2]
+c = int(sys.argv[2])
+print("ingest: fdatasync of 4 KiB here: median %.2f ms, p90 %.2f ms -> at most %.0f durable commits/s;"
+      " with %d connections and one commit per round trip the daemon can answer at most ~%.0f req/s"
+      % (med * 1000, lat[len(lat) * 9 // 10] * 1000, 1 / med, c, c / med))
+FSYNC_EOF
 if [ "$WARMUP" -gt 0 ]; then
   run_wrk warmup daemon "$WARMUP" 0
   run_wrk warmup bare "$WARMUP" 0
