@@ -159,6 +159,58 @@ TEST_CASE("webhook store: concurrent ingest stores each key once and answers eve
   CHECK((*ep)->duplicates == k_threads / 2 * k_per_thread);
 }
 
+TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due first", "[webhooks][store]") {
+  Fixture f;  // ep1 has no relay target
+  WebhookEndpointRecord targeted;
+  targeted.id = "ep2";
+  targeted.user_id = "u1";
+  targeted.provider = "github";
+  targeted.relay_to = "http://127.0.0.1:9/hook";
+  targeted.created_at = targeted.updated_at = 1;
+  REQUIRE(f.hooks->insert_endpoint(targeted));
+  for (int n = 0; n < 6; ++n) {
+    IngestRequest r = request("github:" + std::to_string(n), n);
+    r.endpoint_id = n % 2 == 0 ? "ep1" : "ep2";
+    REQUIRE(f.hooks->ingest(r));
+  }
+  // Without a default target only ep2's jobs (1, 3, 5) are claimable, oldest due first.
+  auto next = f.hooks->next_due_at(false);
+  REQUIRE(next);
+  CHECK(*next == std::optional<int64_t>(1001));
+  auto claimed = f.hooks->claim_due_jobs(5000, 2, false);
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == 2);
+  CHECK((*claimed)[0].id == "job-1");
+  CHECK((*claimed)[1].id == "job-3");
+  CHECK((*claimed)[0].state == "running");
+  // Not yet due: nothing.
+  auto early = f.hooks->claim_due_jobs(1004, 10, false);
+  REQUIRE(early);
+  CHECK(early->empty());
+  auto rest = f.hooks->claim_due_jobs(5000, 10, false);
+  REQUIRE(rest);
+  REQUIRE(rest->size() == 1);
+  CHECK((*rest)[0].id == "job-5");
+  auto none = f.hooks->next_due_at(false);
+  REQUIRE(none);
+  CHECK_FALSE(*none);
+  // With a default target every endpoint's jobs go: ep1's three remain.
+  auto all = f.hooks->claim_due_jobs(5000, 10, true);
+  REQUIRE(all);
+  CHECK(all->size() == 3);
+  // A failed job comes back when its next attempt is due; running ones are requeued after a crash.
+  WebhookJob j = (*claimed)[0];
+  j.state = "failed";
+  j.attempts = 1;
+  j.next_attempt_at = 9000;
+  REQUIRE(f.hooks->finish_job(j));
+  CHECK(f.hooks->claim_due_jobs(8999, 10, false)->empty());
+  auto again = f.hooks->claim_due_jobs(9000, 10, false);
+  REQUIRE(again->size() == 1);
+  CHECK((*again)[0].id == "job-1");
+  CHECK(*f.hooks->requeue_running(10000) == 6);
+}
+
 TEST_CASE("relay worker helpers: backoff schedule parsing and the signature format", "[webhooks]") {
   CHECK(parse_backoff("50,100,200") == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(50),
                                                                             std::chrono::milliseconds(100),
