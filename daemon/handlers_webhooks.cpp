@@ -47,6 +47,15 @@ Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req
   return ok(svc.endpoint_json(*e));
 }
 
+Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  auto e = svc.update_endpoint(*caller, req.params.at("id"), *body);
+  if (!e) return std::unexpected(e.error());
+  return ok(svc.endpoint_json(*e));
+}
+
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   ALUMIA_SERVICE(ctx);
   if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
@@ -153,6 +162,15 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
   return ok(json{{"retried", *n}});
 }
 
+// Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).
+Status admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params, std::size_t length) {
+  if (!ctx.webhooks) return {};
+  const auto provider = params.find("provider");
+  const auto id = params.find("endpointId");
+  if (provider == params.end() || id == params.end()) return {};
+  return ctx.webhooks->admit_body(provider->second, id->second, length);
+}
+
 #undef ALUMIA_SERVICE
 
 }  // namespace
@@ -165,12 +183,15 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     "create a webhook endpoint"});
   routes.push_back({"GET", "/api/v1/webhook-endpoints/:id", get_endpoint, Auth::key, W, k_json_body_cap, k_on_control,
                     "show a webhook endpoint"});
+  routes.push_back({"PATCH", "/api/v1/webhook-endpoints/:id", update_endpoint, Auth::key, W, k_json_body_cap,
+                    k_on_control, "change an endpoint: status (active|disabled), label, relayTo, maxBodyBytes"});
   routes.push_back({"DELETE", "/api/v1/webhook-endpoints/:id", delete_endpoint, Auth::key, W, k_json_body_cap,
                     k_on_control, "delete a webhook endpoint"});
   routes.push_back({"POST", "/api/v1/webhook-endpoints/:id/rotate-secret", rotate_secret, Auth::key, W, k_json_body_cap,
                     k_on_control, "rotate an endpoint's secret (the old one verifies during a grace period)"});
   routes.push_back({"POST", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_, std::nullopt,
-                    k_webhook_body_cap, k_on_control | k_on_public, "webhook receiver (provider-signed)"});
+                    k_webhook_body_cap, k_on_control | k_on_public, "webhook receiver (provider-signed)",
+                    admit_receiver_body});
   routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_, std::nullopt,
                     k_webhook_body_cap, k_on_control | k_on_public, "webhook receiver: Meta subscription handshake"});
   routes.push_back({"GET", "/api/v1/connector-events", list_events, Auth::key, W, k_json_body_cap, k_on_control,

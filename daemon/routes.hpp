@@ -22,7 +22,7 @@ enum class Auth {
 inline constexpr unsigned k_on_control = 1;
 inline constexpr unsigned k_on_public = 2;
 inline constexpr std::size_t k_json_body_cap = 128 * 1024;
-inline constexpr std::size_t k_webhook_body_cap = 25 * 1024 * 1024;  // per-endpoint cap checked later
+inline constexpr std::size_t k_webhook_body_cap = 25 * 1024 * 1024;  // per endpoint: Route::admit_body
 
 using Handler = std::function<Result<http::Response>(DaemonContext&, const http::Request&, const Caller*)>;
 
@@ -35,6 +35,10 @@ struct Route {
   std::size_t body_cap = k_json_body_cap;
   unsigned listeners = k_on_control;
   std::string_view summary;
+  // Where the cap depends on the target (the receiver: the endpoint's maxBodyBytes), the check of
+  // Content-Length before the body is read; body_cap stays the hard limit of the route.
+  std::function<Status(DaemonContext&, const std::map<std::string, std::string>& params, std::size_t content_length)>
+      admit_body = nullptr;
 };
 
 const std::vector<Route>& route_table();

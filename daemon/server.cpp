@@ -107,6 +107,8 @@ Listener::Listener(DaemonContext& ctx, http::Listener kind)
       if (n > cap)
         return reject(ErrorCode::payload_too_large, "body of " + std::to_string(n) + " bytes exceeds the limit of " +
                                                         std::to_string(cap) + " bytes for this route");
+      if (m.route && m.route->admit_body)
+        if (auto st = m.route->admit_body(m_ctx, m.params, n); !st) return reject(st.error().code, st.error().message);
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });

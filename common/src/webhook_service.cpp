@@ -63,10 +63,31 @@ http::Response envelope(const json& data, int status = 200) {
 
 json opt_time(const std::optional<int64_t>& v) { return v ? json(format_time_ms(*v)) : json(nullptr); }
 
+// Field checks shared by create and update, so both accept exactly the same values.
+Status check_label(const std::string& label) {
+  if (label.size() > 200) return fail(ErrorCode::validation_error, "label must be at most 200 characters");
+  return {};
+}
+
+Status check_relay_to(const std::string& relay_to) {
+  auto u = url::parse(relay_to);
+  if (!u || (u->scheme != "http" && u->scheme != "https"))
+    return fail(ErrorCode::validation_error, "relayTo must be an http(s) URL");
+  if (auto ok = url::check_outbound_url(relay_to); !ok)
+    return fail(ErrorCode::validation_error, "relayTo: " + ok.error().message);
+  return {};
+}
+
+Status check_max_body(int64_t max_body) {
+  if (max_body < 1 || max_body > k_max_webhook_body_cap)
+    return fail(ErrorCode::validation_error, "maxBodyBytes must be from 1 to 26214400 (25 MiB)");
+  return {};
+}
+
 }  // namespace
 
 WebhookService::WebhookService(WebhookServiceDeps deps)
-    : m_d(std::move(deps)), m_jwks(m_d.http, m_d.clock) {
+    : m_d(std::move(deps)), m_jwks(m_d.http, m_d.clock, std::chrono::hours(1), m_d.jwks_min_refresh) {
   if (!m_d.webhook_base_url.empty()) {
     if (m_d.allow_insecure_base_url) {
       spdlog::warn("webhook base URL {} is accepted without checks (--allow-insecure-base-url): development only",
@@ -242,22 +263,29 @@ Result<std::shared_ptr<const WebhookService::Cached>> WebhookService::load(const
 }
 
 Result<std::shared_ptr<const WebhookService::Cached>> WebhookService::cached(const std::string& id) {
-  {
+  for (;;) {
+    uint64_t generation = 0;
+    {
+      std::lock_guard lock(m_cache_mutex);
+      if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+      generation = m_cache_generation;
+    }
+    auto found = m_d.hooks.find_endpoint(id);
+    if (!found) return std::unexpected(found.error());
+    if (!*found) return std::shared_ptr<const Cached>();
+    auto loaded = load(**found);
+    if (!loaded) return loaded;
     std::lock_guard lock(m_cache_mutex);
-    if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+    // An update, rotation or delete that forgot endpoints while this load ran may have changed the
+    // row after it was read: caching that copy would serve the old state until the next change.
+    if (generation == m_cache_generation) return m_cache.emplace(id, *loaded).first->second;
   }
-  auto found = m_d.hooks.find_endpoint(id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found) return std::shared_ptr<const Cached>();
-  auto loaded = load(**found);
-  if (!loaded) return loaded;
-  std::lock_guard lock(m_cache_mutex);
-  return m_cache.emplace(id, *loaded).first->second;
 }
 
 void WebhookService::forget(const std::string& id) {
   std::lock_guard lock(m_cache_mutex);
   m_cache.erase(id);
+  ++m_cache_generation;
 }
 
 Status WebhookService::seal_and_store(const std::string& id, const std::map<std::string, std::string>& values) {
@@ -297,17 +325,12 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
   if (auto it = body.find("maxBodyBytes"); it != body.end() && !it->is_null()) {
     if (!it->is_number_integer()) return fail(ErrorCode::bad_request, "maxBodyBytes must be an integer");
     max_body = it->get<int64_t>();
-    if (max_body < 1 || max_body > k_max_webhook_body_cap)
-      return fail(ErrorCode::validation_error, "maxBodyBytes must be from 1 to 26214400 (25 MiB)");
+    if (auto st = check_max_body(max_body); !st) return std::unexpected(st.error());
   }
-  if (label && label->size() > 200) return fail(ErrorCode::validation_error, "label must be at most 200 characters");
-  if (relay_to) {
-    auto u = url::parse(*relay_to);
-    if (!u || (u->scheme != "http" && u->scheme != "https"))
-      return fail(ErrorCode::validation_error, "relayTo must be an http(s) URL");
-    if (auto ok = url::check_outbound_url(*relay_to); !ok)
-      return fail(ErrorCode::validation_error, "relayTo: " + ok.error().message);
-  }
+  if (label)
+    if (auto st = check_label(*label); !st) return std::unexpected(st.error());
+  if (relay_to)
+    if (auto st = check_relay_to(*relay_to); !st) return std::unexpected(st.error());
   if (jwks_url)
     if (auto ok = url::check_outbound_url(*jwks_url); !ok)
       return fail(ErrorCode::validation_error, "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
@@ -329,7 +352,8 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
   bool generated = false;
   if (!secret || secret->empty()) {
     if (!generates_secret(*provider) && *provider != "gmail")
-      return fail(ErrorCode::bad_request, *provider + " issues its own secret; pass it as `secret` (the CLI reads it from stdin)");
+      return fail(ErrorCode::bad_request, *provider + " issues its own secret; pass it as `secret` (CLI: `alumia-connect "
+                                              "webhooks create --provider " + *provider + " --secret-from-stdin`)");
     if (generates_secret(*provider)) {
       secret = generate_secret(*provider, m_d.random);
       generated = true;
@@ -418,6 +442,52 @@ Status WebhookService::delete_endpoint(const Caller& caller, const std::string& 
   return {};
 }
 
+Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& caller, const std::string& id,
+                                                              const json& body) {
+  auto e = owned_endpoint(caller, id);
+  if (!e) return std::unexpected(e.error());
+  const auto invalid = [](std::string message) { return fail(ErrorCode::validation_error, std::move(message)); };
+  if (!body.is_object()) return invalid("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
+  // Everything is checked before anything is written: a bad field changes nothing.
+  WebhookEndpointRecord next = *e;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "status") {
+      if (!value.is_string() || (value != "active" && value != "disabled"))
+        return invalid("status must be \"active\" or \"disabled\"");
+      next.status = value.get<std::string>();
+    } else if (key == "label") {
+      if (!value.is_string()) return invalid("label must be a string");
+      next.label = value.get<std::string>();
+      if (auto st = check_label(next.label); !st) return std::unexpected(st.error());
+    } else if (key == "relayTo") {
+      if (value.is_null()) {
+        next.relay_to.reset();
+        continue;
+      }
+      if (!value.is_string()) return invalid("relayTo must be a URL string, or null for the daemon's default target");
+      if (auto st = check_relay_to(value.get<std::string>()); !st) return std::unexpected(st.error());
+      next.relay_to = value.get<std::string>();
+    } else if (key == "maxBodyBytes") {
+      if (!value.is_number_integer()) return invalid("maxBodyBytes must be an integer");
+      next.max_body_bytes = value.get<int64_t>();
+      if (auto st = check_max_body(next.max_body_bytes); !st) return std::unexpected(st.error());
+    } else {
+      return invalid("unknown field '" + key + "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
+    }
+  }
+  if (next.status == e->status && next.label == e->label && next.relay_to == e->relay_to &&
+      next.max_body_bytes == e->max_body_bytes)
+    return next;
+  next.updated_at = m_d.clock.now_ms();
+  if (auto st = m_d.hooks.update_endpoint(next); !st) return std::unexpected(st.error());
+  // The receiver reads endpoints from the cache: drop it so a disable answers NOT_FOUND at once.
+  forget(id);
+  spdlog::info("webhook endpoint {} updated (status {})", id, next.status);
+  // Queued jobs without a target wait; a new target must wake the worker to drain them.
+  if (next.relay_to && next.relay_to != e->relay_to && m_job_listener) m_job_listener();
+  return next;
+}
+
 Result<json> WebhookService::rotate_secret(const Caller& caller, const std::string& id, const json& body) {
   auto e = owned_endpoint(caller, id);
   if (!e) return std::unexpected(e.error());
@@ -434,7 +504,8 @@ Result<json> WebhookService::rotate_secret(const Caller& caller, const std::stri
   bool generated = false;
   if (!secret || secret->empty()) {
     if (!generates_secret(e->provider))
-      return fail(ErrorCode::bad_request, e->provider + " issues its own secret; pass the new one as `secret`");
+      return fail(ErrorCode::bad_request, e->provider + " issues its own secret; pass the new one as `secret` (CLI: "
+                                              "`alumia-connect webhooks rotate-secret " + id + " --secret-from-stdin`)");
     secret = generate_secret(e->provider, m_d.random);
     generated = true;
   }
@@ -468,6 +539,22 @@ Result<json> WebhookService::rotate_secret(const Caller& caller, const std::stri
 }
 
 // ---- the receiver ----
+
+Status WebhookService::admit_body(const std::string& provider, const std::string& id, std::size_t content_length) {
+  int64_t cap = k_default_webhook_body_cap;
+  bool known = false;
+  if (is_uuid(id))
+    if (auto got = cached(id); got && *got && !(*got)->record.deleted_at && (*got)->record.status == "active" &&
+                               (*got)->record.provider == provider) {
+      cap = (*got)->record.max_body_bytes;
+      known = true;
+    }
+  if (static_cast<int64_t>(content_length) <= cap) return {};
+  if (known) m_d.hooks.count(id, EndpointCounter::rejected);
+  return fail(ErrorCode::payload_too_large, "body of " + std::to_string(content_length) + " bytes exceeds " +
+                                                (known ? "this endpoint's limit" : "the receiver's default limit") +
+                                                " of " + std::to_string(cap) + " bytes (maxBodyBytes)");
+}
 
 Result<http::Response> WebhookService::receive(const http::Request& req) {
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
@@ -520,11 +607,13 @@ Result<http::Response> WebhookService::receive(const http::Request& req) {
   in.headers = headers.dump(-1, ' ', false, json::error_handler_t::replace);
   in.body = req.body;
   in.received_at = now;
-  in.event_id = m_d.random.uuid_v4();
-  in.job_id = m_d.random.uuid_v4();
+  in.event_id = m_d.random.uuid_v7(now);
+  in.job_id = m_d.random.uuid_v7(now);
   auto outcome = m_d.hooks.ingest(in);
   if (!outcome) return std::unexpected(outcome.error());  // 503: the provider retries
-  if (!outcome->duplicate && m_job_listener) m_job_listener();
+  // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
+  // queue without costing the worker a look per delivery.
+  if (!outcome->duplicate && m_job_listener && (ep->record.relay_to || !m_d.default_relay_to.empty())) m_job_listener();
   if (verdict->exact_reply) return exact_reply(*verdict);
   if (outcome->duplicate) return envelope(json{{"duplicate", true}, {"eventId", outcome->event_id}});
   return envelope(json{{"eventId", outcome->event_id}});
@@ -556,7 +645,7 @@ Result<WebhookJob> WebhookService::replay_event(const Caller& caller, const std:
     return fail(ErrorCode::conflict, "the endpoint of event " + id + " was deleted; its events cannot be relayed");
   const int64_t now = m_d.clock.now_ms();
   WebhookJob j;
-  j.id = m_d.random.uuid_v4();
+  j.id = m_d.random.uuid_v7(now);
   j.event_id = ev->id;
   j.endpoint_id = ev->endpoint_id;
   j.user_id = ev->user_id;

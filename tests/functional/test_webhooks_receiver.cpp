@@ -170,6 +170,23 @@ TEST_CASE("webhook receiver: transport checks, unknown endpoints and body caps",
     CHECK(r.status == 413);
     CHECK(r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE");
     CHECK(eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
+  }
+  SECTION("the endpoint's maxBodyBytes is judged from Content-Length, before the body is read") {
+    // Headers only: were the daemon to read the 2000-byte body first, this would wait for it.
+    const std::string head_only = "POST " + receive_path("github", s.endpoint_id) +
+                                  " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(d.port()) +
+                                  "\r\nContent-Type: application/json\r\nContent-Length: 2000\r\n\r\n";
+    auto r = raw_exchange(d.port(), head_only);
+    CHECK(r.status == 413);
+    CHECK(r.body.find("PAYLOAD_TOO_LARGE") != std::string::npos);
+    CHECK(r.body.find("this endpoint's limit of 1024 bytes") != std::string::npos);
+    CHECK(eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
+    // An unknown endpoint gets the default cap (256 KiB), also before its body.
+    auto unknown = raw_exchange(d.port(), "POST " + receive_path("github", "2b1c8f0e-9f1a-4c1e-8d5a-3f1e2d3c4b5a") +
+                                              " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(d.port()) +
+                                              "\r\nContent-Length: 300000\r\n\r\n");
+    CHECK(unknown.status == 413);
+    CHECK(unknown.body.find("default limit of 262144 bytes") != std::string::npos);
     // Above the route cap (25 MiB) the transport refuses it from the Content-Length alone.
   }
   SECTION("no Content-Length (chunked) → 411") {

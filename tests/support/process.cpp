@@ -1,6 +1,9 @@
 #include "process.hpp"
 
 #include <httplib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -9,6 +12,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -167,6 +171,49 @@ HttpReply http_request(const std::string& method, const std::string& url,
   out.status = res.status;
   out.body = res.body;
   for (const auto& [k, v] : res.headers) out.headers.emplace(k, v);
+  return out;
+}
+
+RawReply raw_exchange(int port, const std::string& request) {
+  RawReply out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + " failed");
+  }
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string data;
+  char buf[4096];
+  std::size_t need = std::string::npos;
+  for (;;) {
+    const auto end = data.find("\r\n\r\n");
+    if (end != std::string::npos && need == std::string::npos) {
+      out.head = data.substr(0, end);
+      std::smatch m;
+      static const std::regex k_cl("[Cc]ontent-[Ll]ength: *([0-9]+)");
+      need = std::regex_search(out.head, m, k_cl) ? end + 4 + std::stoul(m[1].str()) : end + 4;
+    }
+    if (need != std::string::npos && data.size() >= need) break;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    data.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  if (data.rfind("HTTP/1.", 0) == 0 && data.size() > 12) out.status = std::stoi(data.substr(9, 3));
+  if (need != std::string::npos && out.head.size() + 4 <= data.size()) out.body = data.substr(out.head.size() + 4);
   return out;
 }
 

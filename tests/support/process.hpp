@@ -77,6 +77,16 @@ HttpReply http_request(const std::string& method, const std::string& url,
                        const std::vector<std::pair<std::string, std::string>>& headers = {},
                        const std::string& body = {}, bool no_content_length = false);
 
+// One raw HTTP/1.1 exchange over a loopback socket, for requests httplib will not send (no
+// Content-Length, real chunked bodies, a lying Content-Length, headers without their body).
+// Reads the answer until its Content-Length is complete, the peer closes, or 10 s pass.
+struct RawReply {
+  int status = 0;
+  std::string head;
+  std::string body;
+};
+RawReply raw_exchange(int port, const std::string& request);
+
 // The real daemon on port 0 in its own data dir (a path with a space), keyring=file by default.
 class Daemon {
  public:

@@ -42,6 +42,7 @@ struct WebhookServiceDeps {
   std::string control_url;       // fallback base of receiveUrl
   std::string default_relay_to;  // setting relay-to
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
+  std::chrono::seconds jwks_min_refresh{60};  // Gmail push: an unknown kid refetches at most this often
 };
 
 // Where a job of an endpoint goes and the key that signs it.
@@ -64,11 +65,18 @@ class WebhookService {
   Result<PageResult<WebhookEndpointRecord>> list_endpoints(const Caller& caller, const Page& page);
   Result<WebhookEndpointRecord> get_endpoint(const Caller& caller, const std::string& id);
   Status delete_endpoint(const Caller& caller, const std::string& id);
+  // PATCH: any of status ("active" | "disabled"), label, relayTo (null clears), maxBodyBytes. Unknown
+  // fields and wrong types are VALIDATION_ERROR and change nothing.
+  Result<WebhookEndpointRecord> update_endpoint(const Caller& caller, const std::string& id, const nlohmann::json& body);
   Result<nlohmann::json> rotate_secret(const Caller& caller, const std::string& id, const nlohmann::json& body);
   nlohmann::json endpoint_json(const WebhookEndpointRecord& e) const;
 
   // The receiver (params "provider" and "endpointId"): errors are answered in the envelope.
   Result<http::Response> receive(const http::Request& req);
+  // The receiver's body cap, checked on Content-Length before the body is read: the endpoint's
+  // maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB default.
+  // PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
+  Status admit_body(const std::string& provider, const std::string& endpoint_id, std::size_t content_length);
 
   // Events and jobs of the caller.
   Result<PageResult<WebhookEvent>> list_events(const Caller& caller, EventFilter filter, const Page& page);
@@ -108,6 +116,7 @@ class WebhookService {
   std::function<void()> m_job_listener;
   std::mutex m_cache_mutex;
   std::map<std::string, std::shared_ptr<const Cached>> m_cache;
+  uint64_t m_cache_generation = 0;  // bumped by forget(): a load that raced with it is not cached
 };
 
 }  // namespace alumia
