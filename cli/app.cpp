@@ -160,6 +160,9 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
   register_connect(*app, ctx);
   register_credentials(*app, ctx);
   register_token(*app, ctx);
+  register_webhooks(*app, ctx);
+  register_events(*app, ctx);
+  register_jobs(*app, ctx);
   register_keys(*app, ctx);
   register_config(*app, ctx);
   register_oauth_client(*app, ctx);

@@ -14,21 +14,13 @@ struct ListOptions {
 CliStatus list(CliContext& ctx, const ListOptions& o) {
   auto client = ctx.client();
   if (!client) return std::unexpected(client.error());
-  std::string query;
-  const auto add = [&query](const std::string& k, const std::string& v) {
-    query += (query.empty() ? "?" : "&") + k + "=" + encode_component(v);
-  };
-  if (!o.connector.empty()) add("connector", o.connector);
-  if (!o.status.empty()) add("status", o.status);
-  if (o.limit > 0) add("limit", std::to_string(o.limit));
-  else if (o.all) add("limit", "200");
+  const std::string limit = o.limit > 0 ? std::to_string(o.limit) : o.all ? "200" : "";
   json result;
   json items = json::array();
   std::string cursor;
   for (int page = 0; page < 10000; ++page) {
-    std::string path = "/api/v1/connections" + query;
-    if (!cursor.empty()) path += (query.empty() ? "?" : "&") + std::string("cursor=") + encode_component(cursor);
-    auto data = (*client)->get(path);
+    auto data = (*client)->get(with_query(
+        "/api/v1/connections", {{"connector", o.connector}, {"status", o.status}, {"limit", limit}, {"cursor", cursor}}));
     if (!data) return std::unexpected(data.error());
     if (!o.all) {
       result = std::move(*data);

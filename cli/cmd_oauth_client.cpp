@@ -1,10 +1,8 @@
 // alumia-connect oauth-client set|unset SLUG: an OAuth client id and secret stored encrypted by the
 // daemon. The secret is read from stdin (never an argument), so it stays out of argv and history.
-#include "app.hpp"
+#include "credentials_util.hpp"
 
 #include <alumia/secret.hpp>
-
-#include <iterator>
 
 namespace alumia::cli {
 namespace {
@@ -12,12 +10,11 @@ namespace {
 CliStatus run_set(CliContext& ctx, const std::string& slug, const std::string& client_id) {
   auto client = ctx.client();
   if (!client) return std::unexpected(client.error());
-  if (ctx.tty.stdin_tty) ctx.err << "Client secret for " << slug << " (read from stdin, end with Ctrl-D): " << std::flush;
-  std::string secret{std::istreambuf_iterator<char>(ctx.in), std::istreambuf_iterator<char>()};
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.empty()) return usage_fail("no client secret on stdin (e.g. `printf %s \"$SECRET\" | alumia-connect oauth-client set " + slug + " --client-id ID`)");
-  std::string body = json{{"clientId", client_id}, {"clientSecret", secret}}.dump();
-  wipe_string(secret);
+  auto secret = read_secret(ctx, "client secret for " + slug,
+                            "printf %s \"$SECRET\" | alumia-connect oauth-client set " + slug + " --client-id ID");
+  if (!secret) return std::unexpected(secret.error());
+  std::string body = json{{"clientId", client_id}, {"clientSecret", *secret}}.dump();
+  wipe_string(*secret);
   auto data = (*client)->post_raw("/api/v1/oauth-clients/" + encode_component(slug), body);
   wipe_string(body);
   if (!data) return std::unexpected(data.error());

@@ -324,8 +324,9 @@ is the command line client of
 .BR alumia\-connectd (8).
 Every action goes through the daemon's HTTP API on the loopback interface; the CLI never opens the
 store itself. It connects accounts with OAuth (in the system browser) or with API keys (prompted
-with echo off, or read from stdin), lists and revokes connections, and prints fresh credentials for
-your own programs.
+with echo off, or read from stdin), lists and revokes connections, prints fresh credentials for
+your own programs, and manages the webhook endpoints, received events and relay jobs of the daemon's
+webhook relay.
 .PP
 Human output is aligned tables on standard output; diagnostics go to standard error as
 \fBalumia\-connect: error:\fR \fImessage\fR. With \fB\-\-json\fR the \fBdata\fR member of the daemon's answer
@@ -369,6 +370,19 @@ For an API\-key connector the values come from \fB\-\-field\fR \fIKEY=VALUE\fR, 
 (a JSON object), or from prompts on the terminal (echo off for secret fields). A secret given with
 \fB\-\-field\fR works but draws a warning, since command lines are visible to other local users.
 Without a terminal, missing required fields are a usage error: scripts are never prompted.
+.SH WEBHOOKS
+\fBwebhooks create \-\-provider\fR \fIP\fR prints the endpoint's \fBreceive URL\fR, to be given to the
+provider, and its secrets. A secret the daemon generates (github, linear, telegram) and the
+\fBrelay secret\fR (the key of the \fBAlumia\-Signature\fR header on relayed events) are printed only
+this once. A secret the provider issues (Stripe \fBwhsec_\fR, Slack signing secret, Meta app secret,
+Twilio auth token, Discord public key) is never taken from the command line: \fB\-\-secret\-from\-stdin\fR
+reads it from standard input (one line), or prompts with echo off on a terminal; the same holds for
+\fB\-\-verify\-token\-from\-stdin\fR (a second line when both are given) and for \fBrotate\-secret\fR.
+.PP
+\fBwebhooks update\fR \fIID\fR \fB\-\-disable\fR makes the receiver answer 404 to that endpoint at once;
+\fB\-\-enable\fR accepts deliveries again.
+\fBevents tail \-\-follow\fR polls the daemon once a second and prints events as they arrive (with
+\fB\-\-json\fR, one JSON object per line) until Ctrl\-C, which ends it with exit status 130.
 .SH EXIT STATUS
 .TP
 .B 0
@@ -400,7 +414,7 @@ BAD_REQUEST, VALIDATION_ERROR, LENGTH_REQUIRED, PAYLOAD_TOO_LARGE, or HTTP 405.
 Timed out waiting (OAuth authorization, daemon start or stop).
 .TP
 .B 130
-Interrupted with Ctrl\-C while waiting.
+Interrupted with Ctrl\-C while waiting, or \fBevents tail \-\-follow\fR stopped with Ctrl\-C.
 .SH ENVIRONMENT
 .TP
 .B ALUMIA_HOME
@@ -449,6 +463,10 @@ alumia\-connect connect github
 alumia\-connect connect telegram \-\-from\-stdin < creds.json
 TOKEN=$(alumia\-connect token 1b4e28ba\-2fa1\-4d3b\-a3f5\-8f1c2d3e4f50)
 alumia\-connect connections list \-\-json
+alumia\-connect webhooks create \-\-provider github \-\-relay\-to http://127.0.0.1:8080/hook
+printf %s "$WHSEC" | alumia\-connect webhooks create \-\-provider stripe \-\-secret\-from\-stdin
+alumia\-connect events tail \-\-follow \-\-json
+alumia\-connect jobs retry \-\-state dead \-\-since 1h
 .fi
 .SH SEE ALSO
 .BR alumia\-connectd (8)

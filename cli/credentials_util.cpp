@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iterator>
 #include <set>
+#include <string>
 
 namespace alumia::cli {
 
@@ -110,6 +111,20 @@ CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ct
   return values;
 }
 
+CliResult<std::string> read_secret(CliContext& ctx, const std::string& what, const std::string& example) {
+  std::string line;
+  if (ctx.tty.stdin_tty) {
+    auto got = prompt_line(ctx.err, what + ": ", true);
+    if (!got) return std::unexpected(got.error());
+    line = std::move(*got);
+  } else {
+    std::getline(ctx.in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+  }
+  if (line.empty()) return usage_fail("no " + what + " on stdin (e.g. `" + example + "`)");
+  return line;
+}
+
 CliResult<json> submit_credentials(CliContext& ctx, const std::string& connection_id,
                                    std::map<std::string, std::string>& values) {
   auto client = ctx.client();
@@ -125,9 +140,9 @@ CliResult<json> submit_credentials(CliContext& ctx, const std::string& connectio
 }
 
 std::string status_color(const std::string& status) {
-  if (status == "active") return "32";
-  if (status == "pending") return "33";
-  if (status == "error" || status == "expired") return "31";
+  if (status == "active" || status == "succeeded") return "32";
+  if (status == "pending" || status == "queued" || status == "running") return "33";
+  if (status == "error" || status == "expired" || status == "failed" || status == "dead") return "31";
   return "2";
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Shared by `connect`, `credentials` and `connections`: how a connection is shown and how
-// credential values are collected (--field, --from-stdin, or prompts on the TTY).
+// Shared by `connect`, `credentials`, `connections`, `oauth-client` and `webhooks`: how a connection
+// is shown and how credential values are collected (--field, --from-stdin, or prompts on the TTY).
 #include "app.hpp"
 
 #include <map>
@@ -28,12 +28,18 @@ struct CredentialInput {
 CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ctx, const json& connector,
                                                                    const CredentialInput& input);
 
+// One secret that must not appear on the command line: prompted for with echo off when stdin is a
+// terminal, otherwise one line of stdin (line ending dropped). Nothing is a usage error that shows
+// `example`, a command line that pipes the value in. The caller wipes the result.
+CliResult<std::string> read_secret(CliContext& ctx, const std::string& what, const std::string& example);
+
 // POST /connections/:id/credentials with the values; wipes the request body afterwards.
 CliResult<json> submit_credentials(CliContext& ctx, const std::string& connection_id,
                                    std::map<std::string, std::string>& values);
 
 // Human view of one connection.
 void print_connection(CliContext& ctx, const json& connection);
-std::string status_color(const std::string& status);  // SGR code for a status
+// SGR code for a status: of a connection, a webhook endpoint or a relay job.
+std::string status_color(const std::string& status);
 
 }  // namespace alumia::cli

@@ -234,6 +234,10 @@ CliResult<json> DaemonClient::post(const std::string& path, const json& body) {
   const std::string text = body.dump();
   return send("POST", path, &text);
 }
+CliResult<json> DaemonClient::patch(const std::string& path, const json& body) {
+  const std::string text = body.dump();
+  return send("PATCH", path, &text);
+}
 CliResult<json> DaemonClient::post_raw(const std::string& path, const std::string& body) {
   return send("POST", path, &body);
 }
@@ -254,6 +258,7 @@ CliResult<json> DaemonClient::send(const std::string& method, const std::string&
   wipe_string(auth);
   httplib::Result res = method == "GET"      ? client.Get(path.c_str(), headers)
                         : method == "DELETE" ? client.Delete(path.c_str(), headers)
+                        : method == "PATCH"  ? client.Patch(path.c_str(), headers, *body, "application/json")
                                              : client.Post(path.c_str(), headers, *body, "application/json");
   for (auto& [name, value] : headers)
     if (name == "Authorization") wipe_string(value);
@@ -281,5 +286,16 @@ bool daemon_answers(const DaemonUrl& url, std::chrono::milliseconds timeout) {
 }
 
 std::string encode_component(std::string_view s) { return http::url_encode(s); }
+
+std::string with_query(const std::string& path, const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string out = path;
+  char sep = path.find('?') == std::string::npos ? '?' : '&';
+  for (const auto& [k, v] : params) {
+    if (v.empty()) continue;
+    out += sep + k + "=" + encode_component(v);
+    sep = '&';
+  }
+  return out;
+}
 
 }  // namespace alumia::cli

@@ -78,6 +78,7 @@ class DaemonClient {
 
   CliResult<json> get(const std::string& path);
   CliResult<json> post(const std::string& path, const json& body = json::object());
+  CliResult<json> patch(const std::string& path, const json& body);
   CliResult<json> del(const std::string& path);
   // For bodies holding secrets: the caller builds the string and wipes it.
   CliResult<json> post_raw(const std::string& path, const std::string& body);
@@ -98,5 +99,8 @@ bool daemon_answers(const DaemonUrl& url, std::chrono::milliseconds timeout);
 
 // Percent-encodes a path segment or query value.
 std::string encode_component(std::string_view s);
+
+// `path` plus "?k=v&..." for the parameters whose value is not empty, values percent-encoded.
+std::string with_query(const std::string& path, const std::vector<std::pair<std::string, std::string>>& params);
 
 }  // namespace alumia::cli

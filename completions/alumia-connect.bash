@@ -3,9 +3,12 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token keys config oauth-client daemon' ;;
+    '') echo 'connectors connections connect credentials token webhooks events jobs keys config oauth-client daemon' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
+    'webhooks') echo 'list create show update delete rotate-secret' ;;
+    'events') echo 'list show replay tail' ;;
+    'jobs') echo 'list retry' ;;
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
@@ -26,6 +29,21 @@ _alumia_connect_options() {
     'connect') echo '-h --help --label --field --from-stdin --select-account --no-browser --no-wait --timeout --reconnect --json --daemon --data-dir -q --quiet --no-color' ;;
     'credentials') echo '-h --help --field --from-stdin --json --daemon --data-dir -q --quiet --no-color' ;;
     'token') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks list') echo '-h --help --limit --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks create') echo '-h --help --provider --connection --label --relay-to --max-body-bytes --secret-from-stdin --verify-token-from-stdin --audience --jwks-url --service-account-email --bot-id --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks update') echo '-h --help --disable --enable --label --relay-to --clear-relay-to --max-body-bytes --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks delete') echo '-h --help -y --yes --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks rotate-secret') echo '-h --help --secret-from-stdin --grace-seconds --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events list') echo '-h --help --endpoint --status --since --limit --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events replay') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events tail') echo '-h --help --endpoint -n --lines -f --follow --json --daemon --data-dir -q --quiet --no-color' ;;
+    'jobs') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'jobs list') echo '-h --help --state --limit --json --daemon --data-dir -q --quiet --no-color' ;;
+    'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys list') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys create') echo '-h --help --name --scope --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -56,6 +74,21 @@ _alumia_connect_value_options() {
     'connect') echo '--label --field --timeout --reconnect --daemon --data-dir' ;;
     'credentials') echo '--field --daemon --data-dir' ;;
     'token') echo '--daemon --data-dir' ;;
+    'webhooks') echo '--daemon --data-dir' ;;
+    'webhooks list') echo '--limit --daemon --data-dir' ;;
+    'webhooks create') echo '--provider --connection --label --relay-to --max-body-bytes --audience --jwks-url --service-account-email --bot-id --daemon --data-dir' ;;
+    'webhooks show') echo '--daemon --data-dir' ;;
+    'webhooks update') echo '--label --relay-to --max-body-bytes --daemon --data-dir' ;;
+    'webhooks delete') echo '--daemon --data-dir' ;;
+    'webhooks rotate-secret') echo '--grace-seconds --daemon --data-dir' ;;
+    'events') echo '--daemon --data-dir' ;;
+    'events list') echo '--endpoint --status --since --limit --daemon --data-dir' ;;
+    'events show') echo '--daemon --data-dir' ;;
+    'events replay') echo '--daemon --data-dir' ;;
+    'events tail') echo '--endpoint -n --lines --daemon --data-dir' ;;
+    'jobs') echo '--daemon --data-dir' ;;
+    'jobs list') echo '--state --limit --daemon --data-dir' ;;
+    'jobs retry') echo '--state --since --daemon --data-dir' ;;
     'keys') echo '--daemon --data-dir' ;;
     'keys list') echo '--daemon --data-dir' ;;
     'keys create') echo '--name --scope --daemon --data-dir' ;;

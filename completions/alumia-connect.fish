@@ -4,11 +4,17 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token keys config oauth-client daemon
+            printf '%s\n' connectors connections connect credentials token webhooks events jobs keys config oauth-client daemon
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
             printf '%s\n' list show revoke
+        case 'webhooks'
+            printf '%s\n' list create show update delete rotate-secret
+        case 'events'
+            printf '%s\n' list show replay tail
+        case 'jobs'
+            printf '%s\n' list retry
         case 'keys'
             printf '%s\n' list create revoke
         case 'config'
@@ -44,6 +50,36 @@ function __alumia_connect_value_options
             printf '%s\n' --field --daemon --data-dir
         case 'token'
             printf '%s\n' --daemon --data-dir
+        case 'webhooks'
+            printf '%s\n' --daemon --data-dir
+        case 'webhooks list'
+            printf '%s\n' --limit --daemon --data-dir
+        case 'webhooks create'
+            printf '%s\n' --provider --connection --label --relay-to --max-body-bytes --audience --jwks-url --service-account-email --bot-id --daemon --data-dir
+        case 'webhooks show'
+            printf '%s\n' --daemon --data-dir
+        case 'webhooks update'
+            printf '%s\n' --label --relay-to --max-body-bytes --daemon --data-dir
+        case 'webhooks delete'
+            printf '%s\n' --daemon --data-dir
+        case 'webhooks rotate-secret'
+            printf '%s\n' --grace-seconds --daemon --data-dir
+        case 'events'
+            printf '%s\n' --daemon --data-dir
+        case 'events list'
+            printf '%s\n' --endpoint --status --since --limit --daemon --data-dir
+        case 'events show'
+            printf '%s\n' --daemon --data-dir
+        case 'events replay'
+            printf '%s\n' --daemon --data-dir
+        case 'events tail'
+            printf '%s\n' --endpoint -n --lines --daemon --data-dir
+        case 'jobs'
+            printf '%s\n' --daemon --data-dir
+        case 'jobs list'
+            printf '%s\n' --state --limit --daemon --data-dir
+        case 'jobs retry'
+            printf '%s\n' --state --since --daemon --data-dir
         case 'keys'
             printf '%s\n' --daemon --data-dir
         case 'keys list'
@@ -112,6 +148,9 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a connections -d 'List, 
 complete -c alumia-connect -n '__alumia_connect_at ""' -a connect -d 'Connect an account: OAuth in the browser, or API key credentials'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a credentials -d 'Submit new credentials for an API-key connection'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a token -d 'Print a fresh access token (or the API-key value) of a connection'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage webhook endpoints: where providers deliver events'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay and follow received webhook events'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a oauth-client -d 'Set or remove a connector'\''s OAuth client (secret from stdin)'
@@ -223,6 +262,170 @@ complete -c alumia-connect -n '__alumia_connect_at "token"' -l daemon -r -d 'Dae
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a list -d 'List webhook endpoints, newest first'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a create -d 'Create an endpoint; prints its receive URL and, once, its secrets'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a show -d 'Show one endpoint with its receive URL and delivery counts'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a update -d 'Disable or enable an endpoint, or change its label, relay target, body cap'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a delete -d 'Delete an endpoint: deliveries get 404, pending jobs are cancelled'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a rotate-secret -d 'New secret (generated, or the provider'\''s from stdin); the old one verifies during a grace period'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks list
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l limit -r -d 'At most N endpoints (1-200; default 50)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks create
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l provider -r -d 'telegram, slack, discord, whatsapp, twilio, gmail, github, linear or stripe'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -r -d 'The connection the endpoint belongs to'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l label -r -d 'A name for the endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l relay-to -r -d 'Relay events to this URL (default: the daemon'\''s --relay-to)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l max-body-bytes -r -d 'Largest accepted delivery (default 262144, at most 25 MiB)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l secret-from-stdin -d 'Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, Twilio auth token, Discord public key; also your own secret for github, linear, telegram)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l verify-token-from-stdin -d 'Read the verify token from stdin (whatsapp subscription handshake; gmail push ?token=), after the secret'\''s line when both are read'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l audience -r -d 'gmail: the push subscription'\''s audience'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l jwks-url -r -d 'gmail: where Google'\''s signing keys are fetched (https)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l service-account-email -r -d 'gmail: the push subscription'\''s service account'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l bot-id -r -d 'telegram: the bot id (default: from --connection'\''s bot token)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks show
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks update
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l disable -d 'Stop accepting deliveries (they get 404)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l enable -d 'Accept deliveries again'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l label -r -d 'A new name ("" clears it)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l relay-to -r -d 'Relay this endpoint'\''s events to URL'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l clear-relay-to -d 'Use the daemon'\''s --relay-to again'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l max-body-bytes -r -d 'Largest accepted delivery (at most 25 MiB)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks delete
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect webhooks rotate-secret
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l secret-from-stdin -d 'Read the new provider-issued secret from stdin'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l grace-seconds -r -d 'How long the old secret keeps verifying (0-604800; default 86400)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events
+complete -c alumia-connect -n '__alumia_connect_at "events"' -a list -d 'List received events, newest first'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -a show -d 'Show one event with its headers and body'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -a replay -d 'Relay an event again (a new job)'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -a tail -d 'Print the newest events, oldest first; --follow keeps printing new ones'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events list
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l status -r -d 'Only events whose job is in this state'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l since -r -d 'Only events received since: an age like 15m, 2h, 7d, or an RFC 3339 UTC time'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l limit -r -d 'At most N events (1-200; default 50)'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events show
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events replay
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events replay"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events tail
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s n -l lines -r -d 'How many of the newest events to print first (1-200; default 10)'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s f -l follow -d 'Keep polling and print events as they arrive until Ctrl-C (exit 130); with --json one object per line'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect jobs
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -a list -d 'List relay jobs, newest first'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -a retry -d 'Retry one job now, or every dead (or failed) job with --state'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "jobs"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect jobs list
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l state -r -d 'Only jobs in this state'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l limit -r -d 'At most N jobs (1-200; default 50)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "jobs list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect jobs retry
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l state -r -d 'Retry every job in this state'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l since -r -d 'With --state: only jobs created since (15m, 2h, 7d or an RFC 3339 UTC time)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect keys
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a list -d 'List API keys (never their values)'

@@ -1,14 +1,11 @@
 // The foundation through the real CLI against the real daemon (SPEC §10): commands, --json output,
 // and the exact exit codes 0/2/3/5/6/7.
+#include "cli_helpers.hpp"
 #include "process.hpp"
 
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -17,8 +14,14 @@
 namespace {
 
 namespace fs = std::filesystem;
+using alumia::test::cli;
+using alumia::test::cli_env;
 using alumia::test::Daemon;
+using alumia::test::daemon_options;
+using alumia::test::free_port;
+using alumia::test::json_out;
 using alumia::test::ProcessResult;
+using alumia::test::stop_clean;
 using alumia::test::TempDir;
 using nlohmann::json;
 
@@ -54,63 +57,11 @@ class FakeTelegram {
   int m_port = 0;
 };
 
-Daemon::Options opts(alumia::test::EnvOverrides extra = {}) {
-  Daemon::Options o;
-  o.env = {{"ALUMIA_GITHUB_CLIENT_ID", std::nullopt}, {"ALUMIA_GITHUB_CLIENT_SECRET", std::nullopt},
-           {"ALUMIA_API_KEY", std::nullopt}, {"ALUMIA_LISTEN", std::nullopt}, {"ALUMIA_DAEMON", std::nullopt}};
-  for (auto& [k, v] : extra) o.env[k] = v;
-  return o;
-}
-
-// The CLI's environment: nothing from the developer's shell that would change where it looks.
-alumia::test::EnvOverrides cli_env() {
-  return {{"ALUMIA_DAEMON", std::nullopt}, {"ALUMIA_LISTEN", std::nullopt}, {"BROWSER", std::nullopt},
-          {"XDG_CONFIG_HOME", std::nullopt}, {"XDG_DATA_HOME", std::nullopt}, {"XDG_RUNTIME_DIR", std::nullopt}};
-}
-
-ProcessResult cli(const Daemon& d, std::vector<std::string> args, const std::string& stdin_data = {}) {
-  return d.cli(std::move(args), cli_env(), stdin_data, std::chrono::seconds(30));
-}
-
-json json_out(const ProcessResult& r) {
-  INFO("exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
-  const json j = json::parse(r.out, nullptr, false);
-  REQUIRE_FALSE(j.is_discarded());
-  return j;
-}
-
-// Runs `res` once and requires its exit code, showing the output on failure.
-#define REQUIRE_EXIT(res, code)                                                                     \
-  do {                                                                                              \
-    const ProcessResult& r_exit_ = (res);                                                           \
-    INFO("exit " << r_exit_.exit_code << "\nstdout: " << r_exit_.out << "\nstderr: " << r_exit_.err); \
-    REQUIRE(r_exit_.exit_code == (code));                                                           \
-  } while (0)
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-void stop_clean(Daemon& d) {
-  const int code = d.stop();
-  INFO(d.log());
-  CHECK(code == 0);
-  CHECK(d.log().find(" error ") == std::string::npos);
-}
-
 }  // namespace
 
 TEST_CASE("cli: connectors, config show, daemon status, --json", "[foundation-cli]") {
   TempDir home;
-  Daemon d(home.path(), opts());
+  Daemon d(home.path(), daemon_options());
 
   auto list = cli(d, {"connectors", "list"});
   REQUIRE_EXIT(list, 0);
@@ -154,7 +105,7 @@ TEST_CASE("cli: connectors, config show, daemon status, --json", "[foundation-cl
 TEST_CASE("cli: connect telegram, credentials, connections list/show/revoke", "[foundation-cli]") {
   FakeTelegram telegram;
   TempDir home;
-  Daemon d(home.path(), opts({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
+  Daemon d(home.path(), daemon_options({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
 
   // --from-stdin with JSON.
   auto connect = cli(d, {"connect", "telegram", "--from-stdin"}, json{{"bot_token", k_token}}.dump());
@@ -248,7 +199,7 @@ TEST_CASE("cli: connect telegram, credentials, connections list/show/revoke", "[
 
 TEST_CASE("cli: keys list/create/revoke", "[foundation-cli]") {
   TempDir home;
-  Daemon d(home.path(), opts());
+  Daemon d(home.path(), daemon_options());
 
   auto created = cli(d, {"keys", "create", "--name", "ci", "--scope", "connections", "--scope", "tokens"});
   REQUIRE_EXIT(created, 0);

@@ -2,6 +2,7 @@
 #include "test_cli_support.hpp"
 
 #include "credentials_util.hpp"
+#include "event_tail.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -22,6 +23,27 @@ TEST_CASE("every command parses its flags", "[cli]") {
       {"connect", "telegram", "--field", "bot_token=1:x", "--field", "a=b=c", "--from-stdin"},
       {"credentials", "abc", "--field", "k=v", "--from-stdin"},
       {"token", "abc"},
+      {"webhooks", "list", "--limit", "5"},
+      {"webhooks", "create", "--provider", "stripe", "--connection", "abc", "--label", "billing", "--relay-to",
+       "https://example.com/hook", "--max-body-bytes", "1048576", "--secret-from-stdin"},
+      {"webhooks", "create", "--provider", "gmail", "--audience", "https://example.com/push", "--jwks-url",
+       "https://example.com/jwks", "--service-account-email", "push@example.iam.gserviceaccount.com",
+       "--verify-token-from-stdin"},
+      {"webhooks", "create", "--provider", "telegram", "--bot-id", "123"},
+      {"webhooks", "show", "abc"},
+      {"webhooks", "update", "abc", "--disable", "--label", "", "--relay-to", "https://example.com/", "--max-body-bytes",
+       "64"},
+      {"webhooks", "update", "abc", "--enable", "--clear-relay-to"},
+      {"webhooks", "delete", "abc", "--yes"},
+      {"webhooks", "rotate-secret", "abc", "--secret-from-stdin", "--grace-seconds", "0"},
+      {"events", "list", "--endpoint", "abc", "--status", "dead", "--since", "15m", "--limit", "5"},
+      {"events", "show", "abc"},
+      {"events", "replay", "abc"},
+      {"events", "tail", "--endpoint", "abc", "-n", "5", "--follow"},
+      {"events", "tail", "-f", "--json"},
+      {"jobs", "list", "--state", "dead", "--limit", "5"},
+      {"jobs", "retry", "abc"},
+      {"jobs", "retry", "--state", "dead", "--since", "2026-11-29T03:25:19Z"},
       {"keys", "list"},
       {"keys", "create", "--name", "ci", "--scope", "tokens", "--scope", "connections"},
       {"keys", "revoke", "abc"},
@@ -74,6 +96,19 @@ TEST_CASE("usage errors exit 2; help and version exit 0", "[cli]") {
       {"token"},
       {"token", "a", "b"},
       {"completion", "tcsh"},
+      {"webhooks", "create"},
+      {"webhooks", "create", "--provider", "stripe", "--secret", "whsec_x"},  // secrets never as argv values
+      {"webhooks", "create", "--provider", "github", "--max-body-bytes", "0"},
+      {"webhooks", "show"},
+      {"webhooks", "update", "abc", "--disable", "--enable"},
+      {"webhooks", "update", "abc", "--relay-to", "https://example.com/", "--clear-relay-to"},
+      {"webhooks", "update", "abc", "--max-body-bytes", "26214401"},
+      {"webhooks", "rotate-secret", "abc", "--grace-seconds", "-1"},
+      {"events", "list", "--status", "bogus"},
+      {"events", "tail", "-n", "0"},
+      {"jobs", "list", "--state", "bogus"},
+      {"jobs", "retry", "--since", "1h"},
+      {"jobs", "retry", "--state", "queued"},
   };
   for (const auto& args : bad) {
     CliHarness h;
@@ -196,4 +231,59 @@ TEST_CASE("find_in_path resolves names without a shell", "[cli]") {
   CHECK(alumia::cli::find_in_path("sh", "/nonexistent:/bin:/usr/bin").has_value());
   CHECK_FALSE(alumia::cli::find_in_path("definitely-not-a-program-xyz", "/bin:/usr/bin").has_value());
   CHECK_FALSE(alumia::cli::find_in_path("", "/bin").has_value());
+}
+
+TEST_CASE("webhook, event and job usage errors are found before the daemon is contacted", "[cli]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+      {{"webhooks", "update", "abc"}, "nothing to change"},
+      {{"webhooks", "create", "--provider", "stripe", "--secret-from-stdin"}, "--secret-from-stdin"},
+      {{"webhooks", "rotate-secret", "abc", "--secret-from-stdin"}, "rotate-secret abc --secret-from-stdin"},
+      {{"webhooks", "delete", "abc"}, "--yes"},
+      {{"jobs", "retry"}, "--state"},
+      {{"jobs", "retry", "abc", "--state", "dead"}, "--state"},
+  };
+  for (const auto& [args, message] : cases) {
+    CliHarness h(alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}});
+    INFO(args[0] << " " << args[1]);
+    std::vector<std::string> argv{"--daemon", "http://127.0.0.1:1"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    h.parse(argv);
+    CHECK(h.ctx.run() == 2);
+    CHECK(h.err.str().find(message) != std::string::npos);
+  }
+}
+
+TEST_CASE("read_secret: one line of stdin without a terminal, never echoed in errors", "[cli]") {
+  CliHarness h;
+  h.in.str("whsec_first\r\nsecond\n");
+  auto first = alumia::cli::read_secret(h.ctx, "stripe signing secret", "printf %s \"$S\" | x");
+  REQUIRE(first);
+  CHECK(*first == "whsec_first");
+  auto second = alumia::cli::read_secret(h.ctx, "verify token", "printf %s \"$S\" | x");
+  REQUIRE(second);
+  CHECK(*second == "second");
+  auto none = alumia::cli::read_secret(h.ctx, "verify token", "printf %s \"$TOKEN\" | x");
+  REQUIRE_FALSE(none);
+  CHECK(none.error().exit_code == 2);
+  CHECK(none.error().message.find("no verify token on stdin") != std::string::npos);
+  CHECK(h.err.str().empty());
+}
+
+TEST_CASE("events tail: new events of each newest-first window, oldest first, each once", "[cli]") {
+  using nlohmann::json;
+  const auto ev = [](const char* id) { return json{{"id", id}}; };
+  const auto ids = [](const std::vector<json>& events) {
+    std::vector<std::string> out;
+    for (const auto& e : events) out.push_back(e["id"].get<std::string>());
+    return out;
+  };
+  alumia::cli::EventTail tail;
+  CHECK(ids(tail.advance({ev("c"), ev("b"), ev("a")})) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(tail.seen("b"));
+  CHECK(ids(tail.advance({ev("e"), ev("d"), ev("c"), ev("b")})) == std::vector<std::string>{"d", "e"});
+  // A commit that lands behind a newer, already printed event is still printed.
+  CHECK(ids(tail.advance({ev("e"), ev("x"), ev("d")})) == std::vector<std::string>{"x"});
+  CHECK_FALSE(tail.seen("a"));  // out of the window: older than anything a later window can hold
+  CHECK(ids(tail.advance({ev("e"), ev("e"), ev("x")})).empty());
+  CHECK(ids(tail.advance({})).empty());
 }
