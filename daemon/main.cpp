@@ -204,12 +204,11 @@ int run(int argc, char** argv) {
                                .http = http_client, .webhook_base_url = settings.get("webhook-base-url"),
                                .allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true",
                                .control_url = control_url, .default_relay_to = settings.get("relay-to")};
-  hook_deps.webhook_base_url = settings.get("webhook-base-url");
-  hook_deps.allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true";
-  hook_deps.control_url = control_url;
-  hook_deps.default_relay_to = settings.get("relay-to");
   if (auto v = env_lookup("ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS"))
     hook_deps.secret_grace = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
+  // Test-only: how soon an unknown kid may refetch a JWKS (default 60 s).
+  if (auto v = env_lookup("ALUMIA_JWKS_MIN_REFRESH_SECONDS"))
+    hook_deps.jwks_min_refresh = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
   WebhookService webhooks(std::move(hook_deps));
   ctx.webhooks = &webhooks;
   RelayWorkerOptions relay_options;

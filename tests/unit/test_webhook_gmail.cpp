@@ -1,23 +1,19 @@
 // Gmail push / Pub/Sub (PROVIDERS §6): RS256 tokens minted in the test with a fresh RSA-2048 key,
 // served through a fake JwksSource; the published claim set; every row of the minted-token table;
 // the legacy token; envelope decoding; CachingJwks with a scripted client and a fake clock.
+#include "jwt_rs256.hpp"
 #include "webhook_test_util.hpp"
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-
-#include <memory>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 using namespace alumia;
 using namespace alumia::webhooks;
+using namespace alumia::test::jwt;
 
 namespace {
-
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct MdCtxFree { void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); } };
-struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
-using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
 const std::string k_audience = "https://example.com";
 const std::string k_email = "gae-gcp@appspot.gserviceaccount.com";
@@ -32,48 +28,6 @@ const std::string k_claims =
 
 const std::string k_body =
     R"({"message":{"attributes":{"key":"value"},"data":"eyJlbWFpbEFkZHJlc3MiOiAidXNlckBleGFtcGxlLmNvbSIsICJoaXN0b3J5SWQiOiAiMTIzNDU2Nzg5MCJ9","messageId":"2070443601311540","message_id":"2070443601311540","publishTime":"2021-02-26T19:13:55.749Z","publish_time":"2021-02-26T19:13:55.749Z"},"subscription":"projects/myproject/subscriptions/mysubscription","deliveryAttempt":5})";
-
-Pkey generate_rsa() {
-  Pkey key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048)));
-  REQUIRE(key);
-  return key;
-}
-
-std::string bn_param(EVP_PKEY* key, const char* name) {
-  BIGNUM* raw = nullptr;
-  REQUIRE(EVP_PKEY_get_bn_param(key, name, &raw) == 1);
-  std::unique_ptr<BIGNUM, BnFree> bn(raw);
-  std::string out(static_cast<std::size_t>(BN_num_bytes(bn.get())), '\0');
-  BN_bn2bin(bn.get(), reinterpret_cast<unsigned char*>(out.data()));
-  return out;
-}
-
-nlohmann::json jwk_of(EVP_PKEY* key, const std::string& kid) {
-  return {{"kty", "RSA"}, {"alg", "RS256"}, {"use", "sig"}, {"kid", kid},
-          {"n", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_N))},
-          {"e", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_E))}};
-}
-
-std::string rs256(EVP_PKEY* key, const std::string& input) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1);
-  std::size_t len = 0;
-  const auto* data = reinterpret_cast<const unsigned char*>(input.data());
-  REQUIRE(EVP_DigestSign(ctx.get(), nullptr, &len, data, input.size()) == 1);
-  std::string sig(len, '\0');
-  REQUIRE(EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, data, input.size()) == 1);
-  sig.resize(len);
-  return sig;
-}
-
-std::string mint(EVP_PKEY* key, const std::string& claims, const std::string& header_json) {
-  const std::string input = crypto::base64url_encode(header_json) + "." + crypto::base64url_encode(claims);
-  return input + "." + crypto::base64url_encode(rs256(key, input));
-}
-
-std::string mint(EVP_PKEY* key, const nlohmann::json& claims, const std::string& kid = k_kid) {
-  return mint(key, claims.dump(), nlohmann::json{{"alg", "RS256"}, {"kid", kid}, {"typ", "JWT"}}.dump());
-}
 
 class FakeJwks final : public JwksSource {
  public:
@@ -145,14 +99,14 @@ TEST_CASE("gmail: published claim set with a minted token → event", "[webhooks
 
 TEST_CASE("gmail: time checks with 60 s skew", "[webhooks][gmail]") {
   Fixture f;
-  const std::string token = mint(f.key.get(), f.claims());
+  const std::string token = mint(f.key.get(), f.claims(), k_kid);
   CHECK(f.push(token, k_exp + 59).has_value());
   REQUIRE_UNAUTHORIZED(f.push(token, k_exp + 60));
   CHECK(f.push(token, k_iat - 60).has_value());
   REQUIRE_UNAUTHORIZED(f.push(token, k_iat - 61));
   auto no_exp = f.claims();
   no_exp.erase("exp");
-  REQUIRE_UNAUTHORIZED(f.push(mint(f.key.get(), no_exp)));
+  REQUIRE_UNAUTHORIZED(f.push(mint(f.key.get(), no_exp, k_kid)));
 }
 
 TEST_CASE("gmail: claim mismatches → 401", "[webhooks][gmail]") {
@@ -160,7 +114,7 @@ TEST_CASE("gmail: claim mismatches → 401", "[webhooks][gmail]") {
   auto with = [&](const char* name, nlohmann::json value) {
     auto c = f.claims();
     c[name] = std::move(value);
-    return mint(f.key.get(), c);
+    return mint(f.key.get(), c, k_kid);
   };
   REQUIRE_UNAUTHORIZED(f.push(with("aud", "https://other.example")));
   REQUIRE_UNAUTHORIZED(f.push(with("iss", "https://evil.example")));
@@ -170,7 +124,7 @@ TEST_CASE("gmail: claim mismatches → 401", "[webhooks][gmail]") {
   CHECK(f.push(with("iss", "accounts.google.com")).has_value());
   auto no_verified = f.claims();
   no_verified.erase("email_verified");
-  REQUIRE_UNAUTHORIZED(f.push(mint(f.key.get(), no_verified)));
+  REQUIRE_UNAUTHORIZED(f.push(mint(f.key.get(), no_verified, k_kid)));
 }
 
 TEST_CASE("gmail: alg none and HS256 with the public key → 401", "[webhooks][gmail]") {
@@ -202,7 +156,7 @@ TEST_CASE("gmail: unknown kid refetches once, then fails closed; rotated key is 
 
 TEST_CASE("gmail: signature and token-shape tampering → 401", "[webhooks][gmail]") {
   Fixture f;
-  const std::string token = mint(f.key.get(), f.claims());
+  const std::string token = mint(f.key.get(), f.claims(), k_kid);
   const auto dot2 = token.rfind('.');
   std::string sig = *crypto::base64url_decode(token.substr(dot2 + 1));
   sig[5] = static_cast<char>(sig[5] ^ 0x01);
@@ -217,12 +171,12 @@ TEST_CASE("gmail: signature and token-shape tampering → 401", "[webhooks][gmai
   REQUIRE_UNAUTHORIZED(f.push(token.substr(0, dot2)));
   // A key from somebody else under the same kid.
   Pkey stranger = generate_rsa();
-  REQUIRE_UNAUTHORIZED(f.push(mint(stranger.get(), f.claims())));
+  REQUIRE_UNAUTHORIZED(f.push(mint(stranger.get(), f.claims(), k_kid)));
 }
 
 TEST_CASE("gmail: Authorization missing, twice, or not Bearer → 401", "[webhooks][gmail]") {
   Fixture f;
-  const std::string token = mint(f.key.get(), f.claims());
+  const std::string token = mint(f.key.get(), f.claims(), k_kid);
   REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {}), k_iat, &f.jwks));
   REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {{"authorization", "Bearer " + token}, {"authorization", "Bearer " + token}}), k_iat, &f.jwks));
   REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {{"authorization", "Basic " + token}}), k_iat, &f.jwks));
@@ -246,7 +200,7 @@ TEST_CASE("gmail: legacy token mode and jwt+token", "[webhooks][gmail]") {
 
   Fixture f;
   f.ep.legacy_token = "s3cret-token";
-  const std::string token = mint(f.key.get(), f.claims());
+  const std::string token = mint(f.key.get(), f.claims(), k_kid);
   auto both = req("/push?token=s3cret-token", {{"token", "s3cret-token"}});
   both.headers.emplace_back("authorization", "Bearer " + token);
   CHECK(testing::run(f.ep, both, k_iat, &f.jwks).has_value());
@@ -269,7 +223,7 @@ TEST_CASE("gmail: configuration and malformed envelopes", "[webhooks][gmail]") {
   REQUIRE_UNAUTHORIZED(testing::run(testing::endpoint("gmail", {}), testing::post(k_body, {}), 0));
 
   Fixture f;
-  const std::string token = mint(f.key.get(), f.claims());
+  const std::string token = mint(f.key.get(), f.claims(), k_kid);
   auto bad = testing::run(f.ep, testing::post(R"({"message":{"data":"e30="},"subscription":"projects/p/subscriptions/s"})", {{"authorization", "Bearer " + token}}), k_iat, &f.jwks);
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == ErrorCode::bad_request);
@@ -361,4 +315,63 @@ TEST_CASE("gmail: CachingJwks caches, honours max-age and rate-limits refreshes"
   auto bad_status = cache.keys("https://third.example/certs", false);
   REQUIRE_FALSE(bad_status);
   CHECK(bad_status.error().code == ErrorCode::service_unavailable);
+
+  // A failure is remembered for 10 s: no outbound request per delivery during an outage (or per
+  // token with a made-up kid), then one new attempt.
+  const std::size_t asked = client.urls.size();
+  CHECK_FALSE(cache.keys("https://third.example/certs", false));
+  CHECK_FALSE(cache.keys("https://third.example/certs", true));
+  CHECK(client.urls.size() == asked);
+  clock.seconds += 10;
+  client.replies = {jwks_reply("d")};
+  auto recovered = cache.keys("https://third.example/certs", false);
+  REQUIRE(recovered);
+  CHECK((*recovered)["keys"][0]["kid"] == "d");
+  CHECK(client.urls.size() == asked + 1);
+}
+
+TEST_CASE("gmail: CachingJwks fetches outside its lock; concurrent first uses share one fetch", "[webhooks][gmail]") {
+  // A client that blocks until released, counting requests.
+  class GateClient final : public http::Client {
+   public:
+    std::mutex m;
+    std::condition_variable cv;
+    bool open = false;
+    int requests = 0;
+    Result<http::OutboundResponse> send(const http::OutboundRequest&) override {
+      std::unique_lock lock(m);
+      ++requests;
+      cv.notify_all();
+      cv.wait(lock, [&] { return open; });
+      return jwks_reply("slow");
+    }
+  } client;
+  ManualClock clock;
+  CachingJwks cache(client, clock, std::chrono::seconds(3600));
+  client.open = true;
+  REQUIRE(cache.keys("https://a.example/certs", false));  // cached for a.example
+  {
+    std::lock_guard lock(client.m);
+    client.open = false;
+  }
+  std::vector<std::thread> waiting;
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 3; ++i)
+    waiting.emplace_back([&] {
+      if (cache.keys("https://b.example/certs", false)) ++answered;
+    });
+  {
+    std::unique_lock lock(client.m);
+    REQUIRE(client.cv.wait_for(lock, std::chrono::seconds(10), [&] { return client.requests == 2; }));
+  }
+  // While b.example's fetch hangs, a.example is answered from the cache without waiting.
+  CHECK(cache.keys("https://a.example/certs", false).has_value());
+  {
+    std::lock_guard lock(client.m);
+    client.open = true;
+  }
+  client.cv.notify_all();
+  for (auto& t : waiting) t.join();
+  CHECK(answered == 3);
+  CHECK(client.requests == 2);  // one fetch for the three first uses of b.example
 }

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -127,12 +128,15 @@ std::optional<std::string> decode_pubsub_data(std::string_view data);
 inline constexpr std::string_view k_google_jwks_url = "https://www.googleapis.com/oauth2/v3/certs";
 
 // JwksSource over the outbound HTTP client: caches each URL for Cache-Control max-age (else
-// default_ttl, at most 24 h), refetches on force_refresh at most once a minute per URL, and serves
-// the stale copy if a refetch fails. Thread-safe.
+// default_ttl, at most 24 h) and serves the stale copy if a refetch fails. Thread-safe.
+// A forced refresh (an unknown kid) refetches at most once per
+// `min_refresh`; a failed fetch is remembered for min(min_refresh, 10 s), so an outage of the key
+// server (or tokens with made-up kids) never turns every delivery into an outbound request. The
+// fetch runs outside the lock: other deliveries keep using the cached keys meanwhile.
 class CachingJwks final : public JwksSource {
  public:
-  CachingJwks(http::Client& client, const Clock& clock,
-              std::chrono::seconds default_ttl = std::chrono::hours(1));
+  CachingJwks(http::Client& client, const Clock& clock, std::chrono::seconds default_ttl = std::chrono::hours(1),
+              std::chrono::seconds min_refresh = std::chrono::seconds(60));
   Result<nlohmann::json> keys(const std::string& jwks_url, bool force_refresh) override;
 
  private:
@@ -141,13 +145,22 @@ class CachingJwks final : public JwksSource {
     int64_t fetched_at = 0;
     int64_t expires_at = 0;
   };
+  struct Slot {
+    std::optional<Entry> entry;
+    bool fetching = false;
+    std::optional<int64_t> failed_at;
+    Error failure;
+  };
   Result<Entry> fetch(const std::string& jwks_url, int64_t now);
 
   http::Client& m_client;
   const Clock& m_clock;
   std::chrono::seconds m_default_ttl;
+  int64_t m_min_refresh;
+  int64_t m_failure_hold;
   std::mutex m_mutex;
-  std::map<std::string, Entry> m_cache;
+  std::condition_variable m_fetched;
+  std::map<std::string, Slot> m_cache;
 };
 
 }  // namespace alumia::webhooks

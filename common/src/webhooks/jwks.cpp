@@ -7,8 +7,8 @@ namespace alumia::webhooks {
 
 namespace {
 
-constexpr int64_t k_min_refresh_interval = 60;
 constexpr int64_t k_max_ttl = 24 * 3600;
+constexpr int64_t k_max_failure_hold = 10;
 
 // max-age from Cache-Control; no-store / no-cache mean "do not reuse" (0).
 std::optional<int64_t> max_age(const std::optional<std::string>& cache_control) {
@@ -29,8 +29,13 @@ std::optional<int64_t> max_age(const std::optional<std::string>& cache_control) 
 
 }  // namespace
 
-CachingJwks::CachingJwks(http::Client& client, const Clock& clock, std::chrono::seconds default_ttl)
-    : m_client(client), m_clock(clock), m_default_ttl(default_ttl) {}
+CachingJwks::CachingJwks(http::Client& client, const Clock& clock, std::chrono::seconds default_ttl,
+                         std::chrono::seconds min_refresh)
+    : m_client(client),
+      m_clock(clock),
+      m_default_ttl(default_ttl),
+      m_min_refresh(std::max<int64_t>(min_refresh.count(), 0)),
+      m_failure_hold(std::min(m_min_refresh, k_max_failure_hold)) {}
 
 Result<CachingJwks::Entry> CachingJwks::fetch(const std::string& jwks_url, int64_t now) {
   http::OutboundRequest request;
@@ -45,31 +50,48 @@ Result<CachingJwks::Entry> CachingJwks::fetch(const std::string& jwks_url, int64
   auto doc = nlohmann::json::parse(response->body, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
     return fail(ErrorCode::service_unavailable, "JWKS " + jwks_url + " is not a JSON key set");
-  // At least a minute even for no-cache, so a busy receiver cannot hammer the key server.
+  // At least min_refresh even for no-cache, so a busy receiver cannot hammer the key server.
   const int64_t ttl = std::max<int64_t>(
       max_age(response->header("cache-control")).value_or(std::min<int64_t>(m_default_ttl.count(), k_max_ttl)),
-      k_min_refresh_interval);
+      m_min_refresh);
   return Entry{std::move(doc), now, now + ttl};
 }
 
 Result<nlohmann::json> CachingJwks::keys(const std::string& jwks_url, bool force_refresh) {
-  const int64_t now = m_clock.now_unix();
-  std::lock_guard lock(m_mutex);
-  auto it = m_cache.find(jwks_url);
-  if (it != m_cache.end()) {
-    const bool fresh = now < it->second.expires_at;
-    const bool refresh_allowed = now - it->second.fetched_at >= k_min_refresh_interval;
-    if ((fresh && !force_refresh) || (force_refresh && !refresh_allowed)) return it->second.doc;
+  std::unique_lock lock(m_mutex);
+  Slot& slot = m_cache[jwks_url];  // std::map: the reference survives other insertions
+  for (;;) {
+    const int64_t now = m_clock.now_unix();
+    if (slot.entry) {
+      const bool fresh = now < slot.entry->expires_at;
+      const bool refresh_allowed = now - slot.entry->fetched_at >= m_min_refresh;
+      if ((fresh && !force_refresh) || (force_refresh && !refresh_allowed)) return slot.entry->doc;
+    }
+    // Keys rotate slowly: while a fetch is failing (or running), a stale copy beats failing.
+    if (slot.failed_at && now - *slot.failed_at < m_failure_hold) {
+      if (slot.entry) return slot.entry->doc;
+      return std::unexpected(slot.failure);
+    }
+    if (!slot.fetching) break;
+    if (slot.entry) return slot.entry->doc;
+    m_fetched.wait(lock, [&] { return !slot.fetching; });  // the first fetch of this URL: share it
   }
+  slot.fetching = true;
+  const int64_t now = m_clock.now_unix();
+  lock.unlock();
   auto entry = fetch(jwks_url, now);
+  lock.lock();
+  slot.fetching = false;
+  m_fetched.notify_all();
   if (!entry) {
-    // Keys rotate slowly: a stale copy beats failing every push during a short outage.
-    if (it != m_cache.end()) return it->second.doc;
+    slot.failed_at = now;
+    slot.failure = entry.error();
+    if (slot.entry) return slot.entry->doc;
     return std::unexpected(entry.error());
   }
-  auto& slot = m_cache[jwks_url];
-  slot = std::move(*entry);
-  return slot.doc;
+  slot.failed_at.reset();
+  slot.entry = std::move(*entry);
+  return slot.entry->doc;
 }
 
 }  // namespace alumia::webhooks
