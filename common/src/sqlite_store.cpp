@@ -74,7 +74,17 @@ CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at DESC);
 )sql",
     // 3: the relay worker claims per endpoint through an index (no scan of the whole queue when
     // only some endpoints have a target), and the dedup set is keyed by its primary key alone.
+    // The hot indexes become ascending: new rows (the newest time) then land at the right edge,
+    // where SQLite appends without rebalancing siblings; DESC listings read them backwards.
     R"sql(
+DROP INDEX webhook_events_user;
+DROP INDEX webhook_events_endpoint;
+DROP INDEX webhook_jobs_user;
+DROP INDEX webhook_jobs_event;
+CREATE INDEX webhook_events_user ON webhook_events(user_id, received_at, id);
+CREATE INDEX webhook_events_endpoint ON webhook_events(endpoint_id, received_at, id);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id);
+CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at);
 CREATE INDEX webhook_jobs_endpoint_due ON webhook_jobs(endpoint_id, state, next_attempt_at);
 CREATE TABLE webhook_dedup_v3 (
   endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,

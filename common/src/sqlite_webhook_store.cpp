@@ -55,8 +55,8 @@ std::string blob_string(const SQLite::Column& c) {
 // stall of a few milliseconds once per thousands of commits. After it the writer overwrites the
 // WAL from its start (no file growth, no block allocation per commit); journal_size_limit trims
 // the file after a burst.
-constexpr int k_checkpoint_pages = 4096;      // 16 MiB of 4 KiB pages
-constexpr int k_restart_pages = 4 * k_checkpoint_pages;
+constexpr int k_checkpoint_pages = 1024;  // 4 MiB of 4 KiB pages: little left for the RESTART to copy
+constexpr int k_restart_pages = 16 * k_checkpoint_pages;
 
 constexpr const char* k_endpoint_cols =
     "SELECT id,user_id,provider,connection_id,label,status,relay_to,config,max_body_bytes,previous_secret_expires_at,"
