@@ -244,8 +244,12 @@ SELECT 'without_job', count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM webh
 SELECT 'jobs', count(*) FROM webhook_jobs WHERE endpoint_id='$ENDPOINT_ID';
 SELECT 'dedup', count(*) FROM webhook_dedup WHERE endpoint_id='$ENDPOINT_ID';
 SELECT 'unacked_stored', count(*) FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID' AND id NOT IN (SELECT id FROM acked);
+SELECT 'job_states', group_concat(state || '=' || n, ' ') FROM (SELECT state, count(*) AS n FROM webhook_jobs
+  WHERE endpoint_id='$ENDPOINT_ID' GROUP BY state ORDER BY state);
 EOF
 dur() { sed -n "s/^$1 //p" "$WORK/durability.txt"; }
+# With RELAY=1 this shows how far the relay kept up (succeeded vs still queued when the daemon was killed).
+echo "ingest: jobs by state when the daemon was killed: $(dur job_states)"
 
 # --- summary ----------------------------------------------------------------------------------
 python3 - "$RESULTS" "$TARGET_RATE_RATIO" "$TARGET_P99_RATIO" "$ACKED_LINES" "$ACKED_UNIQUE" \

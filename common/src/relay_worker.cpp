@@ -154,7 +154,7 @@ void RelayWorker::deliver(WebhookJob job) {
     job.last_error = std::move(error);
     job.updated_at = now;
     job.finished_at = (state == "succeeded" || state == "dead") ? std::optional<int64_t>(now) : std::nullopt;
-    if (auto st = m_store.finish_job(job); !st) spdlog::error("relay: cannot record job {}: {}", job.id, st.error().message);
+    m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
   };
 
   auto target = m_lookup(job.endpoint_id);

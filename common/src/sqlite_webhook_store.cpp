@@ -486,20 +486,11 @@ class SqliteWebhookStore final : public WebhookStore {
   }
 
   Status finish_job(const WebhookJob& j) override {
-    return write([this, &j] {
-      auto q = m_w.use(
-          "UPDATE webhook_jobs SET state=?,attempts=?,next_attempt_at=?,last_status=?,last_error=?,updated_at=?,"
-          "finished_at=? WHERE id=? AND state='running'");
-      q->bind(1, j.state);
-      q->bind(2, static_cast<int64_t>(j.attempts));
-      q->bind(3, static_cast<int64_t>(j.next_attempt_at));
-      bind_opt(*q, 4, j.last_status);
-      bind_opt(*q, 5, j.last_error);
-      q->bind(6, static_cast<int64_t>(j.updated_at));
-      bind_opt(*q, 7, j.finished_at);
-      q->bind(8, j.id);
-      q->exec();
-    });
+    return write([this, &j] { write_outcome(j); });
+  }
+
+  void finish_job_later(const WebhookJob& j) override {
+    enqueue([this, j] { write_outcome(j); }, nullptr);
   }
 
   Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) override {
@@ -540,6 +531,22 @@ class SqliteWebhookStore final : public WebhookStore {
     auto q = c.use("SELECT id FROM webhook_endpoints WHERE relay_to IS NOT NULL AND deleted_at IS NULL");
     while (q->executeStep()) scopes.emplace_back(q->getColumn(0).getString());
     return scopes;
+  }
+
+  // Writer thread: the outcome of one delivery attempt.
+  void write_outcome(const WebhookJob& j) {
+    auto q = m_w.use(
+        "UPDATE webhook_jobs SET state=?,attempts=?,next_attempt_at=?,last_status=?,last_error=?,updated_at=?,"
+        "finished_at=? WHERE id=? AND state='running'");
+    q->bind(1, j.state);
+    q->bind(2, static_cast<int64_t>(j.attempts));
+    q->bind(3, static_cast<int64_t>(j.next_attempt_at));
+    bind_opt(*q, 4, j.last_status);
+    bind_opt(*q, 5, j.last_error);
+    q->bind(6, static_cast<int64_t>(j.updated_at));
+    bind_opt(*q, 7, j.finished_at);
+    q->bind(8, j.id);
+    q->exec();
   }
 
   // Writer thread: dedup keys + event + first job of one delivery, or the duplicate's original.
@@ -751,8 +758,10 @@ class SqliteWebhookStore final : public WebhookStore {
       for (auto& r : results)
         if (r) r = std::unexpected(db_error(e));
     }
-    for (std::size_t i = 0; i < batch.size(); ++i)
+    for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].done) batch[i].done->set_value(std::move(results[i]));
+      else if (!results[i]) spdlog::warn("webhook store: a background write failed: {}", results[i].error().message);
+    }
   }
 
   // sqlite3_wal_hook: called on the writer thread after each commit with the WAL's page count.

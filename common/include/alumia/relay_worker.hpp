@@ -39,7 +39,7 @@ struct RelayWorkerOptions {
   bool have_default_target = false;
   // Deliveries in flight at once: a slow or dead target holds one slot per job it holds, not the
   // whole queue.
-  std::size_t concurrency = 4;
+  std::size_t concurrency = 8;
   std::chrono::milliseconds request_timeout{10000};
   std::chrono::milliseconds idle_poll{1000};  // re-check the store at least this often
 };

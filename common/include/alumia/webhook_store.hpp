@@ -148,6 +148,10 @@ class WebhookStore {
   virtual Result<std::optional<int64_t>> next_due_at(bool have_default_target) = 0;
   // Records the outcome of an attempt (state succeeded, failed or dead).
   virtual Status finish_job(const WebhookJob& job) = 0;
+  // The same, committed with the next batch without waiting for it (the relay worker's path). If the
+  // daemon dies before that commit the job is still `running` and the next start queues it again:
+  // the relay delivers at least once, as it must anyway (a POST can succeed and its record fail).
+  virtual void finish_job_later(const WebhookJob& job) = 0;
   // Endpoint deleted: its pending jobs become dead.
   virtual Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) = 0;
   // Drops dedup keys received before `cutoff` (the 8-day TTL).
