@@ -446,17 +446,19 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
                                                               const json& body) {
   auto e = owned_endpoint(caller, id);
   if (!e) return std::unexpected(e.error());
+  // SPEC §3: a wrong type or an unknown field is BAD_REQUEST; a well-typed value out of range is VALIDATION_ERROR.
+  const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
   const auto invalid = [](std::string message) { return fail(ErrorCode::validation_error, std::move(message)); };
-  if (!body.is_object()) return invalid("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
+  if (!body.is_object()) return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
   // Everything is checked before anything is written: a bad field changes nothing.
   WebhookEndpointRecord next = *e;
   for (const auto& [key, value] : body.items()) {
     if (key == "status") {
-      if (!value.is_string() || (value != "active" && value != "disabled"))
-        return invalid("status must be \"active\" or \"disabled\"");
+      if (!value.is_string()) return malformed("status must be a string: \"active\" or \"disabled\"");
+      if (value != "active" && value != "disabled") return invalid("status must be \"active\" or \"disabled\"");
       next.status = value.get<std::string>();
     } else if (key == "label") {
-      if (!value.is_string()) return invalid("label must be a string");
+      if (!value.is_string()) return malformed("label must be a string");
       next.label = value.get<std::string>();
       if (auto st = check_label(next.label); !st) return std::unexpected(st.error());
     } else if (key == "relayTo") {
@@ -464,15 +466,15 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
         next.relay_to.reset();
         continue;
       }
-      if (!value.is_string()) return invalid("relayTo must be a URL string, or null for the daemon's default target");
+      if (!value.is_string()) return malformed("relayTo must be a URL string, or null for the daemon's default target");
       if (auto st = check_relay_to(value.get<std::string>()); !st) return std::unexpected(st.error());
       next.relay_to = value.get<std::string>();
     } else if (key == "maxBodyBytes") {
-      if (!value.is_number_integer()) return invalid("maxBodyBytes must be an integer");
+      if (!value.is_number_integer()) return malformed("maxBodyBytes must be an integer");
       next.max_body_bytes = value.get<int64_t>();
       if (auto st = check_max_body(next.max_body_bytes); !st) return std::unexpected(st.error());
     } else {
-      return invalid("unknown field '" + key + "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
+      return malformed("unknown field '" + key + "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
     }
   }
   if (next.status == e->status && next.label == e->label && next.relay_to == e->relay_to &&
