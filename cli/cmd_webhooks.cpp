@@ -280,7 +280,7 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
       ->type_name("N");
   cr->add_flag("--secret-from-stdin", co->secret_from_stdin,
                "Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, "
-               "Twilio auth token, Discord public key; also your own secret for github, linear, telegram)");
+               "Twilio auth token, Discord public key, Linear signing secret; also your own secret for github, telegram)");
   cr->add_flag("--verify-token-from-stdin", co->verify_token_from_stdin,
                "Read the verify token from stdin (whatsapp subscription handshake; gmail push ?token=), after the "
                "secret's line when both are read");

@@ -372,10 +372,10 @@ For an API\-key connector the values come from \fB\-\-field\fR \fIKEY=VALUE\fR, 
 Without a terminal, missing required fields are a usage error: scripts are never prompted.
 .SH WEBHOOKS
 \fBwebhooks create \-\-provider\fR \fIP\fR prints the endpoint's \fBreceive URL\fR, to be given to the
-provider, and its secrets. A secret the daemon generates (github, linear, telegram) and the
+provider, and its secrets. A secret the daemon generates (github, telegram) and the
 \fBrelay secret\fR (the key of the \fBAlumia\-Signature\fR header on relayed events) are printed only
 this once. A secret the provider issues (Stripe \fBwhsec_\fR, Slack signing secret, Meta app secret,
-Twilio auth token, Discord public key) is never taken from the command line: \fB\-\-secret\-from\-stdin\fR
+Twilio auth token, Discord public key, Linear signing secret) is never taken from the command line: \fB\-\-secret\-from\-stdin\fR
 reads it from standard input (one line), or prompts with echo off on a terminal; the same holds for
 \fB\-\-verify\-token\-from\-stdin\fR (a second line when both are given) and for \fBrotate\-secret\fR.
 .PP

@@ -293,7 +293,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connect
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l label -r -d 'A name for the endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l relay-to -r -d 'Relay events to this URL (default: the daemon'\''s --relay-to)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l max-body-bytes -r -d 'Largest accepted delivery (default 262144, at most 25 MiB)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l secret-from-stdin -d 'Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, Twilio auth token, Discord public key; also your own secret for github, linear, telegram)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l secret-from-stdin -d 'Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, Twilio auth token, Discord public key, Linear signing secret; also your own secret for github, telegram)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l verify-token-from-stdin -d 'Read the verify token from stdin (whatsapp subscription handshake; gmail push ?token=), after the secret'\''s line when both are read'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l audience -r -d 'gmail: the push subscription'\''s audience'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l jwks-url -r -d 'gmail: where Google'\''s signing keys are fetched (https)'

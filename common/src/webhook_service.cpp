@@ -17,9 +17,9 @@ using nlohmann::json;
 constexpr std::string_view k_table = k_webhook_endpoints_table;
 
 // Providers whose secret the daemon may generate; the others issue their own (SPEC §7).
-bool generates_secret(std::string_view provider) {
-  return provider == "telegram" || provider == "github" || provider == "linear";
-}
+// Providers whose webhook secret we choose (Telegram secret_token, GitHub hook secret); the others
+// issue theirs (Linear shows its signing secret in its settings, PROVIDERS §8).
+bool generates_secret(std::string_view provider) { return provider == "telegram" || provider == "github"; }
 
 std::string generate_secret(std::string_view provider, Random& random) {
   if (provider == "telegram") return random.base64url(48);  // 64 chars of [A-Za-z0-9_-]
