@@ -1,29 +1,23 @@
 // The foundation over raw HTTP against the real daemon (SPEC §1-5, §11, §12): the envelope and
 // every status path, connections, API keys, secrets at rest, and the daemon's lifecycle.
+#include "fake_telegram.hpp"
 #include "process.hpp"
-
-#include <httplib.h>
 
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <fstream>
-#include <mutex>
 #include <regex>
 #include <set>
-#include <thread>
 
 namespace {
 
 namespace fs = std::filesystem;
 using alumia::test::Daemon;
+using alumia::test::FakeTelegram;
 using alumia::test::HttpReply;
 using alumia::test::raw_exchange;
 using alumia::test::TempDir;
@@ -93,47 +87,6 @@ HttpReply call(const Daemon& d, const std::string& method, const std::string& pa
 std::vector<std::pair<std::string, std::string>> auth(const std::string& key) {
   return {{"Authorization", "Bearer " + key}};
 }
-
-// A local stand-in for the Telegram Bot API: getMe answers for one token only.
-class FakeTelegram {
- public:
-  explicit FakeTelegram(std::string good_token) : m_good(std::move(good_token)) {
-    m_server.Get(R"(/bot([^/]+)/getMe)", [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string token = req.matches[1];
-      {
-        std::lock_guard lock(m_mutex);
-        m_seen.push_back(token);
-      }
-      if (token == m_good) {
-        res.set_content(R"({"ok":true,"result":{"id":42,"is_bot":true,"username":"alumia_bot"}})", "application/json");
-      } else {
-        res.status = 401;
-        res.set_content(R"({"ok":false,"error_code":401,"description":"Unauthorized"})", "application/json");
-      }
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(alumia::test::eventually([this] { return m_server.is_running(); }));
-  }
-  ~FakeTelegram() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(m_port); }
-  std::vector<std::string> seen() {
-    std::lock_guard lock(m_mutex);
-    return m_seen;
-  }
-
- private:
-  std::string m_good;
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-  std::mutex m_mutex;
-  std::vector<std::string> m_seen;
-};
 
 int file_mode(const fs::path& p) {
   struct stat st{};
@@ -451,7 +404,7 @@ TEST_CASE("411 without Content-Length or with a chunked body; 413 over 128 KiB",
 }
 
 TEST_CASE("api_key connections: reuse, Telegram live check, credentials, revoke, secrets at rest", "[foundation]") {
-  FakeTelegram telegram(k_good_token);
+  FakeTelegram telegram({k_good_token});
   TempDir home;
   Daemon d(home.path(), opts({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
 

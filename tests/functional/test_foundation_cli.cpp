@@ -1,15 +1,13 @@
 // The foundation through the real CLI against the real daemon (SPEC §10): commands, --json output,
 // and the exact exit codes 0/2/3/5/6/7.
 #include "cli_helpers.hpp"
+#include "fake_telegram.hpp"
 #include "process.hpp"
-
-#include <httplib.h>
 
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <regex>
-#include <thread>
 
 namespace {
 
@@ -18,6 +16,7 @@ using alumia::test::cli;
 using alumia::test::cli_env;
 using alumia::test::Daemon;
 using alumia::test::daemon_options;
+using alumia::test::FakeTelegram;
 using alumia::test::free_port;
 using alumia::test::json_out;
 using alumia::test::ProcessResult;
@@ -27,35 +26,6 @@ using nlohmann::json;
 
 const std::string k_token = "123456789:AAEclitokenclitokenclitoken_-0123456";
 const std::string k_token2 = "123456789:AAEsecondsecondsecondsecond_-987654";
-
-class FakeTelegram {
- public:
-  FakeTelegram() {
-    m_server.Get(R"(/bot([^/]+)/getMe)", [](const httplib::Request& req, httplib::Response& res) {
-      const std::string token = req.matches[1];
-      if (token == k_token || token == k_token2) {
-        res.set_content(R"({"ok":true,"result":{"username":"alumia_bot"}})", "application/json");
-      } else {
-        res.status = 401;
-        res.set_content(R"({"ok":false,"description":"Unauthorized"})", "application/json");
-      }
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(alumia::test::eventually([this] { return m_server.is_running(); }));
-  }
-  ~FakeTelegram() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(m_port); }
-
- private:
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-};
 
 }  // namespace
 
@@ -103,7 +73,7 @@ TEST_CASE("cli: connectors, config show, daemon status, --json", "[foundation-cl
 }
 
 TEST_CASE("cli: connect telegram, credentials, connections list/show/revoke", "[foundation-cli]") {
-  FakeTelegram telegram;
+  FakeTelegram telegram({k_token, k_token2});
   TempDir home;
   Daemon d(home.path(), daemon_options({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
 
