@@ -98,7 +98,6 @@ CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
 
 using sqlite::bind_opt;
 using sqlite::opt_int;
-Error db_error(const std::exception& e) { return sqlite::to_error(e, "store"); }
 
 class SqliteStore final : public Store {
  public:
@@ -367,23 +366,11 @@ class SqliteStore final : public Store {
 
   template <class F>
   auto run(F&& f) -> Result<decltype(f())> {
-    std::lock_guard lock(m_mutex);
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      return std::unexpected(db_error(e));
-    }
+    return sqlite::locked(m_mutex, "store", std::forward<F>(f));
   }
-
   template <class F>
   Status run_void(F&& f) {
-    std::lock_guard lock(m_mutex);
-    try {
-      f();
-      return {};
-    } catch (const std::exception& e) {
-      return std::unexpected(db_error(e));
-    }
+    return sqlite::locked(m_mutex, "store", std::forward<F>(f));
   }
 
   Status checkpoint() {

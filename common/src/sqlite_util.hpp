@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
 namespace alumia::sqlite {
@@ -19,6 +21,22 @@ inline Error to_error(const std::exception& e, std::string_view what) {
   if (text.find("database is locked") != std::string::npos || text.find("busy") != std::string::npos)
     return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
   return Error{ErrorCode::internal, std::string(what) + ": " + text, 0};
+}
+
+// Runs `f` under `m`, SQLite exceptions mapped by to_error(e, what).
+template <class F>
+auto locked(std::mutex& m, std::string_view what, F&& f) -> Result<decltype(f())> {
+  std::lock_guard lock(m);
+  try {
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      return {};
+    } else {
+      return f();
+    }
+  } catch (const std::exception& e) {
+    return std::unexpected(to_error(e, what));
+  }
 }
 
 inline std::optional<int64_t> opt_int(const SQLite::Column& c) {

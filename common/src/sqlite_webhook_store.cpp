@@ -676,12 +676,7 @@ class SqliteWebhookStore final : public WebhookStore {
 
   template <class F>
   auto read(F&& f) -> Result<decltype(f())> {
-    std::lock_guard lock(m_reader_mutex);
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      return std::unexpected(db_error(e));
-    }
+    return sqlite::locked(m_reader_mutex, "webhook store", std::forward<F>(f));
   }
 
   // Group commit with a short gather: right after a commit its waiters answer their clients, and
