@@ -6,7 +6,12 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 namespace alumia {
 
@@ -24,11 +29,51 @@ std::string digest(const EVP_MD* md, std::string_view data) {
   return {reinterpret_cast<char*>(out), len};
 }
 
+// HMAC (RFC 2104) over a digest fetched once. OpenSSL 3's one-shot HMAC() looks the MAC and the
+// digest up by name on every call, which cost more than hashing a 1 KiB webhook body.
 std::string hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  const auto block = static_cast<std::size_t>(EVP_MD_get_block_size(md));
+  std::array<unsigned char, 128> k{};  // the largest block of the digests used (SHA-256: 64)
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  HMAC(md, key.data(), static_cast<int>(key.size()), u8(data), data.size(), out, &len);
+  if (key.size() > block) {
+    EVP_Digest(key.data(), key.size(), k.data(), &len, md, nullptr);
+  } else {
+    std::copy(key.begin(), key.end(), k.begin());
+  }
+  std::array<unsigned char, 128> pad{};
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x36;
+  EVP_DigestInit_ex2(ctx.get(), md, nullptr);
+  EVP_DigestUpdate(ctx.get(), pad.data(), block);
+  EVP_DigestUpdate(ctx.get(), data.data(), data.size());
+  EVP_DigestFinal_ex(ctx.get(), out, &len);
+  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x5c;
+  EVP_DigestInit_ex2(ctx.get(), md, nullptr);
+  EVP_DigestUpdate(ctx.get(), pad.data(), block);
+  EVP_DigestUpdate(ctx.get(), out, len);
+  EVP_DigestFinal_ex(ctx.get(), out, &len);
+  OPENSSL_cleanse(k.data(), k.size());
+  OPENSSL_cleanse(pad.data(), pad.size());
   return {reinterpret_cast<char*>(out), len};
+}
+
+// Digests fetched once from the default provider (EVP_sha256() would be looked up per use).
+const EVP_MD* fetched(const char* name) {
+  static std::mutex m;
+  static std::map<std::string, EVP_MD*> cache;
+  std::lock_guard lock(m);
+  auto& md = cache[name];
+  if (!md) md = EVP_MD_fetch(nullptr, name, nullptr);
+  return md;
+}
+const EVP_MD* sha256_md() {
+  static const EVP_MD* md = fetched("SHA256");
+  return md;
+}
+const EVP_MD* sha1_md() {
+  static const EVP_MD* md = fetched("SHA1");
+  return md;
 }
 
 constexpr char k_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -84,10 +129,10 @@ std::optional<std::string> b64_decode(std::string_view in, bool url) {
 
 }  // namespace
 
-std::string sha256(std::string_view data) { return digest(EVP_sha256(), data); }
-std::string sha1(std::string_view data) { return digest(EVP_sha1(), data); }
-std::string hmac_sha256(std::string_view key, std::string_view data) { return hmac(EVP_sha256(), key, data); }
-std::string hmac_sha1(std::string_view key, std::string_view data) { return hmac(EVP_sha1(), key, data); }
+std::string sha256(std::string_view data) { return digest(sha256_md(), data); }
+std::string sha1(std::string_view data) { return digest(sha1_md(), data); }
+std::string hmac_sha256(std::string_view key, std::string_view data) { return hmac(sha256_md(), key, data); }
+std::string hmac_sha1(std::string_view key, std::string_view data) { return hmac(sha1_md(), key, data); }
 
 std::string hex_encode(std::string_view bytes) {
   static constexpr char k_digits[] = "0123456789abcdef";
