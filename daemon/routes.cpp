@@ -25,20 +25,17 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return out;
 }
 
-bool match_pattern(std::string_view pattern, std::string_view path, std::map<std::string, std::string>& params) {
-  const auto ps = split_path(pattern);
-  const auto xs = split_path(path);
+// Matches already split segments; fills params only on a match.
+bool match_segments(const std::vector<std::string_view>& ps, const std::vector<std::string_view>& xs,
+                    std::map<std::string, std::string>& params) {
   if (ps.size() != xs.size()) return false;
-  std::map<std::string, std::string> got;
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    if (!ps[i].empty() && ps[i].front() == ':') {
-      if (xs[i].empty()) return false;
-      got[std::string(ps[i].substr(1))] = std::string(xs[i]);
-    } else if (ps[i] != xs[i]) {
-      return false;
-    }
+    const bool param = !ps[i].empty() && ps[i].front() == ':';
+    if (param ? xs[i].empty() : ps[i] != xs[i]) return false;
   }
-  params = std::move(got);
+  params.clear();
+  for (std::size_t i = 0; i < ps.size(); ++i)
+    if (!ps[i].empty() && ps[i].front() == ':') params.emplace(std::string(ps[i].substr(1)), std::string(xs[i]));
   return true;
 }
 
@@ -63,10 +60,19 @@ const std::vector<Route>& route_table() {
 RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener) {
   RouteMatch m;
   const unsigned bit = listener == http::Listener::control ? k_on_control : k_on_public;
-  for (const auto& r : route_table()) {
+  // The patterns split once (route_table() never changes); the path once per call.
+  static const std::vector<std::vector<std::string_view>> patterns = [] {
+    std::vector<std::vector<std::string_view>> out;
+    for (const auto& r : route_table()) out.push_back(split_path(r.pattern));
+    return out;
+  }();
+  const auto xs = split_path(path);
+  const auto& routes = route_table();
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    const Route& r = routes[i];
     if ((r.listeners & bit) == 0) continue;
     std::map<std::string, std::string> params;
-    if (!match_pattern(r.pattern, path, params)) continue;
+    if (!match_segments(patterns[i], xs, params)) continue;
     if (r.method == method || (method == "HEAD" && r.method == "GET")) {
       m.route = &r;
       m.params = std::move(params);
