@@ -10,6 +10,7 @@
 --   INGEST_PREFIX     8 hex digits, random per wrk run (ids stay unique across runs and rounds)
 --   INGEST_ACKED      optional: file that receives the eventId of every 2xx answer, one per line
 --   INGEST_LABEL      optional: a tag echoed on the result line
+--   INGEST_EVENT      optional: the X-GitHub-Event value (default push; ping is verified, not stored)
 --
 -- Delivery id: <prefix>-<thread>-<thread random>-<thread random>-<per-thread counter>, GUID-shaped.
 -- On exit it prints one machine-readable line that ingest.sh parses:
@@ -39,6 +40,7 @@ end
 -- Defaults keep request() callable in the main state, where wrk may call it without init().
 local body, signature, prefix, rand_a, rand_b = "", "sha256=", "00000000", 0, 0
 local counter = 0
+local event = os.getenv("INGEST_EVENT") or "push"
 sent, ok2xx, non2xx, duplicates = 0, 0, 0, 0
 acked = {}
 
@@ -60,7 +62,7 @@ function request()
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
     ["User-Agent"] = "GitHub-Hookshot/bench",
-    ["X-GitHub-Event"] = "push",
+    ["X-GitHub-Event"] = event,
     ["X-GitHub-Delivery"] = delivery,
     ["X-GitHub-Hook-ID"] = "1",
     ["X-Hub-Signature-256"] = signature,

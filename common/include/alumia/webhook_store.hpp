@@ -1,9 +1,12 @@
 #pragma once
 // Persistence of webhook endpoints, events, jobs and the dedup set (SPEC §7). Kept apart from Store
-// because its write path is different: every accepted delivery is a small transaction that must be
-// on disk before the provider gets its 2xx, so the SQLite implementation funnels all writes through
-// one writer thread that commits whatever is waiting as one batch (group commit) and wakes each
-// waiter after the fsync. Reads go through a separate connection and never wait for the writer.
+// because its write path is different: every accepted delivery must be on disk before the provider
+// gets its 2xx. The SQLite implementation makes a delivery durable in an append-only intake log
+// (one write of the waiting records per disk round trip, group commit) and applies it to the
+// SQLite tables afterwards on its writer thread, which commits whatever is waiting as one batch.
+// Dedup is decided before the append, against the deliveries still in the log and the stored set.
+// Reads go through a separate connection; those that must see every acknowledged delivery (events,
+// jobs, endpoint counters) first wait until the log has been applied.
 //
 // Sealed endpoint secrets are not here: they live in Store's secrets table (owner_table
 // "webhook_endpoints").
@@ -91,7 +94,7 @@ struct IngestOutcome {
   std::string event_id;  // the new event, or the original one for a duplicate
 };
 
-enum class EndpointCounter { rejected, verification_failure };
+enum class EndpointCounter { rejected, verification_failure, duplicate };
 
 struct EventFilter {
   std::string user_id;
@@ -118,8 +121,9 @@ class WebhookStore {
   virtual Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) = 0;
   virtual Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) = 0;
 
-  // The hot path: blocks until the batch holding this request is committed (synchronous=FULL).
-  // SERVICE_UNAVAILABLE when the commit failed; nothing of the request is then stored.
+  // The hot path: decides dedup, then blocks until the delivery is durable (in the intake log, or
+  // committed with synchronous=FULL). A duplicate of a delivery still being written waits for it.
+  // SERVICE_UNAVAILABLE when the write failed; the delivery then counts as not received.
   virtual Result<IngestOutcome> ingest(const IngestRequest& request) = 0;
   // Counts a refused delivery; batched with the next commit, not waited for.
   virtual void count(const std::string& endpoint_id, EndpointCounter counter) = 0;
@@ -160,8 +164,11 @@ class WebhookStore {
 
 struct WebhookStoreOptions {
   std::filesystem::path path;  // the store.db that open_sqlite_store already migrated
-  std::size_t max_batch = 256;
+  std::size_t max_batch = 1024;  // operations per transaction
   bool synchronous_full = true;
+  // Size of the intake log (<path>-intake) when it is created; 0: no log, every delivery is
+  // committed into the SQLite tables before ingest() returns (slower; kept for comparison).
+  std::size_t intake_log_bytes = 16u << 20;
 };
 
 Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options);
