@@ -21,8 +21,6 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -37,6 +35,7 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace alumia {
@@ -232,13 +231,6 @@ class Keyset {
   std::optional<std::pair<int64_t, std::string>> m_after;
 };
 
-// The writer and the checkpointer do work no client waits for once the intake log holds the
-// deliveries; on two cores their long batches would otherwise take a core from the request threads
-// for tens of milliseconds at a time. A lower CFS weight yields the CPU to requests first; the
-// writer still gets every cycle they leave, and the intake log's bounded size stops ingest before
-// the writer could fall behind for long.
-void background_priority() { (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10); }
-
 void open_pragmas(SQLite::Database& db, bool full) {
   db.setBusyTimeout(5000);
   db.exec("PRAGMA journal_mode=WAL");
@@ -278,20 +270,19 @@ class SqliteWebhookStore final : public WebhookStore {
     m_reader_db.exec("SELECT 1 FROM webhook_jobs LIMIT 0");
     // Replaces the writer's auto-checkpoint: the checkpoint runs on m_checkpoint_thread instead.
     sqlite3_wal_hook(m_writer_db.getHandle(), &SqliteWebhookStore::on_wal_commit, this);
-    m_checkpoint_thread = std::thread([this] {
-      background_priority();
-      checkpoint_loop();
-    });
-    m_thread = std::thread([this] {
-      background_priority();
-      writer_loop();
-    });
+    m_checkpoint_thread = std::thread([this] { checkpoint_loop(); });
+    m_thread = std::thread([this] { writer_loop(); });
   }
 
   // Applies what the intake log holds from the last run (a crash or a kill left it there), then
   // opens the log for new deliveries. Fails, and the daemon does not start, when a delivery the
   // last run acknowledged cannot be stored: starting would overwrite it.
   Status init() {
+    if (auto st = open_log(); !st) return st;
+    return load_fingerprints();
+  }
+
+  Status open_log() {
     if (m_options.intake_log_bytes == 0) return {};
     std::vector<IntakeLog::Record> left;
     auto log = IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left);
@@ -635,11 +626,14 @@ class SqliteWebhookStore final : public WebhookStore {
   }
 
   Result<int64_t> prune_dedup(int64_t cutoff) override {
-    return write_count([&] {
+    auto n = write_count([&] {
       auto q = m_w.use("DELETE FROM webhook_dedup WHERE received_at < ?");
       q->bind(1, static_cast<int64_t>(cutoff));
       return q->exec();
     });
+    if (n && *n > 0)
+      if (auto st = load_fingerprints(); !st) spdlog::warn("webhook store: dedup fingerprints not rebuilt: {}", st.error().message);
+    return n;
   }
 
  private:
@@ -669,12 +663,48 @@ class SqliteWebhookStore final : public WebhookStore {
   };
   static constexpr std::size_t k_key_locks = 64;
 
+  // Fingerprints of every stored dedup key (and of every key that entered m_pending since): almost
+  // every delivery is new, and a fingerprint miss proves it without a read of the stored set. A hit
+  // (a repeat, or a collision) is checked against the table. Stale fingerprints only cost a read;
+  // after a prune the set is rebuilt.
+  static uint64_t fingerprint(const std::string& pk) { return std::hash<std::string>{}(pk); }
+
+  // Under m_pending_mutex.
+  void remember_fingerprint(uint64_t fp) {
+    m_fingerprints.insert(fp);
+    if (m_fingerprints_rebuilding) m_fingerprints_since.push_back(fp);
+  }
+
+  // (Re)builds the set from the table. Keys that were in m_pending when the read began, or entered it
+  // while it ran, may be committed after the read's snapshot: they are added at the swap.
+  Status load_fingerprints() {
+    {
+      std::lock_guard lock(m_pending_mutex);
+      m_fingerprints_rebuilding = true;
+      m_fingerprints_since.clear();
+      for (const auto& [pk, ignored] : m_pending) m_fingerprints_since.push_back(fingerprint(pk));
+    }
+    std::unordered_set<uint64_t> fresh;
+    auto st = sqlite::locked(m_dedup_mutex, "webhook store", [&] {
+      auto q = m_dq.use("SELECT endpoint_id, event_key FROM webhook_dedup");
+      while (q->executeStep()) fresh.insert(fingerprint(pending_key(q->getColumn(0).getString(), q->getColumn(1).getString())));
+    });
+    std::lock_guard lock(m_pending_mutex);
+    m_fingerprints_rebuilding = false;
+    if (!st) return st;  // the old set stays: it still holds every stored key
+    for (auto fp : m_fingerprints_since) fresh.insert(fp);
+    m_fingerprints_since.clear();
+    m_fingerprints.swap(fresh);
+    return {};
+  }
+
   std::optional<KeyHit> known_key(const std::string& endpoint_id, const std::string& key) {
     const std::string pk = pending_key(endpoint_id, key);
     {
       std::lock_guard lock(m_pending_mutex);
       if (auto it = m_pending.find(pk); it != m_pending.end())
         return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(pk)};
+      if (!m_fingerprints.contains(fingerprint(pk))) return std::nullopt;  // never stored: no read
     }
     std::lock_guard lock(m_dedup_mutex);
     auto q = m_dq.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
@@ -706,7 +736,7 @@ class SqliteWebhookStore final : public WebhookStore {
     for (const auto& k : r.item_keys) keys.push_back(&k);
     for (const auto& k : r.alias_keys) keys.push_back(&k);
     std::vector<std::size_t> locks;
-    for (const auto* k : keys) locks.push_back(std::hash<std::string>{}(pending_key(r.endpoint_id, *k)) % k_key_locks);
+    for (const auto* k : keys) locks.push_back(fingerprint(pending_key(r.endpoint_id, *k)) % k_key_locks);
     std::sort(locks.begin(), locks.end());
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -720,6 +750,7 @@ class SqliteWebhookStore final : public WebhookStore {
           std::lock_guard lock(m_pending_mutex);
           for (const auto* k : keys) {
             auto pk = pending_key(r.endpoint_id, *k);
+            remember_fingerprint(fingerprint(pk));
             if (m_pending.emplace(pk, PendingKey{r.event_id, false}).second) owned.push_back(std::move(pk));
           }
         }
@@ -1172,6 +1203,9 @@ class SqliteWebhookStore final : public WebhookStore {
   std::mutex m_pending_mutex;
   std::condition_variable m_pending_cv;
   std::unordered_map<std::string, PendingKey> m_pending;  // keys of deliveries not yet applied
+  std::unordered_set<uint64_t> m_fingerprints;           // under m_pending_mutex
+  bool m_fingerprints_rebuilding = false;
+  std::vector<uint64_t> m_fingerprints_since;
   std::atomic<int64_t> m_unapplied{0};  // durable in the log, not yet committed into the tables
   std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes
   int m_wal_pages = 0;                      // writer thread only (wal hook)
