@@ -94,9 +94,15 @@ TEST_CASE("webhook store: dedup on the event key, aliases and batched item keys"
   CHECK(events->items.size() == 4);
   CHECK(events->items.front().job_state == "queued");
 
-  // The TTL pruning forgets keys, after which the same key is new again.
+  // The TTL pruning forgets keys, after which the same key is new again; keys received after the
+  // cutoff still answer as repeats (the in-memory fingerprints are rebuilt from what is left).
   REQUIRE(f.hooks->prune_dedup(1002));
   CHECK_FALSE(f.hooks->ingest(request("github:a", 8))->duplicate);
+  auto kept = f.hooks->ingest(request("linear:content", 9));
+  REQUIRE(kept);
+  CHECK(kept->duplicate);
+  CHECK(kept->event_id == "ev-3");
+  CHECK(f.hooks->ingest(request("github:a", 10))->duplicate);  // stored after the prune
 }
 
 TEST_CASE("webhook store: a failing operation does not fail its batch neighbours", "[webhooks][store]") {
