@@ -172,14 +172,19 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
 
   // Appends: O_DIRECT|O_DSYNC, so one write is one trip to the disk with no page cache copy. File
   // systems without O_DIRECT (tmpfs) get O_DSYNC alone.
+  bool direct = true;
   int wfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC | O_DIRECT);
-  if (wfd < 0 && errno == EINVAL) wfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC);
+  if (wfd < 0 && errno == EINVAL) {
+    direct = false;
+    wfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC);
+  }
   if (wfd < 0) return std::unexpected(errno_error("cannot open the intake log " + path + " for writing").error());
-  return std::unique_ptr<IntakeLog>(new IntakeLog(wfd, o.path, file_bytes, epoch, max_seq + 1));
+  return std::unique_ptr<IntakeLog>(new IntakeLog(wfd, direct, o.path, file_bytes, epoch, max_seq + 1));
 }
 
-IntakeLog::IntakeLog(int fd, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch, uint64_t next_seq)
-    : m_fd(fd), m_path(std::move(path)), m_ring(file_bytes - k_block), m_epoch(epoch), m_next_seq(next_seq) {}
+IntakeLog::IntakeLog(int fd, bool direct, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch,
+                     uint64_t next_seq)
+    : m_fd(fd), m_direct(direct), m_path(std::move(path)), m_ring(file_bytes - k_block), m_epoch(epoch), m_next_seq(next_seq) {}
 
 IntakeLog::~IntakeLog() {
   {
@@ -245,6 +250,17 @@ bool IntakeLog::write_all(const char* data, std::size_t n, uint64_t offset) {
   while (n > 0) {
     const ssize_t r = ::pwrite(m_fd, data, n, static_cast<off_t>(offset));
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EINVAL && m_direct) {
+      // A device whose blocks are larger than 512 bytes refuses these O_DIRECT writes: go on with
+      // O_DSYNC through the page cache (slower, as durable).
+      const int fd = ::open(m_path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC);
+      if (fd < 0) return false;
+      ::close(m_fd);
+      m_fd = fd;
+      m_direct = false;
+      spdlog::warn("intake log {}: O_DIRECT writes refused by the device; using O_DSYNC alone", m_path.string());
+      continue;
+    }
     if (r <= 0) return false;
     data += r;
     n -= static_cast<std::size_t>(r);

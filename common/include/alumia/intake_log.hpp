@@ -80,11 +80,12 @@ class IntakeLog {
     uint64_t start;  // logical ring offset of the record (wrap padding before it included)
     bool released;
   };
-  IntakeLog(int fd, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch, uint64_t next_seq);
+  IntakeLog(int fd, bool direct, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch, uint64_t next_seq);
   void flusher_loop();
   bool write_all(const char* data, std::size_t n, uint64_t offset);
 
-  int m_fd;
+  int m_fd;        // the flusher's (start() before it runs)
+  bool m_direct;   // m_fd has O_DIRECT
   std::filesystem::path m_path;
   uint64_t m_ring;   // bytes of the ring (file minus head block)
   uint64_t m_epoch;
