@@ -91,16 +91,19 @@ void RelayWorker::notify() {
 }
 
 void RelayWorker::claim_loop() {
-  const std::size_t slots = std::max<std::size_t>(1, m_options.concurrency);
+  // Claimed jobs are `running` in the store. The worker claims what its threads can start now plus
+  // one round more: a claim is committed by the store's writer, behind the batch it is applying, so
+  // claiming only free slots left the threads idle during every claim (the relay fell to a few
+  // hundred jobs a second under ingest). A slow target still holds at most two rounds.
+  const std::size_t depth = 2 * std::max<std::size_t>(1, m_options.concurrency);
   for (;;) {
     std::size_t free_slots = 0;
     {
       std::unique_lock lock(m_mutex);
-      // Claim only what can start now: a claimed job is `running` in the store.
-      m_cv.wait(lock, [&] { return m_stopping || m_in_flight < slots; });
+      m_cv.wait(lock, [&] { return m_stopping || m_in_flight < depth; });
       if (m_stopping) return;
       m_poked = false;
-      free_slots = slots - m_in_flight;
+      free_slots = depth - m_in_flight;
     }
     const int64_t now = m_clock.now_ms();
     if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes

@@ -449,8 +449,13 @@ class SqliteWebhookStore final : public WebhookStore {
     });
   }
 
+  // A hit needs no barrier (an event is stored whole); only a miss may be a delivery still in the
+  // log. The relay reads the event of every job it delivers, and would otherwise wait for a batch.
   Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) override {
-    settle();
+    return settled_lookup([&] { return read_event_row(id, with_body); });
+  }
+
+  Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body) {
     return read([&]() -> std::optional<WebhookEvent> {
       auto q = m_r.use(std::string(k_event_cols) + ",e.headers," + (with_body ? "e.body" : "x''") +
                        " FROM webhook_events e WHERE e.id=?");
@@ -504,12 +509,13 @@ class SqliteWebhookStore final : public WebhookStore {
   }
 
   Result<std::optional<WebhookJob>> find_job(const std::string& id) override {
-    settle();
-    return read([&]() -> std::optional<WebhookJob> {
-      auto q = m_r.use(std::string(k_job_cols) + " WHERE id=?");
-      q->bind(1, id);
-      if (!q->executeStep()) return std::nullopt;
-      return read_job(*q);
+    return settled_lookup([&] {
+      return read([&]() -> std::optional<WebhookJob> {
+        auto q = m_r.use(std::string(k_job_cols) + " WHERE id=?");
+        q->bind(1, id);
+        if (!q->executeStep()) return std::nullopt;
+        return read_job(*q);
+      });
     });
   }
 
@@ -849,6 +855,17 @@ class SqliteWebhookStore final : public WebhookStore {
   // Read barrier: waits until every delivery acknowledged so far is in the tables.
   void settle() {
     if (m_unapplied.load() > 0) (void)write([] {});
+  }
+
+  // A lookup by id: read; on a miss while deliveries wait in the log, settle and read again.
+  template <class F>
+  auto settled_lookup(F&& lookup) -> decltype(lookup()) {
+    auto got = lookup();
+    if (got && !*got && m_unapplied.load() > 0) {
+      settle();
+      got = lookup();
+    }
+    return got;
   }
 
   // Endpoints whose jobs the relay worker may claim: all of them (nullopt) when a default target

@@ -44,8 +44,8 @@ struct RelayWorkerOptions {
   std::chrono::milliseconds idle_poll{1000};  // re-check the store at least this often
 };
 
-// One claimer thread takes due jobs from the store (never more than there are free delivery
-// slots) and hands them to `concurrency` delivery threads.
+// One claimer thread takes due jobs from the store (never more than two rounds of the delivery
+// threads: the free slots and one round ahead) and hands them to `concurrency` delivery threads.
 class RelayWorker {
  public:
   RelayWorker(WebhookStore& store, http::Client& client, const Clock& clock, Random& random, RelayTargetLookup lookup,
