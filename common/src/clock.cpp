@@ -2,10 +2,14 @@
 #include <alumia/clock.hpp>
 #include <alumia/crypto.hpp>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace alumia {
@@ -18,6 +22,25 @@ void SystemRandom::fill(unsigned char* out, std::size_t n) {
     std::fputs("alumia: fatal: the system random generator failed\n", stderr);
     std::abort();
   }
+}
+
+void SystemRandom::fill_id_bits(unsigned char* out, std::size_t n) {
+  struct Pool {
+    unsigned char bytes[512];
+    std::size_t used = sizeof bytes;
+    pid_t pid = 0;
+  };
+  thread_local Pool pool;
+  if (n > sizeof pool.bytes) return fill(out, n);
+  const pid_t pid = ::getpid();
+  if (pool.used + n > sizeof pool.bytes || pool.pid != pid) {  // a forked child never reuses the parent's bytes
+    fill(pool.bytes, sizeof pool.bytes);
+    pool.used = 0;
+    pool.pid = pid;
+  }
+  std::memcpy(out, pool.bytes + pool.used, n);
+  OPENSSL_cleanse(pool.bytes + pool.used, n);
+  pool.used += n;
 }
 
 std::vector<unsigned char> Random::bytes(std::size_t n) {
@@ -53,7 +76,8 @@ std::string Random::uuid_v4() {
 }
 
 std::string Random::uuid_v7(int64_t unix_ms) {
-  auto b = bytes(16);
+  std::vector<unsigned char> b(16);
+  fill_id_bits(b.data() + 6, 10);
   const auto ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0));
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   return format_uuid(b, 7);
