@@ -86,15 +86,19 @@ BARE_PORT=$(head -n1 "$WORK/bare.port")
 # the machine). Default: no relay target, so jobs stay queued, as with a consumer that is offline.
 DAEMON_ARGS=(--listen 127.0.0.1:0 --keyring file)
 [ "${RELAY:-0}" = 1 ] && DAEMON_ARGS+=(--relay-to "http://127.0.0.1:$BARE_PORT/relay")
-ALUMIA_HOME="$HOME_DIR" "$DAEMON" "${DAEMON_ARGS[@]}" >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-disown "$DAEMON_PID"  # it is SIGKILLed on purpose below; no "Killed" job notice from bash
-for _ in $(seq 1 300); do
-  [ -s "$HOME_DIR/daemon.json" ] && break
-  kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "the daemon exited during startup"; }
-  sleep 0.1
-done
-[ -s "$HOME_DIR/daemon.json" ] || die "the daemon did not write daemon.json within 30 s"
+start_daemon() {  # start_daemon LOG: starts the daemon on $HOME_DIR, waits (60 s at most) for its daemon.json
+  rm -f "$HOME_DIR/daemon.json"
+  ALUMIA_HOME="$HOME_DIR" "$DAEMON" "${DAEMON_ARGS[@]}" >"$1" 2>&1 &
+  DAEMON_PID=$!
+  disown "$DAEMON_PID"  # it is SIGKILLed on purpose below; no "Killed" job notice from bash
+  for _ in $(seq 1 600); do
+    [ -s "$HOME_DIR/daemon.json" ] && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$1" >&2; die "the daemon exited during startup"; }
+    sleep 0.1
+  done
+  die "the daemon did not write daemon.json within 60 s"
+}
+start_daemon "$WORK/daemon.log"
 DAEMON_URL=$(json_get "$HOME_DIR/daemon.json" 'd["url"]')
 KEY=$(tr -d '\n' <"$HOME_DIR/key")
 
@@ -233,15 +237,7 @@ stop_pid "$DAEMON_PID" KILL
 DAEMON_PID=""
 # Start it again on the same store, as after a crash: it first stores what its intake log holds
 # (acknowledged deliveries not yet applied to the tables), then writes daemon.json; stop it cleanly.
-rm -f "$HOME_DIR/daemon.json"
-ALUMIA_HOME="$HOME_DIR" "$DAEMON" --listen 127.0.0.1:0 --keyring file >"$WORK/daemon.restart.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 600); do
-  [ -s "$HOME_DIR/daemon.json" ] && break
-  kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.restart.log" >&2; die "the daemon did not restart after the kill"; }
-  sleep 0.1
-done
-[ -s "$HOME_DIR/daemon.json" ] || die "the restarted daemon did not write daemon.json within 60 s"
+start_daemon "$WORK/daemon.restart.log"
 stop_pid "$DAEMON_PID" TERM
 DAEMON_PID=""
 DB="$HOME_DIR/store.db"
@@ -316,7 +312,7 @@ ok_p99 = med(p99_ratios) <= p99_target
 print("  rate ratio  %.2f (target >= %.2f)  %s" % (med(rate_ratios), rate_target, "PASS" if ok_rate else "FAIL"))
 print("  p99 ratio   %.2f (target <= %.2f)  %s" % (med(p99_ratios), p99_target, "PASS" if ok_p99 else "FAIL"))
 print()
-print("durability (daemon killed with SIGKILL, then the store read; counts include the warm-up)")
+print("durability (daemon killed with SIGKILL, restarted to apply its intake log, then the store read; counts include the warm-up)")
 print("  2xx answers with an eventId     %d (unique %d; duplicates answered %d; daemon non-2xx/socket errors %d)" % (
     acked_lines, acked_unique, d_dups, d_bad))
 print("  events stored for the endpoint  %d (distinct delivery keys %d, dedup rows %d, jobs %d)" % (
