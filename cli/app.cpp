@@ -86,8 +86,8 @@ CliResult<DaemonLocation> CliContext::daemon_location() const {
   if (auto st = read_state_file(paths().state_file())) {
     auto u = parse_daemon_url(st->url);
     if (!u)
-      return cli_fail(k_exit_error, "the state file " + paths().state_file().string() + " names an unusable URL: " +
-                                        u.error().message);
+      return cli_fail(k_exit_error, "the state file " + paths().state_file().string() +
+                                        " names an unusable URL: " + u.error().message);
     return DaemonLocation{*u, "state file"};
   }
   const auto& listen = s->setting("listen");
@@ -124,7 +124,8 @@ CliResult<DaemonClient*> CliContext::client() {
     wipe_string(*k2);
     key_source = key_file.string();
   }
-  if (key.empty()) return cli_fail(error_info(ErrorCode::unauthorized).exit_code, "the API key from " + key_source + " is empty");
+  if (key.empty())
+    return cli_fail(error_info(ErrorCode::unauthorized).exit_code, "the API key from " + key_source + " is empty");
   m_client = std::make_unique<DaemonClient>(loc->url, std::move(key), key_source);
   return m_client.get();
 }
@@ -173,7 +174,8 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
 
 int report_parse_error(CLI::App& app, const CLI::ParseError& e, CliContext& ctx) {
   if (e.get_exit_code() == 0) return app.exit(e, ctx.out, ctx.err);  // --help, --version
-  ctx.err << "alumia-connect: error: " << e.what() << "\nRun `alumia-connect --help` (or `COMMAND --help`) for usage.\n";
+  ctx.err << "alumia-connect: error: " << e.what()
+          << "\nRun `alumia-connect --help` (or `COMMAND --help`) for usage.\n";
   return k_exit_usage;
 }
 

@@ -58,8 +58,8 @@ struct CliContext {
 
   bool color() const;
   std::string paint(const std::string& text, const char* sgr) const;  // SGR code like "32"
-  void warn(const std::string& message) const;  // stderr, always
-  void note(const std::string& message) const;  // stderr unless --quiet
+  void warn(const std::string& message) const;                        // stderr, always
+  void note(const std::string& message) const;                        // stderr unless --quiet
   void print_data(const json& data) const { print_json(out, data); }
 
  private:

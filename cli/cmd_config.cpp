@@ -8,12 +8,15 @@ CliStatus show(CliContext& ctx) {
   auto settings = ctx.settings();
   if (!settings) return std::unexpected(settings.error());
   const Paths p = ctx.paths();
-  const std::vector<std::pair<std::string, std::string>> paths{
-      {"dataDir", p.data_dir.string()},        {"configDir", p.config_dir.string()},
-      {"runtimeDir", p.runtime_dir.string()},  {"store", p.store_db().string()},
-      {"configFile", p.config_json().string()}, {"connectorsDir", p.connectors_d().string()},
-      {"stateFile", p.state_file().string()},  {"keyFile", p.key_file().string()},
-      {"logFile", (p.data_dir / "daemon.log").string()}};
+  const std::vector<std::pair<std::string, std::string>> paths{{"dataDir", p.data_dir.string()},
+                                                               {"configDir", p.config_dir.string()},
+                                                               {"runtimeDir", p.runtime_dir.string()},
+                                                               {"store", p.store_db().string()},
+                                                               {"configFile", p.config_json().string()},
+                                                               {"connectorsDir", p.connectors_d().string()},
+                                                               {"stateFile", p.state_file().string()},
+                                                               {"keyFile", p.key_file().string()},
+                                                               {"logFile", (p.data_dir / "daemon.log").string()}};
   auto loc = ctx.daemon_location();
   const std::string key_source = ctx.env("ALUMIA_API_KEY") ? "env (ALUMIA_API_KEY)" : "key file";
   if (ctx.global.json) {
@@ -45,8 +48,8 @@ CliStatus show(CliContext& ctx) {
   Table pt{{"  NAME", "PATH"}, {}};
   for (const auto& [k, v] : paths) pt.rows.push_back({"  " + k, v});
   print_table(ctx.out, pt);
-  ctx.out << "\nDaemon URL: "
-          << (loc ? loc->url.url() + " (" + loc->source + ")" : "unusable: " + loc.error().message) << '\n';
+  ctx.out << "\nDaemon URL: " << (loc ? loc->url.url() + " (" + loc->source + ")" : "unusable: " + loc.error().message)
+          << '\n';
   ctx.out << "API key:    " << key_source << '\n';
   return {};
 }

@@ -183,8 +183,7 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
   if (!opened) {
     ctx.err << "Open this URL in a browser to authorize " << o.slug << ":\n  " << url << '\n';
     if (no_display(ctx.env) || ctx.env("SSH_CONNECTION"))
-      ctx.err << "On another machine, forward the port first: ssh -L " << port << ":127.0.0.1:" << port
-              << " <host>\n";
+      ctx.err << "On another machine, forward the port first: ssh -L " << port << ":127.0.0.1:" << port << " <host>\n";
   }
   return wait_for_oauth(ctx, client, connection, o);
 }
@@ -255,7 +254,8 @@ void register_connect(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--from-stdin", o->from_stdin, "Read credential values as a JSON object from stdin (api_key)");
   cmd->add_flag("--select-account", o->select_account, "Ask the provider to show its account picker (OAuth)");
   cmd->add_flag("--no-browser", o->no_browser, "Print the authorization URL instead of opening a browser");
-  cmd->add_flag("--no-wait", o->no_wait, "Print the authorization URL and return (with --json: {connection, oauthUrl})");
+  cmd->add_flag("--no-wait", o->no_wait,
+                "Print the authorization URL and return (with --json: {connection, oauthUrl})");
   cmd->add_option("--timeout", o->timeout_s, "Seconds to wait for the authorization (default 300)")
       ->check(CLI::Range(1, 86400))
       ->type_name("S");

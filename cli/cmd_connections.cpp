@@ -19,8 +19,9 @@ CliStatus list(CliContext& ctx, const ListOptions& o) {
   json items = json::array();
   std::string cursor;
   for (int page = 0; page < 10000; ++page) {
-    auto data = (*client)->get(with_query(
-        "/api/v1/connections", {{"connector", o.connector}, {"status", o.status}, {"limit", limit}, {"cursor", cursor}}));
+    auto data = (*client)->get(
+        with_query("/api/v1/connections",
+                   {{"connector", o.connector}, {"status", o.status}, {"limit", limit}, {"cursor", cursor}}));
     if (!data) return std::unexpected(data.error());
     if (!o.all) {
       result = std::move(*data);
@@ -30,7 +31,8 @@ CliStatus list(CliContext& ctx, const ListOptions& o) {
       for (auto& it : (*data)["items"]) items.push_back(std::move(it));
     cursor = jstr(*data, "nextCursor");
     if (!jbool(*data, "hasMore") || cursor.empty()) {
-      result = json{{"items", items}, {"limit", (*data).value("limit", 0)}, {"nextCursor", nullptr}, {"hasMore", false}};
+      result =
+          json{{"items", items}, {"limit", (*data).value("limit", 0)}, {"nextCursor", nullptr}, {"hasMore", false}};
       break;
     }
   }
@@ -77,8 +79,8 @@ CliStatus revoke(CliContext& ctx, const std::string& id, bool yes) {
     std::string what = jstr(*c, "connectorSlug");
     if (!jstr(*c, "label").empty()) what += " \"" + jstr(*c, "label") + "\"";
     if (!jstr(*c, "accountLabel").empty()) what += " (" + jstr(*c, "accountLabel") + ")";
-    auto answer = prompt_line(ctx.err, "Revoke connection " + id + " — " + what +
-                                           "? Its credentials are destroyed. [y/N] ", false);
+    auto answer = prompt_line(
+        ctx.err, "Revoke connection " + id + " — " + what + "? Its credentials are destroyed. [y/N] ", false);
     if (!answer) return std::unexpected(answer.error());
     if (*answer != "y" && *answer != "Y" && *answer != "yes") return cli_fail(k_exit_error, "not revoked");
   }

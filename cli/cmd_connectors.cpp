@@ -31,8 +31,8 @@ CliStatus list(CliContext& ctx) {
   }
   Table t{{"SLUG", "NAME", "AUTH", "CATEGORY", "AVAILABILITY"}, {}};
   for (const auto& c : (*data)["items"])
-    t.rows.push_back({jstr(c, "slug"), jstr(c, "name"), jstr(c, "authType"), jdisplay(c, "category"),
-                      jdisplay(c, "availability")});
+    t.rows.push_back(
+        {jstr(c, "slug"), jstr(c, "name"), jstr(c, "authType"), jdisplay(c, "category"), jdisplay(c, "availability")});
   print_table(ctx.out, t, [&ctx](std::size_t col, const std::string& cell) {
     if (col != 4) return cell;
     return ctx.paint(cell, cell.starts_with("available") ? "32" : "33");
@@ -49,11 +49,13 @@ CliStatus show(CliContext& ctx, const std::string& slug) {
     ctx.print_data(*c);
     return {};
   }
-  std::vector<std::pair<std::string, std::string>> f{
-      {"slug", jstr(*c, "slug")},           {"name", jstr(*c, "name")},
-      {"description", jdisplay(*c, "description")}, {"category", jdisplay(*c, "category")},
-      {"auth", jdisplay(*c, "authType")},   {"configured", jdisplay(*c, "configured")},
-      {"availability", jdisplay(*c, "availability")}};
+  std::vector<std::pair<std::string, std::string>> f{{"slug", jstr(*c, "slug")},
+                                                     {"name", jstr(*c, "name")},
+                                                     {"description", jdisplay(*c, "description")},
+                                                     {"category", jdisplay(*c, "category")},
+                                                     {"auth", jdisplay(*c, "authType")},
+                                                     {"configured", jdisplay(*c, "configured")},
+                                                     {"availability", jdisplay(*c, "availability")}};
   if (c->contains("availabilityReason") && (*c)["availabilityReason"].is_string())
     f.emplace_back("reason", jstr(*c, "availabilityReason"));
   if (c->contains("commands")) {

@@ -115,8 +115,9 @@ CliStatus start(CliContext& ctx, const StartOptions& o) {
       }
     }
     if (std::chrono::steady_clock::now() >= deadline)
-      return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(*pid) + ") did not become ready within " +
-                                          std::to_string(o.timeout_s) + " s; see " + log.string());
+      return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(*pid) +
+                                          ") did not become ready within " + std::to_string(o.timeout_s) + " s; see " +
+                                          log.string());
     if (interrupt.wait(k_poll)) return cli_fail(k_exit_interrupted, "interrupted");
   }
 }
@@ -134,8 +135,8 @@ CliStatus stop(CliContext& ctx, int timeout_s) {
     return cli_fail(k_exit_error, "pid " + std::to_string(pid) + " named in " + p.state_file().string() +
                                       " is not alumia-connectd (stale state file); not signalling it");
   if (::kill(pid, SIGTERM) != 0)
-    return cli_fail(k_exit_error, "cannot signal alumia-connectd (pid " + std::to_string(pid) + "): " +
-                                      std::strerror(errno));
+    return cli_fail(k_exit_error,
+                    "cannot signal alumia-connectd (pid " + std::to_string(pid) + "): " + std::strerror(errno));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   InterruptGuard interrupt;
   while (pid_alive(pid) && process_name(pid) == k_daemon_binary) {
@@ -153,8 +154,9 @@ CliStatus logs(CliContext& ctx, int lines) {
   const auto log = log_file(ctx.paths());
   std::error_code ec;
   if (!std::filesystem::exists(log, ec))
-    return cli_fail(error_info(ErrorCode::not_found).exit_code,
-                    "no log at " + log.string() + " (it exists only when `alumia-connect daemon start` started the daemon)");
+    return cli_fail(
+        error_info(ErrorCode::not_found).exit_code,
+        "no log at " + log.string() + " (it exists only when `alumia-connect daemon start` started the daemon)");
   ctx.out << tail_lines(log, static_cast<std::size_t>(lines));
   return {};
 }
@@ -177,7 +179,9 @@ void register_daemon(CLI::App& app, CliContext& ctx) {
 
   auto stop_timeout = std::make_shared<int>(15);
   auto* sp = group->add_subcommand("stop", "Stop the daemon (SIGTERM) and wait until it has exited");
-  sp->add_option("--timeout", *stop_timeout, "Seconds to wait (default 15)")->check(CLI::Range(1, 3600))->type_name("S");
+  sp->add_option("--timeout", *stop_timeout, "Seconds to wait (default 15)")
+      ->check(CLI::Range(1, 3600))
+      ->type_name("S");
   on_run(*sp, ctx, [&ctx, stop_timeout] { return stop(ctx, *stop_timeout); });
 
   auto lines = std::make_shared<int>(50);

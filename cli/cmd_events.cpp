@@ -94,7 +94,8 @@ CliStatus replay(CliContext& ctx, const std::string& id) {
   if (ctx.global.json) ctx.print_data(*data);
   else if (!ctx.global.quiet) {
     const json job = data->contains("job") ? (*data)["job"] : json::object();
-    ctx.out << "Event " << id << " will be relayed again: job " << jstr(job, "id") << " (" << jstr(job, "state") << ")\n";
+    ctx.out << "Event " << id << " will be relayed again: job " << jstr(job, "id") << " (" << jstr(job, "state")
+            << ")\n";
   }
   return {};
 }
@@ -185,7 +186,9 @@ void register_events(CLI::App& app, CliContext& ctx) {
       ->type_name("STATE");
   ls->add_option("--since", lo->since, "Only events received since: an age like 15m, 2h, 7d, or an RFC 3339 UTC time")
       ->type_name("WHEN");
-  ls->add_option("--limit", lo->limit, "At most N events (1-200; default 50)")->check(CLI::Range(1, 200))->type_name("N");
+  ls->add_option("--limit", lo->limit, "At most N events (1-200; default 50)")
+      ->check(CLI::Range(1, 200))
+      ->type_name("N");
   on_run(*ls, ctx, [&ctx, lo] { return list(ctx, *lo); });
 
   auto sid = std::make_shared<std::string>();

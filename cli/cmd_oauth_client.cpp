@@ -19,7 +19,9 @@ CliStatus run_set(CliContext& ctx, const std::string& slug, const std::string& c
   wipe_string(body);
   if (!data) return std::unexpected(data.error());
   if (ctx.global.json) ctx.out << data->dump(2) << '\n';
-  else ctx.note("OAuth client for " + slug + " stored (encrypted); configured: " + (jbool(*data, "configured") ? "yes" : "no"));
+  else
+    ctx.note("OAuth client for " + slug +
+             " stored (encrypted); configured: " + (jbool(*data, "configured") ? "yes" : "no"));
   return {};
 }
 

@@ -37,7 +37,8 @@ std::vector<std::pair<std::string, std::string>> endpoint_fields(CliContext& ctx
           {"label", jdisplay(e, "label")},
           {"status", ctx.paint(status, status_color(status).c_str())},
           {"receive url", jstr(e, "receiveUrl")},
-          {"relay to", e.contains("relayTo") && e["relayTo"].is_string() ? jstr(e, "relayTo") : "(the daemon's --relay-to)"},
+          {"relay to",
+           e.contains("relayTo") && e["relayTo"].is_string() ? jstr(e, "relayTo") : "(the daemon's --relay-to)"},
           {"connection", jdisplay(e, "connectionId")},
           {"max body", jdisplay(e, "maxBodyBytes") + " bytes"},
           {"received", jdisplay(counts, "received")},
@@ -93,17 +94,21 @@ struct CreateOptions {
 CliStatus create(CliContext& ctx, const CreateOptions& o) {
   json body{{"provider", o.provider}};
   const std::pair<const char*, const std::string*> optional_fields[] = {
-      {"connectionId", &o.connection}, {"label", &o.label},     {"relayTo", &o.relay_to},
-      {"audience", &o.audience},       {"jwksUrl", &o.jwks_url}, {"serviceAccountEmail", &o.service_account_email},
+      {"connectionId", &o.connection},
+      {"label", &o.label},
+      {"relayTo", &o.relay_to},
+      {"audience", &o.audience},
+      {"jwksUrl", &o.jwks_url},
+      {"serviceAccountEmail", &o.service_account_email},
       {"botId", &o.bot_id}};
   for (const auto& [key, value] : optional_fields)
     if (!value->empty()) body[key] = *value;
   if (o.max_body_bytes > 0) body["maxBodyBytes"] = o.max_body_bytes;
   // Secrets are read before the daemon is contacted: a missing one is a usage error, not a half-made endpoint.
   if (o.secret_from_stdin) {
-    auto secret = read_secret(ctx, o.provider + " webhook secret",
-                              "printf %s \"$SECRET\" | alumia-connect webhooks create --provider " + o.provider +
-                                  " --secret-from-stdin");
+    auto secret = read_secret(
+        ctx, o.provider + " webhook secret",
+        "printf %s \"$SECRET\" | alumia-connect webhooks create --provider " + o.provider + " --secret-from-stdin");
     if (!secret) return std::unexpected(secret.error());
     body["secret"] = std::move(*secret);
   }
@@ -175,8 +180,9 @@ CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o)
   if (o.clear_relay_to) body["relayTo"] = nullptr;
   if (o.max_body_bytes > 0) body["maxBodyBytes"] = o.max_body_bytes;
   if (body.empty())
-    return usage_fail("nothing to change: pass --disable, --enable, --label, --relay-to, --clear-relay-to or "
-                      "--max-body-bytes");
+    return usage_fail(
+        "nothing to change: pass --disable, --enable, --label, --relay-to, --clear-relay-to or "
+        "--max-body-bytes");
   auto client = ctx.client();
   if (!client) return std::unexpected(client.error());
   auto e = (*client)->patch(endpoint_path(id), body);
@@ -201,8 +207,9 @@ CliStatus remove(CliContext& ctx, const std::string& id, bool yes) {
     if (!e) return std::unexpected(e.error());
     std::string what = jstr(*e, "provider");
     if (!jstr(*e, "label").empty()) what += " \"" + jstr(*e, "label") + "\"";
-    auto answer = prompt_line(ctx.err, "Delete webhook endpoint " + id + " — " + what +
-                                           "? Deliveries get 404 and its pending jobs are cancelled. [y/N] ",
+    auto answer = prompt_line(ctx.err,
+                              "Delete webhook endpoint " + id + " — " + what +
+                                  "? Deliveries get 404 and its pending jobs are cancelled. [y/N] ",
                               false);
     if (!answer) return std::unexpected(answer.error());
     if (*answer != "y" && *answer != "Y" && *answer != "yes") return cli_fail(k_exit_error, "not deleted");
@@ -224,9 +231,9 @@ CliStatus rotate(CliContext& ctx, const std::string& id, const RotateOptions& o)
   json body = json::object();
   if (o.grace_option != nullptr && o.grace_option->count() > 0) body["graceSeconds"] = o.grace_seconds;
   if (o.secret_from_stdin) {
-    auto secret = read_secret(ctx, "new webhook secret",
-                              "printf %s \"$SECRET\" | alumia-connect webhooks rotate-secret " + id +
-                                  " --secret-from-stdin");
+    auto secret =
+        read_secret(ctx, "new webhook secret",
+                    "printf %s \"$SECRET\" | alumia-connect webhooks rotate-secret " + id + " --secret-from-stdin");
     if (!secret) return std::unexpected(secret.error());
     body["secret"] = std::move(*secret);
   }
@@ -262,7 +269,9 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
 
   auto limit = std::make_shared<int>(0);
   auto* ls = group->add_subcommand("list", "List webhook endpoints, newest first");
-  ls->add_option("--limit", *limit, "At most N endpoints (1-200; default 50)")->check(CLI::Range(1, 200))->type_name("N");
+  ls->add_option("--limit", *limit, "At most N endpoints (1-200; default 50)")
+      ->check(CLI::Range(1, 200))
+      ->type_name("N");
   on_run(*ls, ctx, [&ctx, limit] { return list(ctx, *limit); });
 
   auto co = std::make_shared<CreateOptions>();
@@ -278,14 +287,16 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
   cr->add_option("--max-body-bytes", co->max_body_bytes, "Largest accepted delivery (default 262144, at most 25 MiB)")
       ->check(CLI::Range(int64_t{1}, k_max_body_bytes))
       ->type_name("N");
-  cr->add_flag("--secret-from-stdin", co->secret_from_stdin,
-               "Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, "
-               "Twilio auth token, Discord public key, Linear signing secret; also your own secret for github, telegram)");
+  cr->add_flag(
+      "--secret-from-stdin", co->secret_from_stdin,
+      "Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, "
+      "Twilio auth token, Discord public key, Linear signing secret; also your own secret for github, telegram)");
   cr->add_flag("--verify-token-from-stdin", co->verify_token_from_stdin,
                "Read the verify token from stdin (whatsapp subscription handshake; gmail push ?token=), after the "
                "secret's line when both are read");
   cr->add_option("--audience", co->audience, "gmail: the push subscription's audience")->type_name("AUDIENCE");
-  cr->add_option("--jwks-url", co->jwks_url, "gmail: where Google's signing keys are fetched (https)")->type_name("URL");
+  cr->add_option("--jwks-url", co->jwks_url, "gmail: where Google's signing keys are fetched (https)")
+      ->type_name("URL");
   cr->add_option("--service-account-email", co->service_account_email, "gmail: the push subscription's service account")
       ->type_name("EMAIL");
   cr->add_option("--bot-id", co->bot_id, "telegram: the bot id (default: from --connection's bot token)")
@@ -299,7 +310,8 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
 
   auto uid = std::make_shared<std::string>();
   auto uo = std::make_shared<UpdateOptions>();
-  auto* up = group->add_subcommand("update", "Disable or enable an endpoint, or change its label, relay target, body cap");
+  auto* up =
+      group->add_subcommand("update", "Disable or enable an endpoint, or change its label, relay target, body cap");
   up->add_option("ID", *uid, "Endpoint id")->required();
   auto* disable = up->add_flag("--disable", uo->disable, "Stop accepting deliveries (they get 404)");
   auto* enable = up->add_flag("--enable", uo->enable, "Accept deliveries again");
@@ -322,8 +334,9 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
 
   auto rid = std::make_shared<std::string>();
   auto ro = std::make_shared<RotateOptions>();
-  auto* rot = group->add_subcommand("rotate-secret",
-                                    "New secret (generated, or the provider's from stdin); the old one verifies during a grace period");
+  auto* rot = group->add_subcommand(
+      "rotate-secret",
+      "New secret (generated, or the provider's from stdin); the old one verifies during a grace period");
   rot->add_option("ID", *rid, "Endpoint id")->required();
   rot->add_flag("--secret-from-stdin", ro->secret_from_stdin, "Read the new provider-issued secret from stdin");
   ro->grace_option = rot->add_option("--grace-seconds", ro->grace_seconds,

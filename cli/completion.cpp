@@ -106,11 +106,13 @@ std::string generate_bash_completion(const CLI::App& root) {
   s += "# bash completion for alumia-connect\n# " + generated_note("bash") + "\n\n";
   s += "_alumia_connect_commands() {\n  case \"$1\" in\n";
   for (const auto& d : docs)
-    if (!d.subcommands.empty()) s += "    " + single_quote(d.path) + ") echo " + single_quote(join(d.subcommands)) + " ;;\n";
+    if (!d.subcommands.empty())
+      s += "    " + single_quote(d.path) + ") echo " + single_quote(join(d.subcommands)) + " ;;\n";
   s += "  esac\n}\n\n";
   s += "_alumia_connect_options() {\n  case \"$1\" in\n";
   for (const auto& d : docs)
-    s += "    " + single_quote(d.path) + ") echo " + single_quote(join_names(offered_options(docs, d), false)) + " ;;\n";
+    s +=
+        "    " + single_quote(d.path) + ") echo " + single_quote(join_names(offered_options(docs, d), false)) + " ;;\n";
   s += "  esac\n}\n\n";
   s += "_alumia_connect_value_options() {\n  case \"$1\" in\n";
   for (const auto& d : docs) {

@@ -47,7 +47,7 @@ CliResult<std::map<std::string, std::string>> parse_values_json(const std::strin
 }
 
 CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ctx, const json& connector,
-                                                                   const CredentialInput& input) {
+                                                                  const CredentialInput& input) {
   std::map<std::string, std::string> values;
   const json fields = connector.contains("credentialFields") && connector["credentialFields"].is_array()
                           ? connector["credentialFields"]
@@ -69,7 +69,8 @@ CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ct
   if (!given) return std::unexpected(given.error());
   for (auto& [k, v] : *given) {
     if (secret.contains(k))
-      ctx.warn("--field " + k + " puts a secret on the command line, where other local users can see it (ps) and "
+      ctx.warn("--field " + k +
+               " puts a secret on the command line, where other local users can see it (ps) and "
                "your shell history keeps it; prefer the prompt or --from-stdin");
     values[k] = std::move(v);
   }

@@ -26,7 +26,7 @@ struct CredentialInput {
 // argv; prompts (echo off for secrets) on a TTY; without one, missing required fields are a usage
 // error. The caller wipes the returned values.
 CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ctx, const json& connector,
-                                                                   const CredentialInput& input);
+                                                                  const CredentialInput& input);
 
 // One secret that must not appear on the command line: prompted for with echo off when stdin is a
 // terminal, otherwise one line of stdin (line ending dropped). Nothing is a usage error that shows

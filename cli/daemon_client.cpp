@@ -96,8 +96,7 @@ CliResult<DaemonUrl> parse_daemon_url(std::string_view url) {
   }
   int port = 0;
   auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 1 || port > 65535)
-    return bad("bad port");
+  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 1 || port > 65535) return bad("bad port");
   out.port = port;
   const bool loopback = out.host == "localhost" || out.host == "::1" || out.host.starts_with("127.");
   if (!loopback) return bad("the daemon must be on a loopback address");
@@ -184,8 +183,8 @@ CliStatus check_listener_owner(const DaemonUrl& url) {
   if (!own.found) return cli_fail(k_exit_unreachable, unreachable_message(url));
   if (!own.foreign_uids.empty())
     return cli_fail(k_exit_unreachable,
-                    "the listener on " + url.host_port() + " belongs to uid " + std::to_string(own.foreign_uids.front()) +
-                        ", not to you (uid " + std::to_string(me) +
+                    "the listener on " + url.host_port() + " belongs to uid " +
+                        std::to_string(own.foreign_uids.front()) + ", not to you (uid " + std::to_string(me) +
                         "); refusing to send the API key to it. Stop that process or run alumia-connectd on another "
                         "port (--listen) and point the CLI at it with --daemon or ALUMIA_DAEMON");
   return {};
@@ -266,8 +265,8 @@ CliResult<json> DaemonClient::send(const std::string& method, const std::string&
     const auto err = res.error();
     if (err == httplib::Error::Connection || err == httplib::Error::ConnectionTimeout)
       return cli_fail(k_exit_unreachable, unreachable_message(m_url));
-    return cli_fail(k_exit_error, "alumia-connectd at " + m_url.host_port() + " did not answer " + method + " " +
-                                      path + ": " + httplib::to_string(err));
+    return cli_fail(k_exit_error, "alumia-connectd at " + m_url.host_port() + " did not answer " + method + " " + path +
+                                      ": " + httplib::to_string(err));
   }
   auto data = parse_envelope(res->status, res->body, "alumia-connectd at " + m_url.host_port());
   if (!data && (res->status == 401)) data.error().message += " (API key from " + m_key_source + ")";

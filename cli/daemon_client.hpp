@@ -51,7 +51,7 @@ std::vector<ProcNetSocket> parse_proc_net_tcp(std::string_view text, bool ipv6);
 bool is_loopback_or_any(const ProcNetSocket& s);
 
 struct ListenerOwnership {
-  bool found = false;                // some LISTEN socket on that port can take our connection
+  bool found = false;               // some LISTEN socket on that port can take our connection
   std::vector<uid_t> foreign_uids;  // owners of those sockets that are not `uid`
 };
 

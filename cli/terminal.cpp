@@ -17,8 +17,8 @@ namespace alumia::cli {
 namespace {
 
 constexpr std::array<const char*, 9> k_browser_env{
-    "DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "HOME", "PATH",
-    "FAKE_BROWSER_JAR", "FAKE_BROWSER_LOG", "FAKE_BROWSER_WAIT"};
+    "DISPLAY", "WAYLAND_DISPLAY",  "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR",  "HOME",
+    "PATH",    "FAKE_BROWSER_JAR", "FAKE_BROWSER_LOG",         "FAKE_BROWSER_WAIT"};
 
 // Empty on purpose: installed without SA_RESTART so that a blocking read() returns EINTR.
 void on_sigint_interrupt_read(int) {}
@@ -86,8 +86,8 @@ CliResult<pid_t> fork_exec(const std::string& path, std::vector<std::string> arg
 TerminalInfo detect_terminal() { return {::isatty(0) == 1, ::isatty(1) == 1, ::isatty(2) == 1}; }
 
 CliResult<std::string> prompt_line(std::ostream& err, const std::string& prompt, bool secret) {
-  struct sigaction sa{};
-  struct sigaction old_sa{};
+  struct sigaction sa {};
+  struct sigaction old_sa {};
   sa.sa_handler = on_sigint_interrupt_read;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;
@@ -169,7 +169,7 @@ std::optional<std::string> find_in_path(const std::string& name, const std::stri
     std::string dir = path_env.substr(pos, end - pos);
     if (dir.empty()) dir = ".";
     const std::string candidate = dir + "/" + name;
-    struct stat st{};
+    struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
       return candidate;
     pos = end + 1;

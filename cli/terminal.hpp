@@ -5,8 +5,8 @@
 
 #include <alumia/config.hpp>
 
-#include <sys/types.h>
 #include <signal.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>

@@ -17,7 +17,8 @@ Result<http::Response> list_connections(DaemonContext& ctx, const http::Request&
   if (auto c = req.query_param("connector"); c && !c->empty()) f.connector = *c;
   if (auto s = req.query_param("status"); s && !s->empty()) {
     f.status = parse_connection_status(*s);
-    if (!f.status) return fail(ErrorCode::bad_request, "status must be one of pending, active, error, expired, revoked");
+    if (!f.status)
+      return fail(ErrorCode::bad_request, "status must be one of pending, active, error, expired, revoked");
   }
   auto res = ctx.core.list_connections(*caller, f, *page);
   if (!res) return std::unexpected(res.error());
@@ -65,10 +66,10 @@ Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, 
   auto c = ctx.core.get_connection(*caller, req.params.at("id"));
   if (!c) return std::unexpected(c.error());
   if (c->status != ConnectionStatus::active)
-    return fail(ErrorCode::conflict, "connection " + c->id + " is " + std::string(to_string(c->status)) +
-                                         (c->status == ConnectionStatus::expired
-                                              ? "; run `alumia-connect connect --reconnect " + c->id + "`"
-                                              : std::string()));
+    return fail(ErrorCode::conflict,
+                "connection " + c->id + " is " + std::string(to_string(c->status)) +
+                    (c->status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c->id + "`"
+                                                            : std::string()));
   if (c->auth_type == "oauth") {
     auto t = ctx.oauth->access_token(*c);
     if (!t) return std::unexpected(t.error());

@@ -22,8 +22,8 @@ Result<http::Response> get_connector(DaemonContext& ctx, const http::Request& re
 }  // namespace
 
 void add_connector_routes(std::vector<Route>& routes) {
-  routes.push_back({"GET", "/api/v1/connectors", list_connectors, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
-                    "the connector catalog"});
+  routes.push_back({"GET", "/api/v1/connectors", list_connectors, Auth::key, std::nullopt, k_json_body_cap,
+                    k_on_control, "the connector catalog"});
   routes.push_back({"GET", "/api/v1/connectors/:slug", get_connector, Auth::key, std::nullopt, k_json_body_cap,
                     k_on_control, "one connector"});
 }

@@ -34,8 +34,8 @@ void add_key_routes(std::vector<Route>& routes) {
                     "list the caller's API keys (never their values)"});
   routes.push_back({"POST", "/api/v1/api-keys", create_key, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
                     "create an API key; its value is shown once"});
-  routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
-                    "revoke an API key"});
+  routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, std::nullopt, k_json_body_cap,
+                    k_on_control, "revoke an API key"});
 }
 
 }  // namespace alumia::daemon

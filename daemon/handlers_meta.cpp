@@ -29,8 +29,8 @@ Result<http::Response> get_health(DaemonContext&, const http::Request&, const Ca
 void add_meta_routes(std::vector<Route>& routes) {
   routes.push_back({"GET", "/api/v1/status", get_status, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
                     "daemon version, listeners, keyring backend and store"});
-  routes.push_back({"GET", "/healthz", get_health, Auth::public_, std::nullopt, k_json_body_cap, k_on_control | k_on_public,
-                    "liveness probe (no data)"});
+  routes.push_back({"GET", "/healthz", get_health, Auth::public_, std::nullopt, k_json_body_cap,
+                    k_on_control | k_on_public, "liveness probe (no data)"});
 }
 
 }  // namespace alumia::daemon

@@ -27,7 +27,8 @@ bool select_account(const http::Request& req) {
 }
 
 Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
-  if (c.auth_type != "oauth") return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
+  if (c.auth_type != "oauth")
+    return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
   auto url = ctx.oauth->begin(c, select);
   if (!url) return std::unexpected(url.error());
   return redirect(302, *url);
@@ -45,8 +46,9 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
   std::string user_id;
   const auto ticket = req.query_param("ticket");
   if (!ticket || !ctx.core.redeem_ticket(*ticket, id, &user_id))
-    return fail(ErrorCode::unauthorized, "this link needs a valid one-time ticket (they are single use and last 10 minutes); "
-                                         "start again with `alumia-connect connect`");
+    return fail(ErrorCode::unauthorized,
+                "this link needs a valid one-time ticket (they are single use and last 10 minutes); "
+                "start again with `alumia-connect connect`");
   auto user = ctx.store.find_user(user_id);
   if (!user || !*user) return fail(ErrorCode::unauthorized, "the ticket's user no longer exists");
   Caller owner{**user, {}};
@@ -59,7 +61,8 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
 Result<http::Response> start_by_connector(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   json body{{"connectorSlug", req.query_param("connector").value_or("")}};
   if (auto l = req.query_param("label")) body["label"] = *l;
-  if (body["connectorSlug"].get<std::string>().empty()) return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
+  if (body["connectorSlug"].get<std::string>().empty())
+    return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
   auto r = ctx.core.start_connection(*caller, body);
   if (!r) return std::unexpected(r.error());
   return begin_for(ctx, r->connection, select_account(req));
@@ -68,7 +71,8 @@ Result<http::Response> start_by_connector(DaemonContext& ctx, const http::Reques
 void page_headers(http::Response& r) {
   r.headers.emplace_back("Cache-Control", "no-store");
   r.headers.emplace_back("Referrer-Policy", "no-referrer");
-  r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
   r.headers.emplace_back("X-Frame-Options", "DENY");
 }
 
@@ -97,7 +101,8 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
 Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   auto c = ctx.core.get_connection(*caller, req.params.at("id"));
   if (!c) return std::unexpected(c.error());
-  if (c->auth_type != "oauth") return fail(ErrorCode::bad_request, "connector " + c->connector_slug + " does not use OAuth");
+  if (c->auth_type != "oauth")
+    return fail(ErrorCode::bad_request, "connector " + c->connector_slug + " does not use OAuth");
   std::string url = ctx.core.oauth_url(*c);
   if (select_account(req)) url += "&selectAccount=1";
   return ok(json{{"connection", ctx.core.connection_json(*c)}, {"oauthUrl", url}});
@@ -132,8 +137,8 @@ void add_oauth_routes(std::vector<Route>& routes) {
                     k_json_body_cap, k_on_control, "create a connection and redirect to the provider"});
   routes.push_back({"GET", "/api/v1/connections/oauth/callback", callback, Auth::public_, std::nullopt, k_json_body_cap,
                     k_on_control | k_on_public, "the OAuth redirect URI (state-checked)"});
-  routes.push_back({"GET", "/api/v1/connections/oauth/result", result_page, Auth::public_, std::nullopt, k_json_body_cap,
-                    k_on_control | k_on_public, "the page that states an OAuth result"});
+  routes.push_back({"GET", "/api/v1/connections/oauth/result", result_page, Auth::public_, std::nullopt,
+                    k_json_body_cap, k_on_control | k_on_public, "the page that states an OAuth result"});
   routes.push_back({"GET", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,
                     k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
   routes.push_back({"POST", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,

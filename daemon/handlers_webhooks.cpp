@@ -15,8 +15,8 @@ Result<WebhookService*> service(DaemonContext& ctx) {
   return ctx.webhooks;
 }
 
-#define ALUMIA_SERVICE(ctx)          \
-  auto svc_ = service(ctx);          \
+#define ALUMIA_SERVICE(ctx)                        \
+  auto svc_ = service(ctx);                        \
   if (!svc_) return std::unexpected(svc_.error()); \
   WebhookService& svc = **svc_
 
@@ -80,7 +80,10 @@ Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Reque
   auto s = req.query_param("since");
   if (!s || s->empty()) return std::optional<int64_t>();
   auto v = WebhookService::parse_since(*s, ctx.clock.now_ms());
-  if (!v) return fail(ErrorCode::bad_request, "since must be an RFC 3339 UTC time (2026-11-29T03:25:19Z), unix milliseconds, or an age like 15m, 2h, 7d");
+  if (!v)
+    return fail(
+        ErrorCode::bad_request,
+        "since must be an RFC 3339 UTC time (2026-11-29T03:25:19Z), unix milliseconds, or an age like 15m, 2h, 7d");
   return v;
 }
 
@@ -204,8 +207,8 @@ void add_webhook_routes(std::vector<Route>& routes) {
   // Before /jobs/:id/retry would not matter (different segment counts), but keep bulk first for reading.
   routes.push_back({"POST", "/api/v1/jobs/retry", retry_jobs, Auth::key, W, k_json_body_cap, k_on_control,
                     "retry every dead (or failed) job, optionally since a time"});
-  routes.push_back({"POST", "/api/v1/jobs/:id/retry", retry_job, Auth::key, W, k_json_body_cap, k_on_control,
-                    "retry one job now"});
+  routes.push_back(
+      {"POST", "/api/v1/jobs/:id/retry", retry_job, Auth::key, W, k_json_body_cap, k_on_control, "retry one job now"});
 }
 
 }  // namespace alumia::daemon

@@ -13,9 +13,7 @@
 #include <alumia/url.hpp>
 #include <alumia/webhook_service.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -24,6 +22,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
@@ -70,8 +70,10 @@ int run(int argc, char** argv) {
   std::optional<std::string> data_dir;
   std::string listen, public_listen, env, keyring, relay_to, log_level;
   bool insecure = false;
-  app.add_option("--listen", listen, "control listener HOST:PORT, loopback only (default 127.0.0.1:7465; port 0 picks one)");
-  app.add_option("--public-listen", public_listen, "public listener ADDR:PORT: webhook receiver and OAuth callback only");
+  app.add_option("--listen", listen,
+                 "control listener HOST:PORT, loopback only (default 127.0.0.1:7465; port 0 picks one)");
+  app.add_option("--public-listen", public_listen,
+                 "public listener ADDR:PORT: webhook receiver and OAuth callback only");
   app.add_option("--data-dir", data_dir, "put store, config, key file and state file in DIR (like ALUMIA_HOME)");
   app.add_option("--env", env, "key environment: live or test")->check(CLI::IsMember({"live", "test"}));
   app.add_option("--keyring", keyring, "master key backend: auto, secret-service or file")
@@ -86,8 +88,12 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  for (auto [name, value] : {std::pair{"listen", &listen}, {"public-listen", &public_listen}, {"env", &env},
-                             {"keyring", &keyring}, {"relay-to", &relay_to}, {"log-level", &log_level}})
+  for (auto [name, value] : {std::pair{"listen", &listen},
+                             {"public-listen", &public_listen},
+                             {"env", &env},
+                             {"keyring", &keyring},
+                             {"relay-to", &relay_to},
+                             {"log-level", &log_level}})
     if (!value->empty()) flags[name] = *value;
   if (insecure) flags["allow-insecure-base-url"] = "true";
 
@@ -139,7 +145,8 @@ int run(int argc, char** argv) {
     data_key = must(unwrap_data_key(master.key, *wrapped), "cannot unwrap the data key with this master key");
   } else {
     data_key = generate_key(random);
-    must(store->put_meta("data_key.wrapped", must(wrap_data_key(master.key, data_key, random), "cannot wrap the data key")),
+    must(store->put_meta("data_key.wrapped",
+                         must(wrap_data_key(master.key, data_key, random), "cannot wrap the data key")),
          "cannot store the data key");
   }
   Sealer sealer(std::move(data_key), random);
@@ -149,8 +156,16 @@ int run(int argc, char** argv) {
 
   Core core(CoreDeps{*store, catalog, sealer, clock, random, http_client, env_lookup, settings.get("env"), ""});
 
-  daemon::DaemonContext ctx{.core = core, .store = *store, .catalog = catalog, .settings = settings, .clock = clock,
-                            .random = random, .info = {}, .oauth = nullptr, .control_hosts = {}, .public_hosts = {},
+  daemon::DaemonContext ctx{.core = core,
+                            .store = *store,
+                            .catalog = catalog,
+                            .settings = settings,
+                            .clock = clock,
+                            .random = random,
+                            .info = {},
+                            .oauth = nullptr,
+                            .control_hosts = {},
+                            .public_hosts = {},
                             .webhooks = nullptr};
   daemon::Listener control(ctx, http::Listener::control);
   const int bound = must(control.bind(host, port), "cannot start the control listener");
@@ -178,7 +193,8 @@ int run(int argc, char** argv) {
     spdlog::info("created the local owner; its API key is in {}", paths.key_file().string());
   } else if (!std::filesystem::exists(paths.key_file())) {
     const auto owner = must(store->first_user(), "cannot read the owner");
-    const std::string key = must(core.issue_key(owner->id, "owner (key file re-issued)", k_all_scopes), "cannot issue a key");
+    const std::string key =
+        must(core.issue_key(owner->id, "owner (key file re-issued)", k_all_scopes), "cannot issue a key");
     must(write_file_atomic_0600(paths.key_file(), key + "\n"), "cannot write the key file");
     spdlog::warn("the key file was missing; issued a new owner key into {}", paths.key_file().string());
   }
@@ -189,21 +205,29 @@ int run(int argc, char** argv) {
   {
     const auto u = must(url::parse(redirect_base), "bad ALUMIA_OAUTH_REDIRECT_BASE");
     if (!url::is_loopback_host(u) && u.scheme != "https")
-      throw StartupError{"ALUMIA_OAUTH_REDIRECT_BASE " + redirect_base + " must be https unless it is a loopback address"};
+      throw StartupError{"ALUMIA_OAUTH_REDIRECT_BASE " + redirect_base +
+                         " must be https unless it is a loopback address"};
   }
   oauth::FlowService flows(core, redirect_base);
   ctx.oauth = &flows;
   int64_t refresh_ms = 30'000;
   if (auto v = env_lookup("ALUMIA_REFRESH_INTERVAL_MS")) refresh_ms = std::max<int64_t>(50, std::stoll(*v));  // tests
-  if (auto v = env_lookup("ALUMIA_OAUTH_FLOW_TTL_MS")) flows.set_flow_ttl(std::max<int64_t>(1, std::stoll(*v)));  // tests
+  if (auto v = env_lookup("ALUMIA_OAUTH_FLOW_TTL_MS"))
+    flows.set_flow_ttl(std::max<int64_t>(1, std::stoll(*v)));  // tests
   flows.start_worker(std::chrono::milliseconds(refresh_ms));
 
   // Webhooks (SPEC §7): own connections to the store (group-committing writer + reader).
   auto hook_store = must(open_sqlite_webhook_store({.path = paths.store_db()}), "cannot open the webhook store");
-  WebhookServiceDeps hook_deps{.core = core, .store = *store, .hooks = *hook_store, .clock = clock, .random = random,
-                               .http = http_client, .webhook_base_url = settings.get("webhook-base-url"),
+  WebhookServiceDeps hook_deps{.core = core,
+                               .store = *store,
+                               .hooks = *hook_store,
+                               .clock = clock,
+                               .random = random,
+                               .http = http_client,
+                               .webhook_base_url = settings.get("webhook-base-url"),
                                .allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true",
-                               .control_url = control_url, .default_relay_to = settings.get("relay-to")};
+                               .control_url = control_url,
+                               .default_relay_to = settings.get("relay-to")};
   if (auto v = env_lookup("ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS"))
     hook_deps.secret_grace = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
   // Test-only: how soon an unknown kid may refetch a JWKS (default 60 s).
@@ -220,8 +244,9 @@ int run(int argc, char** argv) {
     relay_options.backoff = *schedule;
     relay_options.jitter = 0.0;
   }
-  RelayWorker relay(*hook_store, http_client, clock, random,
-                    [&webhooks](const std::string& id) { return webhooks.relay_target(id); }, relay_options);
+  RelayWorker relay(
+      *hook_store, http_client, clock, random, [&webhooks](const std::string& id) { return webhooks.relay_target(id); },
+      relay_options);
   webhooks.set_job_listener([&relay] { relay.notify(); });
 
   ctx.info.pid = static_cast<int>(::getpid());
@@ -232,10 +257,11 @@ int run(int argc, char** argv) {
   ctx.info.store_path = paths.store_db().string();
   ctx.info.started_at_ms = clock.now_ms();
 
-
   control.start();
   if (public_listener) public_listener->start();
-  const json state{{"url", control_url}, {"pid", ctx.info.pid}, {"version", ALUMIA_VERSION},
+  const json state{{"url", control_url},
+                   {"pid", ctx.info.pid},
+                   {"version", ALUMIA_VERSION},
                    {"publicUrl", ctx.info.public_url.empty() ? json(nullptr) : json(ctx.info.public_url)}};
   must(write_file_atomic_0600(paths.state_file(), state.dump() + "\n"), "cannot write the state file");
   spdlog::info("alumia-connectd {} listening on {}{}", ALUMIA_VERSION, control_url,

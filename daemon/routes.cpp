@@ -129,13 +129,15 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   RouteMatch m = match_route(req.method, req.path, req.listener);
   if (!m.route) {
     if (m.other_method)
-      return error_response(Error{ErrorCode::method_not_allowed, "method " + req.method + " is not allowed on " + req.path, 0});
+      return error_response(
+          Error{ErrorCode::method_not_allowed, "method " + req.method + " is not allowed on " + req.path, 0});
     return error_response(Error{ErrorCode::not_found, "no route " + req.method + " " + req.path, 0});
   }
   const Route& route = *m.route;
   req.params = std::move(m.params);
   if (req.body.size() > route.body_cap)
-    return error_response(Error{ErrorCode::payload_too_large, "body exceeds " + std::to_string(route.body_cap) + " bytes", 0});
+    return error_response(
+        Error{ErrorCode::payload_too_large, "body exceeds " + std::to_string(route.body_cap) + " bytes", 0});
 
   std::optional<Caller> caller;
   if (route.auth == Auth::key || (route.auth == Auth::ticket_or_key && req.header("authorization"))) {

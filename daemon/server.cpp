@@ -56,7 +56,8 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
     port_text = text.substr(close + 2);
   } else {
     const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return fail(ErrorCode::bad_request, "listen address '" + text + "' must be HOST:PORT");
+    if (colon == std::string::npos)
+      return fail(ErrorCode::bad_request, "listen address '" + text + "' must be HOST:PORT");
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
   }
@@ -131,7 +132,9 @@ Listener::Listener(DaemonContext& ctx, http::Listener kind)
     else if (res.status == 411) code = ErrorCode::length_required;
     else if (res.status >= 500) code = ErrorCode::internal;
     const int status = res.status;
-    write_response(error_response(Error{code, "request rejected by the HTTP layer (status " + std::to_string(status) + ")", 0}), res);
+    write_response(
+        error_response(Error{code, "request rejected by the HTTP layer (status " + std::to_string(status) + ")", 0}),
+        res);
     res.status = status;
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

@@ -25,8 +25,8 @@ constexpr std::uintmax_t k_max_file_bytes = 1024 * 1024;
 constexpr std::size_t k_max_reported_errors = 25;
 
 // One verifier per provider exists in the daemon (PROVIDERS.md §10); nothing else can be named.
-constexpr std::array<std::string_view, 9> k_webhook_providers = {
-    "telegram", "slack", "discord", "whatsapp", "twilio", "gmail", "github", "linear", "stripe"};
+constexpr std::array<std::string_view, 9> k_webhook_providers = {"telegram", "slack",  "discord", "whatsapp", "twilio",
+                                                                 "gmail",    "github", "linear",  "stripe"};
 constexpr std::array<std::string_view, 1> k_commands = {"setup-webhook"};
 constexpr std::array<std::string_view, 4> k_endpoint_extras = {"verifyToken", "audience", "jwksUrl",
                                                                "serviceAccountEmail"};
@@ -89,9 +89,7 @@ std::string child(std::string_view base, std::string_view key) {
   return std::string(base) + "." + std::string(key);
 }
 
-std::string element(std::string_view base, std::size_t i) {
-  return std::string(base) + "[" + std::to_string(i) + "]";
-}
+std::string element(std::string_view base, std::size_t i) { return std::string(base) + "[" + std::to_string(i) + "]"; }
 
 // Collects the problems of one file, each as "<file>: <field path>: <message>".
 class Diag {
@@ -355,7 +353,8 @@ LabelExtract read_label_extract(const Obj& o) {
   LabelExtract out;
   if (auto ptrs = o.strings("jsonPointers", true)) {
     if (ptrs->empty()) o.error("jsonPointers", "must list at least one JSON pointer");
-    for (std::size_t i = 0; i < ptrs->size(); ++i) check_json_pointer(o.diag(), element(o.at("jsonPointers"), i), (*ptrs)[i]);
+    for (std::size_t i = 0; i < ptrs->size(); ++i)
+      check_json_pointer(o.diag(), element(o.at("jsonPointers"), i), (*ptrs)[i]);
     out.json_pointers = std::move(*ptrs);
   }
   if (auto j = o.str("join", false)) out.join = *j;
@@ -389,8 +388,8 @@ void check_authorize_param_name(const Obj& o, const std::string& path, const std
 
 std::optional<OAuthConfig> read_oauth(const Obj& o, const std::string& api_base) {
   o.allow({"authorizeUrl", "tokenUrl", "revocation", "defaultScopes", "scopeSeparator", "pkce", "clientAuth",
-           "tokenRequestFormat", "extraAuthorizeParams", "accountPickerParam", "tokenResponse", "issuer",
-           "issRequired", "accountLabel", "responseType", "grantType"});
+           "tokenRequestFormat", "extraAuthorizeParams", "accountPickerParam", "tokenResponse", "issuer", "issRequired",
+           "accountLabel", "responseType", "grantType"});
   OAuthConfig c;
   Diag& d = o.diag();
   if (auto rt = o.str("responseType", false); rt && *rt != "code")
@@ -425,8 +424,9 @@ std::optional<OAuthConfig> read_oauth(const Obj& o, const std::string& api_base)
       if (u) r->error("url", "must be absent when style is \"none\"");
       if (r->has("method")) r->error("method", "must be absent when style is \"none\"");
     } else if (!u) {
-      if (!r->has("url")) r->error("url", "required field is missing (style " +
-                                              in_quotes(name_of(k_revocation_styles, c.revocation.style)) + ")");
+      if (!r->has("url"))
+        r->error("url", "required field is missing (style " +
+                            in_quotes(name_of(k_revocation_styles, c.revocation.style)) + ")");
     } else {
       check_url(d, r->at("url"), *u, {"client_id"});
       c.revocation.url = *u;
@@ -681,7 +681,9 @@ Connector read_connector(const Obj& o) {
             n->rfind(prefix, 0) == 0 ? std::string_view(*n).substr(prefix.size()) : std::string_view{};
         const bool op_ok = !op.empty() && op[0] >= 'a' && op[0] <= 'z' &&
                            std::all_of(op.begin(), op.end(), [](char ch) { return is_lower_alnum(ch) || ch == '_'; });
-        if (!op_ok) t.error("name", in_quotes(*n) + " must be " + in_quotes(prefix + "<operation>") + " with operation ^[a-z][a-z0-9_]*$");
+        if (!op_ok)
+          t.error("name", in_quotes(*n) + " must be " + in_quotes(prefix + "<operation>") +
+                              " with operation ^[a-z][a-z0-9_]*$");
         else if (!seen.insert(*n).second) t.error("name", "duplicate tool " + in_quotes(*n));
         tool.name = *n;
       }
@@ -698,7 +700,8 @@ Connector read_connector(const Obj& o) {
   }
   if (c.auth_type == AuthType::api_key) {
     c.credential_fields = read_credential_fields(o);
-    if (auto l = o.object("liveCheck", false)) c.live_check = read_live_check(*l, c.credential_fields, api_base_default);
+    if (auto l = o.object("liveCheck", false))
+      c.live_check = read_live_check(*l, c.credential_fields, api_base_default);
   } else if (auth) {
     for (auto k : {"credentialFields", "liveCheck"})
       if (o.has(k)) o.error(k, "only allowed when authType is \"api_key\"");
@@ -709,9 +712,11 @@ Connector read_connector(const Obj& o) {
     for (std::size_t i = 0; i < cmds->size(); ++i) {
       const auto& cmd = (*cmds)[i];
       const std::string path = element(o.at("commands"), i);
-      if (!contains(k_commands, cmd)) d.error(path, in_quotes(cmd) + " is not a known command (" + list_of(k_commands) + ")");
+      if (!contains(k_commands, cmd))
+        d.error(path, in_quotes(cmd) + " is not a known command (" + list_of(k_commands) + ")");
       else if (!seen.insert(cmd).second) d.error(path, "duplicate command " + in_quotes(cmd));
-      else if (cmd == "setup-webhook" && !o.has("webhook")) d.error(path, "\"setup-webhook\" needs a \"webhook\" block");
+      else if (cmd == "setup-webhook" && !o.has("webhook"))
+        d.error(path, "\"setup-webhook\" needs a \"webhook\" block");
     }
     c.commands = std::move(*cmds);
   }
@@ -770,7 +775,8 @@ std::vector<Entry> split_document(Diag& diag, const json& doc) {
     out.push_back({doc, ""});
     return out;
   } else {
-    diag.error("", std::string("the top level must be a connector object, an array of them, or {\"connectors\": [...]}, not ") +
+    diag.error("", std::string(
+                       "the top level must be a connector object, an array of them, or {\"connectors\": [...]}, not ") +
                        doc.type_name());
     return out;
   }
@@ -803,7 +809,8 @@ void apply_document(Diag& diag, const json& doc, std::map<std::string, Slot, std
       continue;
     }
     if (auto [it, inserted] = seen_here.emplace(*slug, entry.path); !inserted) {
-      head.error("slug", "duplicate slug " + in_quotes(*slug) + " (also at " + (it->second.empty() ? "top level" : it->second) + ")");
+      head.error("slug", "duplicate slug " + in_quotes(*slug) + " (also at " +
+                             (it->second.empty() ? "top level" : it->second) + ")");
       continue;
     }
     bool replace = false;

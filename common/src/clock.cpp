@@ -65,8 +65,7 @@ std::string format_uuid(std::vector<unsigned char>& b, unsigned version) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   std::string h = crypto::hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
-         h.substr(20);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
 }
 }  // namespace
 
@@ -99,8 +98,8 @@ std::string format_time_ms(int64_t unix_ms) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   return buf;
 }
 

@@ -34,10 +34,8 @@ Paths resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLo
   const fs::path config_home = env("XDG_CONFIG_HOME").value_or((home / ".config").string());
   p.data_dir = data_home / "alumia-connect";
   p.config_dir = config_home / "alumia-connect";
-  if (auto rt = env("XDG_RUNTIME_DIR"))
-    p.runtime_dir = fs::path(*rt) / "alumia-connect";
-  else
-    p.runtime_dir = p.data_dir;
+  if (auto rt = env("XDG_RUNTIME_DIR")) p.runtime_dir = fs::path(*rt) / "alumia-connect";
+  else p.runtime_dir = p.data_dir;
   return p;
 }
 
@@ -55,10 +53,14 @@ Status ensure_dirs(const Paths& paths) {
 
 std::string_view to_string(SettingSource s) {
   switch (s) {
-    case SettingSource::flag: return "flag";
-    case SettingSource::env: return "env";
-    case SettingSource::config: return "config";
-    case SettingSource::default_: return "default";
+    case SettingSource::flag:
+      return "flag";
+    case SettingSource::env:
+      return "env";
+    case SettingSource::config:
+      return "config";
+    case SettingSource::default_:
+      return "default";
   }
   return "default";
 }
@@ -66,15 +68,19 @@ std::string_view to_string(SettingSource s) {
 const std::vector<SettingSpec>& setting_specs() {
   static const std::vector<SettingSpec> k_specs{
       {"listen", "ALUMIA_LISTEN", "listen", "127.0.0.1:7465", "control listener (loopback only)"},
-      {"public-listen", "ALUMIA_PUBLIC_LISTEN", "publicListen", "", "public listener for webhooks and the OAuth callback"},
+      {"public-listen", "ALUMIA_PUBLIC_LISTEN", "publicListen", "",
+       "public listener for webhooks and the OAuth callback"},
       {"env", "ALUMIA_ENV", "env", "live", "key environment: live or test"},
       {"keyring", "ALUMIA_KEYRING", "keyring", "auto", "master key backend: auto, secret-service or file"},
       {"log-level", "ALUMIA_LOG_LEVEL", "logLevel", "info", "trace, debug, info, warn, error"},
       {"webhook-base-url", "CONNECTOR_WEBHOOK_BASE_URL", "webhookBaseUrl", "", "public https origin for receive URLs"},
-      {"oauth-redirect-base", "ALUMIA_OAUTH_REDIRECT_BASE", "oauthRedirectBase", "", "base of the OAuth redirect URI (default: the control listener)"},
+      {"oauth-redirect-base", "ALUMIA_OAUTH_REDIRECT_BASE", "oauthRedirectBase", "",
+       "base of the OAuth redirect URI (default: the control listener)"},
       {"relay-to", "ALUMIA_RELAY_TO", "relayTo", "", "default relay target for webhook jobs"},
-      {"allow-insecure-base-url", "ALUMIA_ALLOW_INSECURE_BASE_URL", "allowInsecureBaseUrl", "false", "development only: lift the base URL rule"},
-      {"telegram-api-base", "ALUMIA_TELEGRAM_API_BASE", "telegramApiBase", "https://api.telegram.org", "Telegram Bot API base URL"},
+      {"allow-insecure-base-url", "ALUMIA_ALLOW_INSECURE_BASE_URL", "allowInsecureBaseUrl", "false",
+       "development only: lift the base URL rule"},
+      {"telegram-api-base", "ALUMIA_TELEGRAM_API_BASE", "telegramApiBase", "https://api.telegram.org",
+       "Telegram Bot API base URL"},
       {"github-api-base", "ALUMIA_GITHUB_API_BASE", "githubApiBase", "https://api.github.com", "GitHub API base URL"},
       {"stripe-api-base", "ALUMIA_STRIPE_API_BASE", "stripeApiBase", "https://api.stripe.com", "Stripe API base URL"},
       {"ca-file", "ALUMIA_CA_FILE", "caFile", "", "extra CA bundle trusted for outbound TLS (tests)"},

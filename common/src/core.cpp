@@ -28,7 +28,8 @@ Result<std::string> string_field(const json& body, const char* name, bool requir
     if (required) return fail(ErrorCode::bad_request, std::string("missing field '") + name + "'");
     return std::string();
   }
-  if (!body[name].is_string()) return fail(ErrorCode::bad_request, std::string("field '") + name + "' must be a string");
+  if (!body[name].is_string())
+    return fail(ErrorCode::bad_request, std::string("field '") + name + "' must be a string");
   return body[name].get<std::string>();
 }
 
@@ -94,13 +95,15 @@ Result<Caller> Core::authenticate(const std::optional<std::string>& authorizatio
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
   if (!is_well_formed_api_key(v)) return fail(ErrorCode::unauthorized, "malformed API key" + how);
   if (v.substr(4, m_d.key_env.size()) != m_d.key_env)
-    return fail(ErrorCode::unauthorized, "this daemon runs with --env " + m_d.key_env + " and takes only alm_" +
-                                             m_d.key_env + "_ keys");
+    return fail(ErrorCode::unauthorized,
+                "this daemon runs with --env " + m_d.key_env + " and takes only alm_" + m_d.key_env + "_ keys");
   const std::string hash = crypto::sha256(v);
   auto rec = m_d.store.find_api_key_by_hash(hash);
   if (!rec) return std::unexpected(rec.error());
   if (!*rec || !crypto::equal_ct((*rec)->hash, hash)) return fail(ErrorCode::unauthorized, "invalid API key" + how);
-  if ((*rec)->revoked_at) return fail(ErrorCode::unauthorized, "this API key was revoked; create a new one with `alumia-connect keys create`");
+  if ((*rec)->revoked_at)
+    return fail(ErrorCode::unauthorized,
+                "this API key was revoked; create a new one with `alumia-connect keys create`");
   auto user = m_d.store.find_user((*rec)->user_id);
   if (!user) return std::unexpected(user.error());
   if (!*user) return fail(ErrorCode::unauthorized, "the key's user no longer exists");
@@ -147,7 +150,9 @@ Result<std::pair<ApiKeyRecord, std::string>> Core::create_api_key(const Caller& 
     for (const auto& s : body["scopes"]) {
       if (!s.is_string()) return fail(ErrorCode::bad_request, "field 'scopes' must be an array of strings");
       auto sc = parse_scope(s.get<std::string>());
-      if (!sc) return fail(ErrorCode::validation_error, "unknown scope '" + s.get<std::string>() + "' (connections, tokens, webhooks, admin)");
+      if (!sc)
+        return fail(ErrorCode::validation_error,
+                    "unknown scope '" + s.get<std::string>() + "' (connections, tokens, webhooks, admin)");
       scopes |= static_cast<unsigned>(*sc);
     }
     if (scopes == 0) return fail(ErrorCode::validation_error, "a key needs at least one scope");
@@ -202,9 +207,12 @@ Result<std::optional<Core::OAuthClient>> Core::oauth_client(const Connector& c) 
 }
 
 Status Core::set_oauth_client(const Connector& c, const std::string& client_id, std::string_view client_secret) {
-  if (c.auth_type != AuthType::oauth) return fail(ErrorCode::bad_request, "connector " + c.slug + " does not use OAuth");
-  if (client_id.empty() || client_secret.empty()) return fail(ErrorCode::bad_request, "client id and secret are required");
-  auto sealed = seal_values("oauth_clients", c.slug, {{"client_id", client_id}, {"client_secret", std::string(client_secret)}});
+  if (c.auth_type != AuthType::oauth)
+    return fail(ErrorCode::bad_request, "connector " + c.slug + " does not use OAuth");
+  if (client_id.empty() || client_secret.empty())
+    return fail(ErrorCode::bad_request, "client id and secret are required");
+  auto sealed =
+      seal_values("oauth_clients", c.slug, {{"client_id", client_id}, {"client_secret", std::string(client_secret)}});
   if (!sealed) return std::unexpected(sealed.error());
   return m_d.store.put_secrets("oauth_clients", c.slug, *sealed);
 }
@@ -270,7 +278,8 @@ json Core::connection_json(const Connection& c) const {
               {"deletedAt", time_or_null(c.deleted_at)}};
 }
 
-Result<PageResult<Connection>> Core::list_connections(const Caller& caller, const ConnectionFilter& filter, const Page& page) {
+Result<PageResult<Connection>> Core::list_connections(const Caller& caller, const ConnectionFilter& filter,
+                                                      const Page& page) {
   ConnectionFilter f = filter;
   f.user_id = caller.user.id;
   return m_d.store.list_connections(f, page);
@@ -285,14 +294,15 @@ Result<StartResult> Core::start_connection(const Caller& caller, const json& bod
   if (label->empty()) *label = "default";
   if (label->size() > 100) return fail(ErrorCode::validation_error, "label must be at most 100 characters");
   const Connector* conn = m_d.catalog.find(*slug);
-  if (!conn) return fail(ErrorCode::bad_request, "unknown connector '" + *slug + "'; see `alumia-connect connectors list`");
+  if (!conn)
+    return fail(ErrorCode::bad_request, "unknown connector '" + *slug + "'; see `alumia-connect connectors list`");
   if (conn->availability != Availability::available)
     return fail(ErrorCode::bad_request, "connector " + *slug + " is not available: " + conn->availability_reason);
   if (conn->auth_type == AuthType::oauth && !configured(*conn)) {
     const auto names = oauth_client_env_names(conn->slug);
-    return fail(ErrorCode::bad_request, "connector " + *slug + " has no OAuth client configured; set " + names.client_id +
-                                            " and " + names.client_secret + ", or run `alumia-connect oauth-client set " +
-                                            *slug + "`");
+    return fail(ErrorCode::bad_request, "connector " + *slug + " has no OAuth client configured; set " +
+                                            names.client_id + " and " + names.client_secret +
+                                            ", or run `alumia-connect oauth-client set " + *slug + "`");
   }
   auto existing = m_d.store.find_connection_by_label(caller.user.id, *slug, *label);
   if (!existing) return std::unexpected(existing.error());
@@ -340,7 +350,8 @@ Result<json> Core::revoke_connection(const Caller& caller, std::string_view id) 
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + std::string(id) + "' is not a connection id (a UUID)");
   auto found = m_d.store.find_connection(id);
   if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->user_id != caller.user.id) return fail(ErrorCode::not_found, "no connection " + std::string(id));
+  if (!*found || (*found)->user_id != caller.user.id)
+    return fail(ErrorCode::not_found, "no connection " + std::string(id));
   Connection c = **found;
   if (c.deleted_at) return fail(ErrorCode::conflict, "connection " + c.id + " is already revoked");
   const int64_t now = m_d.clock.now_ms();
@@ -390,7 +401,9 @@ Result<json> Core::run_live_check(const Connector& connector, const std::map<std
   auto resp = m_d.http.send(req);
   for (auto& [k, v] : vars) wipe_string(v);
   wipe_string(req.url);
-  if (!resp) return fail(ErrorCode::service_unavailable, connector.name + " could not be reached to check the credentials: " + resp.error().message);
+  if (!resp)
+    return fail(ErrorCode::service_unavailable,
+                connector.name + " could not be reached to check the credentials: " + resp.error().message);
   const auto doc = json::parse(resp->body, nullptr, false);
   bool ok = resp->status >= 200 && resp->status < 300 && !doc.is_discarded();
   if (ok && !lc.success_pointer.empty()) {
@@ -433,8 +446,9 @@ Result<Connection> Core::submit_credentials(const Caller& caller, std::string_vi
       continue;
     }
     if (!credential_value_matches(f, it->second))
-      return fail(ErrorCode::validation_error, "field '" + f.key + "' (" + f.label + ") does not have the expected format" +
-                                                  (f.placeholder ? " (e.g. " + *f.placeholder + ")" : std::string()));
+      return fail(ErrorCode::validation_error, "field '" + f.key + "' (" + f.label +
+                                                   ") does not have the expected format" +
+                                                   (f.placeholder ? " (e.g. " + *f.placeholder + ")" : std::string()));
   }
   std::string account = c.account_label;
   if (connector->live_check) {

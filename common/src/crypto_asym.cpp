@@ -13,16 +13,20 @@ namespace alumia::crypto {
 
 namespace {
 
-struct ParamBldDeleter { void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); } };
-struct ParamDeleter { void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); } };
-struct BnDeleter { void operator()(BIGNUM* p) const { BN_free(p); } };
+struct ParamBldDeleter {
+  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
+};
+struct ParamDeleter {
+  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
+};
+struct BnDeleter {
+  void operator()(BIGNUM* p) const { BN_free(p); }
+};
 using ParamBld = std::unique_ptr<OSSL_PARAM_BLD, ParamBldDeleter>;
 using Params = std::unique_ptr<OSSL_PARAM, ParamDeleter>;
 using Bn = std::unique_ptr<BIGNUM, BnDeleter>;
 
-const unsigned char* bytes(std::string_view s) {
-  return reinterpret_cast<const unsigned char*>(s.data());
-}
+const unsigned char* bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 // A failed check is an answer, not an error: clear the queue so it does not leak into the next
 // caller's error message.
@@ -50,8 +54,7 @@ bool ed25519_verify(std::string_view public_key, std::string_view message, std::
   return digest_verify(pkey.get(), nullptr, message, signature);
 }
 
-bool rs256_verify_jwk(std::string_view n, std::string_view e, std::string_view message,
-                      std::string_view signature) {
+bool rs256_verify_jwk(std::string_view n, std::string_view e, std::string_view message, std::string_view signature) {
   // Refuse toy moduli; Google's keys are 2048-bit.
   if (n.size() < 256 || n.size() > 1024 || e.empty() || e.size() > 8) return false;
   if (signature.size() != n.size()) return false;

@@ -158,8 +158,8 @@ Result<std::string> read_private_file(const fs::path& path) {
     const int err = errno;
     if (err == ENOENT) return fail(ErrorCode::not_found, quoted(path) + " does not exist");
     if (err == ELOOP)
-      return fail(ErrorCode::forbidden, "refusing to read " + quoted(path) +
-                                            ": it is a symbolic link; replace it with a regular file");
+      return fail(ErrorCode::forbidden,
+                  "refusing to read " + quoted(path) + ": it is a symbolic link; replace it with a regular file");
     return fail_errno("cannot open", path, err);
   }
   struct stat st {};
@@ -174,8 +174,7 @@ Result<std::string> read_private_file(const fs::path& path) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return fail(ErrorCode::forbidden, "refusing to read " + quoted(path) + ": its mode is " + mode +
-                                          " and a secret must be private to you; run: chmod 600 " +
-                                          quoted(path));
+                                          " and a secret must be private to you; run: chmod 600 " + quoted(path));
   }
   if (static_cast<std::uintmax_t>(st.st_size) > k_max_private_file_size)
     return fail(ErrorCode::forbidden, "refusing to read " + quoted(path) + ": larger than " +

@@ -14,8 +14,7 @@ namespace {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
   return true;
 }
 }  // namespace
@@ -90,10 +89,8 @@ std::vector<std::pair<std::string, std::string>> form_decode(std::string_view bo
     body = amp == std::string_view::npos ? std::string_view{} : body.substr(amp + 1);
     if (part.empty()) continue;
     const auto eq = part.find('=');
-    if (eq == std::string_view::npos)
-      out.emplace_back(url_decode(part), "");
-    else
-      out.emplace_back(url_decode(part.substr(0, eq)), url_decode(part.substr(eq + 1)));
+    if (eq == std::string_view::npos) out.emplace_back(url_decode(part), "");
+    else out.emplace_back(url_decode(part.substr(0, eq)), url_decode(part.substr(eq + 1)));
   }
   return out;
 }

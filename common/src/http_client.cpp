@@ -10,8 +10,8 @@ Result<OutboundResponse> HttplibClient::send(const OutboundRequest& r) {
   if (auto st = url::check_outbound_url(r.url); !st) return std::unexpected(st.error());
   auto u = url::parse(r.url);
   if (!u) return std::unexpected(u.error());
-  const std::string origin = u->scheme + "://" + (u->host_is_ipv6 ? "[" + u->host + "]" : u->host) + ":" +
-                             std::to_string(u->port);
+  const std::string origin =
+      u->scheme + "://" + (u->host_is_ipv6 ? "[" + u->host + "]" : u->host) + ":" + std::to_string(u->port);
   httplib::Client cli(origin);
   cli.set_follow_location(false);
   cli.enable_server_certificate_verification(true);
@@ -43,8 +43,9 @@ Result<OutboundResponse> HttplibClient::send(const OutboundRequest& r) {
   httplib::Response res;
   httplib::Error err = httplib::Error::Success;
   const bool ok = cli.send(req, res, err);
-  if (too_big) return fail(ErrorCode::service_unavailable, "response from " + u->host + " exceeded " +
-                                                               std::to_string(r.max_response_bytes) + " bytes");
+  if (too_big)
+    return fail(ErrorCode::service_unavailable,
+                "response from " + u->host + " exceeded " + std::to_string(r.max_response_bytes) + " bytes");
   if (!ok) return fail(ErrorCode::service_unavailable, "request to " + u->host + " failed: " + httplib::to_string(err));
   OutboundResponse out;
   out.status = res.status;

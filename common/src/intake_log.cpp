@@ -19,7 +19,7 @@ namespace {
 
 constexpr uint32_t k_head_magic = 0x41494c48;    // "HLIA"
 constexpr uint32_t k_record_magic = 0x41494c52;  // "RLIA"
-constexpr std::size_t k_header = 32;  // magic, crc, epoch, seq, payload length, padded length
+constexpr std::size_t k_header = 32;             // magic, crc, epoch, seq, payload length, padded length
 constexpr auto k_space_timeout = std::chrono::seconds(10);
 constexpr std::size_t k_min_bytes = 1u << 20;
 
@@ -70,9 +70,7 @@ struct AlignedBuffer {
   char* data;
 };
 
-Status errno_error(const std::string& what) {
-  return fail(ErrorCode::internal, what + ": " + std::strerror(errno));
-}
+Status errno_error(const std::string& what) { return fail(ErrorCode::internal, what + ": " + std::strerror(errno)); }
 
 bool pread_all(int fd, char* data, std::size_t n, uint64_t offset) {
   while (n > 0) {
@@ -118,7 +116,7 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
     int fd;
     ~Closer() { ::close(fd); }
   } closer{rfd};
-  struct stat st{};
+  struct stat st {};
   if (::fstat(rfd, &st) != 0) return std::unexpected(errno_error("cannot stat " + path).error());
   uint64_t file_bytes = static_cast<uint64_t>(st.st_size) / k_block * k_block;
   if (file_bytes < k_block + k_min_bytes) {
@@ -132,7 +130,8 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
         return std::unexpected(errno_error("cannot write the intake log " + path).error());
     }
     if (::fsync(rfd) != 0) return std::unexpected(errno_error("cannot fsync " + path).error());
-    const int dfd = ::open(o.path.parent_path().empty() ? "." : o.path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int dfd =
+        ::open(o.path.parent_path().empty() ? "." : o.path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ::fsync(dfd);
       ::close(dfd);
@@ -146,8 +145,9 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
   if (get<uint32_t>(data.data()) == k_head_magic) {
     epoch = get<uint64_t>(data.data() + 8);
   } else if (std::any_of(data.begin(), data.begin() + k_block, [](char c) { return c != 0; })) {
-    return fail(ErrorCode::internal, "the intake log " + path + " has a damaged head block; move it aside to start "
-                                     "(deliveries in it that were not yet in the store would be lost)");
+    return fail(ErrorCode::internal, "the intake log " + path +
+                                         " has a damaged head block; move it aside to start "
+                                         "(deliveries in it that were not yet in the store would be lost)");
   }
   uint64_t max_seq = 0;
   const uint64_t ring = file_bytes - k_block;
@@ -184,7 +184,12 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
 
 IntakeLog::IntakeLog(int fd, bool direct, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch,
                      uint64_t next_seq)
-    : m_fd(fd), m_direct(direct), m_path(std::move(path)), m_ring(file_bytes - k_block), m_epoch(epoch), m_next_seq(next_seq) {}
+    : m_fd(fd),
+      m_direct(direct),
+      m_path(std::move(path)),
+      m_ring(file_bytes - k_block),
+      m_epoch(epoch),
+      m_next_seq(next_seq) {}
 
 IntakeLog::~IntakeLog() {
   {
@@ -219,7 +224,8 @@ std::size_t IntakeLog::unreleased() const {
 
 Result<uint64_t> IntakeLog::append(std::string payload, std::function<void(uint64_t)> on_durable) {
   if (payload.size() > max_payload())
-    return fail(ErrorCode::internal, "intake record of " + std::to_string(payload.size()) + " bytes exceeds the log's limit");
+    return fail(ErrorCode::internal,
+                "intake record of " + std::to_string(payload.size()) + " bytes exceeds the log's limit");
   auto w = std::make_shared<Waiting>();
   w->payload = std::move(payload);
   w->on_durable = std::move(on_durable);
@@ -349,7 +355,8 @@ void IntakeLog::flusher_loop() {
     lock.lock();
     if (!ok) {
       spdlog::error("intake log {}: write failed: {}", m_path.string(), std::strerror(write_errno));
-      for (auto& w : batch) w->done.set_value(fail(ErrorCode::service_unavailable, "the event could not be stored; retry"));
+      for (auto& w : batch)
+        w->done.set_value(fail(ErrorCode::service_unavailable, "the event could not be stored; retry"));
       continue;
     }
     for (auto& w : batch) m_live.push_back(Live{w->seq, w->start, false});

@@ -108,8 +108,7 @@ R run_bounded(std::chrono::milliseconds timeout, std::string_view what, F fn) {
     worker.detach();
   }
   return fail(ErrorCode::service_unavailable, "the Secret Service did not answer within " +
-                                                  std::to_string(timeout.count()) + " ms (" + std::string(what) +
-                                                  ")");
+                                                  std::to_string(timeout.count()) + " ms (" + std::string(what) + ")");
 }
 
 std::unexpected<Error> no_session_bus() {
@@ -118,8 +117,7 @@ std::unexpected<Error> no_session_bus() {
 
 // The stored form of a key: base64, nothing else. Junk or a wrong length is an error, never "absent".
 Result<SecretBytes> decode_key(std::string_view text, std::string_view where) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-    text.remove_suffix(1);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
   auto raw = crypto::base64_decode(text);
   if (!raw || raw->size() != k_master_key_size) {
     if (raw) wipe_string(*raw);
@@ -157,7 +155,8 @@ Result<MasterKey> open_file_key(std::unique_ptr<FileKeyStore> file, Random& rand
                                 std::string warning, std::optional<SecretBytes> candidate = std::nullopt) {
   auto loaded = file->load();
   if (!loaded) return std::unexpected(loaded.error());
-  if (*loaded) return make_master_key(std::move(**loaded), KeyringMode::file, std::move(file), std::move(warning), false);
+  if (*loaded)
+    return make_master_key(std::move(**loaded), KeyringMode::file, std::move(file), std::move(warning), false);
   if (!options.create_if_missing) return key_missing(*file);
 
   SecretBytes key = candidate ? std::move(*candidate) : SecretBytes(k_master_key_size);
@@ -192,9 +191,12 @@ std::optional<KeyringMode> parse_keyring_mode(std::string_view text) {
 
 std::string_view format_keyring_mode(KeyringMode mode) {
   switch (mode) {
-    case KeyringMode::auto_: return "auto";
-    case KeyringMode::secret_service: return "secret-service";
-    case KeyringMode::file: return "file";
+    case KeyringMode::auto_:
+      return "auto";
+    case KeyringMode::secret_service:
+      return "secret-service";
+    case KeyringMode::file:
+      return "file";
   }
   return "auto";
 }
@@ -234,11 +236,9 @@ Result<std::optional<SecretBytes>> SecretServiceStore::load() {
     GError* raw = nullptr;
     PasswordPtr password(secret_password_lookupv_sync(master_key_schema(), attrs.get(), cancellable, &raw));
     GErrorPtr err(raw);
-    if (err)
-      return fail(ErrorCode::service_unavailable, "the Secret Service lookup failed: " + glib_message(err));
+    if (err) return fail(ErrorCode::service_unavailable, "the Secret Service lookup failed: " + glib_message(err));
     if (!password) return std::optional<SecretBytes>();
-    auto key = decode_key(password.get(), "the Secret Service item " + std::string(k_master_key_schema) +
-                                              " for " + id);
+    auto key = decode_key(password.get(), "the Secret Service item " + std::string(k_master_key_schema) + " for " + id);
     if (!key) return std::unexpected(key.error());
     return std::optional<SecretBytes>(std::move(*key));
   });
@@ -248,36 +248,36 @@ Status SecretServiceStore::save(const SecretBytes& key) {
   if (!session_bus_configured()) return no_session_bus();
   if (key.size() != k_master_key_size)
     return fail(ErrorCode::internal, "a master key must be " + std::to_string(k_master_key_size) + " bytes");
-  return run_bounded<Status>(m_timeout, "storing the master key",
-                             [id = m_store_id, key](GCancellable* cancellable) -> Status {
-                               AttributesPtr attrs = make_attributes(id);
-                               std::string encoded = crypto::base64_encode(key.view());
-                               const std::string label = "alumia-connect master key (" + id + ")";
-                               GError* raw = nullptr;
-                               const gboolean ok =
-                                   secret_password_storev_sync(master_key_schema(), attrs.get(), SECRET_COLLECTION_DEFAULT,
-                                                               label.c_str(), encoded.c_str(), cancellable, &raw);
-                               wipe_string(encoded);
-                               GErrorPtr err(raw);
-                               if (err || !ok)
-                                 return fail(ErrorCode::service_unavailable,
-                                             "the Secret Service could not store the master key: " + glib_message(err));
-                               return {};
-                             });
+  return run_bounded<Status>(
+      m_timeout, "storing the master key", [id = m_store_id, key](GCancellable* cancellable) -> Status {
+        AttributesPtr attrs = make_attributes(id);
+        std::string encoded = crypto::base64_encode(key.view());
+        const std::string label = "alumia-connect master key (" + id + ")";
+        GError* raw = nullptr;
+        const gboolean ok = secret_password_storev_sync(master_key_schema(), attrs.get(), SECRET_COLLECTION_DEFAULT,
+                                                        label.c_str(), encoded.c_str(), cancellable, &raw);
+        wipe_string(encoded);
+        GErrorPtr err(raw);
+        if (err || !ok)
+          return fail(ErrorCode::service_unavailable,
+                      "the Secret Service could not store the master key: " + glib_message(err));
+        return {};
+      });
 }
 
 Status SecretServiceStore::erase() {
   if (!session_bus_configured()) return no_session_bus();
-  return run_bounded<Status>(m_timeout, "removing the master key", [id = m_store_id](GCancellable* cancellable) -> Status {
-    AttributesPtr attrs = make_attributes(id);
-    GError* raw = nullptr;
-    secret_password_clearv_sync(master_key_schema(), attrs.get(), cancellable, &raw);  // FALSE: nothing to remove
-    GErrorPtr err(raw);
-    if (err)
-      return fail(ErrorCode::service_unavailable,
-                  "the Secret Service could not remove the master key: " + glib_message(err));
-    return {};
-  });
+  return run_bounded<Status>(
+      m_timeout, "removing the master key", [id = m_store_id](GCancellable* cancellable) -> Status {
+        AttributesPtr attrs = make_attributes(id);
+        GError* raw = nullptr;
+        secret_password_clearv_sync(master_key_schema(), attrs.get(), cancellable, &raw);  // FALSE: nothing to remove
+        GErrorPtr err(raw);
+        if (err)
+          return fail(ErrorCode::service_unavailable,
+                      "the Secret Service could not remove the master key: " + glib_message(err));
+        return {};
+      });
 }
 
 // ---- FileKeyStore ----
@@ -349,7 +349,8 @@ Result<MasterKey> open_master_key(KeyringMode mode, const fs::path& data_dir, Ra
       return fail(ErrorCode::service_unavailable,
                   "--keyring secret-service: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset)" + next);
     auto loaded = service->load();
-    if (!loaded) return fail(ErrorCode::service_unavailable, "--keyring secret-service: " + loaded.error().message + next);
+    if (!loaded)
+      return fail(ErrorCode::service_unavailable, "--keyring secret-service: " + loaded.error().message + next);
     if (*loaded)
       return make_master_key(std::move(**loaded), KeyringMode::secret_service, std::move(service), "", false);
     if (!options.create_if_missing) return key_missing(*service);

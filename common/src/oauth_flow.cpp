@@ -28,12 +28,23 @@ std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -48,7 +59,8 @@ TokenQuirks quirks_of(const OAuthConfig& o) {
 }
 
 char scope_sep_of(const OAuthConfig& o) {
-  const std::string& s = o.token_response.scope_separator.empty() ? o.scope_separator : o.token_response.scope_separator;
+  const std::string& s =
+      o.token_response.scope_separator.empty() ? o.scope_separator : o.token_response.scope_separator;
   return s.empty() ? ' ' : s[0];
 }
 
@@ -63,7 +75,8 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 
 }  // namespace
 
-FlowService::FlowService(Core& core, std::string redirect_base) : m_core(core), m_redirect_base(std::move(redirect_base)) {
+FlowService::FlowService(Core& core, std::string redirect_base)
+    : m_core(core), m_redirect_base(std::move(redirect_base)) {
   while (!m_redirect_base.empty() && m_redirect_base.back() == '/') m_redirect_base.pop_back();
 }
 
@@ -72,7 +85,8 @@ FlowService::~FlowService() { stop_worker(); }
 Result<std::string> FlowService::begin(const Connection& c, bool select_account) {
   const auto& d = m_core.deps();
   const Connector* connector = d.catalog.find(c.connector_slug);
-  if (!connector || !connector->oauth) return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not support OAuth");
+  if (!connector || !connector->oauth)
+    return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not support OAuth");
   if (c.deleted_at) return fail(ErrorCode::not_found, "no connection " + c.id);
   auto client = m_core.oauth_client(*connector);
   if (!client) return std::unexpected(client.error());
@@ -228,7 +242,9 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
     auto it = state.empty() ? m_flows.end() : m_flows.find(crypto::sha256(state));
     if (it == m_flows.end()) {
       spdlog::warn("OAuth callback with an unknown or already used state; ignored");
-      return {false, "error", "", "This sign-in link is not valid any more (unknown, used or expired). Start again with alumia-connect connect."};
+      return {false, "error", "",
+              "This sign-in link is not valid any more (unknown, used or expired). Start again with alumia-connect "
+              "connect."};
     }
     flow = std::move(it->second);
     m_flows.erase(it);  // single use, consumed before any exchange
@@ -262,7 +278,8 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
   // a missing one aborts too.
   const auto iss = query.find("iss");
   if (iss != query.end() && !flow.expected_issuer.empty() && iss->second != flow.expected_issuer)
-    return set_error("invalid_issuer", "The authorization response came from an unexpected issuer; no token was requested.");
+    return set_error("invalid_issuer",
+                     "The authorization response came from an unexpected issuer; no token was requested.");
   if (iss == query.end() && flow.iss_required)
     return set_error("invalid_issuer", "The authorization response did not name its issuer; no token was requested.");
   if (const std::string err = first(query, "error"); !err.empty()) {
@@ -338,7 +355,8 @@ Status FlowService::refresh_locked(Connection& c) {
   auto rt = tokens->find(k_rt);
   if (rt == tokens->end()) {
     for (auto& [k, v] : *tokens) wipe_string(v);
-    return fail(ErrorCode::conflict, "connection " + c.id + " has no refresh token; run `alumia-connect connect --reconnect " + c.id + "`");
+    return fail(ErrorCode::conflict,
+                "connection " + c.id + " has no refresh token; run `alumia-connect connect --reconnect " + c.id + "`");
   }
   std::vector<std::pair<std::string, std::string>> form{{"grant_type", "refresh_token"}, {"refresh_token", rt->second}};
   for (auto& [k, v] : *tokens) wipe_string(v);
@@ -348,10 +366,11 @@ Status FlowService::refresh_locked(Connection& c) {
   if (!fresh) {
     const Error& e = fresh.error();
     if (e.code == ErrorCode::service_unavailable) return std::unexpected(e);  // transient: back off, stay active
-    if (e.code == ErrorCode::conflict) {  // invalid_grant: the grant is dead
+    if (e.code == ErrorCode::conflict) {                                      // invalid_grant: the grant is dead
       c.status = ConnectionStatus::expired;
-      c.error = ConnectionError{"invalid_grant", "The provider no longer accepts this grant (" + truncate_text(e.message) +
-                                                     "). Run `alumia-connect connect --reconnect " + c.id + "`."};
+      c.error =
+          ConnectionError{"invalid_grant", "The provider no longer accepts this grant (" + truncate_text(e.message) +
+                                               "). Run `alumia-connect connect --reconnect " + c.id + "`."};
       c.expires_at.reset();
       c.updated_at = d.clock.now_ms();
       const std::vector<SealedValue> none;
@@ -415,7 +434,8 @@ RevocationOutcome FlowService::revoke_at_provider(const Connector& connector, co
   const auto& d = m_core.deps();
   RevocationOutcome out;
   if (o.revocation.style == RevocationStyle::none) {
-    out.detail = connector.name + " has no revocation endpoint: the tokens were destroyed locally; remove the app in your " +
+    out.detail = connector.name +
+                 " has no revocation endpoint: the tokens were destroyed locally; remove the app in your " +
                  connector.name + " account settings to revoke the grant";
     return out;
   }
@@ -463,7 +483,8 @@ RevocationOutcome FlowService::revoke_at_provider(const Connector& connector, co
     case RevocationStyle::bearer:
       req.headers.emplace_back("Authorization", "Bearer " + at.value_or(""));
       break;
-    case RevocationStyle::none: break;
+    case RevocationStyle::none:
+      break;
   }
   wipe_string(secret);
   req.headers.emplace_back("Accept", "application/json");
@@ -550,7 +571,8 @@ void FlowService::worker_loop(std::chrono::milliseconds interval) {
       if (!st && st.error().code == ErrorCode::service_unavailable) {
         const int n = ++m_failures[c.id];
         const int64_t delay = std::min<int64_t>(int64_t{5000} << std::min(n, 8), 15 * 60 * 1000);
-        m_backoff_until[c.id] = now + delay + static_cast<int64_t>(d.random.below(static_cast<uint64_t>(delay / 4 + 1)));
+        m_backoff_until[c.id] =
+            now + delay + static_cast<int64_t>(d.random.below(static_cast<uint64_t>(delay / 4 + 1)));
         spdlog::warn("refresh of {} failed ({}); next try in {} s", c.id, st.error().message, delay / 1000);
       } else {
         m_failures.erase(c.id);

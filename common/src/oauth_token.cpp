@@ -14,18 +14,17 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t k_max_body = 1024 * 1024;   // token answers are small; refuse anything silly
-constexpr std::size_t k_redact_run = 40;          // token-like runs this long never reach a message
+constexpr std::size_t k_max_body = 1024 * 1024;             // token answers are small; refuse anything silly
+constexpr std::size_t k_redact_run = 40;                    // token-like runs this long never reach a message
 constexpr int64_t k_max_lifetime = 10LL * 366 * 24 * 3600;  // clamp absurd expires_in values
 constexpr int k_max_retry_after = 3600;
 
 // Keys never copied into TokenSet::extra, at any depth (substring match, lower-case).
 constexpr std::array<std::string_view, 5> k_secret_key_parts = {"token", "secret", "password", "signature",
-                                                                  "code_verifier"};
+                                                                "code_verifier"};
 // Top-level keys consumed by the parser or meaningless to callers.
 constexpr std::array<std::string_view, 8> k_consumed_keys = {
-    "expires_in", "refresh_token_expires_in", "scope", "ok", "error", "error_description", "error_uri",
-    "warning"};
+    "expires_in", "refresh_token_expires_in", "scope", "ok", "error", "error_description", "error_uri", "warning"};
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 
@@ -229,8 +228,8 @@ bool transient_status(int status) { return status == 429 || (status >= 500 && st
 
 bool transient_code(std::string_view code) {
   static constexpr std::array<std::string_view, 7> k_codes = {
-      "temporarily_unavailable", "server_error", "ratelimited", "rate_limited", "service_unavailable",
-      "internal_error", "fatal_error"};
+      "temporarily_unavailable", "server_error",   "ratelimited", "rate_limited",
+      "service_unavailable",     "internal_error", "fatal_error"};
   return std::find(k_codes.begin(), k_codes.end(), code) != k_codes.end();
 }
 
@@ -319,9 +318,7 @@ BodyKind declared_kind(std::string_view content_type) {
 bool looks_like_form(std::string_view body) {
   body = trim(body);
   if (body.empty() || body.find('=') == std::string_view::npos) return false;
-  return std::none_of(body.begin(), body.end(), [](char c) {
-    return is_space(c) || c == '<' || c == '{' || c == '"';
-  });
+  return std::none_of(body.begin(), body.end(), [](char c) { return is_space(c) || c == '<' || c == '{' || c == '"'; });
 }
 
 json form_to_json(std::string_view body) {
@@ -352,8 +349,8 @@ TokenResult parse_object(int status, std::string_view content_type, json& obj, c
                                             (ok->is_string() && iequals(ok->get_ref<const std::string&>(), "false")));
     if (not_ok) {
       auto code = string_field(obj, "error");
-      return std::unexpected(make_error(status, code ? sanitize_code(*code) : "unknown_error",
-                                        error_description_of(obj)));
+      return std::unexpected(
+          make_error(status, code ? sanitize_code(*code) : "unknown_error", error_description_of(obj)));
     }
   }
   if (auto err = obj.find("error"); err != obj.end() && !err->is_null()) {
@@ -421,11 +418,16 @@ int retry_after_of(const http::OutboundResponse& response) {
 
 std::string_view to_string(OAuthErrorKind kind) {
   switch (kind) {
-    case OAuthErrorKind::grant_invalid: return "grant_invalid";
-    case OAuthErrorKind::client_invalid: return "client_invalid";
-    case OAuthErrorKind::transient: return "transient";
-    case OAuthErrorKind::malformed: return "malformed";
-    case OAuthErrorKind::other: return "other";
+    case OAuthErrorKind::grant_invalid:
+      return "grant_invalid";
+    case OAuthErrorKind::client_invalid:
+      return "client_invalid";
+    case OAuthErrorKind::transient:
+      return "transient";
+    case OAuthErrorKind::malformed:
+      return "malformed";
+    case OAuthErrorKind::other:
+      return "other";
   }
   return "other";
 }
@@ -439,12 +441,14 @@ OAuthErrorKind OAuthError::classify() const {
       "invalid_refresh_token",  // Slack
       "token_revoked",          // Slack
       "token_expired",          // Slack
-      "expired_token",
-      "invalid_token"};
-  static constexpr std::array<std::string_view, 7> k_client = {
-      "invalid_client",  "unauthorized_client", "incorrect_client_credentials" /* GitHub */,
-      "invalid_client_id" /* Slack */, "bad_client_secret" /* Slack */, "invalid_client_secret",
-      "http_401"};
+      "expired_token",         "invalid_token"};
+  static constexpr std::array<std::string_view, 7> k_client = {"invalid_client",
+                                                               "unauthorized_client",
+                                                               "incorrect_client_credentials" /* GitHub */,
+                                                               "invalid_client_id" /* Slack */,
+                                                               "bad_client_secret" /* Slack */,
+                                                               "invalid_client_secret",
+                                                               "http_401"};
   if (transient) return OAuthErrorKind::transient;
   if (std::find(k_grant.begin(), k_grant.end(), code) != k_grant.end()) return OAuthErrorKind::grant_invalid;
   if (std::find(k_client.begin(), k_client.end(), code) != k_client.end()) return OAuthErrorKind::client_invalid;
@@ -495,8 +499,9 @@ TokenResult parse_token_response(int http_status, std::string_view content_type,
         obj = form_to_json(trimmed);
         break;
       case BodyKind::unknown:
-        return std::unexpected(malformed(http_status, trimmed.empty() ? "the token response is empty"
-                                                                      : "the token response is neither JSON nor a form"));
+        return std::unexpected(malformed(http_status, trimmed.empty()
+                                                          ? "the token response is empty"
+                                                          : "the token response is neither JSON nor a form"));
     }
     TokenResult result = parse_object(http_status, content_type, obj, quirks, scope_separator);
     // Drop our copies of the token strings held by the parsed tree.

@@ -10,12 +10,24 @@
 
 namespace alumia::ossl {
 
-struct CipherCtxDeleter { void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); } };
-struct MdCtxDeleter { void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); } };
-struct PkeyDeleter { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct PkeyCtxDeleter { void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); } };
-struct MacDeleter { void operator()(EVP_MAC* p) const { EVP_MAC_free(p); } };
-struct MacCtxDeleter { void operator()(EVP_MAC_CTX* p) const { EVP_MAC_CTX_free(p); } };
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct PkeyCtxDeleter {
+  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
+struct MacDeleter {
+  void operator()(EVP_MAC* p) const { EVP_MAC_free(p); }
+};
+struct MacCtxDeleter {
+  void operator()(EVP_MAC_CTX* p) const { EVP_MAC_CTX_free(p); }
+};
 
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
@@ -34,8 +46,6 @@ inline std::string drain_errors() {
   return out.empty() ? std::string("unknown OpenSSL error") : out;
 }
 
-inline Error error(std::string what) {
-  return Error{ErrorCode::internal, what + ": " + drain_errors(), 0};
-}
+inline Error error(std::string what) { return Error{ErrorCode::internal, what + ": " + drain_errors(), 0}; }
 
 }  // namespace alumia::ossl

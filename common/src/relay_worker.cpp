@@ -2,8 +2,8 @@
 #include <alumia/crypto.hpp>
 #include <alumia/relay_worker.hpp>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -108,7 +108,8 @@ void RelayWorker::claim_loop() {
     const int64_t now = m_clock.now_ms();
     if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes
       m_last_prune = now;
-      if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0) spdlog::info("relay: pruned {} dedup key(s)", *n);
+      if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0)
+        spdlog::info("relay: pruned {} dedup key(s)", *n);
     }
     auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target);
     if (!jobs) spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);

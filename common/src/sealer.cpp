@@ -67,8 +67,8 @@ Result<SecretBytes> Sealer::open(std::string_view blob, std::string_view table, 
                                  std::string_view field) const {
   const std::string what = std::string(table) + "." + std::string(field) + " of row " + std::string(row_id);
   if (m_key.size() != k_data_key_size)
-    return fail(ErrorCode::internal, "cannot decrypt " + what + ": the data key is not " +
-                                         std::to_string(k_data_key_size) + " bytes");
+    return fail(ErrorCode::internal,
+                "cannot decrypt " + what + ": the data key is not " + std::to_string(k_data_key_size) + " bytes");
   auto aad = sealing_aad(table, row_id, field);
   if (!aad) return std::unexpected(aad.error());
   auto raw = decode_blob(blob);
@@ -82,8 +82,8 @@ Result<SecretBytes> Sealer::open(std::string_view blob, std::string_view table, 
 
 Result<std::string> wrap_data_key(const SecretBytes& master, const SecretBytes& data_key, Random& random) {
   if (master.size() != k_data_key_size || data_key.size() != k_data_key_size)
-    return fail(ErrorCode::internal, "wrapping the data key: master and data keys must be " +
-                                         std::to_string(k_data_key_size) + " bytes");
+    return fail(ErrorCode::internal,
+                "wrapping the data key: master and data keys must be " + std::to_string(k_data_key_size) + " bytes");
   return seal_blob(master, data_key.view(), k_data_key_aad, random);
 }
 

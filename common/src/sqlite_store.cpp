@@ -7,8 +7,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cerrno>
 #include <charconv>
@@ -124,7 +124,8 @@ class SqliteStore final : public Store {
 
   Status put_meta(std::string_view key, std::string_view value) override {
     return run_void([&] {
-      SQLite::Statement q(m_db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+      SQLite::Statement q(
+          m_db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
       q.bind(1, std::string(key));
       q.bind(2, std::string(value));
       q.exec();
@@ -224,10 +225,11 @@ class SqliteStore final : public Store {
 
   Status insert_connection(const Connection& c) override {
     return run_void([&] {
-      SQLite::Statement q(m_db,
-                          "INSERT INTO connections(id,user_id,connector_slug,label,auth_type,status,account_label,scopes,"
-                          "expires_at,last_refreshed_at,error_code,error_message,created_at,updated_at,deleted_at) "
-                          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      SQLite::Statement q(
+          m_db,
+          "INSERT INTO connections(id,user_id,connector_slug,label,auth_type,status,account_label,scopes,"
+          "expires_at,last_refreshed_at,error_code,error_message,created_at,updated_at,deleted_at) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       bind_connection(q, c);
       q.exec();
     });
@@ -332,8 +334,8 @@ class SqliteStore final : public Store {
       std::vector<SealedValue> out;
       while (q.executeStep()) {
         const auto blob = q.getColumn(1);
-        out.push_back({q.getColumn(0).getString(),
-                       std::string(static_cast<const char*>(blob.getBlob()), static_cast<std::size_t>(blob.getBytes()))});
+        out.push_back({q.getColumn(0).getString(), std::string(static_cast<const char*>(blob.getBlob()),
+                                                               static_cast<std::size_t>(blob.getBytes()))});
       }
       return out;
     });
@@ -481,7 +483,8 @@ class SqliteStore final : public Store {
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
   // Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
   const int fd = ::open(options.path.c_str(), O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + std::strerror(errno));
+  if (fd < 0)
+    return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + std::strerror(errno));
   ::fchmod(fd, 0600);
   ::close(fd);
   try {

@@ -200,7 +200,8 @@ class Keyset {
     k.m_id = std::move(id_col);
     if (page.cursor) {
       k.m_after = decode_cursor(*page.cursor);
-      if (!k.m_after) return fail(ErrorCode::bad_request, "cursor is not valid; pass the nextCursor of a previous page");
+      if (!k.m_after)
+        return fail(ErrorCode::bad_request, "cursor is not valid; pass the nextCursor of a previous page");
     }
     return k;
   }
@@ -290,7 +291,8 @@ class SqliteWebhookStore final : public WebhookStore {
   Status open_log() {
     if (m_options.intake_log_bytes == 0) return {};
     std::vector<IntakeLog::Record> left;
-    auto log = IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left);
+    auto log =
+        IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left);
     if (!log) return std::unexpected(log.error());
     std::vector<std::future<Status>> applied;
     std::atomic<std::size_t> stored{0};
@@ -346,7 +348,8 @@ class SqliteWebhookStore final : public WebhookStore {
     return write([this, &e] {
       auto q = m_w.use(
           "INSERT INTO webhook_endpoints(id,user_id,provider,connection_id,label,status,relay_to,config,"
-          "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+          "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q->bind(1, e.id);
       q->bind(2, e.user_id);
       q->bind(3, e.provider);
@@ -423,9 +426,9 @@ class SqliteWebhookStore final : public WebhookStore {
   void count(const std::string& endpoint_id, EndpointCounter counter) override {
     enqueue(Pending{[this, endpoint_id, counter] {
                       auto& d = m_deltas[endpoint_id];
-                      (counter == EndpointCounter::rejected       ? d.rejected
-                       : counter == EndpointCounter::duplicate    ? d.duplicates
-                                                                  : d.verification_failures) += 1;
+                      (counter == EndpointCounter::rejected    ? d.rejected
+                       : counter == EndpointCounter::duplicate ? d.duplicates
+                                                               : d.verification_failures) += 1;
                     },
                     nullptr, nullptr});
   }
@@ -478,7 +481,8 @@ class SqliteWebhookStore final : public WebhookStore {
   Status insert_job(const WebhookJob& j) override {
     return write([this, &j] {
       auto q = m_w.use(
-          "INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
+          "INSERT INTO "
+          "webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
           "VALUES(?,?,?,?,?,?,?,?,?)");
       q->bind(1, j.id);
       q->bind(2, j.event_id);
@@ -643,7 +647,8 @@ class SqliteWebhookStore final : public WebhookStore {
       return q->exec();
     });
     if (n && *n > 0)
-      if (auto st = load_fingerprints(); !st) spdlog::warn("webhook store: dedup fingerprints not rebuilt: {}", st.error().message);
+      if (auto st = load_fingerprints(); !st)
+        spdlog::warn("webhook store: dedup fingerprints not rebuilt: {}", st.error().message);
     return n;
   }
 
@@ -698,7 +703,8 @@ class SqliteWebhookStore final : public WebhookStore {
     std::unordered_set<uint64_t> fresh;
     auto st = sqlite::locked(m_dedup_mutex, "webhook store", [&] {
       auto q = m_dq.use("SELECT endpoint_id, event_key FROM webhook_dedup");
-      while (q->executeStep()) fresh.insert(fingerprint(pending_key(q->getColumn(0).getString(), q->getColumn(1).getString())));
+      while (q->executeStep())
+        fresh.insert(fingerprint(pending_key(q->getColumn(0).getString(), q->getColumn(1).getString())));
     });
     std::lock_guard lock(m_pending_mutex);
     m_fingerprints_rebuilding = false;
@@ -738,7 +744,8 @@ class SqliteWebhookStore final : public WebhookStore {
       return original;
     }
     original = known_key(r.endpoint_id, r.event_key);
-    for (std::size_t i = 0; !original && i < r.alias_keys.size(); ++i) original = known_key(r.endpoint_id, r.alias_keys[i]);
+    for (std::size_t i = 0; !original && i < r.alias_keys.size(); ++i)
+      original = known_key(r.endpoint_id, r.alias_keys[i]);
     return original;
   }
 
@@ -832,9 +839,10 @@ class SqliteWebhookStore final : public WebhookStore {
                       } else if (attempt < 3) {
                         enqueue_apply(rec, seq, keys, attempt + 1);
                       } else {
-                        spdlog::error("event {} could not be stored in the tables; it stays in the intake log, and "
-                                      "the next start stores it",
-                                      rec->event_id);
+                        spdlog::error(
+                            "event {} could not be stored in the tables; it stays in the intake log, and "
+                            "the next start stores it",
+                            rec->event_id);
                       }
                     }});
   }
@@ -938,7 +946,8 @@ class SqliteWebhookStore final : public WebhookStore {
         return;
       }
     auto add_key = [&](const std::string& key) {
-      auto q = m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
+      auto q =
+          m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
       q->bind(1, r.endpoint_id);
       q->bind(2, key);
       q->bind(3, r.event_id);
@@ -965,7 +974,8 @@ class SqliteWebhookStore final : public WebhookStore {
     }
     {
       auto q = m_w.use(
-          "INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
+          "INSERT INTO "
+          "webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
           "VALUES(?1,?2,?3,?4,'queued',0,?5,?5,?5)");
       q->bind(1, r.job_id);
       q->bind(2, r.event_id);
@@ -987,7 +997,8 @@ class SqliteWebhookStore final : public WebhookStore {
       for (const auto& [id, d] : m_deltas) {
         auto q = m_w.use(
             "UPDATE webhook_endpoints SET received=received+?1,duplicates=duplicates+?2,rejected=rejected+?3,"
-            "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > COALESCE(last_delivery_at,0) "
+            "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > "
+            "COALESCE(last_delivery_at,0) "
             "THEN ?5 ELSE last_delivery_at END WHERE id=?6");
         q->bind(1, static_cast<int64_t>(d.received));
         q->bind(2, static_cast<int64_t>(d.duplicates));
@@ -1065,14 +1076,12 @@ class SqliteWebhookStore final : public WebhookStore {
         m_queue_cv.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
         if (m_queue.empty()) return;  // stopping and drained
         if (!m_stopping && m_queued_waiters == 0 && m_queue.size() < m_max_batch)
-          m_queue_cv.wait_until(lock, clock::now() + k_background_gather, [&] {
-            return m_stopping || m_queued_waiters > 0 || m_queue.size() >= m_max_batch;
-          });
+          m_queue_cv.wait_until(lock, clock::now() + k_background_gather,
+                                [&] { return m_stopping || m_queued_waiters > 0 || m_queue.size() >= m_max_batch; });
         const std::size_t want = std::min(last_waiters, m_max_batch);
         if (!m_stopping && m_queue.size() < want) {
           const auto gather = std::min(commit_time / 4, std::chrono::microseconds(2000));
-          m_queue_cv.wait_until(lock, clock::now() + gather,
-                                [&] { return m_stopping || m_queue.size() >= want; });
+          m_queue_cv.wait_until(lock, clock::now() + gather, [&] { return m_stopping || m_queue.size() >= want; });
         }
         while (!m_queue.empty() && batch.size() < m_max_batch) {
           if (m_queue.front().done) --m_queued_waiters;
@@ -1188,7 +1197,8 @@ class SqliteWebhookStore final : public WebhookStore {
     if (!m_restart_due) return;
     m_restart_due = false;
     int log = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(m_writer_db.getHandle(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied);
+    const int rc =
+        sqlite3_wal_checkpoint_v2(m_writer_db.getHandle(), nullptr, SQLITE_CHECKPOINT_RESTART, &log, &copied);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) spdlog::warn("webhook store: WAL restart failed: {}", sqlite3_errstr(rc));
   }
 
@@ -1203,7 +1213,8 @@ class SqliteWebhookStore final : public WebhookStore {
         m_checkpoint_due = false;
       }
       int log = 0, copied = 0;
-      const int rc = sqlite3_wal_checkpoint_v2(m_checkpoint_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+      const int rc =
+          sqlite3_wal_checkpoint_v2(m_checkpoint_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY)
         spdlog::warn("webhook store: WAL checkpoint failed: {}", sqlite3_errstr(rc));
     }
@@ -1216,23 +1227,23 @@ class SqliteWebhookStore final : public WebhookStore {
   SQLite::Database m_reader_db;
   SQLite::Database m_checkpoint_db;  // only the checkpoint thread
   std::mutex m_dedup_mutex;
-  SQLite::Database m_dedup_db;  // dedup lookups of ingest, under m_dedup_mutex
-  StatementCache m_w;  // writer thread only
-  StatementCache m_r;  // under m_reader_mutex
-  StatementCache m_dq;  // under m_dedup_mutex
+  SQLite::Database m_dedup_db;       // dedup lookups of ingest, under m_dedup_mutex
+  StatementCache m_w;                // writer thread only
+  StatementCache m_r;                // under m_reader_mutex
+  StatementCache m_dq;               // under m_dedup_mutex
   std::unique_ptr<IntakeLog> m_log;  // null: no log (intake_log_bytes 0)
   std::array<std::mutex, k_key_locks> m_key_locks;
   std::mutex m_pending_mutex;
   std::condition_variable m_pending_cv;
   std::unordered_map<std::string, PendingKey> m_pending;  // keys of deliveries not yet applied
-  std::unordered_set<uint64_t> m_fingerprints;           // under m_pending_mutex
+  std::unordered_set<uint64_t> m_fingerprints;            // under m_pending_mutex
   bool m_fingerprints_rebuilding = false;
   std::vector<uint64_t> m_fingerprints_since;
-  std::atomic<int64_t> m_unapplied{0};  // durable in the log, not yet committed into the tables
+  std::atomic<int64_t> m_unapplied{0};                     // durable in the log, not yet committed into the tables
   std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes
-  int m_wal_pages = 0;                      // writer thread only (wal hook)
-  int m_next_checkpoint = k_checkpoint_pages;  // writer thread only (wal hook)
-  bool m_restart_due = false;               // writer thread only (wal hook)
+  int m_wal_pages = 0;                                     // writer thread only (wal hook)
+  int m_next_checkpoint = k_checkpoint_pages;              // writer thread only (wal hook)
+  bool m_restart_due = false;                              // writer thread only (wal hook)
   std::mutex m_queue_mutex;
   std::condition_variable m_queue_cv;
   std::deque<Pending> m_queue;

@@ -29,17 +29,17 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 // Classifies an IP literal the base-URL policy refuses.
 bool is_non_public_ipv4(const std::array<unsigned char, 4>& a) {
   return a[0] == 0 || a[0] == 10 || a[0] == 127 || (a[0] == 169 && a[1] == 254) ||
-         (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-         (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
+         (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) || (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+         a[0] >= 224;
 }
 
 bool is_non_public_ipv6(const std::array<unsigned char, 16>& a) {
   bool all_zero_but_last = true;
   for (int i = 0; i < 15; ++i) all_zero_but_last = all_zero_but_last && a[i] == 0;
   if (all_zero_but_last && (a[15] == 0 || a[15] == 1)) return true;  // :: and ::1
-  if ((a[0] & 0xfe) == 0xfc) return true;                             // fc00::/7 unique local
-  if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;             // fe80::/10 link-local
-  if (a[0] == 0xff) return true;                                      // multicast
+  if ((a[0] & 0xfe) == 0xfc) return true;                            // fc00::/7 unique local
+  if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;            // fe80::/10 link-local
+  if (a[0] == 0xff) return true;                                     // multicast
   bool v4mapped = a[10] == 0xff && a[11] == 0xff;
   for (int i = 0; i < 10; ++i) v4mapped = v4mapped && a[i] == 0;
   if (v4mapped) return is_non_public_ipv4({a[12], a[13], a[14], a[15]});
@@ -55,9 +55,7 @@ std::string Url::origin() const {
   return o;
 }
 
-std::string Url::host_port() const {
-  return (host_is_ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
+std::string Url::host_port() const { return (host_is_ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port); }
 
 Result<Url> parse(std::string_view text) {
   const std::string s(text);
@@ -109,7 +107,8 @@ Status check_public_base_url(std::string_view text) {
       " — the public base URL must be an https origin that providers can reach: not localhost, a "
       "loopback, private, link-local, unique-local or unspecified IP, nor a name under .localhost, "
       ".local, .internal, .lan or .home.arpa (use --allow-insecure-base-url only for development)";
-  if (u.scheme != "https") return fail(ErrorCode::validation_error, "base URL " + std::string(text) + " is not https" + rule);
+  if (u.scheme != "https")
+    return fail(ErrorCode::validation_error, "base URL " + std::string(text) + " is not https" + rule);
   if (!u.userinfo.empty()) return fail(ErrorCode::validation_error, "base URL must not carry credentials" + rule);
   std::string host = u.host;
   while (!host.empty() && host.back() == '.') host.pop_back();
@@ -122,10 +121,13 @@ Status check_public_base_url(std::string_view text) {
     int part = 0;
     unsigned v = 0;
     for (char c : host + ".") {
-      if (c == '.') { if (part < 4) a[std::size_t(part++)] = static_cast<unsigned char>(v); v = 0; }
-      else v = v * 10 + unsigned(c - '0');
+      if (c == '.') {
+        if (part < 4) a[std::size_t(part++)] = static_cast<unsigned char>(v);
+        v = 0;
+      } else v = v * 10 + unsigned(c - '0');
     }
-    if (is_non_public_ipv4(a)) return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
+    if (is_non_public_ipv4(a))
+      return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
   }
   if (u.host_is_ipv6) {
     std::string owned(text);
@@ -134,7 +136,8 @@ Status check_public_base_url(std::string_view text) {
     if (uriParseSingleUriA(uri.get(), owned.c_str(), &e) == URI_SUCCESS && uri->hostData.ip6) {
       std::array<unsigned char, 16> a{};
       std::copy(uri->hostData.ip6->data, uri->hostData.ip6->data + 16, a.begin());
-      if (is_non_public_ipv6(a)) return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
+      if (is_non_public_ipv6(a))
+        return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
     }
   }
   if (u.path != "/" && !u.path.empty() && u.path.back() == '/')
@@ -146,7 +149,8 @@ Status check_outbound_url(std::string_view text) {
   auto parsed = parse(text);
   if (!parsed) return std::unexpected(parsed.error());
   if (parsed->scheme == "https") return {};
-  if (parsed->scheme == "http" && (parsed->host_is_ipv4 || parsed->host_is_ipv6) && is_loopback_host(*parsed)) return {};
+  if (parsed->scheme == "http" && (parsed->host_is_ipv4 || parsed->host_is_ipv6) && is_loopback_host(*parsed))
+    return {};
   return fail(ErrorCode::validation_error,
               "URL " + std::string(text) + " must be https (plain http is allowed only for loopback IP literals)");
 }

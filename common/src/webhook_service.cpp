@@ -191,7 +191,11 @@ std::optional<int64_t> WebhookService::parse_since(std::string_view text, int64_
     int64_t n = 0;
     auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
     if (ec == std::errc{} && p == num.data() + num.size() && n < 100000) {
-      const int64_t mult = unit == 's' ? 1000 : unit == 'm' ? 60000 : unit == 'h' ? 3600000 : unit == 'd' ? 86400000 : 0;
+      const int64_t mult = unit == 's'   ? 1000
+                           : unit == 'm' ? 60000
+                           : unit == 'h' ? 3600000
+                           : unit == 'd' ? 86400000
+                                         : 0;
       if (mult) return now_ms - n * mult;
     }
   }
@@ -257,8 +261,7 @@ Result<std::shared_ptr<const WebhookService::Cached>> WebhookService::load(const
   wipe_string(secret);
   wipe_string(previous);
   wipe_string(verify_token);
-  if (auto w = webhooks::secret_whitespace_warning(cfg))
-    spdlog::warn("webhook endpoint {}: {}", record.id, *w);
+  if (auto w = webhooks::secret_whitespace_warning(cfg)) spdlog::warn("webhook endpoint {}: {}", record.id, *w);
   return std::shared_ptr<const Cached>(std::move(c));
 }
 
@@ -301,14 +304,19 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
   Error err;
   const auto provider = opt_string(body, "provider", &err);
   if (!err.message.empty()) return std::unexpected(err);
-  if (!provider) return fail(ErrorCode::bad_request, "provider is required (one of telegram, slack, discord, whatsapp, twilio, gmail, github, linear, stripe)");
+  if (!provider)
+    return fail(
+        ErrorCode::bad_request,
+        "provider is required (one of telegram, slack, discord, whatsapp, twilio, gmail, github, linear, stripe)");
   const webhooks::Verifier* verifier = webhooks::find_verifier(*provider);
   if (!verifier)
-    return fail(ErrorCode::bad_request, "unknown provider '" + *provider +
-                                            "'; use one of telegram, slack, discord, whatsapp, twilio, gmail, github, linear, stripe");
+    return fail(ErrorCode::bad_request,
+                "unknown provider '" + *provider +
+                    "'; use one of telegram, slack, discord, whatsapp, twilio, gmail, github, linear, stripe");
   if (!m_base_problem.empty())
-    return fail(ErrorCode::validation_error, "the configured webhook base URL is unsafe: " + m_base_problem +
-                                                 " (fix CONNECTOR_WEBHOOK_BASE_URL, or use --allow-insecure-base-url for development)");
+    return fail(ErrorCode::validation_error,
+                "the configured webhook base URL is unsafe: " + m_base_problem +
+                    " (fix CONNECTOR_WEBHOOK_BASE_URL, or use --allow-insecure-base-url for development)");
 
   const auto connection_id = opt_string(body, "connectionId", &err);
   const auto label = opt_string(body, "label", &err);
@@ -333,7 +341,8 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
     if (auto st = check_relay_to(*relay_to); !st) return std::unexpected(st.error());
   if (jwks_url)
     if (auto ok = url::check_outbound_url(*jwks_url); !ok)
-      return fail(ErrorCode::validation_error, "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
+      return fail(ErrorCode::validation_error,
+                  "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
 
   if (connection_id) {
     auto c = m_d.core.get_connection(caller, *connection_id);
@@ -352,8 +361,10 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
   bool generated = false;
   if (!secret || secret->empty()) {
     if (!generates_secret(*provider) && *provider != "gmail")
-      return fail(ErrorCode::bad_request, *provider + " issues its own secret; pass it as `secret` (CLI: `alumia-connect "
-                                              "webhooks create --provider " + *provider + " --secret-from-stdin`)");
+      return fail(ErrorCode::bad_request, *provider +
+                                              " issues its own secret; pass it as `secret` (CLI: `alumia-connect "
+                                              "webhooks create --provider " +
+                                              *provider + " --secret-from-stdin`)");
     if (generates_secret(*provider)) {
       secret = generate_secret(*provider, m_d.random);
       generated = true;
@@ -449,7 +460,8 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
   // SPEC §3: a wrong type or an unknown field is BAD_REQUEST; a well-typed value out of range is VALIDATION_ERROR.
   const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
   const auto invalid = [](std::string message) { return fail(ErrorCode::validation_error, std::move(message)); };
-  if (!body.is_object()) return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
+  if (!body.is_object())
+    return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
   // Everything is checked before anything is written: a bad field changes nothing.
   WebhookEndpointRecord next = *e;
   for (const auto& [key, value] : body.items()) {
@@ -474,7 +486,8 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
       next.max_body_bytes = value.get<int64_t>();
       if (auto st = check_max_body(next.max_body_bytes); !st) return std::unexpected(st.error());
     } else {
-      return malformed("unknown field '" + key + "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
+      return malformed("unknown field '" + key +
+                       "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
     }
   }
   if (next.status == e->status && next.label == e->label && next.relay_to == e->relay_to &&
@@ -506,8 +519,10 @@ Result<json> WebhookService::rotate_secret(const Caller& caller, const std::stri
   bool generated = false;
   if (!secret || secret->empty()) {
     if (!generates_secret(e->provider))
-      return fail(ErrorCode::bad_request, e->provider + " issues its own secret; pass the new one as `secret` (CLI: "
-                                              "`alumia-connect webhooks rotate-secret " + id + " --secret-from-stdin`)");
+      return fail(ErrorCode::bad_request, e->provider +
+                                              " issues its own secret; pass the new one as `secret` (CLI: "
+                                              "`alumia-connect webhooks rotate-secret " +
+                                              id + " --secret-from-stdin`)");
     secret = generate_secret(e->provider, m_d.random);
     generated = true;
   }
@@ -518,13 +533,14 @@ Result<json> WebhookService::rotate_secret(const Caller& caller, const std::stri
   cfg.secrets = {*secret};
   if (auto ok = webhooks::find_verifier(e->provider)->check_config(cfg); !ok) return std::unexpected(ok.error());
 
-  std::map<std::string, std::string> values{{"secret", *secret},
-                                            {"relay_secret", (*current)->relay_secret.str()}};
-  if (!(*current)->current.secrets.empty() && grace_ms > 0) values["previous_secret"] = (*current)->current.secrets.front();
+  std::map<std::string, std::string> values{{"secret", *secret}, {"relay_secret", (*current)->relay_secret.str()}};
+  if (!(*current)->current.secrets.empty() && grace_ms > 0)
+    values["previous_secret"] = (*current)->current.secrets.front();
   const std::string vt = e->provider == "gmail" ? (*current)->current.legacy_token : (*current)->current.verify_token;
   if (!vt.empty()) values["verify_token"] = vt;
   const int64_t now = m_d.clock.now_ms();
-  e->previous_secret_expires_at = values.count("previous_secret") ? std::optional<int64_t>(now + grace_ms) : std::nullopt;
+  e->previous_secret_expires_at =
+      values.count("previous_secret") ? std::optional<int64_t>(now + grace_ms) : std::nullopt;
   e->updated_at = now;
   auto st = seal_and_store(id, values);
   for (auto& [k, v] : values) wipe_string(v);
@@ -561,18 +577,18 @@ Status WebhookService::admit_body(const std::string& provider, const std::string
 Result<http::Response> WebhookService::receive(const http::Request& req) {
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
   const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
-  auto not_found = [&] {
-    return fail(ErrorCode::not_found, "no active " + provider + " webhook endpoint " + id);
-  };
+  auto not_found = [&] { return fail(ErrorCode::not_found, "no active " + provider + " webhook endpoint " + id); };
   if (!is_uuid(id)) return not_found();
   auto got = cached(id);
   if (!got) return std::unexpected(got.error());
   const auto ep = *got;
-  if (!ep || ep->record.deleted_at || ep->record.status != "active" || ep->record.provider != provider) return not_found();
+  if (!ep || ep->record.deleted_at || ep->record.status != "active" || ep->record.provider != provider)
+    return not_found();
 
   if (static_cast<int64_t>(req.body.size()) > ep->record.max_body_bytes) {
     m_d.hooks.count(id, EndpointCounter::rejected);
-    return fail(ErrorCode::payload_too_large, "body of " + std::to_string(req.body.size()) + " bytes exceeds this endpoint's limit of " +
+    return fail(ErrorCode::payload_too_large, "body of " + std::to_string(req.body.size()) +
+                                                  " bytes exceeds this endpoint's limit of " +
                                                   std::to_string(ep->record.max_body_bytes) + " bytes (maxBodyBytes)");
   }
 
@@ -631,12 +647,15 @@ Result<WebhookEvent> WebhookService::owned_event(const Caller& caller, const std
   return **found;
 }
 
-Result<PageResult<WebhookEvent>> WebhookService::list_events(const Caller& caller, EventFilter filter, const Page& page) {
+Result<PageResult<WebhookEvent>> WebhookService::list_events(const Caller& caller, EventFilter filter,
+                                                             const Page& page) {
   filter.user_id = caller.user.id;
   return m_d.hooks.list_events(filter, page);
 }
 
-Result<WebhookEvent> WebhookService::get_event(const Caller& caller, const std::string& id) { return owned_event(caller, id); }
+Result<WebhookEvent> WebhookService::get_event(const Caller& caller, const std::string& id) {
+  return owned_event(caller, id);
+}
 
 Result<WebhookJob> WebhookService::replay_event(const Caller& caller, const std::string& id) {
   auto ev = owned_event(caller, id);
@@ -673,8 +692,9 @@ Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::st
   auto changed = m_d.hooks.retry_job(id, m_d.clock.now_ms());
   if (!changed) return std::unexpected(changed.error());
   if (!*changed)
-    return fail(ErrorCode::conflict, "job " + id + " is " + (*found)->state +
-                                         "; only queued, failed or dead jobs can be retried (replay the event to deliver it again)");
+    return fail(ErrorCode::conflict,
+                "job " + id + " is " + (*found)->state +
+                    "; only queued, failed or dead jobs can be retried (replay the event to deliver it again)");
   if (m_job_listener) m_job_listener();
   auto after = m_d.hooks.find_job(id);
   if (!after) return std::unexpected(after.error());
@@ -682,7 +702,8 @@ Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::st
   return **after;
 }
 
-Result<int64_t> WebhookService::retry_jobs(const Caller& caller, const std::string& state, std::optional<int64_t> since) {
+Result<int64_t> WebhookService::retry_jobs(const Caller& caller, const std::string& state,
+                                           std::optional<int64_t> since) {
   if (state != "dead" && state != "failed")
     return fail(ErrorCode::bad_request, "state must be dead or failed for a bulk retry");
   auto n = m_d.hooks.retry_jobs(caller.user.id, state, since, m_d.clock.now_ms());

@@ -18,15 +18,18 @@ namespace alumia::test {
 // The daemon's environment: nothing from the developer's shell that would change it.
 inline Daemon::Options daemon_options(EnvOverrides extra = {}) {
   Daemon::Options o;
-  o.env = {{"ALUMIA_GITHUB_CLIENT_ID", std::nullopt}, {"ALUMIA_GITHUB_CLIENT_SECRET", std::nullopt},
-           {"ALUMIA_API_KEY", std::nullopt}, {"ALUMIA_LISTEN", std::nullopt}, {"ALUMIA_DAEMON", std::nullopt}};
+  o.env = {{"ALUMIA_GITHUB_CLIENT_ID", std::nullopt},
+           {"ALUMIA_GITHUB_CLIENT_SECRET", std::nullopt},
+           {"ALUMIA_API_KEY", std::nullopt},
+           {"ALUMIA_LISTEN", std::nullopt},
+           {"ALUMIA_DAEMON", std::nullopt}};
   for (auto& [k, v] : extra) o.env[k] = v;
   return o;
 }
 
 // The CLI's environment: nothing from the developer's shell that would change where it looks.
 inline EnvOverrides cli_env() {
-  return {{"ALUMIA_DAEMON", std::nullopt}, {"ALUMIA_LISTEN", std::nullopt}, {"BROWSER", std::nullopt},
+  return {{"ALUMIA_DAEMON", std::nullopt},   {"ALUMIA_LISTEN", std::nullopt}, {"BROWSER", std::nullopt},
           {"XDG_CONFIG_HOME", std::nullopt}, {"XDG_DATA_HOME", std::nullopt}, {"XDG_RUNTIME_DIR", std::nullopt}};
 }
 

@@ -89,7 +89,7 @@ std::vector<std::pair<std::string, std::string>> auth(const std::string& key) {
 }
 
 int file_mode(const fs::path& p) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(p.c_str(), &st) != 0) return -1;
   return static_cast<int>(st.st_mode & 07777);
 }
@@ -306,9 +306,9 @@ TEST_CASE("403: scope missing, Host not allowed on every route, foreign Origin",
       {"GET", "/api/v1/no-such-route"},
       {"OPTIONS", "/api/v1/connections"},
   };
-  for (const std::string& host : std::vector<std::string>{"evil.example:" + port, "evil.example", "127.0.0.1",
-                                                          "127.0.0.1:1", "localhost.evil.example:" + port,
-                                                          "127.0.0.2:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example:" + port, "evil.example", "127.0.0.1", "127.0.0.1:1",
+                                "localhost.evil.example:" + port, "127.0.0.2:" + port}) {
     for (const auto& [method, path] : routes) {
       CAPTURE(host, method, path);
       const std::string body = method == "POST" ? R"({"connectorSlug":"telegram"})" : "";
@@ -317,7 +317,8 @@ TEST_CASE("403: scope missing, Host not allowed on every route, foreign Origin",
     }
   }
   // The listener's own names are accepted.
-  for (const std::string& host : std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "LOCALHOST:" + port}) {
     CAPTURE(host);
     expect_ok(call(d, "GET", "/api/v1/status", {{"Host", host}, {"Authorization", "Bearer " + d.key()}}));
   }
@@ -327,8 +328,8 @@ TEST_CASE("403: scope missing, Host not allowed on every route, foreign Origin",
 
   // Origin: same-origin passes, anything else is FORBIDDEN.
   expect_ok(call(d, "GET", "/api/v1/status", {{"Origin", d.url()}, {"Authorization", "Bearer " + d.key()}}));
-  for (const std::string& origin :
-       std::vector<std::string>{"http://evil.example", "null", "http://127.0.0.1:1", "http://localhost.evil.example:" + port}) {
+  for (const std::string& origin : std::vector<std::string>{"http://evil.example", "null", "http://127.0.0.1:1",
+                                                            "http://localhost.evil.example:" + port}) {
     CAPTURE(origin);
     expect_error(call(d, "GET", "/api/v1/status", {{"Origin", origin}, {"Authorization", "Bearer " + d.key()}}), 403,
                  "FORBIDDEN");
@@ -523,7 +524,8 @@ TEST_CASE("connections list newest first with limit, cursor and hasMore", "[foun
   TempDir home;
   Daemon d(home.path(), opts());
   std::set<std::string> ids;
-  for (int i = 0; i < 7; ++i) ids.insert(start(d, i % 2 ? "stripe" : "telegram", "l" + std::to_string(i))["connection"]["id"].get<std::string>());
+  for (int i = 0; i < 7; ++i)
+    ids.insert(start(d, i % 2 ? "stripe" : "telegram", "l" + std::to_string(i))["connection"]["id"].get<std::string>());
 
   auto all = expect_ok(d.api("GET", "/api/v1/connections"));
   CHECK(all["limit"] == 50);
@@ -557,7 +559,8 @@ TEST_CASE("connections list newest first with limit, cursor and hasMore", "[foun
   CHECK(tg["items"].size() == 2);
   CHECK(tg["hasMore"] == true);
   for (const auto& c : tg["items"]) CHECK(c["connectorSlug"] == "telegram");
-  auto tg2 = expect_ok(d.api("GET", "/api/v1/connections?connector=telegram&limit=2&cursor=" + tg["nextCursor"].get<std::string>()));
+  auto tg2 = expect_ok(
+      d.api("GET", "/api/v1/connections?connector=telegram&limit=2&cursor=" + tg["nextCursor"].get<std::string>()));
   CHECK(tg2["items"].size() == 2);
   CHECK(tg2["hasMore"] == false);
   for (const auto& c : tg2["items"]) CHECK(c["connectorSlug"] == "telegram");
@@ -584,8 +587,8 @@ TEST_CASE("OAuth connectors: unconfigured is BAD_REQUEST naming the variables; c
   {
     TempDir home;
     const std::string client_secret = "gh-client-secret-0f1e2d3c4b5a6978";
-    Daemon d(home.path(), opts({{"ALUMIA_GITHUB_CLIENT_ID", "Iv1.testclientid"},
-                                {"ALUMIA_GITHUB_CLIENT_SECRET", client_secret}}));
+    Daemon d(home.path(),
+             opts({{"ALUMIA_GITHUB_CLIENT_ID", "Iv1.testclientid"}, {"ALUMIA_GITHUB_CLIENT_SECRET", client_secret}}));
     auto gh = expect_ok(d.api("GET", "/api/v1/connectors/github"));
     CHECK(gh["configured"] == true);
     CHECK(gh["availability"] == "available");
@@ -654,12 +657,14 @@ TEST_CASE("API keys: plaintext once, hash-only storage, prefix shape, lastUsedAt
 
   // Using the new key sets its lastUsedAt.
   expect_ok(d.api("GET", "/api/v1/connections", "", plain));
-  CHECK(alumia::test::eventually([&] {
-    const json keys = expect_ok(d.api("GET", "/api/v1/api-keys"));  // keep the temporary alive for the loop
-    for (const auto& k : keys["items"])
-      if (k["id"] == rec["id"]) return k["lastUsedAt"].is_string();
-    return false;
-  }, std::chrono::seconds(5)));
+  CHECK(alumia::test::eventually(
+      [&] {
+        const json keys = expect_ok(d.api("GET", "/api/v1/api-keys"));  // keep the temporary alive for the loop
+        for (const auto& k : keys["items"])
+          if (k["id"] == rec["id"]) return k["lastUsedAt"].is_string();
+        return false;
+      },
+      std::chrono::seconds(5)));
 
   // Stored as a hash: the plaintext of neither key is in the store files or the log.
   for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
@@ -697,13 +702,14 @@ TEST_CASE("daemon lifecycle: state file, SIGTERM, one daemon per dir, loopback o
     CHECK(d.port() > 0);
 
     // A second daemon on the same directory refuses to start and says why.
-    auto second = alumia::test::run({ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0", "--keyring", "file"},
-                                    [&] {
-                                      auto e = clean_env();
-                                      e["ALUMIA_HOME"] = home.path().string();
-                                      return e;
-                                    }(),
-                                    "", std::chrono::seconds(30));
+    auto second = alumia::test::run(
+        {ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0", "--keyring", "file"},
+        [&] {
+          auto e = clean_env();
+          e["ALUMIA_HOME"] = home.path().string();
+          return e;
+        }(),
+        "", std::chrono::seconds(30));
     CHECK(second.exit_code != 0);
     CHECK(second.exit_code != -1);
     CHECK(second.err.find("another alumia-connectd") != std::string::npos);

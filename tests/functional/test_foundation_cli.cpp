@@ -217,9 +217,9 @@ TEST_CASE("cli: exit 3 when no daemon answers, with how to start it", "[foundati
   env["ALUMIA_API_KEY"] = std::nullopt;
   const int port = free_port();
 
-  auto via_flag = alumia::test::run({ALUMIA_CLI_BIN, "--daemon", "http://127.0.0.1:" + std::to_string(port),
-                                     "connections", "list"},
-                                    env, "", std::chrono::seconds(30));
+  auto via_flag =
+      alumia::test::run({ALUMIA_CLI_BIN, "--daemon", "http://127.0.0.1:" + std::to_string(port), "connections", "list"},
+                        env, "", std::chrono::seconds(30));
   REQUIRE_EXIT(via_flag, 3);
   CHECK(via_flag.err.find("alumia-connect daemon start") != std::string::npos);
 

@@ -42,7 +42,9 @@ struct PeerSetup {
     a.insert(a.end(), args.begin(), args.end());
     return daemon->cli(a, browser_env());
   }
-  json connection(const std::string& id) const { return daemon->api("GET", "/api/v1/connections/" + id).json()["data"]; }
+  json connection(const std::string& id) const {
+    return daemon->api("GET", "/api/v1/connections/" + id).json()["data"];
+  }
   std::string only_connection_id(const std::string& slug = "peer") const {
     auto list = daemon->api("GET", "/api/v1/connections?connector=" + slug).json();
     REQUIRE(list["data"]["items"].size() == 1);
@@ -152,8 +154,9 @@ TEST_CASE("OAuth connect succeeds against the real peer and the token works", "[
   SECTION("50 bogus callbacks do not disturb a pending flow") {
     const std::string auth = s.authorize_url(id);
     for (int i = 0; i < 50; ++i)
-      CHECK(http_request("GET", s.daemon->url() + "/api/v1/connections/oauth/callback?code=x&state=bogus" +
-                                    std::to_string(i)).status == 303);
+      CHECK(http_request("GET",
+                         s.daemon->url() + "/api/v1/connections/oauth/callback?code=x&state=bogus" + std::to_string(i))
+                .status == 303);
     auto b = run({s.browser.string(), "--wait", auth});
     REQUIRE(b.exit_code == 0);
     CHECK(s.connection(id)["status"] == "active");
@@ -208,12 +211,14 @@ TEST_CASE("Refresh before expiry rotates the refresh token without reuse", "[oau
   const std::string at1 = s.token(id);
   // Two background refreshes, each at half the 4-second life; a reused rotated RT would kill the grant.
   std::string first_refresh;
-  REQUIRE(eventually([&] {
-    auto c = s.connection(id);
-    if (!c["lastRefreshedAt"].is_string()) return false;
-    if (first_refresh.empty()) first_refresh = c["lastRefreshedAt"];
-    return c["lastRefreshedAt"] != first_refresh;
-  }, std::chrono::seconds(20), std::chrono::milliseconds(100)));
+  REQUIRE(eventually(
+      [&] {
+        auto c = s.connection(id);
+        if (!c["lastRefreshedAt"].is_string()) return false;
+        if (first_refresh.empty()) first_refresh = c["lastRefreshedAt"];
+        return c["lastRefreshedAt"] != first_refresh;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(100)));
   auto c = s.connection(id);
   CHECK(c["status"] == "active");
   const std::string at2 = s.token(id);

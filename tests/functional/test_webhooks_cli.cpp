@@ -5,8 +5,8 @@
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
-#include <catch2/catch.hpp>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include <regex>
 #include <sstream>
@@ -105,9 +105,9 @@ TEST_CASE("webhooks cli: generated secrets are shown once; provider-issued ones 
   CHECK(missing.err.find("--secret-from-stdin") != std::string::npos);
   REQUIRE_EXIT(cli(d, {"webhooks", "create", "--provider", "stripe", "--secret-from-stdin"}), 2);
 
-  auto stripe = cli(d, {"--json", "webhooks", "create", "--provider", "stripe", "--label", "billing",
-                        "--secret-from-stdin"},
-                    k_stripe_secret + "\n");
+  auto stripe =
+      cli(d, {"--json", "webhooks", "create", "--provider", "stripe", "--label", "billing", "--secret-from-stdin"},
+          k_stripe_secret + "\n");
   const json stripe_json = json_out(stripe);
   const std::string stripe_id = stripe_json["endpoint"]["id"];
   CHECK(stripe_json["endpoint"]["provider"] == "stripe");
@@ -119,9 +119,9 @@ TEST_CASE("webhooks cli: generated secrets are shown once; provider-issued ones 
   CHECK(send(d, st, make_delivery(st, 1)).status == 200);  // the secret from stdin verifies
 
   // whatsapp: the app secret and the verify token, one line each.
-  auto wa = cli(d, {"--json", "webhooks", "create", "--provider", "whatsapp", "--secret-from-stdin",
-                    "--verify-token-from-stdin"},
-                "meta-app-secret\nmeta-verify-token\n");
+  auto wa = cli(
+      d, {"--json", "webhooks", "create", "--provider", "whatsapp", "--secret-from-stdin", "--verify-token-from-stdin"},
+      "meta-app-secret\nmeta-verify-token\n");
   const std::string wa_id = json_out(wa)["endpoint"]["id"];
   auto handshake = http_request("GET", d.url() + receive_path("whatsapp", wa_id) +
                                            "?hub.mode=subscribe&hub.verify_token=meta-verify-token&hub.challenge=42");
@@ -210,12 +210,13 @@ TEST_CASE("webhooks cli: a disabled endpoint's receiver answers 404 until it is 
 
   // A provider-issued secret is rotated from stdin only.
   const std::string stripe_id =
-      json_out(cli(d, {"--json", "webhooks", "create", "--provider", "stripe", "--secret-from-stdin"}, k_stripe_secret))
-          ["endpoint"]["id"];
+      json_out(cli(d, {"--json", "webhooks", "create", "--provider", "stripe", "--secret-from-stdin"},
+                   k_stripe_secret))["endpoint"]["id"];
   auto no_stdin = cli(d, {"webhooks", "rotate-secret", stripe_id});
   REQUIRE_EXIT(no_stdin, 7);
   CHECK(no_stdin.err.find("--secret-from-stdin") != std::string::npos);
-  auto stripe_rotated = cli(d, {"webhooks", "rotate-secret", stripe_id, "--secret-from-stdin"}, k_stripe_secret2 + "\n");
+  auto stripe_rotated =
+      cli(d, {"webhooks", "rotate-secret", stripe_id, "--secret-from-stdin"}, k_stripe_secret2 + "\n");
   REQUIRE_EXIT(stripe_rotated, 0);
   CHECK(stripe_rotated.out.find(k_stripe_secret2) == std::string::npos);
   CHECK(field(stripe_rotated.out, "secret").empty());
@@ -257,8 +258,8 @@ TEST_CASE("PATCH /webhook-endpoints/:id: unknown fields and wrong types change n
     CHECK(r.json()["error"]["code"] == "BAD_REQUEST");
   }
   for (const std::string bad :
-       {R"({"status":"paused"})", R"({"relayTo":"ftp://example.com/x"})", R"({"relayTo":"http://example.com/plain-http"})",
-        R"({"maxBodyBytes":0})", R"({"maxBodyBytes":26214401})"}) {
+       {R"({"status":"paused"})", R"({"relayTo":"ftp://example.com/x"})",
+        R"({"relayTo":"http://example.com/plain-http"})", R"({"maxBodyBytes":0})", R"({"maxBodyBytes":26214401})"}) {
     INFO(bad);
     auto r = patch(bad);
     CHECK(r.status == 422);

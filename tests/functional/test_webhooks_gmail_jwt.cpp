@@ -10,8 +10,8 @@
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
-#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <catch2/catch.hpp>
 
 #include <chrono>
 #include <map>
@@ -132,8 +132,11 @@ std::string error_code(const HttpReply& r) {
 }
 
 json create_gmail_endpoint(const Daemon& d, const std::string& jwks_url, const std::string& label) {
-  return create_endpoint(d, {{"provider", "gmail"}, {"label", label}, {"audience", k_audience},
-                             {"serviceAccountEmail", k_email}, {"jwksUrl", jwks_url}});
+  return create_endpoint(d, {{"provider", "gmail"},
+                             {"label", label},
+                             {"audience", k_audience},
+                             {"serviceAccountEmail", k_email},
+                             {"jwksUrl", jwks_url}});
 }
 
 }  // namespace
@@ -161,13 +164,17 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
 
   // Configuration checks at creation (SPEC §7: jwksUrl is https, or http on a loopback host).
   {
-    auto no_email = d.api("POST", "/api/v1/webhook-endpoints",
-                          json{{"provider", "gmail"}, {"audience", k_audience}, {"jwksUrl", jwks.url("/main/certs")}}.dump());
+    auto no_email =
+        d.api("POST", "/api/v1/webhook-endpoints",
+              json{{"provider", "gmail"}, {"audience", k_audience}, {"jwksUrl", jwks.url("/main/certs")}}.dump());
     INFO(no_email.body);
     CHECK(no_email.status == 422);
     auto public_http = d.api("POST", "/api/v1/webhook-endpoints",
-                             json{{"provider", "gmail"}, {"audience", k_audience}, {"serviceAccountEmail", k_email},
-                                  {"jwksUrl", "http://keys.example.com/certs"}}.dump());
+                             json{{"provider", "gmail"},
+                                  {"audience", k_audience},
+                                  {"serviceAccountEmail", k_email},
+                                  {"jwksUrl", "http://keys.example.com/certs"}}
+                                 .dump());
     INFO(public_http.body);
     CHECK(public_http.status == 422);
   }
@@ -246,7 +253,8 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
   }
 
   int refused = 0;
-  auto expect_401 = [&](const std::string& what, const std::string& message_id, const std::optional<std::string>& token) {
+  auto expect_401 = [&](const std::string& what, const std::string& message_id,
+                        const std::optional<std::string>& token) {
     auto r = push(d, main_id, envelope(message_id), token);
     INFO(what << ": " << r.status << " " << r.body);
     CHECK(r.status == 401);
@@ -262,7 +270,8 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
   expect_401("issued in the future", "2003", jwt::mint(key.get(), claims(now + 600), "k1"));
   expect_401("wrong issuer", "2004", jwt::mint(key.get(), with(claims(), "iss", "https://evil.example"), "k1"));
   expect_401("email not verified", "2005", jwt::mint(key.get(), with(claims(), "email_verified", false), "k1"));
-  expect_401("email_verified as a string", "2006", jwt::mint(key.get(), with(claims(), "email_verified", "true"), "k1"));
+  expect_401("email_verified as a string", "2006",
+             jwt::mint(key.get(), with(claims(), "email_verified", "true"), "k1"));
   expect_401("wrong email", "2007", jwt::mint(key.get(), with(claims(), "email", "someone@evil.example"), "k1"));
   expect_401("a stranger's key under the known kid", "2008", jwt::mint(stranger.get(), claims(), "k1"));
   expect_401("a stranger's key under an unknown kid", "2009", jwt::mint(stranger.get(), claims(), "k9"));
@@ -271,10 +280,12 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
   // (the unknown kid's refetch falls inside the one-minute rate limit).
   CHECK(events_of(d, main_id).size() == 1);
   CHECK(jwks.fetches("/main/certs") == 1);
-  CHECK(eventually([&] {
-    const json c = endpoint_of(d, main_id)["counts"];
-    return c["received"] == 1 && c["duplicates"] == 2 && c["verificationFailures"] == refused;
-  }, std::chrono::seconds(5)));
+  CHECK(eventually(
+      [&] {
+        const json c = endpoint_of(d, main_id)["counts"];
+        return c["received"] == 1 && c["duplicates"] == 2 && c["verificationFailures"] == refused;
+      },
+      std::chrono::seconds(5)));
 
   // --- Rotation, part 2: the new kid is accepted once the refetch is allowed again. Poll (each
   // refused attempt is what Pub/Sub's retries would do); bounded.
@@ -282,13 +293,15 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
     int attempts = 0;
     int last_status = 0;
     std::string last_body;
-    const bool accepted = eventually([&] {
-      auto r = push(d, rot_id, envelope("r-2"), rotated_token);
-      ++attempts;
-      last_status = r.status;
-      last_body = r.body;
-      return r.status != 401;  // anything but the rate-limited 401 ends the poll
-    }, std::chrono::seconds(k_min_refresh_s + 30), std::chrono::milliseconds(500));
+    const bool accepted = eventually(
+        [&] {
+          auto r = push(d, rot_id, envelope("r-2"), rotated_token);
+          ++attempts;
+          last_status = r.status;
+          last_body = r.body;
+          return r.status != 401;  // anything but the rate-limited 401 ends the poll
+        },
+        std::chrono::seconds(k_min_refresh_s + 30), std::chrono::milliseconds(500));
     const auto waited = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - rotated_at);
     INFO("attempts " << attempts << ", waited " << waited.count() << " s, last " << last_status << " " << last_body);
     REQUIRE(accepted);
@@ -317,10 +330,12 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
     CHECK(down.status == 503);
     CHECK(error_code(down) == "SERVICE_UNAVAILABLE");
     CHECK(events_of(d, down_id).empty());
-    CHECK(eventually([&] {
-      const json c = endpoint_of(d, down_id)["counts"];
-      return c["rejected"] == 1 && c["received"] == 0 && c["verificationFailures"] == 0;
-    }, std::chrono::seconds(5)));
+    CHECK(eventually(
+        [&] {
+          const json c = endpoint_of(d, down_id)["counts"];
+          return c["rejected"] == 1 && c["received"] == 0 && c["verificationFailures"] == 0;
+        },
+        std::chrono::seconds(5)));
 
     // Cached keys keep verifying during the outage.
     auto cached = push(d, main_id, envelope("3002"), jwt::mint(key.get(), claims(), "k1"));

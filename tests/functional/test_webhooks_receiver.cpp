@@ -16,9 +16,9 @@ namespace {
 struct ProviderSetup {
   Signer signer;
   json create;
-  int status;         // expected reply to a new event
-  bool empty_body;    // reply carries no body (Telegram, Discord events)
-  bool has_timestamp; // a stale timestamp is refused
+  int status;          // expected reply to a new event
+  bool empty_body;     // reply carries no body (Telegram, Discord events)
+  bool has_timestamp;  // a stale timestamp is refused
 };
 
 ProviderSetup setup_for(const Daemon& d, const std::string& provider, const Ed25519& ed) {
@@ -82,8 +82,8 @@ TEST_CASE("webhook receiver: every provider verifies, stores once and answers as
         p.signer.secret = created["secret"];
         if (provider == "telegram") {
           CHECK(p.signer.secret.size() == 64);
-          CHECK(p.signer.secret.find_first_not_of(
-                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == std::string::npos);
+          CHECK(p.signer.secret.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
+                std::string::npos);
         }
       } else {
         CHECK_FALSE(created.contains("secret"));
@@ -135,11 +135,12 @@ TEST_CASE("webhook receiver: every provider verifies, stores once and answers as
       CHECK(events_of(d, id).size() == 2);
 
       // Counters are committed with the next batch: poll.
-      CHECK(eventually([&] {
-        json c = endpoint_of(d, id)["counts"];
-        return c["received"] == 2 && c["duplicates"] == 1 &&
-               c["verificationFailures"] == (p.has_timestamp ? 2 : 1);
-      }, std::chrono::seconds(5)));
+      CHECK(eventually(
+          [&] {
+            json c = endpoint_of(d, id)["counts"];
+            return c["received"] == 2 && c["duplicates"] == 1 && c["verificationFailures"] == (p.has_timestamp ? 2 : 1);
+          },
+          std::chrono::seconds(5)));
       CHECK(endpoint_of(d, id)["lastDeliveryAt"].is_string());
 
       // The wrong provider in the path, and then the endpoint deleted: NOT_FOUND.
@@ -170,7 +171,8 @@ TEST_CASE("webhook receiver: transport checks, unknown endpoints and body caps",
     auto r = send(d, s, big);
     CHECK(r.status == 413);
     CHECK(r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE");
-    CHECK(eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
+    CHECK(
+        eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
   }
   SECTION("the endpoint's maxBodyBytes is judged from Content-Length, before the body is read") {
     // Headers only: were the daemon to read the 2000-byte body first, this would wait for it.
@@ -181,7 +183,8 @@ TEST_CASE("webhook receiver: transport checks, unknown endpoints and body caps",
     CHECK(r.status == 413);
     CHECK(r.body.find("PAYLOAD_TOO_LARGE") != std::string::npos);
     CHECK(r.body.find("this endpoint's limit of 1024 bytes") != std::string::npos);
-    CHECK(eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
+    CHECK(
+        eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
     // An unknown endpoint gets the default cap (256 KiB), also before its body.
     auto unknown = raw_exchange(d.port(), "POST " + receive_path("github", "2b1c8f0e-9f1a-4c1e-8d5a-3f1e2d3c4b5a") +
                                               " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(d.port()) +
@@ -233,13 +236,15 @@ TEST_CASE("webhook receiver: handshakes are verified and answered, never stored"
   SECTION("Slack url_verification") {
     json c = create_endpoint(d, {{"provider", "slack"}, {"secret", "slack-signing-secret"}});
     const std::string id = c["endpoint"]["id"];
-    const std::string body = R"({"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"})";
+    const std::string body =
+        R"({"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"})";
     const std::string ts = std::to_string(now_unix());
     auto sign = [&](const std::string& key) {
       return "v0=" + alumia::crypto::hex_encode(alumia::crypto::hmac_sha256(key, "v0:" + ts + ":" + body));
     };
-    auto r = http_request("POST", d.url() + receive_path("slack", id),
-                          {{"X-Slack-Request-Timestamp", ts}, {"X-Slack-Signature", sign("slack-signing-secret")}}, body);
+    auto r =
+        http_request("POST", d.url() + receive_path("slack", id),
+                     {{"X-Slack-Request-Timestamp", ts}, {"X-Slack-Signature", sign("slack-signing-secret")}}, body);
     REQUIRE(r.status == 200);
     CHECK(r.json()["challenge"] == "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
     auto forged = http_request("POST", d.url() + receive_path("slack", id),
@@ -258,11 +263,13 @@ TEST_CASE("webhook receiver: handshakes are verified and answered, never stored"
     CHECK(r.json() == json{{"type", 1}});
     const std::string event_ping = R"({"version":1,"application_id":"app1","type":0})";
     auto r2 = http_request("POST", d.url() + receive_path("discord", id),
-                           {{"X-Signature-Ed25519", ed.sign_hex(ts + event_ping)}, {"X-Signature-Timestamp", ts}}, event_ping);
+                           {{"X-Signature-Ed25519", ed.sign_hex(ts + event_ping)}, {"X-Signature-Timestamp", ts}},
+                           event_ping);
     CHECK(r2.status == 204);
     CHECK(r2.body.empty());
-    auto forged = http_request("POST", d.url() + receive_path("discord", id),
-                               {{"X-Signature-Ed25519", ed.sign_hex(ts + ping + " ")}, {"X-Signature-Timestamp", ts}}, ping);
+    auto forged =
+        http_request("POST", d.url() + receive_path("discord", id),
+                     {{"X-Signature-Ed25519", ed.sign_hex(ts + ping + " ")}, {"X-Signature-Timestamp", ts}}, ping);
     CHECK(forged.status == 401);
     CHECK(events_of(d, id).empty());
   }
@@ -293,7 +300,8 @@ TEST_CASE("webhook endpoints: validation, scopes and secret rotation", "[webhook
     CHECK(no_secret.json()["error"]["message"].get<std::string>().find("secret") != std::string::npos);
     CHECK(d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"discord","secret":"abcd"})").status == 422);
     CHECK(d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"github","relayTo":"ftp://x"})").status == 422);
-    CHECK(d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"github","maxBodyBytes":999999999})").status == 422);
+    CHECK(d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"github","maxBodyBytes":999999999})").status ==
+          422);
     CHECK(d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"gmail"})").status == 422);
     CHECK(d.api("GET", "/api/v1/webhook-endpoints/not-a-uuid").status == 400);
   }

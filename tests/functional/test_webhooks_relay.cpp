@@ -3,9 +3,9 @@
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
-#include <catch2/catch.hpp>
 #include <httplib.h>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <mutex>
@@ -101,7 +101,8 @@ json jobs_in(const Daemon& d, const std::string& state) {
 
 }  // namespace
 
-TEST_CASE("relay: a failing target is retried on the schedule until it succeeds; the signature verifies", "[webhooks]") {
+TEST_CASE("relay: a failing target is retried on the schedule until it succeeds; the signature verifies",
+          "[webhooks]") {
   Sink sink;
   TempDir dir;
   Daemon::Options opts;
@@ -226,10 +227,12 @@ TEST_CASE("durability: SIGKILL under concurrent load loses no acknowledged deliv
       }
     });
   }
-  REQUIRE(eventually([&] {
-    std::lock_guard lock(mutex);
-    return acked.size() >= 150;
-  }, std::chrono::seconds(20), std::chrono::milliseconds(2)));
+  REQUIRE(eventually(
+      [&] {
+        std::lock_guard lock(mutex);
+        return acked.size() >= 150;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(2)));
   d->process().signal(SIGKILL);
   d->process().wait(std::chrono::seconds(5));
   stop = true;
@@ -262,13 +265,15 @@ TEST_CASE("durability: SIGKILL under concurrent load loses no acknowledged deliv
   }
   // And every one of them reaches the relay target (at least once: a kill between the POST and
   // its bookkeeping may deliver one twice, which Alumia-Event-Id lets consumers drop).
-  CHECK(eventually([&] {
-    std::set<std::string> relayed;
-    for (const auto& r : sink.received()) relayed.insert(r.event_id);
-    for (const auto& [key, ids] : stored)
-      if (!relayed.count(ids.front())) return false;
-    return true;
-  }, std::chrono::seconds(20), std::chrono::milliseconds(50)));
+  CHECK(eventually(
+      [&] {
+        std::set<std::string> relayed;
+        for (const auto& r : sink.received()) relayed.insert(r.event_id);
+        for (const auto& [key, ids] : stored)
+          if (!relayed.count(ids.front())) return false;
+        return true;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(50)));
   CHECK(eventually([&] { return jobs_in(d2, "queued").empty() && jobs_in(d2, "running").empty(); },
                    std::chrono::seconds(10)));
   CHECK(d2.stop() == 0);

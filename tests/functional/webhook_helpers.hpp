@@ -6,8 +6,8 @@
 #include <alumia/crypto.hpp>
 #include <alumia/http.hpp>
 
-#include <catch2/catch.hpp>
 #include <openssl/evp.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -48,7 +48,8 @@ class Ed25519 {
     REQUIRE(EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, m_key.get()) == 1);
     unsigned char sig[64];
     size_t n = sizeof sig;
-    REQUIRE(EVP_DigestSign(ctx.get(), sig, &n, reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1);
+    REQUIRE(EVP_DigestSign(ctx.get(), sig, &n, reinterpret_cast<const unsigned char*>(message.data()),
+                           message.size()) == 1);
     return crypto::hex_encode(std::string(reinterpret_cast<char*>(sig), n));
   }
 
@@ -96,7 +97,7 @@ struct Delivery {
 // What the test knows about an endpoint to sign for it.
 struct Signer {
   std::string provider;
-  std::string secret;   // HMAC key / token
+  std::string secret;  // HMAC key / token
   std::string verify_token;
   const Ed25519* ed = nullptr;
   std::string url_base;  // for twilio: https://host:port
@@ -114,30 +115,42 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
     d.body = json{{"update_id", 1000 + n}, {"message", {{"message_id", n}, {"text", "hi"}}}}.dump();
     d.headers = {{"X-Telegram-Bot-Api-Secret-Token", key}, {"Content-Type", "application/json"}};
   } else if (s.provider == "slack") {
-    d.body = json{{"type", "event_callback"}, {"api_app_id", "A1"}, {"event_id", "Ev" + id},
-                  {"event", {{"type", "message"}, {"text", "hi"}}}}.dump();
+    d.body = json{{"type", "event_callback"},
+                  {"api_app_id", "A1"},
+                  {"event_id", "Ev" + id},
+                  {"event", {{"type", "message"}, {"text", "hi"}}}}
+                 .dump();
     const std::string ts = std::to_string(now_unix() - age);
     d.headers = {{"X-Slack-Request-Timestamp", ts},
                  {"X-Slack-Signature", "v0=" + crypto::hex_encode(crypto::hmac_sha256(key, "v0:" + ts + ":" + d.body))},
                  {"Content-Type", "application/json"}};
   } else if (s.provider == "discord") {
-    d.body = json{{"version", 1}, {"application_id", "app1"}, {"type", 1},
-                  {"event", {{"type", "APPLICATION_AUTHORIZED"}, {"timestamp", "2026-11-29T00:00:0" + std::to_string(n % 10) + "Z"},
-                             {"data", {{"n", n}}}}}}.dump();
+    d.body = json{{"version", 1},
+                  {"application_id", "app1"},
+                  {"type", 1},
+                  {"event",
+                   {{"type", "APPLICATION_AUTHORIZED"},
+                    {"timestamp", "2026-11-29T00:00:0" + std::to_string(n % 10) + "Z"},
+                    {"data", {{"n", n}}}}}}
+                 .dump();
     const std::string ts = std::to_string(now_unix());
     std::string sig = s.ed->sign_hex(ts + d.body);
     if (bad) sig[0] = sig[0] == '0' ? '1' : '0';
     d.headers = {{"X-Signature-Ed25519", sig}, {"X-Signature-Timestamp", ts}, {"Content-Type", "application/json"}};
   } else if (s.provider == "whatsapp") {
-    d.body = json{{"object", "whatsapp_business_account"},
-                  {"entry", json::array({{{"id", "1"},
-                                          {"changes", json::array({{{"field", "messages"},
-                                                                    {"value", {{"messages", json::array({{{"id", "wamid." + id}}})}}}}})}}})}}
-                 .dump();
+    d.body =
+        json{{"object", "whatsapp_business_account"},
+             {"entry",
+              json::array(
+                  {{{"id", "1"},
+                    {"changes", json::array({{{"field", "messages"},
+                                              {"value", {{"messages", json::array({{{"id", "wamid." + id}}})}}}}})}}})}}
+            .dump();
     d.headers = {{"X-Hub-Signature-256", "sha256=" + crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
                  {"Content-Type", "application/json"}};
   } else if (s.provider == "twilio") {
-    std::vector<std::pair<std::string, std::string>> params{{"AccountSid", "AC1"}, {"MessageSid", "SM" + id}, {"Body", "hi there"}};
+    std::vector<std::pair<std::string, std::string>> params{
+        {"AccountSid", "AC1"}, {"MessageSid", "SM" + id}, {"Body", "hi there"}};
     d.body = http::form_encode(params);
     std::sort(params.begin(), params.end());
     std::string text = s.url_base + receive_path("twilio", s.endpoint_id);
@@ -146,32 +159,44 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
                  {"Content-Type", "application/x-www-form-urlencoded"}};
   } else if (s.provider == "gmail") {
     d.query = "?token=" + (bad ? wrong : s.verify_token);
-    d.body = json{{"message", {{"data", "e30="}, {"messageId", "m" + id}}}, {"subscription", "projects/p/subscriptions/s"}}.dump();
+    d.body =
+        json{{"message", {{"data", "e30="}, {"messageId", "m" + id}}}, {"subscription", "projects/p/subscriptions/s"}}
+            .dump();
     d.headers = {{"Content-Type", "application/json"}};
   } else if (s.provider == "github") {
     d.body = json{{"ref", "refs/heads/main"}, {"n", n}}.dump();
     d.headers = {{"X-Hub-Signature-256", "sha256=" + crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
-                 {"X-GitHub-Event", "push"}, {"X-GitHub-Delivery", "delivery-" + id}, {"Content-Type", "application/json"}};
+                 {"X-GitHub-Event", "push"},
+                 {"X-GitHub-Delivery", "delivery-" + id},
+                 {"Content-Type", "application/json"}};
   } else if (s.provider == "linear") {
-    d.body = json{{"type", "Issue"}, {"action", "create"}, {"data", {{"id", "issue-" + id}, {"createdAt", "2026-11-29T00:00:00.000Z"}}},
-                  {"webhookTimestamp", now_ms() - age * 1000}}.dump();
+    d.body = json{{"type", "Issue"},
+                  {"action", "create"},
+                  {"data", {{"id", "issue-" + id}, {"createdAt", "2026-11-29T00:00:00.000Z"}}},
+                  {"webhookTimestamp", now_ms() - age * 1000}}
+                 .dump();
     d.headers = {{"Linear-Signature", crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
-                 {"Linear-Delivery", "ld-" + id}, {"Linear-Event", "Issue"}, {"Content-Type", "application/json"}};
+                 {"Linear-Delivery", "ld-" + id},
+                 {"Linear-Event", "Issue"},
+                 {"Content-Type", "application/json"}};
   } else if (s.provider == "stripe") {
     d.body = json{{"id", "evt_" + id}, {"object", "event"}, {"type", "customer.created"}}.dump();
     const std::string t = std::to_string(now_unix() - age);
-    d.headers = {{"Stripe-Signature", "t=" + t + ",v1=" + crypto::hex_encode(crypto::hmac_sha256(key, t + "." + d.body))},
-                 {"Content-Type", "application/json"}};
+    d.headers = {
+        {"Stripe-Signature", "t=" + t + ",v1=" + crypto::hex_encode(crypto::hmac_sha256(key, t + "." + d.body))},
+        {"Content-Type", "application/json"}};
   } else {
     FAIL("no signer for " << s.provider);
   }
   return d;
 }
 
-inline HttpReply send(const Daemon& daemon, const Signer& s, const Delivery& d, const std::string& provider_in_path = {}) {
-  return http_request(d.method,
-                      daemon.url() + receive_path(provider_in_path.empty() ? s.provider : provider_in_path, s.endpoint_id) + d.query,
-                      d.headers, d.body);
+inline HttpReply send(const Daemon& daemon, const Signer& s, const Delivery& d,
+                      const std::string& provider_in_path = {}) {
+  return http_request(
+      d.method,
+      daemon.url() + receive_path(provider_in_path.empty() ? s.provider : provider_in_path, s.endpoint_id) + d.query,
+      d.headers, d.body);
 }
 
 }  // namespace alumia::test::webhooks

@@ -3,11 +3,11 @@
 // unpadded base64url) and compact tokens signed with it. Shared by the unit and functional tests.
 #include <alumia/crypto.hpp>
 
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -38,7 +38,10 @@ inline std::string bn_param(EVP_PKEY* key, const char* name) {
 
 // The public half as a JWKS entry, the way Google publishes it.
 inline nlohmann::json jwk_of(EVP_PKEY* key, const std::string& kid) {
-  return {{"kty", "RSA"}, {"alg", "RS256"}, {"use", "sig"}, {"kid", kid},
+  return {{"kty", "RSA"},
+          {"alg", "RS256"},
+          {"use", "sig"},
+          {"kid", kid},
           {"n", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_N))},
           {"e", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_E))}};
 }

@@ -18,16 +18,19 @@ bool oauth_peer_available() {
 }
 
 OAuthPeer::OAuthPeer(EnvOverrides env) {
-  m_proc = std::make_unique<Process>(std::vector<std::string>{"/usr/bin/node", (k_peer_dir / "peer.mjs").string()}, env);
-  const bool up = eventually([&] {
-    const std::string out = m_proc->out();
-    const auto pos = out.find("READY ");
-    if (pos == std::string::npos) return !m_proc->running();
-    const auto end = out.find('\n', pos);
-    if (end == std::string::npos) return false;
-    m_issuer = out.substr(pos + 6, end - pos - 6);
-    return true;
-  }, std::chrono::seconds(30));
+  m_proc =
+      std::make_unique<Process>(std::vector<std::string>{"/usr/bin/node", (k_peer_dir / "peer.mjs").string()}, env);
+  const bool up = eventually(
+      [&] {
+        const std::string out = m_proc->out();
+        const auto pos = out.find("READY ");
+        if (pos == std::string::npos) return !m_proc->running();
+        const auto end = out.find('\n', pos);
+        if (end == std::string::npos) return false;
+        m_issuer = out.substr(pos + 6, end - pos - 6);
+        return true;
+      },
+      std::chrono::seconds(30));
   if (!up || m_issuer.empty()) throw std::runtime_error("oauth peer did not start: " + m_proc->err());
 }
 
@@ -38,9 +41,9 @@ OAuthPeer::~OAuthPeer() {
 
 nlohmann::json OAuthPeer::introspect(const std::string& token) const {
   const std::string basic = "Basic " + crypto::base64_encode("alumia-test:test-only-secret");
-  auto r = http_request("POST", m_issuer + "/token/introspection",
-                        {{"Authorization", basic}, {"Content-Type", "application/x-www-form-urlencoded"}},
-                        "token=" + token);
+  auto r =
+      http_request("POST", m_issuer + "/token/introspection",
+                   {{"Authorization", basic}, {"Content-Type", "application/x-www-form-urlencoded"}}, "token=" + token);
   return r.json();
 }
 
@@ -58,7 +61,8 @@ void write_peer_connector(const fs::path& home, const std::string& slug, const s
       {"accountPickerParam", {{"name", "prompt"}, {"value", "login"}}},
       {"issuer", issuer},
       {"issRequired", true},
-      {"accountLabel", {{"source", "request"}, {"method", "GET"}, {"url", issuer + "/me"}, {"jsonPointers", {"/email"}}}},
+      {"accountLabel",
+       {{"source", "request"}, {"method", "GET"}, {"url", issuer + "/me"}, {"jsonPointers", {"/email"}}}},
   };
   oauth.merge_patch(oauth_extra);
   nlohmann::json connector{{"slug", slug},

@@ -1,12 +1,12 @@
 #include "process.hpp"
 
-#include <httplib.h>
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <fcntl.h>
+#include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -228,16 +228,17 @@ Daemon::Daemon(const fs::path& home, Options options) : m_home(home) {
   env.emplace("ALUMIA_HOME", home.string());
   m_proc = std::make_unique<Process>(argv, env);
   const fs::path state = home / "daemon.json";
-  const bool up = eventually([&] {
-    if (!m_proc->running()) return true;
-    if (!fs::exists(state)) return false;
-    auto j = nlohmann::json::parse(read_file(state), nullptr, false);
-    if (j.is_discarded() || !j.contains("pid") || j["pid"] != m_proc->pid()) return false;
-    m_url = j["url"].get<std::string>();
-    return true;
-  }, std::chrono::seconds(30));
-  if (!up || !m_proc->running())
-    throw std::runtime_error("daemon did not start: " + m_proc->err());
+  const bool up = eventually(
+      [&] {
+        if (!m_proc->running()) return true;
+        if (!fs::exists(state)) return false;
+        auto j = nlohmann::json::parse(read_file(state), nullptr, false);
+        if (j.is_discarded() || !j.contains("pid") || j["pid"] != m_proc->pid()) return false;
+        m_url = j["url"].get<std::string>();
+        return true;
+      },
+      std::chrono::seconds(30));
+  if (!up || !m_proc->running()) throw std::runtime_error("daemon did not start: " + m_proc->err());
   m_port = std::stoi(m_url.substr(m_url.rfind(':') + 1));
 }
 

@@ -20,7 +20,7 @@ TEST_CASE("well-formed API keys", "[unit][api-key]") {
 TEST_CASE("malformed API keys are refused", "[unit][api-key]") {
   CHECK_FALSE(alumia::is_well_formed_api_key(""));
   CHECK_FALSE(alumia::is_well_formed_api_key("alm_live_"));
-  CHECK_FALSE(alumia::is_well_formed_api_key("alm_live_" + k_hex48.substr(1)));   // 47 hex
+  CHECK_FALSE(alumia::is_well_formed_api_key("alm_live_" + k_hex48.substr(1)));  // 47 hex
   CHECK_FALSE(alumia::is_well_formed_api_key("alm_live_" + k_hex48 + "0"));      // 49 hex
   CHECK_FALSE(alumia::is_well_formed_api_key("alm_prod_" + k_hex48));            // unknown env
   CHECK_FALSE(alumia::is_well_formed_api_key("ALM_LIVE_" + k_hex48));
@@ -49,9 +49,9 @@ TEST_CASE("UUIDs", "[unit][uuid]") {
   CHECK(alumia::is_uuid("00000000-0000-4000-8000-000000000000"));
   CHECK_FALSE(alumia::is_uuid(""));
   CHECK_FALSE(alumia::is_uuid("not-a-uuid"));
-  CHECK_FALSE(alumia::is_uuid("123e4567e89b42d3a456426614174000"));         // no dashes
-  CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-42661417400"));      // short
-  CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-4266141740000"));    // long
+  CHECK_FALSE(alumia::is_uuid("123e4567e89b42d3a456426614174000"));       // no dashes
+  CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-42661417400"));    // short
+  CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-4266141740000"));  // long
   CHECK_FALSE(alumia::is_uuid("{123e4567-e89b-42d3-a456-426614174000}"));
   CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-42661417400g"));
   CHECK_FALSE(alumia::is_uuid("123e4567-e89b-42d3-a456-426614174000\n"));
@@ -64,7 +64,7 @@ TEST_CASE("generated ids and keys have the documented shapes", "[unit][uuid][api
     const std::string id = random.uuid_v4();
     CAPTURE(id);
     CHECK(alumia::is_uuid(id));
-    CHECK(id[14] == '4');                                  // version 4
+    CHECK(id[14] == '4');                                          // version 4
     CHECK(std::string("89ab").find(id[19]) != std::string::npos);  // RFC 4122 variant
     CHECK(alumia::is_well_formed_api_key("alm_live_" + random.hex(24)));
   }

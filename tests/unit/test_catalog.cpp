@@ -3,11 +3,11 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace alumia::embedded {
 extern const std::string_view catalog_json;
@@ -203,8 +203,8 @@ TEST_CASE("built-in api_key connectors: fields, patterns and live checks", "[cat
   CHECK(tg.live_check->url == "{apiBase}/bot{bot_token}/getMe");
   CHECK(tg.live_check->success_pointer == "/ok");
   CHECK(tg.live_check->success_value == true);
-  CHECK(alumia::extract_label(tg.live_check->account_label, json::parse(R"({"ok":true,"result":{"username":"alumia_bot"}})")) ==
-        "@alumia_bot");
+  CHECK(alumia::extract_label(tg.live_check->account_label,
+                              json::parse(R"({"ok":true,"result":{"username":"alumia_bot"}})")) == "@alumia_bot");
   CHECK(tg.commands == std::vector<std::string>{"setup-webhook"});
 
   // The API base comes from the catalog unless its environment variable overrides it.
@@ -258,7 +258,8 @@ TEST_CASE("connectors.d adds connectors and overrides built-in fields", "[catalo
   OverrideDir dir;
   dir.write("peer.json", json{{"connectors", json::array({k_peer})}}.dump());
   // A merge patch: only the token URL of github changes.
-  dir.write("github.json", R"({"slug":"github","oauth":{"tokenUrl":"http://127.0.0.1:9999/token","accountPickerParam":null}})");
+  dir.write("github.json",
+            R"({"slug":"github","oauth":{"tokenUrl":"http://127.0.0.1:9999/token","accountPickerParam":null}})");
   // Whole replacement, as an array file.
   dir.write("slack.json", R"json([{"slug":"slack","replace":true,"name":"Slack (local)","description":"d",
                               "category":"communication","authType":"none"}])json");
@@ -279,7 +280,7 @@ TEST_CASE("connectors.d adds connectors and overrides built-in fields", "[catalo
   REQUIRE(gh != nullptr);
   CHECK(gh->oauth->token_url == "http://127.0.0.1:9999/token");
   CHECK(gh->oauth->authorize_url == "https://github.com/login/oauth/authorize");  // kept
-  CHECK_FALSE(gh->oauth->account_picker);                                          // deleted by null
+  CHECK_FALSE(gh->oauth->account_picker);                                         // deleted by null
   CHECK(gh->tools.size() == builtin().find("github")->tools.size());
   CHECK(gh->source == (dir.path() / "github.json").string());
 
@@ -379,7 +380,8 @@ TEST_CASE("bad connectors.d files are refused naming the file and the field", "[
     CHECK(e.find("peer.json: connectors[0].tools[0].name:") != std::string::npos);
   }
   SECTION("unknown webhook provider and placeholder") {
-    auto e = load_error(peer_with("/webhook", json{{"provider", "acme"}, {"scheme", "x"}, {"secretSource", "provider"}}));
+    auto e =
+        load_error(peer_with("/webhook", json{{"provider", "acme"}, {"scheme", "x"}, {"secretSource", "provider"}}));
     CHECK(e.find("peer.json: connectors[0].webhook.provider: \"acme\" has no verifier") != std::string::npos);
     e = load_error(peer_with("/oauth/revocation/url", "https://as.example/{token}/revoke"));
     CHECK(e.find("connectors[0].oauth.revocation.url: unknown placeholder {token}") != std::string::npos);

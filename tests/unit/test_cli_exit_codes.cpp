@@ -30,7 +30,8 @@ TEST_CASE("envelopes are parsed without throwing", "[cli]") {
   auto ok = parse_envelope(200, R"({"success":true,"data":{"a":1}})", "d");
   REQUIRE(ok);
   CHECK((*ok)["a"] == 1);
-  auto err = parse_envelope(404, R"({"success":false,"error":{"code":"NOT_FOUND","message":"no such connection"}})", "d");
+  auto err =
+      parse_envelope(404, R"({"success":false,"error":{"code":"NOT_FOUND","message":"no such connection"}})", "d");
   REQUIRE_FALSE(err);
   CHECK(err.error().exit_code == 5);
   CHECK(err.error().message == "no such connection");
@@ -62,7 +63,8 @@ TEST_CASE("daemon URLs must be http on loopback", "[cli]") {
 
 TEST_CASE("an unreachable daemon gives exit 3 and says how to start it", "[cli]") {
   // Port 1 on loopback: nothing of ours listens there.
-  CliHarness h(alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia test"}, {"ALUMIA_API_KEY", "alm_live_0"}});
+  CliHarness h(
+      alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia test"}, {"ALUMIA_API_KEY", "alm_live_0"}});
   h.parse({"--daemon", "http://127.0.0.1:1", "connections", "list"});
   CHECK(h.ctx.run() == 3);
   CHECK(h.err.str() ==
@@ -78,13 +80,15 @@ TEST_CASE("the daemon URL comes from flag, env, state file, default", "[cli]") {
   CHECK(d->url.url() == "http://127.0.0.1:7465");
   CHECK(d->source == "default");
 
-  CliHarness env(alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}, {"ALUMIA_DAEMON", "http://127.0.0.1:9000"}});
+  CliHarness env(
+      alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}, {"ALUMIA_DAEMON", "http://127.0.0.1:9000"}});
   auto e = env.ctx.daemon_location();
   REQUIRE(e);
   CHECK(e->url.port == 9000);
   CHECK(e->source == "env");
 
-  CliHarness flag(alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}, {"ALUMIA_DAEMON", "http://127.0.0.1:9000"}});
+  CliHarness flag(
+      alumia::cli::testing::Env{{"ALUMIA_HOME", "/nonexistent/alumia"}, {"ALUMIA_DAEMON", "http://127.0.0.1:9000"}});
   flag.parse({"--daemon", "http://127.0.0.1:9001", "config", "show"});
   auto f = flag.ctx.daemon_location();
   REQUIRE(f);

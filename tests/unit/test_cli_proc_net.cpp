@@ -12,7 +12,8 @@ namespace {
 // Real lines from a little-endian host (x86-64): 127.0.0.1:7465 LISTEN uid 1000; 0.0.0.0:22
 // LISTEN uid 0; an established 127.0.0.1:7465 -> 127.0.0.1:53422 by uid 1000; a LISTEN on 7466
 // by uid 1001; a garbage line.
-constexpr const char* k_tcp = R"(  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+constexpr const char* k_tcp =
+    R"(  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:1D29 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 31337 1 0000000000000000 100 0 0 10 0
    1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1 0000000000000000 100 0 0 10 0
    2: 0100007F:1D29 0100007F:D0AE 01 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 30 10 -1
@@ -22,7 +23,8 @@ garbage line
 
 // ::1 port 7465 LISTEN uid 1001; :: port 8080 LISTEN uid 1000; ::ffff:127.0.0.1 port 9000 uid 1000;
 // 2001:db8::1 port 7467 LISTEN uid 1000 (not loopback).
-constexpr const char* k_tcp6 = R"(  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+constexpr const char* k_tcp6 =
+    R"(  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000001000000:1D29 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 777 1 0000000000000000 100 0 0 10 0
    1: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 778 1 0000000000000000 100 0 0 10 0
    2: 0000000000000000FFFF00000100007F:2328 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 779 1 0000000000000000 100 0 0 10 0
@@ -49,9 +51,9 @@ TEST_CASE("/proc/net/tcp lines are parsed", "[cli]") {
   const auto v6 = parse_proc_net_tcp(k_tcp6, true);
   REQUIRE(v6.size() == 4);
   CHECK(v6[0].address[15] == 1);
-  CHECK(is_loopback_or_any(v6[0]));   // ::1
-  CHECK(is_loopback_or_any(v6[1]));   // ::
-  CHECK(is_loopback_or_any(v6[2]));   // ::ffff:127.0.0.1
+  CHECK(is_loopback_or_any(v6[0]));        // ::1
+  CHECK(is_loopback_or_any(v6[1]));        // ::
+  CHECK(is_loopback_or_any(v6[2]));        // ::ffff:127.0.0.1
   CHECK_FALSE(is_loopback_or_any(v6[3]));  // 2001:db8::1
   CHECK(v6[3].address[0] == 0x20);
   CHECK(v6[3].address[1] == 0x01);

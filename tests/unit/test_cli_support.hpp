@@ -22,7 +22,8 @@ struct CliHarness {
 
   explicit CliHarness(std::map<std::string, std::string> vars = {})
       : env_vars(std::move(vars)),
-        ctx([this](std::string_view k) -> std::optional<std::string> {
+        ctx(
+            [this](std::string_view k) -> std::optional<std::string> {
               auto it = env_vars.find(std::string(k));
               if (it == env_vars.end()) return std::nullopt;
               return it->second;

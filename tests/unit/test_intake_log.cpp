@@ -88,7 +88,8 @@ TEST_CASE("intake log: a torn record is skipped, the ones around it survive", "[
   {
     auto log = open_log(path, left);
     REQUIRE(log->start());
-    for (const char* p : {"first", "second", "third"}) REQUIRE(log->append(std::string(p) + std::string(600, '.'), [](uint64_t) {}));
+    for (const char* p : {"first", "second", "third"})
+      REQUIRE(log->append(std::string(p) + std::string(600, '.'), [](uint64_t) {}));
   }
   {
     // The second record starts one 1024-byte slot after the first (512-byte head block before
@@ -139,7 +140,8 @@ TEST_CASE("intake log: the ring wraps around released records and waits while it
   CHECK(waiting.get());
 }
 
-TEST_CASE("webhook store: deliveries acknowledged before a crash are stored at the next start", "[webhooks][store][intake]") {
+TEST_CASE("webhook store: deliveries acknowledged before a crash are stored at the next start",
+          "[webhooks][store][intake]") {
   test::TempDir dir;
   const auto db = dir.path() / "store.db";
   {

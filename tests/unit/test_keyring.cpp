@@ -23,11 +23,11 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,14 +158,13 @@ ChildRun run_self(const std::string& test_spec, const std::string& bus_address, 
 
   // Bounded wait (polled with a deadline); a child stuck past it is killed (by its pid) and reported.
   int wstatus = 0;
-  const bool exited = alumia::test::eventually([&] { return ::waitpid(pid, &wstatus, WNOHANG) == pid; },
-                                               std::chrono::seconds(60));
+  const bool exited =
+      alumia::test::eventually([&] { return ::waitpid(pid, &wstatus, WNOHANG) == pid; }, std::chrono::seconds(60));
   if (!exited) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &wstatus, 0);
   }
-  run.elapsed =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  run.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
   run.output = slurp(log);
   return run;
@@ -376,9 +375,7 @@ TEST_CASE("FileKeyStore keeps the master key in a private file", "[keyring]") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message.find("32 bytes") != std::string::npos);
   }
-  SECTION("keys of the wrong size are not stored") {
-    CHECK_FALSE(store.save(SecretBytes(16)).has_value());
-  }
+  SECTION("keys of the wrong size are not stored") { CHECK_FALSE(store.save(SecretBytes(16)).has_value()); }
 }
 
 // ---- open_master_key ----
@@ -492,7 +489,8 @@ TEST_CASE("a Secret Service that never answers costs a timeout, not a hang", "[k
   REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   REQUIRE(::listen(fd, 128) == 0);
 
-  auto run = run_self("[keyring-child-silent-bus]", "unix:path=" + dbus_escape(socket_path.string()), dir.path() / "child.log");
+  auto run = run_self("[keyring-child-silent-bus]", "unix:path=" + dbus_escape(socket_path.string()),
+                      dir.path() / "child.log");
   ::close(fd);
   INFO(run.output);
   CHECK(run.status == 0);

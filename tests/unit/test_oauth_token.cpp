@@ -117,7 +117,8 @@ TEST_CASE("Slack: ok:false with invalid_code", "[oauth]") {
   CHECK(r.error().http_status == 200);
   CHECK(r.error().classify() == OAuthErrorKind::grant_invalid);
 
-  auto refresh = parse_token_response(200, k_json, R"({"ok":false,"error":"invalid_refresh_token"})", slack_quirks(), ',');
+  auto refresh =
+      parse_token_response(200, k_json, R"({"ok":false,"error":"invalid_refresh_token"})", slack_quirks(), ',');
   REQUIRE_FALSE(refresh.has_value());
   CHECK(refresh.error().classify() == OAuthErrorKind::grant_invalid);
 
@@ -284,9 +285,9 @@ TEST_CASE("Microsoft: AADSTS error with error_codes, trace text cleaned", "[oaut
 }
 
 TEST_CASE("Microsoft: AADSTS code read from the text when error_codes is missing", "[oauth]") {
-  auto r = parse_token_response(400, k_json,
-                                R"({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."})",
-                                TokenQuirks{}, ' ');
+  auto r = parse_token_response(
+      400, k_json, R"({"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."})",
+      TokenQuirks{}, ' ');
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().error_codes == std::vector<int64_t>{7000215});
   CHECK(r.error().classify() == OAuthErrorKind::client_invalid);
@@ -313,7 +314,8 @@ TEST_CASE("problem+json errors", "[oauth]") {
   }
   SECTION("about:blank falls back to the status, 503 is transient") {
     auto r = parse_token_response(503, "application/problem+json",
-                                  R"({"type":"about:blank","title":"Service Unavailable","status":503})", TokenQuirks{}, ' ');
+                                  R"({"type":"about:blank","title":"Service Unavailable","status":503})", TokenQuirks{},
+                                  ' ');
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == "http_503");
     CHECK(r.error().transient);
@@ -353,7 +355,8 @@ TEST_CASE("expires_in forms: number, string, float, junk", "[oauth]") {
   REQUIRE(negative.has_value());
   CHECK_FALSE(negative->expires_in.has_value());
   auto rt_life = parse_token_response(
-      200, k_json, R"({"access_token":"ghu_a","expires_in":28800,"refresh_token":"ghr_b","refresh_token_expires_in":15897600})",
+      200, k_json,
+      R"({"access_token":"ghu_a","expires_in":28800,"refresh_token":"ghr_b","refresh_token_expires_in":15897600})",
       TokenQuirks{}, ' ');
   REQUIRE(rt_life.has_value());
   CHECK(rt_life->refresh_token_expires_in == 15897600);
@@ -361,7 +364,8 @@ TEST_CASE("expires_in forms: number, string, float, junk", "[oauth]") {
 
 TEST_CASE("unknown fields are ignored; an empty refresh_token counts as absent", "[oauth]") {
   auto r = parse_token_response(
-      200, k_json, R"({"access_token":"a","refresh_token":"","x_vendor":{"nested":[1,2]},"warning":"superfluous_charset"})",
+      200, k_json,
+      R"({"access_token":"a","refresh_token":"","x_vendor":{"nested":[1,2]},"warning":"superfluous_charset"})",
       TokenQuirks{}, ' ');
   REQUIRE(r.has_value());
   CHECK_FALSE(r->refresh_token.has_value());
@@ -370,7 +374,8 @@ TEST_CASE("unknown fields are ignored; an empty refresh_token counts as absent",
 }
 
 TEST_CASE("content type is sniffed when missing or wrong", "[oauth]") {
-  auto json_as_text = parse_token_response(200, "text/plain", R"({"access_token":"a","scope":"x y"})", TokenQuirks{}, ' ');
+  auto json_as_text =
+      parse_token_response(200, "text/plain", R"({"access_token":"a","scope":"x y"})", TokenQuirks{}, ' ');
   REQUIRE(json_as_text.has_value());
   CHECK(json_as_text->scopes.size() == 2);
   auto form_as_json = parse_token_response(200, k_json, "access_token=b&token_type=bearer", TokenQuirks{}, ' ');
@@ -413,8 +418,8 @@ TEST_CASE("malformed answers", "[oauth]") {
 }
 
 TEST_CASE("transport-level failures are transient and never echo the body", "[oauth]") {
-  auto bad_gateway = parse_token_response(502, "text/html", "<html>Bad Gateway xoxb-should-not-appear</html>",
-                                          TokenQuirks{}, ' ');
+  auto bad_gateway =
+      parse_token_response(502, "text/html", "<html>Bad Gateway xoxb-should-not-appear</html>", TokenQuirks{}, ' ');
   REQUIRE_FALSE(bad_gateway.has_value());
   CHECK(bad_gateway.error().code == "http_502");
   CHECK(bad_gateway.error().transient);
@@ -442,9 +447,9 @@ TEST_CASE("a non-2xx status is a failure even with tokens in the body", "[oauth]
 }
 
 TEST_CASE("HubSpot legacy status/message errors", "[oauth]") {
-  auto r = parse_token_response(400, k_json,
-                                R"({"status":"BAD_REFRESH_TOKEN","message":"missing or unknown refresh token","correlationId":"c"})",
-                                TokenQuirks{}, ' ');
+  auto r = parse_token_response(
+      400, k_json, R"({"status":"BAD_REFRESH_TOKEN","message":"missing or unknown refresh token","correlationId":"c"})",
+      TokenQuirks{}, ' ');
   REQUIRE_FALSE(r.has_value());
   CHECK(r.error().code == "BAD_REFRESH_TOKEN");
   CHECK(r.error().description == "missing or unknown refresh token");

@@ -77,7 +77,7 @@ TEST_CASE("the store migrates once and reopens without re-running migrations", "
     REQUIRE(s->insert_user({"u1", "owner", 1}));
     REQUIRE(s->put_meta("k", "v"));
   }
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat(db.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   for (int i = 0; i < 3; ++i) {

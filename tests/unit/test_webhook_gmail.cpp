@@ -60,7 +60,8 @@ struct Fixture {
   }
   nlohmann::json claims() const { return nlohmann::json::parse(k_claims); }
   Result<Verdict> push(const std::string& token, int64_t now = k_iat + 10, std::string target = "/push") {
-    auto req = testing::post(k_body, {{"content-type", "application/json"}, {"authorization", "Bearer " + token}}, std::move(target));
+    auto req = testing::post(k_body, {{"content-type", "application/json"}, {"authorization", "Bearer " + token}},
+                             std::move(target));
     return testing::run(ep, req, now, &jwks);
   }
 };
@@ -83,8 +84,8 @@ TEST_CASE("gmail: RS256 primitive round trip", "[webhooks][gmail]") {
 
 TEST_CASE("gmail: published claim set with a minted token → event", "[webhooks][gmail]") {
   Fixture f;
-  const std::string token = mint(f.key.get(), k_claims,
-                                 R"({"alg":"RS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})");
+  const std::string token =
+      mint(f.key.get(), k_claims, R"({"alg":"RS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})");
   for (const int64_t now : {k_iat, k_exp - 1}) {
     REQUIRE_OK(f.push(token, now), v);
     CHECK(v->outcome == Outcome::event);
@@ -130,9 +131,13 @@ TEST_CASE("gmail: claim mismatches → 401", "[webhooks][gmail]") {
 TEST_CASE("gmail: alg none and HS256 with the public key → 401", "[webhooks][gmail]") {
   Fixture f;
   const std::string claims_b64 = crypto::base64url_encode(k_claims);
-  const std::string none = crypto::base64url_encode(R"({"alg":"none","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc"})") + "." + claims_b64 + ".";
+  const std::string none =
+      crypto::base64url_encode(R"({"alg":"none","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc"})") + "." +
+      claims_b64 + ".";
   REQUIRE_UNAUTHORIZED(f.push(none));
-  const std::string hs_input = crypto::base64url_encode(R"({"alg":"HS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})") + "." + claims_b64;
+  const std::string hs_input =
+      crypto::base64url_encode(R"({"alg":"HS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})") +
+      "." + claims_b64;
   const std::string pub = f.jwks.doc["keys"][0].dump();
   for (const auto& secret : {pub, bn_param(f.key.get(), OSSL_PKEY_PARAM_RSA_N)}) {
     REQUIRE_UNAUTHORIZED(f.push(hs_input + "." + crypto::base64url_encode(crypto::hmac_sha256(secret, hs_input))));
@@ -164,7 +169,8 @@ TEST_CASE("gmail: signature and token-shape tampering → 401", "[webhooks][gmai
   // Claims swapped under the original signature.
   auto other = f.claims();
   other["email"] = "x@example.com";
-  const std::string forged = token.substr(0, token.find('.') + 1) + crypto::base64url_encode(other.dump()) + token.substr(dot2);
+  const std::string forged =
+      token.substr(0, token.find('.') + 1) + crypto::base64url_encode(other.dump()) + token.substr(dot2);
   REQUIRE_UNAUTHORIZED(f.push(forged));
   REQUIRE_UNAUTHORIZED(f.push(token + "="));
   REQUIRE_UNAUTHORIZED(f.push(token + ".x"));
@@ -178,8 +184,11 @@ TEST_CASE("gmail: Authorization missing, twice, or not Bearer → 401", "[webhoo
   Fixture f;
   const std::string token = mint(f.key.get(), f.claims(), k_kid);
   REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {}), k_iat, &f.jwks));
-  REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {{"authorization", "Bearer " + token}, {"authorization", "Bearer " + token}}), k_iat, &f.jwks));
-  REQUIRE_UNAUTHORIZED(testing::run(f.ep, testing::post(k_body, {{"authorization", "Basic " + token}}), k_iat, &f.jwks));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      f.ep, testing::post(k_body, {{"authorization", "Bearer " + token}, {"authorization", "Bearer " + token}}), k_iat,
+      &f.jwks));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(f.ep, testing::post(k_body, {{"authorization", "Basic " + token}}), k_iat, &f.jwks));
   CHECK(testing::run(f.ep, testing::post(k_body, {{"authorization", "bearer " + token}}), k_iat, &f.jwks).has_value());
 }
 
@@ -196,7 +205,8 @@ TEST_CASE("gmail: legacy token mode and jwt+token", "[webhooks][gmail]") {
   CHECK(v->event_key == "gmail:pubsub:projects/myproject/subscriptions/mysubscription:2070443601311540");
   REQUIRE_UNAUTHORIZED(testing::run(legacy, req("/push?token=wrong", {{"token", "wrong"}}), 0));
   REQUIRE_UNAUTHORIZED(testing::run(legacy, req("/push", {}), 0));
-  REQUIRE_UNAUTHORIZED(testing::run(legacy, req("/push?token=a&token=s3cret-token", {{"token", "a"}, {"token", "s3cret-token"}}), 0));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(legacy, req("/push?token=a&token=s3cret-token", {{"token", "a"}, {"token", "s3cret-token"}}), 0));
 
   Fixture f;
   f.ep.legacy_token = "s3cret-token";
@@ -207,7 +217,8 @@ TEST_CASE("gmail: legacy token mode and jwt+token", "[webhooks][gmail]") {
   auto jwt_only = req("/push", {});
   jwt_only.headers.emplace_back("authorization", "Bearer " + token);
   REQUIRE_UNAUTHORIZED(testing::run(f.ep, jwt_only, k_iat, &f.jwks));
-  REQUIRE_UNAUTHORIZED(testing::run(f.ep, req("/push?token=s3cret-token", {{"token", "s3cret-token"}}), k_iat, &f.jwks));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(f.ep, req("/push?token=s3cret-token", {{"token", "s3cret-token"}}), k_iat, &f.jwks));
 }
 
 TEST_CASE("gmail: configuration and malformed envelopes", "[webhooks][gmail]") {
@@ -224,10 +235,17 @@ TEST_CASE("gmail: configuration and malformed envelopes", "[webhooks][gmail]") {
 
   Fixture f;
   const std::string token = mint(f.key.get(), f.claims(), k_kid);
-  auto bad = testing::run(f.ep, testing::post(R"({"message":{"data":"e30="},"subscription":"projects/p/subscriptions/s"})", {{"authorization", "Bearer " + token}}), k_iat, &f.jwks);
+  auto bad = testing::run(f.ep,
+                          testing::post(R"({"message":{"data":"e30="},"subscription":"projects/p/subscriptions/s"})",
+                                        {{"authorization", "Bearer " + token}}),
+                          k_iat, &f.jwks);
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == ErrorCode::bad_request);
-  auto snake = testing::run(f.ep, testing::post(R"({"message":{"message_id":"77"},"subscription":"projects/p/subscriptions/s"})", {{"authorization", "Bearer " + token}}), k_iat, &f.jwks);
+  auto snake =
+      testing::run(f.ep,
+                   testing::post(R"({"message":{"message_id":"77"},"subscription":"projects/p/subscriptions/s"})",
+                                 {{"authorization", "Bearer " + token}}),
+                   k_iat, &f.jwks);
   REQUIRE(snake);
   CHECK(snake->event_key == "gmail:pubsub:projects/p/subscriptions/s:77");
 }

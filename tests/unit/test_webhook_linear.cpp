@@ -15,7 +15,8 @@ constexpr std::string_view k_sig = "3ee6dfa4cedb58be034fc28d06ad181e5d7da193611c
 EndpointConfig linear_endpoint() { return testing::endpoint("linear", {std::string(k_secret)}); }
 
 http::Request request(std::string body, std::string sig, std::string delivery = "0f3a2d8e-delivery") {
-  http::Headers h{{"content-type", "application/json"}, {"linear-signature", std::move(sig)}, {"linear-event", "Issue"}};
+  http::Headers h{
+      {"content-type", "application/json"}, {"linear-signature", std::move(sig)}, {"linear-event", "Issue"}};
   if (!delivery.empty()) h.emplace_back("linear-delivery", std::move(delivery));
   return testing::post(std::move(body), std::move(h));
 }
@@ -28,7 +29,8 @@ http::Request signed_request(const std::string& body) {
 
 TEST_CASE("linear: regression vector", "[webhooks][linear]") {
   REQUIRE(k_body.size() == 250);
-  CHECK(crypto::hex_encode(crypto::sha256(k_body)) == "b0523ead94783150fb67092f66d2e4705424cb50493dc40be0d0bcbe5d3782c6");
+  CHECK(crypto::hex_encode(crypto::sha256(k_body)) ==
+        "b0523ead94783150fb67092f66d2e4705424cb50493dc40be0d0bcbe5d3782c6");
   REQUIRE_OK(testing::run(linear_endpoint(), request(std::string(k_body), std::string(k_sig)), 1700000000), v);
   CHECK(v->outcome == Outcome::event);
   CHECK(v->event_key == "linear:0f3a2d8e-delivery");
@@ -44,7 +46,9 @@ TEST_CASE("linear: ±60 s window in milliseconds", "[webhooks][linear]") {
   REQUIRE_UNAUTHORIZED(testing::run_ms(linear_endpoint(), req, 1699999939999));
   REQUIRE_UNAUTHORIZED(testing::run(linear_endpoint(), req, 1700000061));
   // Seconds mistaken for milliseconds would be decades off.
-  REQUIRE_UNAUTHORIZED(testing::run(linear_endpoint(), signed_request(R"({"type":"Issue","action":"create","webhookTimestamp":1700000000})"), 1700000000));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(linear_endpoint(),
+                   signed_request(R"({"type":"Issue","action":"create","webhookTimestamp":1700000000})"), 1700000000));
 }
 
 TEST_CASE("linear: tampered variants → 401", "[webhooks][linear]") {
@@ -70,8 +74,10 @@ TEST_CASE("linear: order is HMAC, JSON, window; bad timestamps rejected", "[webh
   REQUIRE_FALSE(bad_json);
   CHECK(bad_json.error().code == ErrorCode::bad_request);
   REQUIRE_UNAUTHORIZED(testing::run(ep, signed_request(R"({"type":"Issue","action":"create"})"), 1700000000));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, signed_request(R"({"type":"Issue","webhookTimestamp":"1700000000000"})"), 1700000000));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, signed_request(R"({"type":"Issue","webhookTimestamp":1700000000000.5})"), 1700000000));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(ep, signed_request(R"({"type":"Issue","webhookTimestamp":"1700000000000"})"), 1700000000));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(ep, signed_request(R"({"type":"Issue","webhookTimestamp":1700000000000.5})"), 1700000000));
 }
 
 TEST_CASE("linear: content key rides along; missing delivery falls back to it", "[webhooks][linear]") {

@@ -48,9 +48,10 @@ TEST_CASE("secret rotation: any active secret verifies", "[webhooks]") {
   // GitHub official vector, with the right secret second in the list.
   const std::string body = "Hello, World!";
   auto ep = testing::endpoint("github", {"new-secret-not-yet-used", "It's a Secret to Everybody"});
-  auto req = testing::post(body, {{"x-hub-signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
-                                  {"x-github-event", "push"},
-                                  {"x-github-delivery", "d1"}});
+  auto req = testing::post(
+      body, {{"x-hub-signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+             {"x-github-event", "push"},
+             {"x-github-delivery", "d1"}});
   REQUIRE(testing::run(ep, req, 0).has_value());
   ep.secrets = {"new-secret-not-yet-used"};
   REQUIRE_UNAUTHORIZED(testing::run(ep, req, 0));

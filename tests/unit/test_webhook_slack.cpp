@@ -20,9 +20,8 @@ EndpointConfig slack_endpoint() { return testing::endpoint("slack", {std::string
 
 http::Request signed_request(const std::string& body, const std::string& signature, const std::string& ts,
                              const std::string& content_type = "application/x-www-form-urlencoded") {
-  return testing::post(body, {{"content-type", content_type},
-                              {"x-slack-request-timestamp", ts},
-                              {"x-slack-signature", signature}});
+  return testing::post(
+      body, {{"content-type", content_type}, {"x-slack-request-timestamp", ts}, {"x-slack-signature", signature}});
 }
 
 http::Request sign(const std::string& body, const std::string& content_type, int64_t ts = k_ts) {
@@ -59,7 +58,8 @@ TEST_CASE("slack: tampered variants → 401", "[webhooks][slack]") {
     REQUIRE_UNAUTHORIZED(testing::run(ep, signed_request(k_body, "v1=" + std::string(k_hex), "1531420618"), k_ts));
   }
   SECTION("flipped digit") {
-    REQUIRE_UNAUTHORIZED(testing::run(ep, signed_request(k_body, "v0=" + testing::flip_hex(std::string(k_hex), 10), "1531420618"), k_ts));
+    REQUIRE_UNAUTHORIZED(testing::run(
+        ep, signed_request(k_body, "v0=" + testing::flip_hex(std::string(k_hex), 10), "1531420618"), k_ts));
   }
   SECTION("uppercase hex still verifies (hex is decoded either case)") {
     std::string upper(k_hex);
@@ -94,7 +94,8 @@ TEST_CASE("slack: tampered variants → 401", "[webhooks][slack]") {
     REQUIRE_UNAUTHORIZED(testing::run(ep, dup_ts, k_ts));
   }
   SECTION("wrong secret") {
-    REQUIRE_UNAUTHORIZED(testing::run(testing::endpoint("slack", {"another"}), signed_request(k_body, good, "1531420618"), k_ts));
+    REQUIRE_UNAUTHORIZED(
+        testing::run(testing::endpoint("slack", {"another"}), signed_request(k_body, good, "1531420618"), k_ts));
   }
 }
 
@@ -127,14 +128,17 @@ TEST_CASE("slack: event_callback key and malformed bodies", "[webhooks][slack]")
   CHECK(v->event_key == "slack:A0123:Ev123ABC456");
   CHECK(v->event_type == "app_mention");
 
-  auto no_id = testing::run(slack_endpoint(), sign(R"({"type":"event_callback","api_app_id":"A0123"})", "application/json"), k_ts);
+  auto no_id = testing::run(slack_endpoint(),
+                            sign(R"({"type":"event_callback","api_app_id":"A0123"})", "application/json"), k_ts);
   REQUIRE_FALSE(no_id);
   CHECK(no_id.error().code == ErrorCode::bad_request);
   auto garbage = testing::run(slack_endpoint(), sign("{not json", "application/json"), k_ts);
   REQUIRE_FALSE(garbage);
   CHECK(garbage.error().code == ErrorCode::bad_request);
 
-  REQUIRE_OK(testing::run(slack_endpoint(), sign(R"({"type":"app_rate_limited","api_app_id":"A0123"})", "application/json"), k_ts), rl);
+  REQUIRE_OK(testing::run(slack_endpoint(),
+                          sign(R"({"type":"app_rate_limited","api_app_id":"A0123"})", "application/json"), k_ts),
+             rl);
   CHECK(rl->outcome == Outcome::ignored);
 }
 

@@ -219,8 +219,8 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
 
 TEST_CASE("relay worker helpers: backoff schedule parsing and the signature format", "[webhooks]") {
   CHECK(parse_backoff("50,100,200") == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(50),
-                                                                            std::chrono::milliseconds(100),
-                                                                            std::chrono::milliseconds(200)});
+                                                                              std::chrono::milliseconds(100),
+                                                                              std::chrono::milliseconds(200)});
   CHECK_FALSE(parse_backoff(""));
   CHECK_FALSE(parse_backoff("5,x"));
   CHECK(default_relay_backoff().size() == 8);

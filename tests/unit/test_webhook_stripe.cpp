@@ -35,17 +35,21 @@ const std::string k_fixture =
 const std::string k_v1 = "2220f87ef101a04665f11cdf770523143f875572008577fa0f20882ddb9cc3c7";
 const std::string k_v0 = "63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef";
 
-EndpointConfig stripe_endpoint(std::string secret = "webhook_secret") { return testing::endpoint("stripe", {std::move(secret)}); }
+EndpointConfig stripe_endpoint(std::string secret = "webhook_secret") {
+  return testing::endpoint("stripe", {std::move(secret)});
+}
 
 http::Request request(std::string body, std::string header) {
-  return testing::post(std::move(body), {{"content-type", "application/json; charset=utf-8"}, {"stripe-signature", std::move(header)}});
+  return testing::post(std::move(body),
+                       {{"content-type", "application/json; charset=utf-8"}, {"stripe-signature", std::move(header)}});
 }
 
 }  // namespace
 
 TEST_CASE("stripe: official stripe-dotnet vector", "[webhooks][stripe]") {
   REQUIRE(k_fixture.size() == 484);
-  CHECK(crypto::hex_encode(crypto::sha256(k_fixture)) == "98cc89412549ca7faf118fca984763bdb6f81e13d1ce8c528dbbb5be602ec1be");
+  CHECK(crypto::hex_encode(crypto::sha256(k_fixture)) ==
+        "98cc89412549ca7faf118fca984763bdb6f81e13d1ce8c528dbbb5be602ec1be");
   const auto req = request(k_fixture, "t=1533204620,v1=" + k_v1 + ",v0=" + k_v0);
   for (const int64_t now : {int64_t{1533204620}, int64_t{1533204920}}) {
     REQUIRE_OK(testing::run(stripe_endpoint(), req, now), v);
@@ -69,14 +73,17 @@ TEST_CASE("stripe: trailing LF matters", "[webhooks][stripe]") {
         "8c506d7d19ece69e9a38e398964787dda54eeb2583381ffc7f56070c28d7f119");
   REQUIRE_UNAUTHORIZED(testing::run(stripe_endpoint(), request(no_lf, "t=1533204620,v1=" + k_v1), 1533204620));
   // ...and the no-LF HMAC does not authenticate the real body either.
-  REQUIRE_UNAUTHORIZED(testing::run(stripe_endpoint(),
-                                    request(k_fixture, "t=1533204620,v1=8c506d7d19ece69e9a38e398964787dda54eeb2583381ffc7f56070c28d7f119"),
-                                    1533204620));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      stripe_endpoint(),
+      request(k_fixture, "t=1533204620,v1=8c506d7d19ece69e9a38e398964787dda54eeb2583381ffc7f56070c28d7f119"),
+      1533204620));
 }
 
 TEST_CASE("stripe: rotation and v0", "[webhooks][stripe]") {
   // A zero v1 ahead of the valid one: still accepted.
-  CHECK(testing::run(stripe_endpoint(), request(k_fixture, "t=1533204620,v1=" + std::string(64, '0') + ",v1=" + k_v1), 1533204620).has_value());
+  CHECK(testing::run(stripe_endpoint(), request(k_fixture, "t=1533204620,v1=" + std::string(64, '0') + ",v1=" + k_v1),
+                     1533204620)
+            .has_value());
   // Only t and v0: rejected.
   REQUIRE_UNAUTHORIZED(testing::run(stripe_endpoint(), request(k_fixture, "t=1533204620,v0=" + k_v0), 1533204620));
   // v0 carrying the real HMAC is still never accepted.
@@ -93,7 +100,8 @@ TEST_CASE("stripe: malformed or tampered headers → 401", "[webhooks][stripe]")
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "v1=" + k_v1), 1533204620));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=1533204620"), 1533204620));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=1533204620,t=1533204620,v1=" + k_v1), 1533204620));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=1533204620,v1=" + testing::flip_hex(k_v1, 3)), 1533204620));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(ep, request(k_fixture, "t=1533204620,v1=" + testing::flip_hex(k_v1, 3)), 1533204620));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=1533204621,v1=" + k_v1), 1533204620));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=01533204620,v1=" + k_v1), 1533204620));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(k_fixture, "t=1533204620x,v1=" + k_v1), 1533204620));
@@ -104,11 +112,13 @@ TEST_CASE("stripe: malformed or tampered headers → 401", "[webhooks][stripe]")
   dup.headers.emplace_back("stripe-signature", "t=1533204620,v1=" + k_v1);
   REQUIRE_UNAUTHORIZED(testing::run(ep, dup, 1533204620));
   // The secret is the whole string: stripping or base64-decoding would differ.
-  REQUIRE_UNAUTHORIZED(testing::run(stripe_endpoint("whsec_webhook_secret"), request(k_fixture, "t=1533204620,v1=" + k_v1), 1533204620));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(stripe_endpoint("whsec_webhook_secret"), request(k_fixture, "t=1533204620,v1=" + k_v1), 1533204620));
 }
 
 TEST_CASE("stripe: stripe-node HMAC primitives", "[webhooks][stripe]") {
-  CHECK(testing::hex_hmac_sha256("test_secret", "") == "f7f9bd47fb987337b5796fdc1fdb9ba221d0d5396814bfcaf9521f43fd8927fd");
+  CHECK(testing::hex_hmac_sha256("test_secret", "") ==
+        "f7f9bd47fb987337b5796fdc1fdb9ba221d0d5396814bfcaf9521f43fd8927fd");
   CHECK(testing::hex_hmac_sha256("test_secret", R"({"obj1":"hello","obj2":"world"})") ==
         "bebb1a643997f419b315ddba19e6f5411e1ce7f810ba6d3617ce72823092f363");
   CHECK(testing::hex_hmac_sha256("test_secret", "\xF0\x9F\x98\x80") ==

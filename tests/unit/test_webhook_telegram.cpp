@@ -43,9 +43,10 @@ TEST_CASE("telegram: missing, wrong or duplicated token → 401", "[webhooks][te
   REQUIRE_UNAUTHORIZED(testing::run(ep, update({{"x-telegram-bot-api-secret-token", "abc-DEF_12"}}), 0));
   REQUIRE_UNAUTHORIZED(testing::run(ep, update({{"x-telegram-bot-api-secret-token", "abc-DEF_1234"}}), 0));
   REQUIRE_UNAUTHORIZED(testing::run(ep, update({{"x-telegram-bot-api-secret-token", ""}}), 0));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, update({{"x-telegram-bot-api-secret-token", "abc-DEF_123"},
-                                                {"x-telegram-bot-api-secret-token", "abc-DEF_123"}}),
-                                    0));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      ep,
+      update({{"x-telegram-bot-api-secret-token", "abc-DEF_123"}, {"x-telegram-bot-api-secret-token", "abc-DEF_123"}}),
+      0));
   // The bot token is never the secret.
   REQUIRE_UNAUTHORIZED(testing::run(ep, update({{"x-telegram-bot-api-secret-token", "123456:AAE-bot-token"}}), 0));
 }
@@ -62,7 +63,8 @@ TEST_CASE("telegram: verified but malformed → 400", "[webhooks][telegram]") {
   auto form = testing::run(ep, testing::post(R"({"update_id":1})", {token, {"content-type", "text/plain"}}), 0);
   REQUIRE_FALSE(form);
   CHECK(form.error().code == ErrorCode::bad_request);
-  auto charset = testing::run(ep, testing::post(R"({"update_id":1})", {token, {"content-type", "application/json; charset=utf-8"}}), 0);
+  auto charset = testing::run(
+      ep, testing::post(R"({"update_id":1})", {token, {"content-type", "application/json; charset=utf-8"}}), 0);
   CHECK(charset.has_value());
 }
 

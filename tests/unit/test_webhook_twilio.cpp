@@ -12,16 +12,17 @@ const std::string k_url = "https://mycompany.com/myapp.php?foo=1&bar=2";
 
 std::string form_body(const std::string& from = "+14158675309") {
   // http::form_encode sends '+' as %2B, as PROVIDERS §5 pitfalls require.
-  return http::form_encode({{"CallSid", "CA1234567890ABCDE"}, {"Caller", from}, {"Digits", "1234"},
-                            {"From", from}, {"To", "+18005551212"}});
+  return http::form_encode(
+      {{"CallSid", "CA1234567890ABCDE"}, {"Caller", from}, {"Digits", "1234"}, {"From", from}, {"To", "+18005551212"}});
 }
 
 EndpointConfig twilio_endpoint() { return testing::endpoint("twilio", {"12345"}); }
 
 http::Request request(std::string body, std::string signature, std::string target = "/myapp.php?foo=1&bar=2") {
-  return testing::post(std::move(body), {{"content-type", "application/x-www-form-urlencoded"},
-                                         {"x-twilio-signature", std::move(signature)}},
-                       std::move(target));
+  return testing::post(
+      std::move(body),
+      {{"content-type", "application/x-www-form-urlencoded"}, {"x-twilio-signature", std::move(signature)}},
+      std::move(target));
 }
 
 // The official vector has no AccountSid, so a verified request stops at the event key (400);
@@ -37,7 +38,8 @@ void check_verified(const Result<Verdict>& r) {
 
 TEST_CASE("twilio: string to sign of the official vector", "[webhooks][twilio]") {
   const std::string text =
-      "https://mycompany.com/myapp.php?foo=1&bar=2CallSidCA1234567890ABCDECaller+14158675309Digits1234From+14158675309To+18005551212";
+      "https://mycompany.com/"
+      "myapp.php?foo=1&bar=2CallSidCA1234567890ABCDECaller+14158675309Digits1234From+14158675309To+18005551212";
   CHECK(crypto::base64_encode(crypto::hmac_sha1("12345", text)) == "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
   CHECK(crypto::base64_encode(crypto::hmac_sha256("12345", text)) == "033hgUJA9M/hXIZsYjwkerEP/DBm35nEri5FhCYjA5s=");
 }
@@ -67,9 +69,9 @@ TEST_CASE("twilio: official vectors with port variants", "[webhooks][twilio]") {
 }
 
 TEST_CASE("twilio: repeated params are sorted by name then value", "[webhooks][twilio]") {
-  check_verified(testing::run(twilio_endpoint(),
-                              request("Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234", "IK+Dwps556ElfBT0I3Rgjkr1wJU="), 0,
-                              nullptr, k_url));
+  check_verified(testing::run(
+      twilio_endpoint(), request("Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234", "IK+Dwps556ElfBT0I3Rgjkr1wJU="),
+      0, nullptr, k_url));
 }
 
 TEST_CASE("twilio: JSON body signed through bodySHA256", "[webhooks][twilio]") {
@@ -78,7 +80,8 @@ TEST_CASE("twilio: JSON body signed through bodySHA256", "[webhooks][twilio]") {
   const std::string hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
   CHECK(crypto::hex_encode(crypto::sha256(body)) == hash);
   const std::string url = k_url + "&bodySHA256=" + hash;
-  auto req = testing::post(body, {{"content-type", "application/json"}, {"x-twilio-signature", "a9nBmqA0ju/hNViExpshrM61xv4="}});
+  auto req = testing::post(
+      body, {{"content-type", "application/json"}, {"x-twilio-signature", "a9nBmqA0ju/hNViExpshrM61xv4="}});
   REQUIRE_OK(testing::run(twilio_endpoint(), req, 0, nullptr, url), v);
   CHECK(v->outcome == Outcome::event);
   CHECK(v->event_key == "twilio:body:" + hash);
@@ -91,7 +94,8 @@ TEST_CASE("twilio: JSON body signed through bodySHA256", "[webhooks][twilio]") {
 }
 
 TEST_CASE("twilio: security docs example (secondary)", "[webhooks][twilio]") {
-  check_verified(testing::run(twilio_endpoint(), request(form_body("+12349013030"), "0/KCTR6DLpKmkAf8muzZqo1nDgQ="), 0, nullptr, k_url));
+  check_verified(testing::run(twilio_endpoint(), request(form_body("+12349013030"), "0/KCTR6DLpKmkAf8muzZqo1nDgQ="), 0,
+                              nullptr, k_url));
 }
 
 TEST_CASE("twilio: HMAC-SHA256 with a SharedKey named by the settings header", "[webhooks][twilio]") {
@@ -125,9 +129,11 @@ TEST_CASE("twilio: tampered variants → 401", "[webhooks][twilio]") {
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(form_body(), "RSOYDt4T1cUTdK1PDd93/VVr8B9="), 0, nullptr, k_url));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(form_body(), "RSOYDt4T1cUTdK1PDd93/VVr8B8"), 0, nullptr, k_url));
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(form_body(), ""), 0, nullptr, k_url));
-  REQUIRE_UNAUTHORIZED(testing::run(testing::endpoint("twilio", {"54321"}), request(form_body(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="), 0, nullptr, k_url));
+  REQUIRE_UNAUTHORIZED(testing::run(testing::endpoint("twilio", {"54321"}),
+                                    request(form_body(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="), 0, nullptr, k_url));
   // Query parameters are part of the URL, never merged into the sorted list.
-  REQUIRE_UNAUTHORIZED(testing::run(ep, request(form_body() + "&foo=1&bar=2", "RSOYDt4T1cUTdK1PDd93/VVr8B8="), 0, nullptr, k_url));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(ep, request(form_body() + "&foo=1&bar=2", "RSOYDt4T1cUTdK1PDd93/VVr8B8="), 0, nullptr, k_url));
   // Another path or host.
   REQUIRE_UNAUTHORIZED(testing::run(ep, request(form_body(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="), 0, nullptr,
                                     "https://mycompany.com/other.php?foo=1&bar=2"));
@@ -160,17 +166,27 @@ TEST_CASE("twilio: event keys and TwiML reply", "[webhooks][twilio]") {
     for (const auto& [k, v] : sorted) text += k + v;
     return request(http::form_encode(fields), crypto::base64_encode(crypto::hmac_sha1("12345", text)));
   };
-  REQUIRE_OK(testing::run(twilio_endpoint(), signed_req({{"AccountSid", "AC1"}, {"MessageSid", "SM1"}, {"Body", "hi"}}), 0, nullptr, k_url), sms);
+  REQUIRE_OK(testing::run(twilio_endpoint(), signed_req({{"AccountSid", "AC1"}, {"MessageSid", "SM1"}, {"Body", "hi"}}),
+                          0, nullptr, k_url),
+             sms);
   CHECK(sms->event_key == "twilio:AC1:SM1");
   CHECK(sms->event_type == "message");
   CHECK(sms->status == 200);
   CHECK(sms->reply_body == "<Response></Response>");
   CHECK(sms->reply_content_type == "text/xml");
 
-  REQUIRE_OK(testing::run(twilio_endpoint(), signed_req({{"AccountSid", "AC1"}, {"MessageSid", "SM1"}, {"MessageStatus", "delivered"}}), 0, nullptr, k_url), status);
+  REQUIRE_OK(testing::run(twilio_endpoint(),
+                          signed_req({{"AccountSid", "AC1"}, {"MessageSid", "SM1"}, {"MessageStatus", "delivered"}}), 0,
+                          nullptr, k_url),
+             status);
   CHECK(status->event_key == "twilio:AC1:SM1:delivered");
 
-  REQUIRE_OK(testing::run(twilio_endpoint(), signed_req({{"AccountSid", "AC1"}, {"CallSid", "CA1"}, {"CallStatus", "completed"}, {"SequenceNumber", "3"}}), 0, nullptr, k_url), call);
+  REQUIRE_OK(
+      testing::run(
+          twilio_endpoint(),
+          signed_req({{"AccountSid", "AC1"}, {"CallSid", "CA1"}, {"CallStatus", "completed"}, {"SequenceNumber", "3"}}),
+          0, nullptr, k_url),
+      call);
   CHECK(call->event_key == "twilio:AC1:CA1:completed:3");
   CHECK(call->event_type == "call");
 }

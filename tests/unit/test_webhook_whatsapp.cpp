@@ -34,36 +34,56 @@ http::Request signed_post(const std::string& body, const std::string& secret = "
 }  // namespace
 
 TEST_CASE("whatsapp: GET subscription handshake echoes the challenge", "[webhooks][whatsapp]") {
-  REQUIRE_OK(testing::run(meta_endpoint(), get({{"hub.mode", "subscribe"}, {"hub.challenge", "1158201444"}, {"hub.verify_token", "meatyhamhock"}}), 0), v);
+  REQUIRE_OK(
+      testing::run(
+          meta_endpoint(),
+          get({{"hub.mode", "subscribe"}, {"hub.challenge", "1158201444"}, {"hub.verify_token", "meatyhamhock"}}), 0),
+      v);
   CHECK(v->outcome == Outcome::handshake);
   CHECK(v->status == 200);
   CHECK(v->reply_body == "1158201444");
   CHECK(v->reply_content_type == "text/plain");
   CHECK(v->event_key.empty());
   // Echoed unchanged, even when not an integer.
-  REQUIRE_OK(testing::run(meta_endpoint(), get({{"hub.mode", "subscribe"}, {"hub.challenge", "abc 123"}, {"hub.verify_token", "meatyhamhock"}}), 0), w);
+  REQUIRE_OK(
+      testing::run(meta_endpoint(),
+                   get({{"hub.mode", "subscribe"}, {"hub.challenge", "abc 123"}, {"hub.verify_token", "meatyhamhock"}}),
+                   0),
+      w);
   CHECK(w->reply_body == "abc 123");
 }
 
 TEST_CASE("whatsapp: GET handshake failures → 401", "[webhooks][whatsapp]") {
   const auto ep = meta_endpoint();
-  REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhoc"}}), 0));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhockk"}}), 0));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "unsubscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhock"}}), 0));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhoc"}}), 0));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhockk"}}), 0));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      ep, get({{"hub.mode", "unsubscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhock"}}), 0));
   REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.challenge", "1"}, {"hub.verify_token", "meatyhamhock"}}), 0));
   REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}}), 0));
-  REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "x"}, {"hub.verify_token", "meatyhamhock"}}), 0));
+  REQUIRE_UNAUTHORIZED(testing::run(ep,
+                                    get({{"hub.mode", "subscribe"},
+                                         {"hub.challenge", "1"},
+                                         {"hub.verify_token", "x"},
+                                         {"hub.verify_token", "meatyhamhock"}}),
+                                    0));
   auto no_token = meta_endpoint();
   no_token.verify_token.clear();
-  REQUIRE_UNAUTHORIZED(testing::run(no_token, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", ""}}), 0));
+  REQUIRE_UNAUTHORIZED(
+      testing::run(no_token, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", ""}}), 0));
   // The App Secret is not the verify token.
-  REQUIRE_UNAUTHORIZED(testing::run(ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "test_app_secret"}}), 0));
+  REQUIRE_UNAUTHORIZED(testing::run(
+      ep, get({{"hub.mode", "subscribe"}, {"hub.challenge", "1"}, {"hub.verify_token", "test_app_secret"}}), 0));
 }
 
 TEST_CASE("whatsapp: regression POST vector", "[webhooks][whatsapp]") {
   REQUIRE(k_body.size() == 421);
-  CHECK(crypto::hex_encode(crypto::sha256(k_body)) == "b05881b2d2fab7cd53b50fb9f48495ddffce382a5b06ec3a7d8be0a710a54017");
-  auto req = testing::post(std::string(k_body), {{"content-type", "application/json"}, {"x-hub-signature-256", std::string(k_sig)}});
+  CHECK(crypto::hex_encode(crypto::sha256(k_body)) ==
+        "b05881b2d2fab7cd53b50fb9f48495ddffce382a5b06ec3a7d8be0a710a54017");
+  auto req = testing::post(std::string(k_body),
+                           {{"content-type", "application/json"}, {"x-hub-signature-256", std::string(k_sig)}});
   REQUIRE_OK(testing::run(meta_endpoint(), req, 0), v);
   CHECK(v->outcome == Outcome::event);
   CHECK(v->event_key == "whatsapp:msg:ABGGFlA5Fpa");
@@ -74,7 +94,9 @@ TEST_CASE("whatsapp: regression POST vector", "[webhooks][whatsapp]") {
 
 TEST_CASE("whatsapp: GitHub's official vector checks the shared sha256= scheme", "[webhooks][whatsapp]") {
   auto ep = testing::endpoint("whatsapp", {"It's a Secret to Everybody"});
-  auto req = testing::post("Hello, World!", {{"x-hub-signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}});
+  auto req = testing::post(
+      "Hello, World!",
+      {{"x-hub-signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}});
   // The signature verifies; the body is not JSON, so the verified request is malformed (400, not 401).
   auto r = testing::run(ep, req, 0);
   REQUIRE_FALSE(r);
@@ -113,7 +135,8 @@ TEST_CASE("whatsapp: one key per message and status in a batch", "[webhooks][wha
                                                  "whatsapp:msg:wamid.D"});
   CHECK(v->event_key == "whatsapp:msg:wamid.A");
 
-  const std::string other = R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{}}]}]})";
+  const std::string other =
+      R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{}}]}]})";
   REQUIRE_OK(testing::run(meta_endpoint(), signed_post(other), 0), o);
   CHECK(o->event_key == "whatsapp:body:" + crypto::hex_encode(crypto::sha256(other)));
 

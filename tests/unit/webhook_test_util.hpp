@@ -57,16 +57,16 @@ inline ErrorCode code_of(const Result<Verdict>& r) { return r ? ErrorCode::inter
 
 }  // namespace alumia::webhooks::testing
 
-#define REQUIRE_UNAUTHORIZED(expr)                                     \
-  do {                                                                 \
-    auto alumia_r_ = (expr);                                           \
-    REQUIRE_FALSE(alumia_r_.has_value());                              \
-    INFO(alumia_r_.error().message);                                   \
+#define REQUIRE_UNAUTHORIZED(expr)                                      \
+  do {                                                                  \
+    auto alumia_r_ = (expr);                                            \
+    REQUIRE_FALSE(alumia_r_.has_value());                               \
+    INFO(alumia_r_.error().message);                                    \
     CHECK(alumia_r_.error().code == ::alumia::ErrorCode::unauthorized); \
-    CHECK(alumia_r_.error().http_status() == 401);                     \
+    CHECK(alumia_r_.error().http_status() == 401);                      \
   } while (false)
 
-#define REQUIRE_OK(expr, var)                                                   \
-  auto var = (expr);                                                            \
-  if (!var) FAIL("unexpected error: " << var.error().message);                  \
+#define REQUIRE_OK(expr, var)                                  \
+  auto var = (expr);                                           \
+  if (!var) FAIL("unexpected error: " << var.error().message); \
   REQUIRE(var.has_value())

@@ -18,8 +18,8 @@ namespace alumia {
 
 enum class AuthType { oauth, api_key, none };
 enum class Availability { available, coming_soon };
-enum class ClientAuth { basic, body };       // RFC 6749 §2.3.1: never both
-enum class BodyFormat { form, json };        // token request body encoding
+enum class ClientAuth { basic, body };  // RFC 6749 §2.3.1: never both
+enum class BodyFormat { form, json };   // token request body encoding
 enum class RevocationStyle {
   none,     // no endpoint: destroy locally and tell the user (Microsoft, Atlassian)
   rfc7009,  // POST token=…&token_type_hint=…, client auth as clientAuth; 200 = success
@@ -46,7 +46,7 @@ struct UrlParam {  // "accountPickerParam" {name, value}; entries of "extraAutho
   std::string value;
 };
 
-struct ApiBase {  // "apiBase"
+struct ApiBase {            // "apiBase"
   std::string default_url;  // "default": https, or http on a loopback literal
   std::string env_var;      // "envVar": ALUMIA_* variable that overrides it; may be empty
 };
@@ -59,23 +59,23 @@ struct LabelExtract {
   std::string prefix;                      // "prefix", e.g. "@"
 };
 
-struct AccountLabelSource {  // "oauth.accountLabel"
+struct AccountLabelSource {                   // "oauth.accountLabel"
   LabelSource source = LabelSource::request;  // "source": "request" | "tokenResponse"
   // request only: called with the new access token as Bearer plus the connector's apiHeaders.
-  std::string method = "GET";               // "method": GET | POST
-  std::string url;                          // "url"
-  StringMap headers;                        // "headers"
-  std::optional<nlohmann::json> body;       // "body": sent as application/json (POST)
+  std::string method = "GET";          // "method": GET | POST
+  std::string url;                     // "url"
+  StringMap headers;                   // "headers"
+  std::optional<nlohmann::json> body;  // "body": sent as application/json (POST)
   LabelExtract extract;
 };
 
-struct Revocation {  // "oauth.revocation"
+struct Revocation {                               // "oauth.revocation"
   RevocationStyle style = RevocationStyle::none;  // "style"
-  std::string url;     // "url"; may hold {client_id}; empty when style is none
-  std::string method;  // "method"; defaults per style (DELETE for github, else POST)
+  std::string url;                                // "url"; may hold {client_id}; empty when style is none
+  std::string method;                             // "method"; defaults per style (DELETE for github, else POST)
 };
 
-struct TokenResponseQuirks {  // "oauth.tokenResponse"
+struct TokenResponseQuirks {      // "oauth.tokenResponse"
   bool form_encoded = false;      // "formEncoded": body may be form-encoded (GitHub)
   bool errors_in_200 = false;     // "errorsIn200": errors arrive with HTTP 200 (GitHub, Slack)
   std::string ok_field;           // "okField": boolean that must be true (Slack "ok")
@@ -84,14 +84,14 @@ struct TokenResponseQuirks {  // "oauth.tokenResponse"
   std::string scope_separator;    // "scopeSeparator" of the returned scope; empty = oauth.scopeSeparator
 };
 
-struct OAuthConfig {  // "oauth"
-  std::string authorize_url;                   // "authorizeUrl"
-  std::string token_url;                       // "tokenUrl"
-  Revocation revocation;                       // "revocation"
-  std::vector<std::string> default_scopes;     // "defaultScopes"
-  std::string scope_separator = " ";           // "scopeSeparator": " " or ","
-  bool pkce = true;                            // "pkce": S256 on every flow unless false
-  ClientAuth client_auth = ClientAuth::body;   // "clientAuth"
+struct OAuthConfig {                                   // "oauth"
+  std::string authorize_url;                           // "authorizeUrl"
+  std::string token_url;                               // "tokenUrl"
+  Revocation revocation;                               // "revocation"
+  std::vector<std::string> default_scopes;             // "defaultScopes"
+  std::string scope_separator = " ";                   // "scopeSeparator": " " or ","
+  bool pkce = true;                                    // "pkce": S256 on every flow unless false
+  ClientAuth client_auth = ClientAuth::body;           // "clientAuth"
   BodyFormat token_request_format = BodyFormat::form;  // "tokenRequestFormat"
   std::vector<UrlParam> extra_authorize_params;        // "extraAuthorizeParams" (sorted by name)
   std::optional<UrlParam> account_picker;              // "accountPickerParam"
@@ -102,63 +102,63 @@ struct OAuthConfig {  // "oauth"
   // "responseType" and "grantType" may be written but only "code" / "authorization_code" pass.
 };
 
-struct CredentialField {  // "credentialFields[]"
-  std::string key;          // "key": ^[a-z][a-z0-9_]{0,63}$
-  std::string label;        // "label"
-  bool required = true;     // "required"
-  bool secret = false;      // "secret": prompt without echo, never shown again
+struct CredentialField {                   // "credentialFields[]"
+  std::string key;                         // "key": ^[a-z][a-z0-9_]{0,63}$
+  std::string label;                       // "label"
+  bool required = true;                    // "required"
+  bool secret = false;                     // "secret": prompt without echo, never shown again
   std::optional<std::string> pattern;      // "pattern": ECMAScript regex, whole value must match
   std::optional<std::string> placeholder;  // "placeholder"
 };
 
 struct BasicAuthTemplate {  // "liveCheck.basicAuth"
-  std::string username;  // "username"
-  std::string password;  // "password"
+  std::string username;     // "username"
+  std::string password;     // "password"
 };
 
 // Optional check of submitted api_key credentials. url, headers and basicAuth are templates: {apiBase}
 // and {<credential key>} are substituted (credential values percent-encoded by the caller where they land
 // in a URL). Success: HTTP 2xx and, when successPointer is set, the value there equals successValue.
-struct LiveCheck {  // "liveCheck"
-  std::string method = "GET";               // "method": GET | POST
-  std::string url;                          // "url"
-  StringMap headers;                        // "headers"
+struct LiveCheck {                              // "liveCheck"
+  std::string method = "GET";                   // "method": GET | POST
+  std::string url;                              // "url"
+  StringMap headers;                            // "headers"
   std::optional<BasicAuthTemplate> basic_auth;  // "basicAuth"
-  std::string success_pointer;              // "successPointer"
-  nlohmann::json success_value = true;      // "successValue" (default true)
-  LabelExtract account_label;               // "accountLabel"
+  std::string success_pointer;                  // "successPointer"
+  nlohmann::json success_value = true;          // "successValue" (default true)
+  LabelExtract account_label;                   // "accountLabel"
 };
 
-struct WebhookInfo {  // "webhook"
+struct WebhookInfo {             // "webhook"
   std::string provider;          // "provider": a verifier name from PROVIDERS.md
   std::string scheme;            // "scheme": one-line human summary of the verification
   std::string signature_header;  // "signatureHeader"
   WebhookSecretSource secret_source = WebhookSecretSource::provider;  // "secretSource"
-  std::string secret_label;      // "secretLabel": where the user finds it / what we generate
+  std::string secret_label;                  // "secretLabel": where the user finds it / what we generate
   std::vector<std::string> endpoint_extras;  // "endpointExtras": e.g. verifyToken, audience, jwksUrl
 };
 
-struct Tool {  // "tools[]"
-  std::string name;         // "<slug>.<operation>"
+struct Tool {        // "tools[]"
+  std::string name;  // "<slug>.<operation>"
   std::string description;
 };
 
 struct Connector {
-  std::string slug;                 // "slug": ^[a-z0-9][a-z0-9-]{0,62}$
-  std::string name;                 // "name"
-  std::string description;          // "description"
-  std::string category;             // "category": ^[a-z][a-z0-9-]*$
-  AuthType auth_type = AuthType::none;                    // "authType"
-  Availability availability = Availability::available;    // "availability"
-  std::string availability_reason;  // "availabilityReason" (required when coming_soon)
-  std::optional<ApiBase> api_base;  // "apiBase"
-  StringMap api_headers;            // "apiHeaders": sent on every API call for this connector
-  std::vector<Tool> tools;          // "tools"
-  std::optional<OAuthConfig> oauth;              // "oauth": required iff authType is oauth
-  std::vector<CredentialField> credential_fields;  // "credentialFields": required iff api_key
-  std::optional<LiveCheck> live_check;           // "liveCheck": api_key only
-  std::optional<WebhookInfo> webhook;            // "webhook"
-  std::vector<std::string> commands;             // "commands": e.g. setup-webhook
+  std::string slug;                                     // "slug": ^[a-z0-9][a-z0-9-]{0,62}$
+  std::string name;                                     // "name"
+  std::string description;                              // "description"
+  std::string category;                                 // "category": ^[a-z][a-z0-9-]*$
+  AuthType auth_type = AuthType::none;                  // "authType"
+  Availability availability = Availability::available;  // "availability"
+  std::string availability_reason;                      // "availabilityReason" (required when coming_soon)
+  std::optional<ApiBase> api_base;                      // "apiBase"
+  StringMap api_headers;                                // "apiHeaders": sent on every API call for this connector
+  std::vector<Tool> tools;                              // "tools"
+  std::optional<OAuthConfig> oauth;                     // "oauth": required iff authType is oauth
+  std::vector<CredentialField> credential_fields;       // "credentialFields": required iff api_key
+  std::optional<LiveCheck> live_check;                  // "liveCheck": api_key only
+  std::optional<WebhookInfo> webhook;                   // "webhook"
+  std::vector<std::string> commands;                    // "commands": e.g. setup-webhook
   std::string source;  // where the effective definition came from (built-in or a file path)
 
   const CredentialField* find_field(std::string_view key) const;

@@ -82,7 +82,8 @@ class Core {
   Status unset_oauth_client(const Connector& c);
 
   // Connections.
-  Result<PageResult<Connection>> list_connections(const Caller& caller, const ConnectionFilter& filter, const Page& page);
+  Result<PageResult<Connection>> list_connections(const Caller& caller, const ConnectionFilter& filter,
+                                                  const Page& page);
   Result<StartResult> start_connection(const Caller& caller, const nlohmann::json& body);
   Result<Connection> get_connection(const Caller& caller, std::string_view id);
   // Soft delete + destroy secrets; returns the provider-revocation outcome for the response.

@@ -18,11 +18,11 @@ std::string hmac_sha256(std::string_view key, std::string_view data);
 std::string hmac_sha1(std::string_view key, std::string_view data);
 
 // Encodings.
-std::string hex_encode(std::string_view bytes);  // lowercase
-std::optional<std::string> hex_decode(std::string_view hex);  // either case; nullopt if invalid
-std::string base64_encode(std::string_view bytes);  // standard alphabet, padded
-std::optional<std::string> base64_decode(std::string_view b64);  // standard, padding optional
-std::string base64url_encode(std::string_view bytes);  // no padding
+std::string hex_encode(std::string_view bytes);                     // lowercase
+std::optional<std::string> hex_decode(std::string_view hex);        // either case; nullopt if invalid
+std::string base64_encode(std::string_view bytes);                  // standard alphabet, padded
+std::optional<std::string> base64_decode(std::string_view b64);     // standard, padding optional
+std::string base64url_encode(std::string_view bytes);               // no padding
 std::optional<std::string> base64url_decode(std::string_view b64);  // padding optional
 
 // Constant-time comparison of equal-length buffers (false on length mismatch, which is not secret).
@@ -40,7 +40,6 @@ bool ed25519_verify(std::string_view public_key, std::string_view message, std::
 
 // RS256 (RSASSA-PKCS1-v1_5 with SHA-256) check with an RSA key given as JWK modulus/exponent
 // (raw big-endian bytes, already base64url-decoded).
-bool rs256_verify_jwk(std::string_view n, std::string_view e, std::string_view message,
-                      std::string_view signature);
+bool rs256_verify_jwk(std::string_view n, std::string_view e, std::string_view message, std::string_view signature);
 
 }  // namespace alumia::crypto

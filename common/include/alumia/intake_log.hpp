@@ -84,10 +84,10 @@ class IntakeLog {
   void flusher_loop();
   bool write_all(const char* data, std::size_t n, uint64_t offset);
 
-  int m_fd;        // the flusher's (start() before it runs)
-  bool m_direct;   // m_fd has O_DIRECT
+  int m_fd;       // the flusher's (start() before it runs)
+  bool m_direct;  // m_fd has O_DIRECT
   std::filesystem::path m_path;
-  uint64_t m_ring;   // bytes of the ring (file minus head block)
+  uint64_t m_ring;  // bytes of the ring (file minus head block)
   uint64_t m_epoch;
   uint64_t m_next_seq;
 

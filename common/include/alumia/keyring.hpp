@@ -100,9 +100,9 @@ struct MasterKeyOptions {
 };
 
 struct MasterKey {
-  SecretBytes key;  // k_master_key_size bytes
+  SecretBytes key;                          // k_master_key_size bytes
   KeyringMode backend = KeyringMode::file;  // secret_service or file, never auto_
-  std::string location;  // store->location(), for doctor / daemon status / the log
+  std::string location;                     // store->location(), for doctor / daemon status / the log
   // Non-empty when auto fell back to the key file: log it at warning level and show it in
   // `doctor` and `daemon status`.
   std::string fallback_warning;

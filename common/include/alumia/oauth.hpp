@@ -82,7 +82,8 @@ class FlowService {
     int64_t expires_at_ms = 0;
   };
 
-  Result<TokenSet> token_request(const Connector& connector, const std::vector<std::pair<std::string, std::string>>& form);
+  Result<TokenSet> token_request(const Connector& connector,
+                                 const std::vector<std::pair<std::string, std::string>>& form);
   Status store_tokens(Connection& c, const Connector& connector, const TokenSet& tokens, int64_t sent_at_ms,
                       bool keep_old_refresh);
   std::string read_account_label(const Connector& connector, const TokenSet& tokens);
@@ -97,7 +98,7 @@ class FlowService {
   std::string m_redirect_base;
   int64_t m_flow_ttl_ms = 10 * 60 * 1000;
   std::mutex m_flows_mutex;
-  std::map<std::string, Flow> m_flows;  // sha256(state) → flow
+  std::map<std::string, Flow> m_flows;                                   // sha256(state) → flow
   std::map<std::string, std::pair<CallbackOutcome, int64_t>> m_results;  // guarded by m_flows_mutex
   std::mutex m_locks_mutex;
   std::map<std::string, std::shared_ptr<std::mutex>> m_locks;

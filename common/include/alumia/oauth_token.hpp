@@ -33,11 +33,11 @@ struct TokenQuirks {
 struct Credential {
   SecretBytes access_token;
   std::string token_type;  // "Bearer" (any case normalised; default when absent), else as sent ("bot", "user")
-  std::optional<SecretBytes> refresh_token;  // absent: keep the stored one (OAUTH.md §3.1)
-  std::optional<int64_t> expires_in;         // seconds; absent: expiry unknown
+  std::optional<SecretBytes> refresh_token;         // absent: keep the stored one (OAUTH.md §3.1)
+  std::optional<int64_t> expires_in;                // seconds; absent: expiry unknown
   std::optional<int64_t> refresh_token_expires_in;  // GitHub Apps, Google time-limited access
-  std::vector<std::string> scopes;  // granted scopes, deduplicated, in the order sent
-  bool scope_present = false;       // false: `scope` absent, so the request was granted in full
+  std::vector<std::string> scopes;                  // granted scopes, deduplicated, in the order sent
+  bool scope_present = false;                       // false: `scope` absent, so the request was granted in full
 };
 
 struct TokenSet : Credential {
@@ -64,8 +64,8 @@ std::string_view to_string(OAuthErrorKind kind);
 struct OAuthError {
   static constexpr std::size_t k_max_description = 200;
 
-  std::string code;          // provider code ("invalid_grant", "bad_verification_code"), or
-                             // "http_<status>" without one, or "malformed_response"
+  std::string code;  // provider code ("invalid_grant", "bad_verification_code"), or
+                     // "http_<status>" without one, or "malformed_response"
   std::string description;
   int http_status = 0;
   bool transient = false;

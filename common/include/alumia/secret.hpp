@@ -18,12 +18,18 @@ class SecretBytes {
   explicit SecretBytes(std::string_view s) : m_bytes(s.begin(), s.end()) {}
   SecretBytes(const SecretBytes&) = default;
   SecretBytes& operator=(const SecretBytes& o) {
-    if (this != &o) { wipe(); m_bytes = o.m_bytes; }
+    if (this != &o) {
+      wipe();
+      m_bytes = o.m_bytes;
+    }
     return *this;
   }
   SecretBytes(SecretBytes&& o) noexcept : m_bytes(std::move(o.m_bytes)) {}
   SecretBytes& operator=(SecretBytes&& o) noexcept {
-    if (this != &o) { wipe(); m_bytes = std::move(o.m_bytes); }
+    if (this != &o) {
+      wipe();
+      m_bytes = std::move(o.m_bytes);
+    }
     return *this;
   }
   ~SecretBytes() { wipe(); }
@@ -32,9 +38,7 @@ class SecretBytes {
   const unsigned char* data() const { return m_bytes.data(); }
   std::size_t size() const { return m_bytes.size(); }
   bool empty() const { return m_bytes.empty(); }
-  std::string_view view() const {
-    return {reinterpret_cast<const char*>(m_bytes.data()), m_bytes.size()};
-  }
+  std::string_view view() const { return {reinterpret_cast<const char*>(m_bytes.data()), m_bytes.size()}; }
   std::string str() const { return std::string(view()); }  // caller must treat the copy as secret
 
  private:

@@ -13,13 +13,13 @@ struct Url {
   std::string host;    // lower-case, without brackets for IPv6
   bool host_is_ipv4 = false;
   bool host_is_ipv6 = false;
-  uint16_t port = 0;        // explicit port, or the scheme default
+  uint16_t port = 0;  // explicit port, or the scheme default
   bool explicit_port = false;
-  std::string path;         // as written (still percent-encoded), "/" when empty
-  std::string query;        // raw, without '?'
+  std::string path;   // as written (still percent-encoded), "/" when empty
+  std::string query;  // raw, without '?'
   std::string userinfo;
 
-  std::string origin() const;  // scheme://host[:port] (port omitted when default)
+  std::string origin() const;     // scheme://host[:port] (port omitted when default)
   std::string host_port() const;  // host or [v6]:port
 };
 

@@ -36,7 +36,7 @@ struct WebhookServiceDeps {
   WebhookStore& hooks;
   const Clock& clock;
   Random& random;
-  http::Client& http;  // JWKS fetches (gmail)
+  http::Client& http;            // JWKS fetches (gmail)
   std::string webhook_base_url;  // setting webhook-base-url ("" = none)
   bool allow_insecure_base_url = false;
   std::string control_url;       // fallback base of receiveUrl
@@ -67,7 +67,8 @@ class WebhookService {
   Status delete_endpoint(const Caller& caller, const std::string& id);
   // PATCH: any of status ("active" | "disabled"), label, relayTo (null clears), maxBodyBytes. Unknown
   // fields and wrong types are VALIDATION_ERROR and change nothing.
-  Result<WebhookEndpointRecord> update_endpoint(const Caller& caller, const std::string& id, const nlohmann::json& body);
+  Result<WebhookEndpointRecord> update_endpoint(const Caller& caller, const std::string& id,
+                                                const nlohmann::json& body);
   Result<nlohmann::json> rotate_secret(const Caller& caller, const std::string& id, const nlohmann::json& body);
   nlohmann::json endpoint_json(const WebhookEndpointRecord& e) const;
 
@@ -98,7 +99,7 @@ class WebhookService {
  private:
   struct Cached {
     WebhookEndpointRecord record;
-    webhooks::EndpointConfig current;  // the current secret only
+    webhooks::EndpointConfig current;       // the current secret only
     webhooks::EndpointConfig during_grace;  // current + previous secret
     SecretBytes relay_secret;
   };

@@ -139,8 +139,8 @@ class WebhookStore {
   // Makes the job due now (queued, attempts reset) when it is queued, failed or dead; false otherwise.
   virtual Result<bool> retry_job(const std::string& id, int64_t now) = 0;
   // Same for every job of the user in `state` (failed or dead) created at or after `since`.
-  virtual Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state,
-                                     std::optional<int64_t> since, int64_t now) = 0;
+  virtual Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state, std::optional<int64_t> since,
+                                     int64_t now) = 0;
 
   // Relay worker.
   // Jobs left running by a crash go back to queued.
@@ -163,7 +163,7 @@ class WebhookStore {
 };
 
 struct WebhookStoreOptions {
-  std::filesystem::path path;  // the store.db that open_sqlite_store already migrated
+  std::filesystem::path path;    // the store.db that open_sqlite_store already migrated
   std::size_t max_batch = 1024;  // operations per transaction
   bool synchronous_full = true;
   // Size of the intake log (<path>-intake) when it is created; 0: no log, every delivery is

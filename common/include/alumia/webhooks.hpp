@@ -73,7 +73,7 @@ struct Verdict {
   int status = 200;
   std::string reply_body;
   std::string reply_content_type;  // empty when reply_body is empty
-  bool exact_reply = false;  // send reply_body verbatim; never add a JSON envelope or duplicate marker
+  bool exact_reply = false;        // send reply_body verbatim; never add a JSON envelope or duplicate marker
 };
 
 // JWKS documents ({"keys":[...]}) by URL. force_refresh asks for a refetch (unknown kid); an

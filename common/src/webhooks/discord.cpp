@@ -10,11 +10,16 @@ namespace {
 
 std::string_view interaction_type_name(int64_t type) {
   switch (type) {
-    case 2: return "application_command";
-    case 3: return "message_component";
-    case 4: return "application_command_autocomplete";
-    case 5: return "modal_submit";
-    default: return "interaction";
+    case 2:
+      return "application_command";
+    case 3:
+      return "message_component";
+    case 4:
+      return "application_command_autocomplete";
+    case 5:
+      return "modal_submit";
+    default:
+      return "interaction";
   }
 }
 
@@ -42,7 +47,8 @@ Result<Verdict> webhook_event(const nlohmann::json& doc, int64_t type, std::stri
   if (type != 1) return bad_request("discord webhook event has unknown type " + std::to_string(type));
   const auto app = id_field(doc, "application_id");
   auto it = doc.find("event");
-  if (!app || it == doc.end() || !it->is_object()) return bad_request("discord webhook event has no application_id or event");
+  if (!app || it == doc.end() || !it->is_object())
+    return bad_request("discord webhook event has no application_id or event");
   const auto event_type = string_field(*it, "type");
   const auto timestamp = string_field(*it, "timestamp");
   if (!event_type || !timestamp) return bad_request("discord webhook event has no event.type or event.timestamp");

@@ -61,7 +61,9 @@ Status check_claims(const nlohmann::json& claims, const EndpointConfig& endpoint
     if (aud->is_array())
       for (const auto& a : *aud) aud_ok = aud_ok || (a.is_string() && a.get<std::string>() == endpoint.audience);
   }
-  if (!aud_ok) return unauthorized("push token audience does not match the endpoint's audience (check the subscription's audience setting)");
+  if (!aud_ok)
+    return unauthorized(
+        "push token audience does not match the endpoint's audience (check the subscription's audience setting)");
 
   const auto exp = int_claim(claims, "exp");
   const auto iat = int_claim(claims, "iat");
@@ -156,7 +158,8 @@ class GmailVerifier final : public Verifier {
       return unauthorized("gmail endpoint has neither an audience nor a legacy token configured");
     if (!ep.audience.empty()) {
       // Fail closed: without the service account any Google-signed token for this audience passes.
-      if (ep.service_account_email.empty()) return unauthorized("gmail endpoint has no service account email configured");
+      if (ep.service_account_email.empty())
+        return unauthorized("gmail endpoint has no service account email configured");
       if (auto ok = check_jwt(req, ctx); !ok) return std::unexpected(ok.error());
     }
     if (!ep.legacy_token.empty())

@@ -24,8 +24,7 @@ class TelegramVerifier final : public Verifier {
     if (auto ok = require_secrets(endpoint, "a secret_token"); !ok) return ok;
     for (const auto& token : endpoint.secrets)
       if (!valid_telegram_secret_token(token))
-        return fail(ErrorCode::validation_error,
-                    "telegram secret_token must be 1-256 characters of A-Z a-z 0-9 _ -");
+        return fail(ErrorCode::validation_error, "telegram secret_token must be 1-256 characters of A-Z a-z 0-9 _ -");
     if (!parse_decimal(endpoint.bot_id))
       return fail(ErrorCode::validation_error, "telegram endpoint needs the numeric bot id (the bot token's prefix)");
     return {};
@@ -46,16 +45,16 @@ class TelegramVerifier final : public Verifier {
     if (!doc) return std::unexpected(doc.error());
     if (!doc->is_object()) return bad_request("telegram update is not a JSON object");
     auto it = doc->find("update_id");
-    if (it == doc->end() || !it->is_number_integer())
-      return bad_request("telegram update has no integer update_id");
-    if (ctx.endpoint.bot_id.empty())
-      return fail(ErrorCode::internal, "telegram endpoint has no bot id configured");
+    if (it == doc->end() || !it->is_number_integer()) return bad_request("telegram update has no integer update_id");
+    if (ctx.endpoint.bot_id.empty()) return fail(ErrorCode::internal, "telegram endpoint has no bot id configured");
 
     std::string type;
     for (const auto& [key, value] : doc->items())
-      if (key != "update_id") { type = key; break; }
-    Verdict v = event_verdict("telegram:" + ctx.endpoint.bot_id + ":" + std::to_string(it->get<int64_t>()),
-                              type);
+      if (key != "update_id") {
+        type = key;
+        break;
+      }
+    Verdict v = event_verdict("telegram:" + ctx.endpoint.bot_id + ":" + std::to_string(it->get<int64_t>()), type);
     // Telegram reads a JSON reply body as a Bot API call: 200, empty, for new and repeat alike.
     v.exact_reply = true;
     return v;

@@ -18,7 +18,8 @@ using Params = std::vector<std::pair<std::string, std::string>>;
 Result<std::string> called_url(const http::Request& req, const VerifyContext& ctx) {
   if (!ctx.public_url.empty()) return ctx.public_url;
   auto host = single_header(req, "Host");
-  if (!host) return unauthorized("cannot rebuild the URL Twilio signed: no public base URL and " + host.error().message);
+  if (!host)
+    return unauthorized("cannot rebuild the URL Twilio signed: no public base URL and " + host.error().message);
   if (http::header_count(req.headers, "X-Forwarded-Proto") > 1)
     return unauthorized("X-Forwarded-Proto header sent more than once");
   const std::string proto = http::to_lower(req.header("X-Forwarded-Proto").value_or("https"));
@@ -204,9 +205,10 @@ class TwilioVerifier final : public Verifier {
     if (!matched)
       return unauthorized("X-Twilio-Signature does not match (check that the public base URL is the URL Twilio calls)");
 
-    Result<Verdict> verdict = json_variant        ? json_event(req.body)
-                              : req.method == "GET" ? form_event(Params(req.query.begin(), req.query.end()), signed_text)
-                                                    : form_event(params, signed_text);
+    Result<Verdict> verdict = json_variant ? json_event(req.body)
+                              : req.method == "GET"
+                                  ? form_event(Params(req.query.begin(), req.query.end()), signed_text)
+                                  : form_event(params, signed_text);
     if (!verdict) return verdict;
     // Voice and messaging webhooks expect TwiML; status callbacks ignore the body.
     verdict->reply_body = "<Response></Response>";
