@@ -18,7 +18,7 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	exec $(BUILD)/daemon/alumia-connectd $(RUN_ARGS)
 
-test: build
+test: build check-format
 	@tests/support/oauth-peer/install.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 
@@ -34,7 +34,7 @@ bench: build
 format:
 	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
-check-format:
+check-format: deps
 	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
 
 clean:
