@@ -715,61 +715,73 @@ class SqliteWebhookStore final : public WebhookStore {
     return {};
   }
 
-  std::optional<KeyHit> known_key(const std::string& endpoint_id, const std::string& key) {
-    const std::string pk = pending_key(endpoint_id, key);
+  // One dedup key of a delivery, with its m_pending form and its fingerprint worked out once.
+  struct DedupKey {
+    const std::string* key;
+    std::string pk;
+    uint64_t fp;
+  };
+
+  std::optional<KeyHit> known_key(const std::string& endpoint_id, const DedupKey& k) {
     {
       std::lock_guard lock(m_pending_mutex);
-      if (auto it = m_pending.find(pk); it != m_pending.end())
-        return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(pk)};
-      if (!m_fingerprints.contains(fingerprint(pk))) return std::nullopt;  // never stored: no read
+      if (auto it = m_pending.find(k.pk); it != m_pending.end())
+        return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(k.pk)};
+      if (!m_fingerprints.contains(k.fp)) return std::nullopt;  // never stored: no read
     }
     std::lock_guard lock(m_dedup_mutex);
     auto q = m_dq.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
     q->bind(1, endpoint_id);
-    q->bind(2, key);
+    q->bind(2, *k.key);
     if (!q->executeStep()) return std::nullopt;
     return KeyHit{q->getColumn(0).getString(), std::nullopt};
   }
 
   // The delivery a request repeats, by the rules of IngestRequest (item keys: all known; else the
-  // event key or any alias).
-  std::optional<KeyHit> original_of(const IngestRequest& r) {
+  // event key or any alias). `keys`: the event key, then the item keys, then the aliases.
+  std::optional<KeyHit> original_of(const IngestRequest& r, const std::vector<DedupKey>& keys) {
+    const std::size_t items_end = 1 + r.item_keys.size();
     std::optional<KeyHit> original;
     if (!r.item_keys.empty()) {
-      for (const auto& k : r.item_keys) {
-        auto hit = known_key(r.endpoint_id, k);
+      for (std::size_t i = 1; i < items_end; ++i) {
+        auto hit = known_key(r.endpoint_id, keys[i]);
         if (!hit) return std::nullopt;
         if (!original || (hit->writing && !original->writing)) original = std::move(hit);
       }
       return original;
     }
-    original = known_key(r.endpoint_id, r.event_key);
-    for (std::size_t i = 0; !original && i < r.alias_keys.size(); ++i)
-      original = known_key(r.endpoint_id, r.alias_keys[i]);
+    original = known_key(r.endpoint_id, keys[0]);
+    for (std::size_t i = items_end; !original && i < keys.size(); ++i) original = known_key(r.endpoint_id, keys[i]);
     return original;
   }
 
   Result<IngestOutcome> ingest_checked(const IngestRequest& r) {
-    std::vector<const std::string*> keys{&r.event_key};
-    for (const auto& k : r.item_keys) keys.push_back(&k);
-    for (const auto& k : r.alias_keys) keys.push_back(&k);
+    std::vector<DedupKey> keys;
+    keys.reserve(1 + r.item_keys.size() + r.alias_keys.size());
+    auto add = [&](const std::string& k) {
+      auto pk = pending_key(r.endpoint_id, k);
+      const uint64_t fp = fingerprint(pk);
+      keys.push_back(DedupKey{&k, std::move(pk), fp});
+    };
+    add(r.event_key);
+    for (const auto& k : r.item_keys) add(k);
+    for (const auto& k : r.alias_keys) add(k);
     std::vector<std::size_t> locks;
-    for (const auto* k : keys) locks.push_back(fingerprint(pending_key(r.endpoint_id, *k)) % k_key_locks);
+    for (const auto& k : keys) locks.push_back(k.fp % k_key_locks);
     std::sort(locks.begin(), locks.end());
     locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (;;) {
       std::vector<std::unique_lock<std::mutex>> held;
       for (auto i : locks) held.emplace_back(m_key_locks[i]);
-      auto original = original_of(r);
+      auto original = original_of(r, keys);
       if (!original) {
         std::vector<std::string> owned;  // keys this delivery adds (an item key may be known already)
         {
           std::lock_guard lock(m_pending_mutex);
-          for (const auto* k : keys) {
-            auto pk = pending_key(r.endpoint_id, *k);
-            remember_fingerprint(fingerprint(pk));
-            if (m_pending.emplace(pk, PendingKey{r.event_id, false}).second) owned.push_back(std::move(pk));
+          for (const auto& k : keys) {
+            remember_fingerprint(k.fp);
+            if (m_pending.emplace(k.pk, PendingKey{r.event_id, false}).second) owned.push_back(k.pk);
           }
         }
         held.clear();
