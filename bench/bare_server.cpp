@@ -2,13 +2,23 @@
 // transport settings as the daemon's listener (TCP_NODELAY, keep-alive limits, default thread pool)
 // that answers every POST with an empty 200 and does nothing else. Listens on 127.0.0.1 (port 0 by
 // default, or argv[1]), prints the bound port on stdout, and exits 0 on SIGTERM or SIGINT.
+//
+// `--durable DIR`: the durable ceiling instead. Each POST body is appended to an intake log in DIR
+// (alumia::IntakeLog, the daemon's own group-committed O_DIRECT|O_DSYNC write) and the 200 goes out
+// once the write has returned. No verification, no dedup, no SQLite: what any service that answers
+// only after a durable write can reach with cpp-httplib on this machine.
+#include <alumia/intake_log.hpp>
+
 #include <httplib.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 int main(int argc, char** argv) {
   // Block the stop signals before any thread exists, then take them synchronously below.
@@ -26,12 +36,37 @@ int main(int argc, char** argv) {
   server.set_keep_alive_max_count(1000);  // as the daemon; the library default (5) would reconnect constantly
   server.set_keep_alive_timeout(5);
   server.set_payload_max_length(256 * 1024);
-  server.Post(".*", [](const httplib::Request&, httplib::Response& res) {
-    res.status = 200;
-    res.set_content("", "text/plain");
-  });
+  std::unique_ptr<alumia::IntakeLog> log;
+  int arg = 1;
+  if (argc > 2 && std::strcmp(argv[1], "--durable") == 0) {
+    std::vector<alumia::IntakeLog::Record> left;
+    auto opened = alumia::IntakeLog::open({.path = std::filesystem::path(argv[2]) / "bare.intake"}, left);
+    if (!opened || !(*opened)->start()) {
+      std::fprintf(stderr, "bench_bare_server: cannot open an intake log in %s\n", argv[2]);
+      return 1;
+    }
+    log = std::move(*opened);
+    arg = 3;
+  }
+  if (log) {
+    server.Post(".*", [&log](const httplib::Request& req, httplib::Response& res) {
+      auto seq = log->append(req.body, [](uint64_t) {});
+      if (!seq) {
+        res.status = 503;
+        return;
+      }
+      log->release(*seq);  // nothing applies it elsewhere; its space is free again
+      res.status = 200;
+      res.set_content("", "text/plain");
+    });
+  } else {
+    server.Post(".*", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 200;
+      res.set_content("", "text/plain");
+    });
+  }
 
-  const int wanted = argc > 1 ? std::atoi(argv[1]) : 0;
+  const int wanted = argc > arg ? std::atoi(argv[arg]) : 0;
   int port = wanted;
   if (wanted == 0) {
     port = server.bind_to_any_port("127.0.0.1");
@@ -50,5 +85,6 @@ int main(int argc, char** argv) {
   sigwait(&set, &sig);
   server.stop();
   serving.join();
+  log.reset();
   return 0;
 }

@@ -15,6 +15,8 @@
 #                      INGEST_EVENT=ping (GitHub event type sent; a ping is verified and answered but
 #                      not stored: the request path without storage, for comparison; the durability
 #                      check then fails by design)
+#                      DURABLE=0 (skip the third target, the durable ceiling: bench_bare_server --durable,
+#                      which appends each body to an intake log before its 200 and does nothing else)
 # Exit status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 set -euo pipefail
 
@@ -45,6 +47,7 @@ HOME_DIR="$WORK/home"
 mkdir -m 700 "$HOME_DIR"
 DAEMON_PID=""
 BARE_PID=""
+DURABLE_PID=""
 WRK_PID=""
 
 stop_pid() {  # stop_pid PID SIGNAL: signal one process we started and reap it
@@ -59,6 +62,7 @@ cleanup() {
   local rc=$?
   stop_pid "$WRK_PID" TERM
   stop_pid "$BARE_PID" TERM
+  stop_pid "$DURABLE_PID" TERM
   stop_pid "$DAEMON_PID" TERM
   if [ "${KEEP:-0}" = 1 ] || [ "$rc" -eq 2 ]; then
     echo "ingest: logs and store kept in $WORK" >&2
@@ -80,6 +84,18 @@ BARE_PID=$!
 for _ in $(seq 1 100); do [ -s "$WORK/bare.port" ] && break; sleep 0.1; done
 BARE_PORT=$(head -n1 "$WORK/bare.port")
 [ -n "$BARE_PORT" ] || die "bench_bare_server did not print its port"
+
+# --- the durable ceiling: the same server, answering only after a durable append ----------------
+TARGETS="daemon bare"
+if [ "${DURABLE:-1}" = 1 ]; then
+  mkdir -m 700 "$WORK/durable"
+  "$BARE" --durable "$WORK/durable" >"$WORK/durable.port" 2>"$WORK/durable.log" &
+  DURABLE_PID=$!
+  for _ in $(seq 1 100); do [ -s "$WORK/durable.port" ] && break; sleep 0.1; done
+  DURABLE_PORT=$(head -n1 "$WORK/durable.port")
+  [ -n "$DURABLE_PORT" ] || { cat "$WORK/durable.log" >&2; die "bench_bare_server --durable did not print its port"; }
+  TARGETS="daemon bare durable"
+fi
 
 # --- the daemon -------------------------------------------------------------------------------
 # RELAY=1: the relay worker delivers jobs to the bare server while wrk runs (its POSTs then share
@@ -160,7 +176,11 @@ ACKED="$WORK/acked.txt"
 
 run_wrk() {  # run_wrk LABEL TARGET SECONDS COUNTED(0|1) -> appends the INGEST line to $RESULTS if counted
   local label=$1 target=$2 secs=$3 counted=$4 url log acked=""
-  [ "$target" = daemon ] && url=$DAEMON_TARGET acked=$ACKED || url=$BARE_TARGET
+  case $target in
+    daemon) url=$DAEMON_TARGET acked=$ACKED ;;
+    bare) url=$BARE_TARGET ;;
+    durable) url="http://127.0.0.1:$DURABLE_PORT/api/v1/connectors/webhooks/github/$ENDPOINT_ID" ;;
+  esac
   log="$WORK/wrk.$label.$target.log"
   INGEST_BODY_FILE="$BODY" INGEST_SIGNATURE="$SIGNATURE" INGEST_PREFIX="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" \
     INGEST_ACKED="$acked" INGEST_LABEL="$label/$target" \
@@ -181,7 +201,7 @@ field() {  # field LINE NAME
 
 echo "ingest: daemon $DAEMON_URL (endpoint $ENDPOINT_ID), bare server 127.0.0.1:$BARE_PORT"
 echo "ingest: relay target: $([ "${RELAY:-0}" = 1 ] && echo "the bare server (RELAY=1)" || echo "none, jobs stay queued (RELAY=1 relays to the bare server)")"
-echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets, 1024-byte signed bodies"
+echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets ($TARGETS), 1024-byte signed bodies"
 echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 # The floor under durable ingest: every 2xx waits for an fdatasync of the store's WAL, so with C
 # connections the daemon cannot answer more than C / (fdatasync latency) requests a second, however
@@ -203,13 +223,12 @@ print("ingest: fdatasync of 4 KiB here: median %.2f ms, p90 %.2f ms -> at most %
       % (med * 1000, lat[len(lat) * 9 // 10] * 1000, 1 / med, c, c / med))
 FSYNC_EOF
 if [ "$WARMUP" -gt 0 ]; then
-  run_wrk warmup daemon "$WARMUP" 0
-  run_wrk warmup bare "$WARMUP" 0
+  for t in $TARGETS; do run_wrk warmup "$t" "$WARMUP" 0; done
 fi
 printf '%-6s %-7s %10s %10s %10s %10s %9s %s\n' round target req/s p50_ms p99_ms max_ms non2xx errors
 for r in $(seq 1 "$ROUNDS"); do
-  # Alternate which target goes first so slow drift in the machine's load cancels out.
-  if [ $((r % 2)) -eq 1 ]; then order="daemon bare"; else order="bare daemon"; fi
+  # Alternate the order of the targets so slow drift in the machine's load cancels out.
+  if [ $((r % 2)) -eq 1 ]; then order=$TARGETS; else order=$(tr ' ' '\n' <<<"$TARGETS" | tac | tr '\n' ' '); fi
   for t in $order; do
     run_wrk "$r" "$t" "$DURATION" 1
     line=$(grep " round=$r target=$t\$" "$RESULTS")
@@ -230,6 +249,12 @@ cpu_ticks() {  # utime+stime of a process in clock ticks
 }
 BARE_CPU=$(cpu_ticks "$BARE_PID")
 DAEMON_CPU=$(cpu_ticks "$DAEMON_PID")
+DURABLE_CPU=0
+if [ -n "$DURABLE_PID" ]; then
+  DURABLE_CPU=$(cpu_ticks "$DURABLE_PID")
+  stop_pid "$DURABLE_PID" TERM
+  DURABLE_PID=""
+fi
 TICK=$(getconf CLK_TCK)
 stop_pid "$BARE_PID" TERM
 BARE_PID=""
@@ -267,10 +292,10 @@ echo "ingest: jobs by state when the daemon was killed: $(dur job_states)"
 # --- summary ----------------------------------------------------------------------------------
 python3 - "$RESULTS" "$TARGET_RATE_RATIO" "$TARGET_P99_RATIO" "$ACKED_LINES" "$ACKED_UNIQUE" \
   "$(dur stored)" "$(dur stored_keys)" "$(dur missing)" "$(dur without_job)" "$(dur jobs)" "$(dur dedup)" \
-  "$(dur unacked_stored)" "$ROUNDS" "$CONNECTIONS" "$WORK/all.txt" "$DAEMON_CPU" "$BARE_CPU" "$TICK" <<'EOF'
+  "$(dur unacked_stored)" "$ROUNDS" "$CONNECTIONS" "$WORK/all.txt" "$DAEMON_CPU" "$BARE_CPU" "$TICK" "$DURABLE_CPU" <<'EOF'
 import statistics, sys
 (path, rate_target, p99_target, acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs,
- dedup, unacked_stored, rounds, conns, all_path, daemon_cpu, bare_cpu, tick) = sys.argv[1:]
+ dedup, unacked_stored, rounds, conns, all_path, daemon_cpu, bare_cpu, tick, durable_cpu) = sys.argv[1:]
 rate_target, p99_target = float(rate_target), float(p99_target)
 acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs, dedup, unacked_stored, rounds, conns = map(
     int, (acked_lines, acked_unique, stored, stored_keys, missing, without_job, jobs, dedup, unacked_stored, rounds, conns))
@@ -298,15 +323,27 @@ print("  p99    daemon %9.2f ms      bare %9.2f ms      per round: %s" % (
     ms(med(d_p99)), ms(med(b_p99)), " ".join("%.2f" % x for x in p99_ratios)))
 # CPU per request (whole process lifetime over every request it served, warm-up included): less
 # sensitive to a busy machine than rates and latencies, which include waiting for a CPU.
-served = {"daemon": 0, "bare": 0}
+served = {"daemon": 0, "bare": 0, "durable": 0}
 for line in open(all_path):
     f = dict(kv.split("=", 1) for kv in line.split()[1:])
     served[f["target"]] += int(f["requests"])
 cpu_us = {t: (float(c) / float(tick) * 1e6 / served[t] if served[t] else 0.0)
-          for t, c in (("daemon", daemon_cpu), ("bare", bare_cpu))}
+          for t, c in (("daemon", daemon_cpu), ("bare", bare_cpu), ("durable", durable_cpu))}
 print("  cpu    daemon %9.0f us/req     bare %9.0f us/req     (%.1fx; user+system time over %d and %d requests)" % (
     cpu_us["daemon"], cpu_us["bare"], cpu_us["daemon"] / cpu_us["bare"] if cpu_us["bare"] else 0.0,
     served["daemon"], served["bare"]))
+if any(t == "durable" for _, t in runs):
+    # Information, not a target: the same bare server answering only after a durable append (the
+    # daemon's intake log, nothing else). durable/bare is the most any durable-before-2xx service
+    # keeps of the HTTP ceiling on this machine; daemon/durable is what verification, dedup and
+    # the store cost on top of that.
+    u_rps, u_p99 = col("durable", "rps"), col("durable", "p99_us")
+    print("  durable ceiling (bench_bare_server --durable: append to an intake log, then 200; information)")
+    print("         durable %8.0f req/s   p50 %.2f ms   p99 %.2f ms   cpu %.0f us/req" % (
+        med(u_rps), ms(med(col("durable", "p50_us"))), ms(med(u_p99)), cpu_us["durable"]))
+    print("         durable/bare rate %.2f, p99 %.2f    daemon/durable rate %.2f, p99 %.2f   (medians of per-round ratios)" % (
+        med([u / b for u, b in zip(u_rps, b_rps)]), med([u / b for u, b in zip(u_p99, b_p99)]),
+        med([d / u for d, u in zip(d_rps, u_rps)]), med([d / u for d, u in zip(d_p99, u_p99)])))
 ok_rate = med(rate_ratios) >= rate_target
 ok_p99 = med(p99_ratios) <= p99_target
 print("  rate ratio  %.2f (target >= %.2f)  %s" % (med(rate_ratios), rate_target, "PASS" if ok_rate else "FAIL"))
