@@ -220,6 +220,7 @@ med = lat[len(lat) // 2]
 c = int(sys.argv[2])
 print("ingest: fdatasync of 4 KiB here: median %.2f ms, p90 %.2f ms -> at most %.0f durable commits/s;"
       " with %d connections and one commit per round trip the daemon can answer at most ~%.0f req/s"
+      " (the disk's bound alone; the durable target measures HTTP plus the write)"
       % (med * 1000, lat[len(lat) * 9 // 10] * 1000, 1 / med, c, c / med))
 FSYNC_EOF
 if [ "$WARMUP" -gt 0 ]; then
