@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -48,23 +49,18 @@ int main(int argc, char** argv) {
     log = std::move(*opened);
     arg = 3;
   }
-  if (log) {
-    server.Post(".*", [&log](const httplib::Request& req, httplib::Response& res) {
+  server.Post(".*", [&log](const httplib::Request& req, httplib::Response& res) {
+    if (log) {
       auto seq = log->append(req.body, [](uint64_t) {});
       if (!seq) {
         res.status = 503;
         return;
       }
       log->release(*seq);  // nothing applies it elsewhere; its space is free again
-      res.status = 200;
-      res.set_content("", "text/plain");
-    });
-  } else {
-    server.Post(".*", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 200;
-      res.set_content("", "text/plain");
-    });
-  }
+    }
+    res.status = 200;
+    res.set_content("", "text/plain");
+  });
 
   const int wanted = argc > arg ? std::atoi(argv[arg]) : 0;
   int port = wanted;
