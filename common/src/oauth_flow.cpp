@@ -10,6 +10,7 @@ namespace {
 using nlohmann::json;
 constexpr int64_t k_flow_ttl_ms = 10 * 60 * 1000;
 constexpr int64_t k_refresh_margin_ms = 10 * 60 * 1000;
+constexpr int64_t k_use_margin_ms = 60 * 1000;  // SPEC §6: a token read refreshes within a minute of expiry
 constexpr const char* k_at = "oauth.access_token";
 constexpr const char* k_rt = "oauth.refresh_token";
 constexpr const char* k_tt = "oauth.token_type";
@@ -402,7 +403,19 @@ Status FlowService::refresh(const std::string& connection_id) {
   return refresh_locked(c);
 }
 
-Result<AccessToken> FlowService::access_token(const Connection& conn, int64_t margin_ms) {
+bool refresh_due(const Connection& c, int64_t now_ms) {
+  if (!c.expires_at) return false;
+  const int64_t base = c.last_refreshed_at.value_or(c.updated_at);
+  const int64_t lifetime = *c.expires_at - base;
+  if (lifetime < 2 * k_refresh_margin_ms) return now_ms >= base + lifetime / 2;  // short-lived: at half its life
+  return *c.expires_at - now_ms < k_refresh_margin_ms;
+}
+
+bool refresh_before_use(const Connection& c, int64_t now_ms) {
+  return c.expires_at && (refresh_due(c, now_ms) || *c.expires_at - now_ms < k_use_margin_ms);
+}
+
+Result<AccessToken> FlowService::access_token(const Connection& conn) {
   const auto& d = m_core.deps();
   auto lock_ptr = connection_mutex(conn.id);
   std::lock_guard lock(*lock_ptr);
@@ -414,7 +427,7 @@ Result<AccessToken> FlowService::access_token(const Connection& conn, int64_t ma
   if (c.status != ConnectionStatus::active)
     return fail(ErrorCode::conflict, "connection " + c.id + " is " + std::string(to_string(c.status)) +
                                          (c.error ? ": " + c.error->message : std::string()));
-  if (c.expires_at && *c.expires_at - d.clock.now_ms() < margin_ms) {
+  if (refresh_before_use(c, d.clock.now_ms())) {
     if (auto st = refresh_locked(c); !st) return std::unexpected(st.error());
   }
   auto tokens = open_tokens(c);
@@ -562,10 +575,7 @@ void FlowService::worker_loop(std::chrono::milliseconds interval) {
     auto due = d.store.list_expiring_connections(now + k_refresh_margin_ms);
     if (!due) continue;
     for (const auto& c : *due) {
-      // Short-lived tokens refresh at half their life, not at every tick.
-      const int64_t base = c.last_refreshed_at.value_or(c.updated_at);
-      const int64_t lifetime = *c.expires_at - base;
-      if (lifetime < 2 * k_refresh_margin_ms && now < base + lifetime / 2) continue;
+      if (!refresh_due(c, now)) continue;  // short-lived tokens refresh at half their life, not at every tick
       if (auto it = m_backoff_until.find(c.id); it != m_backoff_until.end() && it->second > now) continue;
       auto st = refresh(c.id);
       if (!st && st.error().code == ErrorCode::service_unavailable) {

@@ -35,6 +35,14 @@ struct RevocationOutcome {
   std::string detail;
 };
 
+// OAUTH.md §3.4: the refresh margin. A token is due within 10 minutes of its expiry, or, when its
+// lifetime (from the last refresh, else the last update) is under 20 minutes, past half of it. No
+// expiry: never due. The worker refreshes what is due.
+bool refresh_due(const Connection& c, int64_t now_ms);
+// A caller about to use the token refreshes it first when it is due (OAUTH.md §3.4) or expires
+// within a minute (SPEC §6).
+bool refresh_before_use(const Connection& c, int64_t now_ms);
+
 class FlowService {
  public:
   FlowService(Core& core, std::string redirect_base);
@@ -53,8 +61,8 @@ class FlowService {
   // Handles the callback query. Checks state first; unknown/used/expired states change nothing.
   CallbackOutcome complete(const std::multimap<std::string, std::string>& query);
 
-  // A fresh access token, refreshed first when it expires within `margin_ms` (single flight).
-  Result<AccessToken> access_token(const Connection& c, int64_t margin_ms = 60'000);
+  // A fresh access token, refreshed first (single flight) when refresh_before_use() says so.
+  Result<AccessToken> access_token(const Connection& c);
   // Refreshes now (single flight per connection). Transient failures come back as
   // SERVICE_UNAVAILABLE and leave the connection as it was.
   Status refresh(const std::string& connection_id);
