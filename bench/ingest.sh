@@ -129,6 +129,7 @@ curl -sS -o "$WORK/endpoint.json" -w '%{http_code}' -H @"$WORK/auth.hdr" -H 'Con
 ENDPOINT_ID=$(json_get "$WORK/endpoint.json" 'd["data"]["endpoint"]["id"]')
 DAEMON_TARGET="$DAEMON_URL/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
 BARE_TARGET="http://127.0.0.1:$BARE_PORT/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
+DURABLE_TARGET="http://127.0.0.1:${DURABLE_PORT:-0}/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
 
 # --- the body and its signature ---------------------------------------------------------------
 # A push-shaped JSON body padded to exactly 1024 bytes. GitHub signs the body only; the unique
@@ -179,7 +180,7 @@ run_wrk() {  # run_wrk LABEL TARGET SECONDS COUNTED(0|1) -> appends the INGEST l
   case $target in
     daemon) url=$DAEMON_TARGET acked=$ACKED ;;
     bare) url=$BARE_TARGET ;;
-    durable) url="http://127.0.0.1:$DURABLE_PORT/api/v1/connectors/webhooks/github/$ENDPOINT_ID" ;;
+    durable) url=$DURABLE_TARGET ;;
   esac
   log="$WORK/wrk.$label.$target.log"
   INGEST_BODY_FILE="$BODY" INGEST_SIGNATURE="$SIGNATURE" INGEST_PREFIX="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" \
@@ -203,7 +204,7 @@ echo "ingest: daemon $DAEMON_URL (endpoint $ENDPOINT_ID), bare server 127.0.0.1:
 echo "ingest: relay target: $([ "${RELAY:-0}" = 1 ] && echo "the bare server (RELAY=1)" || echo "none, jobs stay queued (RELAY=1 relays to the bare server)")"
 echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets ($TARGETS), 1024-byte signed bodies"
 echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-# The floor under durable ingest: every 2xx waits for an fdatasync of the store's WAL, so with C
+# The floor under durable ingest: every 2xx waits for a durable write (the intake log's), so with C
 # connections the daemon cannot answer more than C / (fdatasync latency) requests a second, however
 # cheap the rest is. Measured on the store's own file system, now.
 python3 - "$WORK" "$CONNECTIONS" <<'FSYNC_EOF'
