@@ -10,7 +10,6 @@ namespace {
 using nlohmann::json;
 constexpr int64_t k_flow_ttl_ms = 10 * 60 * 1000;
 constexpr int64_t k_refresh_margin_ms = 10 * 60 * 1000;
-constexpr int64_t k_use_margin_ms = 60 * 1000;  // SPEC §6: a token read refreshes within a minute of expiry
 constexpr const char* k_at = "oauth.access_token";
 constexpr const char* k_rt = "oauth.refresh_token";
 constexpr const char* k_tt = "oauth.token_type";
@@ -393,13 +392,15 @@ Status FlowService::refresh_locked(Connection& c) {
   return {};
 }
 
-Status FlowService::refresh(const std::string& connection_id) {
+Status FlowService::refresh_if_due(const std::string& connection_id) {
   auto lock_ptr = connection_mutex(connection_id);
   std::lock_guard lock(*lock_ptr);
   auto found = m_core.deps().store.find_connection(connection_id);
   if (!found) return std::unexpected(found.error());
   if (!*found || (*found)->deleted_at) return fail(ErrorCode::not_found, "no connection " + connection_id);
   Connection c = **found;
+  // Read again under the lock: a token read may have refreshed it since the worker listed it.
+  if (!refresh_due(c, m_core.deps().clock.now_ms())) return {};
   return refresh_locked(c);
 }
 
@@ -411,15 +412,14 @@ bool refresh_due(const Connection& c, int64_t now_ms) {
   return *c.expires_at - now_ms < k_refresh_margin_ms;
 }
 
-bool refresh_before_use(const Connection& c, int64_t now_ms) {
-  return c.expires_at && (refresh_due(c, now_ms) || *c.expires_at - now_ms < k_use_margin_ms);
-}
-
 Result<AccessToken> FlowService::access_token(const Connection& conn) {
   const auto& d = m_core.deps();
+  // Single flight (SPEC §6): concurrent reads queue on the connection's lock; the first that finds the
+  // token inside the refresh margin refreshes it, and the others then find a fresh token. A read that
+  // waited while another refreshed never refreshes again, whatever the token's lifetime.
+  const int64_t asked_at = d.clock.now_ms();
   auto lock_ptr = connection_mutex(conn.id);
   std::lock_guard lock(*lock_ptr);
-  // Re-read under the lock: a concurrent caller may just have refreshed it.
   auto found = d.store.find_connection(conn.id);
   if (!found) return std::unexpected(found.error());
   if (!*found || (*found)->deleted_at) return fail(ErrorCode::not_found, "no connection " + conn.id);
@@ -427,7 +427,8 @@ Result<AccessToken> FlowService::access_token(const Connection& conn) {
   if (c.status != ConnectionStatus::active)
     return fail(ErrorCode::conflict, "connection " + c.id + " is " + std::string(to_string(c.status)) +
                                          (c.error ? ": " + c.error->message : std::string()));
-  if (refresh_before_use(c, d.clock.now_ms())) {
+  const bool refreshed_meanwhile = c.last_refreshed_at && *c.last_refreshed_at >= asked_at;
+  if (!refreshed_meanwhile && refresh_due(c, d.clock.now_ms())) {
     if (auto st = refresh_locked(c); !st) return std::unexpected(st.error());
   }
   auto tokens = open_tokens(c);
@@ -577,7 +578,7 @@ void FlowService::worker_loop(std::chrono::milliseconds interval) {
     for (const auto& c : *due) {
       if (!refresh_due(c, now)) continue;  // short-lived tokens refresh at half their life, not at every tick
       if (auto it = m_backoff_until.find(c.id); it != m_backoff_until.end() && it->second > now) continue;
-      auto st = refresh(c.id);
+      auto st = refresh_if_due(c.id);
       if (!st && st.error().code == ErrorCode::service_unavailable) {
         const int n = ++m_failures[c.id];
         const int64_t delay = std::min<int64_t>(int64_t{5000} << std::min(n, 8), 15 * 60 * 1000);

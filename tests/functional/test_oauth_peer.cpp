@@ -7,6 +7,10 @@
 
 #include <alumia/http.hpp>
 
+#include <latch>
+#include <thread>
+#include <vector>
+
 using namespace alumia::test;
 using nlohmann::json;
 
@@ -224,4 +228,64 @@ TEST_CASE("Refresh before expiry rotates the refresh token without reuse", "[oau
   const std::string at2 = s.token(id);
   CHECK(at2 != at1);
   CHECK(s.peer.introspect(at2)["active"] == true);
+}
+
+namespace {
+
+struct TokenRead {
+  int status = 0;
+  std::string access_token;
+};
+
+// `n` token reads released together (SPEC §6's burst), each on its own connection to the daemon.
+std::vector<TokenRead> read_tokens_at_once(const Daemon& daemon, const std::string& id, int n) {
+  const std::string key = daemon.key();
+  std::vector<TokenRead> reads(static_cast<std::size_t>(n));
+  std::latch go(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      go.arrive_and_wait();
+      auto r = daemon.api("POST", "/api/v1/connections/" + id + "/token", "{}", key);
+      auto& out = reads[static_cast<std::size_t>(i)];
+      out.status = r.status;
+      if (r.status == 200) out.access_token = r.json()["data"]["accessToken"];
+    });
+  for (auto& t : threads) t.join();
+  return reads;
+}
+
+}  // namespace
+
+TEST_CASE("Concurrent token reads share one refresh, and a fresh token is not refreshed", "[oauth-peer]") {
+  if (!oauth_peer_available()) return;
+  // 4-second tokens are inside the refresh margin after 2 s (half their life). The background worker
+  // is kept out of the way (one pass an hour) so that every refresh here is a token read's.
+  PeerSetup s({{"PEER_AT_TTL", "4"}}, {{"ALUMIA_REFRESH_INTERVAL_MS", "3600000"}});
+  auto r = s.connect({"peer", "--timeout", "60"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const auto connected = std::chrono::steady_clock::now();
+  const std::string id = s.only_connection_id();
+  REQUIRE(s.peer.grants("authorization_code") == 1);
+
+  // A token just issued: 20 reads at once, no refresh at all (the earlier rule refreshed on every
+  // read of a token that expires within a minute: 20 refreshes).
+  const auto fresh = read_tokens_at_once(*s.daemon, id, 20);
+  for (const auto& t : fresh) {
+    CHECK(t.status == 200);
+    CHECK(t.access_token == fresh.front().access_token);
+  }
+  CHECK(s.peer.grants("refresh_token") == 0);
+
+  // Inside the margin: 20 reads at once, one refresh at the authorization server, one new token for all.
+  REQUIRE(eventually([&] { return std::chrono::steady_clock::now() - connected > std::chrono::milliseconds(2200); }));
+  const auto due = read_tokens_at_once(*s.daemon, id, 20);
+  for (const auto& t : due) {
+    CHECK(t.status == 200);
+    CHECK(t.access_token == due.front().access_token);
+  }
+  CHECK(due.front().access_token != fresh.front().access_token);
+  CHECK(s.peer.grants("refresh_token") == 1);
+  CHECK(s.peer.introspect(due.front().access_token)["active"] == true);
 }

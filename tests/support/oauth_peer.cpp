@@ -47,6 +47,12 @@ nlohmann::json OAuthPeer::introspect(const std::string& token) const {
   return r.json();
 }
 
+int OAuthPeer::grants(const std::string& grant_type) const {
+  auto r = http_request("GET", m_issuer + "/_peer/grants");
+  if (r.status != 200) throw std::runtime_error("oauth peer: /_peer/grants answered " + std::to_string(r.status));
+  return r.json().value(grant_type, 0);
+}
+
 void write_peer_connector(const fs::path& home, const std::string& slug, const std::string& issuer,
                           const nlohmann::json& oauth_extra) {
   nlohmann::json oauth{

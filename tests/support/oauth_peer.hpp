@@ -19,6 +19,8 @@ class OAuthPeer {
   const std::string& issuer() const { return m_issuer; }
   // Introspection (RFC 7662) of a token, authenticated as the test client.
   nlohmann::json introspect(const std::string& token) const;
+  // How many token grants of this type (authorization_code, refresh_token) the peer has granted.
+  int grants(const std::string& grant_type) const;
   std::string log() const { return m_proc->err(); }
 
  private:

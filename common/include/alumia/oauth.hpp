@@ -35,13 +35,12 @@ struct RevocationOutcome {
   std::string detail;
 };
 
-// OAUTH.md §3.4: the refresh margin. A token is due within 10 minutes of its expiry, or, when its
-// lifetime (from the last refresh, else the last update) is under 20 minutes, past half of it. No
-// expiry: never due. The worker refreshes what is due.
+// OAUTH.md §3.4 and SPEC §6: the refresh margin. A token is due within 10 minutes of its expiry, or,
+// when its lifetime (from the last refresh, else the last update) is under 20 minutes, past half of it.
+// No expiry: never due. The worker refreshes what is due, and a token read refreshes first from the
+// same point, so a token just refreshed is never due again at once (an earlier rule, "refresh when it
+// expires within a minute", refreshed a 60-s token on every read).
 bool refresh_due(const Connection& c, int64_t now_ms);
-// A caller about to use the token refreshes it first when it is due (OAUTH.md §3.4) or expires
-// within a minute (SPEC §6).
-bool refresh_before_use(const Connection& c, int64_t now_ms);
 
 class FlowService {
  public:
@@ -61,11 +60,13 @@ class FlowService {
   // Handles the callback query. Checks state first; unknown/used/expired states change nothing.
   CallbackOutcome complete(const std::multimap<std::string, std::string>& query);
 
-  // A fresh access token, refreshed first (single flight) when refresh_before_use() says so.
+  // A fresh access token, refreshed first when refresh_due() says so. Concurrent reads share one
+  // refresh: one refresh per connection at a time, and a read that waited for another's refresh uses
+  // its token.
   Result<AccessToken> access_token(const Connection& c);
-  // Refreshes now (single flight per connection). Transient failures come back as
-  // SERVICE_UNAVAILABLE and leave the connection as it was.
-  Status refresh(const std::string& connection_id);
+  // The worker's refresh: under the connection's lock, only if still due. Transient failures come
+  // back as SERVICE_UNAVAILABLE and leave the connection as it was.
+  Status refresh_if_due(const std::string& connection_id);
   // Soft-deletes the connection (secrets destroyed, WAL checkpointed), then revokes at the provider.
   Result<RevocationOutcome> disconnect(const Caller& caller, std::string_view id);
 

@@ -13,7 +13,8 @@
 //   PEER_AT_TTL         access-token lifetime in seconds (default 60)
 //
 // Endpoints (issuer = http://127.0.0.1:PORT): /auth, /token, /token/revocation, /token/introspection,
-// /me (userinfo: {sub, email}), /jwks, /.well-known/openid-configuration.
+// /me (userinfo: {sub, email}), /jwks, /.well-known/openid-configuration; and, for the tests' own
+// assertions, /_peer/grants: {"<grant_type>": count} of the token grants it has granted so far.
 import http from 'node:http';
 import { Provider } from 'oidc-provider';
 
@@ -96,7 +97,22 @@ if (mode === 'auto') {
   });
 }
 
-server.on('request', provider.callback());
+// Successful token grants by type, so a test can count refreshes at the authorization server itself.
+const grants = {};
+provider.on('grant.success', (ctx) => {
+  const type = String(ctx.oidc.params.grant_type);
+  grants[type] = (grants[type] ?? 0) + 1;
+});
+
+const serveProvider = provider.callback();
+server.on('request', (req, res) => {
+  if (req.method === 'GET' && req.url === '/_peer/grants') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(grants));
+    return;
+  }
+  serveProvider(req, res);
+});
 process.stdout.write(`READY ${issuer}\n`);
 
 const stop = () => {
