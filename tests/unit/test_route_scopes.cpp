@@ -97,7 +97,8 @@ struct DaemonUnderTest {
     // Not a JSON object: a body-reading handler refuses it before it changes anything.
     if (req.method != "GET") req.body = "[]";
     if (key) req.headers.emplace_back("Authorization", "Bearer " + *key);
-    req.listener = alumia::http::Listener::control;
+    req.listener = (route.listeners & alumia::daemon::k_on_control) != 0 ? alumia::http::Listener::control
+                                                                         : alumia::http::Listener::public_;
     return alumia::daemon::dispatch(ctx, req);
   }
 };
@@ -114,13 +115,13 @@ constexpr unsigned bit(Scope s) { return static_cast<unsigned>(s); }
 // A route with no rule here fails the test until its scope is decided.
 std::optional<unsigned> spec_scopes(std::string_view method, std::string_view pattern) {
   const auto starts = [&](std::string_view p) { return pattern.starts_with(p); };
-  if (starts("/api/v1/api-keys") || starts("/api/v1/oauth-clients/")) return bit(Scope::admin);
+  if (starts("/api/v1/api-keys") || starts("/api/v1/oauth-clients/") || pattern == "/metrics") return bit(Scope::admin);
+  // Webhook endpoints, setup commands (/connections/:id/commands/...) and admin views.
+  if (starts("/api/v1/webhook-endpoints") || starts("/api/v1/connector-events") || starts("/api/v1/jobs") ||
+      starts("/api/v1/admin/") || starts("/admin/") || pattern.find("/commands/") != std::string_view::npos)
+    return bit(Scope::webhooks) | bit(Scope::admin);
   if (pattern == "/api/v1/connections/:id/token") return bit(Scope::tokens);
   if (starts("/api/v1/connections")) return bit(Scope::connections);
-  if (starts("/api/v1/webhook-endpoints") || starts("/api/v1/connector-events") || starts("/api/v1/jobs") ||
-      starts("/api/v1/admin/") || starts("/admin/") || pattern == "/metrics" ||
-      pattern.find("/commands/") != std::string_view::npos)
-    return bit(Scope::webhooks) | bit(Scope::admin);
   // Any valid key: daemon status and the connector catalog hold no user data and no secret.
   if (method == "GET" && (pattern == "/api/v1/status" || starts("/api/v1/connectors"))) return alumia::k_all_scopes;
   return std::nullopt;
