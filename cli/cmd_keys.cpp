@@ -60,7 +60,7 @@ CliStatus revoke(CliContext& ctx, const std::string& id) {
 }  // namespace
 
 void register_keys(CLI::App& app, CliContext& ctx) {
-  auto* group = app.add_subcommand("keys", "Manage API keys for the daemon");
+  auto* group = app.add_subcommand("keys", "Manage API keys for the daemon (needs a key with the admin scope)");
   group->require_subcommand(1);
   auto* ls = group->add_subcommand("list", "List API keys (never their values)");
   on_run(*ls, ctx, [&ctx] { return list(ctx); });
@@ -69,14 +69,14 @@ void register_keys(CLI::App& app, CliContext& ctx) {
   auto scopes = std::make_shared<std::vector<std::string>>();
   auto* cr = group->add_subcommand("create", "Create an API key and print it once");
   cr->add_option("--name", *name, "A name for the key")->type_name("NAME");
-  cr->add_option("--scope", *scopes, "Scope to grant (repeatable; default: connections)")
+  cr->add_option("--scope", *scopes, "Scope to grant, one the key in use holds (repeatable; default: connections)")
       ->check(CLI::IsMember({"connections", "tokens", "webhooks", "admin"}))
       ->type_name("SCOPE")
       ->allow_extra_args(false);
   on_run(*cr, ctx, [&ctx, name, scopes] { return create(ctx, *name, *scopes); });
 
   auto id = std::make_shared<std::string>();
-  auto* rv = group->add_subcommand("revoke", "Revoke an API key");
+  auto* rv = group->add_subcommand("revoke", "Revoke an API key that holds no scope the key in use lacks");
   rv->add_option("ID", *id, "API key id")->required();
   on_run(*rv, ctx, [&ctx, id] { return revoke(ctx, *id); });
 }

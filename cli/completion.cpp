@@ -385,6 +385,17 @@ reads it from standard input (one line), or prompts with echo off on a terminal;
 \fB\-\-enable\fR accepts deliveries again.
 \fBevents tail \-\-follow\fR polls the daemon once a second and prints events as they arrive (with
 \fB\-\-json\fR, one JSON object per line) until Ctrl\-C, which ends it with exit status 130.
+.SH KEYS AND SCOPES
+Each command that calls the daemon sends an API key (the key file, or \fBALUMIA_API_KEY\fR); a key holds scopes:
+\fBconnections\fR (\fBconnect\fR, \fBconnections\fR, \fBcredentials\fR), \fBtokens\fR (\fBtoken\fR),
+\fBwebhooks\fR (\fBwebhooks\fR, \fBevents\fR, \fBjobs\fR; \fBadmin\fR also allows these) and \fBadmin\fR
+(\fBkeys\fR, \fBoauth\-client\fR). \fBdaemon status\fR and \fBconnectors\fR take any key. A key without
+the scope a command needs gets FORBIDDEN (exit status 4). The owner key in the key file holds every scope.
+.PP
+\fBkeys create\fR grants only scopes the key in use holds, and \fBkeys revoke\fR refuses a key holding a
+scope the key in use lacks (FORBIDDEN). A key revokes itself only while another key holds every scope it
+holds (else CONFLICT, exit status 6): create the replacement first. If the key file's key is lost or
+revoked, stop the daemon, delete the key file and start the daemon again: it writes a new owner key.
 .SH EXIT STATUS
 .TP
 .B 0

@@ -22,10 +22,10 @@ Result<http::Response> get_connector(DaemonContext& ctx, const http::Request& re
 }  // namespace
 
 void add_connector_routes(std::vector<Route>& routes) {
-  routes.push_back({"GET", "/api/v1/connectors", list_connectors, Auth::key, std::nullopt, k_json_body_cap,
+  routes.push_back({"GET", "/api/v1/connectors", list_connectors, Auth::key, RequiredScope::any_key(), k_json_body_cap,
                     k_on_control, "the connector catalog"});
-  routes.push_back({"GET", "/api/v1/connectors/:slug", get_connector, Auth::key, std::nullopt, k_json_body_cap,
-                    k_on_control, "one connector"});
+  routes.push_back({"GET", "/api/v1/connectors/:slug", get_connector, Auth::key, RequiredScope::any_key(),
+                    k_json_body_cap, k_on_control, "one connector"});
 }
 
 }  // namespace alumia::daemon

@@ -30,11 +30,11 @@ Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, 
 }  // namespace
 
 void add_key_routes(std::vector<Route>& routes) {
-  routes.push_back({"GET", "/api/v1/api-keys", list_keys, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+  routes.push_back({"GET", "/api/v1/api-keys", list_keys, Auth::key, Scope::admin, k_json_body_cap, k_on_control,
                     "list the caller's API keys (never their values)"});
-  routes.push_back({"POST", "/api/v1/api-keys", create_key, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
+  routes.push_back({"POST", "/api/v1/api-keys", create_key, Auth::key, Scope::admin, k_json_body_cap, k_on_control,
                     "create an API key; its value is shown once"});
-  routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, std::nullopt, k_json_body_cap,
+  routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, Scope::admin, k_json_body_cap,
                     k_on_control, "revoke an API key"});
 }
 

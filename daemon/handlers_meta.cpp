@@ -27,9 +27,9 @@ Result<http::Response> get_health(DaemonContext&, const http::Request&, const Ca
 }  // namespace
 
 void add_meta_routes(std::vector<Route>& routes) {
-  routes.push_back({"GET", "/api/v1/status", get_status, Auth::key, std::nullopt, k_json_body_cap, k_on_control,
-                    "daemon version, listeners, keyring backend and store"});
-  routes.push_back({"GET", "/healthz", get_health, Auth::public_, std::nullopt, k_json_body_cap,
+  routes.push_back({"GET", "/api/v1/status", get_status, Auth::key, RequiredScope::any_key(), k_json_body_cap,
+                    k_on_control, "daemon version, listeners, keyring backend and store"});
+  routes.push_back({"GET", "/healthz", get_health, Auth::public_, RequiredScope::no_key(), k_json_body_cap,
                     k_on_control | k_on_public, "liveness probe (no data)"});
 }
 

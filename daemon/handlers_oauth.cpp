@@ -135,13 +135,13 @@ Result<http::Response> unset_client(DaemonContext& ctx, const http::Request& req
 void add_oauth_routes(std::vector<Route>& routes) {
   routes.push_back({"GET", "/api/v1/connections/oauth/start", start_by_connector, Auth::key, Scope::connections,
                     k_json_body_cap, k_on_control, "create a connection and redirect to the provider"});
-  routes.push_back({"GET", "/api/v1/connections/oauth/callback", callback, Auth::public_, std::nullopt, k_json_body_cap,
-                    k_on_control | k_on_public, "the OAuth redirect URI (state-checked)"});
-  routes.push_back({"GET", "/api/v1/connections/oauth/result", result_page, Auth::public_, std::nullopt,
+  routes.push_back({"GET", "/api/v1/connections/oauth/callback", callback, Auth::public_, RequiredScope::no_key(),
+                    k_json_body_cap, k_on_control | k_on_public, "the OAuth redirect URI (state-checked)"});
+  routes.push_back({"GET", "/api/v1/connections/oauth/result", result_page, Auth::public_, RequiredScope::no_key(),
                     k_json_body_cap, k_on_control | k_on_public, "the page that states an OAuth result"});
-  routes.push_back({"GET", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,
+  routes.push_back({"GET", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, Scope::connections,
                     k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
-  routes.push_back({"POST", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, std::nullopt,
+  routes.push_back({"POST", "/api/v1/connections/:id/oauth", start_by_id, Auth::ticket_or_key, Scope::connections,
                     k_json_body_cap, k_on_control, "start the OAuth handshake (one-time ticket or key)"});
   routes.push_back({"POST", "/api/v1/connections/:id/oauth-url", oauth_url, Auth::key, Scope::connections,
                     k_json_body_cap, k_on_control, "a fresh ticketed oauthUrl (reconnect)"});

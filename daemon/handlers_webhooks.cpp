@@ -179,7 +179,7 @@ Status admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::
 }  // namespace
 
 void add_webhook_routes(std::vector<Route>& routes) {
-  constexpr auto W = Scope::webhooks;
+  constexpr auto W = RequiredScope::either(Scope::webhooks, Scope::admin);  // SPEC §2
   routes.push_back({"GET", "/api/v1/webhook-endpoints", list_endpoints, Auth::key, W, k_json_body_cap, k_on_control,
                     "list webhook endpoints"});
   routes.push_back({"POST", "/api/v1/webhook-endpoints", create_endpoint, Auth::key, W, k_json_body_cap, k_on_control,
@@ -192,11 +192,12 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     k_on_control, "delete a webhook endpoint"});
   routes.push_back({"POST", "/api/v1/webhook-endpoints/:id/rotate-secret", rotate_secret, Auth::key, W, k_json_body_cap,
                     k_on_control, "rotate an endpoint's secret (the old one verifies during a grace period)"});
-  routes.push_back({"POST", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_, std::nullopt,
-                    k_webhook_body_cap, k_on_control | k_on_public, "webhook receiver (provider-signed)",
-                    admit_receiver_body});
-  routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_, std::nullopt,
-                    k_webhook_body_cap, k_on_control | k_on_public, "webhook receiver: Meta subscription handshake"});
+  routes.push_back({"POST", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
+                    RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
+                    "webhook receiver (provider-signed)", admit_receiver_body});
+  routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
+                    RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
+                    "webhook receiver: Meta subscription handshake"});
   routes.push_back({"GET", "/api/v1/connector-events", list_events, Auth::key, W, k_json_body_cap, k_on_control,
                     "list received events"});
   routes.push_back({"GET", "/api/v1/connector-events/:id", get_event, Auth::key, W, k_json_body_cap, k_on_control,

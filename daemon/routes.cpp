@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <stdexcept>
 
 namespace alumia::daemon {
 namespace {
@@ -47,10 +48,30 @@ std::vector<Route> build_table() {
   add_oauth_routes(routes);  // static /connections/oauth/* paths before /connections/:id
   add_connection_routes(routes);
   add_webhook_routes(routes);
+  // A route that reads a key states what the key must hold; a public one reads none.
+  for (const Route& r : routes)
+    if ((r.auth == Auth::public_) != r.scope.is_no_key())
+      throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
+                             (r.auth == Auth::public_ ? " is public but names a scope"
+                                                      : " reads a key but names no scope (use RequiredScope)"));
   return routes;
 }
 
 }  // namespace
+
+std::string RequiredScope::describe() const {
+  switch (m_kind) {
+    case Kind::no_key:
+      return "no key";
+    case Kind::any_key:
+      return "any valid key";
+    case Kind::scopes:
+      break;
+  }
+  std::string out;
+  for (const auto& name : scope_names(m_any_of)) out += (out.empty() ? "'" : "' or '") + name;
+  return out + "'";
+}
 
 const std::vector<Route>& route_table() {
   static const std::vector<Route> k_routes = build_table();
@@ -144,16 +165,13 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
     auto who = ctx.core.authenticate(req.header("authorization"));
     if (!who) return error_response(who.error());
     caller = std::move(*who);
-    if (route.scope && !has_scope(caller->key.scopes, *route.scope)) {
-      // webhooks routes also accept admin.
-      const bool admin_ok = *route.scope == Scope::webhooks && has_scope(caller->key.scopes, Scope::admin);
-      if (!admin_ok)
-        return error_response(Error{ErrorCode::forbidden,
-                                    "this key lacks the '" + std::string(to_string(*route.scope)) +
-                                        "' scope; create one with `alumia-connect keys create --scope " +
-                                        std::string(to_string(*route.scope)) + "`",
-                                    0});
-    }
+    if (!route.scope.allows(caller->key.scopes))
+      return error_response(Error{ErrorCode::forbidden,
+                                  "this key lacks the " + route.scope.describe() + " scope that " + req.method + " " +
+                                      std::string(route.pattern) +
+                                      " needs; use a key that holds it (the owner key in the key file holds every "
+                                      "scope), or have one made with `alumia-connect keys create --scope SCOPE`",
+                                  0});
   }
   Result<http::Response> result = [&]() -> Result<http::Response> {
     try {

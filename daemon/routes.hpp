@@ -1,5 +1,5 @@
 #pragma once
-// The one route table: method, path pattern, handler, auth, scope, body cap, listeners, summary.
+// The one route table: method, path pattern, handler, auth, required scope, body cap, listeners, summary.
 // It is iterated once to serve both listeners; unknown routes and methods answer in the envelope.
 #include "context.hpp"
 
@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -24,6 +25,33 @@ inline constexpr unsigned k_on_public = 2;
 inline constexpr std::size_t k_json_body_cap = 128 * 1024;
 inline constexpr std::size_t k_webhook_body_cap = 25 * 1024 * 1024;  // per endpoint: Route::admit_body
 
+// What a caller's key must hold to call a route (SPEC §2). Every row of the table states it, so the
+// table alone tells each route's requirement, and dispatch() applies it with no special case.
+class RequiredScope {
+ public:
+  // The key holds `s`. Implicit, so that a row reads `Scope::tokens`.
+  constexpr RequiredScope(Scope s) noexcept : m_kind(Kind::scopes), m_any_of(static_cast<unsigned>(s)) {}
+  // The key holds `a` or `b` (or both).
+  static constexpr RequiredScope either(Scope a, Scope b) noexcept {
+    return {Kind::scopes, static_cast<unsigned>(a) | static_cast<unsigned>(b)};
+  }
+  // Any valid key, whatever its scopes: a deliberate choice, for reads with no user data or secret.
+  static constexpr RequiredScope any_key() noexcept { return {Kind::any_key, 0}; }
+  // No key at all: the public routes (Auth::public_), whose handlers check their caller themselves.
+  static constexpr RequiredScope no_key() noexcept { return {Kind::no_key, 0}; }
+
+  bool is_no_key() const noexcept { return m_kind == Kind::no_key; }
+  bool allows(unsigned key_scopes) const noexcept { return m_kind != Kind::scopes || (key_scopes & m_any_of) != 0; }
+  // "'tokens'", "'webhooks' or 'admin'", "any valid key", "no key": for messages and docs.
+  std::string describe() const;
+
+ private:
+  enum class Kind { no_key, any_key, scopes };
+  constexpr RequiredScope(Kind kind, unsigned any_of) noexcept : m_kind(kind), m_any_of(any_of) {}
+  Kind m_kind;
+  unsigned m_any_of;  // Kind::scopes: the key holds at least one of these
+};
+
 using Handler = std::function<Result<http::Response>(DaemonContext&, const http::Request&, const Caller*)>;
 
 struct Route {
@@ -31,7 +59,7 @@ struct Route {
   std::string_view pattern;  // segments; ":name" captures one segment
   Handler handler;
   Auth auth = Auth::key;
-  std::optional<Scope> scope;
+  RequiredScope scope;  // no default: every row names it; no_key exactly when auth is public_ (checked)
   std::size_t body_cap = k_json_body_cap;
   unsigned listeners = k_on_control;
   std::string_view summary;

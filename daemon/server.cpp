@@ -70,6 +70,7 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
 
 Listener::Listener(DaemonContext& ctx, http::Listener kind)
     : m_ctx(ctx), m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
+  (void)route_table();  // built (and its scopes checked) at start, not on the first request
   auto& s = *m_server;
   s.set_tcp_nodelay(true);  // without it keep-alive POSTs stall on Nagle + delayed ACK
   s.set_read_timeout(10, 0);

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <regex>
 
 namespace alumia {
@@ -173,6 +174,32 @@ Status Core::revoke_api_key(const Caller& caller, std::string_view id) {
   auto rec = m_d.store.find_api_key(id);
   if (!rec) return std::unexpected(rec.error());
   if (!*rec || (*rec)->user_id != caller.user.id) return fail(ErrorCode::not_found, "no API key " + std::string(id));
+  const ApiKeyRecord& target = **rec;
+  if (const unsigned lacking = target.scopes & ~caller.key.scopes; lacking != 0) {
+    std::string names;
+    for (const auto& n : scope_names(lacking)) names += (names.empty() ? "'" : "', '") + n;
+    return fail(ErrorCode::forbidden, "API key " + std::string(id) + " holds " + names +
+                                          "', which this key lacks; revoke it with a key that holds every scope it "
+                                          "holds (the owner key in the key file holds all)");
+  }
+  std::lock_guard lock(m_revoke_mutex);
+  if (target.id == caller.key.id) {
+    // Revoking itself: another active key must keep every scope this one holds, or the user would
+    // lose it (and, for admin, key management) until the key file is deleted and the daemon restarted.
+    auto keys = m_d.store.list_api_keys(caller.user.id);
+    if (!keys) return std::unexpected(keys.error());
+    const bool covered = std::ranges::any_of(*keys, [&](const ApiKeyRecord& k) {
+      return k.id != target.id && !k.revoked_at && (target.scopes & ~k.scopes) == 0;
+    });
+    if (!covered) {
+      std::string how;
+      for (const auto& n : scope_names(target.scopes)) how += " --scope " + n;
+      return fail(ErrorCode::conflict, "API key " + std::string(id) +
+                                           " is the only key holding all of its scopes and cannot revoke itself; "
+                                           "create its replacement first (`alumia-connect keys create" +
+                                           how + "`), then revoke it");
+    }
+  }
   auto changed = m_d.store.revoke_api_key(id, m_d.clock.now_ms());
   if (!changed) return std::unexpected(changed.error());
   if (!*changed) return fail(ErrorCode::conflict, "API key " + std::string(id) + " is already revoked");

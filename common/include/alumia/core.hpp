@@ -67,6 +67,9 @@ class Core {
   // API keys.
   Result<std::vector<ApiKeyRecord>> list_api_keys(const Caller& caller);
   Result<std::pair<ApiKeyRecord, std::string>> create_api_key(const Caller& caller, const nlohmann::json& body);
+  // A key never revokes a key holding a scope it lacks (FORBIDDEN), and revokes itself only while
+  // another active key of its user holds every scope it holds (CONFLICT): the user never loses a
+  // scope, key management included, through the API.
   Status revoke_api_key(const Caller& caller, std::string_view id);
 
   // Catalog.
@@ -119,6 +122,7 @@ class Core {
   std::map<std::string, Ticket> m_tickets;  // sha256(ticket) → binding
   std::mutex m_touch_mutex;
   std::map<std::string, int64_t> m_last_touch;  // key id → last persisted lastUsedAt
+  std::mutex m_revoke_mutex;                    // one revoke at a time: two keys revoking themselves leave one
 };
 
 }  // namespace alumia
