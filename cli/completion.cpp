@@ -367,6 +367,9 @@ leaves \fIpending\fR (a spinner is shown when standard error is a terminal). Whe
 (no \fBDISPLAY\fR or \fBWAYLAND_DISPLAY\fR, or an SSH session, and no \fB$BROWSER\fR) it prints the URL
 with a hint such as \fBssh \-L 7465:127.0.0.1:7465\fR \fIhost\fR to forward the daemon's port.
 \fB\-\-no\-wait\fR prints the URL (with \fB\-\-json\fR: \fB{connection, oauthUrl}\fR) and returns at once.
+Open the URL and finish the sign\-in in one browser: opening it sets a short\-lived cookie that the
+daemon's callback requires, and a provider page forwarded to another browser is refused. A script that
+follows the redirects itself keeps a cookie jar (\fBcurl \-L \-b\fR \fIjar\fR \fB\-c\fR \fIjar\fR).
 .PP
 For an API\-key connector the values come from \fB\-\-field\fR \fIKEY=VALUE\fR, from \fB\-\-from\-stdin\fR
 (a JSON object), or from prompts on the terminal (echo off for secret fields). A secret given with

@@ -261,30 +261,32 @@ std::string Core::credential_submit_url(const Connection& c) const {
   return m_d.control_url + "/api/v1/connections/" + c.id + "/credentials";
 }
 
-std::string Core::issue_ticket(const Connection& c) {
+std::string Core::issue_ticket(const Connection& c, unsigned scopes) {
   std::string ticket = m_d.random.base64url(32);
   const int64_t now = m_d.clock.now_ms();
   std::lock_guard lock(m_ticket_mutex);
-  std::erase_if(m_tickets, [&](const auto& kv) { return kv.second.expires_at_ms <= now; });
-  m_tickets[crypto::sha256(ticket)] = Ticket{c.id, c.user_id, now + k_ticket_ttl_ms};
+  std::erase_if(m_tickets, [&](const auto& kv) {
+    return kv.second.connection_id == c.id || kv.second.expires_at_ms <= now;  // a new ticket voids the old ones
+  });
+  m_tickets[crypto::sha256(ticket)] = Ticket{c.id, c.user_id, scopes, now + k_ticket_ttl_ms};
   return ticket;
 }
 
-bool Core::redeem_ticket(std::string_view ticket, std::string_view connection_id, std::string* user_id) {
+std::optional<Core::TicketGrant> Core::redeem_ticket(std::string_view ticket, std::string_view connection_id) {
   const int64_t now = m_d.clock.now_ms();
   std::lock_guard lock(m_ticket_mutex);
   auto it = m_tickets.find(crypto::sha256(ticket));
-  if (it == m_tickets.end()) return false;
+  if (it == m_tickets.end()) return std::nullopt;
   const Ticket t = it->second;
-  if (t.connection_id != connection_id) return false;  // bound to its connection; not consumed by a wrong use
+  if (t.connection_id != connection_id) return std::nullopt;  // bound to its connection; not consumed by a wrong use
   m_tickets.erase(it);
-  if (t.expires_at_ms <= now) return false;
-  if (user_id) *user_id = t.user_id;
-  return true;
+  if (t.expires_at_ms <= now) return std::nullopt;
+  return TicketGrant{t.user_id, t.scopes};
 }
 
-std::string Core::oauth_url(const Connection& c) {
-  return m_d.control_url + "/api/v1/connections/" + c.id + "/oauth?ticket=" + issue_ticket(c);
+std::string Core::oauth_url(const Caller& caller, const Connection& c) {
+  const std::string& base = m_oauth_base.empty() ? m_d.control_url : m_oauth_base;
+  return base + "/api/v1/connections/" + c.id + "/oauth?ticket=" + issue_ticket(c, caller.key.scopes);
 }
 
 json Core::connection_json(const Connection& c) const {
@@ -359,7 +361,7 @@ Result<StartResult> Core::start_connection(const Caller& caller, const json& bod
     r.connection = c;
   }
   r.created = true;
-  if (conn->auth_type == AuthType::oauth) r.oauth_url = oauth_url(r.connection);
+  if (conn->auth_type == AuthType::oauth) r.oauth_url = oauth_url(caller, r.connection);
   if (api_key) r.credential_submit_url = credential_submit_url(r.connection);
   return r;
 }

@@ -9,6 +9,7 @@ namespace {
 
 using nlohmann::json;
 constexpr int64_t k_flow_ttl_ms = 10 * 60 * 1000;
+constexpr const char* k_callback_path = "/api/v1/connections/oauth/callback";
 constexpr int64_t k_refresh_margin_ms = 10 * 60 * 1000;
 constexpr const char* k_at = "oauth.access_token";
 constexpr const char* k_rt = "oauth.refresh_token";
@@ -22,32 +23,6 @@ std::string first(const std::multimap<std::string, std::string>& q, const std::s
 std::string truncate_text(std::string s, std::size_t n = 200) {
   if (s.size() > n) s = s.substr(0, n) + "…";
   return s;
-}
-
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 TokenQuirks quirks_of(const OAuthConfig& o) {
@@ -73,16 +48,26 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   return out;
 }
 
+std::string suppressed_note(uint64_t n) {
+  return n == 0 ? std::string() : " (" + std::to_string(n) + " more like it since the last such line)";
+}
+
 }  // namespace
 
 FlowService::FlowService(Core& core, std::string redirect_base)
     : m_core(core), m_redirect_base(std::move(redirect_base)) {
   while (!m_redirect_base.empty() && m_redirect_base.back() == '/') m_redirect_base.pop_back();
+  m_core.set_oauth_base(m_redirect_base);
+  m_cookie_path = k_callback_path;
+  if (auto u = url::parse(redirect_uri())) {
+    m_cookie_path = u->path;
+    m_cookie_secure = u->scheme == "https";
+  }
 }
 
 FlowService::~FlowService() { stop_worker(); }
 
-Result<std::string> FlowService::begin(const Connection& c, bool select_account) {
+Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
   const auto& d = m_core.deps();
   const Connector* connector = d.catalog.find(c.connector_slug);
   if (!connector || !connector->oauth)
@@ -117,9 +102,16 @@ Result<std::string> FlowService::begin(const Connection& c, bool select_account)
     wipe_string(verifier);
   }
   for (const auto& p : authorize_extra_params(o, select_account)) params.emplace_back(p.name, p.value);
-  std::string url = o.authorize_url;
-  url += (url.find('?') == std::string::npos ? '?' : '&');
-  url += http::form_encode(params);
+  FlowStart out;
+  out.authorize_url = o.authorize_url;
+  out.authorize_url += (out.authorize_url.find('?') == std::string::npos ? '?' : '&');
+  out.authorize_url += http::form_encode(params);
+  // The browser that receives this cookie is the only one whose callback completes the flow.
+  std::string nonce = d.random.base64url(32);  // 256 bits
+  flow.browser_hash = crypto::sha256(nonce);
+  out.set_cookie =
+      cookie_name(c.id) + "=" + nonce + cookie_attributes(std::max<int64_t>(1, (m_flow_ttl_ms + 999) / 1000));
+  wipe_string(nonce);
   {
     std::lock_guard lock(m_flows_mutex);
     const int64_t now = d.clock.now_ms();
@@ -129,7 +121,7 @@ Result<std::string> FlowService::begin(const Connection& c, bool select_account)
     m_flows[crypto::sha256(state)] = std::move(flow);
   }
   wipe_string(state);
-  return url;
+  return out;
 }
 
 Result<TokenSet> FlowService::token_request(const Connector& connector,
@@ -233,18 +225,30 @@ Status FlowService::store_tokens(Connection& c, const Connector& connector, cons
   return m_core.deps().store.update_connection(c, &*sealed);
 }
 
-CallbackOutcome FlowService::complete(const std::multimap<std::string, std::string>& query) {
+CallbackOutcome FlowService::complete(const std::multimap<std::string, std::string>& query,
+                                      const http::Headers& headers) {
   const auto& d = m_core.deps();
   const std::string state = first(query, "state");
   Flow flow;
   {
     std::lock_guard lock(m_flows_mutex);
+    const int64_t now = d.clock.now_ms();
     auto it = state.empty() ? m_flows.end() : m_flows.find(crypto::sha256(state));
     if (it == m_flows.end()) {
-      spdlog::warn("OAuth callback with an unknown or already used state; ignored");
-      return {false, "error", "",
-              "This sign-in link is not valid any more (unknown, used or expired). Start again with alumia-connect "
-              "connect."};
+      if (auto n = m_unknown_state_log.allow(now))
+        spdlog::warn("OAuth callback with an unknown or already used state; ignored{}", suppressed_note(*n));
+      return refusal_outcome(CallbackRefusal::unknown_state);
+    }
+    if (it->second.expires_at_ms > now && !bound_to_browser(it->second, headers)) {
+      // Another browser (a forwarded provider link): refused; the flow stays for its own browser.
+      if (auto n = m_other_browser_log.allow(now))
+        spdlog::warn(
+            "OAuth callback for connection {} from a browser that did not start the flow (no or wrong binding "
+            "cookie); refused, the flow stays pending{}",
+            it->second.connection_id, suppressed_note(*n));
+      CallbackOutcome out = refusal_outcome(CallbackRefusal::other_browser);
+      out.connection_id = it->second.connection_id;
+      return out;
     }
     flow = std::move(it->second);
     m_flows.erase(it);  // single use, consumed before any exchange
@@ -318,6 +322,11 @@ std::string FlowService::remember(const CallbackOutcome& outcome) {
   std::erase_if(m_results, [&](const auto& kv) { return kv.second.second <= now; });
   m_results[id] = {outcome, now + k_flow_ttl_ms};
   return id;
+}
+
+std::size_t FlowService::results_held() {
+  std::lock_guard lock(m_flows_mutex);
+  return m_results.size();
 }
 
 std::optional<CallbackOutcome> FlowService::recall(std::string_view id) {
@@ -593,13 +602,6 @@ void FlowService::worker_loop(std::chrono::milliseconds interval) {
       if (m_stop) return;
     }
   }
-}
-
-std::string callback_page_html(const CallbackOutcome& o) {
-  const std::string title = o.ok ? "Connected" : "Connection failed";
-  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alumia-connect: " + title +
-         "</title></head><body><h1>" + title + "</h1><p>" + html_escape(o.message) +
-         "</p><p>You can close this tab and return to your terminal.</p></body></html>\n";
 }
 
 }  // namespace alumia::oauth

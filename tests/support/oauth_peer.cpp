@@ -1,6 +1,7 @@
 #include "oauth_peer.hpp"
 
 #include <alumia/crypto.hpp>
+#include <alumia/http.hpp>
 
 #include <csignal>
 #include <fstream>
@@ -86,10 +87,48 @@ void write_peer_connector(const fs::path& home, const std::string& slug, const s
 fs::path write_browser_wrapper(const fs::path& dir) {
   const fs::path wrapper = dir / "browser.sh";
   std::ofstream(wrapper) << "#!/bin/sh\nFAKE_BROWSER_JAR='" << (dir / "jar.json").string() << "' FAKE_BROWSER_LOG='"
-                         << (dir / "browser.log").string() << "' exec /usr/bin/node '"
-                         << (fs::path(ALUMIA_SOURCE_DIR) / "tests/support/fake-browser.mjs").string() << "' \"$@\"\n";
+                         << (dir / "browser.log").string() << "' exec /usr/bin/node '" << fake_browser_script().string()
+                         << "' \"$@\"\n";
   fs::permissions(wrapper, fs::perms::owner_all);
   return wrapper;
+}
+
+fs::path fake_browser_script() { return fs::path(ALUMIA_SOURCE_DIR) / "tests/support/fake-browser.mjs"; }
+
+void jar_add_cookie(const fs::path& jar, const std::string& url, const std::string& set_cookie) {
+  const auto host_start = url.find("://") + 3;
+  const auto host_end = url.find_first_of(":/", host_start);
+  const std::string host = url.substr(host_start, host_end - host_start);
+  nlohmann::json j = nlohmann::json::object();
+  if (fs::exists(jar)) j = nlohmann::json::parse(read_file(jar));
+  nlohmann::json cookie{{"path", "/"}, {"expires", nullptr}, {"secure", false}};
+  std::size_t pos = 0;
+  bool first = true;
+  while (pos <= set_cookie.size()) {
+    auto end = set_cookie.find(';', pos);
+    if (end == std::string::npos) end = set_cookie.size();
+    std::string part = set_cookie.substr(pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    const auto eq = part.find('=');
+    if (first) {
+      cookie["name"] = part.substr(0, eq);
+      cookie["value"] = part.substr(eq + 1);
+      first = false;
+    } else if (eq != std::string::npos && alumia::http::to_lower(part.substr(0, eq)) == "path") {
+      cookie["path"] = part.substr(eq + 1);
+    } else if (alumia::http::to_lower(part) == "secure") {
+      cookie["secure"] = true;
+    }
+    pos = end + 1;
+  }
+  auto& list = j[host];
+  if (!list.is_array()) list = nlohmann::json::array();
+  nlohmann::json kept = nlohmann::json::array();
+  for (const auto& c : list)
+    if (c["name"] != cookie["name"] || c["path"] != cookie["path"]) kept.push_back(c);
+  kept.push_back(cookie);
+  list = kept;
+  std::ofstream(jar) << j.dump(1);
 }
 
 }  // namespace alumia::test

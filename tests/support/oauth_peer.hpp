@@ -35,5 +35,11 @@ void write_peer_connector(const std::filesystem::path& home, const std::string& 
 
 // A $BROWSER wrapper that runs tests/support/fake-browser.mjs with its own jar and log.
 std::filesystem::path write_browser_wrapper(const std::filesystem::path& dir);
+// tests/support/fake-browser.mjs itself, for a browser with another jar than the wrapper's.
+std::filesystem::path fake_browser_script();
+
+// Puts the cookie of a Set-Cookie header answered by `url` into a fake-browser jar file, as the browser
+// that received that answer would keep it (name, value and Path; session lifetime).
+void jar_add_cookie(const std::filesystem::path& jar, const std::string& url, const std::string& set_cookie);
 
 }  // namespace alumia::test

@@ -100,10 +100,20 @@ class Core {
                                                const std::map<std::string, std::string>& values) const;
 
   // One-time browser tickets for the oauthUrl (SPEC §6): >=128 bits, single use, 10 minutes, bound
-  // to the connection and its owner. Only their hashes are kept, in memory.
-  std::string issue_ticket(const Connection& c);
-  bool redeem_ticket(std::string_view ticket, std::string_view connection_id, std::string* user_id);
-  std::string oauth_url(const Connection& c);
+  // to the connection, its owner and the scopes of the key that minted it. A new ticket for a
+  // connection voids its earlier ones. Only their hashes are kept, in memory.
+  struct TicketGrant {
+    std::string user_id;
+    unsigned scopes = 0;  // of the key that minted the ticket: the redeemer acts with these
+  };
+  std::string issue_ticket(const Connection& c, unsigned scopes);
+  std::optional<TicketGrant> redeem_ticket(std::string_view ticket, std::string_view connection_id);
+  // <oauth base>/api/v1/connections/:id/oauth?ticket=T, the ticket carrying the caller's key scopes.
+  std::string oauth_url(const Caller& caller, const Connection& c);
+  // Where oauthUrls send the browser: the OAuth redirect base (set by oauth::FlowService), because
+  // redeeming the ticket sets the cookie that the callback on that origin requires. Until it is set,
+  // the control URL.
+  void set_oauth_base(std::string base) { m_oauth_base = std::move(base); }
 
   std::string credential_submit_url(const Connection& c) const;
   nlohmann::json connection_json(const Connection& c) const;
@@ -113,9 +123,11 @@ class Core {
   Result<nlohmann::json> run_live_check(const Connector& connector, const std::map<std::string, std::string>& values);
 
   CoreDeps m_d;
+  std::string m_oauth_base;
   struct Ticket {
     std::string connection_id;
     std::string user_id;
+    unsigned scopes = 0;
     int64_t expires_at_ms = 0;
   };
   std::mutex m_ticket_mutex;

@@ -42,7 +42,10 @@ const provider = new Provider(issuer, {
     client_secret: process.env.PEER_CLIENT_SECRET ?? 'test-only-secret',
     token_endpoint_auth_method: process.env.PEER_CLIENT_AUTH ?? 'client_secret_basic',
     application_type: 'native',  // loopback redirect: any port (RFC 8252 §7.3)
-    redirect_uris: ['http://127.0.0.1/api/v1/connections/oauth/callback'],
+    // 127.0.0.1 is the control listener's default; localhost stands for another origin in front of the
+    // public listener (a redirect base on another host: its cookies are not 127.0.0.1's).
+    redirect_uris: ['http://127.0.0.1/api/v1/connections/oauth/callback',
+      'http://localhost/api/v1/connections/oauth/callback'],
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
   }],

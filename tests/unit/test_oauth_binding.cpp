@@ -1,0 +1,344 @@
+// OAuth starts through the route table without sockets: a ticket acts with the scopes of the key that
+// minted it (SPEC §2), a newer ticket voids the older ones, the flow is bound to the browser that
+// received its cookie, and refused callbacks keep nothing in memory and log at a bounded rate.
+#include "routes.hpp"
+
+#include <alumia/catalog.hpp>
+#include <alumia/clock.hpp>
+#include <alumia/config.hpp>
+#include <alumia/core.hpp>
+#include <alumia/oauth.hpp>
+#include <alumia/sealer.hpp>
+#include <alumia/store.hpp>
+
+#include "process.hpp"
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <sstream>
+#include <string>
+
+namespace {
+
+using namespace alumia;
+using nlohmann::json;
+
+class ManualClock final : public Clock {
+ public:
+  int64_t ms = 1'800'000'000'000;
+  std::chrono::system_clock::time_point now() const override {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+  }
+};
+
+class NoNetwork final : public http::Client {
+ public:
+  int sent = 0;
+  Result<http::OutboundResponse> send(const http::OutboundRequest&) override {
+    ++sent;
+    return fail(ErrorCode::service_unavailable, "no network in unit tests");
+  }
+};
+
+// Captures what the daemon logs while it lives; restores the default logger after.
+class CapturedLog {
+ public:
+  CapturedLog() : m_previous(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(m_text);
+    sink->set_pattern("%l %v");
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(m_previous); }
+  std::size_t lines_with(const std::string& needle) const {
+    std::istringstream in(m_text.str());
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+    return n;
+  }
+  std::string text() const { return m_text.str(); }
+
+ private:
+  std::ostringstream m_text;
+  std::shared_ptr<spdlog::logger> m_previous;
+};
+
+// The daemon's pieces over a temp store: the owner, and a GitHub connection (OAuth client from "env").
+struct Fixture {
+  test::TempDir dir;
+  std::unique_ptr<Store> store;
+  Catalog catalog;
+  SystemRandom random;
+  ManualClock clock;
+  NoNetwork net;
+  Sealer sealer{generate_key(random), random};
+  EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
+    if (name == "ALUMIA_GITHUB_CLIENT_ID") return "Iv1.unit";
+    if (name == "ALUMIA_GITHUB_CLIENT_SECRET") return "unit-secret";
+    return std::nullopt;
+  };
+  std::unique_ptr<Core> core;
+  std::unique_ptr<oauth::FlowService> flows;
+  std::unique_ptr<Settings> settings;
+  std::unique_ptr<daemon::DaemonContext> ctx;
+  Caller owner;
+  std::string connection_id;
+
+  explicit Fixture(const std::string& redirect_base = "http://127.0.0.1:7465") {
+    auto s = open_sqlite_store({dir.path() / "store.db", true});
+    REQUIRE(s);
+    store = std::move(*s);
+    auto c = load_catalog(dir.path() / "connectors.d");
+    REQUIRE(c);
+    catalog = std::move(*c);
+    core = std::make_unique<Core>(
+        CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:7465"});
+    flows = std::make_unique<oauth::FlowService>(*core, redirect_base);
+    auto resolved = Settings::resolve({}, env, dir.path() / "config.json");
+    REQUIRE(resolved);
+    settings = std::make_unique<Settings>(std::move(*resolved));
+    ctx = std::make_unique<daemon::DaemonContext>(daemon::DaemonContext{.core = *core,
+                                                                        .store = *store,
+                                                                        .catalog = catalog,
+                                                                        .settings = *settings,
+                                                                        .clock = clock,
+                                                                        .random = random,
+                                                                        .info = {},
+                                                                        .oauth = flows.get(),
+                                                                        .control_hosts = {},
+                                                                        .public_hosts = {},
+                                                                        .webhooks = nullptr});
+    auto key = core->bootstrap_owner();
+    REQUIRE(key);
+    REQUIRE(key->has_value());
+    auto who = core->authenticate("Bearer " + **key);
+    REQUIRE(who);
+    owner = *who;
+    auto started = core->start_connection(owner, json{{"connectorSlug", "github"}});
+    REQUIRE(started);
+    connection_id = started->connection.id;
+  }
+
+  // A caller of the owner holding a key with just these scopes.
+  Caller with_scopes(unsigned scopes) const {
+    Caller c = owner;
+    c.key.scopes = scopes;
+    return c;
+  }
+
+  http::Response get(const std::string& target, http::Headers headers = {},
+                     http::Listener listener = http::Listener::control) {
+    http::Request req;
+    req.method = "GET";
+    req.target = target;
+    const auto q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos)
+      for (auto& [k, v] : http::form_decode(target.substr(q + 1))) req.query.emplace(k, v);
+    req.headers = std::move(headers);
+    req.listener = listener;
+    return daemon::dispatch(*ctx, req);
+  }
+
+  static std::string header(const http::Response& r, const std::string& name) {
+    return http::header_value(r.headers, name).value_or("");
+  }
+  static std::string query_value(const std::string& url, const std::string& name) {
+    for (const auto& [k, v] : http::form_decode(url.substr(url.find('?') + 1)))
+      if (k == name) return v;
+    return {};
+  }
+  std::string path_of(const std::string& url) const { return url.substr(url.find("/api/")); }
+  std::string connection_status() {
+    auto c = store->find_connection(connection_id);
+    REQUIRE(c);
+    REQUIRE(c->has_value());
+    return std::string(to_string((*c)->status));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flow needs 'connections'",
+          "[oauth][binding]") {
+  Fixture f;
+  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  REQUIRE(conn);
+  const unsigned webhooks = static_cast<unsigned>(Scope::webhooks);
+  const unsigned tokens = static_cast<unsigned>(Scope::tokens);
+  const unsigned connections = static_cast<unsigned>(Scope::connections);
+
+  SECTION("at the Core") {
+    const std::string t = f.core->issue_ticket(*conn, webhooks | tokens);
+    auto grant = f.core->redeem_ticket(t, f.connection_id);
+    REQUIRE(grant);
+    CHECK(grant->user_id == f.owner.user.id);
+    CHECK(grant->scopes == (webhooks | tokens));
+    CHECK_FALSE(f.core->redeem_ticket(t, f.connection_id));  // single use
+  }
+  SECTION("a webhooks-only or tokens-only key's ticket is FORBIDDEN and starts nothing") {
+    for (unsigned scopes : {webhooks, tokens, webhooks | tokens}) {
+      const std::string url = f.core->oauth_url(f.with_scopes(scopes), *conn);
+      auto r = f.get(f.path_of(url));
+      CHECK(r.status == 403);
+      CHECK(r.body.find("FORBIDDEN") != std::string::npos);
+      CHECK(r.body.find("'connections' scope") != std::string::npos);
+      CHECK(Fixture::header(r, "Set-Cookie").empty());
+      CHECK(Fixture::header(r, "Location").empty());
+      CHECK(f.get(f.path_of(url)).status == 401);  // spent all the same
+    }
+  }
+  SECTION("a ticket of a key with 'connections' starts the flow") {
+    const std::string url = f.core->oauth_url(f.with_scopes(connections), *conn);
+    auto r = f.get(f.path_of(url));
+    CHECK(r.status == 302);
+    CHECK(Fixture::header(r, "Location").rfind("https://github.com/login/oauth/authorize?", 0) == 0);
+    CHECK(Fixture::header(r, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=", 0) == 0);
+  }
+}
+
+TEST_CASE("a new ticket for a connection voids the earlier ones, not those of other connections", "[oauth][binding]") {
+  Fixture f;
+  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  REQUIRE(conn);
+  auto other = f.core->start_connection(f.owner, json{{"connectorSlug", "github"}, {"label", "other"}});
+  REQUIRE(other);
+  const std::string first = f.core->issue_ticket(*conn, k_all_scopes);
+  const std::string elsewhere = f.core->issue_ticket(other->connection, k_all_scopes);
+  const std::string second = f.core->issue_ticket(*conn, k_all_scopes);
+  CHECK_FALSE(f.core->redeem_ticket(first, f.connection_id));
+  CHECK(f.core->redeem_ticket(elsewhere, other->connection.id));
+  CHECK(f.core->redeem_ticket(second, f.connection_id));
+}
+
+TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its scheme and path", "[oauth][binding]") {
+  SECTION("default: the control listener, plain http") {
+    Fixture f;
+    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    REQUIRE(conn);
+    CHECK(f.core->oauth_url(f.owner, *conn)
+              .rfind("http://127.0.0.1:7465/api/v1/connections/" + f.connection_id + "/oauth?ticket=", 0) == 0);
+    auto started = f.flows->begin(*conn, false);
+    REQUIRE(started);
+    CHECK(started->set_cookie.find("; Path=/api/v1/connections/oauth/callback;") != std::string::npos);
+    CHECK(started->set_cookie.find("Secure") == std::string::npos);
+  }
+  SECTION("an https public origin with a path prefix") {
+    Fixture f("https://connect.example.com/alumia/");
+    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    REQUIRE(conn);
+    CHECK(f.core->oauth_url(f.owner, *conn)
+              .rfind("https://connect.example.com/alumia/api/v1/connections/" + f.connection_id + "/oauth?ticket=",
+                     0) == 0);
+    auto started = f.flows->begin(*conn, false);
+    REQUIRE(started);
+    CHECK(started->set_cookie.find("; Max-Age=600; Path=/alumia/api/v1/connections/oauth/callback; HttpOnly; "
+                                   "SameSite=Lax; Secure") != std::string::npos);
+    CHECK(Fixture::query_value(started->authorize_url, "redirect_uri") ==
+          "https://connect.example.com/alumia/api/v1/connections/oauth/callback");
+  }
+}
+
+TEST_CASE("on the public listener the start route takes the ticket, never a key", "[oauth][binding]") {
+  Fixture f;
+  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  REQUIRE(conn);
+  const std::string path = "/api/v1/connections/" + f.connection_id + "/oauth";
+  // The owner's own key (all scopes) is refused there…
+  const std::string owner_key_header = "Bearer " + [&] {
+    auto k = f.core->issue_key(f.owner.user.id, "unit", k_all_scopes);
+    REQUIRE(k);
+    return *k;
+  }();
+  auto with_key = f.get(path, {{"authorization", owner_key_header}}, http::Listener::public_);
+  CHECK(with_key.status == 401);
+  CHECK(Fixture::header(with_key, "Location").empty());
+  // …while the same key works on the control listener, and a ticket works on the public one.
+  // (a key-started flow is bound too: its 302 carries the cookie for the client that follows it)
+  auto keyed_start = f.get(path, {{"authorization", owner_key_header}});
+  CHECK(keyed_start.status == 302);
+  CHECK(Fixture::header(keyed_start, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=", 0) == 0);
+  const std::string url = f.core->oauth_url(f.owner, *conn);
+  CHECK(f.get(f.path_of(url), {}, http::Listener::public_).status == 302);
+}
+
+TEST_CASE("the callback needs the cookie of the browser that started the flow", "[oauth][binding]") {
+  Fixture f;
+  CapturedLog log;
+  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  REQUIRE(conn);
+  auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+  REQUIRE(start.status == 302);
+  const std::string set_cookie = Fixture::header(start, "Set-Cookie");
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
+  const std::string callback = "/api/v1/connections/oauth/callback?code=c&state=" + state;
+
+  for (const http::Headers& wrong :
+       {http::Headers{}, http::Headers{{"cookie", "alumia-oauth-" + f.connection_id + "=not-the-nonce"}},
+        http::Headers{{"cookie", "other=1; " + cookie.substr(cookie.find('='))}}}) {
+    auto r = f.get(callback, wrong);
+    CHECK(r.status == 303);
+    CHECK(Fixture::header(r, "Location") == "/api/v1/connections/oauth/result?refused=other-browser");
+    CHECK(Fixture::header(r, "Set-Cookie").empty());
+  }
+  CHECK(f.net.sent == 0);  // no token request
+  CHECK(f.connection_status() == "pending");
+  CHECK(f.flows->results_held() == 0);
+  CHECK(log.lines_with("did not start the flow") == 1);
+
+  // Among other cookies (and a second Cookie header), the right one completes the flow: it is consumed,
+  // its outcome remembered, and the cookie cleared.
+  auto r = f.get(callback, {{"cookie", "a=b; " + cookie + "; c=d"}});
+  CHECK(r.status == 303);
+  CHECK(Fixture::header(r, "Location").rfind("/api/v1/connections/oauth/result?id=", 0) == 0);
+  CHECK(Fixture::header(r, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=; Max-Age=0;", 0) == 0);
+  CHECK(f.net.sent == 1);  // the exchange was attempted (and fails here: no network)
+  CHECK(f.flows->results_held() == 1);
+  CHECK(f.connection_status() == "error");
+  auto page = f.get(Fixture::header(r, "Location"));
+  CHECK(page.status == 400);
+  auto replay = f.get(callback, {{"cookie", cookie}});
+  CHECK(Fixture::header(replay, "Location") == "/api/v1/connections/oauth/result?refused=unknown-state");
+}
+
+TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded number of lines", "[oauth][binding]") {
+  Fixture f;
+  CapturedLog log;
+  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  REQUIRE(conn);
+  auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+  REQUIRE(start.status == 302);
+  const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
+  const std::size_t held = f.flows->results_held();
+
+  for (int i = 0; i < 10'000; ++i) {
+    auto r = f.get("/api/v1/connections/oauth/callback?code=x&state=bogus" + std::to_string(i));
+    REQUIRE(Fixture::header(r, "Location") == "/api/v1/connections/oauth/result?refused=unknown-state");
+    // A live state from another browser is refused too, and costs nothing either.
+    auto other = f.get("/api/v1/connections/oauth/callback?code=x&state=" + state);
+    REQUIRE(Fixture::header(other, "Location") == "/api/v1/connections/oauth/result?refused=other-browser");
+  }
+  CHECK(f.flows->results_held() == held);
+  CHECK(log.lines_with("unknown or already used state") == 1);
+  CHECK(log.lines_with("did not start the flow") == 1);
+  CHECK(f.net.sent == 0);
+  CHECK(f.connection_status() == "pending");
+
+  // The next window's line says how many were left out.
+  f.clock.ms += 10'000;
+  f.get("/api/v1/connections/oauth/callback?code=x&state=bogus");
+  CHECK(log.lines_with("unknown or already used state") == 2);
+  CHECK(log.lines_with("(9999 more like it since the last such line)") == 1);
+
+  // The fixed pages need no memory either.
+  auto page = f.get("/api/v1/connections/oauth/result?refused=unknown-state");
+  CHECK(page.status == 400);
+  CHECK(page.body.find("not valid any more") != std::string::npos);
+  auto other = f.get("/api/v1/connections/oauth/result?refused=other-browser");
+  CHECK(other.status == 403);
+  CHECK(other.body.find("started in another browser") != std::string::npos);
+  CHECK(f.get("/api/v1/connections/oauth/result?refused=nonsense").status == 404);
+}
