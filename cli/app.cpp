@@ -3,9 +3,6 @@
 #include <alumia/fs.hpp>
 #include <alumia/secret.hpp>
 
-#include <fstream>
-#include <sstream>
-
 namespace alumia::cli {
 namespace {
 
@@ -45,26 +42,30 @@ int CliContext::run() {
   return st.error().exit_code;
 }
 
-Paths CliContext::paths() const {
+CliResult<Paths> CliContext::paths() const {
   std::optional<std::string> flag;
   if (!global.data_dir.empty()) flag = global.data_dir;
-  return resolve_paths(flag, env);
+  auto p = resolve_paths(flag, env);
+  if (!p) return cli_fail(k_exit_error, p.error().message);
+  return std::move(*p);
 }
 
 CliResult<Settings> CliContext::settings() const {
   std::map<std::string, std::string> flags;
   if (!global.daemon_url.empty()) flags["daemon"] = global.daemon_url;
-  auto s = Settings::resolve(flags, env, paths().config_json());
+  auto p = paths();
+  if (!p) return std::unexpected(p.error());
+  auto s = Settings::resolve(flags, env, p->config_json());
   if (!s) return cli_fail(k_exit_error, s.error().message);
   return std::move(*s);
 }
 
 std::optional<DaemonState> read_state_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto j = json::parse(buf.str(), nullptr, false);
+  // Only a state file of our own, not a symbolic link, that nobody else can write: another user's
+  // file here is treated as no state file at all (the daemon itself refuses to start next to it).
+  auto text = read_owned_file(path, Privacy::no_foreign_writes, 64 * 1024);
+  if (!text) return std::nullopt;
+  auto j = json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   DaemonState st;
   st.url = jstr(j, "url");
@@ -83,11 +84,12 @@ CliResult<DaemonLocation> CliContext::daemon_location() const {
     if (!u) return std::unexpected(u.error());
     return DaemonLocation{*u, std::string(to_string(daemon.source))};
   }
-  if (auto st = read_state_file(paths().state_file())) {
+  const auto state_file = paths()->state_file();  // settings() above resolved the paths
+  if (auto st = read_state_file(state_file)) {
     auto u = parse_daemon_url(st->url);
     if (!u)
-      return cli_fail(k_exit_error, "the state file " + paths().state_file().string() +
-                                        " names an unusable URL: " + u.error().message);
+      return cli_fail(k_exit_error,
+                      "the state file " + state_file.string() + " names an unusable URL: " + u.error().message);
     return DaemonLocation{*u, "state file"};
   }
   const auto& listen = s->setting("listen");
@@ -110,7 +112,7 @@ CliResult<DaemonClient*> CliContext::client() {
     key = trim(*k);
     key_source = "ALUMIA_API_KEY";
   } else {
-    const auto key_file = paths().key_file();
+    const auto key_file = paths()->key_file();  // daemon_location() above resolved the paths
     auto k2 = read_private_file(key_file);
     if (!k2) {
       if (k2.error().code == ErrorCode::not_found)

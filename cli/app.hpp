@@ -50,7 +50,7 @@ struct CliContext {
   // Runs the selected action; prints a failure as `alumia-connect: error: ...`; the exit code.
   int run();
 
-  Paths paths() const;
+  CliResult<Paths> paths() const;
   CliResult<Settings> settings() const;
   CliResult<DaemonLocation> daemon_location() const;
   // The client, after checking that the listener is ours and loading the key (lazily, once).

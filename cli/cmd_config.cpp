@@ -7,7 +7,8 @@ namespace {
 CliStatus show(CliContext& ctx) {
   auto settings = ctx.settings();
   if (!settings) return std::unexpected(settings.error());
-  const Paths p = ctx.paths();
+  const auto resolved = ctx.paths();  // settings() above resolved the paths
+  const Paths& p = *resolved;
   const std::vector<std::pair<std::string, std::string>> paths{{"dataDir", p.data_dir.string()},
                                                                {"configDir", p.config_dir.string()},
                                                                {"runtimeDir", p.runtime_dir.string()},

@@ -63,7 +63,7 @@ CliStatus status(CliContext& ctx) {
                                                      {"keyring", jdisplay(keyring, "backend")},
                                                      {"store", store_text(*data)},
                                                      {"started", jdisplay(*data, "startedAt")},
-                                                     {"log", log_file(ctx.paths()).string()}};
+                                                     {"log", ctx.paths() ? log_file(*ctx.paths()).string() : "-"}};
   print_fields(ctx.out, f);
   if (jstr(keyring, "backend") == "file")
     ctx.warn("the master key is kept in a file, not in the Secret Service" +
@@ -77,7 +77,9 @@ struct StartOptions {
 };
 
 CliStatus start(CliContext& ctx, const StartOptions& o) {
-  const Paths p = ctx.paths();
+  const auto resolved = ctx.paths();
+  if (!resolved) return std::unexpected(resolved.error());
+  const Paths& p = *resolved;
   if (auto st = read_state_file(p.state_file()); st && pid_alive(st->pid)) {
     if (auto u = parse_daemon_url(st->url); u && daemon_answers(*u, 1000ms)) {
       if (ctx.global.json) ctx.print_data(json{{"url", u->url()}, {"pid", st->pid}, {"alreadyRunning", true}});
@@ -123,7 +125,9 @@ CliStatus start(CliContext& ctx, const StartOptions& o) {
 }
 
 CliStatus stop(CliContext& ctx, int timeout_s) {
-  const Paths p = ctx.paths();
+  const auto resolved = ctx.paths();
+  if (!resolved) return std::unexpected(resolved.error());
+  const Paths& p = *resolved;
   auto st = read_state_file(p.state_file());
   if (!st || !pid_alive(st->pid)) {
     if (ctx.global.json) ctx.print_data(json{{"stopped", false}, {"running", false}});
@@ -151,7 +155,9 @@ CliStatus stop(CliContext& ctx, int timeout_s) {
 }
 
 CliStatus logs(CliContext& ctx, int lines) {
-  const auto log = log_file(ctx.paths());
+  const auto resolved = ctx.paths();
+  if (!resolved) return std::unexpected(resolved.error());
+  const auto log = log_file(*resolved);
   std::error_code ec;
   if (!std::filesystem::exists(log, ec))
     return cli_fail(

@@ -455,17 +455,25 @@ The program that opens the authorization URL (default \fBxdg\-open\fR).
 Decide whether a browser can be opened.
 .TP
 .B XDG_CONFIG_HOME\fR, \fBXDG_DATA_HOME\fR, \fBXDG_RUNTIME_DIR
-Locate the files below.
+Locate the files below (absolute paths only; relative ones are ignored).
+.TP
+.B HOME
+The home directory under which the XDG directories default (\fI~/.config\fR, \fI~/.local/share\fR).
+When it is unset or relative, the home directory of the user's passwd entry is used if it exists and
+belongs to the user; otherwise the CLI stops with an error asking for \fBALUMIA_HOME\fR or
+\fB\-\-data\-dir\fR. There is no fallback to a shared directory such as \fI/tmp\fR.
 .SH FILES
 .TP
 .I $XDG_CONFIG_HOME/alumia\-connect/key
 The local owner's API key, written by the daemon (mode 0600; refused if readable by others).
 .TP
 .I $XDG_RUNTIME_DIR/alumia\-connect/daemon.json
-The running daemon's URL, pid and version (in the data directory without \fBXDG_RUNTIME_DIR\fR).
+The running daemon's URL, pid and version (in the data directory without \fBXDG_RUNTIME_DIR\fR);
+ignored unless it is a regular file of the user's that group and others cannot write.
 .TP
 .I $XDG_CONFIG_HOME/alumia\-connect/config.json
-Settings; \fBconfig show\fR prints each effective value and its source.
+Settings; \fBconfig show\fR prints each effective value and its source. Refused when it is a symbolic
+link, another user's, or writable by group or others.
 .TP
 .I $XDG_DATA_HOME/alumia\-connect/daemon.log
 Output of a daemon started with \fBdaemon start\fR.

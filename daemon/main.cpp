@@ -112,14 +112,16 @@ int run(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
 
   const EnvLookup env_lookup = process_env();
-  const Paths paths = resolve_paths(data_dir, env_lookup);
-  must(ensure_dirs(paths), "cannot prepare directories");
+  const Paths paths = must(resolve_paths(data_dir, env_lookup), "no data directory");
+  must(prepare_daemon_paths(paths), "unsafe data directory");
   const Settings settings = must(Settings::resolve(flags, env_lookup, paths.config_json()), "bad configuration");
   spdlog::set_level(spdlog::level::from_str(settings.get("log-level")));
 
   // One daemon per store: two refresh workers would trip refresh-token reuse detection.
-  const int lock_fd = ::open(paths.lock_file().c_str(), O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+  const int lock_fd = must(open_owned_file(paths.lock_file(), O_CREAT | O_RDWR, Privacy::no_foreign_writes),
+                           "cannot open the lock file")
+                          .release();
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
     throw StartupError{"another alumia-connectd is already using " + paths.data_dir.string() +
                        " (stop it with `alumia-connect daemon stop`)"};
 

@@ -1,10 +1,10 @@
 #include <alumia/catalog.hpp>
+#include <alumia/fs.hpp>
 #include <alumia/url.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <fstream>
 #include <initializer_list>
 #include <regex>
 #include <set>
@@ -832,26 +832,16 @@ void apply_document(Diag& diag, const json& doc, std::map<std::string, Slot, std
   }
 }
 
+// An override can redirect a provider's token endpoint, so it must be the user's own file: opened
+// without following a symbolic link, owned by the daemon's user and not writable by group or others.
 std::optional<std::string> read_file(Diag& diag, const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    diag.error("", "cannot read: " + ec.message());
+  auto text = read_owned_file(path, Privacy::no_foreign_writes, k_max_file_bytes);
+  if (!text) {
+    diag.error("",
+               text.error().code == ErrorCode::validation_error ? "file is larger than 1 MiB" : text.error().message);
     return std::nullopt;
   }
-  if (size > k_max_file_bytes) {
-    diag.error("", "file is larger than 1 MiB");
-    return std::nullopt;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diag.error("", "cannot open for reading");
-    return std::nullopt;
-  }
-  std::string text(static_cast<std::size_t>(size), '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return text;
+  return std::move(*text);
 }
 
 Result<std::vector<std::filesystem::path>> list_override_files(const std::filesystem::path& dir) {
@@ -862,13 +852,15 @@ Result<std::vector<std::filesystem::path>> list_override_files(const std::filesy
   if (ec || st.type() == std::filesystem::file_type::not_found) return files;
   if (st.type() != std::filesystem::file_type::directory)
     return fail(ErrorCode::validation_error, dir.string() + ": connectors.d exists but is not a directory");
+  if (auto owned = check_owned_dir(dir); !owned) return std::unexpected(owned.error());
   std::filesystem::directory_iterator it(dir, ec);
   if (ec) return fail(ErrorCode::validation_error, dir.string() + ": cannot list connectors.d: " + ec.message());
   for (const auto& e : it) {
     const auto name = e.path().filename().string();
     if (name.empty() || name[0] == '.' || e.path().extension() != ".json") continue;
     std::error_code fec;
-    if (!e.is_regular_file(fec)) continue;
+    // A symbolic link is listed so that reading it is refused, not skipped without a word.
+    if (!e.is_regular_file(fec) && !e.is_symlink(fec)) continue;
     files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());

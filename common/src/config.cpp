@@ -1,16 +1,23 @@
 #include <alumia/config.hpp>
+#include <alumia/fs.hpp>
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <vector>
 
 namespace alumia {
 namespace fs = std::filesystem;
+namespace {
+
+constexpr std::size_t k_max_config_bytes = 1024 * 1024;
+
+}  // namespace
 
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {
@@ -20,7 +27,23 @@ EnvLookup process_env() {
   };
 }
 
-Paths resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLookup& env) {
+HomeLookup passwd_home() {
+  return []() -> std::optional<std::string> {
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr || pw.pw_dir == nullptr)
+      return std::nullopt;
+    const fs::path dir = pw.pw_dir;
+    struct stat st {};
+    if (!dir.is_absolute() || ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid())
+      return std::nullopt;
+    return dir.string();
+  };
+}
+
+Result<Paths> resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLookup& env,
+                            const HomeLookup& home) {
   Paths p;
   std::optional<std::string> flat = data_dir_flag;
   if (!flat) flat = env("ALUMIA_HOME");
@@ -29,26 +52,69 @@ Paths resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLo
     p.data_dir = p.config_dir = p.runtime_dir = fs::absolute(*flat);
     return p;
   }
-  const fs::path home = env("HOME").value_or("/tmp");
-  const fs::path data_home = env("XDG_DATA_HOME").value_or((home / ".local/share").string());
-  const fs::path config_home = env("XDG_CONFIG_HOME").value_or((home / ".config").string());
-  p.data_dir = data_home / "alumia-connect";
-  p.config_dir = config_home / "alumia-connect";
-  if (auto rt = env("XDG_RUNTIME_DIR")) p.runtime_dir = fs::path(*rt) / "alumia-connect";
+  auto absolute_env = [&](std::string_view name) -> std::optional<fs::path> {
+    auto v = env(name);
+    if (!v || !fs::path(*v).is_absolute()) return std::nullopt;
+    return fs::path(*v);
+  };
+  auto data_home = absolute_env("XDG_DATA_HOME");
+  auto config_home = absolute_env("XDG_CONFIG_HOME");
+  if (!data_home || !config_home) {
+    std::optional<fs::path> home_dir = absolute_env("HOME");
+    if (!home_dir)
+      if (auto h = home()) home_dir = fs::path(*h);
+    if (!home_dir)
+      return fail(ErrorCode::bad_request,
+                  "cannot tell where to keep the store and the key file: HOME is not set to an absolute path and "
+                  "the user's passwd entry names no home directory of theirs; set ALUMIA_HOME=DIR or pass "
+                  "--data-dir DIR (a directory only you can write), or set HOME");
+    if (!data_home) data_home = *home_dir / ".local/share";
+    if (!config_home) config_home = *home_dir / ".config";
+  }
+  p.data_dir = *data_home / "alumia-connect";
+  p.config_dir = *config_home / "alumia-connect";
+  if (auto rt = absolute_env("XDG_RUNTIME_DIR")) p.runtime_dir = *rt / "alumia-connect";
   else p.runtime_dir = p.data_dir;
   return p;
 }
 
 Status ensure_dirs(const Paths& paths) {
-  for (const auto& d : {paths.data_dir, paths.config_dir, paths.runtime_dir}) {
-    std::error_code ec;
-    if (fs::exists(d, ec)) continue;
-    // Parents may be created with the umask; the final directory is 0700.
-    fs::create_directories(d.parent_path(), ec);
-    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
-      return fail(ErrorCode::internal, "cannot create directory " + d.string() + ": " + std::strerror(errno));
-  }
+  for (const auto& d : {paths.data_dir, paths.config_dir, paths.runtime_dir})
+    if (auto st = ensure_private_dir(d); !st) return st;
   return {};
+}
+
+Status prepare_daemon_paths(const Paths& paths) {
+  std::vector<std::string> problems;
+  auto note = [&problems](const auto& r) {
+    if (!r) problems.push_back(r.error().message);
+  };
+  // Above the directories first: a directory another user can replace makes its contents moot.
+  std::vector<fs::path> dirs;
+  for (const auto& d : {paths.data_dir, paths.config_dir, paths.runtime_dir})
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
+  for (const auto& d : dirs) note(check_parent_dirs(d));
+  if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());
+  if (auto st = ensure_dirs(paths); !st) return st;
+  for (const auto& d : dirs) note(check_owned_dir(d));
+  note(check_owned_dir(paths.connectors_d()));
+  if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());
+
+  for (const auto& f : {paths.config_json(), paths.state_file(), paths.lock_file(), paths.data_dir / "daemon.log"})
+    note(check_owned_file(f, Privacy::no_foreign_writes));
+  std::error_code ec;
+  if (fs::is_directory(paths.connectors_d(), ec)) {
+    for (const auto& e : fs::directory_iterator(paths.connectors_d(), ec))
+      if (e.path().extension() == ".json") note(check_owned_file(e.path(), Privacy::no_foreign_writes));
+  }
+  const std::string db = paths.store_db().string();
+  for (const auto& f : {fs::path(db), fs::path(db + "-wal"), fs::path(db + "-shm"), fs::path(db + "-intake"),
+                        paths.key_file(), paths.master_key_file()})
+    note(check_owned_file(f, Privacy::secret));
+  if (problems.empty()) return {};
+  std::string message = problems.front();
+  for (std::size_t i = 1; i < problems.size(); ++i) message += "\n" + problems[i];
+  return fail(ErrorCode::forbidden, message);
 }
 
 std::string_view to_string(SettingSource s) {
@@ -92,13 +158,11 @@ const std::vector<SettingSpec>& setting_specs() {
 Result<Settings> Settings::resolve(const std::map<std::string, std::string>& flags, const EnvLookup& env,
                                    const fs::path& config_json) {
   Settings s;
-  std::error_code ec;
-  if (fs::exists(config_json, ec)) {
-    std::ifstream in(config_json);
-    std::stringstream buf;
-    buf << in.rdbuf();
+  auto text = read_owned_file(config_json, Privacy::no_foreign_writes, k_max_config_bytes);
+  if (!text && text.error().code != ErrorCode::not_found) return std::unexpected(text.error());
+  if (text) {
     try {
-      s.m_config = nlohmann::json::parse(buf.str());
+      s.m_config = nlohmann::json::parse(*text);
     } catch (const nlohmann::json::exception& e) {
       return fail(ErrorCode::bad_request, config_json.string() + ": invalid JSON: " + e.what());
     }

@@ -1,3 +1,4 @@
+#include <alumia/fs.hpp>
 #include <alumia/intake_log.hpp>
 
 #include <spdlog/spdlog.h>
@@ -110,12 +111,13 @@ struct IntakeLog::Waiting {
 Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector<Record>& left) {
   left.clear();
   const std::string path = o.path.string();
-  const int rfd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (rfd < 0) return std::unexpected(errno_error("cannot open the intake log " + path).error());
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{rfd};
+  // Opened without following a symbolic link at the
+  // name (a link planted there would have us overwrite its target), and only if the file is the
+  // daemon user's and private (fs.hpp).
+  auto opened = open_owned_file(o.path, O_RDWR | O_CREAT, Privacy::secret, 0600);
+  if (!opened) return fail(opened.error().code, "cannot open the intake log: " + opened.error().message);
+  UniqueFd fd = std::move(*opened);
+  const int rfd = fd.get();
   struct stat st {};
   if (::fstat(rfd, &st) != 0) return std::unexpected(errno_error("cannot stat " + path).error());
   uint64_t file_bytes = static_cast<uint64_t>(st.st_size) / k_block * k_block;
@@ -171,15 +173,18 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
   std::sort(left.begin(), left.end(), [](const Record& a, const Record& b) { return a.seq < b.seq; });
 
   // Appends: O_DIRECT|O_DSYNC, so one write is one trip to the disk with no page cache copy. File
-  // systems without O_DIRECT (tmpfs) get O_DSYNC alone.
-  bool direct = true;
-  int wfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC | O_DIRECT);
-  if (wfd < 0 && errno == EINVAL) {
-    direct = false;
-    wfd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC);
-  }
-  if (wfd < 0) return std::unexpected(errno_error("cannot open the intake log " + path + " for writing").error());
-  return std::unique_ptr<IntakeLog>(new IntakeLog(wfd, direct, o.path, file_bytes, epoch, max_seq + 1));
+  // systems without O_DIRECT (tmpfs) refuse the flag (EINVAL) and get O_DSYNC alone. The name is
+  // opened again (O_DSYNC cannot be added to an open descriptor); it must still be the same file.
+  auto writer = open_owned_file(o.path, O_WRONLY | O_DSYNC, Privacy::secret);
+  if (!writer) return fail(writer.error().code, "cannot open the intake log for writing: " + writer.error().message);
+  struct stat wst {};
+  if (::fstat(writer->get(), &wst) != 0) return std::unexpected(errno_error("cannot stat " + path).error());
+  if (wst.st_dev != st.st_dev || wst.st_ino != st.st_ino)
+    return fail(ErrorCode::internal, "the intake log " + path + " was replaced while it was being opened");
+  const int flags = ::fcntl(writer->get(), F_GETFL);
+  if (flags < 0) return std::unexpected(errno_error("cannot read the flags of " + path).error());
+  const bool direct = ::fcntl(writer->get(), F_SETFL, flags | O_DIRECT) == 0;
+  return std::unique_ptr<IntakeLog>(new IntakeLog(writer->release(), direct, o.path, file_bytes, epoch, max_seq + 1));
 }
 
 IntakeLog::IntakeLog(int fd, bool direct, std::filesystem::path path, uint64_t file_bytes, uint64_t epoch,
@@ -258,11 +263,9 @@ bool IntakeLog::write_all(const char* data, std::size_t n, uint64_t offset) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == EINVAL && m_direct) {
       // A device whose blocks are larger than 512 bytes refuses these O_DIRECT writes: go on with
-      // O_DSYNC through the page cache (slower, as durable).
-      const int fd = ::open(m_path.c_str(), O_WRONLY | O_CLOEXEC | O_DSYNC);
-      if (fd < 0) return false;
-      ::close(m_fd);
-      m_fd = fd;
+      // O_DSYNC through the page cache (slower, as durable), on the same descriptor.
+      const int flags = ::fcntl(m_fd, F_GETFL);
+      if (flags < 0 || ::fcntl(m_fd, F_SETFL, flags & ~O_DIRECT) != 0) return false;
       m_direct = false;
       spdlog::warn("intake log {}: O_DIRECT writes refused by the device; using O_DSYNC alone", m_path.string());
       continue;

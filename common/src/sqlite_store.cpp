@@ -101,8 +101,8 @@ using sqlite::opt_int;
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(const SqliteOptions& o)
-      : m_db(o.path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX) {
+  SqliteStore(const SqliteOptions& o, const std::string& db_name)
+      : m_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX | sqlite::k_open_nofollow) {
     m_db.setBusyTimeout(5000);
     m_db.exec("PRAGMA journal_mode=WAL");
     m_db.exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
@@ -482,13 +482,10 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
   // Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
-  const int fd = ::open(options.path.c_str(), O_CREAT | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + std::strerror(errno));
-  ::fchmod(fd, 0600);
-  ::close(fd);
+  auto db_name = sqlite::checked_db_name(options.path, true);
+  if (!db_name) return std::unexpected(db_name.error());
   try {
-    return std::unique_ptr<Store>(new SqliteStore(options));
+    return std::unique_ptr<Store>(new SqliteStore(options, *db_name));
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + e.what());
   }

@@ -1,10 +1,14 @@
 #pragma once
 // SQLite helpers shared by the SQLite implementations of Store and WebhookStore (private to common).
 #include <alumia/error.hpp>
+#include <alumia/fs.hpp>
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sqlite3.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -14,6 +18,24 @@
 #include <unordered_map>
 
 namespace alumia::sqlite {
+
+// SQLite refuses a symbolic link at the store's name (its -wal and -shm it opens O_NOFOLLOW anyway).
+inline constexpr int k_open_nofollow = SQLITE_OPEN_NOFOLLOW;
+
+// Before SQLite opens the store by name: store.db (created 0600 when `create`), -wal and -shm must be
+// the daemon user's private regular files, not symbolic links (fs.hpp). Returns the name to hand
+// SQLite with k_open_nofollow: its directory resolved, since that flag also refuses symbolic links in
+// the directories above (which fs.hpp's checks allow when root or the user owns them).
+inline Result<std::string> checked_db_name(const std::filesystem::path& path, bool create) {
+  auto fd = open_owned_file(path, O_RDWR | (create ? O_CREAT : 0), Privacy::secret, 0600);
+  if (!fd) return fail(fd.error().code, "cannot open the store: " + fd.error().message);
+  for (const char* suffix : {"-wal", "-shm"})
+    if (auto ok = check_owned_file(path.string() + suffix, Privacy::secret); !ok) return std::unexpected(ok.error());
+  std::error_code ec;
+  const auto dir = std::filesystem::canonical(path.parent_path().empty() ? "." : path.parent_path(), ec);
+  if (ec) return path.string();
+  return (dir / path.filename()).string();
+}
 
 // A busy/locked store is SERVICE_UNAVAILABLE (retry); anything else is INTERNAL.
 inline Error to_error(const std::exception& e, std::string_view what) {

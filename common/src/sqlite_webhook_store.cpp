@@ -258,13 +258,13 @@ struct CounterDelta {
 
 class SqliteWebhookStore final : public WebhookStore {
  public:
-  explicit SqliteWebhookStore(const WebhookStoreOptions& o)
+  SqliteWebhookStore(const WebhookStoreOptions& o, const std::string& db_name)
       : m_options(o),
         m_max_batch(o.max_batch == 0 ? 1 : o.max_batch),
-        m_writer_db(o.path.string(), SQLite::OPEN_READWRITE),
-        m_reader_db(o.path.string(), SQLite::OPEN_READWRITE),
-        m_checkpoint_db(o.path.string(), SQLite::OPEN_READWRITE),
-        m_dedup_db(o.path.string(), SQLite::OPEN_READWRITE),
+        m_writer_db(db_name, SQLite::OPEN_READWRITE | sqlite::k_open_nofollow),
+        m_reader_db(db_name, SQLite::OPEN_READWRITE | sqlite::k_open_nofollow),
+        m_checkpoint_db(db_name, SQLite::OPEN_READWRITE | sqlite::k_open_nofollow),
+        m_dedup_db(db_name, SQLite::OPEN_READWRITE | sqlite::k_open_nofollow),
         m_w(m_writer_db),
         m_r(m_reader_db),
         m_dq(m_dedup_db) {
@@ -1272,8 +1272,10 @@ class SqliteWebhookStore final : public WebhookStore {
 }  // namespace
 
 Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options) {
+  auto db_name = sqlite::checked_db_name(options.path, false);
+  if (!db_name) return std::unexpected(db_name.error());
   try {
-    auto store = std::make_unique<SqliteWebhookStore>(options);
+    auto store = std::make_unique<SqliteWebhookStore>(options, *db_name);
     if (auto st = store->init(); !st) return std::unexpected(st.error());
     return std::unique_ptr<WebhookStore>(std::move(store));
   } catch (const std::exception& e) {

@@ -31,10 +31,28 @@ struct Paths {
 using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
 EnvLookup process_env();
 
-// `data_dir_flag` is --data-dir; otherwise ALUMIA_HOME; otherwise the XDG directories.
-Paths resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLookup& env);
-// Creates the directories with mode 0700 (existing ones are left as they are).
+// The home directory to use when HOME is unset, empty or relative: the passwd entry's of the
+// effective uid, if that is an absolute path to an existing directory owned by that uid (what ssh and
+// git fall back to). Tests inject their own.
+using HomeLookup = std::function<std::optional<std::string>()>;
+HomeLookup passwd_home();
+
+// `data_dir_flag` is --data-dir; otherwise ALUMIA_HOME; otherwise the XDG directories
+// (XDG_DATA_HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR; relative values are ignored, as the XDG spec
+// says), under the home directory where one is unset: HOME if absolute, else `home()`. With no
+// home at all this fails (ErrorCode::bad_request) asking for ALUMIA_HOME or --data-dir: there is no
+// shared fallback like /tmp, where another user could create the directories first.
+Result<Paths> resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLookup& env,
+                            const HomeLookup& home = passwd_home());
+// Creates the missing directories, and missing parents, with mode 0700 (existing ones are left as
+// they are).
 Status ensure_dirs(const Paths& paths);
+// The daemon's start: ensure_dirs, then every directory and file the daemon reads or writes must be
+// its user's and private enough (fs.hpp: not writable by group or others; the store and its -wal,
+// -shm and -intake files, the key file and master.key not readable by them either; no symbolic
+// link at a file's name; every directory above owned by root or the user and not writable by others
+// unless sticky). Fails with ErrorCode::forbidden listing each problem with the command that fixes it.
+Status prepare_daemon_paths(const Paths& paths);
 
 enum class SettingSource { flag, env, config, default_ };
 std::string_view to_string(SettingSource s);
