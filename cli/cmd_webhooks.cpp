@@ -29,6 +29,13 @@ void wipe_member(json& data, const char* key) {
   if (data.is_object() && data.contains(key) && data[key].is_string()) wipe_string(data[key].get_ref<std::string&>());
 }
 
+// Why the receiver last refused a delivery (the sender only got a generic answer).
+std::string last_error(const json& e) {
+  if (!e.contains("lastError") || !e["lastError"].is_object()) return "-";
+  const json& le = e["lastError"];
+  return jstr(le, "at") + " " + jstr(le, "code") + ": " + jstr(le, "message");
+}
+
 std::vector<std::pair<std::string, std::string>> endpoint_fields(CliContext& ctx, const json& e) {
   const json counts = e.contains("counts") && e["counts"].is_object() ? e["counts"] : json::object();
   const std::string status = jstr(e, "status");
@@ -46,6 +53,7 @@ std::vector<std::pair<std::string, std::string>> endpoint_fields(CliContext& ctx
           {"rejected", jdisplay(counts, "rejected")},
           {"bad signatures", jdisplay(counts, "verificationFailures")},
           {"last delivery", jdisplay(e, "lastDeliveryAt")},
+          {"last error", last_error(e)},
           {"created", jdisplay(e, "createdAt")}};
 }
 
