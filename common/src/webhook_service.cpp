@@ -1,5 +1,6 @@
 // Webhook endpoints, the receiver pipeline (SPEC §7, PROVIDERS §0.6), events and jobs.
 #include <alumia/crypto.hpp>
+#include <alumia/text.hpp>
 #include <alumia/url.hpp>
 #include <alumia/webhook_service.hpp>
 
@@ -40,6 +41,7 @@ json opt_time(const std::optional<int64_t>& v) { return v ? json(format_time_ms(
 
 // Field checks shared by create and update, so both accept exactly the same values.
 Status check_label(const std::string& label) {
+  if (auto st = check_no_control_characters(label, "label"); !st) return st;
   if (label.size() > 200) return fail(ErrorCode::validation_error, "label must be at most 200 characters");
   return {};
 }
