@@ -3,6 +3,7 @@
 // never reaches the terminal raw from human output; names people give (connection and endpoint
 // labels, API key names) refuse control characters.
 #include "cli_helpers.hpp"
+#include "fake_telegram.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -19,10 +20,12 @@ namespace {
 // OSC 52: "set the clipboard to 'hello'" in many terminals.
 const std::string k_osc52 = "push\x1b]52;c;aGVsbG8=\x07";
 
+// ESC, BEL, any other C0 but the layout's newline and tab, DEL, and C1 (raw or in UTF-8).
 bool has_control_byte(const std::string& s) {
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\n' && c != '\t') || u == 0x7f) return true;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto u = static_cast<unsigned char>(s[i]);
+    if ((u < 0x20 && u != '\n' && u != '\t') || u == 0x7f) return true;
+    if (u == 0xc2 && i + 1 < s.size() && (static_cast<unsigned char>(s[i + 1]) & 0xe0) == 0x80) return true;
   }
   return false;
 }
@@ -102,5 +105,33 @@ TEST_CASE("terminal: labels and key names with control characters are BAD_REQUES
   // Printable text, non-ASCII included, is a label like any other.
   auto ok = d.api("PATCH", "/api/v1/webhook-endpoints/" + endpoint_id, json{{"label", "dépôt — 日本"}}.dump());
   CHECK(ok.status == 200);
+  stop_clean(d);
+}
+
+TEST_CASE("terminal: an account name from the provider with an escape sequence is shown escaped", "[terminal]") {
+  const std::string token = "123456789:AAEterminalterminalterminal_-0123456";
+  // The provider's side of the connection says who the account is; a bot can be named anything.
+  FakeTelegram telegram({token},
+                        "bot\x1b]52;c;aGVsbG8=\x07\xc2\x9b"
+                        "name");  // ESC, BEL, C1 CSI
+  TempDir dir;
+  Daemon d(dir.path(), daemon_options({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
+  const ProcessResult connect = cli(d, {"connect", "telegram", "--from-stdin"}, json{{"bot_token", token}}.dump());
+  REQUIRE_EXIT(connect, 0);
+  CHECK_FALSE(has_control_byte(connect.out));
+  const json listed = json_out(cli(d, {"--json", "connections", "list"}));
+  REQUIRE(listed["items"].size() == 1);
+  const std::string id = listed["items"][0]["id"];
+  CHECK(listed["items"][0]["accountLabel"] ==
+        "@bot\x1b]52;c;aGVsbG8=\x07\xc2\x9b"
+        "name");  // JSON: exact
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"connections", "list"}, {"connections", "show", id}}) {
+    const ProcessResult out = cli(d, args);
+    INFO(out.out << out.err);
+    REQUIRE_EXIT(out, 0);
+    CHECK_FALSE(has_control_byte(out.out));
+    CHECK(out.out.find("@bot\\x1b]52;c;aGVsbG8=\\x07\\u009bname") != std::string::npos);
+  }
   stop_clean(d);
 }
