@@ -26,9 +26,26 @@ void add_global_flags(CLI::App& app, GlobalOptions& g) {
 
 }  // namespace
 
+FilteredStreams::FilteredStreams(std::ostream& out_stream, std::ostream& err_stream,
+                                 std::function<TerminalFilter::Mode()> out_mode)
+    : out_filter(out_stream.rdbuf(), std::move(out_mode)),
+      err_filter(err_stream.rdbuf(), [] { return TerminalFilter::Mode::escape; }),
+      filtered_out(&out_filter),
+      filtered_err(&err_filter) {}
+
 CliContext::CliContext(EnvLookup env_lookup, std::istream& in_stream, std::ostream& out_stream,
                        std::ostream& err_stream, TerminalInfo terminal)
-    : env(std::move(env_lookup)), in(in_stream), out(out_stream), err(err_stream), tty(terminal) {}
+    : FilteredStreams(out_stream, err_stream,
+                      [this] {
+                        if (global.json) return TerminalFilter::Mode::raw;
+                        return color() ? TerminalFilter::Mode::escape_keep_sgr : TerminalFilter::Mode::escape;
+                      }),
+      env(std::move(env_lookup)),
+      in(in_stream),
+      out(filtered_out),
+      err(filtered_err),
+      raw_err(err_stream),
+      tty(terminal) {}
 
 int CliContext::run() {
   if (!action) {
@@ -39,6 +56,7 @@ int CliContext::run() {
   out.flush();
   if (st) return k_exit_ok;
   if (!st.error().message.empty()) err << "alumia-connect: error: " << st.error().message << '\n';
+  err.flush();
   return st.error().exit_code;
 }
 

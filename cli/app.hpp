@@ -34,15 +34,28 @@ struct DaemonLocation {
   std::string source;  // "flag", "env", "config", "state file", "default"
 };
 
-struct CliContext {
+// stdout and stderr behind TerminalFilters (output.hpp); a base so they exist before CliContext's
+// `out` and `err` refer to them.
+struct FilteredStreams {
+  FilteredStreams(std::ostream& out_stream, std::ostream& err_stream, std::function<TerminalFilter::Mode()> out_mode);
+  TerminalFilter out_filter;
+  TerminalFilter err_filter;
+  std::ostream filtered_out;
+  std::ostream filtered_err;
+};
+
+struct CliContext : private FilteredStreams {
   CliContext(EnvLookup env_lookup, std::istream& in_stream, std::ostream& out_stream, std::ostream& err_stream,
              TerminalInfo terminal);
 
   GlobalOptions global;
   EnvLookup env;
   std::istream& in;
+  // Human output goes through terminal_safe() on its way out (raw for --json on stdout): no
+  // control character from the daemon reaches the terminal.
   std::ostream& out;
   std::ostream& err;
+  std::ostream& raw_err;  // the real stderr, for the spinner's own \r and erase-line codes only
   TerminalInfo tty;
   // Set by the selected subcommand's parse callback; main() runs it after parsing.
   std::function<CliStatus()> action;

@@ -66,9 +66,9 @@ CliStatus print_result(CliContext& ctx, const json& connection, const std::strin
     return {};
   }
   if (!ctx.global.quiet) {
-    std::string who = jstr(connection, "accountLabel");
-    ctx.out << verb << ' ' << jstr(connection, "connectorSlug") << (who.empty() ? "" : " as " + who) << " — connection "
-            << jstr(connection, "id") << '\n';
+    const std::string who = terminal_safe(jstr(connection, "accountLabel"));
+    ctx.out << verb << ' ' << terminal_safe(jstr(connection, "connectorSlug")) << (who.empty() ? "" : " as " + who)
+            << " — connection " << terminal_safe(jstr(connection, "id")) << '\n';
   }
   return {};
 }
@@ -99,7 +99,7 @@ CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& star
   const bool reconnect = !o.reconnect.empty();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   InterruptGuard interrupt;
-  Spinner spinner(ctx.err, ctx.tty.stderr_tty && !ctx.global.quiet,
+  Spinner spinner(ctx.raw_err, ctx.tty.stderr_tty && !ctx.global.quiet,
                   "Waiting for the authorization in the browser (Ctrl-C to stop)...");
   for (;;) {
     auto c = client.get("/api/v1/connections/" + encode_component(id));
@@ -162,7 +162,7 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
     if (ctx.global.json) {
       ctx.print_data(json{{"connection", connection}, {"oauthUrl", url}});
     } else {
-      ctx.out << url << '\n';
+      ctx.out << terminal_safe(url) << '\n';
       ctx.note("Open the URL above to authorize " + o.slug + "; then check `alumia-connect connections show " +
                jstr(connection, "id") + "`.");
     }
@@ -175,13 +175,13 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
     if (pid) {
       opened = true;
       reap_child(*pid);
-      ctx.note("Opened your browser to authorize " + o.slug + ". If it did not open, visit:\n  " + url);
+      ctx.note("Opened your browser to authorize " + o.slug + ". If it did not open, visit:\n  " + terminal_safe(url));
     } else {
       ctx.warn(pid.error().message);
     }
   }
   if (!opened) {
-    ctx.err << "Open this URL in a browser to authorize " << o.slug << ":\n  " << url << '\n';
+    ctx.err << "Open this URL in a browser to authorize " << o.slug << ":\n  " << terminal_safe(url) << '\n';
     if (no_display(ctx.env) || ctx.env("SSH_CONNECTION"))
       ctx.err << "On another machine, forward the port first: ssh -L " << port << ":127.0.0.1:" << port << " <host>\n";
   }

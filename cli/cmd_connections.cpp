@@ -76,9 +76,9 @@ CliStatus revoke(CliContext& ctx, const std::string& id, bool yes) {
   if (!yes) {
     auto c = (*client)->get("/api/v1/connections/" + encode_component(id));
     if (!c) return std::unexpected(c.error());
-    std::string what = jstr(*c, "connectorSlug");
-    if (!jstr(*c, "label").empty()) what += " \"" + jstr(*c, "label") + "\"";
-    if (!jstr(*c, "accountLabel").empty()) what += " (" + jstr(*c, "accountLabel") + ")";
+    std::string what = terminal_safe(jstr(*c, "connectorSlug"));
+    if (!jstr(*c, "label").empty()) what += " \"" + terminal_safe(jstr(*c, "label")) + "\"";
+    if (!jstr(*c, "accountLabel").empty()) what += " (" + terminal_safe(jstr(*c, "accountLabel")) + ")";
     auto answer = prompt_line(
         ctx.err, "Revoke connection " + id + " — " + what + "? Its credentials are destroyed. [y/N] ", false);
     if (!answer) return std::unexpected(answer.error());

@@ -55,7 +55,7 @@ CliStatus status(CliContext& ctx) {
     return {};
   }
   const json keyring = data->contains("keyring") ? (*data)["keyring"] : json::object();
-  std::vector<std::pair<std::string, std::string>> f{{"status", ctx.paint("running", "32")},
+  std::vector<std::pair<std::string, std::string>> f{{"status", "running"},
                                                      {"version", jdisplay(*data, "version")},
                                                      {"pid", jdisplay(*data, "pid")},
                                                      {"url", jdisplay(*data, "url")},
@@ -64,7 +64,9 @@ CliStatus status(CliContext& ctx) {
                                                      {"store", store_text(*data)},
                                                      {"started", jdisplay(*data, "startedAt")},
                                                      {"log", ctx.paths() ? log_file(*ctx.paths()).string() : "-"}};
-  print_fields(ctx.out, f);
+  print_fields(ctx.out, f, [&ctx](const std::string& key, const std::string& value) {
+    return key == "status" ? ctx.paint(value, "32") : value;
+  });
   if (jstr(keyring, "backend") == "file")
     ctx.warn("the master key is kept in a file, not in the Secret Service" +
              (jstr(keyring, "warning").empty() ? std::string() : ": " + jstr(keyring, "warning")));

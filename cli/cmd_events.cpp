@@ -65,13 +65,15 @@ CliStatus show(CliContext& ctx, const std::string& id) {
     return {};
   }
   const std::string job = jdisplay(*e, "jobState");
-  print_fields(ctx.out, {{"id", jstr(*e, "id")},
-                         {"endpoint", jstr(*e, "endpointId")},
-                         {"provider", jstr(*e, "provider")},
-                         {"event key", jstr(*e, "eventKey")},
-                         {"type", jdisplay(*e, "eventType")},
-                         {"received", jstr(*e, "receivedAt")},
-                         {"job", ctx.paint(job, status_color(job).c_str())}});
+  print_fields(ctx.out,
+               {{"id", jstr(*e, "id")},
+                {"endpoint", jstr(*e, "endpointId")},
+                {"provider", jstr(*e, "provider")},
+                {"event key", jstr(*e, "eventKey")},
+                {"type", jdisplay(*e, "eventType")},
+                {"received", jstr(*e, "receivedAt")},
+                {"job", job}},
+               status_fields(ctx));
   std::vector<std::pair<std::string, std::string>> headers;
   if (e->contains("headers") && (*e)["headers"].is_object())
     for (const auto& [name, value] : (*e)["headers"].items())
@@ -80,7 +82,7 @@ CliStatus show(CliContext& ctx, const std::string& id) {
   print_fields(ctx.out, headers);
   const bool text = jstr(*e, "bodyEncoding") != "base64";
   ctx.out << (text ? "\nbody:\n" : "\nbody (base64, not UTF-8):\n");
-  const std::string body = jstr(*e, "body");
+  const std::string body = terminal_safe(jstr(*e, "body"), Layout::block);
   ctx.out << body;
   if (body.empty() || body.back() != '\n') ctx.out << '\n';
   return {};
@@ -94,8 +96,8 @@ CliStatus replay(CliContext& ctx, const std::string& id) {
   if (ctx.global.json) ctx.print_data(*data);
   else if (!ctx.global.quiet) {
     const json job = data->contains("job") ? (*data)["job"] : json::object();
-    ctx.out << "Event " << id << " will be relayed again: job " << jstr(job, "id") << " (" << jstr(job, "state")
-            << ")\n";
+    ctx.out << "Event " << terminal_safe(id) << " will be relayed again: job " << terminal_safe(jstr(job, "id")) << " ("
+            << terminal_safe(jstr(job, "state")) << ")\n";
   }
   return {};
 }
@@ -112,8 +114,9 @@ void print_tail_line(CliContext& ctx, const json& e) {
     ctx.out << e.dump() << '\n';
     return;
   }
-  ctx.out << short_time(jstr(e, "receivedAt")) << "  " << jstr(e, "provider") << "  " << jdisplay(e, "eventType")
-          << "  " << jstr(e, "eventKey") << "  " << jstr(e, "id") << '\n';
+  ctx.out << terminal_safe(short_time(jstr(e, "receivedAt"))) << "  " << terminal_safe(jstr(e, "provider")) << "  "
+          << terminal_safe(jdisplay(e, "eventType")) << "  " << terminal_safe(jstr(e, "eventKey")) << "  "
+          << terminal_safe(jstr(e, "id")) << '\n';
 }
 
 // The newest events, newest first. After the first poll, further pages are read only while none of

@@ -55,13 +55,15 @@ CliStatus retry(CliContext& ctx, const RetryOptions& o) {
     if (!data) return std::unexpected(data.error());
     if (ctx.global.json) ctx.print_data(*data);
     else if (!ctx.global.quiet)
-      ctx.out << "Job " << o.id << " will be attempted again (" << jstr((*data)["job"], "state") << ")\n";
+      ctx.out << "Job " << terminal_safe(o.id) << " will be attempted again ("
+              << terminal_safe(jstr((*data)["job"], "state")) << ")\n";
     return {};
   }
   auto data = (*client)->post(with_query(std::string(k_jobs) + "/retry", {{"state", o.state}, {"since", o.since}}));
   if (!data) return std::unexpected(data.error());
   if (ctx.global.json) ctx.print_data(*data);
-  else if (!ctx.global.quiet) ctx.out << "Retried " << jdisplay(*data, "retried") << ' ' << o.state << " job(s)\n";
+  else if (!ctx.global.quiet)
+    ctx.out << "Retried " << terminal_safe(jdisplay(*data, "retried")) << ' ' << o.state << " job(s)\n";
   return {};
 }
 

@@ -29,13 +29,20 @@ void wipe_member(json& data, const char* key) {
   if (data.is_object() && data.contains(key) && data[key].is_string()) wipe_string(data[key].get_ref<std::string&>());
 }
 
-std::vector<std::pair<std::string, std::string>> endpoint_fields(CliContext& ctx, const json& e) {
+// Why the receiver last refused a delivery (the sender only got a generic answer).
+std::string last_error(const json& e) {
+  if (!e.contains("lastError") || !e["lastError"].is_object()) return "-";
+  const json& le = e["lastError"];
+  return jstr(le, "at") + " " + jstr(le, "code") + ": " + jstr(le, "message");
+}
+
+std::vector<std::pair<std::string, std::string>> endpoint_fields(const json& e) {
   const json counts = e.contains("counts") && e["counts"].is_object() ? e["counts"] : json::object();
   const std::string status = jstr(e, "status");
   return {{"id", jstr(e, "id")},
           {"provider", jstr(e, "provider")},
           {"label", jdisplay(e, "label")},
-          {"status", ctx.paint(status, status_color(status).c_str())},
+          {"status", status},
           {"receive url", jstr(e, "receiveUrl")},
           {"relay to",
            e.contains("relayTo") && e["relayTo"].is_string() ? jstr(e, "relayTo") : "(the daemon's --relay-to)"},
@@ -46,6 +53,7 @@ std::vector<std::pair<std::string, std::string>> endpoint_fields(CliContext& ctx
           {"rejected", jdisplay(counts, "rejected")},
           {"bad signatures", jdisplay(counts, "verificationFailures")},
           {"last delivery", jdisplay(e, "lastDeliveryAt")},
+          {"last error", last_error(e)},
           {"created", jdisplay(e, "createdAt")}};
 }
 
@@ -133,11 +141,11 @@ CliStatus create(CliContext& ctx, const CreateOptions& o) {
     ctx.print_data(*data);
   } else {
     const json e = data->contains("endpoint") ? (*data)["endpoint"] : json::object();
-    auto fields = endpoint_fields(ctx, e);
+    auto fields = endpoint_fields(e);
     const bool generated = data->contains("secret") && (*data)["secret"].is_string();
     if (generated) fields.emplace_back("secret", jstr(*data, "secret"));
     fields.emplace_back("relay secret", jstr(*data, "relaySecret"));
-    print_fields(ctx.out, fields);
+    print_fields(ctx.out, fields, status_fields(ctx));
     ctx.out << std::flush;
     for (auto& [k, v] : fields) wipe_string(v);
     ctx.note(std::string(generated ? "The secret and the relay secret are shown only this once and not shown again: "
@@ -157,7 +165,7 @@ CliStatus show(CliContext& ctx, const std::string& id) {
   auto e = (*client)->get(endpoint_path(id));
   if (!e) return std::unexpected(e.error());
   if (ctx.global.json) ctx.print_data(*e);
-  else print_fields(ctx.out, endpoint_fields(ctx, *e));
+  else print_fields(ctx.out, endpoint_fields(*e), status_fields(ctx));
   return {};
 }
 
@@ -191,7 +199,7 @@ CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o)
     ctx.print_data(*e);
     return {};
   }
-  print_fields(ctx.out, endpoint_fields(ctx, *e));
+  print_fields(ctx.out, endpoint_fields(*e), status_fields(ctx));
   if (o.disable)
     ctx.note("Deliveries to this endpoint now get 404 until `alumia-connect webhooks update " + id + " --enable`.");
   return {};
@@ -205,8 +213,8 @@ CliStatus remove(CliContext& ctx, const std::string& id, bool yes) {
   if (!yes) {
     auto e = (*client)->get(endpoint_path(id));
     if (!e) return std::unexpected(e.error());
-    std::string what = jstr(*e, "provider");
-    if (!jstr(*e, "label").empty()) what += " \"" + jstr(*e, "label") + "\"";
+    std::string what = terminal_safe(jstr(*e, "provider"));
+    if (!jstr(*e, "label").empty()) what += " \"" + terminal_safe(jstr(*e, "label")) + "\"";
     auto answer = prompt_line(ctx.err,
                               "Delete webhook endpoint " + id + " — " + what +
                                   "? Deliveries get 404 and its pending jobs are cancelled. [y/N] ",

@@ -147,22 +147,27 @@ std::string status_color(const std::string& status) {
   return "2";
 }
 
+FieldDecorator status_fields(const CliContext& ctx) {
+  return [&ctx](const std::string& key, const std::string& value) {
+    return key == "status" || key == "job" ? ctx.paint(value, status_color(value).c_str()) : value;
+  };
+}
+
 void print_connection(CliContext& ctx, const json& c) {
-  std::vector<std::pair<std::string, std::string>> f{
-      {"id", jstr(c, "id")},
-      {"connector", jstr(c, "connectorSlug")},
-      {"label", jdisplay(c, "label")},
-      {"auth", jdisplay(c, "authType")},
-      {"status", ctx.paint(jstr(c, "status"), status_color(jstr(c, "status")).c_str())},
-      {"account", jdisplay(c, "accountLabel")},
-      {"scopes", jdisplay(c, "scopes")},
-      {"expires", jdisplay(c, "expiresAt")},
-      {"refreshed", jdisplay(c, "lastRefreshedAt")},
-      {"created", jdisplay(c, "createdAt")},
-      {"updated", jdisplay(c, "updatedAt")}};
+  std::vector<std::pair<std::string, std::string>> f{{"id", jstr(c, "id")},
+                                                     {"connector", jstr(c, "connectorSlug")},
+                                                     {"label", jdisplay(c, "label")},
+                                                     {"auth", jdisplay(c, "authType")},
+                                                     {"status", jstr(c, "status")},
+                                                     {"account", jdisplay(c, "accountLabel")},
+                                                     {"scopes", jdisplay(c, "scopes")},
+                                                     {"expires", jdisplay(c, "expiresAt")},
+                                                     {"refreshed", jdisplay(c, "lastRefreshedAt")},
+                                                     {"created", jdisplay(c, "createdAt")},
+                                                     {"updated", jdisplay(c, "updatedAt")}};
   if (c.contains("error") && c["error"].is_object())
     f.emplace_back("error", jstr(c["error"], "code") + ": " + jstr(c["error"], "message"));
-  print_fields(ctx.out, f);
+  print_fields(ctx.out, f, status_fields(ctx));
 }
 
 }  // namespace alumia::cli

@@ -41,5 +41,7 @@ CliResult<json> submit_credentials(CliContext& ctx, const std::string& connectio
 void print_connection(CliContext& ctx, const json& connection);
 // SGR code for a status: of a connection, a webhook endpoint or a relay job.
 std::string status_color(const std::string& status);
+// print_fields' decorator that colours the values of the fields named "status" and "job".
+FieldDecorator status_fields(const CliContext& ctx);
 
 }  // namespace alumia::cli

@@ -1,5 +1,7 @@
 #include "daemon_client.hpp"
 
+#include "output.hpp"
+
 #include <alumia/http.hpp>
 #include <alumia/secret.hpp>
 
@@ -217,7 +219,8 @@ CliResult<json> parse_envelope(int http_status, std::string_view body, const std
   if (j.contains("error") && j["error"].is_object()) {
     const auto& e = j["error"];
     if (e.contains("code") && e["code"].is_string()) wire = e["code"].get<std::string>();
-    if (e.contains("message") && e["message"].is_string()) message = e["message"].get<std::string>();
+    // The daemon's text, printed on stderr: one line, no control characters from it.
+    if (e.contains("message") && e["message"].is_string()) message = terminal_safe(e["message"].get<std::string>());
   }
   return cli_fail(exit_code_for_error(http_status, wire), message);
 }

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return report_parse_error(*app, e, ctx);
   } catch (const std::exception& e) {
-    std::cerr << "alumia-connect: error: " << e.what() << '\n';
+    std::cerr << "alumia-connect: error: " << terminal_safe(e.what()) << '\n';
     return alumia::k_exit_error;
   }
 }

@@ -1,5 +1,6 @@
 #include <alumia/core.hpp>
 #include <alumia/crypto.hpp>
+#include <alumia/text.hpp>
 #include <alumia/url.hpp>
 
 #include <spdlog/spdlog.h>
@@ -143,6 +144,7 @@ Result<std::pair<ApiKeyRecord, std::string>> Core::create_api_key(const Caller& 
   if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
   auto name = string_field(body, "name", false);
   if (!name) return std::unexpected(name.error());
+  if (auto st = check_no_control_characters(*name, "name"); !st) return std::unexpected(st.error());
   if (name->size() > 100) return fail(ErrorCode::validation_error, "name must be at most 100 characters");
   unsigned scopes = static_cast<unsigned>(Scope::connections);
   if (body.contains("scopes")) {
@@ -320,6 +322,7 @@ Result<StartResult> Core::start_connection(const Caller& caller, const json& bod
   if (!slug) return std::unexpected(slug.error());
   auto label = string_field(body, "label", false);
   if (!label) return std::unexpected(label.error());
+  if (auto st = check_no_control_characters(*label, "label"); !st) return std::unexpected(st.error());
   if (label->empty()) *label = "default";
   if (label->size() > 100) return fail(ErrorCode::validation_error, "label must be at most 100 characters");
   const Connector* conn = m_d.catalog.find(*slug);

@@ -94,6 +94,13 @@ DROP TABLE webhook_dedup;
 ALTER TABLE webhook_dedup_v3 RENAME TO webhook_dedup;
 CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
 )sql",
+    // 4: why the receiver last refused a delivery, for the endpoint's owner (the sender gets a
+    // generic answer).
+    R"sql(
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_code TEXT;
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_message TEXT;
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_at INTEGER;
+)sql",
 };
 
 using sqlite::bind_opt;

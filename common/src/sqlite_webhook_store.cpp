@@ -124,8 +124,8 @@ constexpr auto k_background_gather = std::chrono::milliseconds(20);
 
 constexpr const char* k_endpoint_cols =
     "SELECT id,user_id,provider,connection_id,label,status,relay_to,config,max_body_bytes,previous_secret_expires_at,"
-    "received,duplicates,rejected,verification_failures,last_delivery_at,created_at,updated_at,deleted_at "
-    "FROM webhook_endpoints";
+    "received,duplicates,rejected,verification_failures,last_delivery_at,created_at,updated_at,deleted_at,"
+    "last_error_code,last_error_message,last_error_at FROM webhook_endpoints";
 constexpr const char* k_job_cols =
     "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
     "updated_at,finished_at FROM webhook_jobs";
@@ -155,6 +155,8 @@ WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   e.created_at = q.getColumn(15).getInt64();
   e.updated_at = q.getColumn(16).getInt64();
   e.deleted_at = opt_int(q.getColumn(17));
+  if (const auto at = opt_int(q.getColumn(20)))
+    e.last_error = EndpointError{q.getColumn(18).getString(), q.getColumn(19).getString(), *at};
   return e;
 }
 
@@ -254,6 +256,7 @@ struct CounterDelta {
   int64_t rejected = 0;
   int64_t verification_failures = 0;
   int64_t last_delivery_at = 0;
+  std::optional<EndpointError> last_error;
 };
 
 class SqliteWebhookStore final : public WebhookStore {
@@ -429,6 +432,14 @@ class SqliteWebhookStore final : public WebhookStore {
                       (counter == EndpointCounter::rejected    ? d.rejected
                        : counter == EndpointCounter::duplicate ? d.duplicates
                                                                : d.verification_failures) += 1;
+                    },
+                    nullptr, nullptr});
+  }
+
+  void note_error(const std::string& endpoint_id, EndpointError error) override {
+    enqueue(Pending{[this, endpoint_id, error = std::move(error)] {
+                      auto& last = m_deltas[endpoint_id].last_error;
+                      if (!last || last->at <= error.at) last = error;
                     },
                     nullptr, nullptr});
   }
@@ -1019,6 +1030,15 @@ class SqliteWebhookStore final : public WebhookStore {
         q->bind(5, static_cast<int64_t>(d.last_delivery_at));
         q->bind(6, id);
         q->exec();
+        if (!d.last_error) continue;
+        auto e = m_w.use(
+            "UPDATE webhook_endpoints SET last_error_code=?1,last_error_message=?2,last_error_at=?3 WHERE id=?4 AND "
+            "COALESCE(last_error_at,0) <= ?3");
+        e->bind(1, d.last_error->code);
+        e->bind(2, d.last_error->message);
+        e->bind(3, static_cast<int64_t>(d.last_error->at));
+        e->bind(4, id);
+        e->exec();
       }
     } catch (const std::exception& e) {
       spdlog::warn("webhook store: endpoint counters not updated: {}", e.what());  // the deliveries still commit

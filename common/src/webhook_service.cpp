@@ -1,5 +1,6 @@
 // Webhook endpoints, the receiver pipeline (SPEC §7, PROVIDERS §0.6), events and jobs.
 #include <alumia/crypto.hpp>
+#include <alumia/text.hpp>
 #include <alumia/url.hpp>
 #include <alumia/webhook_service.hpp>
 
@@ -26,16 +27,6 @@ std::string generate_secret(std::string_view provider, Random& random) {
   return random.hex(32);
 }
 
-// Headers never kept with an event: credentials and signatures (SPEC §7 "minus secrets").
-bool is_secret_header(std::string_view lower_name) {
-  static constexpr std::string_view k_exact[] = {"authorization", "proxy-authorization", "cookie", "set-cookie"};
-  for (auto n : k_exact)
-    if (lower_name == n) return true;
-  for (auto part : {"signature", "secret", "token", "api-key", "apikey"})
-    if (lower_name.find(part) != std::string_view::npos) return true;
-  return false;
-}
-
 std::optional<std::string> opt_string(const json& body, const char* key, Error* err) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return std::nullopt;
@@ -46,25 +37,11 @@ std::optional<std::string> opt_string(const json& body, const char* key, Error* 
   return it->get<std::string>();
 }
 
-http::Response exact_reply(const webhooks::Verdict& v) {
-  http::Response r;
-  r.status = v.status;
-  r.body = v.reply_body;
-  r.content_type = v.reply_content_type;
-  return r;
-}
-
-http::Response envelope(const json& data, int status = 200) {
-  http::Response r;
-  r.status = status;
-  r.body = json{{"success", true}, {"data", data}}.dump();
-  return r;
-}
-
 json opt_time(const std::optional<int64_t>& v) { return v ? json(format_time_ms(*v)) : json(nullptr); }
 
 // Field checks shared by create and update, so both accept exactly the same values.
 Status check_label(const std::string& label) {
+  if (auto st = check_no_control_characters(label, "label"); !st) return st;
   if (label.size() > 200) return fail(ErrorCode::validation_error, "label must be at most 200 characters");
   return {};
 }
@@ -124,6 +101,11 @@ json WebhookService::endpoint_json(const WebhookEndpointRecord& e) const {
                 {"rejected", e.rejected},
                 {"verificationFailures", e.verification_failures}}},
               {"lastDeliveryAt", opt_time(e.last_delivery_at)},
+              // The owner's view of the receiver's last refusal (the sender got a generic answer).
+              {"lastError", e.last_error ? json{{"code", e.last_error->code},
+                                                {"message", e.last_error->message},
+                                                {"at", format_time_ms(e.last_error->at)}}
+                                         : json(nullptr)},
               {"createdAt", format_time_ms(e.created_at)}};
 }
 
@@ -554,87 +536,6 @@ Result<json> WebhookService::rotate_secret(const Caller& caller, const std::stri
   if (generated) out["secret"] = *secret;
   wipe_string(*secret);
   return out;
-}
-
-// ---- the receiver ----
-
-Status WebhookService::admit_body(const std::string& provider, const std::string& id, std::size_t content_length) {
-  int64_t cap = k_default_webhook_body_cap;
-  bool known = false;
-  if (is_uuid(id))
-    if (auto got = cached(id); got && *got && !(*got)->record.deleted_at && (*got)->record.status == "active" &&
-                               (*got)->record.provider == provider) {
-      cap = (*got)->record.max_body_bytes;
-      known = true;
-    }
-  if (static_cast<int64_t>(content_length) <= cap) return {};
-  if (known) m_d.hooks.count(id, EndpointCounter::rejected);
-  return fail(ErrorCode::payload_too_large, "body of " + std::to_string(content_length) + " bytes exceeds " +
-                                                (known ? "this endpoint's limit" : "the receiver's default limit") +
-                                                " of " + std::to_string(cap) + " bytes (maxBodyBytes)");
-}
-
-Result<http::Response> WebhookService::receive(const http::Request& req) {
-  const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
-  const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
-  auto not_found = [&] { return fail(ErrorCode::not_found, "no active " + provider + " webhook endpoint " + id); };
-  if (!is_uuid(id)) return not_found();
-  auto got = cached(id);
-  if (!got) return std::unexpected(got.error());
-  const auto ep = *got;
-  if (!ep || ep->record.deleted_at || ep->record.status != "active" || ep->record.provider != provider)
-    return not_found();
-
-  if (static_cast<int64_t>(req.body.size()) > ep->record.max_body_bytes) {
-    m_d.hooks.count(id, EndpointCounter::rejected);
-    return fail(ErrorCode::payload_too_large, "body of " + std::to_string(req.body.size()) +
-                                                  " bytes exceeds this endpoint's limit of " +
-                                                  std::to_string(ep->record.max_body_bytes) + " bytes (maxBodyBytes)");
-  }
-
-  const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
-  if (!verifier) return not_found();
-  const int64_t now = m_d.clock.now_ms();
-  const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
-  webhooks::VerifyContext vctx{in_grace ? ep->during_grace : ep->current, now, &m_jwks, {}};
-  if (provider == "twilio" && !m_d.webhook_base_url.empty() && m_base_problem.empty()) {
-    std::string base = m_d.webhook_base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    vctx.public_url = base + req.target;
-  }
-  auto verdict = verifier->verify(req, vctx);
-  if (!verdict) {
-    const bool auth_failure = verdict.error().code == ErrorCode::unauthorized;
-    m_d.hooks.count(id, auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected);
-    spdlog::info("webhook {} {}: refused ({}): {}", provider, id, verdict.error().wire(), verdict.error().message);
-    return std::unexpected(verdict.error());
-  }
-  if (verdict->outcome != webhooks::Outcome::event) return exact_reply(*verdict);
-
-  IngestRequest in;
-  in.endpoint_id = id;
-  in.user_id = ep->record.user_id;
-  in.provider = provider;
-  in.event_key = verdict->event_key;
-  in.alias_keys = verdict->alias_keys;
-  in.item_keys = verdict->item_keys;
-  in.event_type = verdict->event_type;
-  json headers = json::array();
-  for (const auto& [name, value] : req.headers)
-    if (!is_secret_header(name)) headers.push_back(json::array({name, value}));
-  in.headers = headers.dump(-1, ' ', false, json::error_handler_t::replace);
-  in.body = req.body;
-  in.received_at = now;
-  in.event_id = m_d.random.uuid_v7(now);
-  in.job_id = m_d.random.uuid_v7(now);
-  auto outcome = m_d.hooks.ingest(in);
-  if (!outcome) return std::unexpected(outcome.error());  // 503: the provider retries
-  // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
-  // queue without costing the worker a look per delivery.
-  if (!outcome->duplicate && m_job_listener && (ep->record.relay_to || !m_d.default_relay_to.empty())) m_job_listener();
-  if (verdict->exact_reply) return exact_reply(*verdict);
-  if (outcome->duplicate) return envelope(json{{"duplicate", true}, {"eventId", outcome->event_id}});
-  return envelope(json{{"eventId", outcome->event_id}});
 }
 
 // ---- events and jobs ----

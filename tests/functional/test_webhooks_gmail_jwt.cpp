@@ -5,7 +5,8 @@
 // server), the refetch on an unknown kid after a key rotation (CachingJwks refetches at most once a
 // minute per URL — 10 s here through the daemon's test hook ALUMIA_JWKS_MIN_REFRESH_SECONDS — so
 // the rotated kid is refused until that long after the last fetch, then accepted),
-// and that a JWKS outage refuses deliveries it cannot verify (503) without losing cached keys.
+// and that a JWKS outage refuses deliveries it cannot verify (503: Pub/Sub redelivers) without
+// losing cached keys. The sender reads one fixed message per code; the reason is the owner's.
 #include "jwt_rs256.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
@@ -259,6 +260,8 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
     INFO(what << ": " << r.status << " " << r.body);
     CHECK(r.status == 401);
     CHECK(error_code(r) == "UNAUTHORIZED");
+    // One answer for every reason (whether the kid is known included); the reason is the owner's.
+    CHECK(r.json()["error"]["message"] == "signature verification failed");
     ++refused;
   };
   const int64_t now = now_unix();
@@ -329,6 +332,9 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
     INFO(down.body);
     CHECK(down.status == 503);
     CHECK(error_code(down) == "SERVICE_UNAVAILABLE");
+    // Neither the key server's URL nor what went wrong reaches the sender; the owner reads it.
+    CHECK(down.json()["error"]["message"] == "webhook receiver temporarily unavailable; retry later");
+    CHECK(down.body.find("127.0.0.1") == std::string::npos);
     CHECK(events_of(d, down_id).empty());
     CHECK(eventually(
         [&] {
@@ -336,6 +342,8 @@ TEST_CASE("gmail push, JWT mode: tokens checked against a served JWKS, keys cach
           return c["rejected"] == 1 && c["received"] == 0 && c["verificationFailures"] == 0;
         },
         std::chrono::seconds(5)));
+    CHECK(endpoint_of(d, down_id)["lastError"]["message"].get<std::string>().find("request to 127.0.0.1") !=
+          std::string::npos);
 
     // Cached keys keep verifying during the outage.
     auto cached = push(d, main_id, envelope("3002"), jwt::mint(key.get(), claims(), "k1"));

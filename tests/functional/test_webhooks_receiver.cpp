@@ -182,15 +182,18 @@ TEST_CASE("webhook receiver: transport checks, unknown endpoints and body caps",
     auto r = raw_exchange(d.port(), head_only);
     CHECK(r.status == 413);
     CHECK(r.body.find("PAYLOAD_TOO_LARGE") != std::string::npos);
-    CHECK(r.body.find("this endpoint's limit of 1024 bytes") != std::string::npos);
+    // The sender learns the code; the limit and the reason are the owner's (lastError).
+    CHECK(r.body.find("1024") == std::string::npos);
     CHECK(
         eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["rejected"] == 1; }, std::chrono::seconds(5)));
+    CHECK(endpoint_of(d, s.endpoint_id)["lastError"]["message"].get<std::string>().find("exceeds maxBodyBytes 1024") !=
+          std::string::npos);
     // An unknown endpoint gets the default cap (256 KiB), also before its body.
     auto unknown = raw_exchange(d.port(), "POST " + receive_path("github", "2b1c8f0e-9f1a-4c1e-8d5a-3f1e2d3c4b5a") +
                                               " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(d.port()) +
                                               "\r\nContent-Length: 300000\r\n\r\n");
     CHECK(unknown.status == 413);
-    CHECK(unknown.body.find("default limit of 262144 bytes") != std::string::npos);
+    CHECK(unknown.body.find("PAYLOAD_TOO_LARGE") != std::string::npos);
     // Above the route cap (25 MiB) the transport refuses it from the Content-Length alone.
   }
   SECTION("no Content-Length (chunked) → 411") {

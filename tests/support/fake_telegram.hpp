@@ -4,6 +4,7 @@
 #include "process.hpp"
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -17,7 +18,9 @@ namespace alumia::test {
 
 class FakeTelegram {
  public:
-  explicit FakeTelegram(std::set<std::string> good_tokens) : m_good(std::move(good_tokens)) {
+  // `username` is the bot's name getMe reports (the connection's account label, after an @).
+  explicit FakeTelegram(std::set<std::string> good_tokens, std::string username = "alumia_bot")
+      : m_good(std::move(good_tokens)), m_username(std::move(username)) {
     m_server.Get(R"(/bot([^/]+)/getMe)", [this](const httplib::Request& req, httplib::Response& res) {
       const std::string token = req.matches[1];
       {
@@ -25,7 +28,8 @@ class FakeTelegram {
         m_seen.push_back(token);
       }
       if (m_good.count(token)) {
-        res.set_content(R"({"ok":true,"result":{"id":42,"is_bot":true,"username":"alumia_bot"}})", "application/json");
+        const nlohmann::json me{{"ok", true}, {"result", {{"id", 42}, {"is_bot", true}, {"username", m_username}}}};
+        res.set_content(me.dump(), "application/json");
       } else {
         res.status = 401;
         res.set_content(R"({"ok":false,"error_code":401,"description":"Unauthorized"})", "application/json");
@@ -52,6 +56,7 @@ class FakeTelegram {
 
  private:
   const std::set<std::string> m_good;
+  const std::string m_username;
   httplib::Server m_server;
   std::thread m_thread;
   int m_port = 0;

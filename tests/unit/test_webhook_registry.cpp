@@ -1,6 +1,11 @@
 // The verifier table (PROVIDERS §0.8 provider names) and cross-cutting helpers.
 #include "webhook_test_util.hpp"
 
+#include <alumia/webhook_service.hpp>
+
+#include <tuple>
+#include <vector>
+
 using namespace alumia;
 using namespace alumia::webhooks;
 
@@ -55,4 +60,29 @@ TEST_CASE("secret rotation: any active secret verifies", "[webhooks]") {
   REQUIRE(testing::run(ep, req, 0).has_value());
   ep.secrets = {"new-secret-not-yet-used"};
   REQUIRE_UNAUTHORIZED(testing::run(ep, req, 0));
+}
+
+TEST_CASE("the receiver's public answer to any refusal carries no detail", "[webhooks][strangers]") {
+  const std::string detail = "JWKS http://127.0.0.1:18081/admin answered HTTP 403 (kid k1)";
+  const std::vector<std::tuple<ErrorCode, ErrorCode, std::string>> expected{
+      {ErrorCode::unauthorized, ErrorCode::unauthorized, "signature verification failed"},
+      {ErrorCode::not_found, ErrorCode::not_found, "no such webhook endpoint"},
+      {ErrorCode::bad_request, ErrorCode::bad_request, "malformed webhook delivery"},
+      {ErrorCode::method_not_allowed, ErrorCode::method_not_allowed, "method not allowed for this webhook endpoint"},
+      {ErrorCode::payload_too_large, ErrorCode::payload_too_large, "request body too large"},
+      // Trouble on our side, whatever its code: 503 so the provider retries, and no detail.
+      {ErrorCode::service_unavailable, ErrorCode::service_unavailable,
+       "webhook receiver temporarily unavailable; retry later"},
+      {ErrorCode::internal, ErrorCode::service_unavailable, "webhook receiver temporarily unavailable; retry later"},
+      {ErrorCode::validation_error, ErrorCode::service_unavailable,
+       "webhook receiver temporarily unavailable; retry later"},
+      {ErrorCode::forbidden, ErrorCode::service_unavailable, "webhook receiver temporarily unavailable; retry later"},
+  };
+  for (const auto& [code, public_code, message] : expected) {
+    const Error shown = WebhookService::public_refusal(Error{code, detail, 7});
+    INFO(static_cast<int>(code));
+    CHECK(shown.code == public_code);
+    CHECK(shown.message == message);
+    CHECK(shown.retry_after_seconds == (public_code == ErrorCode::service_unavailable ? 7 : 0));
+  }
 }

@@ -105,6 +105,42 @@ TEST_CASE("webhook store: dedup on the event key, aliases and batched item keys"
   CHECK(f.hooks->ingest(request("github:a", 10))->duplicate);  // stored after the prune
 }
 
+TEST_CASE("webhook store: an endpoint's last error is the newest refusal, kept across a reopen (migration 4)",
+          "[webhooks][store]") {
+  Fixture f;
+  CHECK_FALSE(f.hooks->find_endpoint("ep1")->value().last_error);
+  f.hooks->note_error("ep1", {"UNAUTHORIZED", "X-Hub-Signature-256 does not match the webhook secret", 2000});
+  f.hooks->note_error("ep1", {"BAD_REQUEST", "an older refusal, recorded late", 1500});  // in the same batch or not
+  f.hooks->count("ep1", EndpointCounter::verification_failure);
+  // Like the counters, written with the next batch, not waited for.
+  Result<std::optional<WebhookEndpointRecord>> e;
+  REQUIRE(test::eventually(
+      [&] {
+        e = f.hooks->find_endpoint("ep1");
+        return e && *e && (*e)->verification_failures == 1;
+      },
+      std::chrono::seconds(5)));
+  REQUIRE((*e)->last_error);
+  CHECK((*e)->last_error->code == "UNAUTHORIZED");
+  CHECK((*e)->last_error->message == "X-Hub-Signature-256 does not match the webhook secret");
+  CHECK((*e)->last_error->at == 2000);
+  CHECK((*e)->verification_failures == 1);
+  // update_endpoint (label, status...) leaves it alone.
+  WebhookEndpointRecord changed = **e;
+  changed.label = "renamed";
+  changed.last_error.reset();
+  REQUIRE(f.hooks->update_endpoint(changed));
+  f.hooks.reset();
+  auto reopened = open_sqlite_webhook_store({.path = f.dir.path() / "store.db"});
+  REQUIRE(reopened);
+  auto again = (*reopened)->find_endpoint("ep1");
+  REQUIRE(again);
+  REQUIRE(*again);
+  CHECK((*again)->label == "renamed");
+  REQUIRE((*again)->last_error);
+  CHECK((*again)->last_error->at == 2000);
+}
+
 TEST_CASE("webhook store: a failing operation does not fail its batch neighbours", "[webhooks][store]") {
   Fixture f;
   std::vector<std::thread> threads;

@@ -72,12 +72,18 @@ class WebhookService {
   Result<nlohmann::json> rotate_secret(const Caller& caller, const std::string& id, const nlohmann::json& body);
   nlohmann::json endpoint_json(const WebhookEndpointRecord& e) const;
 
-  // The receiver (params "provider" and "endpointId"): errors are answered in the envelope.
+  // The receiver (params "provider" and "endpointId"), common/src/webhook_receiver.cpp. Its errors
+  // are public_refusal()s: the sender learns the code, never the reason, which goes to the log (at
+  // a bounded rate) and, when the endpoint is known, to its lastError and counters.
   Result<http::Response> receive(const http::Request& req);
   // The receiver's body cap, checked on Content-Length before the body is read: the endpoint's
   // maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB default.
   // PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
   Status admit_body(const std::string& provider, const std::string& endpoint_id, std::size_t content_length);
+  // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
+  // method not allowed and PAYLOAD_TOO_LARGE keep their code with one fixed message each; anything
+  // else becomes SERVICE_UNAVAILABLE (the provider retries) without detail.
+  static Error public_refusal(const Error& detail);
 
   // Events and jobs of the caller.
   Result<PageResult<WebhookEvent>> list_events(const Caller& caller, EventFilter filter, const Page& page);
@@ -110,6 +116,20 @@ class WebhookService {
   Result<WebhookEvent> owned_event(const Caller& caller, const std::string& id);
   std::string receive_base() const;
   Status seal_and_store(const std::string& id, const std::map<std::string, std::string>& values);
+  // Counts, records (lastError) and logs a refused delivery to a known endpoint; the public answer.
+  Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
+               std::optional<EndpointCounter> counter);
+  void log_refusal(const std::string& line);
+
+  // Refusals are logged at most k_refusal_log_lines times a window, then counted: a stranger can
+  // cause them in a loop.
+  static constexpr int64_t k_refusal_log_window_ms = 60'000;
+  static constexpr int k_refusal_log_lines = 20;
+  struct RefusalLog {
+    int64_t window_start = 0;
+    int lines = 0;
+    int64_t suppressed = 0;
+  };
 
   WebhookServiceDeps m_d;
   std::string m_base_problem;  // why webhook_base_url was refused ("" when usable or unset)
@@ -118,6 +138,8 @@ class WebhookService {
   std::mutex m_cache_mutex;
   std::map<std::string, std::shared_ptr<const Cached>> m_cache;
   uint64_t m_cache_generation = 0;  // bumped by forget(): a load that raced with it is not cached
+  std::mutex m_refusal_log_mutex;
+  RefusalLog m_refusal_log;
 };
 
 }  // namespace alumia

@@ -24,6 +24,14 @@ namespace alumia {
 
 inline constexpr std::string_view k_webhook_endpoints_table = "webhook_endpoints";
 
+// Why the receiver last refused a delivery to an endpoint, for its owner (the sender only gets a
+// generic answer, SPEC §7). `code` is the wire code of the detailed error, e.g. "UNAUTHORIZED".
+struct EndpointError {
+  std::string code;
+  std::string message;
+  int64_t at = 0;
+};
+
 struct WebhookEndpointRecord {
   std::string id;
   std::string user_id;
@@ -40,6 +48,7 @@ struct WebhookEndpointRecord {
   int64_t rejected = 0;
   int64_t verification_failures = 0;
   std::optional<int64_t> last_delivery_at;
+  std::optional<EndpointError> last_error;  // written by note_error(), never by update_endpoint()
   int64_t created_at = 0;
   int64_t updated_at = 0;
   std::optional<int64_t> deleted_at;
@@ -127,6 +136,8 @@ class WebhookStore {
   virtual Result<IngestOutcome> ingest(const IngestRequest& request) = 0;
   // Counts a refused delivery; batched with the next commit, not waited for.
   virtual void count(const std::string& endpoint_id, EndpointCounter counter) = 0;
+  // Records why a delivery was refused (the newest `at` wins); batched like count().
+  virtual void note_error(const std::string& endpoint_id, EndpointError error) = 0;
 
   // Events.
   virtual Result<PageResult<WebhookEvent>> list_events(const EventFilter& filter, const Page& page) = 0;
