@@ -97,7 +97,9 @@ void page_headers(http::Response& r) {
 // URL: a remembered outcome for a consumed flow, a fixed page for a refusal (nothing kept in memory).
 Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, const Caller*) {
   const auto outcome = ctx.oauth->complete(req.query, req.headers);
-  constexpr std::string_view k_result = "/api/v1/connections/oauth/result";
+  // Relative to the callback's own URL, so that a redirect base with a path prefix behind a proxy
+  // (https://example.com/alumia) keeps its prefix: …/oauth/callback → …/oauth/result.
+  constexpr std::string_view k_result = "result";
   http::Response r;
   if (outcome.refusal != oauth::CallbackRefusal::none) {
     r = redirect(303, std::string(k_result) + "?refused=" + std::string(oauth::refusal_name(outcome.refusal)));

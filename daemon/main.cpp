@@ -73,7 +73,7 @@ int run(int argc, char** argv) {
   app.add_option("--listen", listen,
                  "control listener HOST:PORT, loopback only (default 127.0.0.1:7465; port 0 picks one)");
   app.add_option("--public-listen", public_listen,
-                 "public listener ADDR:PORT: webhook receiver and OAuth callback only");
+                 "public listener ADDR:PORT: webhook receiver and OAuth (ticketed start, callback) only");
   app.add_option("--data-dir", data_dir, "put store, config, key file and state file in DIR (like ALUMIA_HOME)");
   app.add_option("--env", env, "key environment: live or test")->check(CLI::IsMember({"live", "test"}));
   app.add_option("--keyring", keyring, "master key backend: auto, secret-service or file")

@@ -161,7 +161,11 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
         Error{ErrorCode::payload_too_large, "body exceeds " + std::to_string(route.body_cap) + " bytes", 0});
 
   std::optional<Caller> caller;
-  if (route.auth == Auth::key || (route.auth == Auth::ticket_or_key && req.header("authorization"))) {
+  // A ticket_or_key route reads a key on the control listener only: on the public listener it takes the
+  // ticket alone, and a key there is never looked up (the handler refuses it).
+  const bool key_presented = req.header("authorization").has_value();
+  if (route.auth == Auth::key ||
+      (route.auth == Auth::ticket_or_key && key_presented && req.listener == http::Listener::control)) {
     auto who = ctx.core.authenticate(req.header("authorization"));
     if (!who) return error_response(who.error());
     caller = std::move(*who);

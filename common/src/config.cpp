@@ -135,7 +135,7 @@ const std::vector<SettingSpec>& setting_specs() {
   static const std::vector<SettingSpec> k_specs{
       {"listen", "ALUMIA_LISTEN", "listen", "127.0.0.1:7465", "control listener (loopback only)"},
       {"public-listen", "ALUMIA_PUBLIC_LISTEN", "publicListen", "",
-       "public listener for webhooks and the OAuth callback"},
+       "public listener for webhooks and OAuth (ticketed start, callback)"},
       {"env", "ALUMIA_ENV", "env", "live", "key environment: live or test"},
       {"keyring", "ALUMIA_KEYRING", "keyring", "auto", "master key backend: auto, secret-service or file"},
       {"log-level", "ALUMIA_LOG_LEVEL", "logLevel", "info", "trace, debug, info, warn, error"},
