@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 RUN_ARGS ?=
 
-.PHONY: deps build run test unit functional format check-format clean bench
+.PHONY: deps build run test unit functional format check-format check-layers clean bench
 
 deps:
 	@scripts/install-deps.sh
@@ -18,7 +18,7 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	exec $(BUILD)/daemon/alumia-connectd $(RUN_ARGS)
 
-test: build check-format
+test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh
 	cd $(BUILD) && ctest --output-on-failure --timeout 900
 
@@ -36,6 +36,10 @@ format:
 
 check-format: deps
 	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
+
+# An include that crosses a layer of common/ upward fails (docs/ARCHITECTURE.md, "Layers").
+check-layers:
+	@python3 scripts/check-layers.py
 
 clean:
 	rm -rf $(BUILD)

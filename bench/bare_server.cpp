@@ -7,7 +7,7 @@
 // (alumia::IntakeLog, the daemon's own group-committed O_DIRECT|O_DSYNC write) and the 200 goes out
 // once the write has returned. No verification, no dedup, no SQLite: what any service that answers
 // only after a durable write can reach with cpp-httplib on this machine.
-#include <alumia/intake_log.hpp>
+#include <alumia/store/intake_log.hpp>
 
 #include <httplib.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 #include "app.hpp"
 
-#include <alumia/fs.hpp>
-#include <alumia/secret.hpp>
+#include <alumia/base/fs.hpp>
+#include <alumia/base/secret.hpp>
 
 namespace alumia::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include "output.hpp"
 #include "terminal.hpp"
 
-#include <alumia/config.hpp>
+#include <alumia/config/config.hpp>
 
 #include <CLI/CLI.hpp>
 

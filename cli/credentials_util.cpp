@@ -1,6 +1,6 @@
 #include "credentials_util.hpp"
 
-#include <alumia/secret.hpp>
+#include <alumia/base/secret.hpp>
 
 #include <algorithm>
 #include <iterator>

@@ -2,8 +2,8 @@
 
 #include "output.hpp"
 
-#include <alumia/http.hpp>
-#include <alumia/secret.hpp>
+#include <alumia/base/secret.hpp>
+#include <alumia/net/http.hpp>
 
 #include <httplib.h>
 #include <unistd.h>

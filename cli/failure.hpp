@@ -2,7 +2,7 @@
 // The CLI's error type: a message for stderr and the exit code it ends with (SPEC §10). Daemon
 // errors carry their code's exit code from the shared table; the CLI adds unreachable (3),
 // timeout (8), usage (2) and interrupted (130), which no envelope code maps to.
-#include <alumia/error.hpp>
+#include <alumia/base/error.hpp>
 
 #include <expected>
 #include <string>

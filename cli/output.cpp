@@ -1,7 +1,7 @@
 #include "output.hpp"
 
-#include <alumia/secret.hpp>
-#include <alumia/text.hpp>
+#include <alumia/base/secret.hpp>
+#include <alumia/base/text.hpp>
 
 #include <openssl/crypto.h>
 

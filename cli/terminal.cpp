@@ -1,6 +1,6 @@
 #include "terminal.hpp"
 
-#include <alumia/secret.hpp>
+#include <alumia/base/secret.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>

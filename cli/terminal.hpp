@@ -3,7 +3,7 @@
 // that Ctrl-C can interrupt, the system browser, and spawning/stopping the daemon.
 #include "failure.hpp"
 
-#include <alumia/config.hpp>
+#include <alumia/config/config.hpp>
 
 #include <signal.h>
 #include <sys/types.h>

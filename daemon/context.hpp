@@ -1,10 +1,10 @@
 #pragma once
 // Everything a handler may use, built once in main and passed down (no globals).
-#include <alumia/catalog.hpp>
-#include <alumia/clock.hpp>
-#include <alumia/config.hpp>
-#include <alumia/core.hpp>
-#include <alumia/store.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/config/config.hpp>
+#include <alumia/connections/core.hpp>
+#include <alumia/store/store.hpp>
 
 #include <string>
 

@@ -2,16 +2,16 @@
 #include "context.hpp"
 #include "server.hpp"
 
-#include <alumia/catalog.hpp>
-#include <alumia/core.hpp>
-#include <alumia/fs.hpp>
-#include <alumia/http_client.hpp>
-#include <alumia/keyring.hpp>
-#include <alumia/oauth.hpp>
-#include <alumia/relay_worker.hpp>
-#include <alumia/sealer.hpp>
-#include <alumia/url.hpp>
-#include <alumia/webhook_service.hpp>
+#include <alumia/base/fs.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/connections/core.hpp>
+#include <alumia/crypto/keyring.hpp>
+#include <alumia/crypto/sealer.hpp>
+#include <alumia/net/http_client.hpp>
+#include <alumia/net/url.hpp>
+#include <alumia/oauth/oauth.hpp>
+#include <alumia/webhooks/relay_worker.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include <fcntl.h>
 #include <signal.h>

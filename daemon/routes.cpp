@@ -1,6 +1,6 @@
 #include "routes.hpp"
 
-#include <alumia/crypto.hpp>
+#include <alumia/crypto/crypto.hpp>
 
 #include <spdlog/spdlog.h>
 

@@ -3,7 +3,7 @@
 // It is iterated once to serve both listeners; unknown routes and methods answer in the envelope.
 #include "context.hpp"
 
-#include <alumia/http.hpp>
+#include <alumia/net/http.hpp>
 
 #include <functional>
 #include <map>

@@ -3,7 +3,7 @@
 // allow-list, Origin, Content-Length, body cap) and then dispatch() over the route table.
 #include "context.hpp"
 
-#include <alumia/http.hpp>
+#include <alumia/net/http.hpp>
 
 #include <memory>
 #include <string>

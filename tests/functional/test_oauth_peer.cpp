@@ -6,7 +6,7 @@
 #include "oauth_peer.hpp"
 #include "process.hpp"
 
-#include <alumia/http.hpp>
+#include <alumia/net/http.hpp>
 
 #include <latch>
 #include <thread>

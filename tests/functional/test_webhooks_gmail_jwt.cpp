@@ -110,7 +110,7 @@ std::string envelope(const std::string& message_id) {
   const std::string data = json{{"emailAddress", "user@example.com"}, {"historyId", "1234567" + message_id}}.dump();
   return json{{"message",
                {{"attributes", {{"origin", "alumia-functional-test"}}},
-                {"data", alumia::crypto::base64_encode(data)},
+                {"data", alumia::encoding::base64_encode(data)},
                 {"messageId", message_id},
                 {"message_id", message_id},
                 {"publishTime", "2021-02-26T19:13:55.749Z"},

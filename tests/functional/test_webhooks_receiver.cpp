@@ -243,7 +243,7 @@ TEST_CASE("webhook receiver: handshakes are verified and answered, never stored"
         R"({"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"})";
     const std::string ts = std::to_string(now_unix());
     auto sign = [&](const std::string& key) {
-      return "v0=" + alumia::crypto::hex_encode(alumia::crypto::hmac_sha256(key, "v0:" + ts + ":" + body));
+      return "v0=" + alumia::encoding::hex_encode(alumia::crypto::hmac_sha256(key, "v0:" + ts + ":" + body));
     };
     auto r =
         http_request("POST", d.url() + receive_path("slack", id),

@@ -80,7 +80,7 @@ bool signature_verifies(const std::string& header, const std::string& secret, co
   if (header.rfind("t=", 0) != 0 || comma == std::string::npos) return false;
   const std::string t = header.substr(2, comma - 2);
   const std::string v1 = header.substr(comma + 4);
-  const std::string expected = alumia::crypto::hex_encode(alumia::crypto::hmac_sha256(secret, t + "." + body));
+  const std::string expected = alumia::encoding::hex_encode(alumia::crypto::hmac_sha256(secret, t + "." + body));
   const int64_t age = now_unix() - std::stoll(t);
   return alumia::crypto::equal_ct(expected, v1) && age >= -5 && age < 60;
 }

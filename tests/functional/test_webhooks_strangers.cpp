@@ -226,7 +226,7 @@ TEST_CASE("webhook receiver: a stranger gets one generic answer per code; the ow
          set_header(
              dl, "Stripe-Signature",
              "t=" + t + ",v1=" +
-                 alumia::crypto::hex_encode(alumia::crypto::hmac_sha256(stripe.signer.secret, t + "." + dl.body)));
+                 alumia::encoding::hex_encode(alumia::crypto::hmac_sha256(stripe.signer.secret, t + "." + dl.body)));
          return pd.send(stripe, dl);
        },
        400, k_malformed, "BAD_REQUEST", "stripe body is not valid JSON"},

@@ -3,8 +3,8 @@
 // provider signs them (PROVIDERS.md), computed here with OpenSSL.
 #include "process.hpp"
 
-#include <alumia/crypto.hpp>
-#include <alumia/http.hpp>
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/net/http.hpp>
 
 #include <openssl/evp.h>
 #include <catch2/catch.hpp>
@@ -41,7 +41,7 @@ class Ed25519 {
     unsigned char pub[32];
     size_t n = sizeof pub;
     REQUIRE(EVP_PKEY_get_raw_public_key(m_key.get(), pub, &n) == 1);
-    return crypto::hex_encode(std::string(reinterpret_cast<char*>(pub), n));
+    return encoding::hex_encode(std::string(reinterpret_cast<char*>(pub), n));
   }
   std::string sign_hex(const std::string& message) const {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
@@ -50,7 +50,7 @@ class Ed25519 {
     size_t n = sizeof sig;
     REQUIRE(EVP_DigestSign(ctx.get(), sig, &n, reinterpret_cast<const unsigned char*>(message.data()),
                            message.size()) == 1);
-    return crypto::hex_encode(std::string(reinterpret_cast<char*>(sig), n));
+    return encoding::hex_encode(std::string(reinterpret_cast<char*>(sig), n));
   }
 
  private:
@@ -121,9 +121,10 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
                   {"event", {{"type", "message"}, {"text", "hi"}}}}
                  .dump();
     const std::string ts = std::to_string(now_unix() - age);
-    d.headers = {{"X-Slack-Request-Timestamp", ts},
-                 {"X-Slack-Signature", "v0=" + crypto::hex_encode(crypto::hmac_sha256(key, "v0:" + ts + ":" + d.body))},
-                 {"Content-Type", "application/json"}};
+    d.headers = {
+        {"X-Slack-Request-Timestamp", ts},
+        {"X-Slack-Signature", "v0=" + encoding::hex_encode(crypto::hmac_sha256(key, "v0:" + ts + ":" + d.body))},
+        {"Content-Type", "application/json"}};
   } else if (s.provider == "discord") {
     d.body = json{{"version", 1},
                   {"application_id", "app1"},
@@ -146,7 +147,7 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
                     {"changes", json::array({{{"field", "messages"},
                                               {"value", {{"messages", json::array({{{"id", "wamid." + id}}})}}}}})}}})}}
             .dump();
-    d.headers = {{"X-Hub-Signature-256", "sha256=" + crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
+    d.headers = {{"X-Hub-Signature-256", "sha256=" + encoding::hex_encode(crypto::hmac_sha256(key, d.body))},
                  {"Content-Type", "application/json"}};
   } else if (s.provider == "twilio") {
     std::vector<std::pair<std::string, std::string>> params{
@@ -155,7 +156,7 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
     std::sort(params.begin(), params.end());
     std::string text = s.url_base + receive_path("twilio", s.endpoint_id);
     for (const auto& [k, v] : params) text += k + v;
-    d.headers = {{"X-Twilio-Signature", crypto::base64_encode(crypto::hmac_sha1(key, text))},
+    d.headers = {{"X-Twilio-Signature", encoding::base64_encode(crypto::hmac_sha1(key, text))},
                  {"Content-Type", "application/x-www-form-urlencoded"}};
   } else if (s.provider == "gmail") {
     d.query = "?token=" + (bad ? wrong : s.verify_token);
@@ -165,7 +166,7 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
     d.headers = {{"Content-Type", "application/json"}};
   } else if (s.provider == "github") {
     d.body = json{{"ref", "refs/heads/main"}, {"n", n}}.dump();
-    d.headers = {{"X-Hub-Signature-256", "sha256=" + crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
+    d.headers = {{"X-Hub-Signature-256", "sha256=" + encoding::hex_encode(crypto::hmac_sha256(key, d.body))},
                  {"X-GitHub-Event", "push"},
                  {"X-GitHub-Delivery", "delivery-" + id},
                  {"Content-Type", "application/json"}};
@@ -175,7 +176,7 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
                   {"data", {{"id", "issue-" + id}, {"createdAt", "2026-11-29T00:00:00.000Z"}}},
                   {"webhookTimestamp", now_ms() - age * 1000}}
                  .dump();
-    d.headers = {{"Linear-Signature", crypto::hex_encode(crypto::hmac_sha256(key, d.body))},
+    d.headers = {{"Linear-Signature", encoding::hex_encode(crypto::hmac_sha256(key, d.body))},
                  {"Linear-Delivery", "ld-" + id},
                  {"Linear-Event", "Issue"},
                  {"Content-Type", "application/json"}};
@@ -183,7 +184,7 @@ inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t 
     d.body = json{{"id", "evt_" + id}, {"object", "event"}, {"type", "customer.created"}}.dump();
     const std::string t = std::to_string(now_unix() - age);
     d.headers = {
-        {"Stripe-Signature", "t=" + t + ",v1=" + crypto::hex_encode(crypto::hmac_sha256(key, t + "." + d.body))},
+        {"Stripe-Signature", "t=" + t + ",v1=" + encoding::hex_encode(crypto::hmac_sha256(key, t + "." + d.body))},
         {"Content-Type", "application/json"}};
   } else {
     FAIL("no signer for " << s.provider);

@@ -1,6 +1,6 @@
 #include "http_proxy.hpp"
 
-#include <alumia/http.hpp>
+#include <alumia/net/http.hpp>
 
 #include <httplib.h>
 

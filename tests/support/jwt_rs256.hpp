@@ -1,7 +1,7 @@
 #pragma once
 // RS256 JWTs minted in tests (PROVIDERS §6 "Minted tokens"): a fresh RSA key, its JWK (n/e as
 // unpadded base64url) and compact tokens signed with it. Shared by the unit and functional tests.
-#include <alumia/crypto.hpp>
+#include <alumia/crypto/crypto.hpp>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -42,8 +42,8 @@ inline nlohmann::json jwk_of(EVP_PKEY* key, const std::string& kid) {
           {"alg", "RS256"},
           {"use", "sig"},
           {"kid", kid},
-          {"n", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_N))},
-          {"e", crypto::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_E))}};
+          {"n", encoding::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_N))},
+          {"e", encoding::base64url_encode(bn_param(key, OSSL_PKEY_PARAM_RSA_E))}};
 }
 
 // RSASSA-PKCS1-v1_5 with SHA-256 over `input`; the raw signature bytes.
@@ -61,8 +61,8 @@ inline std::string rs256(EVP_PKEY* key, const std::string& input) {
 
 // A compact JWS over the exact header and claims text given.
 inline std::string mint(EVP_PKEY* key, const std::string& claims_json, const std::string& header_json) {
-  const std::string input = crypto::base64url_encode(header_json) + "." + crypto::base64url_encode(claims_json);
-  return input + "." + crypto::base64url_encode(rs256(key, input));
+  const std::string input = encoding::base64url_encode(header_json) + "." + encoding::base64url_encode(claims_json);
+  return input + "." + encoding::base64url_encode(rs256(key, input));
 }
 
 // {"alg":"RS256","kid":<kid>,"typ":"JWT"} over `claims`.

@@ -1,7 +1,7 @@
 #include "oauth_peer.hpp"
 
-#include <alumia/crypto.hpp>
-#include <alumia/http.hpp>
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/net/http.hpp>
 
 #include <csignal>
 #include <fstream>
@@ -41,7 +41,7 @@ OAuthPeer::~OAuthPeer() {
 }
 
 nlohmann::json OAuthPeer::introspect(const std::string& token) const {
-  const std::string basic = "Basic " + crypto::base64_encode("alumia-test:test-only-secret");
+  const std::string basic = "Basic " + encoding::base64_encode("alumia-test:test-only-secret");
   auto r =
       http_request("POST", m_issuer + "/token/introspection",
                    {{"Authorization", basic}, {"Content-Type", "application/x-www-form-urlencoded"}}, "token=" + token);

@@ -1,5 +1,5 @@
 // Key format alm_<env>_<48 hex>, its display prefix, and UUID ids (SPEC §2, §5).
-#include <alumia/core.hpp>
+#include <alumia/connections/core.hpp>
 
 #include <catch2/catch.hpp>
 

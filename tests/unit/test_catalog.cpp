@@ -1,4 +1,4 @@
-#include <alumia/catalog.hpp>
+#include <alumia/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

@@ -3,7 +3,7 @@
 #include "output.hpp"
 #include "test_cli_support.hpp"
 
-#include <alumia/text.hpp>
+#include <alumia/base/text.hpp>
 
 #include <catch2/catch.hpp>
 

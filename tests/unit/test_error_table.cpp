@@ -1,5 +1,5 @@
 // The one error table (SPEC §3 codes and HTTP statuses, §10 CLI exit codes): every ErrorCode once.
-#include <alumia/error.hpp>
+#include <alumia/base/error.hpp>
 
 #include <catch2/catch.hpp>
 

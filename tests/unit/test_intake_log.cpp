@@ -3,9 +3,9 @@
 // dies between acknowledging deliveries and applying them.
 #include "process.hpp"
 
-#include <alumia/intake_log.hpp>
-#include <alumia/store.hpp>
-#include <alumia/webhook_store.hpp>
+#include <alumia/store/intake_log.hpp>
+#include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,10 +1,10 @@
 // Master-key management: private files, the key file backend, open_master_key's choices, the
 // timeout on a Secret Service that never answers, and — tagged [secret-service] — the real Secret
 // Service (run through tests/support/with-keyring.sh, which provides a throwaway gnome-keyring).
-#include <alumia/clock.hpp>
-#include <alumia/crypto.hpp>
-#include <alumia/fs.hpp>
-#include <alumia/keyring.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/base/fs.hpp>
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/crypto/keyring.hpp>
 
 #include "process.hpp"
 
@@ -333,7 +333,7 @@ TEST_CASE("FileKeyStore keeps the master key in a private file", "[keyring]") {
   rng.fill(key.data(), key.size());
   REQUIRE(store.create(key).has_value());
   CHECK(file_mode(store.path()) == 0600);
-  CHECK(slurp(store.path()) == alumia::crypto::base64_encode(key.view()) + "\n");
+  CHECK(slurp(store.path()) == alumia::encoding::base64_encode(key.view()) + "\n");
 
   auto loaded = store.load();
   REQUIRE(loaded.has_value());
@@ -370,7 +370,7 @@ TEST_CASE("FileKeyStore keeps the master key in a private file", "[keyring]") {
   SECTION("junk or a short key is an error, not a missing key") {
     write_plain(store.path(), "not base64 at all!\n", 0600);
     CHECK_FALSE(store.load().has_value());
-    write_plain(store.path(), alumia::crypto::base64_encode("short") + "\n", 0600);
+    write_plain(store.path(), alumia::encoding::base64_encode("short") + "\n", 0600);
     auto r = store.load();
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message.find("32 bytes") != std::string::npos);

@@ -3,13 +3,13 @@
 // received its cookie, and refused callbacks keep nothing in memory and log at a bounded rate.
 #include "routes.hpp"
 
-#include <alumia/catalog.hpp>
-#include <alumia/clock.hpp>
-#include <alumia/config.hpp>
-#include <alumia/core.hpp>
-#include <alumia/oauth.hpp>
-#include <alumia/sealer.hpp>
-#include <alumia/store.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/config/config.hpp>
+#include <alumia/connections/core.hpp>
+#include <alumia/crypto/sealer.hpp>
+#include <alumia/oauth/oauth.hpp>
+#include <alumia/store/store.hpp>
 
 #include "process.hpp"
 

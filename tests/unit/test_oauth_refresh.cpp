@@ -1,5 +1,5 @@
 // When a token is refreshed: one margin (OAUTH.md §3.4, SPEC §6) for the worker and for token reads.
-#include <alumia/oauth.hpp>
+#include <alumia/oauth/oauth.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // Token-response parsing: one fixture per provider quirk of OAUTH.md table 2.3 / §4.5, the failure
 // classification of §3.5, and PKCE (RFC 7636 Appendix B).
-#include <alumia/oauth_token.hpp>
+#include <alumia/oauth/oauth_token.hpp>
 
 #include <catch2/catch.hpp>
 

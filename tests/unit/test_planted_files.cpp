@@ -2,11 +2,11 @@
 // symbolic-link checks on every directory and file the daemon reads or writes.
 #include "process.hpp"
 
-#include <alumia/catalog.hpp>
-#include <alumia/config.hpp>
-#include <alumia/fs.hpp>
-#include <alumia/intake_log.hpp>
-#include <alumia/store.hpp>
+#include <alumia/base/fs.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/config/config.hpp>
+#include <alumia/store/intake_log.hpp>
+#include <alumia/store/store.hpp>
 
 #include <catch2/catch.hpp>
 

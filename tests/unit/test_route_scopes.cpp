@@ -4,15 +4,15 @@
 // later is covered, and it must be given its SPEC scope below or this test fails.
 #include "routes.hpp"
 
-#include <alumia/catalog.hpp>
-#include <alumia/clock.hpp>
-#include <alumia/config.hpp>
-#include <alumia/core.hpp>
-#include <alumia/oauth.hpp>
-#include <alumia/sealer.hpp>
-#include <alumia/store.hpp>
-#include <alumia/webhook_service.hpp>
-#include <alumia/webhook_store.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/config/config.hpp>
+#include <alumia/connections/core.hpp>
+#include <alumia/crypto/sealer.hpp>
+#include <alumia/oauth/oauth.hpp>
+#include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include "process.hpp"
 

@@ -1,7 +1,7 @@
 // Envelope encryption: seal/open round trips and tamper cases, data-key wrapping (SPEC §11, OAUTH 26).
-#include <alumia/clock.hpp>
-#include <alumia/crypto.hpp>
-#include <alumia/sealer.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/crypto/sealer.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -45,10 +45,10 @@ class SplitMixRandom final : public alumia::Random {
 template <class F>
 std::string edit_blob(const std::string& blob, F edit) {
   REQUIRE(blob.starts_with(alumia::k_sealed_prefix));
-  auto raw = alumia::crypto::base64_decode(std::string_view(blob).substr(alumia::k_sealed_prefix.size()));
+  auto raw = alumia::encoding::base64_decode(std::string_view(blob).substr(alumia::k_sealed_prefix.size()));
   REQUIRE(raw.has_value());
   edit(*raw);
-  return std::string(alumia::k_sealed_prefix) + alumia::crypto::base64_encode(*raw);
+  return std::string(alumia::k_sealed_prefix) + alumia::encoding::base64_encode(*raw);
 }
 
 constexpr std::size_t k_nonce = 12;
@@ -65,7 +65,7 @@ TEST_CASE("sealer round-trips values bound to table, row and field", "[crypto]")
   REQUIRE(blob.has_value());
   CHECK(blob->starts_with("v1:"));
   CHECK(blob->find(token) == std::string::npos);
-  auto raw = alumia::crypto::base64_decode(std::string_view(*blob).substr(3));
+  auto raw = alumia::encoding::base64_decode(std::string_view(*blob).substr(3));
   REQUIRE(raw.has_value());
   CHECK(raw->size() == k_nonce + token.size() + k_tag);
 
@@ -90,7 +90,7 @@ TEST_CASE("sealer round-trips values bound to table, row and field", "[crypto]")
       auto b = sealer.seal(token, "connections", "conn_0b5f", "access_token");
       REQUIRE(b.has_value());
       blobs.insert(*b);
-      nonces.insert(alumia::crypto::base64_decode(std::string_view(*b).substr(3))->substr(0, k_nonce));
+      nonces.insert(alumia::encoding::base64_decode(std::string_view(*b).substr(3))->substr(0, k_nonce));
     }
     CHECK(blobs.size() == 50);
     CHECK(nonces.size() == 50);

@@ -1,11 +1,11 @@
 // The SQLite store: migrations on reopen, pagination order and cursors, destroying secrets; and the
 // Core's ownership rule (another user's resource is NOT_FOUND, SPEC §2) with two users in one store.
-#include <alumia/catalog.hpp>
-#include <alumia/clock.hpp>
-#include <alumia/core.hpp>
-#include <alumia/http.hpp>
-#include <alumia/sealer.hpp>
-#include <alumia/store.hpp>
+#include <alumia/base/clock.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/connections/core.hpp>
+#include <alumia/crypto/sealer.hpp>
+#include <alumia/net/http.hpp>
+#include <alumia/store/store.hpp>
 
 #include "process.hpp"
 

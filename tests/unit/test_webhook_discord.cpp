@@ -28,7 +28,7 @@ struct MdCtxFree {
 
 // Signs with the TEST 1 seed, as Discord would with its private key.
 std::string sign_hex(std::string_view message) {
-  const std::string seed = *crypto::hex_decode(k_seed);
+  const std::string seed = *encoding::hex_decode(k_seed);
   std::unique_ptr<EVP_PKEY, PkeyFree> key(EVP_PKEY_new_raw_private_key(
       EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size()));
   REQUIRE(key);
@@ -38,7 +38,7 @@ std::string sign_hex(std::string_view message) {
   std::size_t len = sizeof sig;
   REQUIRE(EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(message.data()),
                          message.size()) == 1);
-  return crypto::hex_encode(std::string_view(reinterpret_cast<const char*>(sig), len));
+  return encoding::hex_encode(std::string_view(reinterpret_cast<const char*>(sig), len));
 }
 
 EndpointConfig discord_endpoint() { return testing::endpoint("discord", {std::string(k_public)}); }
@@ -56,8 +56,8 @@ http::Request signed_request(const std::string& body, const std::string& ts = "1
 }  // namespace
 
 TEST_CASE("discord: RFC 8032 TEST 1 primitive", "[webhooks][discord]") {
-  const auto pub = *crypto::hex_decode(k_public);
-  const auto sig = *crypto::hex_decode(
+  const auto pub = *encoding::hex_decode(k_public);
+  const auto sig = *encoding::hex_decode(
       "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24"
       "655141438e7a100b");
   CHECK(crypto::ed25519_verify(pub, "", sig));
@@ -137,7 +137,7 @@ TEST_CASE("discord: webhook events PING → 204, event → 204 with the body-has
   REQUIRE_OK(testing::run(discord_endpoint(), signed_request(event), 1700000000), v);
   CHECK(v->outcome == Outcome::event);
   CHECK(v->event_key == "discord:event:1234560123453231555:APPLICATION_AUTHORIZED:2024-10-18T14:42:53.064834:" +
-                            crypto::hex_encode(crypto::sha256(event)));
+                            encoding::hex_encode(crypto::sha256(event)));
   CHECK(v->event_type == "APPLICATION_AUTHORIZED");
   CHECK(v->status == 204);
   CHECK(v->exact_reply);

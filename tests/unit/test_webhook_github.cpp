@@ -37,7 +37,7 @@ TEST_CASE("github: octokit vector, and the legacy SHA-1 never authenticates", "[
   CHECK(testing::run(ep, delivery(body, "sha256=4864d2759938a15468b5df9ade20bf161da9b4f737ea61794142f3484236bda3"), 0)
             .has_value());
   // Parsing check on the README's SHA-1 value: it is the HMAC-SHA1 of the same input...
-  CHECK(crypto::hex_encode(crypto::hmac_sha1("mysecret", body)) == "d03207e4b030cf234e3447bac4d93add4c6643d8");
+  CHECK(encoding::hex_encode(crypto::hmac_sha1("mysecret", body)) == "d03207e4b030cf234e3447bac4d93add4c6643d8");
   // ...and it never authenticates, alone or in the SHA-256 header.
   auto legacy_only = testing::post(body, {{"x-github-event", "push"},
                                           {"x-github-delivery", "d"},
@@ -90,15 +90,15 @@ TEST_CASE("github: verified delivery without a delivery id → 400", "[webhooks]
 
 TEST_CASE("HMAC: RFC 4231 and RFC 2202 vectors, keys shorter and longer than the block", "[webhooks][crypto]") {
   // RFC 4231 test case 2 (short key) and 6 (131-byte key: hashed first).
-  CHECK(crypto::hex_encode(crypto::hmac_sha256("Jefe", "what do ya want for nothing?")) ==
+  CHECK(encoding::hex_encode(crypto::hmac_sha256("Jefe", "what do ya want for nothing?")) ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   const std::string long_key(131, '\xaa');
-  CHECK(crypto::hex_encode(crypto::hmac_sha256(long_key, "Test Using Larger Than Block-Size Key - Hash Key First")) ==
+  CHECK(encoding::hex_encode(crypto::hmac_sha256(long_key, "Test Using Larger Than Block-Size Key - Hash Key First")) ==
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
   // RFC 2202 HMAC-SHA1 test cases 2 and 6 (80-byte key).
-  CHECK(crypto::hex_encode(crypto::hmac_sha1("Jefe", "what do ya want for nothing?")) ==
+  CHECK(encoding::hex_encode(crypto::hmac_sha1("Jefe", "what do ya want for nothing?")) ==
         "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
-  CHECK(crypto::hex_encode(
+  CHECK(encoding::hex_encode(
             crypto::hmac_sha1(std::string(80, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
         "aa4ae5e15272d00e95705637ce8a3b55ed402112");
   // A key of exactly one block is used as it is.

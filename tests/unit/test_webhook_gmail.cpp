@@ -130,17 +130,17 @@ TEST_CASE("gmail: claim mismatches → 401", "[webhooks][gmail]") {
 
 TEST_CASE("gmail: alg none and HS256 with the public key → 401", "[webhooks][gmail]") {
   Fixture f;
-  const std::string claims_b64 = crypto::base64url_encode(k_claims);
+  const std::string claims_b64 = encoding::base64url_encode(k_claims);
   const std::string none =
-      crypto::base64url_encode(R"({"alg":"none","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc"})") + "." +
+      encoding::base64url_encode(R"({"alg":"none","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc"})") + "." +
       claims_b64 + ".";
   REQUIRE_UNAUTHORIZED(f.push(none));
   const std::string hs_input =
-      crypto::base64url_encode(R"({"alg":"HS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})") +
+      encoding::base64url_encode(R"({"alg":"HS256","kid":"7d680d8c70d44e947133cbd499ebc1a61c3d5abc","typ":"JWT"})") +
       "." + claims_b64;
   const std::string pub = f.jwks.doc["keys"][0].dump();
   for (const auto& secret : {pub, bn_param(f.key.get(), OSSL_PKEY_PARAM_RSA_N)}) {
-    REQUIRE_UNAUTHORIZED(f.push(hs_input + "." + crypto::base64url_encode(crypto::hmac_sha256(secret, hs_input))));
+    REQUIRE_UNAUTHORIZED(f.push(hs_input + "." + encoding::base64url_encode(crypto::hmac_sha256(secret, hs_input))));
   }
   // An RS256 token whose header lacks kid.
   REQUIRE_UNAUTHORIZED(f.push(mint(f.key.get(), k_claims, R"({"alg":"RS256","typ":"JWT"})")));
@@ -163,14 +163,14 @@ TEST_CASE("gmail: signature and token-shape tampering → 401", "[webhooks][gmai
   Fixture f;
   const std::string token = mint(f.key.get(), f.claims(), k_kid);
   const auto dot2 = token.rfind('.');
-  std::string sig = *crypto::base64url_decode(token.substr(dot2 + 1));
+  std::string sig = *encoding::base64url_decode(token.substr(dot2 + 1));
   sig[5] = static_cast<char>(sig[5] ^ 0x01);
-  REQUIRE_UNAUTHORIZED(f.push(token.substr(0, dot2 + 1) + crypto::base64url_encode(sig)));
+  REQUIRE_UNAUTHORIZED(f.push(token.substr(0, dot2 + 1) + encoding::base64url_encode(sig)));
   // Claims swapped under the original signature.
   auto other = f.claims();
   other["email"] = "x@example.com";
   const std::string forged =
-      token.substr(0, token.find('.') + 1) + crypto::base64url_encode(other.dump()) + token.substr(dot2);
+      token.substr(0, token.find('.') + 1) + encoding::base64url_encode(other.dump()) + token.substr(dot2);
   REQUIRE_UNAUTHORIZED(f.push(forged));
   REQUIRE_UNAUTHORIZED(f.push(token + "="));
   REQUIRE_UNAUTHORIZED(f.push(token + ".x"));
@@ -254,9 +254,9 @@ TEST_CASE("gmail: envelope data decoding, both alphabets", "[webhooks][gmail]") 
   CHECK(decode_pubsub_data("eyJlbWFpbEFkZHJlc3MiOiAidXNlckBleGFtcGxlLmNvbSIsICJoaXN0b3J5SWQiOiAiMTIzNDU2Nzg5MCJ9") ==
         std::optional<std::string>(R"({"emailAddress": "user@example.com", "historyId": "1234567890"})"));
   const std::string hello = "Hello Cloud Pub/Sub! Here is my message!";
-  CHECK(decode_pubsub_data(crypto::base64_encode(hello)) == std::optional<std::string>(hello));
-  CHECK(decode_pubsub_data(crypto::base64url_encode(hello)) == std::optional<std::string>(hello));
-  CHECK(decode_pubsub_data(crypto::base64url_encode("\xfb\xff\xfe")) == std::optional<std::string>("\xfb\xff\xfe"));
+  CHECK(decode_pubsub_data(encoding::base64_encode(hello)) == std::optional<std::string>(hello));
+  CHECK(decode_pubsub_data(encoding::base64url_encode(hello)) == std::optional<std::string>(hello));
+  CHECK(decode_pubsub_data(encoding::base64url_encode("\xfb\xff\xfe")) == std::optional<std::string>("\xfb\xff\xfe"));
   CHECK_FALSE(decode_pubsub_data("!!!"));
 }
 

@@ -29,7 +29,7 @@ http::Request signed_request(const std::string& body) {
 
 TEST_CASE("linear: regression vector", "[webhooks][linear]") {
   REQUIRE(k_body.size() == 250);
-  CHECK(crypto::hex_encode(crypto::sha256(k_body)) ==
+  CHECK(encoding::hex_encode(crypto::sha256(k_body)) ==
         "b0523ead94783150fb67092f66d2e4705424cb50493dc40be0d0bcbe5d3782c6");
   REQUIRE_OK(testing::run(linear_endpoint(), request(std::string(k_body), std::string(k_sig)), 1700000000), v);
   CHECK(v->outcome == Outcome::event);

@@ -1,7 +1,7 @@
 // The verifier table (PROVIDERS §0.8 provider names) and cross-cutting helpers.
 #include "webhook_test_util.hpp"
 
-#include <alumia/webhook_service.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include <tuple>
 #include <vector>

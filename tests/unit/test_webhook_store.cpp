@@ -2,9 +2,9 @@
 // concurrent ingest (each key stored once, every waiter answered).
 #include "process.hpp"
 
-#include <alumia/relay_worker.hpp>
-#include <alumia/store.hpp>
-#include <alumia/webhook_store.hpp>
+#include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/relay_worker.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -48,7 +48,7 @@ http::Request request(std::string body, std::string header) {
 
 TEST_CASE("stripe: official stripe-dotnet vector", "[webhooks][stripe]") {
   REQUIRE(k_fixture.size() == 484);
-  CHECK(crypto::hex_encode(crypto::sha256(k_fixture)) ==
+  CHECK(encoding::hex_encode(crypto::sha256(k_fixture)) ==
         "98cc89412549ca7faf118fca984763bdb6f81e13d1ce8c528dbbb5be602ec1be");
   const auto req = request(k_fixture, "t=1533204620,v1=" + k_v1 + ",v0=" + k_v0);
   for (const int64_t now : {int64_t{1533204620}, int64_t{1533204920}}) {

@@ -40,8 +40,8 @@ TEST_CASE("twilio: string to sign of the official vector", "[webhooks][twilio]")
   const std::string text =
       "https://mycompany.com/"
       "myapp.php?foo=1&bar=2CallSidCA1234567890ABCDECaller+14158675309Digits1234From+14158675309To+18005551212";
-  CHECK(crypto::base64_encode(crypto::hmac_sha1("12345", text)) == "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-  CHECK(crypto::base64_encode(crypto::hmac_sha256("12345", text)) == "033hgUJA9M/hXIZsYjwkerEP/DBm35nEri5FhCYjA5s=");
+  CHECK(encoding::base64_encode(crypto::hmac_sha1("12345", text)) == "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
+  CHECK(encoding::base64_encode(crypto::hmac_sha256("12345", text)) == "033hgUJA9M/hXIZsYjwkerEP/DBm35nEri5FhCYjA5s=");
 }
 
 TEST_CASE("twilio: official vectors with port variants", "[webhooks][twilio]") {
@@ -78,7 +78,7 @@ TEST_CASE("twilio: JSON body signed through bodySHA256", "[webhooks][twilio]") {
   const std::string body = R"({"property": "value", "boolean": true})";
   REQUIRE(body.size() == 38);
   const std::string hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
-  CHECK(crypto::hex_encode(crypto::sha256(body)) == hash);
+  CHECK(encoding::hex_encode(crypto::sha256(body)) == hash);
   const std::string url = k_url + "&bodySHA256=" + hash;
   auto req = testing::post(
       body, {{"content-type", "application/json"}, {"x-twilio-signature", "a9nBmqA0ju/hNViExpshrM61xv4="}});
@@ -164,7 +164,7 @@ TEST_CASE("twilio: event keys and TwiML reply", "[webhooks][twilio]") {
     std::sort(sorted.begin(), sorted.end());
     std::string text = k_url;
     for (const auto& [k, v] : sorted) text += k + v;
-    return request(http::form_encode(fields), crypto::base64_encode(crypto::hmac_sha1("12345", text)));
+    return request(http::form_encode(fields), encoding::base64_encode(crypto::hmac_sha1("12345", text)));
   };
   REQUIRE_OK(testing::run(twilio_endpoint(), signed_req({{"AccountSid", "AC1"}, {"MessageSid", "SM1"}, {"Body", "hi"}}),
                           0, nullptr, k_url),
@@ -197,7 +197,7 @@ TEST_CASE("twilio: GET webhooks sign the URL only", "[webhooks][twilio]") {
   req.method = "GET";
   req.target = "/myapp.php?AccountSid=AC1&CallSid=CA9&CallStatus=ringing";
   req.query = {{"AccountSid", "AC1"}, {"CallSid", "CA9"}, {"CallStatus", "ringing"}};
-  req.headers = {{"x-twilio-signature", crypto::base64_encode(crypto::hmac_sha1("12345", url))}};
+  req.headers = {{"x-twilio-signature", encoding::base64_encode(crypto::hmac_sha1("12345", url))}};
   REQUIRE_OK(testing::run(twilio_endpoint(), req, 0, nullptr, url), v);
   CHECK(v->event_key == "twilio:AC1:CA9:ringing");
 }

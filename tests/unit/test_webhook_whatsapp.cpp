@@ -80,7 +80,7 @@ TEST_CASE("whatsapp: GET handshake failures → 401", "[webhooks][whatsapp]") {
 
 TEST_CASE("whatsapp: regression POST vector", "[webhooks][whatsapp]") {
   REQUIRE(k_body.size() == 421);
-  CHECK(crypto::hex_encode(crypto::sha256(k_body)) ==
+  CHECK(encoding::hex_encode(crypto::sha256(k_body)) ==
         "b05881b2d2fab7cd53b50fb9f48495ddffce382a5b06ec3a7d8be0a710a54017");
   auto req = testing::post(std::string(k_body),
                            {{"content-type", "application/json"}, {"x-hub-signature-256", std::string(k_sig)}});
@@ -138,7 +138,7 @@ TEST_CASE("whatsapp: one key per message and status in a batch", "[webhooks][wha
   const std::string other =
       R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"account_update","value":{}}]}]})";
   REQUIRE_OK(testing::run(meta_endpoint(), signed_post(other), 0), o);
-  CHECK(o->event_key == "whatsapp:body:" + crypto::hex_encode(crypto::sha256(other)));
+  CHECK(o->event_key == "whatsapp:body:" + encoding::hex_encode(crypto::sha256(other)));
 
   auto bad = testing::run(meta_endpoint(), signed_post("[1,"), 0);
   REQUIRE_FALSE(bad);

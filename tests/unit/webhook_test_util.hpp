@@ -1,8 +1,8 @@
 #pragma once
 // Helpers for the webhook verifier tests (tests/unit/test_webhook_*.cpp).
-#include <alumia/crypto.hpp>
-#include <alumia/http.hpp>
-#include <alumia/webhooks.hpp>
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/net/http.hpp>
+#include <alumia/webhooks/webhooks.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -44,7 +44,7 @@ inline Result<Verdict> run_ms(const EndpointConfig& ep, const http::Request& req
 }
 
 inline std::string hex_hmac_sha256(std::string_view key, std::string_view data) {
-  return crypto::hex_encode(crypto::hmac_sha256(key, data));
+  return encoding::hex_encode(crypto::hmac_sha256(key, data));
 }
 
 // Flips one hex digit (0<->1 keeps it valid hex).

@@ -1,0 +1,110 @@
+#include <algorithm>
+#include <alumia/base/clock.hpp>
+#include <alumia/base/encoding.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace alumia {
+
+std::chrono::system_clock::time_point SystemClock::now() const { return std::chrono::system_clock::now(); }
+
+void SystemRandom::fill(unsigned char* out, std::size_t n) {
+  if (n == 0) return;
+  if (RAND_bytes(out, static_cast<int>(n)) != 1) {
+    std::fputs("alumia: fatal: the system random generator failed\n", stderr);
+    std::abort();
+  }
+}
+
+void SystemRandom::fill_id_bits(unsigned char* out, std::size_t n) {
+  struct Pool {
+    unsigned char bytes[512];
+    std::size_t used = sizeof bytes;
+    pid_t pid = 0;
+  };
+  thread_local Pool pool;
+  if (n > sizeof pool.bytes) return fill(out, n);
+  const pid_t pid = ::getpid();
+  if (pool.used + n > sizeof pool.bytes || pool.pid != pid) {  // a forked child never reuses the parent's bytes
+    fill(pool.bytes, sizeof pool.bytes);
+    pool.used = 0;
+    pool.pid = pid;
+  }
+  std::memcpy(out, pool.bytes + pool.used, n);
+  OPENSSL_cleanse(pool.bytes + pool.used, n);
+  pool.used += n;
+}
+
+std::vector<unsigned char> Random::bytes(std::size_t n) {
+  std::vector<unsigned char> v(n);
+  fill(v.data(), n);
+  return v;
+}
+
+std::string Random::hex(std::size_t n_bytes) {
+  auto b = bytes(n_bytes);
+  return encoding::hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
+}
+
+std::string Random::base64url(std::size_t n_bytes) {
+  auto b = bytes(n_bytes);
+  return encoding::base64url_encode({reinterpret_cast<const char*>(b.data()), b.size()});
+}
+
+namespace {
+// 16 bytes with version and variant set → 8-4-4-4-12 lowercase hex.
+std::string format_uuid(std::vector<unsigned char>& b, unsigned version) {
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  std::string h = encoding::hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+}
+}  // namespace
+
+std::string Random::uuid_v4() {
+  auto b = bytes(16);
+  return format_uuid(b, 4);
+}
+
+std::string Random::uuid_v7(int64_t unix_ms) {
+  std::vector<unsigned char> b(16);
+  fill_id_bits(b.data() + 6, 10);
+  const auto ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0));
+  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  return format_uuid(b, 7);
+}
+
+uint64_t Random::below(uint64_t bound) {
+  if (bound <= 1) return 0;
+  const uint64_t limit = UINT64_MAX - (UINT64_MAX % bound);
+  for (;;) {
+    uint64_t v = 0;
+    fill(reinterpret_cast<unsigned char*>(&v), sizeof v);
+    if (v < limit) return v % bound;
+  }
+}
+
+std::string format_time_ms(int64_t unix_ms) {
+  const std::time_t secs = static_cast<std::time_t>(unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000);
+  const int ms = static_cast<int>(unix_ms - static_cast<int64_t>(secs) * 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return buf;
+}
+
+std::string format_time(std::chrono::system_clock::time_point tp) {
+  return format_time_ms(std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count());
+}
+
+}  // namespace alumia

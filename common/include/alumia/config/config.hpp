@@ -1,0 +1,92 @@
+#pragma once
+// Where files live (SPEC §1) and the effective settings with their provenance:
+// flag > environment (ALUMIA_*) > config file > default. Both binaries use this one resolver.
+#include <alumia/base/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace alumia {
+
+struct Paths {
+  bool flat = false;  // ALUMIA_HOME / --data-dir: everything in one directory
+  std::filesystem::path data_dir;
+  std::filesystem::path config_dir;
+  std::filesystem::path runtime_dir;
+  std::filesystem::path store_db() const { return data_dir / "store.db"; }
+  std::filesystem::path lock_file() const { return data_dir / "store.lock"; }
+  std::filesystem::path config_json() const { return config_dir / "config.json"; }
+  std::filesystem::path connectors_d() const { return config_dir / "connectors.d"; }
+  std::filesystem::path state_file() const { return runtime_dir / "daemon.json"; }
+  std::filesystem::path key_file() const { return config_dir / "key"; }
+  std::filesystem::path master_key_file() const { return data_dir / "master.key"; }
+};
+
+using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+EnvLookup process_env();
+
+// The home directory to use when HOME is unset, empty or relative: the passwd entry's of the
+// effective uid, if that is an absolute path to an existing directory owned by that uid (what ssh and
+// git fall back to). Tests inject their own.
+using HomeLookup = std::function<std::optional<std::string>()>;
+HomeLookup passwd_home();
+
+// `data_dir_flag` is --data-dir; otherwise ALUMIA_HOME; otherwise the XDG directories
+// (XDG_DATA_HOME, XDG_CONFIG_HOME, XDG_RUNTIME_DIR; relative values are ignored, as the XDG spec
+// says), under the home directory where one is unset: HOME if absolute, else `home()`. With no
+// home at all this fails (ErrorCode::bad_request) asking for ALUMIA_HOME or --data-dir: there is no
+// shared fallback like /tmp, where another user could create the directories first.
+Result<Paths> resolve_paths(const std::optional<std::string>& data_dir_flag, const EnvLookup& env,
+                            const HomeLookup& home = passwd_home());
+// Creates the missing directories, and missing parents, with mode 0700 (existing ones are left as
+// they are).
+Status ensure_dirs(const Paths& paths);
+// The daemon's start: ensure_dirs, then every directory and file the daemon reads or writes must be
+// its user's and private enough (fs.hpp: not writable by group or others; the store and its -wal,
+// -shm and -intake files, the key file and master.key not readable by them either; no symbolic
+// link at a file's name; every directory above owned by root or the user and not writable by others
+// unless sticky). Fails with ErrorCode::forbidden listing each problem with the command that fixes it.
+Status prepare_daemon_paths(const Paths& paths);
+
+enum class SettingSource { flag, env, config, default_ };
+std::string_view to_string(SettingSource s);
+
+struct SettingSpec {
+  std::string name;        // e.g. "listen"
+  std::string env;         // e.g. "ALUMIA_LISTEN"
+  std::string config_key;  // e.g. "listen"
+  std::string default_value;
+  std::string description;
+};
+
+// Every setting either binary reads; `config show` walks this table.
+const std::vector<SettingSpec>& setting_specs();
+
+struct Setting {
+  std::string name;
+  std::string value;
+  SettingSource source = SettingSource::default_;
+};
+
+class Settings {
+ public:
+  // flags: values given on the command line, by setting name.
+  static Result<Settings> resolve(const std::map<std::string, std::string>& flags, const EnvLookup& env,
+                                  const std::filesystem::path& config_json);
+  const std::string& get(const std::string& name) const;
+  const Setting& setting(const std::string& name) const;
+  const std::vector<Setting>& all() const { return m_settings; }
+  const nlohmann::json& config_file() const { return m_config; }
+
+ private:
+  std::vector<Setting> m_settings;
+  nlohmann::json m_config = nlohmann::json::object();
+};
+
+}  // namespace alumia

@@ -1,0 +1,77 @@
+#pragma once
+// The one store interface. Only implementations of Store speak SQL; SQLite specifics (dialect,
+// pragmas, locking) stay inside SqliteStore so that a PostgreSQL backend can follow.
+// Every method is atomic: the operations that must change several rows together are single
+// methods that run in one transaction.
+#include <alumia/base/error.hpp>
+#include <alumia/store/domain.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace alumia {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Key/value metadata (e.g. the wrapped data key).
+  virtual Result<std::optional<std::string>> get_meta(std::string_view key) = 0;
+  virtual Status put_meta(std::string_view key, std::string_view value) = 0;
+
+  // Users and API keys.
+  virtual Status insert_user(const User& user) = 0;
+  virtual Result<std::optional<User>> find_user(std::string_view id) = 0;
+  virtual Result<std::optional<User>> first_user() = 0;
+  virtual Status insert_api_key(const ApiKeyRecord& key) = 0;
+  virtual Result<std::optional<ApiKeyRecord>> find_api_key_by_hash(std::string_view hash) = 0;
+  virtual Result<std::optional<ApiKeyRecord>> find_api_key(std::string_view id) = 0;
+  virtual Result<std::vector<ApiKeyRecord>> list_api_keys(std::string_view user_id) = 0;
+  virtual Status touch_api_key(std::string_view id, int64_t when_ms) = 0;
+  // False when the key was already revoked.
+  virtual Result<bool> revoke_api_key(std::string_view id, int64_t when_ms) = 0;
+
+  // Connections. find_connection returns deleted rows too; callers decide.
+  virtual Status insert_connection(const Connection& c) = 0;
+  virtual Result<std::optional<Connection>> find_connection(std::string_view id) = 0;
+  // The newest non-deleted connection of that user, connector and label.
+  virtual Result<std::optional<Connection>> find_connection_by_label(std::string_view user_id,
+                                                                     std::string_view connector_slug,
+                                                                     std::string_view label) = 0;
+  virtual Result<PageResult<Connection>> list_connections(const ConnectionFilter& filter, const Page& page) = 0;
+  // Updates the row; when `secrets` is given, replaces all of the connection's sealed values in
+  // the same transaction (synchronous=FULL commit: a rotated refresh token must not be lost).
+  virtual Status update_connection(const Connection& c, const std::vector<SealedValue>* secrets) = 0;
+  // Active OAuth connections whose access token expires before `before_ms` (refresh worker).
+  virtual Result<std::vector<Connection>> list_expiring_connections(int64_t before_ms) = 0;
+  // Marks it revoked/deleted, destroys its secrets in the same transaction, then checkpoints the WAL
+  // so no old page keeps the plaintext-equivalent ciphertext around.
+  virtual Status destroy_connection(const Connection& c) = 0;
+
+  // Sealed values of any owner row (connections, oauth_clients, webhook endpoints).
+  virtual Result<std::vector<SealedValue>> load_secrets(std::string_view table, std::string_view row_id) = 0;
+  virtual Status put_secrets(std::string_view table, std::string_view row_id,
+                             const std::vector<SealedValue>& values) = 0;  // replaces all of the row's values
+  virtual Status delete_secrets(std::string_view table, std::string_view row_id) = 0;
+
+  // The list of tables whose rows own sealed values, for rotate-master.
+  virtual std::string_view backend_name() const = 0;
+};
+
+struct SqliteOptions {
+  std::filesystem::path path;
+  bool synchronous_full = true;
+};
+
+// Opens (creating 0600 if needed) and migrates the store.
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+// Cursor helpers shared by implementations: opaque base64url of "<created_at>:<id>".
+std::string encode_cursor(int64_t created_at, std::string_view id);
+std::optional<std::pair<int64_t, std::string>> decode_cursor(std::string_view cursor);
+
+}  // namespace alumia

@@ -1,0 +1,187 @@
+#pragma once
+// Persistence of webhook endpoints, events, jobs and the dedup set (SPEC §7). Kept apart from Store
+// because its write path is different: every accepted delivery must be on disk before the provider
+// gets its 2xx. The SQLite implementation makes a delivery durable in an append-only intake log
+// (one write of the waiting records per disk round trip, group commit) and applies it to the
+// SQLite tables afterwards on its writer thread, which commits whatever is waiting as one batch.
+// Dedup is decided before the append, against the deliveries still in the log and the stored set.
+// Reads go through a separate connection; those that must see every acknowledged delivery (events,
+// jobs, endpoint counters) first wait until the log has been applied.
+//
+// Sealed endpoint secrets are not here: they live in Store's secrets table (owner_table
+// "webhook_endpoints").
+#include <alumia/base/error.hpp>
+#include <alumia/store/domain.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace alumia {
+
+inline constexpr std::string_view k_webhook_endpoints_table = "webhook_endpoints";
+
+// Why the receiver last refused a delivery to an endpoint, for its owner (the sender only gets a
+// generic answer, SPEC §7). `code` is the wire code of the detailed error, e.g. "UNAUTHORIZED".
+struct EndpointError {
+  std::string code;
+  std::string message;
+  int64_t at = 0;
+};
+
+struct WebhookEndpointRecord {
+  std::string id;
+  std::string user_id;
+  std::string provider;
+  std::optional<std::string> connection_id;
+  std::string label;
+  std::string status = "active";  // active | disabled
+  std::optional<std::string> relay_to;
+  std::string config = "{}";  // non-secret provider extras as JSON (audience, jwksUrl, botId, ...)
+  int64_t max_body_bytes = 256 * 1024;
+  std::optional<int64_t> previous_secret_expires_at;  // rotation grace of the old secret
+  int64_t received = 0;
+  int64_t duplicates = 0;
+  int64_t rejected = 0;
+  int64_t verification_failures = 0;
+  std::optional<int64_t> last_delivery_at;
+  std::optional<EndpointError> last_error;  // written by note_error(), never by update_endpoint()
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  std::optional<int64_t> deleted_at;
+};
+
+struct WebhookEvent {
+  std::string id;
+  std::string endpoint_id;
+  std::string user_id;
+  std::string provider;
+  std::string event_key;
+  std::string event_type;
+  int64_t received_at = 0;
+  std::string job_state;  // state of the newest job of the event
+  std::string headers;    // JSON array of [name, value], secrets already removed
+  std::string body;       // raw bytes (only when asked for)
+};
+
+struct WebhookJob {
+  std::string id;
+  std::string event_id;
+  std::string endpoint_id;
+  std::string user_id;
+  std::string state;  // queued | running | succeeded | failed | dead
+  int64_t attempts = 0;
+  int64_t next_attempt_at = 0;
+  std::optional<int64_t> last_status;
+  std::optional<std::string> last_error;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  std::optional<int64_t> finished_at;
+};
+
+// One accepted delivery: dedup keys + event + first job, committed together.
+struct IngestRequest {
+  std::string endpoint_id;
+  std::string user_id;
+  std::string provider;
+  std::string event_key;
+  std::vector<std::string> alias_keys;  // a hit on any of them is a duplicate
+  std::vector<std::string> item_keys;   // batched deliveries: duplicate only when all are known
+  std::string event_type;
+  std::string headers;
+  std::string body;
+  int64_t received_at = 0;
+  std::string event_id;  // fresh ids chosen by the caller
+  std::string job_id;
+};
+
+struct IngestOutcome {
+  bool duplicate = false;
+  std::string event_id;  // the new event, or the original one for a duplicate
+};
+
+enum class EndpointCounter { rejected, verification_failure, duplicate };
+
+struct EventFilter {
+  std::string user_id;
+  std::optional<std::string> endpoint_id;
+  std::optional<std::string> job_state;
+  std::optional<int64_t> since;  // received_at >= since
+};
+
+struct JobFilter {
+  std::string user_id;
+  std::optional<std::string> state;
+  std::optional<std::string> event_id;
+  std::optional<int64_t> since;  // created_at >= since
+};
+
+class WebhookStore {
+ public:
+  virtual ~WebhookStore() = default;
+
+  // Endpoints. find_endpoint returns deleted rows too; callers decide.
+  virtual Status insert_endpoint(const WebhookEndpointRecord& e) = 0;
+  // Updates the descriptive columns (status, relay_to, config, grace, deleted_at), not the counters.
+  virtual Status update_endpoint(const WebhookEndpointRecord& e) = 0;
+  virtual Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) = 0;
+  virtual Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) = 0;
+
+  // The hot path: decides dedup, then blocks until the delivery is durable (in the intake log, or
+  // committed with synchronous=FULL). A duplicate of a delivery still being written waits for it.
+  // SERVICE_UNAVAILABLE when the write failed; the delivery then counts as not received.
+  virtual Result<IngestOutcome> ingest(const IngestRequest& request) = 0;
+  // Counts a refused delivery; batched with the next commit, not waited for.
+  virtual void count(const std::string& endpoint_id, EndpointCounter counter) = 0;
+  // Records why a delivery was refused (the newest `at` wins); batched like count().
+  virtual void note_error(const std::string& endpoint_id, EndpointError error) = 0;
+
+  // Events.
+  virtual Result<PageResult<WebhookEvent>> list_events(const EventFilter& filter, const Page& page) = 0;
+  virtual Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) = 0;
+
+  // Jobs.
+  virtual Status insert_job(const WebhookJob& job) = 0;
+  virtual Result<PageResult<WebhookJob>> list_jobs(const JobFilter& filter, const Page& page) = 0;
+  virtual Result<std::optional<WebhookJob>> find_job(const std::string& id) = 0;
+  // Makes the job due now (queued, attempts reset) when it is queued, failed or dead; false otherwise.
+  virtual Result<bool> retry_job(const std::string& id, int64_t now) = 0;
+  // Same for every job of the user in `state` (failed or dead) created at or after `since`.
+  virtual Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state, std::optional<int64_t> since,
+                                     int64_t now) = 0;
+
+  // Relay worker.
+  // Jobs left running by a crash go back to queued.
+  virtual Result<int64_t> requeue_running(int64_t now) = 0;
+  // Marks up to `limit` due jobs (queued, or failed with next_attempt_at <= now) running and
+  // returns them. Jobs of endpoints without relay_to are skipped unless `have_default_target`.
+  virtual Result<std::vector<WebhookJob>> claim_due_jobs(int64_t now, std::size_t limit, bool have_default_target) = 0;
+  // The earliest next_attempt_at of a claimable job, for the worker's sleep.
+  virtual Result<std::optional<int64_t>> next_due_at(bool have_default_target) = 0;
+  // Records the outcome of an attempt (state succeeded, failed or dead).
+  virtual Status finish_job(const WebhookJob& job) = 0;
+  // The same, committed with the next batch without waiting for it (the relay worker's path). If the
+  // daemon dies before that commit the job is still `running` and the next start queues it again:
+  // the relay delivers at least once, as it must anyway (a POST can succeed and its record fail).
+  virtual void finish_job_later(const WebhookJob& job) = 0;
+  // Endpoint deleted: its pending jobs become dead.
+  virtual Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) = 0;
+  // Drops dedup keys received before `cutoff` (the 8-day TTL).
+  virtual Result<int64_t> prune_dedup(int64_t cutoff) = 0;
+};
+
+struct WebhookStoreOptions {
+  std::filesystem::path path;    // the store.db that open_sqlite_store already migrated
+  std::size_t max_batch = 1024;  // operations per transaction
+  bool synchronous_full = true;
+  // Size of the intake log (<path>-intake) when it is created; 0: no log, every delivery is
+  // committed into the SQLite tables before ingest() returns (slower; kept for comparison).
+  std::size_t intake_log_bytes = 16u << 20;
+};
+
+Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options);
+
+}  // namespace alumia

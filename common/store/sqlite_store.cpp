@@ -1,0 +1,516 @@
+// SQLite implementation of Store. WAL, synchronous=FULL, secure_delete, numbered migrations.
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/store/store.hpp>
+
+#include "sqlite_util.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <mutex>
+
+namespace alumia {
+namespace {
+
+using nlohmann::json;
+
+// Migration N brings the schema from user_version N-1 to N. Append only; never edit a shipped one.
+constexpr const char* k_migrations[] = {
+    // 1: users, API keys, connections, sealed values, metadata.
+    R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), name TEXT NOT NULL,
+  prefix TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, scopes INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);
+CREATE INDEX api_keys_user ON api_keys(user_id, created_at);
+CREATE TABLE connections (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), connector_slug TEXT NOT NULL,
+  label TEXT NOT NULL, auth_type TEXT NOT NULL, status TEXT NOT NULL, account_label TEXT NOT NULL DEFAULT '',
+  scopes TEXT NOT NULL DEFAULT '[]', expires_at INTEGER, last_refreshed_at INTEGER,
+  error_code TEXT, error_message TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  deleted_at INTEGER);
+CREATE INDEX connections_user ON connections(user_id, created_at DESC, id DESC);
+CREATE INDEX connections_label ON connections(user_id, connector_slug, label);
+CREATE TABLE secrets (
+  owner_table TEXT NOT NULL, owner_id TEXT NOT NULL, field TEXT NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (owner_table, owner_id, field));
+)sql",
+    // 2: webhook endpoints, events, the dedup set (8-day TTL on received_at) and relay jobs.
+    R"sql(
+CREATE TABLE webhook_endpoints (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL, connection_id TEXT,
+  label TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, relay_to TEXT, config TEXT NOT NULL DEFAULT '{}',
+  max_body_bytes INTEGER NOT NULL, previous_secret_expires_at INTEGER,
+  received INTEGER NOT NULL DEFAULT 0, duplicates INTEGER NOT NULL DEFAULT 0,
+  rejected INTEGER NOT NULL DEFAULT 0, verification_failures INTEGER NOT NULL DEFAULT 0,
+  last_delivery_at INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER);
+CREATE INDEX webhook_endpoints_user ON webhook_endpoints(user_id, created_at DESC, id DESC);
+CREATE TABLE webhook_events (
+  id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, user_id TEXT NOT NULL, provider TEXT NOT NULL,
+  event_key TEXT NOT NULL, event_type TEXT NOT NULL DEFAULT '', headers TEXT NOT NULL DEFAULT '[]',
+  body BLOB NOT NULL, received_at INTEGER NOT NULL);
+CREATE INDEX webhook_events_user ON webhook_events(user_id, received_at DESC, id DESC);
+CREATE INDEX webhook_events_endpoint ON webhook_events(endpoint_id, received_at DESC, id DESC);
+CREATE TABLE webhook_dedup (
+  endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  UNIQUE (endpoint_id, event_key));
+CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
+CREATE TABLE webhook_jobs (
+  id TEXT PRIMARY KEY, event_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, user_id TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_status INTEGER, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  finished_at INTEGER);
+CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at DESC, id DESC);
+CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at DESC);
+)sql",
+    // 3: the relay worker claims per endpoint through an index (no scan of the whole queue when
+    // only some endpoints have a target), and the dedup set is keyed by its primary key alone.
+    // The hot indexes become ascending: new rows (the newest time) then land at the right edge,
+    // where SQLite appends without rebalancing siblings; DESC listings read them backwards.
+    R"sql(
+DROP INDEX webhook_events_user;
+DROP INDEX webhook_events_endpoint;
+DROP INDEX webhook_jobs_user;
+DROP INDEX webhook_jobs_event;
+CREATE INDEX webhook_events_user ON webhook_events(user_id, received_at, id);
+CREATE INDEX webhook_events_endpoint ON webhook_events(endpoint_id, received_at, id);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id);
+CREATE INDEX webhook_jobs_event ON webhook_jobs(event_id, created_at);
+CREATE INDEX webhook_jobs_endpoint_due ON webhook_jobs(endpoint_id, state, next_attempt_at);
+CREATE TABLE webhook_dedup_v3 (
+  endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (endpoint_id, event_key)) WITHOUT ROWID;
+INSERT INTO webhook_dedup_v3 SELECT endpoint_id, event_key, event_id, received_at FROM webhook_dedup;
+DROP TABLE webhook_dedup;
+ALTER TABLE webhook_dedup_v3 RENAME TO webhook_dedup;
+CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
+)sql",
+    // 4: why the receiver last refused a delivery, for the endpoint's owner (the sender gets a
+    // generic answer).
+    R"sql(
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_code TEXT;
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_message TEXT;
+ALTER TABLE webhook_endpoints ADD COLUMN last_error_at INTEGER;
+)sql",
+};
+
+using sqlite::bind_opt;
+using sqlite::opt_int;
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const SqliteOptions& o, const std::string& db_name)
+      : m_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX | sqlite::k_open_nofollow) {
+    m_db.setBusyTimeout(5000);
+    m_db.exec("PRAGMA journal_mode=WAL");
+    m_db.exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    m_db.exec("PRAGMA secure_delete=ON");
+    m_db.exec("PRAGMA foreign_keys=ON");
+    migrate();
+  }
+
+  std::string_view backend_name() const override { return "sqlite"; }
+
+  Result<std::optional<std::string>> get_meta(std::string_view key) override {
+    return run([&]() -> std::optional<std::string> {
+      SQLite::Statement q(m_db, "SELECT value FROM meta WHERE key=?");
+      q.bind(1, std::string(key));
+      if (!q.executeStep()) return std::nullopt;
+      return q.getColumn(0).getString();
+    });
+  }
+
+  Status put_meta(std::string_view key, std::string_view value) override {
+    return run_void([&] {
+      SQLite::Statement q(
+          m_db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+      q.bind(1, std::string(key));
+      q.bind(2, std::string(value));
+      q.exec();
+    });
+  }
+
+  Status insert_user(const User& u) override {
+    return run_void([&] {
+      SQLite::Statement q(m_db, "INSERT INTO users(id,name,created_at) VALUES(?,?,?)");
+      q.bind(1, u.id);
+      q.bind(2, u.name);
+      q.bind(3, static_cast<int64_t>(u.created_at));
+      q.exec();
+    });
+  }
+
+  Result<std::optional<User>> find_user(std::string_view id) override {
+    return run([&]() -> std::optional<User> {
+      SQLite::Statement q(m_db, "SELECT id,name,created_at FROM users WHERE id=?");
+      q.bind(1, std::string(id));
+      if (!q.executeStep()) return std::nullopt;
+      return User{q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64()};
+    });
+  }
+
+  Result<std::optional<User>> first_user() override {
+    return run([&]() -> std::optional<User> {
+      SQLite::Statement q(m_db, "SELECT id,name,created_at FROM users ORDER BY created_at, id LIMIT 1");
+      if (!q.executeStep()) return std::nullopt;
+      return User{q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getInt64()};
+    });
+  }
+
+  Status insert_api_key(const ApiKeyRecord& k) override {
+    return run_void([&] {
+      SQLite::Statement q(m_db,
+                          "INSERT INTO api_keys(id,user_id,name,prefix,hash,scopes,created_at,last_used_at,revoked_at) "
+                          "VALUES(?,?,?,?,?,?,?,?,?)");
+      q.bind(1, k.id);
+      q.bind(2, k.user_id);
+      q.bind(3, k.name);
+      q.bind(4, k.prefix);
+      q.bind(5, k.hash.data(), static_cast<int>(k.hash.size()));
+      q.bind(6, static_cast<int64_t>(k.scopes));
+      q.bind(7, static_cast<int64_t>(k.created_at));
+      bind_opt(q, 8, k.last_used_at);
+      bind_opt(q, 9, k.revoked_at);
+      q.exec();
+    });
+  }
+
+  Result<std::optional<ApiKeyRecord>> find_api_key_by_hash(std::string_view hash) override {
+    return run([&]() -> std::optional<ApiKeyRecord> {
+      SQLite::Statement q(m_db, std::string(k_key_cols) + " WHERE hash=?");
+      q.bind(1, hash.data(), static_cast<int>(hash.size()));
+      if (!q.executeStep()) return std::nullopt;
+      return read_key(q);
+    });
+  }
+
+  Result<std::optional<ApiKeyRecord>> find_api_key(std::string_view id) override {
+    return run([&]() -> std::optional<ApiKeyRecord> {
+      SQLite::Statement q(m_db, std::string(k_key_cols) + " WHERE id=?");
+      q.bind(1, std::string(id));
+      if (!q.executeStep()) return std::nullopt;
+      return read_key(q);
+    });
+  }
+
+  Result<std::vector<ApiKeyRecord>> list_api_keys(std::string_view user_id) override {
+    return run([&] {
+      SQLite::Statement q(m_db, std::string(k_key_cols) + " WHERE user_id=? ORDER BY created_at DESC, id DESC");
+      q.bind(1, std::string(user_id));
+      std::vector<ApiKeyRecord> out;
+      while (q.executeStep()) out.push_back(read_key(q));
+      return out;
+    });
+  }
+
+  Status touch_api_key(std::string_view id, int64_t when_ms) override {
+    return run_void([&] {
+      SQLite::Statement q(m_db, "UPDATE api_keys SET last_used_at=? WHERE id=?");
+      q.bind(1, static_cast<int64_t>(when_ms));
+      q.bind(2, std::string(id));
+      q.exec();
+    });
+  }
+
+  Result<bool> revoke_api_key(std::string_view id, int64_t when_ms) override {
+    return run([&] {
+      SQLite::Statement q(m_db, "UPDATE api_keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL");
+      q.bind(1, static_cast<int64_t>(when_ms));
+      q.bind(2, std::string(id));
+      return q.exec() > 0;
+    });
+  }
+
+  Status insert_connection(const Connection& c) override {
+    return run_void([&] {
+      SQLite::Statement q(
+          m_db,
+          "INSERT INTO connections(id,user_id,connector_slug,label,auth_type,status,account_label,scopes,"
+          "expires_at,last_refreshed_at,error_code,error_message,created_at,updated_at,deleted_at) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      bind_connection(q, c);
+      q.exec();
+    });
+  }
+
+  Result<std::optional<Connection>> find_connection(std::string_view id) override {
+    return run([&]() -> std::optional<Connection> {
+      SQLite::Statement q(m_db, std::string(k_conn_cols) + " WHERE id=?");
+      q.bind(1, std::string(id));
+      if (!q.executeStep()) return std::nullopt;
+      return read_connection(q);
+    });
+  }
+
+  Result<std::optional<Connection>> find_connection_by_label(std::string_view user_id, std::string_view slug,
+                                                             std::string_view label) override {
+    return run([&]() -> std::optional<Connection> {
+      SQLite::Statement q(m_db, std::string(k_conn_cols) +
+                                    " WHERE user_id=? AND connector_slug=? AND label=? AND deleted_at IS NULL"
+                                    " ORDER BY created_at DESC, id DESC LIMIT 1");
+      q.bind(1, std::string(user_id));
+      q.bind(2, std::string(slug));
+      q.bind(3, std::string(label));
+      if (!q.executeStep()) return std::nullopt;
+      return read_connection(q);
+    });
+  }
+
+  Result<PageResult<Connection>> list_connections(const ConnectionFilter& f, const Page& page) override {
+    std::optional<std::pair<int64_t, std::string>> after;
+    if (page.cursor) {
+      after = decode_cursor(*page.cursor);
+      if (!after) return fail(ErrorCode::bad_request, "cursor is not valid; pass the nextCursor of a previous page");
+    }
+    return run([&] {
+      std::string sql = std::string(k_conn_cols) + " WHERE user_id=? AND deleted_at IS NULL";
+      if (f.connector) sql += " AND connector_slug=?";
+      if (f.status) sql += " AND status=?";
+      if (after) sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
+      sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
+      SQLite::Statement q(m_db, sql);
+      int i = 1;
+      q.bind(i++, f.user_id);
+      if (f.connector) q.bind(i++, *f.connector);
+      if (f.status) q.bind(i++, std::string(to_string(*f.status)));
+      if (after) {
+        q.bind(i++, static_cast<int64_t>(after->first));
+        q.bind(i++, static_cast<int64_t>(after->first));
+        q.bind(i++, after->second);
+      }
+      q.bind(i++, static_cast<int64_t>(page.limit + 1));
+      PageResult<Connection> out;
+      while (q.executeStep()) out.items.push_back(read_connection(q));
+      if (out.items.size() > page.limit) {
+        out.items.resize(page.limit);
+        out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
+      }
+      return out;
+    });
+  }
+
+  Result<std::vector<Connection>> list_expiring_connections(int64_t before_ms) override {
+    return run([&] {
+      SQLite::Statement q(m_db, std::string(k_conn_cols) +
+                                    " WHERE deleted_at IS NULL AND status='active' AND auth_type='oauth'"
+                                    " AND expires_at IS NOT NULL AND expires_at < ? ORDER BY expires_at");
+      q.bind(1, static_cast<int64_t>(before_ms));
+      std::vector<Connection> out;
+      while (q.executeStep()) out.push_back(read_connection(q));
+      return out;
+    });
+  }
+
+  Status update_connection(const Connection& c, const std::vector<SealedValue>* secrets) override {
+    return run_void([&] {
+      SQLite::Transaction tx(m_db);
+      write_connection_row(c);
+      if (secrets) replace_secrets("connections", c.id, *secrets);
+      tx.commit();
+    });
+  }
+
+  Status destroy_connection(const Connection& conn) override {
+    Connection c = conn;  // destroyed means revoked and deleted, whatever the caller filled in
+    c.status = ConnectionStatus::revoked;
+    if (!c.deleted_at) c.deleted_at = c.updated_at;
+    auto st = run_void([&] {
+      SQLite::Transaction tx(m_db);
+      write_connection_row(c);
+      replace_secrets("connections", c.id, {});
+      tx.commit();
+    });
+    if (!st) return st;
+    return checkpoint();
+  }
+
+  Result<std::vector<SealedValue>> load_secrets(std::string_view table, std::string_view row_id) override {
+    return run([&] {
+      SQLite::Statement q(m_db, "SELECT field, sealed FROM secrets WHERE owner_table=? AND owner_id=? ORDER BY field");
+      q.bind(1, std::string(table));
+      q.bind(2, std::string(row_id));
+      std::vector<SealedValue> out;
+      while (q.executeStep()) {
+        const auto blob = q.getColumn(1);
+        out.push_back({q.getColumn(0).getString(), std::string(static_cast<const char*>(blob.getBlob()),
+                                                               static_cast<std::size_t>(blob.getBytes()))});
+      }
+      return out;
+    });
+  }
+
+  Status put_secrets(std::string_view table, std::string_view row_id, const std::vector<SealedValue>& values) override {
+    return run_void([&] {
+      SQLite::Transaction tx(m_db);
+      replace_secrets(table, row_id, values);
+      tx.commit();
+    });
+  }
+
+  Status delete_secrets(std::string_view table, std::string_view row_id) override {
+    auto st = run_void([&] {
+      SQLite::Transaction tx(m_db);
+      replace_secrets(table, row_id, {});
+      tx.commit();
+    });
+    if (!st) return st;
+    return checkpoint();
+  }
+
+ private:
+  static constexpr const char* k_key_cols =
+      "SELECT id,user_id,name,prefix,hash,scopes,created_at,last_used_at,revoked_at FROM api_keys";
+  static constexpr const char* k_conn_cols =
+      "SELECT id,user_id,connector_slug,label,auth_type,status,account_label,scopes,expires_at,last_refreshed_at,"
+      "error_code,error_message,created_at,updated_at,deleted_at FROM connections";
+
+  template <class F>
+  auto run(F&& f) -> Result<decltype(f())> {
+    return sqlite::locked(m_mutex, "store", std::forward<F>(f));
+  }
+  template <class F>
+  Status run_void(F&& f) {
+    return sqlite::locked(m_mutex, "store", std::forward<F>(f));
+  }
+
+  Status checkpoint() {
+    return run_void([&] { m_db.exec("PRAGMA wal_checkpoint(TRUNCATE)"); });
+  }
+
+  void write_connection_row(const Connection& c) {
+    SQLite::Statement q(m_db,
+                        "UPDATE connections SET id=?1,user_id=?2,connector_slug=?3,label=?4,auth_type=?5,status=?6,"
+                        "account_label=?7,scopes=?8,expires_at=?9,last_refreshed_at=?10,error_code=?11,"
+                        "error_message=?12,created_at=?13,updated_at=?14,deleted_at=?15 WHERE id=?1");
+    bind_connection(q, c);
+    q.exec();
+  }
+
+  void replace_secrets(std::string_view table, std::string_view row_id, const std::vector<SealedValue>& values) {
+    SQLite::Statement del(m_db, "DELETE FROM secrets WHERE owner_table=? AND owner_id=?");
+    del.bind(1, std::string(table));
+    del.bind(2, std::string(row_id));
+    del.exec();
+    for (const auto& v : values) {
+      SQLite::Statement ins(m_db, "INSERT INTO secrets(owner_table,owner_id,field,sealed) VALUES(?,?,?,?)");
+      ins.bind(1, std::string(table));
+      ins.bind(2, std::string(row_id));
+      ins.bind(3, v.field);
+      ins.bind(4, v.blob.data(), static_cast<int>(v.blob.size()));
+      ins.exec();
+    }
+  }
+
+  static ApiKeyRecord read_key(SQLite::Statement& q) {
+    ApiKeyRecord k;
+    k.id = q.getColumn(0).getString();
+    k.user_id = q.getColumn(1).getString();
+    k.name = q.getColumn(2).getString();
+    k.prefix = q.getColumn(3).getString();
+    const auto h = q.getColumn(4);
+    k.hash.assign(static_cast<const char*>(h.getBlob()), static_cast<std::size_t>(h.getBytes()));
+    k.scopes = static_cast<unsigned>(q.getColumn(5).getInt64());
+    k.created_at = q.getColumn(6).getInt64();
+    k.last_used_at = opt_int(q.getColumn(7));
+    k.revoked_at = opt_int(q.getColumn(8));
+    return k;
+  }
+
+  static void bind_connection(SQLite::Statement& q, const Connection& c) {
+    q.bind(1, c.id);
+    q.bind(2, c.user_id);
+    q.bind(3, c.connector_slug);
+    q.bind(4, c.label);
+    q.bind(5, c.auth_type);
+    q.bind(6, std::string(to_string(c.status)));
+    q.bind(7, c.account_label);
+    q.bind(8, json(c.scopes).dump());
+    bind_opt(q, 9, c.expires_at);
+    bind_opt(q, 10, c.last_refreshed_at);
+    if (c.error) {
+      q.bind(11, c.error->code);
+      q.bind(12, c.error->message);
+    } else {
+      q.bind(11);
+      q.bind(12);
+    }
+    q.bind(13, static_cast<int64_t>(c.created_at));
+    q.bind(14, static_cast<int64_t>(c.updated_at));
+    bind_opt(q, 15, c.deleted_at);
+  }
+
+  static Connection read_connection(SQLite::Statement& q) {
+    Connection c;
+    c.id = q.getColumn(0).getString();
+    c.user_id = q.getColumn(1).getString();
+    c.connector_slug = q.getColumn(2).getString();
+    c.label = q.getColumn(3).getString();
+    c.auth_type = q.getColumn(4).getString();
+    c.status = parse_connection_status(q.getColumn(5).getString()).value_or(ConnectionStatus::error);
+    c.account_label = q.getColumn(6).getString();
+    const auto scopes = json::parse(q.getColumn(7).getString(), nullptr, false);
+    if (scopes.is_array())
+      for (const auto& s : scopes)
+        if (s.is_string()) c.scopes.push_back(s.get<std::string>());
+    c.expires_at = opt_int(q.getColumn(8));
+    c.last_refreshed_at = opt_int(q.getColumn(9));
+    if (!q.getColumn(10).isNull()) c.error = ConnectionError{q.getColumn(10).getString(), q.getColumn(11).getString()};
+    c.created_at = q.getColumn(12).getInt64();
+    c.updated_at = q.getColumn(13).getInt64();
+    c.deleted_at = opt_int(q.getColumn(14));
+    return c;
+  }
+
+  void migrate() {
+    int version = m_db.execAndGet("PRAGMA user_version").getInt();
+    const int target = static_cast<int>(std::size(k_migrations));
+    for (; version < target; ++version) {
+      SQLite::Transaction tx(m_db);
+      m_db.exec(k_migrations[version]);
+      m_db.exec("PRAGMA user_version=" + std::to_string(version + 1));
+      tx.commit();
+    }
+  }
+
+  std::mutex m_mutex;
+  SQLite::Database m_db;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+  // Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
+  auto db_name = sqlite::checked_db_name(options.path, true);
+  if (!db_name) return std::unexpected(db_name.error());
+  try {
+    return std::unique_ptr<Store>(new SqliteStore(options, *db_name));
+  } catch (const std::exception& e) {
+    return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + e.what());
+  }
+}
+
+std::string encode_cursor(int64_t created_at, std::string_view id) {
+  return encoding::base64url_encode(std::to_string(created_at) + ":" + std::string(id));
+}
+
+std::optional<std::pair<int64_t, std::string>> decode_cursor(std::string_view cursor) {
+  auto raw = encoding::base64url_decode(cursor);
+  if (!raw) return std::nullopt;
+  const auto colon = raw->find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  int64_t ts = 0;
+  auto [p, ec] = std::from_chars(raw->data(), raw->data() + colon, ts);
+  if (ec != std::errc{} || p != raw->data() + colon) return std::nullopt;
+  return std::make_pair(ts, raw->substr(colon + 1));
+}
+
+}  // namespace alumia

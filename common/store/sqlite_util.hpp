@@ -1,0 +1,125 @@
+#pragma once
+// SQLite helpers shared by the SQLite implementations of Store and WebhookStore (private to common).
+#include <alumia/base/error.hpp>
+#include <alumia/base/fs.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+
+namespace alumia::sqlite {
+
+// SQLite refuses a symbolic link at the store's name (its -wal and -shm it opens O_NOFOLLOW anyway).
+inline constexpr int k_open_nofollow = SQLITE_OPEN_NOFOLLOW;
+
+// Before SQLite opens the store by name: store.db (created 0600 when `create`), -wal and -shm must be
+// the daemon user's private regular files, not symbolic links (fs.hpp). Returns the name to hand
+// SQLite with k_open_nofollow: its directory resolved, since that flag also refuses symbolic links in
+// the directories above (which fs.hpp's checks allow when root or the user owns them).
+inline Result<std::string> checked_db_name(const std::filesystem::path& path, bool create) {
+  auto fd = open_owned_file(path, O_RDWR | (create ? O_CREAT : 0), Privacy::secret, 0600);
+  if (!fd) return fail(fd.error().code, "cannot open the store: " + fd.error().message);
+  for (const char* suffix : {"-wal", "-shm"})
+    if (auto ok = check_owned_file(path.string() + suffix, Privacy::secret); !ok) return std::unexpected(ok.error());
+  std::error_code ec;
+  const auto dir = std::filesystem::canonical(path.parent_path().empty() ? "." : path.parent_path(), ec);
+  if (ec) return path.string();
+  return (dir / path.filename()).string();
+}
+
+// A busy/locked store is SERVICE_UNAVAILABLE (retry); anything else is INTERNAL.
+inline Error to_error(const std::exception& e, std::string_view what) {
+  const std::string text = e.what();
+  if (text.find("database is locked") != std::string::npos || text.find("busy") != std::string::npos)
+    return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
+  return Error{ErrorCode::internal, std::string(what) + ": " + text, 0};
+}
+
+// Runs `f` under `m`, SQLite exceptions mapped by to_error(e, what).
+template <class F>
+auto locked(std::mutex& m, std::string_view what, F&& f) -> Result<decltype(f())> {
+  std::lock_guard lock(m);
+  try {
+    if constexpr (std::is_void_v<decltype(f())>) {
+      f();
+      return {};
+    } else {
+      return f();
+    }
+  } catch (const std::exception& e) {
+    return std::unexpected(to_error(e, what));
+  }
+}
+
+inline std::optional<int64_t> opt_int(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+inline std::optional<std::string> opt_str(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getString();
+}
+
+inline void bind_opt(SQLite::Statement& q, int i, const std::optional<int64_t>& v) {
+  if (v) q.bind(i, *v);
+  else q.bind(i);
+}
+
+inline void bind_opt(SQLite::Statement& q, int i, const std::optional<std::string>& v) {
+  if (v) q.bind(i, *v);
+  else q.bind(i);
+}
+
+// Prepared statements of one connection, compiled once and reused: the hot paths run the same few
+// statements thousands of times a second, and preparing is most of the cost of a small statement.
+// Not thread-safe: one cache per connection, used under that connection's owner (writer thread or
+// reader mutex).
+class StatementCache {
+ public:
+  explicit StatementCache(SQLite::Database& db) : m_db(db) {}
+
+  // A statement in use; reset when it goes out of scope, so a half-stepped SELECT never keeps the
+  // connection's read snapshot open (in WAL mode that would serve stale rows and hold back
+  // checkpoints).
+  class Use {
+   public:
+    explicit Use(SQLite::Statement& q) : m_q(&q) {}
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    ~Use() { (void)m_q->tryReset(); }
+    SQLite::Statement& operator*() const { return *m_q; }
+    SQLite::Statement* operator->() const { return m_q; }
+
+   private:
+    SQLite::Statement* m_q;
+  };
+
+  // The statement for `sql`, reset and with no bindings.
+  SQLite::Statement& get(const std::string& sql) {
+    auto it = m_statements.find(sql);
+    if (it == m_statements.end()) it = m_statements.emplace(sql, std::make_unique<SQLite::Statement>(m_db, sql)).first;
+    SQLite::Statement& q = *it->second;
+    (void)q.tryReset();  // an earlier failed step leaves its error here; it is not this use's error
+    q.clearBindings();
+    return q;
+  }
+  // get() wrapped in a Use: `auto q = cache.use(sql); q->bind(1, x); q->exec();`
+  Use use(const std::string& sql) { return Use(get(sql)); }
+
+ private:
+  SQLite::Database& m_db;
+  std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> m_statements;
+};
+
+}  // namespace alumia::sqlite

@@ -1,0 +1,224 @@
+// The relay worker: due jobs → signed POST to the relay target → succeeded / failed (backoff) / dead.
+#include <alumia/crypto/crypto.hpp>
+#include <alumia/webhooks/relay_worker.hpp>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+namespace alumia {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+std::vector<milliseconds> default_relay_backoff() {
+  using namespace std::chrono;
+  return {seconds(5), seconds(30), minutes(2), minutes(10), minutes(30), hours(1), hours(3), hours(6)};
+}
+
+std::optional<std::vector<milliseconds>> parse_backoff(std::string_view text) {
+  std::vector<milliseconds> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc{} || p != item.data() + item.size() || v < 0) return std::nullopt;
+    out.emplace_back(v);
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+std::string relay_signature(std::string_view secret, int64_t unix_time, std::string_view body) {
+  const std::string t = std::to_string(unix_time);
+  const std::string signed_text = t + "." + std::string(body);
+  return "t=" + t + ",v1=" + encoding::hex_encode(crypto::hmac_sha256(secret, signed_text));
+}
+
+std::string relay_body(const WebhookEvent& e) {
+  json doc = WebhookService::event_json(e, true);
+  doc.erase("jobState");
+  // Providers mostly send JSON: hand it over parsed as well, so consumers need not parse twice.
+  if (doc.value("bodyEncoding", "") == "utf-8") {
+    json parsed = json::parse(e.body, nullptr, false);
+    if (!parsed.is_discarded()) doc["payload"] = std::move(parsed);
+  }
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+RelayWorker::RelayWorker(WebhookStore& store, http::Client& client, const Clock& clock, Random& random,
+                         RelayTargetLookup lookup, RelayWorkerOptions options)
+    : m_store(store),
+      m_client(client),
+      m_clock(clock),
+      m_random(random),
+      m_lookup(std::move(lookup)),
+      m_options(std::move(options)) {}
+
+RelayWorker::~RelayWorker() { stop(); }
+
+void RelayWorker::start() {
+  if (auto n = m_store.requeue_running(m_clock.now_ms()); n && *n > 0)
+    spdlog::info("relay: {} job(s) interrupted by a restart are queued again", *n);
+  const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
+  for (std::size_t i = 0; i < threads; ++i) m_pool.emplace_back([this] { delivery_loop(); });
+  m_thread = std::thread([this] { claim_loop(); });
+}
+
+void RelayWorker::stop() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_cv.notify_all();
+  m_ready_cv.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+  for (auto& t : m_pool)
+    if (t.joinable()) t.join();
+  m_pool.clear();
+}
+
+void RelayWorker::notify() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_poked = true;
+  }
+  m_cv.notify_all();
+}
+
+void RelayWorker::claim_loop() {
+  // Claimed jobs are `running` in the store. The worker claims what its threads can start now plus
+  // one round more: a claim is committed by the store's writer, behind the batch it is applying, so
+  // claiming only free slots left the threads idle during every claim (the relay fell to a few
+  // hundred jobs a second under ingest). A slow target still holds at most two rounds.
+  const std::size_t depth = 2 * std::max<std::size_t>(1, m_options.concurrency);
+  for (;;) {
+    std::size_t free_slots = 0;
+    {
+      std::unique_lock lock(m_mutex);
+      m_cv.wait(lock, [&] { return m_stopping || m_in_flight < depth; });
+      if (m_stopping) return;
+      m_poked = false;
+      free_slots = depth - m_in_flight;
+    }
+    const int64_t now = m_clock.now_ms();
+    if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes
+      m_last_prune = now;
+      if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0)
+        spdlog::info("relay: pruned {} dedup key(s)", *n);
+    }
+    auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target);
+    if (!jobs) spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);
+    if (jobs && !jobs->empty()) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_in_flight += jobs->size();
+        for (auto& j : *jobs) m_ready.push_back(std::move(j));
+      }
+      m_ready_cv.notify_all();
+      continue;  // more may be due right away
+    }
+    // Nothing due: sleep until a poke, the earliest scheduled attempt, or the idle poll.
+    std::chrono::milliseconds wait = m_options.idle_poll;
+    if (auto next = m_store.next_due_at(m_options.have_default_target); next && *next)
+      wait = std::min(wait, std::chrono::milliseconds(std::max<int64_t>(**next - m_clock.now_ms(), 1)));
+    std::unique_lock lock(m_mutex);
+    m_cv.wait_for(lock, wait, [&] { return m_stopping || m_poked; });
+  }
+}
+
+void RelayWorker::delivery_loop() {
+  for (;;) {
+    WebhookJob job;
+    {
+      std::unique_lock lock(m_mutex);
+      m_ready_cv.wait(lock, [&] { return m_stopping || !m_ready.empty(); });
+      if (m_stopping) return;  // jobs still ready stay `running`: the next start() queues them again
+      job = std::move(m_ready.front());
+      m_ready.pop_front();
+    }
+    deliver(std::move(job));
+    {
+      std::lock_guard lock(m_mutex);
+      --m_in_flight;
+    }
+    m_cv.notify_all();
+  }
+}
+
+void RelayWorker::deliver(WebhookJob job) {
+  auto finish = [&](const std::string& state, std::optional<int64_t> status, std::optional<std::string> error) {
+    const int64_t now = m_clock.now_ms();
+    job.state = state;
+    job.last_status = status;
+    job.last_error = std::move(error);
+    job.updated_at = now;
+    job.finished_at = (state == "succeeded" || state == "dead") ? std::optional<int64_t>(now) : std::nullopt;
+    m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
+  };
+
+  auto target = m_lookup(job.endpoint_id);
+  auto event = m_store.find_event(job.event_id, true);
+  if (!target || !event) {
+    // Store trouble: try again soon without spending an attempt.
+    job.next_attempt_at = m_clock.now_ms() + 1000;
+    finish(job.attempts > 0 ? "failed" : "queued", job.last_status, "store unavailable");
+    return;
+  }
+  if (!*event) {
+    finish("dead", std::nullopt, "event no longer exists");
+    return;
+  }
+  if (!*target) {
+    // No target (or the endpoint is gone): keep the job waiting; it drains when a target appears.
+    job.next_attempt_at = m_clock.now_ms() + 60'000;
+    finish(job.attempts > 0 ? "failed" : "queued", job.last_status, "no relay target");
+    return;
+  }
+
+  const std::string body = relay_body(**event);
+  http::OutboundRequest req;
+  req.method = "POST";
+  req.url = (*target)->url;
+  req.body = body;
+  req.content_type = "application/json";
+  req.timeout = m_options.request_timeout;
+  req.headers = {{"Alumia-Event-Id", (*event)->id},
+                 {"Alumia-Event-Key", (*event)->event_key},
+                 {"Alumia-Job-Id", job.id},
+                 {"Alumia-Signature", relay_signature((*target)->secret.view(), m_clock.now_unix(), body)}};
+  auto res = m_client.send(req);
+  job.attempts += 1;
+  if (res && res->status >= 200 && res->status < 300) {
+    spdlog::debug("relay: job {} delivered ({})", job.id, res->status);
+    finish("succeeded", res->status, std::nullopt);
+    return;
+  }
+  std::optional<int64_t> status;
+  std::string error;
+  if (res) {
+    status = res->status;
+    error = "relay target answered HTTP " + std::to_string(res->status);
+  } else {
+    error = res.error().message;
+  }
+  const auto& schedule = m_options.backoff;
+  if (static_cast<std::size_t>(job.attempts) > schedule.size()) {
+    spdlog::warn("relay: job {} is dead after {} attempts: {}", job.id, job.attempts, error);
+    finish("dead", status, error);
+    return;
+  }
+  const int64_t base = schedule[static_cast<std::size_t>(job.attempts) - 1].count();
+  int64_t jitter = 0;
+  const auto spread = static_cast<uint64_t>(static_cast<double>(base) * m_options.jitter);
+  if (spread > 0) jitter = static_cast<int64_t>(m_random.below(spread + 1));
+  job.next_attempt_at = m_clock.now_ms() + base + jitter;
+  spdlog::info("relay: job {} attempt {} failed ({}); next in {} ms", job.id, job.attempts, error, base + jitter);
+  finish("failed", status, error);
+}
+
+}  // namespace alumia

@@ -1,0 +1,204 @@
+// The public receiver (SPEC §7, PROVIDERS §0.6): body cap → endpoint → verifier → handshake or
+// event → dedup and store. Anyone on the public listener can call it, so what it answers on a
+// refusal is one fixed message per code, never the detail (a URL, a host, an upstream status,
+// whether a kid exists). The detail goes to the endpoint's owner (lastError, on the control listener)
+// and to the log, at a bounded rate because a stranger can cause refusals in a loop.
+#include <alumia/webhooks/webhook_service.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+namespace alumia {
+namespace {
+
+using nlohmann::json;
+
+// A refusal's answer to the sender. The detailed reason never reaches it.
+struct PublicRefusal {
+  ErrorCode code;
+  std::string_view message;
+};
+constexpr std::array<PublicRefusal, 5> k_public_refusals{{
+    {ErrorCode::unauthorized, "signature verification failed"},
+    {ErrorCode::not_found, "no such webhook endpoint"},
+    {ErrorCode::bad_request, "malformed webhook delivery"},
+    {ErrorCode::method_not_allowed, "method not allowed for this webhook endpoint"},
+    {ErrorCode::payload_too_large, "request body too large"},
+}};
+// Everything else (the key server unreachable, the store failing, an internal error) is trouble on
+// our side: 503 so the provider retries.
+constexpr std::string_view k_unavailable = "webhook receiver temporarily unavailable; retry later";
+
+// Log lines and lastError messages quote what the sender sent (a header value, an algorithm name):
+// bounded, and printable ASCII only, so a log viewer's terminal never runs them.
+constexpr std::size_t k_max_detail = 300;
+
+std::string printable(std::string_view text) {
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : text) {
+    if (out.size() >= k_max_detail) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(k_hex[u >> 4]);
+      out.push_back(k_hex[u & 0xf]);
+    }
+  }
+  return out;
+}
+
+// Headers never kept with an event: credentials and signatures (SPEC §7 "minus secrets").
+bool is_secret_header(std::string_view lower_name) {
+  static constexpr std::string_view k_exact[] = {"authorization", "proxy-authorization", "cookie", "set-cookie"};
+  for (auto n : k_exact)
+    if (lower_name == n) return true;
+  for (auto part : {"signature", "secret", "token", "api-key", "apikey"})
+    if (lower_name.find(part) != std::string_view::npos) return true;
+  return false;
+}
+
+http::Response exact_reply(const webhooks::Verdict& v) {
+  http::Response r;
+  r.status = v.status;
+  r.body = v.reply_body;
+  r.content_type = v.reply_content_type;
+  return r;
+}
+
+http::Response envelope(const json& data, int status = 200) {
+  http::Response r;
+  r.status = status;
+  r.body = json{{"success", true}, {"data", data}}.dump();
+  return r;
+}
+
+}  // namespace
+
+Error WebhookService::public_refusal(const Error& detail) {
+  for (const auto& r : k_public_refusals)
+    if (r.code == detail.code) return Error{r.code, std::string(r.message), 0};
+  return Error{ErrorCode::service_unavailable, std::string(k_unavailable), detail.retry_after_seconds};
+}
+
+void WebhookService::log_refusal(const std::string& line) {
+  const int64_t now = m_d.clock.now_ms();
+  int64_t dropped = 0;
+  {
+    std::lock_guard lock(m_refusal_log_mutex);
+    if (now - m_refusal_log.window_start >= k_refusal_log_window_ms || now < m_refusal_log.window_start) {
+      dropped = m_refusal_log.suppressed;
+      m_refusal_log = {now, 0, 0};
+    }
+    if (m_refusal_log.lines >= k_refusal_log_lines) {
+      ++m_refusal_log.suppressed;
+      return;
+    }
+    ++m_refusal_log.lines;
+  }
+  if (dropped > 0) spdlog::info("webhook receiver: {} more refused deliveries were not logged", dropped);
+  spdlog::info("webhook receiver: {}", line);
+}
+
+Error WebhookService::refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
+                             std::optional<EndpointCounter> counter) {
+  const std::string message = printable(detail.message);
+  if (counter) m_d.hooks.count(endpoint_id, *counter);
+  m_d.hooks.note_error(endpoint_id, EndpointError{std::string(detail.wire()), message, m_d.clock.now_ms()});
+  log_refusal(provider + " " + endpoint_id + ": refused (" + std::string(detail.wire()) + "): " + message);
+  return public_refusal(detail);
+}
+
+Status WebhookService::admit_body(const std::string& provider, const std::string& id, std::size_t content_length) {
+  int64_t cap = k_default_webhook_body_cap;
+  bool known = false;
+  if (is_uuid(id))
+    if (auto got = cached(id); got && *got && !(*got)->record.deleted_at && (*got)->record.status == "active" &&
+                               (*got)->record.provider == provider) {
+      cap = (*got)->record.max_body_bytes;
+      known = true;
+    }
+  if (static_cast<int64_t>(content_length) <= cap) return {};
+  const Error detail{ErrorCode::payload_too_large,
+                     "body of " + std::to_string(content_length) + " bytes exceeds maxBodyBytes " +
+                         std::to_string(cap) + " (raise it with `alumia-connect webhooks update " + id +
+                         " --max-body-bytes N`)",
+                     0};
+  if (!known) return std::unexpected(public_refusal(detail));
+  return std::unexpected(refuse(provider, id, detail, EndpointCounter::rejected));
+}
+
+Result<http::Response> WebhookService::receive(const http::Request& req) {
+  const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
+  const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
+  // Unknown, disabled, deleted or another provider's endpoint: the same answer, and no owner to tell.
+  const Error not_found{ErrorCode::not_found, "", 0};
+  if (!is_uuid(id)) return std::unexpected(public_refusal(not_found));
+  auto got = cached(id);
+  if (!got) {
+    log_refusal("endpoint " + id + " could not be loaded: " + printable(got.error().message));
+    return std::unexpected(public_refusal(got.error()));
+  }
+  const auto ep = *got;
+  const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
+  if (!ep || ep->record.deleted_at || ep->record.status != "active" || ep->record.provider != provider || !verifier)
+    return std::unexpected(public_refusal(not_found));
+
+  if (static_cast<int64_t>(req.body.size()) > ep->record.max_body_bytes)
+    return std::unexpected(refuse(provider, id,
+                                  Error{ErrorCode::payload_too_large,
+                                        "body of " + std::to_string(req.body.size()) + " bytes exceeds maxBodyBytes " +
+                                            std::to_string(ep->record.max_body_bytes),
+                                        0},
+                                  EndpointCounter::rejected));
+
+  const int64_t now = m_d.clock.now_ms();
+  const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
+  webhooks::VerifyContext vctx{in_grace ? ep->during_grace : ep->current, now, &m_jwks, {}};
+  if (provider == "twilio" && !m_d.webhook_base_url.empty() && m_base_problem.empty()) {
+    std::string base = m_d.webhook_base_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    vctx.public_url = base + req.target;
+  }
+  auto verdict = verifier->verify(req, vctx);
+  if (!verdict) {
+    const bool auth_failure = verdict.error().code == ErrorCode::unauthorized;
+    return std::unexpected(refuse(provider, id, verdict.error(),
+                                  auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected));
+  }
+  if (verdict->outcome != webhooks::Outcome::event) return exact_reply(*verdict);
+
+  IngestRequest in;
+  in.endpoint_id = id;
+  in.user_id = ep->record.user_id;
+  in.provider = provider;
+  in.event_key = verdict->event_key;
+  in.alias_keys = verdict->alias_keys;
+  in.item_keys = verdict->item_keys;
+  in.event_type = verdict->event_type;
+  // Header values are kept as received (`events show --json` is exact); the CLI escapes them for a terminal.
+  json headers = json::array();
+  for (const auto& [name, value] : req.headers)
+    if (!is_secret_header(name)) headers.push_back(json::array({name, value}));
+  in.headers = headers.dump(-1, ' ', false, json::error_handler_t::replace);
+  in.body = req.body;
+  in.received_at = now;
+  in.event_id = m_d.random.uuid_v7(now);
+  in.job_id = m_d.random.uuid_v7(now);
+  auto outcome = m_d.hooks.ingest(in);
+  if (!outcome) return std::unexpected(refuse(provider, id, outcome.error(), std::nullopt));  // 503: retried
+  // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
+  // queue without costing the worker a look per delivery.
+  if (!outcome->duplicate && m_job_listener && (ep->record.relay_to || !m_d.default_relay_to.empty())) m_job_listener();
+  if (verdict->exact_reply) return exact_reply(*verdict);
+  if (outcome->duplicate) return envelope(json{{"duplicate", true}, {"eventId", outcome->event_id}});
+  return envelope(json{{"eventId", outcome->event_id}});
+}
+
+}  // namespace alumia
