@@ -2,6 +2,7 @@
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/store/store.hpp>
 
+#include "sqlite_rows.hpp"
 #include "sqlite_util.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -266,35 +267,19 @@ class SqliteStore final : public Store {
   }
 
   Result<PageResult<Connection>> list_connections(const ConnectionFilter& f, const Page& page) override {
-    std::optional<std::pair<int64_t, std::string>> after;
-    if (page.cursor) {
-      after = decode_cursor(*page.cursor);
-      if (!after) return fail(ErrorCode::bad_request, "cursor is not valid; pass the nextCursor of a previous page");
-    }
+    auto ks = sqlite::Keyset::of(page, "created_at", "id");
+    if (!ks) return std::unexpected(ks.error());
     return run([&] {
       std::string sql = std::string(k_conn_cols) + " WHERE user_id=? AND deleted_at IS NULL";
       if (f.connector) sql += " AND connector_slug=?";
       if (f.status) sql += " AND status=?";
-      if (after) sql += " AND (created_at < ? OR (created_at = ? AND id < ?))";
-      sql += " ORDER BY created_at DESC, id DESC LIMIT ?";
-      SQLite::Statement q(m_db, sql);
+      SQLite::Statement q(m_db, sql + ks->condition() + ks->order());
       int i = 1;
       q.bind(i++, f.user_id);
       if (f.connector) q.bind(i++, *f.connector);
       if (f.status) q.bind(i++, std::string(to_string(*f.status)));
-      if (after) {
-        q.bind(i++, static_cast<int64_t>(after->first));
-        q.bind(i++, static_cast<int64_t>(after->first));
-        q.bind(i++, after->second);
-      }
-      q.bind(i++, static_cast<int64_t>(page.limit + 1));
-      PageResult<Connection> out;
-      while (q.executeStep()) out.items.push_back(read_connection(q));
-      if (out.items.size() > page.limit) {
-        out.items.resize(page.limit);
-        out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
-      }
-      return out;
+      return ks->page<Connection>(q, ks->bind_cursor(q, i), read_connection,
+                                  [](const auto& c) { return std::make_pair(c.created_at, c.id); });
     });
   }
 
@@ -340,9 +325,7 @@ class SqliteStore final : public Store {
       q.bind(2, std::string(row_id));
       std::vector<SealedValue> out;
       while (q.executeStep()) {
-        const auto blob = q.getColumn(1);
-        out.push_back({q.getColumn(0).getString(), std::string(static_cast<const char*>(blob.getBlob()),
-                                                               static_cast<std::size_t>(blob.getBytes()))});
+        out.push_back({q.getColumn(0).getString(), sqlite::blob_string(q.getColumn(1))});
       }
       return out;
     });
@@ -416,8 +399,7 @@ class SqliteStore final : public Store {
     k.user_id = q.getColumn(1).getString();
     k.name = q.getColumn(2).getString();
     k.prefix = q.getColumn(3).getString();
-    const auto h = q.getColumn(4);
-    k.hash.assign(static_cast<const char*>(h.getBlob()), static_cast<std::size_t>(h.getBytes()));
+    k.hash = sqlite::blob_string(q.getColumn(4));
     k.scopes = static_cast<unsigned>(q.getColumn(5).getInt64());
     k.created_at = q.getColumn(6).getInt64();
     k.last_used_at = opt_int(q.getColumn(7));

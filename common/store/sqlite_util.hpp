@@ -37,12 +37,21 @@ inline Result<std::string> checked_db_name(const std::filesystem::path& path, bo
   return (dir / path.filename()).string();
 }
 
-// A busy/locked store is SERVICE_UNAVAILABLE (retry); anything else is INTERNAL.
+// A busy store (SQLITE_BUSY and its extended codes: another connection holds the write lock past
+// the busy timeout) is SERVICE_UNAVAILABLE (retry); anything else, SQLite's or not, is INTERNAL.
+// By result code, never by the message's text.
+inline bool is_busy(const std::exception& e) {
+  const auto* s = dynamic_cast<const SQLite::Exception*>(&e);
+  if (!s) return false;
+  // The extended code when SQLite gave one (SQLITE_BUSY_SNAPSHOT, _RECOVERY, _TIMEOUT...), else the
+  // primary; -1 when the exception carries none. The low byte is the primary code.
+  const int code = s->getExtendedErrorCode() >= 0 ? s->getExtendedErrorCode() : s->getErrorCode();
+  return code >= 0 && (code & 0xff) == SQLITE_BUSY;
+}
+
 inline Error to_error(const std::exception& e, std::string_view what) {
-  const std::string text = e.what();
-  if (text.find("database is locked") != std::string::npos || text.find("busy") != std::string::npos)
-    return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
-  return Error{ErrorCode::internal, std::string(what) + ": " + text, 0};
+  if (is_busy(e)) return Error{ErrorCode::service_unavailable, "the store is busy; retry shortly", 1};
+  return Error{ErrorCode::internal, std::string(what) + ": " + e.what(), 0};
 }
 
 // Runs `f` under `m`, SQLite exceptions mapped by to_error(e, what).
@@ -61,6 +70,17 @@ auto locked(std::mutex& m, std::string_view what, F&& f) -> Result<decltype(f())
   }
 }
 
+// The pragmas of every connection of the webhook store (writer, reader, dedup lookups, checkpointer).
+inline void open_webhook_pragmas(SQLite::Database& db, bool synchronous_full) {
+  db.setBusyTimeout(5000);
+  db.exec("PRAGMA journal_mode=WAL");
+  db.exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  db.exec("PRAGMA secure_delete=ON");
+  // Statement journals (one per SAVEPOINT'ed request) in memory, not a temp file per batch.
+  db.exec("PRAGMA temp_store=MEMORY");
+  db.exec("PRAGMA journal_size_limit=67108864");
+}
+
 inline std::optional<int64_t> opt_int(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
   return c.getInt64();
@@ -69,6 +89,10 @@ inline std::optional<int64_t> opt_int(const SQLite::Column& c) {
 inline std::optional<std::string> opt_str(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
   return c.getString();
+}
+
+inline std::string blob_string(const SQLite::Column& c) {
+  return std::string(static_cast<const char*>(c.getBlob()), static_cast<std::size_t>(c.getBytes()));
 }
 
 inline void bind_opt(SQLite::Statement& q, int i, const std::optional<int64_t>& v) {

@@ -1,0 +1,101 @@
+#pragma once
+// The webhook store's one SQLite writer and its checkpointer (private to the store).
+//
+// Why a writer thread: with synchronous=FULL every commit is an fsync of the WAL, so a commit per
+// operation caps writes at the disk's fsync rate, while the same rows in batches go through many
+// times faster. Operations queue while a commit is in flight and the next transaction takes all
+// of them (group commit); each waiter is woken only after COMMIT returned.
+//
+// Checkpoints off the writer: the writer's wal hook replaces SQLite's auto-checkpoint (which the
+// committing thread would run): a checkpoint thread runs PASSIVE checkpoints, and the writer itself
+// a rare RESTART between two batches so the WAL starts over instead of growing.
+#include "sqlite_util.hpp"
+
+#include <alumia/base/error.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace alumia::sqlite {
+
+// One operation queued for the writer.
+struct WriterOp {
+  // Writer thread, inside the batch's transaction. Written to be run again from the start: a batch
+  // in which an operation fails is run again with a savepoint around each one.
+  std::function<void()> run;
+  std::shared_ptr<std::promise<Status>> done;  // null: nobody waits (counters, applying the log)
+  std::function<void(bool stored)> after;      // writer thread, after the batch's COMMIT (or its failure)
+};
+
+class GroupWriter {
+ public:
+  // What the store does around each transaction, on the writer thread.
+  struct BatchHooks {
+    std::function<void()> begin;          // before the first operation (again when a batch is re-run)
+    std::function<void()> before_commit;  // after the last operation, inside the transaction
+  };
+
+  GroupWriter(const std::string& db_name, bool synchronous_full, std::size_t max_batch);
+  ~GroupWriter();  // stop()
+
+  // Starts the checkpoint thread and the writer thread.
+  void start(BatchHooks hooks);
+  // Applies what is queued, then stops both threads; later operations fail with SERVICE_UNAVAILABLE.
+  void stop();
+
+  void enqueue(WriterOp op);
+  // Runs `op` inside the next batch; returns after the commit.
+  Status write(std::function<void()> op);
+  // write() for an operation that reports how many rows it changed.
+  template <class F>
+  Result<int64_t> write_count(F&& f) {
+    int64_t n = 0;
+    auto st = write([&] { n = f(); });
+    if (!st) return std::unexpected(st.error());
+    return n;
+  }
+
+  // The writer connection's statements: for operations, on the writer thread only.
+  StatementCache& statements() { return m_statements; }
+
+ private:
+  void writer_loop();
+  void run_batch(std::vector<WriterOp>& batch);
+  void run_isolated(std::vector<WriterOp>& batch);
+  void exec(const char* sql) { m_statements.use(sql)->exec(); }
+  static int on_wal_commit(void* self, sqlite3*, const char*, int pages);
+  void restart_wal_if_due();
+  void checkpoint_loop();
+
+  std::size_t m_max_batch;
+  BatchHooks m_hooks;
+  SQLite::Database m_db;             // only the writer thread touches it after construction
+  StatementCache m_statements;       // writer thread only
+  SQLite::Database m_checkpoint_db;  // only the checkpoint thread
+  int m_wal_pages = 0;               // writer thread only (wal hook)
+  int m_next_checkpoint;             // writer thread only (wal hook)
+  bool m_restart_due = false;        // writer thread only (wal hook)
+  std::mutex m_queue_mutex;
+  std::condition_variable m_queue_cv;
+  std::deque<WriterOp> m_queue;
+  std::size_t m_queued_waiters = 0;  // operations in m_queue with a `done`
+  bool m_stopping = false;
+  std::mutex m_checkpoint_mutex;
+  std::condition_variable m_checkpoint_cv;
+  bool m_checkpoint_due = false;
+  bool m_checkpoint_stopping = false;
+  std::thread m_checkpoint_thread;
+  std::thread m_thread;
+};
+
+}  // namespace alumia::sqlite

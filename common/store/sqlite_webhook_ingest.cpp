@@ -1,0 +1,239 @@
+// The webhook store's ingest path: dedup (DedupIndex), the intake log that makes a delivery durable,
+// the writer operations that apply it to the tables, and the crash recovery that applies what a
+// run left in the log (sqlite_webhook_store.hpp).
+#include "intake_record.hpp"
+#include "sqlite_webhook_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <utility>
+
+namespace alumia::sqlite {
+
+Status SqliteWebhookStore::recover_and_open_log() {
+  if (m_options.intake_log_bytes == 0) return {};
+  std::vector<IntakeLog::Record> left;
+  auto log = IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left);
+  if (!log) return std::unexpected(log.error());
+  std::vector<std::future<Status>> applied;
+  std::atomic<std::size_t> stored{0};
+  for (auto& rec : left) {
+    auto r = intake_record::decode(rec.payload);
+    if (!r) {
+      spdlog::error("intake log: record {} is not a delivery this version can read; skipped", rec.seq);
+      continue;
+    }
+    auto done = std::make_shared<std::promise<Status>>();
+    applied.push_back(done->get_future());
+    m_writer.enqueue(WriterOp{[this, r = std::move(*r), &stored] {
+                                // Records of the last run that were applied before it stopped are skipped.
+                                auto q = m_w.use("SELECT 1 FROM webhook_events WHERE id=?");
+                                q->bind(1, r.event_id);
+                                if (q->executeStep()) return;
+                                IngestOutcome ignored;
+                                ingest_one(r, ignored);
+                                stored.fetch_add(1);
+                              },
+                              std::move(done), nullptr});
+  }
+  for (auto& f : applied)
+    if (auto st = f.get(); !st)
+      return fail(ErrorCode::internal, "cannot apply the intake log left by the last run: " + st.error().message);
+  if (auto st = (*log)->start(); !st) return st;
+  if (stored > 0) spdlog::info("intake log: stored {} deliveries the last run had acknowledged", stored.load());
+  m_log = std::move(*log);
+  return {};
+}
+
+// Dedup first (DedupIndex::admit), then the write: a new delivery into the intake log, a repeat
+// counted and answered with its original.
+Result<IngestOutcome> SqliteWebhookStore::ingest(const IngestRequest& r) {
+  try {
+    auto admitted = m_dedup.admit(r);
+    if (!admitted) return std::unexpected(admitted.error());
+    if (!admitted->original) return store_new(r, std::move(admitted->claimed));
+    count(r.endpoint_id, EndpointCounter::duplicate);
+    return IngestOutcome{true, std::move(*admitted->original)};
+  } catch (const std::exception& e) {
+    spdlog::error("ingest failed: {}", e.what());
+    return fail(ErrorCode::service_unavailable, "the event could not be stored; retry");
+  }
+}
+
+void SqliteWebhookStore::count(const std::string& endpoint_id, EndpointCounter counter) {
+  m_writer.enqueue(WriterOp{[this, endpoint_id, counter] {
+                              auto& d = m_deltas[endpoint_id];
+                              (counter == EndpointCounter::rejected    ? d.rejected
+                               : counter == EndpointCounter::duplicate ? d.duplicates
+                                                                       : d.verification_failures) += 1;
+                            },
+                            nullptr, nullptr});
+}
+
+void SqliteWebhookStore::note_error(const std::string& endpoint_id, EndpointError error) {
+  m_writer.enqueue(WriterOp{[this, endpoint_id, error = std::move(error)] {
+                              auto& last = m_deltas[endpoint_id].last_error;
+                              if (!last || last->at <= error.at) last = error;
+                            },
+                            nullptr, nullptr});
+}
+
+// A new delivery whose keys are in flight as `claimed`: into the intake log (the store applies it
+// later), or, without a log or for a body too large for it, committed into the tables now.
+Result<IngestOutcome> SqliteWebhookStore::store_new(const IngestRequest& r, std::vector<std::string> claimed) {
+  auto rec = std::make_shared<const IngestRequest>(r);
+  std::string payload;
+  if (m_log) payload = intake_record::encode(*rec);
+  if (m_log && payload.size() <= m_log->max_payload()) {
+    auto keys = std::make_shared<const std::vector<std::string>>(std::move(claimed));
+    auto appended = m_log->append(std::move(payload), [this, rec, keys](uint64_t seq) {
+      m_unapplied.fetch_add(1);
+      enqueue_apply(rec, seq, keys, 0);
+      m_dedup.mark_durable(*keys);
+    });
+    if (!appended) {
+      m_dedup.release(*keys);
+      return std::unexpected(appended.error());
+    }
+    return IngestOutcome{false, r.event_id};
+  }
+  IngestOutcome outcome;
+  auto st = m_writer.write([this, &rec, &outcome] { ingest_one(*rec, outcome); });
+  m_dedup.release(claimed);  // stored now, or not at all
+  if (!st) {
+    spdlog::error("ingest failed: {}", st.error().message);
+    return fail(ErrorCode::service_unavailable, "the event could not be stored; retry");
+  }
+  return outcome;
+}
+
+// Flusher thread (through on_durable): the delivery's apply, in log order. Its log space and its
+// keys in flight are let go once the batch holding it committed. A failed apply is retried; if it
+// keeps failing the record stays in the log and the next start applies it.
+void SqliteWebhookStore::enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
+                                       std::shared_ptr<const std::vector<std::string>> claimed, int attempt) {
+  m_writer.enqueue(WriterOp{[this, rec] {
+                              IngestOutcome ignored;
+                              ingest_one(*rec, ignored, true);
+                            },
+                            nullptr,
+                            [this, rec, seq, claimed, attempt](bool stored) {
+                              if (stored) {
+                                m_log->release(seq);
+                                m_dedup.release(*claimed);
+                                m_unapplied.fetch_sub(1);
+                              } else if (attempt < 3) {
+                                enqueue_apply(rec, seq, claimed, attempt + 1);
+                              } else {
+                                spdlog::error(
+                                    "event {} could not be stored in the tables; it stays in the intake log, and "
+                                    "the next start stores it",
+                                    rec->event_id);
+                              }
+                            }});
+}
+
+// Writer thread: the stored delivery `r` repeats, by the rule of IngestRequest (find_original).
+std::optional<std::string> SqliteWebhookStore::stored_original(const IngestRequest& r) {
+  auto original = find_original(r, [&](std::size_t, const std::string& key) -> std::optional<KeyHit> {
+    auto q = m_w.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
+    q->bind(1, r.endpoint_id);
+    q->bind(2, key);
+    if (!q->executeStep()) return std::nullopt;
+    return KeyHit{q->getColumn(0).getString(), std::nullopt};
+  });
+  if (!original) return std::nullopt;
+  return std::move(original->event_id);
+}
+
+// Writer thread: dedup keys + event + first job of one delivery, or the duplicate's original.
+// `decided`: the dedup index already settled dedup for it against the keys in flight and the stored
+// set, and its keys stayed in flight since, so looking them up again would find nothing.
+void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided) {
+  if (!decided)
+    if (auto original = stored_original(r)) {
+      outcome.duplicate = true;
+      outcome.event_id = std::move(*original);
+      m_deltas[r.endpoint_id].duplicates += 1;
+      return;
+    }
+  auto add_key = [&](const std::string& key) {
+    auto q = m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
+    q->bind(1, r.endpoint_id);
+    q->bind(2, key);
+    q->bind(3, r.event_id);
+    q->bind(4, static_cast<int64_t>(r.received_at));
+    q->exec();
+  };
+  add_key(r.event_key);
+  for (const auto& k : r.item_keys) add_key(k);
+  for (const auto& k : r.alias_keys) add_key(k);
+  {
+    auto q = m_w.use(
+        "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?)");
+    q->bind(1, r.event_id);
+    q->bind(2, r.endpoint_id);
+    q->bind(3, r.user_id);
+    q->bind(4, r.provider);
+    q->bind(5, r.event_key);
+    q->bind(6, r.event_type);
+    q->bindNoCopy(7, r.headers);
+    q->bindNoCopy(8, r.body.data(), static_cast<int>(r.body.size()));
+    q->bind(9, static_cast<int64_t>(r.received_at));
+    q->exec();
+  }
+  {
+    auto q = m_w.use(
+        "INSERT INTO "
+        "webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
+        "VALUES(?1,?2,?3,?4,'queued',0,?5,?5,?5)");
+    q->bind(1, r.job_id);
+    q->bind(2, r.event_id);
+    q->bind(3, r.endpoint_id);
+    q->bind(4, r.user_id);
+    q->bind(5, static_cast<int64_t>(r.received_at));
+    q->exec();
+  }
+  auto& d = m_deltas[r.endpoint_id];
+  d.received += 1;
+  d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+  outcome.event_id = r.event_id;
+}
+
+// Writer thread, inside the batch's transaction: the batch's counter changes, one UPDATE each.
+void SqliteWebhookStore::flush_counters() {
+  if (m_deltas.empty()) return;
+  try {
+    for (const auto& [id, d] : m_deltas) {
+      auto q = m_w.use(
+          "UPDATE webhook_endpoints SET received=received+?1,duplicates=duplicates+?2,rejected=rejected+?3,"
+          "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > "
+          "COALESCE(last_delivery_at,0) "
+          "THEN ?5 ELSE last_delivery_at END WHERE id=?6");
+      q->bind(1, static_cast<int64_t>(d.received));
+      q->bind(2, static_cast<int64_t>(d.duplicates));
+      q->bind(3, static_cast<int64_t>(d.rejected));
+      q->bind(4, static_cast<int64_t>(d.verification_failures));
+      q->bind(5, static_cast<int64_t>(d.last_delivery_at));
+      q->bind(6, id);
+      q->exec();
+      if (!d.last_error) continue;
+      auto e = m_w.use(
+          "UPDATE webhook_endpoints SET last_error_code=?1,last_error_message=?2,last_error_at=?3 WHERE id=?4 AND "
+          "COALESCE(last_error_at,0) <= ?3");
+      e->bind(1, d.last_error->code);
+      e->bind(2, d.last_error->message);
+      e->bind(3, static_cast<int64_t>(d.last_error->at));
+      e->bind(4, id);
+      e->exec();
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("webhook store: endpoint counters not updated: {}", e.what());  // the deliveries still commit
+  }
+  m_deltas.clear();
+}
+
+}  // namespace alumia::sqlite

@@ -1,0 +1,125 @@
+#pragma once
+// SQLite implementation of WebhookStore (private to the store): the SQL of endpoints, events and
+// jobs (sqlite_webhook_store.cpp) and the ingest path with its crash recovery
+// (sqlite_webhook_ingest.cpp), over the parts it is built from:
+//
+//   intake_record   the intake log's record of a delivery (encode, decode)
+//   dedup_index     dedup before the write: keys in flight, fingerprints of the stored keys
+//   group_writer    the one writer connection (group commit) and the checkpointer
+//   sqlite_rows     the keyset cursor and the webhook tables' row readers
+//
+// Connections of their own to the store.db that SqliteStore migrated: the writer's, the
+// checkpointer's, the dedup index's and one for reads.
+#include "dedup_index.hpp"
+#include "group_writer.hpp"
+#include "sqlite_util.hpp"
+
+#include <alumia/store/intake_log.hpp>
+#include <alumia/store/webhook_store.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace alumia::sqlite {
+
+class SqliteWebhookStore final : public WebhookStore {
+ public:
+  SqliteWebhookStore(const WebhookStoreOptions& options, const std::string& db_name);
+  ~SqliteWebhookStore() override;
+
+  // Applies what the intake log holds from the last run (a crash or a kill left it there), then
+  // opens the log for new deliveries. Fails, and the daemon does not start, when a delivery the
+  // last run acknowledged cannot be stored: starting would overwrite it.
+  Status init();
+
+  Status insert_endpoint(const WebhookEndpointRecord& e) override;
+  Status update_endpoint(const WebhookEndpointRecord& e) override;
+  Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) override;
+  Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) override;
+
+  Result<IngestOutcome> ingest(const IngestRequest& r) override;
+  void count(const std::string& endpoint_id, EndpointCounter counter) override;
+  void note_error(const std::string& endpoint_id, EndpointError error) override;
+
+  Result<PageResult<WebhookEvent>> list_events(const EventFilter& f, const Page& page) override;
+  Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) override;
+
+  Status insert_job(const WebhookJob& j) override;
+  Result<PageResult<WebhookJob>> list_jobs(const JobFilter& f, const Page& page) override;
+  Result<std::optional<WebhookJob>> find_job(const std::string& id) override;
+  Result<bool> retry_job(const std::string& id, int64_t now) override;
+  Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state, std::optional<int64_t> since,
+                             int64_t now) override;
+
+  Result<int64_t> requeue_running(int64_t now) override;
+  Result<std::vector<WebhookJob>> claim_due_jobs(int64_t now, std::size_t limit, bool have_default) override;
+  Result<std::optional<int64_t>> next_due_at(bool have_default) override;
+  Status finish_job(const WebhookJob& j) override;
+  void finish_job_later(const WebhookJob& j) override;
+  Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) override;
+  Result<int64_t> prune_dedup(int64_t cutoff) override;
+
+ private:
+  // Counter changes of one batch, per endpoint, written in one UPDATE before COMMIT.
+  struct CounterDelta {
+    int64_t received = 0;
+    int64_t duplicates = 0;
+    int64_t rejected = 0;
+    int64_t verification_failures = 0;
+    int64_t last_delivery_at = 0;
+    std::optional<EndpointError> last_error;
+  };
+
+  // sqlite_webhook_ingest.cpp: the ingest path, applying the log, recovery, counters.
+  Status recover_and_open_log();
+  Result<IngestOutcome> store_new(const IngestRequest& r, std::vector<std::string> claimed);
+  void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
+                     std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
+  void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
+  std::optional<std::string> stored_original(const IngestRequest& r);
+  void flush_counters();
+
+  // sqlite_webhook_store.cpp
+  Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
+  void write_outcome(const WebhookJob& j);
+  static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default);
+
+  template <class F>
+  auto read(F&& f) -> Result<decltype(f())> {
+    return locked(m_reader_mutex, "webhook store", std::forward<F>(f));
+  }
+  // Read barrier: waits until every delivery acknowledged so far is in the tables.
+  void settle() {
+    if (m_unapplied.load() > 0) (void)m_writer.write([] {});
+  }
+  // A lookup by id: read; on a miss while deliveries wait in the log, settle and read again.
+  template <class F>
+  auto settled_lookup(F&& lookup) -> decltype(lookup()) {
+    auto got = lookup();
+    if (got && !*got && m_unapplied.load() > 0) {
+      settle();
+      got = lookup();
+    }
+    return got;
+  }
+
+  WebhookStoreOptions m_options;
+  GroupWriter m_writer;
+  StatementCache& m_w;  // m_writer.statements(): in writer operations only
+  std::mutex m_reader_mutex;
+  SQLite::Database m_reader_db;
+  StatementCache m_r;  // under m_reader_mutex
+  DedupIndex m_dedup;
+  std::unique_ptr<IntakeLog> m_log;                        // null: no log (intake_log_bytes 0)
+  std::atomic<int64_t> m_unapplied{0};                     // durable in the log, not yet committed into the tables
+  std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes
+};
+
+}  // namespace alumia::sqlite
