@@ -10,6 +10,7 @@
 #include <alumia/net/http_client.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/webhooks/endpoint_cache.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -220,25 +221,11 @@ int run(int argc, char** argv) {
 
   // Webhooks (SPEC §7): own connections to the store (group-committing writer + reader).
   auto hook_store = must(open_sqlite_webhook_store({.path = paths.store_db()}), "cannot open the webhook store");
-  WebhookServiceDeps hook_deps{.core = core,
-                               .store = *store,
-                               .hooks = *hook_store,
-                               .clock = clock,
-                               .random = random,
-                               .http = http_client,
-                               .webhook_base_url = settings.get("webhook-base-url"),
-                               .allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true",
-                               .control_url = control_url,
-                               .default_relay_to = settings.get("relay-to")};
-  if (auto v = env_lookup("ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS"))
-    hook_deps.secret_grace = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
-  // Test-only: how soon an unknown kid may refetch a JWKS (default 60 s).
-  if (auto v = env_lookup("ALUMIA_JWKS_MIN_REFRESH_SECONDS"))
-    hook_deps.jwks_min_refresh = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
-  WebhookService webhooks(std::move(hook_deps));
-  ctx.webhooks = &webhooks;
+  // The endpoint cache serves both the receiver and the relay worker; the service wakes the worker
+  // through JobWaker and the worker reads targets through EndpointTargets (neither sees the other).
+  EndpointCache endpoints(*hook_store, *store, sealer, settings.get("relay-to"));
   RelayWorkerOptions relay_options;
-  relay_options.have_default_target = !webhooks.default_relay_to().empty();
+  relay_options.have_default_target = !endpoints.default_relay_to().empty();
   // Test-only: a short retry schedule in milliseconds, e.g. "50,100,200".
   if (auto v = env_lookup("ALUMIA_RELAY_BACKOFF_MS")) {
     auto schedule = parse_backoff(*v);
@@ -246,10 +233,26 @@ int run(int argc, char** argv) {
     relay_options.backoff = *schedule;
     relay_options.jitter = 0.0;
   }
-  RelayWorker relay(
-      *hook_store, http_client, clock, random, [&webhooks](const std::string& id) { return webhooks.relay_target(id); },
-      relay_options);
-  webhooks.set_job_listener([&relay] { relay.notify(); });
+  RelayWorker relay(*hook_store, endpoints, http_client, clock, random, relay_options);
+  WebhookServiceDeps hook_deps{.core = core,
+                               .store = *store,
+                               .sealer = sealer,
+                               .hooks = *hook_store,
+                               .endpoints = endpoints,
+                               .relay = relay,
+                               .clock = clock,
+                               .random = random,
+                               .http = http_client,
+                               .webhook_base_url = settings.get("webhook-base-url"),
+                               .allow_insecure_base_url = settings.get("allow-insecure-base-url") == "true",
+                               .control_url = control_url};
+  if (auto v = env_lookup("ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS"))
+    hook_deps.secret_grace = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
+  // Test-only: how soon an unknown kid may refetch a JWKS (default 60 s).
+  if (auto v = env_lookup("ALUMIA_JWKS_MIN_REFRESH_SECONDS"))
+    hook_deps.jwks_min_refresh = std::chrono::seconds(std::max<int64_t>(0, std::stoll(*v)));
+  WebhookService webhooks(std::move(hook_deps));
+  ctx.webhooks = &webhooks;
 
   ctx.info.pid = static_cast<int>(::getpid());
   ctx.info.control_url = control_url;

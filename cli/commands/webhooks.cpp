@@ -4,6 +4,7 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/webhooks/webhooks.hpp>
 
 #include <cstdint>
 
@@ -284,10 +285,7 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
 
   auto co = std::make_shared<CreateOptions>();
   auto* cr = group->add_subcommand("create", "Create an endpoint; prints its receive URL and, once, its secrets");
-  cr->add_option("--provider", co->provider,
-                 "telegram, slack, discord, whatsapp, twilio, gmail, github, linear or stripe")
-      ->required()
-      ->type_name("PROVIDER");
+  cr->add_option("--provider", co->provider, webhooks::provider_list(" or "))->required()->type_name("PROVIDER");
   cr->add_option("--connection", co->connection, "The connection the endpoint belongs to")->type_name("ID");
   cr->add_option("--label", co->label, "A name for the endpoint")->type_name("LABEL");
   cr->add_option("--relay-to", co->relay_to, "Relay events to this URL (default: the daemon's --relay-to)")

@@ -1,16 +1,13 @@
 // The relay worker: due jobs → signed POST to the relay target → succeeded / failed (backoff) / dead.
-#include <alumia/crypto/crypto.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
 
 #include <spdlog/spdlog.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
 
 namespace alumia {
 
-using nlohmann::json;
 using std::chrono::milliseconds;
 
 std::vector<milliseconds> default_relay_backoff() {
@@ -33,30 +30,13 @@ std::optional<std::vector<milliseconds>> parse_backoff(std::string_view text) {
   return out;
 }
 
-std::string relay_signature(std::string_view secret, int64_t unix_time, std::string_view body) {
-  const std::string t = std::to_string(unix_time);
-  const std::string signed_text = t + "." + std::string(body);
-  return "t=" + t + ",v1=" + encoding::hex_encode(crypto::hmac_sha256(secret, signed_text));
-}
-
-std::string relay_body(const WebhookEvent& e) {
-  json doc = WebhookService::event_json(e, true);
-  doc.erase("jobState");
-  // Providers mostly send JSON: hand it over parsed as well, so consumers need not parse twice.
-  if (doc.value("bodyEncoding", "") == "utf-8") {
-    json parsed = json::parse(e.body, nullptr, false);
-    if (!parsed.is_discarded()) doc["payload"] = std::move(parsed);
-  }
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-RelayWorker::RelayWorker(WebhookStore& store, http::Client& client, const Clock& clock, Random& random,
-                         RelayTargetLookup lookup, RelayWorkerOptions options)
+RelayWorker::RelayWorker(WebhookStore& store, EndpointTargets& targets, http::Client& client, const Clock& clock,
+                         Random& random, RelayWorkerOptions options)
     : m_store(store),
+      m_targets(targets),
       m_client(client),
       m_clock(clock),
       m_random(random),
-      m_lookup(std::move(lookup)),
       m_options(std::move(options)) {}
 
 RelayWorker::~RelayWorker() { stop(); }
@@ -161,7 +141,7 @@ void RelayWorker::deliver(WebhookJob job) {
     m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
   };
 
-  auto target = m_lookup(job.endpoint_id);
+  auto target = m_targets.relay_target(job.endpoint_id);
   auto event = m_store.find_event(job.event_id, true);
   if (!target || !event) {
     // Store trouble: try again soon without spending an attempt.
@@ -180,17 +160,8 @@ void RelayWorker::deliver(WebhookJob job) {
     return;
   }
 
-  const std::string body = relay_body(**event);
-  http::OutboundRequest req;
-  req.method = "POST";
-  req.url = (*target)->url;
-  req.body = body;
-  req.content_type = "application/json";
-  req.timeout = m_options.request_timeout;
-  req.headers = {{"Alumia-Event-Id", (*event)->id},
-                 {"Alumia-Event-Key", (*event)->event_key},
-                 {"Alumia-Job-Id", job.id},
-                 {"Alumia-Signature", relay_signature((*target)->secret.view(), m_clock.now_unix(), body)}};
+  const http::OutboundRequest req =
+      relay_request(**event, job, **target, m_clock.now_unix(), m_options.request_timeout);
   auto res = m_client.send(req);
   job.attempts += 1;
   if (res && res->status >= 200 && res->status < 300) {

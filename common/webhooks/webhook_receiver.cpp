@@ -72,13 +72,6 @@ http::Response exact_reply(const webhooks::Verdict& v) {
   return r;
 }
 
-http::Response envelope(const json& data, int status = 200) {
-  http::Response r;
-  r.status = status;
-  r.body = json{{"success", true}, {"data", data}}.dump();
-  return r;
-}
-
 }  // namespace
 
 Error WebhookService::public_refusal(const Error& detail) {
@@ -119,8 +112,8 @@ Status WebhookService::admit_body(const std::string& provider, const std::string
   int64_t cap = k_default_webhook_body_cap;
   bool known = false;
   if (is_uuid(id))
-    if (auto got = cached(id); got && *got && !(*got)->record.deleted_at && (*got)->record.status == "active" &&
-                               (*got)->record.provider == provider) {
+    if (auto got = m_d.endpoints.get(id); got && *got && !(*got)->record.deleted_at &&
+                                          (*got)->record.status == "active" && (*got)->record.provider == provider) {
       cap = (*got)->record.max_body_bytes;
       known = true;
     }
@@ -134,13 +127,13 @@ Status WebhookService::admit_body(const std::string& provider, const std::string
   return std::unexpected(refuse(provider, id, detail, EndpointCounter::rejected));
 }
 
-Result<http::Response> WebhookService::receive(const http::Request& req) {
+Result<Receipt> WebhookService::receive(const http::Request& req) {
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
   const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
   // Unknown, disabled, deleted or another provider's endpoint: the same answer, and no owner to tell.
   const Error not_found{ErrorCode::not_found, "", 0};
   if (!is_uuid(id)) return std::unexpected(public_refusal(not_found));
-  auto got = cached(id);
+  auto got = m_d.endpoints.get(id);
   if (!got) {
     log_refusal("endpoint " + id + " could not be loaded: " + printable(got.error().message));
     return std::unexpected(public_refusal(got.error()));
@@ -172,7 +165,7 @@ Result<http::Response> WebhookService::receive(const http::Request& req) {
     return std::unexpected(refuse(provider, id, verdict.error(),
                                   auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected));
   }
-  if (verdict->outcome != webhooks::Outcome::event) return exact_reply(*verdict);
+  if (verdict->outcome != webhooks::Outcome::event) return Receipt{exact_reply(*verdict), {}, false};
 
   IngestRequest in;
   in.endpoint_id = id;
@@ -195,10 +188,9 @@ Result<http::Response> WebhookService::receive(const http::Request& req) {
   if (!outcome) return std::unexpected(refuse(provider, id, outcome.error(), std::nullopt));  // 503: retried
   // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
   // queue without costing the worker a look per delivery.
-  if (!outcome->duplicate && m_job_listener && (ep->record.relay_to || !m_d.default_relay_to.empty())) m_job_listener();
-  if (verdict->exact_reply) return exact_reply(*verdict);
-  if (outcome->duplicate) return envelope(json{{"duplicate", true}, {"eventId", outcome->event_id}});
-  return envelope(json{{"eventId", outcome->event_id}});
+  if (!outcome->duplicate && (ep->record.relay_to || !m_d.endpoints.default_relay_to().empty())) m_d.relay.jobs_due();
+  if (verdict->exact_reply) return Receipt{exact_reply(*verdict), outcome->event_id, outcome->duplicate};
+  return Receipt{std::nullopt, outcome->event_id, outcome->duplicate};
 }
 
 }  // namespace alumia

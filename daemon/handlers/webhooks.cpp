@@ -1,6 +1,9 @@
-// Webhook endpoints, the receiver, events and jobs (SPEC §7). The logic lives in WebhookService.
+// Webhook endpoints, the receiver, events and jobs (SPEC §7): requests are parsed here into typed
+// structs, the logic lives in WebhookService, and the responses are shaped in wire.cpp.
 #include "routes.hpp"
+#include "wire.hpp"
 
+#include <alumia/base/secret.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <algorithm>
@@ -20,60 +23,103 @@ Result<WebhookService*> service(DaemonContext& ctx) {
   if (!svc_) return std::unexpected(svc_.error()); \
   WebhookService& svc = **svc_
 
-Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
-  auto res = svc.list_endpoints(*caller, *page);
-  if (!res) return std::unexpected(res.error());
-  json items = json::array();
-  for (const auto& e : res->items) items.push_back(svc.endpoint_json(e));
-  return ok(list_json(items, page->limit, res->next_cursor));
+// ---- requests: bodies and queries into typed structs (SPEC §3: a wrong type or an unknown field is
+// BAD_REQUEST; a well-typed value out of range is VALIDATION_ERROR, decided by the service) ----
+
+// A string member: absent or null is nullopt; another type is BAD_REQUEST.
+Result<std::optional<std::string>> string_member(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) return fail(ErrorCode::bad_request, std::string(key) + " must be a string");
+  return std::optional<std::string>(it->get<std::string>());
 }
 
-Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto r = svc.create_endpoint(*caller, *body);
-  if (!r) return std::unexpected(r.error());
-  return ok(*r, 201);
+// A secret member, taken out of the body: the body's copy is wiped.
+Result<SecretBytes> secret_member(json& body, const char* key) {
+  auto value = string_member(body, key);
+  if (!value) return std::unexpected(value.error());
+  if (!*value) return SecretBytes();
+  SecretBytes secret(**value);
+  wipe_string(**value);
+  wipe_string(body[key].get_ref<std::string&>());
+  return secret;
 }
 
-Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto e = svc.get_endpoint(*caller, req.params.at("id"));
-  if (!e) return std::unexpected(e.error());
-  return ok(svc.endpoint_json(*e));
+Result<std::optional<int64_t>> integer_member(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::optional<int64_t>();
+  if (!it->is_number_integer()) return fail(ErrorCode::bad_request, std::string(key) + " must be an integer");
+  return std::optional<int64_t>(it->get<int64_t>());
 }
 
-Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto e = svc.update_endpoint(*caller, req.params.at("id"), *body);
-  if (!e) return std::unexpected(e.error());
-  return ok(svc.endpoint_json(*e));
+// Unknown fields are ignored here, as they always were.
+Result<CreateEndpointRequest> create_endpoint_request(json& body) {
+  if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
+  CreateEndpointRequest r;
+  for (auto [key, field] : {std::pair{"provider", &r.provider},
+                            {"connectionId", &r.connection_id},
+                            {"label", &r.label},
+                            {"relayTo", &r.relay_to},
+                            {"audience", &r.audience},
+                            {"jwksUrl", &r.jwks_url},
+                            {"serviceAccountEmail", &r.service_account_email},
+                            {"botId", &r.bot_id}}) {
+    auto value = string_member(body, key);
+    if (!value) return std::unexpected(value.error());
+    *field = std::move(*value);
+  }
+  auto secret = secret_member(body, "secret");
+  if (!secret) return std::unexpected(secret.error());
+  r.secret = std::move(*secret);
+  auto verify_token = secret_member(body, "verifyToken");
+  if (!verify_token) return std::unexpected(verify_token.error());
+  r.verify_token = std::move(*verify_token);
+  auto max_body = integer_member(body, "maxBodyBytes");
+  if (!max_body) return std::unexpected(max_body.error());
+  r.max_body_bytes = *max_body;
+  return r;
 }
 
-Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
-  return ok(json{{"deleted", true}});
+Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
+  const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
+  if (!body.is_object())
+    return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
+  UpdateEndpointRequest r;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "status") {
+      if (!value.is_string()) return malformed("status must be a string: \"active\" or \"disabled\"");
+      r.status = value.get<std::string>();
+    } else if (key == "label") {
+      if (!value.is_string()) return malformed("label must be a string");
+      r.label = value.get<std::string>();
+    } else if (key == "relayTo") {
+      if (value.is_null()) r.relay_to.emplace(std::nullopt);
+      else if (value.is_string()) r.relay_to.emplace(value.get<std::string>());
+      else return malformed("relayTo must be a URL string, or null for the daemon's default target");
+    } else if (key == "maxBodyBytes") {
+      if (!value.is_number_integer()) return malformed("maxBodyBytes must be an integer");
+      r.max_body_bytes = value.get<int64_t>();
+    } else {
+      return malformed("unknown field '" + key +
+                       "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
+    }
+  }
+  return r;
 }
 
-Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto r = svc.rotate_secret(*caller, req.params.at("id"), *body);
-  if (!r) return std::unexpected(r.error());
-  return ok(*r);
-}
-
-Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
-  ALUMIA_SERVICE(ctx);
-  return svc.receive(req);
+Result<RotateSecretRequest> rotate_secret_request(json& body) {
+  if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
+  RotateSecretRequest r;
+  auto secret = secret_member(body, "secret");
+  if (!secret) return std::unexpected(secret.error());
+  r.secret = std::move(*secret);
+  if (auto it = body.find("graceSeconds"); it != body.end() && !it->is_null()) {
+    // The range is the service's; a wrong type reads the same, as it always did.
+    if (!it->is_number_integer())
+      return fail(ErrorCode::validation_error, "graceSeconds must be an integer from 0 to 604800 (7 days)");
+    r.grace_seconds = it->get<int64_t>();
+  }
+  return r;
 }
 
 Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Request& req) {
@@ -87,28 +133,123 @@ Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Reque
   return v;
 }
 
-Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
+// A job state named in a query (`param`): one of k_job_states.
+constexpr std::string_view k_job_states[] = {"queued", "running", "succeeded", "failed", "dead"};
+Result<std::optional<std::string>> job_state_param(const http::Request& req, const char* param) {
+  auto s = req.query_param(param);
+  if (!s || s->empty()) return std::optional<std::string>();
+  if (std::find(std::begin(k_job_states), std::end(k_job_states), *s) == std::end(k_job_states))
+    return fail(ErrorCode::bad_request,
+                std::string(param) + " must be one of queued, running, succeeded, failed, dead");
+  return std::optional<std::string>(*s);
+}
+
+// GET /connector-events?endpoint=&status=&since=
+Result<EventFilter> event_filter(DaemonContext& ctx, const http::Request& req) {
   EventFilter f;
   if (auto e = req.query_param("endpoint"); e && !e->empty()) {
     if (!is_uuid(*e)) return fail(ErrorCode::bad_request, "endpoint must be an endpoint id (a UUID)");
     f.endpoint_id = *e;
   }
-  if (auto s = req.query_param("status"); s && !s->empty()) {
-    static constexpr std::string_view k_states[] = {"queued", "running", "succeeded", "failed", "dead"};
-    if (std::find(std::begin(k_states), std::end(k_states), *s) == std::end(k_states))
-      return fail(ErrorCode::bad_request, "status must be one of queued, running, succeeded, failed, dead");
-    f.job_state = *s;
-  }
+  auto state = job_state_param(req, "status");
+  if (!state) return std::unexpected(state.error());
+  f.job_state = *state;
   auto since = since_param(ctx, req);
   if (!since) return std::unexpected(since.error());
   f.since = *since;
-  auto res = svc.list_events(*caller, f, *page);
+  return f;
+}
+
+// GET /jobs?state=&event=&since=
+Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
+  JobFilter f;
+  auto state = job_state_param(req, "state");
+  if (!state) return std::unexpected(state.error());
+  f.state = *state;
+  if (auto e = req.query_param("event"); e && !e->empty()) f.event_id = *e;
+  auto since = since_param(ctx, req);
+  if (!since) return std::unexpected(since.error());
+  f.since = *since;
+  return f;
+}
+
+// ---- handlers ----
+
+Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto page = page_from_query(req);
+  if (!page) return std::unexpected(page.error());
+  auto res = svc.list_endpoints(*caller, *page);
   if (!res) return std::unexpected(res.error());
   json items = json::array();
-  for (const auto& e : res->items) items.push_back(WebhookService::event_json(e, false));
+  for (const auto& e : res->items) items.push_back(endpoint_json(e, svc.receive_url(e)));
+  return ok(list_json(items, page->limit, res->next_cursor));
+}
+
+Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  auto request = create_endpoint_request(*body);
+  if (!request) return std::unexpected(request.error());
+  auto created = svc.create_endpoint(*caller, std::move(*request));
+  if (!created) return std::unexpected(created.error());
+  return ok(created_endpoint_json(*created, svc.receive_url(created->endpoint)), 201);
+}
+
+Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto e = svc.get_endpoint(*caller, req.params.at("id"));
+  if (!e) return std::unexpected(e.error());
+  return ok(endpoint_json(*e, svc.receive_url(*e)));
+}
+
+Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  auto request = update_endpoint_request(*body);
+  if (!request) return std::unexpected(request.error());
+  auto e = svc.update_endpoint(*caller, req.params.at("id"), *request);
+  if (!e) return std::unexpected(e.error());
+  return ok(endpoint_json(*e, svc.receive_url(*e)));
+}
+
+Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
+  return ok(json{{"deleted", true}});
+}
+
+Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto body = parse_json_body(req);
+  if (!body) return std::unexpected(body.error());
+  auto request = rotate_secret_request(*body);
+  if (!request) return std::unexpected(request.error());
+  auto rotated = svc.rotate_secret(*caller, req.params.at("id"), std::move(*request));
+  if (!rotated) return std::unexpected(rotated.error());
+  return ok(rotated_secret_json(*rotated, svc.receive_url(rotated->endpoint)));
+}
+
+Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  ALUMIA_SERVICE(ctx);
+  auto receipt = svc.receive(req);
+  if (!receipt) return std::unexpected(receipt.error());
+  if (receipt->exact_reply) return std::move(*receipt->exact_reply);
+  return ok(receipt_json(*receipt));
+}
+
+Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  ALUMIA_SERVICE(ctx);
+  auto page = page_from_query(req);
+  if (!page) return std::unexpected(page.error());
+  auto filter = event_filter(ctx, req);
+  if (!filter) return std::unexpected(filter.error());
+  auto res = svc.list_events(*caller, std::move(*filter), *page);
+  if (!res) return std::unexpected(res.error());
+  json items = json::array();
+  for (const auto& e : res->items) items.push_back(event_json(e, false));
   return ok(list_json(items, page->limit, res->next_cursor));
 }
 
@@ -116,35 +257,26 @@ Result<http::Response> get_event(DaemonContext& ctx, const http::Request& req, c
   ALUMIA_SERVICE(ctx);
   auto e = svc.get_event(*caller, req.params.at("id"));
   if (!e) return std::unexpected(e.error());
-  return ok(WebhookService::event_json(*e, true));
+  return ok(event_json(*e, true));
 }
 
 Result<http::Response> replay_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   ALUMIA_SERVICE(ctx);
   auto j = svc.replay_event(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
-  return ok(json{{"job", WebhookService::job_json(*j)}}, 201);
+  return ok(json{{"job", job_json(*j)}}, 201);
 }
 
 Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   ALUMIA_SERVICE(ctx);
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
-  JobFilter f;
-  if (auto s = req.query_param("state"); s && !s->empty()) {
-    static constexpr std::string_view k_states[] = {"queued", "running", "succeeded", "failed", "dead"};
-    if (std::find(std::begin(k_states), std::end(k_states), *s) == std::end(k_states))
-      return fail(ErrorCode::bad_request, "state must be one of queued, running, succeeded, failed, dead");
-    f.state = *s;
-  }
-  if (auto e = req.query_param("event"); e && !e->empty()) f.event_id = *e;
-  auto since = since_param(ctx, req);
-  if (!since) return std::unexpected(since.error());
-  f.since = *since;
-  auto res = svc.list_jobs(*caller, f, *page);
+  auto filter = job_filter(ctx, req);
+  if (!filter) return std::unexpected(filter.error());
+  auto res = svc.list_jobs(*caller, std::move(*filter), *page);
   if (!res) return std::unexpected(res.error());
   json items = json::array();
-  for (const auto& j : res->items) items.push_back(WebhookService::job_json(j));
+  for (const auto& j : res->items) items.push_back(job_json(j));
   return ok(list_json(items, page->limit, res->next_cursor));
 }
 
@@ -152,7 +284,7 @@ Result<http::Response> retry_job(DaemonContext& ctx, const http::Request& req, c
   ALUMIA_SERVICE(ctx);
   auto j = svc.retry_job(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
-  return ok(json{{"job", WebhookService::job_json(*j)}});
+  return ok(json{{"job", job_json(*j)}});
 }
 
 Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {

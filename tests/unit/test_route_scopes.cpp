@@ -36,6 +36,12 @@ class NoNetwork final : public alumia::http::Client {
   }
 };
 
+// The relay worker is not running here: a job that becomes due waits.
+class NoRelay final : public alumia::JobWaker {
+ public:
+  void jobs_due() override {}
+};
+
 template <class T>
 T must(alumia::Result<T> r) {
   INFO((r ? std::string() : r.error().message));
@@ -58,15 +64,19 @@ struct DaemonUnderTest {
   alumia::oauth::FlowService flows{core, "http://127.0.0.1:1"};
   std::unique_ptr<alumia::WebhookStore> hooks =
       must(alumia::open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0}));
+  alumia::EndpointCache endpoints{*hooks, *store, sealer, ""};
+  NoRelay relay;
   alumia::WebhookService webhooks{alumia::WebhookServiceDeps{.core = core,
                                                              .store = *store,
+                                                             .sealer = sealer,
                                                              .hooks = *hooks,
+                                                             .endpoints = endpoints,
+                                                             .relay = relay,
                                                              .clock = clock,
                                                              .random = random,
                                                              .http = net,
                                                              .webhook_base_url = "",
-                                                             .control_url = "http://127.0.0.1:1",
-                                                             .default_relay_to = ""}};
+                                                             .control_url = "http://127.0.0.1:1"}};
   alumia::daemon::DaemonContext ctx{.core = core,
                                     .store = *store,
                                     .catalog = catalog,

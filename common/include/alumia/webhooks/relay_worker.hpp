@@ -1,17 +1,19 @@
 #pragma once
-// The relay worker (SPEC §7): claims due jobs, POSTs each event as JSON to the endpoint's relay
-// target with Alumia-Event-Id, Alumia-Event-Key and Alumia-Signature (t=<unix>,v1=<hex HMAC-SHA256
-// of "t.body" under the endpoint's relay secret)); 2xx → succeeded, otherwise failed with backoff
-// and jitter, dead after the last attempt. Clock, randomness and the HTTP client are injected.
+// The relay worker (SPEC §7): claims due jobs from the WebhookStore, POSTs each event to the
+// endpoint's relay target (relay_message.hpp: the body and its signature); 2xx → succeeded, otherwise
+// failed with backoff and jitter, dead after the last attempt. It reads targets through
+// EndpointTargets and is woken through JobWaker (relay_target.hpp): it never sees the webhook service.
+// Clock, randomness and the HTTP client are injected.
 #include <alumia/base/clock.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/webhook_store.hpp>
-#include <alumia/webhooks/webhook_service.hpp>
+#include <alumia/webhooks/relay_message.hpp>
+#include <alumia/webhooks/relay_target.hpp>
+#include <alumia/webhooks/webhook_limits.hpp>
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -26,13 +28,6 @@ std::vector<std::chrono::milliseconds> default_relay_backoff();
 // "50,100,200" (milliseconds) → schedule; nullopt when malformed.
 std::optional<std::vector<std::chrono::milliseconds>> parse_backoff(std::string_view text);
 
-// Alumia-Signature value for `body` signed at `unix_time`.
-std::string relay_signature(std::string_view secret, int64_t unix_time, std::string_view body);
-// The JSON document POSTed for an event.
-std::string relay_body(const WebhookEvent& event);
-
-using RelayTargetLookup = std::function<Result<std::optional<RelayTarget>>(const std::string& endpoint_id)>;
-
 struct RelayWorkerOptions {
   std::vector<std::chrono::milliseconds> backoff = default_relay_backoff();
   double jitter = 0.2;  // each delay grows by up to this fraction, at random
@@ -46,9 +41,9 @@ struct RelayWorkerOptions {
 
 // One claimer thread takes due jobs from the store (never more than two rounds of the delivery
 // threads: the free slots and one round ahead) and hands them to `concurrency` delivery threads.
-class RelayWorker {
+class RelayWorker final : public JobWaker {
  public:
-  RelayWorker(WebhookStore& store, http::Client& client, const Clock& clock, Random& random, RelayTargetLookup lookup,
+  RelayWorker(WebhookStore& store, EndpointTargets& targets, http::Client& client, const Clock& clock, Random& random,
               RelayWorkerOptions options);
   ~RelayWorker();
   RelayWorker(const RelayWorker&) = delete;
@@ -60,6 +55,7 @@ class RelayWorker {
   // are queued again by the next start().
   void stop();
   void notify();  // a job became due
+  void jobs_due() override { notify(); }
 
  private:
   void claim_loop();
@@ -67,10 +63,10 @@ class RelayWorker {
   void deliver(WebhookJob job);
 
   WebhookStore& m_store;
+  EndpointTargets& m_targets;
   http::Client& m_client;
   const Clock& m_clock;
   Random& m_random;
-  RelayTargetLookup m_lookup;
   RelayWorkerOptions m_options;
   std::mutex m_mutex;
   std::condition_variable m_cv;        // claimer: poked, a slot freed, stopping

@@ -1,23 +1,28 @@
 #pragma once
-// Webhook endpoints, the receiver pipeline, events and jobs (SPEC §7). Handlers in daemon/ call
-// this; persistence is WebhookStore (rows) + Store (sealed secrets); verification is the per-provider
-// Verifier table in webhooks.hpp.
+// Webhook endpoints, the receiver pipeline, events and jobs (SPEC §7). Handlers in daemon/ parse
+// requests into the structs below and render what comes back (daemon/wire.cpp); this service takes
+// and returns domain types only. Persistence is WebhookStore (rows) + Store (sealed secrets);
+// verification is the per-provider Verifier table in webhooks.hpp; endpoints with their opened
+// secrets come from the EndpointCache, which the relay worker reads too. The service wakes the
+// worker through JobWaker and never sees it.
 //
-// Endpoint secrets are opened once (at first use, create and rotate) and kept in memory, so the
-// receiver's hot path does no store read and no decryption per request.
+// The member functions live in one file per seam: webhook_endpoints.cpp (create, update, delete,
+// rotate and their validation), webhook_receiver.cpp (the public receiver), webhook_events.cpp
+// (events and jobs: list, show, replay, retry).
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
 #include <alumia/connections/core.hpp>
+#include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/endpoint_cache.hpp>
+#include <alumia/webhooks/relay_target.hpp>
+#include <alumia/webhooks/webhook_limits.hpp>
 #include <alumia/webhooks/webhooks.hpp>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,56 +31,90 @@
 
 namespace alumia {
 
-inline constexpr int64_t k_default_webhook_body_cap = 256 * 1024;
-inline constexpr int64_t k_max_webhook_body_cap = 25 * 1024 * 1024;
-inline constexpr int64_t k_dedup_ttl_ms = 8LL * 24 * 3600 * 1000;
-
 struct WebhookServiceDeps {
-  Core& core;  // seal_values, the sealer and connections
-  Store& store;
+  Core& core;            // connections: a Telegram endpoint's bot id comes from its connection's token
+  Store& store;          // sealed endpoint secrets
+  const Sealer& sealer;  // seals them
   WebhookStore& hooks;
+  EndpointCache& endpoints;
+  JobWaker& relay;  // told when a job became due
   const Clock& clock;
   Random& random;
   http::Client& http;            // JWKS fetches (gmail)
   std::string webhook_base_url;  // setting webhook-base-url ("" = none)
   bool allow_insecure_base_url = false;
-  std::string control_url;       // fallback base of receiveUrl
-  std::string default_relay_to;  // setting relay-to
+  std::string control_url;  // fallback base of receiveUrl
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
   std::chrono::seconds jwks_min_refresh{60};  // Gmail push: an unknown kid refetches at most this often
 };
 
-// Where a job of an endpoint goes and the key that signs it.
-struct RelayTarget {
-  std::string url;
-  SecretBytes secret;
+// A new endpoint (POST /webhook-endpoints). Absent fields are nullopt; an empty secret is none.
+struct CreateEndpointRequest {
+  std::optional<std::string> provider;
+  std::optional<std::string> connection_id;
+  std::optional<std::string> label;
+  std::optional<std::string> relay_to;
+  std::optional<int64_t> max_body_bytes;
+  std::optional<std::string> audience;  // gmail
+  std::optional<std::string> jwks_url;  // gmail
+  std::optional<std::string> service_account_email;
+  std::optional<std::string> bot_id;  // telegram
+  SecretBytes secret;                 // empty: the daemon generates it, for providers whose secret we choose
+  SecretBytes verify_token;           // whatsapp handshake token; gmail legacy ?token=
+};
+
+struct CreatedEndpoint {
+  WebhookEndpointRecord endpoint;
+  SecretBytes relay_secret;           // shown once
+  std::optional<SecretBytes> secret;  // when the daemon generated it: shown once
+};
+
+// PATCH: what is set changes; everything is checked before anything is written.
+struct UpdateEndpointRequest {
+  std::optional<std::string> status;  // "active" | "disabled"
+  std::optional<std::string> label;
+  std::optional<std::optional<std::string>> relay_to;  // holding nullopt: back to the daemon's default target
+  std::optional<int64_t> max_body_bytes;
+};
+
+struct RotateSecretRequest {
+  SecretBytes secret;                    // empty: generated, for providers whose secret we choose
+  std::optional<int64_t> grace_seconds;  // how long the old secret still verifies (default: the setting)
+};
+
+struct RotatedSecret {
+  WebhookEndpointRecord endpoint;     // previous_secret_expires_at: until when the old secret verifies
+  std::optional<SecretBytes> secret;  // when the daemon generated it: shown once
+};
+
+// What the receiver answers a delivery it took.
+struct Receipt {
+  // Sent verbatim when set: handshakes, ignored requests and providers that need an exact reply.
+  std::optional<http::Response> exact_reply;
+  std::string event_id;  // the event stored, or for a duplicate the original one
+  bool duplicate = false;
 };
 
 class WebhookService {
  public:
   explicit WebhookService(WebhookServiceDeps deps);
 
-  void set_control_url(std::string url);
-  // Called after a commit that created a job (wakes the relay worker).
-  void set_job_listener(std::function<void()> listener);
-  const std::string& default_relay_to() const { return m_d.default_relay_to; }
-
-  // Endpoints.
-  Result<nlohmann::json> create_endpoint(const Caller& caller, const nlohmann::json& body);
+  // Endpoints (webhook_endpoints.cpp).
+  Result<CreatedEndpoint> create_endpoint(const Caller& caller, CreateEndpointRequest request);
   Result<PageResult<WebhookEndpointRecord>> list_endpoints(const Caller& caller, const Page& page);
   Result<WebhookEndpointRecord> get_endpoint(const Caller& caller, const std::string& id);
   Status delete_endpoint(const Caller& caller, const std::string& id);
-  // PATCH: any of status ("active" | "disabled"), label, relayTo (null clears), maxBodyBytes. Unknown
-  // fields and wrong types are VALIDATION_ERROR and change nothing.
+  // Out-of-range values are VALIDATION_ERROR and change nothing.
   Result<WebhookEndpointRecord> update_endpoint(const Caller& caller, const std::string& id,
-                                                const nlohmann::json& body);
-  Result<nlohmann::json> rotate_secret(const Caller& caller, const std::string& id, const nlohmann::json& body);
-  nlohmann::json endpoint_json(const WebhookEndpointRecord& e) const;
+                                                const UpdateEndpointRequest& request);
+  Result<RotatedSecret> rotate_secret(const Caller& caller, const std::string& id, RotateSecretRequest request);
+  // Where the provider delivers to this endpoint: the webhook base URL (when usable), else the control listener.
+  std::string receive_url(const WebhookEndpointRecord& e) const;
 
-  // The receiver (params "provider" and "endpointId"), common/webhooks/webhook_receiver.cpp. Its errors
-  // are public_refusal()s: the sender learns the code, never the reason, which goes to the log (at
-  // a bounded rate) and, when the endpoint is known, to its lastError and counters.
-  Result<http::Response> receive(const http::Request& req);
+  // The receiver (params "provider" and "endpointId"), webhook_receiver.cpp. Its errors are
+  // public_refusal()s: the sender learns the code, never the reason, which goes to the log (at a
+  // bounded rate) and, when the endpoint is known, to its lastError and counters.
+  Result<Receipt> receive(const http::Request& req);
   // The receiver's body cap, checked on Content-Length before the body is read: the endpoint's
   // maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB default.
   // PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
@@ -85,7 +124,7 @@ class WebhookService {
   // else becomes SERVICE_UNAVAILABLE (the provider retries) without detail.
   static Error public_refusal(const Error& detail);
 
-  // Events and jobs of the caller.
+  // Events and jobs of the caller (webhook_events.cpp).
   Result<PageResult<WebhookEvent>> list_events(const Caller& caller, EventFilter filter, const Page& page);
   Result<WebhookEvent> get_event(const Caller& caller, const std::string& id);
   Result<WebhookJob> replay_event(const Caller& caller, const std::string& id);
@@ -93,25 +132,10 @@ class WebhookService {
   Result<WebhookJob> retry_job(const Caller& caller, const std::string& id);
   Result<int64_t> retry_jobs(const Caller& caller, const std::string& state, std::optional<int64_t> since);
 
-  static nlohmann::json event_json(const WebhookEvent& e, bool full);
-  static nlohmann::json job_json(const WebhookJob& j);
-
-  // The relay worker's view of an endpoint; nullopt when it has no target (or is gone).
-  Result<std::optional<RelayTarget>> relay_target(const std::string& endpoint_id);
-
   // "2026-11-29T03:25:19Z" (fractions allowed), unix milliseconds, or an age like 15m / 2h / 7d.
   static std::optional<int64_t> parse_since(std::string_view text, int64_t now_ms);
 
  private:
-  struct Cached {
-    WebhookEndpointRecord record;
-    webhooks::EndpointConfig current;       // the current secret only
-    webhooks::EndpointConfig during_grace;  // current + previous secret
-    SecretBytes relay_secret;
-  };
-  Result<std::shared_ptr<const Cached>> cached(const std::string& id);
-  Result<std::shared_ptr<const Cached>> load(const WebhookEndpointRecord& record);
-  void forget(const std::string& id);
   Result<WebhookEndpointRecord> owned_endpoint(const Caller& caller, const std::string& id);
   Result<WebhookEvent> owned_event(const Caller& caller, const std::string& id);
   std::string receive_base() const;
@@ -134,10 +158,6 @@ class WebhookService {
   WebhookServiceDeps m_d;
   std::string m_base_problem;  // why webhook_base_url was refused ("" when usable or unset)
   webhooks::CachingJwks m_jwks;
-  std::function<void()> m_job_listener;
-  std::mutex m_cache_mutex;
-  std::map<std::string, std::shared_ptr<const Cached>> m_cache;
-  uint64_t m_cache_generation = 0;  // bumped by forget(): a load that raced with it is not cached
   std::mutex m_refusal_log_mutex;
   RefusalLog m_refusal_log;
 };

@@ -114,6 +114,12 @@ const Verifier* find_verifier(std::string_view provider);
 // Provider names in table order: telegram, slack, discord, whatsapp, twilio, gmail, github, linear,
 // stripe.
 std::span<const std::string_view> providers();
+// The names for help texts and messages, in table order: "telegram, slack, ..., linear, stripe";
+// with last_separator " or ": "telegram, slack, ..., linear or stripe".
+std::string provider_list(std::string_view last_separator = ", ");
+// Whether the daemon chooses this provider's webhook secret (Telegram's secret_token, GitHub's hook
+// secret) rather than the provider issuing it (PROVIDERS §0.2).
+bool daemon_generates_secret(std::string_view provider);
 
 // Secrets with leading/trailing whitespace are legal but almost always a paste error (PROVIDERS
 // §0.2): the loader warns with this message (nullopt: nothing to warn about).

@@ -1,0 +1,52 @@
+#pragma once
+// Webhook endpoints with their secrets opened, kept in memory: the receiver's hot path does no store
+// read and no decryption per delivery, and the relay worker reads each job's target from here. Every
+// change to an endpoint forget()s it, so the next read sees the change (a disabled endpoint answers
+// NOT_FOUND from the next delivery on).
+#include <alumia/crypto/sealer.hpp>
+#include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/relay_target.hpp>
+#include <alumia/webhooks/webhooks.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace alumia {
+
+struct CachedEndpoint {
+  WebhookEndpointRecord record;
+  webhooks::EndpointConfig current;       // the current secret only
+  webhooks::EndpointConfig during_grace;  // current + previous secret
+  SecretBytes relay_secret;
+};
+
+class EndpointCache final : public EndpointTargets {
+ public:
+  // `default_relay_to`: the setting relay-to ("" = none), the target of endpoints without their own.
+  EndpointCache(WebhookStore& hooks, Store& secrets, const Sealer& sealer, std::string default_relay_to);
+
+  // The endpoint (deleted and disabled ones too: callers decide); nullptr when there is no such row.
+  Result<std::shared_ptr<const CachedEndpoint>> get(const std::string& id);
+  // Drops the endpoint; a load that raced with this is not cached.
+  void forget(const std::string& id);
+  const std::string& default_relay_to() const { return m_default_relay_to; }
+
+  Result<std::optional<RelayTarget>> relay_target(const std::string& endpoint_id) override;
+
+ private:
+  Result<std::shared_ptr<const CachedEndpoint>> load(const WebhookEndpointRecord& record);
+
+  WebhookStore& m_hooks;
+  Store& m_secrets;
+  const Sealer& m_sealer;
+  std::string m_default_relay_to;
+  std::mutex m_mutex;
+  std::map<std::string, std::shared_ptr<const CachedEndpoint>> m_cache;
+  uint64_t m_generation = 0;  // bumped by forget()
+};
+
+}  // namespace alumia
