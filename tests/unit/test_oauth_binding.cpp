@@ -11,6 +11,7 @@
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -25,23 +26,6 @@ namespace {
 
 using namespace alumia;
 using nlohmann::json;
-
-class ManualClock final : public Clock {
- public:
-  int64_t ms = 1'800'000'000'000;
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
-  }
-};
-
-class NoNetwork final : public http::Client {
- public:
-  int sent = 0;
-  Result<http::OutboundResponse> send(const http::OutboundRequest&) override {
-    ++sent;
-    return fail(ErrorCode::service_unavailable, "no network in unit tests");
-  }
-};
 
 // Captures what the daemon logs while it lives; restores the default logger after.
 class CapturedLog {
@@ -71,8 +55,8 @@ struct Fixture {
   std::unique_ptr<Store> store;
   Catalog catalog;
   SystemRandom random;
-  ManualClock clock;
-  NoNetwork net;
+  test::FakeClock clock;
+  test::ScriptedHttp net;  // no script: no network
   Sealer sealer{generate_key(random), random};
   EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
     if (name == "ALUMIA_GITHUB_CLIENT_ID") return "Iv1.unit";
@@ -284,7 +268,7 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
     CHECK(Fixture::header(r, "Location") == "result?refused=other-browser");
     CHECK(Fixture::header(r, "Set-Cookie").empty());
   }
-  CHECK(f.net.sent == 0);  // no token request
+  CHECK(f.net.sent_count() == 0);  // no token request
   CHECK(f.connection_status() == "pending");
   CHECK(f.flows->results_held() == 0);
   CHECK(log.lines_with("did not start the flow") == 1);
@@ -295,7 +279,7 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
   CHECK(r.status == 303);
   CHECK(Fixture::header(r, "Location").rfind("result?id=", 0) == 0);
   CHECK(Fixture::header(r, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=; Max-Age=0;", 0) == 0);
-  CHECK(f.net.sent == 1);  // the exchange was attempted (and fails here: no network)
+  CHECK(f.net.sent_count() == 1);  // the exchange was attempted (and fails here: no network)
   CHECK(f.flows->results_held() == 1);
   CHECK(f.connection_status() == "error");
   auto page = f.get("/api/v1/connections/oauth/" + Fixture::header(r, "Location"));  // relative to the callback
@@ -324,11 +308,11 @@ TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded numbe
   CHECK(f.flows->results_held() == held);
   CHECK(log.lines_with("unknown or already used state") == 1);
   CHECK(log.lines_with("did not start the flow") == 1);
-  CHECK(f.net.sent == 0);
+  CHECK(f.net.sent_count() == 0);
   CHECK(f.connection_status() == "pending");
 
   // The next window's line says how many were left out.
-  f.clock.ms += 10'000;
+  f.clock.advance(std::chrono::seconds(10));
   f.get("/api/v1/connections/oauth/callback?code=x&state=bogus");
   CHECK(log.lines_with("unknown or already used state") == 2);
   CHECK(log.lines_with("(9999 more like it since the last such line)") == 1);

@@ -14,6 +14,7 @@
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
 
 #include <catch2/catch.hpp>
@@ -29,13 +30,6 @@ using alumia::daemon::Auth;
 using alumia::daemon::Route;
 using nlohmann::json;
 
-class NoNetwork final : public alumia::http::Client {
- public:
-  alumia::Result<alumia::http::OutboundResponse> send(const alumia::http::OutboundRequest&) override {
-    return alumia::fail(ErrorCode::service_unavailable, "no network in unit tests");
-  }
-};
-
 template <class T>
 T must(alumia::Result<T> r) {
   INFO((r ? std::string() : r.error().message));
@@ -49,7 +43,7 @@ struct DaemonUnderTest {
   alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
   alumia::SystemClock clock;
   alumia::SystemRandom random;
-  NoNetwork net;
+  alumia::test::ScriptedHttp net;  // no script: no network
   std::unique_ptr<alumia::Store> store = must(alumia::open_sqlite_store({dir.path() / "store.db", true}));
   alumia::Catalog catalog = must(alumia::load_catalog(dir.path() / "connectors.d"));
   alumia::Settings settings = must(alumia::Settings::resolve({}, env, dir.path() / "config.json"));
