@@ -8,6 +8,7 @@
 
 #include "fakes.hpp"
 #include "process.hpp"
+#include "skip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -163,11 +164,13 @@ ChildRun run_self(const std::string& test_spec, const std::string& bus_address, 
 // The real-keyring tests write items: only into a throwaway keyring, never the developer's own.
 bool real_keyring_available() {
   if (!has_env("DBUS_SESSION_BUS_ADDRESS")) {
+    ++alumia::test::skipped_count();
     WARN("skipped: DBUS_SESSION_BUS_ADDRESS is unset; run under tests/support/with-keyring.sh");
     SUCCEED();
     return false;
   }
   if (!has_env("ALUMIA_KEYRING_SESSION")) {
+    ++alumia::test::skipped_count();
     WARN("skipped: not inside tests/support/with-keyring.sh; not writing test items into your own keyring");
     SUCCEED();
     return false;
@@ -282,11 +285,7 @@ TEST_CASE("read_private_file refuses loose modes, symlinks and foreign owners", 
     CHECK_FALSE(alumia::read_private_file(dir.path()).has_value());
   }
   SECTION("a foreign owner") {
-    if (::geteuid() != 0) {
-      WARN("skipped: only root can give a file to another uid");
-      SUCCEED();
-      return;
-    }
+    if (::geteuid() != 0) ALUMIA_SKIP("only root can give a file to another uid");
     REQUIRE(::chown(file.c_str(), 65534, 65534) == 0);
     auto r = alumia::read_private_file(file);
     REQUIRE_FALSE(r.has_value());
