@@ -326,3 +326,35 @@ TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded numbe
   CHECK(other.body.find("started in another browser") != std::string::npos);
   CHECK(f.get("/api/v1/connections/oauth/result?refused=nonsense").status == 404);
 }
+
+TEST_CASE("a flow expires after its life (10 minutes) on the clock: a late callback spends it and changes nothing",
+          "[oauth][binding]") {
+  // On the fake clock: the functional test only checks that ALUMIA_OAUTH_FLOW_TTL_MS reaches the daemon.
+  for (const bool late : {false, true}) {
+    INFO((late ? "one millisecond late" : "one millisecond early"));
+    Fixture f;
+    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    REQUIRE(conn);
+    auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+    REQUIRE(start.status == 302);
+    const std::string set_cookie = Fixture::header(start, "Set-Cookie");
+    const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+    const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
+    f.clock.advance(std::chrono::minutes(10) + std::chrono::milliseconds(late ? 1 : -1));
+    auto r = f.get("/api/v1/connections/oauth/callback?code=c&state=" + state, {{"cookie", cookie}});
+    CHECK(r.status == 303);
+    const std::string location = Fixture::header(r, "Location");
+    CHECK(location.rfind("result?id=", 0) == 0);  // the flow is consumed either way
+    if (late) {
+      CHECK(f.net.sent_count() == 0);  // no token request
+      CHECK(f.connection_status() == "pending");
+      auto page = f.get("/api/v1/connections/oauth/" + location);
+      CHECK(page.body.find("expired") != std::string::npos);
+    } else {
+      CHECK(f.net.sent_count() == 1);  // the exchange was attempted (and fails here: no network)
+      CHECK(f.connection_status() == "error");
+    }
+    auto replay = f.get("/api/v1/connections/oauth/callback?code=c&state=" + state, {{"cookie", cookie}});
+    CHECK(Fixture::header(replay, "Location") == "result?refused=unknown-state");
+  }
+}
