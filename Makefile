@@ -20,7 +20,7 @@ run: build
 
 test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh
-	cd $(BUILD) && ctest --output-on-failure --timeout 900
+	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ctest --output-on-failure -j2 --timeout 900
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

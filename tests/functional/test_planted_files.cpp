@@ -3,6 +3,7 @@
 // their files; the refusal names the path and the command that fixes it, and changes nothing.
 #include "cli_helpers.hpp"
 #include "process.hpp"
+#include "skip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -48,6 +49,7 @@ void write(const fs::path& p, const std::string& text) {
 
 bool skip_unless_root(const char* what) {
   if (::geteuid() == 0) return false;
+  ++alumia::test::skipped_count();
   WARN("skipped: " << what << " needs root (another uid must own a file); CI runs as root");
   SUCCEED();
   return true;
@@ -59,10 +61,7 @@ TEST_CASE("planted files: no HOME and no ALUMIA_HOME is an error, never /tmp", "
   // Run as nobody, whose passwd entry names /nonexistent: HOME unset, no passwd home, no XDG.
   if (skip_unless_root("running the daemon as nobody (no passwd home)")) return;
   const std::string setpriv = "/usr/bin/setpriv";  // util-linux
-  if (!fs::exists(setpriv)) {
-    WARN("skipped: " << setpriv << " is missing");
-    return;
-  }
+  if (!fs::exists(setpriv)) ALUMIA_SKIP(setpriv << " is missing");
   std::vector<std::string> as_nobody{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"};
   SECTION("the daemon") {
     auto argv = as_nobody;

@@ -233,6 +233,7 @@ TEST_CASE("durability: SIGKILL under concurrent load loses no acknowledged deliv
         return acked.size() >= 150;
       },
       std::chrono::seconds(20), std::chrono::milliseconds(2)));
+  d->expect_exit(128 + SIGKILL);
   d->process().signal(SIGKILL);
   d->process().wait(std::chrono::seconds(5));
   stop = true;

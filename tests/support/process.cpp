@@ -10,7 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
+
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -217,7 +220,8 @@ RawReply raw_exchange(int port, const std::string& request) {
   return out;
 }
 
-Daemon::Daemon(const fs::path& home, Options options) : m_home(home) {
+Daemon::Daemon(const fs::path& home, Options options)
+    : m_home(home), m_expected_errors(std::move(options.expected_errors)) {
   std::vector<std::string> argv{ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0"};
   if (options.with_keyring_file) {
     argv.push_back("--keyring");
@@ -243,13 +247,43 @@ Daemon::Daemon(const fs::path& home, Options options) : m_home(home) {
 }
 
 Daemon::~Daemon() {
-  if (!m_stopped) stop();
+  const int code = stop();
+  // A test already failing with an exception (REQUIRE) is reported as such; no check piles on.
+  if (std::uncaught_exceptions() > 0) return;
+  const std::vector<std::string> unexpected = unexpected_error_lines();
+  INFO("daemon log:\n" << log());
+  CHECK(code == m_expected_exit);
+  CHECK(unexpected.empty());
 }
 
 int Daemon::stop() {
+  if (m_stopped) return m_exit_code;
   m_stopped = true;
   m_proc->signal(SIGTERM);
-  return m_proc->wait(std::chrono::seconds(20)).value_or(-1);
+  m_exit_code = m_proc->wait(std::chrono::seconds(20)).value_or(-1);
+  return m_exit_code;
+}
+
+std::string log_level_of(const std::string& line) {
+  const auto first = line.find(' ');
+  if (first == std::string::npos) return {};
+  const auto second = line.find(' ', first + 1);
+  return line.substr(first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+}
+
+std::vector<std::string> Daemon::unexpected_error_lines() const { return error_lines_except(log(), m_expected_errors); }
+
+std::vector<std::string> error_lines_except(const std::string& log, const std::vector<std::string>& expected) {
+  std::vector<std::string> out;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const std::string level = log_level_of(line);
+    if (level != "error" && level != "critical") continue;
+    bool declared = false;
+    for (const auto& e : expected) declared = declared || line.find(e) != std::string::npos;
+    if (!declared) out.push_back(line);
+  }
+  return out;
 }
 
 std::string Daemon::log() const { return m_proc->err(); }

@@ -88,12 +88,18 @@ struct RawReply {
 RawReply raw_exchange(int port, const std::string& request);
 
 // The real daemon on port 0 in its own data dir (a path with a space), keyring=file by default.
+// When it goes (destructor), the harness checks, unless the test is already failing with an exception:
+// that it exited with the expected status (0 unless expect_exit() said otherwise; SIGTERM if the test
+// did not stop it), and that its stderr holds no line at level "error" or "critical" except those the
+// test declared (Options::expected_errors, expect_error()).
 class Daemon {
  public:
   struct Options {
     std::vector<std::string> extra_args;
     EnvOverrides env;
     bool with_keyring_file = true;
+    // Substrings of the error/critical log lines this daemon is expected to write.
+    std::vector<std::string> expected_errors;
   };
   explicit Daemon(const std::filesystem::path& home, Options options);
   explicit Daemon(const std::filesystem::path& home) : Daemon(home, Options{}) {}
@@ -103,9 +109,16 @@ class Daemon {
   int port() const { return m_port; }
   const std::filesystem::path& home() const { return m_home; }
   std::string key() const;  // the owner key from the key file
-  // SIGTERM, wait, and return the exit code (and stderr for assertions).
+  // SIGTERM, wait, and return the exit code (and stderr for assertions). Once only: later calls return
+  // the same code.
   int stop();
   std::string log() const;
+  // Declares an error/critical log line (by a substring) the test provokes on purpose.
+  void expect_error(std::string substring) { m_expected_errors.push_back(std::move(substring)); }
+  // Declares the exit status the daemon will end with (e.g. 128 + SIGKILL when the test kills it).
+  void expect_exit(int code) { m_expected_exit = code; }
+  // The error/critical lines of the log that no declaration covers.
+  std::vector<std::string> unexpected_error_lines() const;
   Process& process() { return *m_proc; }
 
   // The CLI against this daemon.
@@ -121,6 +134,14 @@ class Daemon {
   std::string m_url;
   int m_port = 0;
   bool m_stopped = false;
+  int m_exit_code = -1;
+  int m_expected_exit = 0;
+  std::vector<std::string> m_expected_errors;
 };
+
+// The level of one line of the daemon's log ("2026-12-06T19:31:43.123Z error ..." → "error"), or "".
+std::string log_level_of(const std::string& line);
+// The lines of `log` at level error or critical that contain none of `expected`.
+std::vector<std::string> error_lines_except(const std::string& log, const std::vector<std::string>& expected);
 
 }  // namespace alumia::test

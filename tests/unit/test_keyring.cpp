@@ -6,7 +6,9 @@
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/crypto/keyring.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
+#include "skip.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -39,17 +41,6 @@ namespace fs = std::filesystem;
 using alumia::ErrorCode;
 using alumia::KeyringMode;
 using alumia::SecretBytes;
-
-class CountingRandom final : public alumia::Random {
- public:
-  explicit CountingRandom(unsigned char start) : m_next(start) {}
-  void fill(unsigned char* out, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) out[i] = m_next++;
-  }
-
- private:
-  unsigned char m_next;
-};
 
 // A temp directory whose path contains a space; removed with its contents.
 class TempDir {
@@ -173,11 +164,13 @@ ChildRun run_self(const std::string& test_spec, const std::string& bus_address, 
 // The real-keyring tests write items: only into a throwaway keyring, never the developer's own.
 bool real_keyring_available() {
   if (!has_env("DBUS_SESSION_BUS_ADDRESS")) {
+    ++alumia::test::skipped_count();
     WARN("skipped: DBUS_SESSION_BUS_ADDRESS is unset; run under tests/support/with-keyring.sh");
     SUCCEED();
     return false;
   }
   if (!has_env("ALUMIA_KEYRING_SESSION")) {
+    ++alumia::test::skipped_count();
     WARN("skipped: not inside tests/support/with-keyring.sh; not writing test items into your own keyring");
     SUCCEED();
     return false;
@@ -292,11 +285,7 @@ TEST_CASE("read_private_file refuses loose modes, symlinks and foreign owners", 
     CHECK_FALSE(alumia::read_private_file(dir.path()).has_value());
   }
   SECTION("a foreign owner") {
-    if (::geteuid() != 0) {
-      WARN("skipped: only root can give a file to another uid");
-      SUCCEED();
-      return;
-    }
+    if (::geteuid() != 0) ALUMIA_SKIP("only root can give a file to another uid");
     REQUIRE(::chown(file.c_str(), 65534, 65534) == 0);
     auto r = alumia::read_private_file(file);
     REQUIRE_FALSE(r.has_value());
@@ -320,7 +309,7 @@ TEST_CASE("ensure_private_dir creates missing directories 0700", "[keyring]") {
 
 TEST_CASE("FileKeyStore keeps the master key in a private file", "[keyring]") {
   TempDir dir;
-  CountingRandom rng(7);
+  alumia::test::SeededRandom rng(7);
   alumia::FileKeyStore store(alumia::master_key_file(dir.path()));
   CHECK(store.backend_name() == "file");
   CHECK(store.path() == dir.path() / "master.key");
@@ -383,7 +372,7 @@ TEST_CASE("FileKeyStore keeps the master key in a private file", "[keyring]") {
 TEST_CASE("open_master_key with --keyring file", "[keyring]") {
   TempDir dir;
   const fs::path data_dir = dir.path() / "profile one";  // created 0700 by open_master_key
-  CountingRandom rng(1);
+  alumia::test::SeededRandom rng(1);
 
   auto first = alumia::open_master_key(KeyringMode::file, data_dir, rng);
   REQUIRE(first.has_value());
@@ -396,7 +385,13 @@ TEST_CASE("open_master_key with --keyring file", "[keyring]") {
   CHECK(first->store->backend_name() == "file");
   CHECK(file_mode(data_dir) == 0700);
   CHECK(file_mode(data_dir / "master.key") == 0600);
-  CHECK(first->key.view()[0] == 1);  // drawn from the injected Random
+  {
+    // Drawn from the injected Random: the same seed gives the same key.
+    alumia::test::SeededRandom same_seed(1);
+    SecretBytes expected(alumia::k_master_key_size);
+    same_seed.fill(expected.data(), expected.size());
+    CHECK(first->key.view() == expected.view());
+  }
 
   auto second = alumia::open_master_key(KeyringMode::file, data_dir, rng);
   REQUIRE(second.has_value());
@@ -446,7 +441,7 @@ TEST_CASE("without a session bus auto falls back to the key file, loudly", "[key
 TEST_CASE("child: no session bus", "[.][keyring-child-no-bus]") {
   REQUIRE_FALSE(alumia::SecretServiceStore::session_bus_configured());
   TempDir dir;
-  CountingRandom rng(9);
+  alumia::test::SeededRandom rng(9);
 
   alumia::SecretServiceStore service("/nowhere");
   auto probed = service.probe();
@@ -500,7 +495,7 @@ TEST_CASE("a Secret Service that never answers costs a timeout, not a hang", "[k
 TEST_CASE("child: silent bus", "[.][keyring-child-silent-bus]") {
   REQUIRE(alumia::SecretServiceStore::session_bus_configured());
   TempDir dir;
-  CountingRandom rng(3);
+  alumia::test::SeededRandom rng(3);
   using namespace std::chrono_literals;
   constexpr auto k_timeout = 300ms;
 
@@ -536,7 +531,7 @@ TEST_CASE("child: silent bus", "[.][keyring-child-silent-bus]") {
 TEST_CASE("SecretServiceStore stores, reloads, replaces and erases the key", "[keyring][secret-service]") {
   if (!real_keyring_available()) return;
   TempDir dir;
-  CountingRandom rng(40);
+  alumia::test::SeededRandom rng(40);
   alumia::SecretServiceStore service(alumia::master_key_store_id(dir.path()));
   CHECK(service.backend_name() == "secret-service");
   REQUIRE(service.probe().has_value());
@@ -581,7 +576,7 @@ TEST_CASE("open_master_key uses the Secret Service and reopens the same key", "[
   if (!real_keyring_available()) return;
   TempDir dir;
   const fs::path data_dir = dir.path() / "data";
-  CountingRandom rng(90);
+  alumia::test::SeededRandom rng(90);
 
   auto first = alumia::open_master_key(KeyringMode::secret_service, data_dir, rng);
   INFO((first ? std::string() : first.error().message));
@@ -621,7 +616,7 @@ TEST_CASE("open_master_key uses the Secret Service and reopens the same key", "[
 TEST_CASE("auto keeps using an existing key file even when the Secret Service answers", "[keyring][secret-service]") {
   if (!real_keyring_available()) return;
   TempDir dir;
-  CountingRandom rng(150);
+  alumia::test::SeededRandom rng(150);
 
   auto from_file = alumia::open_master_key(KeyringMode::file, dir.path(), rng);
   REQUIRE(from_file.has_value());

@@ -11,6 +11,7 @@
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -25,23 +26,6 @@ namespace {
 
 using namespace alumia;
 using nlohmann::json;
-
-class ManualClock final : public Clock {
- public:
-  int64_t ms = 1'800'000'000'000;
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
-  }
-};
-
-class NoNetwork final : public http::Client {
- public:
-  int sent = 0;
-  Result<http::OutboundResponse> send(const http::OutboundRequest&) override {
-    ++sent;
-    return fail(ErrorCode::service_unavailable, "no network in unit tests");
-  }
-};
 
 // Captures what the daemon logs while it lives; restores the default logger after.
 class CapturedLog {
@@ -71,8 +55,8 @@ struct Fixture {
   std::unique_ptr<Store> store;
   Catalog catalog;
   SystemRandom random;
-  ManualClock clock;
-  NoNetwork net;
+  test::FakeClock clock;
+  test::ScriptedHttp net;  // no script: no network
   Sealer sealer{generate_key(random), random};
   EnvLookup env = [](std::string_view name) -> std::optional<std::string> {
     if (name == "ALUMIA_GITHUB_CLIENT_ID") return "Iv1.unit";
@@ -284,7 +268,7 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
     CHECK(Fixture::header(r, "Location") == "result?refused=other-browser");
     CHECK(Fixture::header(r, "Set-Cookie").empty());
   }
-  CHECK(f.net.sent == 0);  // no token request
+  CHECK(f.net.sent_count() == 0);  // no token request
   CHECK(f.connection_status() == "pending");
   CHECK(f.flows->results_held() == 0);
   CHECK(log.lines_with("did not start the flow") == 1);
@@ -295,7 +279,7 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
   CHECK(r.status == 303);
   CHECK(Fixture::header(r, "Location").rfind("result?id=", 0) == 0);
   CHECK(Fixture::header(r, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=; Max-Age=0;", 0) == 0);
-  CHECK(f.net.sent == 1);  // the exchange was attempted (and fails here: no network)
+  CHECK(f.net.sent_count() == 1);  // the exchange was attempted (and fails here: no network)
   CHECK(f.flows->results_held() == 1);
   CHECK(f.connection_status() == "error");
   auto page = f.get("/api/v1/connections/oauth/" + Fixture::header(r, "Location"));  // relative to the callback
@@ -324,11 +308,11 @@ TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded numbe
   CHECK(f.flows->results_held() == held);
   CHECK(log.lines_with("unknown or already used state") == 1);
   CHECK(log.lines_with("did not start the flow") == 1);
-  CHECK(f.net.sent == 0);
+  CHECK(f.net.sent_count() == 0);
   CHECK(f.connection_status() == "pending");
 
   // The next window's line says how many were left out.
-  f.clock.ms += 10'000;
+  f.clock.advance(std::chrono::seconds(10));
   f.get("/api/v1/connections/oauth/callback?code=x&state=bogus");
   CHECK(log.lines_with("unknown or already used state") == 2);
   CHECK(log.lines_with("(9999 more like it since the last such line)") == 1);
@@ -341,4 +325,36 @@ TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded numbe
   CHECK(other.status == 403);
   CHECK(other.body.find("started in another browser") != std::string::npos);
   CHECK(f.get("/api/v1/connections/oauth/result?refused=nonsense").status == 404);
+}
+
+TEST_CASE("a flow expires after its life (10 minutes) on the clock: a late callback spends it and changes nothing",
+          "[oauth][binding]") {
+  // On the fake clock: the functional test only checks that ALUMIA_OAUTH_FLOW_TTL_MS reaches the daemon.
+  for (const bool late : {false, true}) {
+    INFO((late ? "one millisecond late" : "one millisecond early"));
+    Fixture f;
+    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    REQUIRE(conn);
+    auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+    REQUIRE(start.status == 302);
+    const std::string set_cookie = Fixture::header(start, "Set-Cookie");
+    const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+    const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
+    f.clock.advance(std::chrono::minutes(10) + std::chrono::milliseconds(late ? 1 : -1));
+    auto r = f.get("/api/v1/connections/oauth/callback?code=c&state=" + state, {{"cookie", cookie}});
+    CHECK(r.status == 303);
+    const std::string location = Fixture::header(r, "Location");
+    CHECK(location.rfind("result?id=", 0) == 0);  // the flow is consumed either way
+    if (late) {
+      CHECK(f.net.sent_count() == 0);  // no token request
+      CHECK(f.connection_status() == "pending");
+      auto page = f.get("/api/v1/connections/oauth/" + location);
+      CHECK(page.body.find("expired") != std::string::npos);
+    } else {
+      CHECK(f.net.sent_count() == 1);  // the exchange was attempted (and fails here: no network)
+      CHECK(f.connection_status() == "error");
+    }
+    auto replay = f.get("/api/v1/connections/oauth/callback?code=c&state=" + state, {{"cookie", cookie}});
+    CHECK(Fixture::header(replay, "Location") == "result?refused=unknown-state");
+  }
 }

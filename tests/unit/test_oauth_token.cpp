@@ -2,6 +2,8 @@
 // classification of §3.5, and PKCE (RFC 7636 Appendix B).
 #include <alumia/oauth/oauth_token.hpp>
 
+#include "fakes.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -21,17 +23,6 @@ TokenQuirks slack_quirks() {
   q.nested_user_token = true;
   return q;
 }
-
-// Deterministic randomness for the verifier test.
-class CountingRandom final : public alumia::Random {
- public:
-  void fill(unsigned char* out, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<unsigned char>(m_next++);
-  }
-
- private:
-  unsigned m_next = 0;
-};
 
 }  // namespace
 
@@ -515,7 +506,7 @@ TEST_CASE("PKCE S256: RFC 7636 Appendix B", "[oauth]") {
 }
 
 TEST_CASE("PKCE verifiers: generation and validation", "[oauth]") {
-  CountingRandom random;
+  alumia::test::SeededRandom random;
   const std::string v = alumia::oauth::pkce_new_verifier(random);
   CHECK(v.size() == 43);
   CHECK(alumia::oauth::pkce_verifier_valid(v));

@@ -14,6 +14,7 @@
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
 
 #include <catch2/catch.hpp>
@@ -28,13 +29,6 @@ using alumia::Scope;
 using alumia::daemon::Auth;
 using alumia::daemon::Route;
 using nlohmann::json;
-
-class NoNetwork final : public alumia::http::Client {
- public:
-  alumia::Result<alumia::http::OutboundResponse> send(const alumia::http::OutboundRequest&) override {
-    return alumia::fail(ErrorCode::service_unavailable, "no network in unit tests");
-  }
-};
 
 // The relay worker is not running here: a job that becomes due waits.
 class NoRelay final : public alumia::JobWaker {
@@ -55,7 +49,7 @@ struct DaemonUnderTest {
   alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
   alumia::SystemClock clock;
   alumia::SystemRandom random;
-  NoNetwork net;
+  alumia::test::ScriptedHttp net;  // no script: no network
   std::unique_ptr<alumia::Store> store = must(alumia::open_sqlite_store({dir.path() / "store.db", true}));
   alumia::Catalog catalog = must(alumia::load_catalog(dir.path() / "connectors.d"));
   alumia::Settings settings = must(alumia::Settings::resolve({}, env, dir.path() / "config.json"));
@@ -201,4 +195,44 @@ TEST_CASE("a route's required scope reads as a rule", "[routes][scopes]") {
   CHECK(RequiredScope::any_key().allows(bit(Scope::connections)));
   CHECK_FALSE(RequiredScope::any_key().is_no_key());
   CHECK(RequiredScope::no_key().is_no_key());
+}
+
+TEST_CASE("dispatch: 404 and 405 in the envelope, HEAD through GET, the body cap before the key", "[routes]") {
+  DaemonUnderTest d;
+  auto send = [&](std::string method, std::string path, std::optional<std::string> key, std::string body = {}) {
+    alumia::http::Request req;
+    req.method = std::move(method);
+    req.path = path;
+    req.target = path;
+    req.body = std::move(body);
+    if (key) req.headers.emplace_back("Authorization", "Bearer " + *key);
+    return alumia::daemon::dispatch(d.ctx, req);
+  };
+  auto none = send("GET", "/api/v1/nothing", d.owner_key);
+  CHECK(none.status == 404);
+  CHECK(error_code(none) == "NOT_FOUND");
+  CHECK(json::parse(none.body)["success"] == false);
+  auto wrong_method = send("PUT", "/api/v1/status", d.owner_key);
+  CHECK(wrong_method.status == 405);
+  CHECK(error_code(wrong_method) == "BAD_REQUEST");  // the error table: HTTP 405, wire code BAD_REQUEST
+  // Neither needs a key: nothing is looked up for a route that does not exist.
+  CHECK(send("GET", "/api/v1/nothing", std::nullopt).status == 404);
+  CHECK(send("PUT", "/api/v1/status", std::nullopt).status == 405);
+
+  auto status = send("GET", "/api/v1/status", d.owner_key);
+  CHECK(status.status == 200);
+  CHECK(json::parse(status.body)["success"] == true);
+  CHECK(send("HEAD", "/api/v1/status", d.owner_key).status == 200);
+  CHECK(error_code(send("HEAD", "/api/v1/status", std::nullopt)) == "UNAUTHORIZED");
+
+  // Path parameters reach the handler: an unknown id is the handler's NOT_FOUND, naming it.
+  auto missing = send("GET", "/api/v1/connections/00000000-0000-4000-8000-00000000abcd", d.owner_key);
+  CHECK(missing.status == 404);
+  CHECK(missing.body.find("00000000-0000-4000-8000-00000000abcd") != std::string::npos);
+
+  // A JSON route's body cap (128 KiB) is applied before the key is read.
+  const std::string big(alumia::daemon::k_json_body_cap + 1, 'x');
+  auto too_big = send("POST", "/api/v1/connections", std::nullopt, big);
+  CHECK(too_big.status == 413);
+  CHECK(error_code(too_big) == "PAYLOAD_TOO_LARGE");
 }

@@ -3,6 +3,8 @@
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/crypto/sealer.hpp>
 
+#include "fakes.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -14,32 +16,6 @@ namespace {
 using alumia::ErrorCode;
 using alumia::Sealer;
 using alumia::SecretBytes;
-
-// Deterministic randomness (splitmix64): tests never touch RAND_bytes.
-class SplitMixRandom final : public alumia::Random {
- public:
-  explicit SplitMixRandom(uint64_t seed) : m_state(seed) {}
-  void fill(unsigned char* out, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (m_left == 0) {
-        m_state += 0x9e3779b97f4a7c15ULL;
-        uint64_t z = m_state;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        m_word = z ^ (z >> 31);
-        m_left = 8;
-      }
-      out[i] = static_cast<unsigned char>(m_word & 0xff);
-      m_word >>= 8;
-      --m_left;
-    }
-  }
-
- private:
-  uint64_t m_state;
-  uint64_t m_word = 0;
-  int m_left = 0;
-};
 
 // Decodes a "v1:" blob, lets `edit` change the raw bytes, re-encodes.
 template <class F>
@@ -57,7 +33,7 @@ constexpr std::size_t k_tag = 16;
 }  // namespace
 
 TEST_CASE("sealer round-trips values bound to table, row and field", "[crypto]") {
-  SplitMixRandom rng(1);
+  alumia::test::SeededRandom rng(1);
   Sealer sealer(alumia::generate_key(rng), rng);
 
   const std::string token = "ya29.a0AfH6SMBx-secret-access-token";
@@ -98,7 +74,7 @@ TEST_CASE("sealer round-trips values bound to table, row and field", "[crypto]")
 }
 
 TEST_CASE("sealer refuses tampered, truncated and moved values", "[crypto]") {
-  SplitMixRandom rng(2);
+  alumia::test::SeededRandom rng(2);
   const SecretBytes key = alumia::generate_key(rng);
   Sealer sealer(key, rng);
   auto sealed = sealer.seal("refresh-token-value", "connections", "conn_1", "refresh_token");
@@ -154,7 +130,7 @@ TEST_CASE("sealer refuses tampered, truncated and moved values", "[crypto]") {
 }
 
 TEST_CASE("sealer rejects bad keys and ambiguous AAD parts", "[crypto]") {
-  SplitMixRandom rng(3);
+  alumia::test::SeededRandom rng(3);
   Sealer short_key(SecretBytes(16), rng);
   CHECK_FALSE(short_key.seal("x", "t", "r", "f").has_value());
 
@@ -168,7 +144,7 @@ TEST_CASE("sealer rejects bad keys and ambiguous AAD parts", "[crypto]") {
 }
 
 TEST_CASE("data key wrap and unwrap", "[crypto]") {
-  SplitMixRandom rng(4);
+  alumia::test::SeededRandom rng(4);
   const SecretBytes master = alumia::generate_key(rng);
   const SecretBytes data_key = alumia::generate_key(rng);
   REQUIRE(master.size() == 32);

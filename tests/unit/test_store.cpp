@@ -7,6 +7,7 @@
 #include <alumia/net/http.hpp>
 #include <alumia/store/store.hpp>
 
+#include "fakes.hpp"
 #include "process.hpp"
 
 #include <catch2/catch.hpp>
@@ -52,20 +53,6 @@ std::string id_n(int n) {
   std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
   return buf;
 }
-
-class FixedClock final : public alumia::Clock {
- public:
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(1'800'000'000'000));
-  }
-};
-
-class NoNetwork final : public alumia::http::Client {
- public:
-  alumia::Result<alumia::http::OutboundResponse> send(const alumia::http::OutboundRequest&) override {
-    return alumia::fail(ErrorCode::service_unavailable, "no network in unit tests");
-  }
-};
 
 }  // namespace
 
@@ -224,8 +211,8 @@ TEST_CASE("another user's connection and key are NOT_FOUND at the Core", "[unit]
   auto catalog = alumia::load_catalog(dir.path() / "connectors.d");
   REQUIRE(catalog);
   alumia::SystemRandom random;
-  FixedClock clock;
-  NoNetwork net;
+  alumia::test::FakeClock clock;
+  alumia::test::ScriptedHttp net;  // no script: no network
   alumia::Sealer sealer(alumia::generate_key(random), random);
   alumia::Core core(alumia::CoreDeps{*store, *catalog, sealer, clock, random, net,
                                      [](std::string_view) { return std::optional<std::string>(); }, "live",

@@ -1,6 +1,7 @@
 // Gmail push / Pub/Sub (PROVIDERS §6): RS256 tokens minted in the test with a fresh RSA-2048 key,
 // served through a fake JwksSource; the published claim set; every row of the minted-token table;
 // the legacy token; envelope decoding; CachingJwks with a scripted client and a fake clock.
+#include "fakes.hpp"
 #include "jwt_rs256.hpp"
 #include "webhook_test_util.hpp"
 
@@ -262,27 +263,6 @@ TEST_CASE("gmail: envelope data decoding, both alphabets", "[webhooks][gmail]") 
 
 namespace {
 
-class ScriptedClient final : public http::Client {
- public:
-  std::vector<Result<http::OutboundResponse>> replies;
-  std::vector<std::string> urls;
-  Result<http::OutboundResponse> send(const http::OutboundRequest& request) override {
-    urls.push_back(request.url);
-    if (replies.empty()) return fail(ErrorCode::service_unavailable, "no scripted reply");
-    auto r = replies.front();
-    replies.erase(replies.begin());
-    return r;
-  }
-};
-
-class ManualClock final : public Clock {
- public:
-  int64_t seconds = 1'700'000'000;
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
-  }
-};
-
 http::OutboundResponse jwks_reply(const std::string& kid, const std::string& cache_control = "") {
   http::OutboundResponse r;
   r.status = 200;
@@ -294,34 +274,37 @@ http::OutboundResponse jwks_reply(const std::string& kid, const std::string& cac
 }  // namespace
 
 TEST_CASE("gmail: CachingJwks caches, honours max-age and rate-limits refreshes", "[webhooks][gmail]") {
-  ScriptedClient client;
-  ManualClock clock;
+  test::ScriptedHttp client;
+  test::FakeClock clock(1'700'000'000'000);
   CachingJwks cache(client, clock, std::chrono::seconds(3600));
-  client.replies = {jwks_reply("a", "public, max-age=300, must-revalidate"), jwks_reply("b"), jwks_reply("c")};
+  const std::string certs = "https://keys.example/certs";
+  client.expect("GET", certs, jwks_reply("a", "public, max-age=300, must-revalidate"))
+      .expect("GET", certs, jwks_reply("b"))
+      .expect("GET", certs, jwks_reply("c"));
 
   auto first = cache.keys("https://keys.example/certs", false);
   REQUIRE(first);
   CHECK((*first)["keys"][0]["kid"] == "a");
-  CHECK(client.urls.size() == 1);
+  CHECK(client.sent_count() == 1);
   CHECK(cache.keys("https://keys.example/certs", false).has_value());
-  CHECK(client.urls.size() == 1);  // cached
+  CHECK(client.sent_count() == 1);  // cached
 
   // Forced refresh within a minute of the fetch: answered from the cache.
-  clock.seconds += 30;
+  clock.advance(std::chrono::seconds(30));
   CHECK((*cache.keys("https://keys.example/certs", true))["keys"][0]["kid"] == "a");
-  CHECK(client.urls.size() == 1);
+  CHECK(client.sent_count() == 1);
   // After a minute: refetched.
-  clock.seconds += 31;
+  clock.advance(std::chrono::seconds(31));
   CHECK((*cache.keys("https://keys.example/certs", true))["keys"][0]["kid"] == "b");
-  CHECK(client.urls.size() == 2);
+  CHECK(client.sent_count() == 2);
   // Default TTL (1 h) for the reply without Cache-Control.
-  clock.seconds += 3599;
+  clock.advance(std::chrono::seconds(3599));
   CHECK((*cache.keys("https://keys.example/certs", false))["keys"][0]["kid"] == "b");
-  clock.seconds += 2;
+  clock.advance(std::chrono::seconds(2));
   CHECK((*cache.keys("https://keys.example/certs", false))["keys"][0]["kid"] == "c");
-  CHECK(client.urls.size() == 3);
+  CHECK(client.sent_count() == 3);
   // Fetch failure after expiry: the stale copy is served.
-  clock.seconds += 7200;
+  clock.advance(std::chrono::seconds(7200));
   CHECK((*cache.keys("https://keys.example/certs", false))["keys"][0]["kid"] == "c");
   // A URL never fetched: the failure comes through.
   auto none = cache.keys("https://other.example/certs", false);
@@ -329,23 +312,61 @@ TEST_CASE("gmail: CachingJwks caches, honours max-age and rate-limits refreshes"
   CHECK(none.error().code == ErrorCode::service_unavailable);
   http::OutboundResponse not_found;
   not_found.status = 404;
-  client.replies = {not_found};
+  client.expect("GET", "https://third.example/certs", not_found);
   auto bad_status = cache.keys("https://third.example/certs", false);
   REQUIRE_FALSE(bad_status);
   CHECK(bad_status.error().code == ErrorCode::service_unavailable);
 
   // A failure is remembered for 10 s: no outbound request per delivery during an outage (or per
   // token with a made-up kid), then one new attempt.
-  const std::size_t asked = client.urls.size();
+  const std::size_t asked = client.sent_count();
   CHECK_FALSE(cache.keys("https://third.example/certs", false));
   CHECK_FALSE(cache.keys("https://third.example/certs", true));
-  CHECK(client.urls.size() == asked);
-  clock.seconds += 10;
-  client.replies = {jwks_reply("d")};
+  CHECK(client.sent_count() == asked);
+  clock.advance(std::chrono::seconds(10));
+  client.expect("GET", "https://third.example/certs", jwks_reply("d"));
   auto recovered = cache.keys("https://third.example/certs", false);
   REQUIRE(recovered);
   CHECK((*recovered)["keys"][0]["kid"] == "d");
-  CHECK(client.urls.size() == asked + 1);
+  CHECK(client.sent_count() == asked + 1);
+  CHECK(client.pending() == 0);
+}
+
+TEST_CASE("gmail: a rotated kid is refused until the refetch interval has passed, then accepted", "[webhooks][gmail]") {
+  // The verifier over CachingJwks, a scripted key server and a fake clock: what the daemon does when a
+  // key server rotates (the functional test checks the wiring with a short interval).
+  Fixture f;
+  Pkey new_key = generate_rsa();
+  test::ScriptedHttp server;
+  test::FakeClock clock(1'700'000'000'000);
+  CachingJwks cache(server, clock, std::chrono::hours(1), std::chrono::seconds(60));
+  const auto set_of = [](std::vector<nlohmann::json> keys) { return nlohmann::json{{"keys", keys}}.dump(); };
+  const std::string old_set = set_of({jwk_of(f.key.get(), "r1")});
+  const std::string rotated_set = set_of({jwk_of(f.key.get(), "r1"), jwk_of(new_key.get(), "r2")});
+  auto push = [&](EVP_PKEY* key, const std::string& kid) {
+    auto req = testing::post(
+        k_body, {{"content-type", "application/json"}, {"authorization", "Bearer " + mint(key, f.claims(), kid)}},
+        "/push");
+    return testing::run(f.ep, req, k_iat + 10, &cache);
+  };
+
+  server.expect("GET", k_jwks_url, 200, old_set);
+  CHECK(push(f.key.get(), "r1").has_value());
+  CHECK(server.sent_count() == 1);
+  // The key server now publishes r2. Within the interval the unknown kid is refused without a fetch.
+  server.expect("GET", k_jwks_url, 200, rotated_set);
+  REQUIRE_UNAUTHORIZED(push(new_key.get(), "r2"));
+  clock.advance(std::chrono::seconds(59));
+  REQUIRE_UNAUTHORIZED(push(new_key.get(), "r2"));
+  CHECK(server.sent_count() == 1);
+  // Once the interval has passed: one refetch, and r2 verifies; r1 still does (still published).
+  clock.advance(std::chrono::seconds(1));
+  CHECK(push(new_key.get(), "r2").has_value());
+  CHECK(push(f.key.get(), "r1").has_value());
+  CHECK(push(new_key.get(), "r2").has_value());
+  CHECK(server.sent_count() == 2);
+  CHECK(server.pending() == 0);
+  CHECK(server.unexpected() == 0);
 }
 
 TEST_CASE("gmail: CachingJwks fetches outside its lock; concurrent first uses share one fetch", "[webhooks][gmail]") {
@@ -364,7 +385,7 @@ TEST_CASE("gmail: CachingJwks fetches outside its lock; concurrent first uses sh
       return jwks_reply("slow");
     }
   } client;
-  ManualClock clock;
+  test::FakeClock clock;
   CachingJwks cache(client, clock, std::chrono::seconds(3600));
   client.open = true;
   REQUIRE(cache.keys("https://a.example/certs", false));  // cached for a.example
