@@ -1,5 +1,6 @@
 // Webhook endpoints, the receiver pipeline (SPEC §7, PROVIDERS §0.6), events and jobs.
 #include <alumia/base/text.hpp>
+#include <alumia/connections/sealed_values.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
@@ -217,7 +218,7 @@ Result<std::shared_ptr<const WebhookService::Cached>> WebhookService::load(const
   c->record = record;
   std::string secret, previous, verify_token;
   for (const auto& v : *sealed) {
-    auto opened = m_d.core.deps().sealer.open(v.blob, k_table, record.id, v.field);
+    auto opened = m_d.sealer.open(v.blob, k_table, record.id, v.field);
     if (!opened) return std::unexpected(opened.error());
     if (v.field == "secret") secret = opened->str();
     else if (v.field == "previous_secret") previous = opened->str();
@@ -274,7 +275,7 @@ void WebhookService::forget(const std::string& id) {
 }
 
 Status WebhookService::seal_and_store(const std::string& id, const std::map<std::string, std::string>& values) {
-  auto sealed = m_d.core.seal_values(k_table, id, values);
+  auto sealed = seal_values(m_d.sealer, k_table, id, values);
   if (!sealed) return std::unexpected(sealed.error());
   return m_d.store.put_secrets(k_table, id, *sealed);
 }
@@ -327,11 +328,11 @@ Result<json> WebhookService::create_endpoint(const Caller& caller, const json& b
                   "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
 
   if (connection_id) {
-    auto c = m_d.core.get_connection(caller, *connection_id);
+    auto c = m_d.connections.get(caller, *connection_id);
     if (!c) return std::unexpected(c.error());
     if (*provider == "telegram" && !bot_id && c->connector_slug == "telegram") {
       // The bot id is the numeric prefix of the bot token (part of Telegram's event key).
-      if (auto values = m_d.core.credential_values(*c); values && values->count("bot_token")) {
+      if (auto values = m_d.connections.credential_values(*c); values && values->count("bot_token")) {
         const std::string& token = values->at("bot_token");
         bot_id = token.substr(0, token.find(':'));
         for (auto& [k, v] : *values) wipe_string(v);

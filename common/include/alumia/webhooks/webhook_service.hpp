@@ -8,7 +8,7 @@
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
@@ -31,7 +31,8 @@ inline constexpr int64_t k_max_webhook_body_cap = 25 * 1024 * 1024;
 inline constexpr int64_t k_dedup_ttl_ms = 8LL * 24 * 3600 * 1000;
 
 struct WebhookServiceDeps {
-  Core& core;  // seal_values, the sealer and connections
+  const Sealer& sealer;            // endpoint secrets
+  ConnectionService& connections;  // an endpoint's connection (Telegram bot id)
   Store& store;
   WebhookStore& hooks;
   const Clock& clock;
