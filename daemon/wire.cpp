@@ -1,4 +1,5 @@
 #include "wire.hpp"
+#include <alumia/base/try.hpp>
 
 #include <alumia/base/clock.hpp>
 #include <alumia/base/secret.hpp>
@@ -76,9 +77,8 @@ json time_or_null(const std::optional<int64_t>& unix_ms) {
 Result<CreateApiKey> parse_create_api_key(const json& body) {
   if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
   CreateApiKey out;
-  auto name = string_field(body, "name", false);
-  if (!name) return std::unexpected(name.error());
-  out.name = std::move(*name);
+  auto name = TRY(string_field(body, "name", false));
+  out.name = std::move(name);
   if (body.contains("scopes")) {
     const json& scopes = body["scopes"];
     if (!scopes.is_array()) return fail(ErrorCode::bad_request, "field 'scopes' must be an array of strings");
@@ -93,11 +93,9 @@ Result<CreateApiKey> parse_create_api_key(const json& body) {
 
 Result<StartConnection> parse_start_connection(const json& body) {
   if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object {connectorSlug, label?}");
-  auto slug = string_field(body, "connectorSlug", true);
-  if (!slug) return std::unexpected(slug.error());
-  auto label = string_field(body, "label", false);
-  if (!label) return std::unexpected(label.error());
-  return StartConnection{std::move(*slug), std::move(*label)};
+  auto slug = TRY(string_field(body, "connectorSlug", true));
+  auto label = TRY(string_field(body, "label", false));
+  return StartConnection{std::move(slug), std::move(label)};
 }
 
 Result<SubmitCredentials> parse_submit_credentials(const json& body) {

@@ -1,7 +1,8 @@
 #include <alumia/auth/api_keys.hpp>
+#include <alumia/base/strings.hpp>
 #include <alumia/base/text.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
-#include <alumia/net/http.hpp>
 
 #include <algorithm>
 #include <regex>
@@ -47,19 +48,17 @@ Result<std::string> KeyService::issue_key(const std::string& user_id, const std:
   k.hash = crypto::sha256(plain);
   k.scopes = scopes;
   k.created_at = m_d.clock.now_ms();
-  if (auto st = m_d.store.insert_api_key(k); !st) return std::unexpected(st.error());
+  TRY(m_d.store.insert_api_key(k));
   return plain;
 }
 
 Result<std::optional<std::string>> KeyService::bootstrap_owner() {
-  auto owner = m_d.store.first_user();
-  if (!owner) return std::unexpected(owner.error());
-  if (*owner) return std::optional<std::string>();
+  auto owner = TRY(m_d.store.first_user());
+  if (owner) return std::optional<std::string>();
   User u{m_d.random.uuid_v4(), "owner", m_d.clock.now_ms()};
-  if (auto st = m_d.store.insert_user(u); !st) return std::unexpected(st.error());
-  auto key = issue_key(u.id, "owner (local key file)", k_all_scopes);
-  if (!key) return std::unexpected(key.error());
-  return std::optional<std::string>(*key);
+  TRY(m_d.store.insert_user(u));
+  auto key = TRY(issue_key(u.id, "owner (local key file)", k_all_scopes));
+  return std::optional<std::string>(key);
 }
 
 Result<Caller> KeyService::authenticate(const std::optional<std::string>& authorization) {
@@ -67,7 +66,7 @@ Result<Caller> KeyService::authenticate(const std::optional<std::string>& author
                           "_…' (the CLI reads the key file automatically; ALUMIA_API_KEY overrides it)";
   if (!authorization) return fail(ErrorCode::unauthorized, "missing API key" + how);
   std::string_view v = *authorization;
-  if (v.size() < 7 || http::to_lower(v.substr(0, 7)) != "bearer ")
+  if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer "))
     return fail(ErrorCode::unauthorized, "the Authorization header is not a Bearer key" + how);
   v.remove_prefix(7);
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
@@ -76,30 +75,28 @@ Result<Caller> KeyService::authenticate(const std::optional<std::string>& author
     return fail(ErrorCode::unauthorized,
                 "this daemon runs with --env " + m_d.key_env + " and takes only alm_" + m_d.key_env + "_ keys");
   const std::string hash = crypto::sha256(v);
-  auto rec = m_d.store.find_api_key_by_hash(hash);
-  if (!rec) return std::unexpected(rec.error());
-  if (!*rec || !crypto::equal_ct((*rec)->hash, hash)) return fail(ErrorCode::unauthorized, "invalid API key" + how);
-  if ((*rec)->revoked_at)
+  auto rec = TRY(m_d.store.find_api_key_by_hash(hash));
+  if (!rec || !crypto::equal_ct(rec->hash, hash)) return fail(ErrorCode::unauthorized, "invalid API key" + how);
+  if (rec->revoked_at)
     return fail(ErrorCode::unauthorized,
                 "this API key was revoked; create a new one with `alumia-connect keys create`");
-  auto user = m_d.store.find_user((*rec)->user_id);
-  if (!user) return std::unexpected(user.error());
-  if (!*user) return fail(ErrorCode::unauthorized, "the key's user no longer exists");
+  auto user = TRY(m_d.store.find_user(rec->user_id));
+  if (!user) return fail(ErrorCode::unauthorized, "the key's user no longer exists");
   const int64_t now = m_d.clock.now_ms();
   bool touch = false;
   {
     std::lock_guard lock(m_touch_mutex);
-    auto& last = m_last_touch[(*rec)->id];
+    auto& last = m_last_touch[rec->id];
     if (now - last >= k_touch_interval_ms) {
       last = now;
       touch = true;
     }
   }
   if (touch) {
-    (void)m_d.store.touch_api_key((*rec)->id, now);
-    (*rec)->last_used_at = now;
+    (void)m_d.store.touch_api_key(rec->id, now);
+    rec->last_used_at = now;
   }
-  return Caller{**user, **rec};
+  return Caller{*user, *rec};
 }
 
 Result<std::vector<ApiKeyRecord>> KeyService::list_api_keys(const Caller& caller) {
@@ -109,7 +106,7 @@ Result<std::vector<ApiKeyRecord>> KeyService::list_api_keys(const Caller& caller
 Result<std::pair<ApiKeyRecord, std::string>> KeyService::create_api_key(const Caller& caller,
                                                                         const CreateApiKey& request) {
   const std::string& name = request.name;
-  if (auto st = check_no_control_characters(name, "name"); !st) return std::unexpected(st.error());
+  TRY(check_no_control_characters(name, "name"));
   if (name.size() > 100) return fail(ErrorCode::validation_error, "name must be at most 100 characters");
   unsigned scopes = static_cast<unsigned>(Scope::connections);
   if (request.scopes) {
@@ -125,20 +122,17 @@ Result<std::pair<ApiKeyRecord, std::string>> KeyService::create_api_key(const Ca
   // A key cannot grant more than its creator holds.
   if ((scopes & ~caller.key.scopes) != 0)
     return fail(ErrorCode::forbidden, "a key can only grant scopes its creator holds");
-  auto plain = issue_key(caller.user.id, name.empty() ? "unnamed" : name, scopes);
-  if (!plain) return std::unexpected(plain.error());
-  auto rec = m_d.store.find_api_key_by_hash(crypto::sha256(*plain));
-  if (!rec) return std::unexpected(rec.error());
-  if (!*rec) return fail(ErrorCode::internal, "the new key was not stored");
-  return std::make_pair(**rec, *plain);
+  auto plain = TRY(issue_key(caller.user.id, name.empty() ? "unnamed" : name, scopes));
+  auto rec = TRY(m_d.store.find_api_key_by_hash(crypto::sha256(plain)));
+  if (!rec) return fail(ErrorCode::internal, "the new key was not stored");
+  return std::make_pair(*rec, plain);
 }
 
 Status KeyService::revoke_api_key(const Caller& caller, std::string_view id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + std::string(id) + "' is not a key id (UUID)");
-  auto rec = m_d.store.find_api_key(id);
-  if (!rec) return std::unexpected(rec.error());
-  if (!*rec || (*rec)->user_id != caller.user.id) return fail(ErrorCode::not_found, "no API key " + std::string(id));
-  const ApiKeyRecord& target = **rec;
+  auto rec = TRY(m_d.store.find_api_key(id));
+  if (!rec || rec->user_id != caller.user.id) return fail(ErrorCode::not_found, "no API key " + std::string(id));
+  const ApiKeyRecord& target = *rec;
   if (const unsigned lacking = target.scopes & ~caller.key.scopes; lacking != 0) {
     std::string names;
     for (const auto& n : scope_names(lacking)) names += (names.empty() ? "'" : "', '") + n;
@@ -150,9 +144,8 @@ Status KeyService::revoke_api_key(const Caller& caller, std::string_view id) {
   if (target.id == caller.key.id) {
     // Revoking itself: another active key must keep every scope this one holds, or the user would
     // lose it (and, for admin, key management) until the key file is deleted and the daemon restarted.
-    auto keys = m_d.store.list_api_keys(caller.user.id);
-    if (!keys) return std::unexpected(keys.error());
-    const bool covered = std::ranges::any_of(*keys, [&](const ApiKeyRecord& k) {
+    auto keys = TRY(m_d.store.list_api_keys(caller.user.id));
+    const bool covered = std::ranges::any_of(keys, [&](const ApiKeyRecord& k) {
       return k.id != target.id && !k.revoked_at && (target.scopes & ~k.scopes) == 0;
     });
     if (!covered) {
@@ -164,9 +157,8 @@ Status KeyService::revoke_api_key(const Caller& caller, std::string_view id) {
                                            how + "`), then revoke it");
     }
   }
-  auto changed = m_d.store.revoke_api_key(id, m_d.clock.now_ms());
-  if (!changed) return std::unexpected(changed.error());
-  if (!*changed) return fail(ErrorCode::conflict, "API key " + std::string(id) + " is already revoked");
+  auto changed = TRY(m_d.store.revoke_api_key(id, m_d.clock.now_ms()));
+  if (!changed) return fail(ErrorCode::conflict, "API key " + std::string(id) + " is already revoked");
   return {};
 }
 

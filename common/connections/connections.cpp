@@ -1,5 +1,6 @@
 #include <alumia/base/encoding.hpp>
 #include <alumia/base/text.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/connections/connections.hpp>
 #include <alumia/connections/sealed_values.hpp>
 #include <alumia/net/url.hpp>
@@ -30,7 +31,7 @@ Result<PageResult<Connection>> ConnectionService::list(const Caller& caller, con
 Result<StartResult> ConnectionService::start(const Caller& caller, const StartConnection& request) {
   const std::string& slug = request.connector_slug;
   std::string label = request.label;
-  if (auto st = check_no_control_characters(label, "label"); !st) return std::unexpected(st.error());
+  TRY(check_no_control_characters(label, "label"));
   if (label.empty()) label = "default";
   if (label.size() > 100) return fail(ErrorCode::validation_error, "label must be at most 100 characters");
   const Connector* conn = m_d.catalog.find(slug);
@@ -44,21 +45,20 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
                                             names.client_id + " and " + names.client_secret +
                                             ", or run `alumia-connect oauth-client set " + slug + "`");
   }
-  auto existing = m_d.store.find_connection_by_label(caller.user.id, slug, label);
-  if (!existing) return std::unexpected(existing.error());
+  auto existing = TRY(m_d.store.find_connection_by_label(caller.user.id, slug, label));
   const bool api_key = conn->auth_type == AuthType::api_key;
   StartResult r;
-  if (*existing && (*existing)->status == ConnectionStatus::active) {
-    r.connection = **existing;
+  if (existing && existing->status == ConnectionStatus::active) {
+    r.connection = *existing;
     r.created = false;
     if (api_key) r.credential_submit_url = credential_submit_url(r.connection);
     return r;
   }
   const int64_t now = m_d.clock.now_ms();
-  if (*existing && (*existing)->status == ConnectionStatus::pending) {
-    r.connection = **existing;  // reuse: retries do not pile up pending records
+  if (existing && existing->status == ConnectionStatus::pending) {
+    r.connection = *existing;  // reuse: retries do not pile up pending records
     r.connection.updated_at = now;
-    if (auto st = m_d.store.update_connection(r.connection, nullptr); !st) return std::unexpected(st.error());
+    TRY(m_d.store.update_connection(r.connection, nullptr));
   } else {
     Connection c;
     c.id = m_d.random.uuid_v4();
@@ -68,7 +68,7 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
     c.auth_type = std::string(to_string(conn->auth_type));
     c.status = conn->auth_type == AuthType::none ? ConnectionStatus::active : ConnectionStatus::pending;
     c.created_at = c.updated_at = now;
-    if (auto st = m_d.store.insert_connection(c); !st) return std::unexpected(st.error());
+    TRY(m_d.store.insert_connection(c));
     r.connection = c;
   }
   r.created = true;
@@ -79,35 +79,31 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
 
 Result<Connection> ConnectionService::get(const Caller& caller, std::string_view id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + std::string(id) + "' is not a connection id (a UUID)");
-  auto c = m_d.store.find_connection(id);
-  if (!c) return std::unexpected(c.error());
-  if (!*c || (*c)->user_id != caller.user.id || (*c)->deleted_at)
+  auto c = TRY(m_d.store.find_connection(id));
+  if (!c || c->user_id != caller.user.id || c->deleted_at)
     return fail(ErrorCode::not_found, "no connection " + std::string(id));
-  return **c;
+  return *c;
 }
 
 Status ConnectionService::revoke(const Caller& caller, std::string_view id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + std::string(id) + "' is not a connection id (a UUID)");
-  auto found = m_d.store.find_connection(id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->user_id != caller.user.id)
-    return fail(ErrorCode::not_found, "no connection " + std::string(id));
-  Connection c = **found;
+  auto found = TRY(m_d.store.find_connection(id));
+  if (!found || found->user_id != caller.user.id) return fail(ErrorCode::not_found, "no connection " + std::string(id));
+  Connection c = *found;
   if (c.deleted_at) return fail(ErrorCode::conflict, "connection " + c.id + " is already revoked");
   const int64_t now = m_d.clock.now_ms();
   c.status = ConnectionStatus::revoked;
   c.deleted_at = now;
   c.updated_at = now;
-  if (auto st = m_d.store.destroy_connection(c); !st) return std::unexpected(st.error());
+  TRY(m_d.store.destroy_connection(c));
   spdlog::info("connection {} ({}) revoked; secrets destroyed", c.id, c.connector_slug);
   return {};
 }
 
 Result<std::map<std::string, std::string>> ConnectionService::credential_values(const Connection& c) {
-  auto all = open_values(m_d.sealer, m_d.store, "connections", c.id);
-  if (!all) return std::unexpected(all.error());
+  auto all = TRY(open_values(m_d.sealer, m_d.store, "connections", c.id));
   std::map<std::string, std::string> out;
-  for (auto& [field, value] : *all) {
+  for (auto& [field, value] : all) {
     if (field.rfind("cred.", 0) == 0) out[field.substr(5)] = value;
     wipe_string(value);
   }
@@ -120,9 +116,8 @@ Result<json> ConnectionService::run_live_check(const Connector& connector,
   StringMap vars;
   for (const auto& [k, v] : values) vars[k] = v;
   if (connector.api_base) {
-    auto base = resolve_api_base(connector, m_d.env);
-    if (!base) return std::unexpected(base.error());
-    vars["apiBase"] = *base;
+    auto base = TRY(resolve_api_base(connector, m_d.env));
+    vars["apiBase"] = base;
   }
   http::OutboundRequest req;
   req.method = lc.method;
@@ -160,9 +155,7 @@ Result<json> ConnectionService::run_live_check(const Connector& connector,
 
 Result<Connection> ConnectionService::submit_credentials(const Caller& caller, std::string_view id,
                                                          const SubmitCredentials& request) {
-  auto got = get(caller, id);
-  if (!got) return std::unexpected(got.error());
-  Connection c = *got;
+  Connection c = TRY(get(caller, id));
   const Connector* connector = m_d.catalog.find(c.connector_slug);
   if (!connector) return fail(ErrorCode::conflict, "connector " + c.connector_slug + " is no longer in the catalog");
   if (connector->auth_type != AuthType::api_key)
@@ -208,7 +201,7 @@ Result<Connection> ConnectionService::submit_credentials(const Caller& caller, s
   c.account_label = account;
   c.error.reset();
   c.updated_at = m_d.clock.now_ms();
-  if (auto st = m_d.store.update_connection(c, &*sealed); !st) return std::unexpected(st.error());
+  TRY(m_d.store.update_connection(c, &*sealed));
   spdlog::info("connection {} ({}) credentials accepted", c.id, c.connector_slug);
   return c;
 }

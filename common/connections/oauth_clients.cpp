@@ -1,3 +1,4 @@
+#include <alumia/base/try.hpp>
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/connections/sealed_values.hpp>
 
@@ -13,15 +14,13 @@ Result<std::optional<OAuthClient>> OAuthClients::find(const Connector& c) const 
   auto id = m_env(names.client_id);
   auto secret = m_env(names.client_secret);
   if (id && secret) return std::optional<OAuthClient>(OAuthClient{*id, SecretBytes(*secret)});
-  auto stored = m_store.load_secrets(k_table, c.slug);
-  if (!stored) return std::unexpected(stored.error());
+  auto stored = TRY(m_store.load_secrets(k_table, c.slug));
   std::optional<std::string> sid;
   std::optional<SecretBytes> ssecret;
-  for (const auto& v : *stored) {
-    auto opened = m_sealer.open(v.blob, k_table, c.slug, v.field);
-    if (!opened) return std::unexpected(opened.error());
-    if (v.field == "client_id") sid = opened->str();
-    if (v.field == "client_secret") ssecret = std::move(*opened);
+  for (const auto& v : stored) {
+    auto opened = TRY(m_sealer.open(v.blob, k_table, c.slug, v.field));
+    if (v.field == "client_id") sid = opened.str();
+    if (v.field == "client_secret") ssecret = std::move(opened);
   }
   if (sid && ssecret) return std::optional<OAuthClient>(OAuthClient{*sid, std::move(*ssecret)});
   return std::optional<OAuthClient>();

@@ -1,5 +1,7 @@
 // oauth::FlowService, the handshake: starting a flow (state, PKCE, the browser-binding cookie) and
 // the callback (state, cookie, issuer, code exchange), with the outcomes the result page shows.
+#include <alumia/base/strings.hpp>
+#include <alumia/base/try.hpp>
 #include "flow_internal.hpp"
 
 #include <alumia/crypto/crypto.hpp>
@@ -17,15 +19,6 @@ constexpr const char* k_callback_path = "/api/v1/connections/oauth/callback";
 std::string first(const std::multimap<std::string, std::string>& q, const std::string& k) {
   auto it = q.find(k);
   return it == q.end() ? std::string() : it->second;
-}
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
 }
 
 std::string suppressed_note(uint64_t n) {
@@ -51,9 +44,8 @@ Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
   if (!connector || !connector->oauth)
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not support OAuth");
   if (c.deleted_at) return fail(ErrorCode::not_found, "no connection " + c.id);
-  auto client = m_d.clients.find(*connector);
-  if (!client) return std::unexpected(client.error());
-  if (!*client) {
+  auto client = TRY(m_d.clients.find(*connector));
+  if (!client) {
     const auto names = oauth_client_env_names(connector->slug);
     return fail(ErrorCode::bad_request, "connector " + connector->slug + " has no OAuth client configured; set " +
                                             names.client_id + " and " + names.client_secret);
@@ -69,7 +61,7 @@ Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
   flow.expires_at_ms = d.clock.now_ms() + m_flow_ttl_ms;
   std::string state = d.random.base64url(32);  // 256 bits
   std::vector<std::pair<std::string, std::string>> params{
-      {"response_type", "code"}, {"client_id", (*client)->client_id}, {"redirect_uri", flow.redirect_uri}};
+      {"response_type", "code"}, {"client_id", client->client_id}, {"redirect_uri", flow.redirect_uri}};
   if (!o.default_scopes.empty()) params.emplace_back("scope", join(o.default_scopes, o.scope_separator));
   params.emplace_back("state", state);
   if (o.pkce) {

@@ -1,5 +1,6 @@
 // oauth::FlowService, the tokens: the token request (exchange and refresh grants), storing them
 // sealed, refresh (single flight per connection, and the background worker) and token reads (SPEC §6).
+#include <alumia/base/try.hpp>
 #include "flow_internal.hpp"
 
 #include <alumia/base/encoding.hpp>
@@ -34,21 +35,20 @@ Result<TokenSet> FlowService::token_request(const Connector& connector,
                                             const std::vector<std::pair<std::string, std::string>>& form_in) {
   const auto& d = m_d;
   const OAuthConfig& o = *connector.oauth;
-  auto client = m_d.clients.find(connector);
-  if (!client) return std::unexpected(client.error());
-  if (!*client) return fail(ErrorCode::bad_request, "no OAuth client configured for " + connector.slug);
+  auto client = TRY(m_d.clients.find(connector));
+  if (!client) return fail(ErrorCode::bad_request, "no OAuth client configured for " + connector.slug);
   std::vector<std::pair<std::string, std::string>> form = form_in;
   http::OutboundRequest req;
   req.method = "POST";
   req.url = o.token_url;
   req.headers.emplace_back("Accept", "application/json");
-  std::string secret = (*client)->client_secret.str();
+  std::string secret = client->client_secret.str();
   if (o.client_auth == ClientAuth::basic) {
-    std::string cred = http::url_encode((*client)->client_id) + ":" + http::url_encode(secret);
+    std::string cred = http::url_encode(client->client_id) + ":" + http::url_encode(secret);
     req.headers.emplace_back("Authorization", "Basic " + encoding::base64_encode(cred));
     wipe_string(cred);
   } else {
-    form.emplace_back("client_id", (*client)->client_id);
+    form.emplace_back("client_id", client->client_id);
     form.emplace_back("client_secret", secret);
   }
   wipe_string(secret);
@@ -110,10 +110,9 @@ Status FlowService::store_tokens(Connection& c, const Connector& connector, cons
   if (tokens.refresh_token) {
     values[k_rt] = std::string(tokens.refresh_token->view());
   } else if (keep_old_refresh) {
-    auto old = open_tokens(c);
-    if (!old) return std::unexpected(old.error());
-    if (auto it = old->find(k_rt); it != old->end()) values[k_rt] = it->second;
-    for (auto& [k, v] : *old) wipe_string(v);
+    auto old = TRY(open_tokens(c));
+    if (auto it = old.find(k_rt); it != old.end()) values[k_rt] = it->second;
+    for (auto& [k, v] : old) wipe_string(v);
   }
   auto sealed = seal_values(m_d.sealer, "connections", c.id, values);
   for (auto& [k, v] : values) wipe_string(v);
@@ -146,16 +145,15 @@ Status FlowService::refresh_locked(Connection& c) {
   const auto& d = m_d;
   const Connector* connector = d.catalog.find(c.connector_slug);
   if (!connector || !connector->oauth) return fail(ErrorCode::conflict, "connector " + c.connector_slug + " is gone");
-  auto tokens = open_tokens(c);
-  if (!tokens) return std::unexpected(tokens.error());
-  auto rt = tokens->find(k_rt);
-  if (rt == tokens->end()) {
-    for (auto& [k, v] : *tokens) wipe_string(v);
+  auto tokens = TRY(open_tokens(c));
+  auto rt = tokens.find(k_rt);
+  if (rt == tokens.end()) {
+    for (auto& [k, v] : tokens) wipe_string(v);
     return fail(ErrorCode::conflict,
                 "connection " + c.id + " has no refresh token; run `alumia-connect connect --reconnect " + c.id + "`");
   }
   std::vector<std::pair<std::string, std::string>> form{{"grant_type", "refresh_token"}, {"refresh_token", rt->second}};
-  for (auto& [k, v] : *tokens) wipe_string(v);
+  for (auto& [k, v] : tokens) wipe_string(v);
   const int64_t sent_at = d.clock.now_ms();
   auto fresh = token_request(*connector, form);
   for (auto& [k, v] : form) wipe_string(v);
@@ -191,10 +189,9 @@ Status FlowService::refresh_locked(Connection& c) {
 Status FlowService::refresh_if_due(const std::string& connection_id) {
   auto lock_ptr = connection_mutex(connection_id);
   std::lock_guard lock(*lock_ptr);
-  auto found = m_d.store.find_connection(connection_id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->deleted_at) return fail(ErrorCode::not_found, "no connection " + connection_id);
-  Connection c = **found;
+  auto found = TRY(m_d.store.find_connection(connection_id));
+  if (!found || found->deleted_at) return fail(ErrorCode::not_found, "no connection " + connection_id);
+  Connection c = *found;
   // Read again under the lock: a token read may have refreshed it since the worker listed it.
   if (!refresh_due(c, m_d.clock.now_ms())) return {};
   return refresh_locked(c);
@@ -216,25 +213,23 @@ Result<AccessToken> FlowService::access_token(const Connection& conn) {
   const int64_t asked_at = d.clock.now_ms();
   auto lock_ptr = connection_mutex(conn.id);
   std::lock_guard lock(*lock_ptr);
-  auto found = d.store.find_connection(conn.id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->deleted_at) return fail(ErrorCode::not_found, "no connection " + conn.id);
-  Connection c = **found;
+  auto found = TRY(d.store.find_connection(conn.id));
+  if (!found || found->deleted_at) return fail(ErrorCode::not_found, "no connection " + conn.id);
+  Connection c = *found;
   if (c.status != ConnectionStatus::active)
     return fail(ErrorCode::conflict, "connection " + c.id + " is " + std::string(to_string(c.status)) +
                                          (c.error ? ": " + c.error->message : std::string()));
   const bool refreshed_meanwhile = c.last_refreshed_at && *c.last_refreshed_at >= asked_at;
   if (!refreshed_meanwhile && refresh_due(c, d.clock.now_ms())) {
-    if (auto st = refresh_locked(c); !st) return std::unexpected(st.error());
+    TRY(refresh_locked(c));
   }
-  auto tokens = open_tokens(c);
-  if (!tokens) return std::unexpected(tokens.error());
+  auto tokens = TRY(open_tokens(c));
   AccessToken out;
-  out.access_token = SecretBytes((*tokens)[k_at]);
-  out.token_type = (*tokens)[k_tt].empty() ? "Bearer" : (*tokens)[k_tt];
+  out.access_token = SecretBytes(tokens[k_at]);
+  out.token_type = tokens[k_tt].empty() ? "Bearer" : tokens[k_tt];
   out.expires_at = c.expires_at;
   out.scopes = c.scopes;
-  for (auto& [k, v] : *tokens) wipe_string(v);
+  for (auto& [k, v] : tokens) wipe_string(v);
   return out;
 }
 

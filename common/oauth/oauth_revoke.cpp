@@ -1,5 +1,6 @@
 // oauth::FlowService, disconnecting: the connection is destroyed locally first, then its grant is
 // revoked at the provider in the style the catalog names (RFC 7009, GitHub, Notion, Slack, bearer).
+#include <alumia/base/try.hpp>
 #include "flow_internal.hpp"
 
 #include <alumia/base/encoding.hpp>
@@ -111,8 +112,7 @@ Result<RevocationOutcome> FlowService::disconnect(const Caller& caller, std::str
     }
   }
   // (1) destroy locally and commit, (2) then tell the provider: there is no outbox to retry from.
-  auto local = m_d.connections.revoke(caller, id);
-  if (!local) return std::unexpected(local.error());
+  TRY(m_d.connections.revoke(caller, id));
   RevocationOutcome out;
   if (connector && connector->oauth) out = revoke_at_provider(*connector, at, rt);
   else out.detail = "no provider tokens";

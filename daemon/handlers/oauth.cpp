@@ -1,5 +1,6 @@
 // OAuth routes (SPEC §6): the ticketed start, start-by-connector, the callback and its result
 // page, reconnect URLs, and OAuth client configuration.
+#include <alumia/base/try.hpp>
 #include "routes.hpp"
 
 #include <alumia/oauth/oauth.hpp>
@@ -31,10 +32,9 @@ bool select_account(const http::Request& req) {
 Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
   if (c.auth_type != "oauth")
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
-  auto started = ctx.oauth->begin(c, select);
-  if (!started) return std::unexpected(started.error());
-  http::Response r = redirect(302, started->authorize_url);
-  r.headers.emplace_back("Set-Cookie", std::move(started->set_cookie));
+  auto started = TRY(ctx.oauth->begin(c, select));
+  http::Response r = redirect(302, started.authorize_url);
+  r.headers.emplace_back("Set-Cookie", std::move(started.set_cookie));
   return r;
 }
 
@@ -48,9 +48,8 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
                 "the public listener takes no API key: open the oauthUrl (one-time ticket) there, or use the key "
                 "on the control listener");
   if (caller) {
-    auto c = ctx.connections.get(*caller, id);
-    if (!c) return std::unexpected(c.error());
-    return begin_for(ctx, *c, select_account(req));
+    auto c = TRY(ctx.connections.get(*caller, id));
+    return begin_for(ctx, c, select_account(req));
   }
   const auto ticket = req.query_param("ticket");
   const auto grant = ticket ? ctx.tickets.redeem(*ticket, id) : std::nullopt;
@@ -69,18 +68,16 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
   Caller owner{**user, {}};
   owner.key.user_id = owner.user.id;
   owner.key.scopes = grant->scopes;
-  auto c = ctx.connections.get(owner, id);
-  if (!c) return std::unexpected(c.error());
-  return begin_for(ctx, *c, select_account(req));
+  auto c = TRY(ctx.connections.get(owner, id));
+  return begin_for(ctx, c, select_account(req));
 }
 
 // GET /api/v1/connections/oauth/start?connector=SLUG[&label=][&selectAccount=1]
 Result<http::Response> start_by_connector(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   StartConnection request{req.query_param("connector").value_or(""), req.query_param("label").value_or("")};
   if (request.connector_slug.empty()) return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
-  auto r = ctx.connections.start(*caller, request);
-  if (!r) return std::unexpected(r.error());
-  return begin_for(ctx, r->connection, select_account(req));
+  auto r = TRY(ctx.connections.start(*caller, request));
+  return begin_for(ctx, r.connection, select_account(req));
 }
 
 void page_headers(http::Response& r) {
@@ -126,23 +123,20 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
 
 // POST /api/v1/connections/:id/oauth-url — a fresh ticketed URL, e.g. for `connect --reconnect ID`.
 Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto c = ctx.connections.get(*caller, req.params.at("id"));
-  if (!c) return std::unexpected(c.error());
-  if (c->auth_type != "oauth")
-    return fail(ErrorCode::bad_request, "connector " + c->connector_slug + " does not use OAuth");
-  std::string url = ctx.connections.oauth_url(*caller, *c);
+  auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
+  if (c.auth_type != "oauth")
+    return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
+  std::string url = ctx.connections.oauth_url(*caller, c);
   if (select_account(req)) url += "&selectAccount=1";
-  return ok(oauth_url_json(*c, url));
+  return ok(oauth_url_json(c, url));
 }
 
 Result<http::Response> set_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
   const Connector* c = ctx.catalog.find(req.params.at("slug"));
   if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto request = parse_set_oauth_client(*body);
-  if (!request) return std::unexpected(request.error());
-  if (auto st = ctx.oauth_clients.set(*c, *request); !st) return std::unexpected(st.error());
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(parse_set_oauth_client(body));
+  TRY(ctx.oauth_clients.set(*c, request));
   spdlog::info("OAuth client for {} set", c->slug);
   return ok(connector_json(*c, ctx.oauth_clients.configured(*c)));
 }
@@ -150,7 +144,7 @@ Result<http::Response> set_client(DaemonContext& ctx, const http::Request& req, 
 Result<http::Response> unset_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
   const Connector* c = ctx.catalog.find(req.params.at("slug"));
   if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
-  if (auto st = ctx.oauth_clients.unset(*c); !st) return std::unexpected(st.error());
+  TRY(ctx.oauth_clients.unset(*c));
   return ok(connector_json(*c, ctx.oauth_clients.configured(*c)));
 }
 
