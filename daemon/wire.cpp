@@ -22,6 +22,32 @@ Result<std::string> string_field(const json& body, const char* name, bool requir
   return body[name].get<std::string>();
 }
 
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 // ---- the envelope ----
@@ -242,6 +268,13 @@ json credential_values_json(const std::map<std::string, std::string>& values, co
 
 json oauth_url_json(const Connection& c, const std::string& oauth_url) {
   return json{{"connection", connection_json(c)}, {"oauthUrl", oauth_url}};
+}
+
+std::string oauth_result_page_html(const oauth::CallbackOutcome& o) {
+  const std::string title = o.ok ? "Connected" : "Connection failed";
+  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alumia-connect: " + title +
+         "</title></head><body><h1>" + title + "</h1><p>" + html_escape(o.message) +
+         "</p><p>You can close this tab and return to your terminal.</p></body></html>\n";
 }
 
 // ---- the daemon ----

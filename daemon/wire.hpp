@@ -75,6 +75,9 @@ nlohmann::json credential_values_json(const std::map<std::string, std::string>& 
                                       const std::string& connection_id);
 nlohmann::json oauth_url_json(const Connection& c, const std::string& oauth_url);
 
+// The OAuth result page the callback 303s to (static text, no token; the handler adds strict headers).
+std::string oauth_result_page_html(const oauth::CallbackOutcome& outcome);
+
 // ---- the daemon ----
 
 nlohmann::json status_json(const DaemonInfo& info, std::string_view store_backend, const std::string& env);

@@ -116,7 +116,7 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
   http::Response r;
   r.status = !outcome ? 404 : shown.ok ? 200 : shown.refusal == oauth::CallbackRefusal::other_browser ? 403 : 400;
   r.content_type = "text/html; charset=utf-8";
-  r.body = oauth::callback_page_html(shown);
+  r.body = oauth_result_page_html(shown);
   page_headers(r);
   return r;
 }

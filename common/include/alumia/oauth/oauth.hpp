@@ -181,7 +181,4 @@ class FlowService {
   std::map<std::string, int> m_failures;
 };
 
-// The callback page (static text, no token, strict headers) and the result view it 303s to.
-std::string callback_page_html(const CallbackOutcome& outcome);
-
 }  // namespace alumia::oauth
