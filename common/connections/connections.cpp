@@ -16,7 +16,7 @@ std::string ConnectionService::credential_submit_url(const Connection& c) const 
 }
 
 std::string ConnectionService::oauth_url(const Caller& caller, const Connection& c) {
-  const std::string& base = m_oauth_base.empty() ? m_d.control_url : m_oauth_base;
+  const std::string& base = m_d.oauth_base.empty() ? m_d.control_url : m_d.oauth_base;
   return base + "/api/v1/connections/" + c.id +
          "/oauth?ticket=" + m_d.tickets.issue(c.id, c.user_id, caller.key.scopes);
 }

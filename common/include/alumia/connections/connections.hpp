@@ -49,16 +49,20 @@ struct ConnectionServiceDeps {
   const OAuthClients& oauth_clients;
   TicketBook& tickets;
   std::string control_url;  // e.g. http://127.0.0.1:7465
+  // Where oauthUrls send the browser: the OAuth redirect base (oauth::FlowService::redirect_base()),
+  // because redeeming the ticket sets the cookie that the callback on that origin requires. Empty: the
+  // control URL.
+  std::string oauth_base = {};
 };
 
 class ConnectionService {
  public:
   explicit ConnectionService(ConnectionServiceDeps deps) : m_d(std::move(deps)) {}
 
+  // For a daemon that builds its services before it binds (daemon/main.cpp today): the URLs of the
+  // deps, once known.
   void set_control_url(std::string url) { m_d.control_url = std::move(url); }
-  // Where oauthUrls send the browser: the OAuth redirect base, because redeeming the ticket sets the
-  // cookie that the callback on that origin requires. Until it is set, the control URL.
-  void set_oauth_base(std::string base) { m_oauth_base = std::move(base); }
+  void set_oauth_base(std::string base) { m_d.oauth_base = std::move(base); }
 
   Result<PageResult<Connection>> list(const Caller& caller, const ConnectionFilter& filter, const Page& page);
   Result<StartResult> start(const Caller& caller, const StartConnection& request);
@@ -77,7 +81,6 @@ class ConnectionService {
   Result<nlohmann::json> run_live_check(const Connector& connector, const std::map<std::string, std::string>& values);
 
   ConnectionServiceDeps m_d;
-  std::string m_oauth_base;
 };
 
 }  // namespace alumia
