@@ -1,9 +1,12 @@
 #pragma once
 // Everything a handler may use, built once in main and passed down (no globals).
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/catalog/catalog.hpp>
 #include <alumia/config/config.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/store/store.hpp>
 
 #include <string>
@@ -31,7 +34,10 @@ struct DaemonInfo {
 };
 
 struct DaemonContext {
-  Core& core;
+  KeyService& keys;
+  TicketBook& tickets;
+  OAuthClients& oauth_clients;
+  ConnectionService& connections;
   Store& store;
   const Catalog& catalog;
   const Settings& settings;

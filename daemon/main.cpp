@@ -2,9 +2,12 @@
 #include "context.hpp"
 #include "server.hpp"
 
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/base/fs.hpp>
 #include <alumia/catalog/catalog.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/keyring.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http_client.hpp>
@@ -157,9 +160,16 @@ int run(int argc, char** argv) {
   const Catalog catalog = must(load_catalog(paths.connectors_d()), "invalid connector catalog");
   http::HttplibClient http_client(settings.get("ca-file"));
 
-  Core core(CoreDeps{*store, catalog, sealer, clock, random, http_client, env_lookup, settings.get("env"), ""});
+  KeyService keys(KeyServiceDeps{*store, clock, random, settings.get("env")});
+  TicketBook tickets(clock, random);
+  OAuthClients oauth_clients(*store, sealer, env_lookup);
+  ConnectionService connections(ConnectionServiceDeps{*store, catalog, sealer, clock, random, http_client, env_lookup,
+                                                      oauth_clients, tickets, ""});
 
-  daemon::DaemonContext ctx{.core = core,
+  daemon::DaemonContext ctx{.keys = keys,
+                            .tickets = tickets,
+                            .oauth_clients = oauth_clients,
+                            .connections = connections,
                             .store = *store,
                             .catalog = catalog,
                             .settings = settings,
@@ -175,7 +185,7 @@ int run(int argc, char** argv) {
   const std::string url_host = host == "::1" ? "[::1]" : (host == "localhost" ? "127.0.0.1" : host);
   const std::string control_url = "http://" + url_host + ":" + std::to_string(bound);
   ctx.control_hosts = host_names(host, bound);
-  core.set_control_url(control_url);
+  connections.set_control_url(control_url);
 
   std::unique_ptr<daemon::Listener> public_listener;
   if (!settings.get("public-listen").empty()) {
@@ -191,13 +201,13 @@ int run(int argc, char** argv) {
   }
 
   // First start: the owner and its key file.
-  if (auto created = must(core.bootstrap_owner(), "cannot create the local owner")) {
+  if (auto created = must(keys.bootstrap_owner(), "cannot create the local owner")) {
     must(write_file_atomic_0600(paths.key_file(), *created + "\n"), "cannot write the key file");
     spdlog::info("created the local owner; its API key is in {}", paths.key_file().string());
   } else if (!std::filesystem::exists(paths.key_file())) {
     const auto owner = must(store->first_user(), "cannot read the owner");
     const std::string key =
-        must(core.issue_key(owner->id, "owner (key file re-issued)", k_all_scopes), "cannot issue a key");
+        must(keys.issue_key(owner->id, "owner (key file re-issued)", k_all_scopes), "cannot issue a key");
     must(write_file_atomic_0600(paths.key_file(), key + "\n"), "cannot write the key file");
     spdlog::warn("the key file was missing; issued a new owner key into {}", paths.key_file().string());
   }
@@ -211,7 +221,9 @@ int run(int argc, char** argv) {
       throw StartupError{"ALUMIA_OAUTH_REDIRECT_BASE " + redirect_base +
                          " must be https unless it is a loopback address"};
   }
-  oauth::FlowService flows(core, redirect_base);
+  oauth::FlowService flows(oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, http_client, oauth_clients,
+                                                  connections, redirect_base});
+  connections.set_oauth_base(flows.redirect_base());
   ctx.oauth = &flows;
   int64_t refresh_ms = 30'000;
   if (auto v = env_lookup("ALUMIA_REFRESH_INTERVAL_MS")) refresh_ms = std::max<int64_t>(50, std::stoll(*v));  // tests
@@ -234,7 +246,7 @@ int run(int argc, char** argv) {
     relay_options.jitter = 0.0;
   }
   RelayWorker relay(*hook_store, endpoints, http_client, clock, random, relay_options);
-  WebhookServiceDeps hook_deps{.core = core,
+  WebhookServiceDeps hook_deps{.connections = connections,
                                .store = *store,
                                .sealer = sealer,
                                .hooks = *hook_store,

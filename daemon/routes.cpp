@@ -4,7 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <stdexcept>
 
 namespace alumia::daemon {
@@ -104,48 +103,6 @@ RouteMatch match_route(std::string_view method, std::string_view path, http::Lis
   return m;
 }
 
-http::Response ok(const json& data, int status) {
-  http::Response r;
-  r.status = status;
-  r.body = json{{"success", true}, {"data", data}}.dump();
-  return r;
-}
-
-http::Response error_response(const Error& e) {
-  http::Response r;
-  r.status = e.http_status();
-  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump();
-  if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
-  return r;
-}
-
-Result<json> parse_json_body(const http::Request& req) {
-  if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return fail(ErrorCode::bad_request, "malformed JSON body");
-  return j;
-}
-
-json list_json(json items, std::size_t limit, const std::optional<std::string>& next_cursor) {
-  return json{{"items", std::move(items)},
-              {"limit", limit},
-              {"nextCursor", next_cursor ? json(*next_cursor) : json(nullptr)},
-              {"hasMore", next_cursor.has_value()}};
-}
-
-Result<Page> page_from_query(const http::Request& req) {
-  Page p;
-  if (auto l = req.query_param("limit")) {
-    std::size_t v = 0;
-    auto [ptr, ec] = std::from_chars(l->data(), l->data() + l->size(), v);
-    if (ec != std::errc{} || ptr != l->data() + l->size() || v == 0 || v > 200)
-      return fail(ErrorCode::bad_request, "limit must be an integer from 1 to 200");
-    p.limit = v;
-  }
-  if (auto c = req.query_param("cursor"); c && !c->empty()) p.cursor = *c;
-  return p;
-}
-
 http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   RouteMatch m = match_route(req.method, req.path, req.listener);
   if (!m.route) {
@@ -166,7 +123,7 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   const bool key_presented = req.header("authorization").has_value();
   if (route.auth == Auth::key ||
       (route.auth == Auth::ticket_or_key && key_presented && req.listener == http::Listener::control)) {
-    auto who = ctx.core.authenticate(req.header("authorization"));
+    auto who = ctx.keys.authenticate(req.header("authorization"));
     if (!who) return error_response(who.error());
     caller = std::move(*who);
     if (!route.scope.allows(caller->key.scopes))

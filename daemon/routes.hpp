@@ -2,6 +2,7 @@
 // The one route table: method, path pattern, handler, auth, required scope, body cap, listeners, summary.
 // It is iterated once to serve both listeners; unknown routes and methods answer in the envelope.
 #include "context.hpp"
+#include "wire.hpp"
 
 #include <alumia/net/http.hpp>
 
@@ -78,15 +79,8 @@ struct RouteMatch {
 };
 RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener);
 
-// The whole pipeline after transport checks: match → auth → scope → handler → envelope.
+// The whole pipeline after transport checks: match → auth → scope → handler → envelope (wire.hpp).
 http::Response dispatch(DaemonContext& ctx, http::Request& req);
-
-// Envelope helpers.
-http::Response ok(const nlohmann::json& data, int status = 200);
-http::Response error_response(const Error& e);
-Result<nlohmann::json> parse_json_body(const http::Request& req);
-nlohmann::json list_json(nlohmann::json items, std::size_t limit, const std::optional<std::string>& next_cursor);
-Result<Page> page_from_query(const http::Request& req);
 
 // Handler groups, one file each; each appends its routes.
 void add_meta_routes(std::vector<Route>& routes);

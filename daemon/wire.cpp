@@ -1,12 +1,304 @@
-// The daemon's one file of wire shapes (SPEC §3 envelope data, §7 webhooks).
+// The daemon's one file of wire shapes (SPEC §3): the envelope, request parsing, and every reply.
 #include "wire.hpp"
 
-// Webhook endpoints, events and jobs
 #include <alumia/base/clock.hpp>
 #include <alumia/base/encoding.hpp>
+#include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/event_content.hpp>
 
+#include <charconv>
+
 namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+// A string field of an object body: absent or null is "" (or an error when required).
+Result<std::string> string_field(const json& body, const char* name, bool required) {
+  if (!body.contains(name) || body[name].is_null()) {
+    if (required) return fail(ErrorCode::bad_request, std::string("missing field '") + name + "'");
+    return std::string();
+  }
+  if (!body[name].is_string())
+    return fail(ErrorCode::bad_request, std::string("field '") + name + "' must be a string");
+  return body[name].get<std::string>();
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- the envelope ----
+
+http::Response ok(const json& data, int status) {
+  http::Response r;
+  r.status = status;
+  r.body = json{{"success", true}, {"data", data}}.dump();
+  return r;
+}
+
+http::Response error_response(const Error& e) {
+  http::Response r;
+  r.status = e.http_status();
+  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump();
+  if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
+  return r;
+}
+
+Result<json> parse_json_body(const http::Request& req) {
+  if (req.body.empty()) return json::object();
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return fail(ErrorCode::bad_request, "malformed JSON body");
+  return j;
+}
+
+json list_json(json items, std::size_t limit, const std::optional<std::string>& next_cursor) {
+  return json{{"items", std::move(items)},
+              {"limit", limit},
+              {"nextCursor", next_cursor ? json(*next_cursor) : json(nullptr)},
+              {"hasMore", next_cursor.has_value()}};
+}
+
+Result<Page> page_from_query(const http::Request& req) {
+  Page p;
+  if (auto l = req.query_param("limit")) {
+    std::size_t v = 0;
+    auto [ptr, ec] = std::from_chars(l->data(), l->data() + l->size(), v);
+    if (ec != std::errc{} || ptr != l->data() + l->size() || v == 0 || v > 200)
+      return fail(ErrorCode::bad_request, "limit must be an integer from 1 to 200");
+    p.limit = v;
+  }
+  if (auto c = req.query_param("cursor"); c && !c->empty()) p.cursor = *c;
+  return p;
+}
+
+json time_or_null(const std::optional<int64_t>& unix_ms) {
+  return unix_ms ? json(format_time_ms(*unix_ms)) : json(nullptr);
+}
+
+// ---- request bodies ----
+
+Result<CreateApiKey> parse_create_api_key(const json& body) {
+  if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
+  CreateApiKey out;
+  auto name = TRY(string_field(body, "name", false));
+  out.name = std::move(name);
+  if (body.contains("scopes")) {
+    const json& scopes = body["scopes"];
+    if (!scopes.is_array()) return fail(ErrorCode::bad_request, "field 'scopes' must be an array of strings");
+    out.scopes.emplace();
+    for (const auto& s : scopes) {
+      if (!s.is_string()) return fail(ErrorCode::bad_request, "field 'scopes' must be an array of strings");
+      out.scopes->push_back(s.get<std::string>());
+    }
+  }
+  return out;
+}
+
+Result<StartConnection> parse_start_connection(const json& body) {
+  if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object {connectorSlug, label?}");
+  auto slug = TRY(string_field(body, "connectorSlug", true));
+  auto label = TRY(string_field(body, "label", false));
+  return StartConnection{std::move(slug), std::move(label)};
+}
+
+Result<SubmitCredentials> parse_submit_credentials(const json& body) {
+  if (!body.is_object() || !body.contains("values") || !body["values"].is_object())
+    return fail(ErrorCode::bad_request, "body must be {\"values\": {field: value, ...}}");
+  SubmitCredentials out;
+  for (const auto& [k, v] : body["values"].items()) {
+    if (!v.is_string()) {
+      for (auto& [field, value] : out.values) wipe_string(value);
+      return fail(ErrorCode::bad_request, "value of '" + k + "' must be a string");
+    }
+    out.values[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+Result<SetOAuthClient> parse_set_oauth_client(const json& body) {
+  if (!body.is_object() || !body.contains("clientId") || !body["clientId"].is_string() ||
+      !body.contains("clientSecret") || !body["clientSecret"].is_string())
+    return fail(ErrorCode::bad_request, "body must be {\"clientId\": \"…\", \"clientSecret\": \"…\"}");
+  std::string secret = body["clientSecret"].get<std::string>();
+  SetOAuthClient out{body["clientId"].get<std::string>(), SecretBytes(secret)};
+  wipe_string(secret);
+  return out;
+}
+
+// ---- API keys ----
+
+json api_key_json(const ApiKeyRecord& k) {
+  return json{{"id", k.id},
+              {"name", k.name},
+              {"prefix", k.prefix},
+              {"scopes", scope_names(k.scopes)},
+              {"createdAt", format_time_ms(k.created_at)},
+              {"lastUsedAt", time_or_null(k.last_used_at)},
+              {"revokedAt", time_or_null(k.revoked_at)}};
+}
+
+json api_key_created_json(const ApiKeyRecord& k, const std::string& plaintext) {
+  return json{{"apiKey", api_key_json(k)}, {"key", plaintext}};
+}
+
+json deleted_json() { return json{{"deleted", true}}; }
+
+// ---- connectors ----
+
+json connector_json(const Connector& c, bool configured) {
+  const bool is_configured = c.auth_type != AuthType::oauth || configured;
+  json j = json::object();
+  j["slug"] = c.slug;
+  j["name"] = c.name;
+  j["description"] = c.description;
+  j["category"] = c.category;
+  j["authType"] = to_string(c.auth_type);
+  j["configured"] = is_configured;
+  if (c.availability == Availability::coming_soon) {
+    j["availability"] = "coming_soon";
+    j["availabilityReason"] = c.availability_reason.empty() ? c.name + " is not available yet" : c.availability_reason;
+  } else if (!is_configured) {
+    const auto env = oauth_client_env_names(c.slug);
+    j["availability"] = "unconfigured";
+    j["availabilityReason"] = "no OAuth client is configured for " + c.slug + ": set " + env.client_id + " and " +
+                              env.client_secret + ", or run `alumia-connect oauth-client set " + c.slug + "`";
+  } else {
+    j["availability"] = "available";
+  }
+  json tools = json::array();
+  for (const auto& t : c.tools) tools.push_back({{"name", t.name}, {"description", t.description}});
+  j["tools"] = std::move(tools);
+  if (c.auth_type == AuthType::api_key) {
+    json fields = json::array();
+    for (const auto& f : c.credential_fields) {
+      json field = {{"key", f.key}, {"label", f.label}, {"required", f.required}, {"secret", f.secret}};
+      if (f.pattern) field["pattern"] = *f.pattern;
+      if (f.placeholder) field["placeholder"] = *f.placeholder;
+      fields.push_back(std::move(field));
+    }
+    j["credentialFields"] = std::move(fields);
+  }
+  if (c.webhook) {
+    const auto& w = *c.webhook;
+    json webhook = {{"provider", w.provider},
+                    {"scheme", w.scheme},
+                    {"secretSource", to_string(w.secret_source)},
+                    {"receivePath", "/api/v1/connectors/webhooks/" + w.provider + "/{endpointId}"},
+                    {"setupCommands", c.commands}};
+    if (!w.signature_header.empty()) webhook["signatureHeader"] = w.signature_header;
+    if (!w.secret_label.empty()) webhook["secretLabel"] = w.secret_label;
+    if (!w.endpoint_extras.empty()) webhook["endpointExtras"] = w.endpoint_extras;
+    j["webhook"] = std::move(webhook);
+  } else {
+    j["webhook"] = nullptr;
+  }
+  j["commands"] = c.commands;
+  return j;
+}
+
+// ---- connections ----
+
+json connection_json(const Connection& c) {
+  json err = nullptr;
+  if (c.error) err = json{{"code", c.error->code}, {"message", c.error->message}};
+  return json{{"id", c.id},
+              {"connectorSlug", c.connector_slug},
+              {"label", c.label},
+              {"authType", c.auth_type},
+              {"status", to_string(c.status)},
+              {"accountLabel", c.account_label.empty() ? json(nullptr) : json(c.account_label)},
+              {"scopes", c.scopes},
+              {"expiresAt", time_or_null(c.expires_at)},
+              {"lastRefreshedAt", time_or_null(c.last_refreshed_at)},
+              {"error", err},
+              {"createdAt", format_time_ms(c.created_at)},
+              {"updatedAt", format_time_ms(c.updated_at)},
+              {"deletedAt", time_or_null(c.deleted_at)}};
+}
+
+json start_json(const StartResult& r) {
+  return json{{"connection", connection_json(r.connection)},
+              {"oauthUrl", r.oauth_url ? json(*r.oauth_url) : json(nullptr)},
+              {"credentialSubmitUrl", r.credential_submit_url ? json(*r.credential_submit_url) : json(nullptr)}};
+}
+
+json submitted_json(const Connection& c) { return json{{"connection", connection_json(c)}}; }
+
+json disconnected_json(const oauth::RevocationOutcome& r) {
+  return json{{"deleted", true},
+              {"providerRevocation", {{"attempted", r.attempted}, {"ok", r.ok}, {"detail", r.detail}}}};
+}
+
+json access_token_json(const oauth::AccessToken& t, const std::string& connection_id) {
+  return json{{"accessToken", std::string(t.access_token.view())},
+              {"tokenType", t.token_type},
+              {"expiresAt", time_or_null(t.expires_at)},
+              {"scopes", t.scopes},
+              {"connectionId", connection_id}};
+}
+
+json credential_values_json(const std::map<std::string, std::string>& values, const std::string& connection_id) {
+  json v = json::object();
+  for (const auto& [k, val] : values) v[k] = val;
+  return json{{"values", std::move(v)}, {"connectionId", connection_id}};
+}
+
+json oauth_url_json(const Connection& c, const std::string& oauth_url) {
+  return json{{"connection", connection_json(c)}, {"oauthUrl", oauth_url}};
+}
+
+std::string oauth_result_page_html(const oauth::CallbackOutcome& o) {
+  const std::string title = o.ok ? "Connected" : "Connection failed";
+  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alumia-connect: " + title +
+         "</title></head><body><h1>" + title + "</h1><p>" + html_escape(o.message) +
+         "</p><p>You can close this tab and return to your terminal.</p></body></html>\n";
+}
+
+// ---- the daemon ----
+
+json status_json(const DaemonInfo& i, std::string_view store_backend, const std::string& env) {
+  json keyring{{"backend", i.keyring_backend}, {"location", i.keyring_location}};
+  keyring["warning"] = i.keyring_warning.empty() ? json(nullptr) : json(i.keyring_warning);
+  return json{{"version", i.version},
+              {"pid", i.pid},
+              {"url", i.control_url},
+              {"publicUrl", i.public_url.empty() ? json(nullptr) : json(i.public_url)},
+              {"keyring", keyring},
+              {"store", {{"backend", store_backend}, {"path", i.store_path}}},
+              {"startedAt", format_time_ms(i.started_at_ms)},
+              {"env", env}};
+}
+
+json health_json() { return json{{"ok", true}}; }
+
+// ---- webhook endpoints, events and jobs ----
+
 namespace {
 
 nlohmann::json webhook_time_or_null(const std::optional<int64_t>& v) {

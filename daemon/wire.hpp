@@ -1,15 +1,90 @@
 #pragma once
-// The daemon's one file of wire shapes: every JSON response body is built here from domain types.
+// The wire format, in one place (SPEC §3): the envelope, the typed request structs that handlers parse
+// request bodies into, and every JSON shape the daemon answers with. common/ takes and returns domain
+// types and never builds wire JSON; the CLI reads exactly these shapes.
+#include "context.hpp"
 
-// Webhook endpoints, events and jobs
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/base/error.hpp>
+#include <alumia/catalog/catalog.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
+#include <alumia/net/http.hpp>
+#include <alumia/oauth/oauth.hpp>
+#include <alumia/store/domain.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace alumia::daemon {
 
+// ---- the envelope ----
+
+// {"success": true, "data": …}
+http::Response ok(const nlohmann::json& data, int status = 200);
+// {"success": false, "error": {"code", "message"}} with the code's HTTP status (and Retry-After).
+http::Response error_response(const Error& e);
+Result<nlohmann::json> parse_json_body(const http::Request& req);
+// A page of a list: {"items", "limit", "nextCursor", "hasMore"}.
+nlohmann::json list_json(nlohmann::json items, std::size_t limit, const std::optional<std::string>& next_cursor);
+// ?limit=1..200&cursor=…
+Result<Page> page_from_query(const http::Request& req);
+// An RFC 3339 time, or null.
+nlohmann::json time_or_null(const std::optional<int64_t>& unix_ms);
+
+// ---- request bodies ----
+
+// POST /api/v1/api-keys {name?, scopes?}
+Result<CreateApiKey> parse_create_api_key(const nlohmann::json& body);
+// POST /api/v1/connections {connectorSlug, label?}
+Result<StartConnection> parse_start_connection(const nlohmann::json& body);
+// POST /api/v1/connections/:id/credentials {values: {field: value}}
+Result<SubmitCredentials> parse_submit_credentials(const nlohmann::json& body);
+// POST /api/v1/oauth-clients/:slug {clientId, clientSecret}
+Result<SetOAuthClient> parse_set_oauth_client(const nlohmann::json& body);
+
+// ---- API keys (SPEC §2) ----
+
+nlohmann::json api_key_json(const ApiKeyRecord& k);
+// The reply to a create: the record and the key's value, shown this once.
+nlohmann::json api_key_created_json(const ApiKeyRecord& k, const std::string& plaintext);
+nlohmann::json deleted_json();  // {"deleted": true}
+
+// ---- connectors (SPEC §4) ----
+
+// The public API item of SPEC §4. `configured` is whether an OAuth client is set; api_key and none
+// connectors are always configured. Never contains a secret.
+nlohmann::json connector_json(const Connector& c, bool configured);
+
+// ---- connections (SPEC §5, §6) ----
+
+nlohmann::json connection_json(const Connection& c);
+nlohmann::json start_json(const StartResult& r);
+nlohmann::json submitted_json(const Connection& c);  // {"connection": …}
+nlohmann::json disconnected_json(const oauth::RevocationOutcome& r);
+nlohmann::json access_token_json(const oauth::AccessToken& t, const std::string& connection_id);
+// The API-key values of a connection; the caller wipes its copies.
+nlohmann::json credential_values_json(const std::map<std::string, std::string>& values,
+                                      const std::string& connection_id);
+nlohmann::json oauth_url_json(const Connection& c, const std::string& oauth_url);
+
+// The OAuth result page the callback 303s to (static text, no token; the handler adds strict headers).
+std::string oauth_result_page_html(const oauth::CallbackOutcome& outcome);
+
+// ---- the daemon ----
+
+nlohmann::json status_json(const DaemonInfo& info, std::string_view store_backend, const std::string& env);
+nlohmann::json health_json();
+
+// ---- webhook endpoints, events and jobs ----
 // GET/PATCH /webhook-endpoints/:id and the items of the list; `receive_url` from WebhookService::receive_url.
 nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url);
 // POST /webhook-endpoints: {endpoint, relaySecret, secret (when generated)}; the secrets are shown once.

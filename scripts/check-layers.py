@@ -15,8 +15,9 @@ LAYERS = {  # area -> layer; keep in step with common/CMakeLists.txt
     "base": 0,
     "crypto": 1, "net": 1, "config": 1,
     "store": 2, "catalog": 2,
-    "connections": 3,
-    "oauth": 4, "webhooks": 4,
+    "auth": 3,
+    "connections": 4,
+    "oauth": 5, "webhooks": 5,
 }
 TOP = 100  # daemon/ and cli/
 

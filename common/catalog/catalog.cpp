@@ -937,57 +937,6 @@ Result<Catalog> load_catalog(const std::filesystem::path& connectors_d) {
   return load_catalog(embedded::catalog_json, connectors_d);
 }
 
-nlohmann::json connector_to_api_json(const Connector& c, bool configured) {
-  const bool is_configured = c.auth_type != AuthType::oauth || configured;
-  json j = json::object();
-  j["slug"] = c.slug;
-  j["name"] = c.name;
-  j["description"] = c.description;
-  j["category"] = c.category;
-  j["authType"] = to_string(c.auth_type);
-  j["configured"] = is_configured;
-  if (c.availability == Availability::coming_soon) {
-    j["availability"] = "coming_soon";
-    j["availabilityReason"] = c.availability_reason.empty() ? c.name + " is not available yet" : c.availability_reason;
-  } else if (!is_configured) {
-    const auto env = oauth_client_env_names(c.slug);
-    j["availability"] = "unconfigured";
-    j["availabilityReason"] = "no OAuth client is configured for " + c.slug + ": set " + env.client_id + " and " +
-                              env.client_secret + ", or run `alumia-connect oauth-client set " + c.slug + "`";
-  } else {
-    j["availability"] = "available";
-  }
-  json tools = json::array();
-  for (const auto& t : c.tools) tools.push_back({{"name", t.name}, {"description", t.description}});
-  j["tools"] = std::move(tools);
-  if (c.auth_type == AuthType::api_key) {
-    json fields = json::array();
-    for (const auto& f : c.credential_fields) {
-      json field = {{"key", f.key}, {"label", f.label}, {"required", f.required}, {"secret", f.secret}};
-      if (f.pattern) field["pattern"] = *f.pattern;
-      if (f.placeholder) field["placeholder"] = *f.placeholder;
-      fields.push_back(std::move(field));
-    }
-    j["credentialFields"] = std::move(fields);
-  }
-  if (c.webhook) {
-    const auto& w = *c.webhook;
-    json webhook = {{"provider", w.provider},
-                    {"scheme", w.scheme},
-                    {"secretSource", to_string(w.secret_source)},
-                    {"receivePath", "/api/v1/connectors/webhooks/" + w.provider + "/{endpointId}"},
-                    {"setupCommands", c.commands}};
-    if (!w.signature_header.empty()) webhook["signatureHeader"] = w.signature_header;
-    if (!w.secret_label.empty()) webhook["secretLabel"] = w.secret_label;
-    if (!w.endpoint_extras.empty()) webhook["endpointExtras"] = w.endpoint_extras;
-    j["webhook"] = std::move(webhook);
-  } else {
-    j["webhook"] = nullptr;
-  }
-  j["commands"] = c.commands;
-  return j;
-}
-
 OAuthClientEnvNames oauth_client_env_names(std::string_view slug) {
   std::string upper;
   upper.reserve(slug.size());

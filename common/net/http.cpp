@@ -1,23 +1,9 @@
+#include <alumia/base/strings.hpp>
 #include <alumia/net/http.hpp>
-
-#include <cctype>
 
 namespace alumia::http {
 
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
-}  // namespace
+std::string to_lower(std::string_view s) { return alumia::to_lower(s); }
 
 std::optional<std::string> header_value(const Headers& headers, std::string_view name) {
   for (const auto& [k, v] : headers)

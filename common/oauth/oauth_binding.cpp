@@ -1,5 +1,6 @@
 // The browser binding of OAuth flows (the cookie set where a flow starts, checked at the callback), the
-// fixed pages of refused callbacks, and the result page's HTML.
+// fixed outcomes of refused callbacks (the result page's HTML is daemon/wire.cpp).
+#include <alumia/base/strings.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/oauth/oauth.hpp>
 
@@ -10,37 +11,11 @@ namespace {
 
 constexpr int64_t k_refusal_log_window_ms = 10 * 1000;  // one log line per kind of refused callback
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 // The values of the cookies named `name` among the request's Cookie headers ("a=1; b=2").
 std::vector<std::string_view> cookie_values(const http::Headers& headers, std::string_view name) {
   std::vector<std::string_view> out;
   for (const auto& [k, v] : headers) {
-    if (http::to_lower(k) != "cookie") continue;
+    if (!iequals(k, "cookie")) continue;
     std::string_view rest = v;
     while (!rest.empty()) {
       const auto semi = rest.find(';');
@@ -120,13 +95,6 @@ bool FlowService::bound_to_browser(const Flow& flow, const http::Headers& header
   for (std::string_view nonce : cookie_values(headers, cookie_name(flow.connection_id)))
     bound = crypto::equal_ct(crypto::sha256(nonce), flow.browser_hash) || bound;
   return bound;
-}
-
-std::string callback_page_html(const CallbackOutcome& o) {
-  const std::string title = o.ok ? "Connected" : "Connection failed";
-  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alumia-connect: " + title +
-         "</title></head><body><h1>" + title + "</h1><p>" + html_escape(o.message) +
-         "</p><p>You can close this tab and return to your terminal.</p></body></html>\n";
 }
 
 }  // namespace alumia::oauth

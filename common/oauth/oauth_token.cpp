@@ -1,3 +1,4 @@
+#include <alumia/base/strings.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/oauth/oauth_token.hpp>
 
@@ -25,18 +26,6 @@ constexpr std::array<std::string_view, 5> k_secret_key_parts = {"token", "secret
 // Top-level keys consumed by the parser or meaningless to callers.
 constexpr std::array<std::string_view, 8> k_consumed_keys = {
     "expires_in", "refresh_token_expires_in", "scope", "ok", "error", "error_description", "error_uri", "warning"};
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && http::to_lower(a) == http::to_lower(b);
-}
 
 bool token_like(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
@@ -153,7 +142,7 @@ void read_scope(const json& obj, char separator, Credential& cred) {
   const auto& text = it->get_ref<const std::string&>();
   std::size_t start = 0;
   for (std::size_t i = 0; i <= text.size(); ++i) {
-    if (i == text.size() || text[i] == separator || text[i] == ',' || is_space(text[i])) {
+    if (i == text.size() || text[i] == separator || text[i] == ',' || is_ascii_space(text[i])) {
       add_scope(cred.scopes, std::string_view(text).substr(start, i - start));
       start = i + 1;
     }
@@ -318,7 +307,8 @@ BodyKind declared_kind(std::string_view content_type) {
 bool looks_like_form(std::string_view body) {
   body = trim(body);
   if (body.empty() || body.find('=') == std::string_view::npos) return false;
-  return std::none_of(body.begin(), body.end(), [](char c) { return is_space(c) || c == '<' || c == '{' || c == '"'; });
+  return std::none_of(body.begin(), body.end(),
+                      [](char c) { return is_ascii_space(c) || c == '<' || c == '{' || c == '"'; });
 }
 
 json form_to_json(std::string_view body) {

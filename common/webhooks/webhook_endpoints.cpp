@@ -66,11 +66,11 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
                   "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
 
   if (r.connection_id) {
-    auto c = m_d.core.get_connection(caller, *r.connection_id);
+    auto c = m_d.connections.get(caller, *r.connection_id);
     if (!c) return std::unexpected(c.error());
     if (provider == "telegram" && !r.bot_id && c->connector_slug == "telegram") {
       // The bot id is the numeric prefix of the bot token (part of Telegram's event key).
-      if (auto values = m_d.core.credential_values(*c); values && values->count("bot_token")) {
+      if (auto values = m_d.connections.credential_values(*c); values && values->count("bot_token")) {
         const std::string& token = values->at("bot_token");
         r.bot_id = token.substr(0, token.find(':'));
         for (auto& [k, v] : *values) wipe_string(v);

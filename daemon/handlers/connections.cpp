@@ -1,4 +1,5 @@
 // Connections (SPEC §5) and reading their credentials (SPEC §6 "Using a connection").
+#include <alumia/base/try.hpp>
 #include "routes.hpp"
 
 #include <alumia/oauth/oauth.hpp>
@@ -11,8 +12,7 @@ namespace {
 using nlohmann::json;
 
 Result<http::Response> list_connections(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
+  auto page = TRY(page_from_query(req));
   ConnectionFilter f;
   if (auto c = req.query_param("connector"); c && !c->empty()) f.connector = *c;
   if (auto s = req.query_param("status"); s && !s->empty()) {
@@ -20,77 +20,57 @@ Result<http::Response> list_connections(DaemonContext& ctx, const http::Request&
     if (!f.status)
       return fail(ErrorCode::bad_request, "status must be one of pending, active, error, expired, revoked");
   }
-  auto res = ctx.core.list_connections(*caller, f, *page);
-  if (!res) return std::unexpected(res.error());
+  auto res = TRY(ctx.connections.list(*caller, f, page));
   json items = json::array();
-  for (const auto& c : res->items) items.push_back(ctx.core.connection_json(c));
-  return ok(list_json(items, page->limit, res->next_cursor));
-}
-
-json start_json(DaemonContext& ctx, const StartResult& r) {
-  return json{{"connection", ctx.core.connection_json(r.connection)},
-              {"oauthUrl", r.oauth_url ? json(*r.oauth_url) : json(nullptr)},
-              {"credentialSubmitUrl", r.credential_submit_url ? json(*r.credential_submit_url) : json(nullptr)}};
+  for (const auto& c : res.items) items.push_back(connection_json(c));
+  return ok(list_json(items, page.limit, res.next_cursor));
 }
 
 Result<http::Response> start_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto r = ctx.core.start_connection(*caller, *body);
-  if (!r) return std::unexpected(r.error());
-  return ok(start_json(ctx, *r), r->created ? 201 : 200);
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(parse_start_connection(body));
+  auto r = TRY(ctx.connections.start(*caller, request));
+  return ok(start_json(r), r.created ? 201 : 200);
 }
 
 Result<http::Response> get_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto c = ctx.core.get_connection(*caller, req.params.at("id"));
-  if (!c) return std::unexpected(c.error());
-  return ok(ctx.core.connection_json(*c));
+  auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
+  return ok(connection_json(c));
 }
 
 Result<http::Response> delete_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto r = ctx.oauth->disconnect(*caller, req.params.at("id"));
-  if (!r) return std::unexpected(r.error());
-  return ok(json{{"deleted", true},
-                 {"providerRevocation", {{"attempted", r->attempted}, {"ok", r->ok}, {"detail", r->detail}}}});
+  auto r = TRY(ctx.oauth->disconnect(*caller, req.params.at("id")));
+  return ok(disconnected_json(r));
 }
 
 Result<http::Response> submit_credentials(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto c = ctx.core.submit_credentials(*caller, req.params.at("id"), *body);
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(parse_submit_credentials(body));
+  auto c = ctx.connections.submit_credentials(*caller, req.params.at("id"), request);
+  for (auto& [k, v] : request.values) wipe_string(v);
   if (!c) return std::unexpected(c.error());
-  return ok(json{{"connection", ctx.core.connection_json(*c)}});
+  return ok(submitted_json(*c));
 }
 
 Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto c = ctx.core.get_connection(*caller, req.params.at("id"));
-  if (!c) return std::unexpected(c.error());
-  if (c->status != ConnectionStatus::active)
+  auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
+  if (c.status != ConnectionStatus::active)
     return fail(ErrorCode::conflict,
-                "connection " + c->id + " is " + std::string(to_string(c->status)) +
-                    (c->status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c->id + "`"
-                                                            : std::string()));
-  if (c->auth_type == "oauth") {
-    auto t = ctx.oauth->access_token(*c);
-    if (!t) return std::unexpected(t.error());
-    spdlog::info("access token of connection {} ({}) read by key {}", c->id, c->connector_slug, caller->key.prefix);
-    return ok(json{{"accessToken", std::string(t->access_token.view())},
-                   {"tokenType", t->token_type},
-                   {"expiresAt", t->expires_at ? json(format_time_ms(*t->expires_at)) : json(nullptr)},
-                   {"scopes", t->scopes},
-                   {"connectionId", c->id}});
+                "connection " + c.id + " is " + std::string(to_string(c.status)) +
+                    (c.status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c.id + "`"
+                                                           : std::string()));
+  if (c.auth_type == "oauth") {
+    auto t = TRY(ctx.oauth->access_token(c));
+    spdlog::info("access token of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);
+    return ok(access_token_json(t, c.id));
   }
-  if (c->auth_type != "api_key")
-    return fail(ErrorCode::conflict, "connection " + c->id + " holds no readable credential");
-  auto values = ctx.core.credential_values(*c);
-  if (!values) return std::unexpected(values.error());
-  spdlog::info("credential of connection {} ({}) read by key {}", c->id, c->connector_slug, caller->key.prefix);
-  json v = json::object();
-  for (auto& [k, val] : *values) {
-    v[k] = val;
-    wipe_string(val);
-  }
-  return ok(json{{"values", v}, {"connectionId", c->id}});
+  if (c.auth_type != "api_key")
+    return fail(ErrorCode::conflict, "connection " + c.id + " holds no readable credential");
+  auto values = TRY(ctx.connections.credential_values(c));
+  spdlog::info("credential of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);
+  http::Response reply = ok(credential_values_json(values, c.id));
+  for (auto& [k, val] : values) wipe_string(val);
+  return reply;
 }
 
 }  // namespace

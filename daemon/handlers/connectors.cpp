@@ -8,7 +8,7 @@ using nlohmann::json;
 
 Result<http::Response> list_connectors(DaemonContext& ctx, const http::Request&, const Caller*) {
   json items = json::array();
-  for (const auto& c : ctx.catalog.all()) items.push_back(ctx.core.connector_json(c));
+  for (const auto& c : ctx.catalog.all()) items.push_back(connector_json(c, ctx.oauth_clients.configured(c)));
   return ok(list_json(items, items.size(), std::nullopt));
 }
 
@@ -16,7 +16,7 @@ Result<http::Response> get_connector(DaemonContext& ctx, const http::Request& re
   const auto& slug = req.params.at("slug");
   const Connector* c = ctx.catalog.find(slug);
   if (!c) return fail(ErrorCode::not_found, "no connector '" + slug + "'; see `alumia-connect connectors list`");
-  return ok(ctx.core.connector_json(*c));
+  return ok(connector_json(*c, ctx.oauth_clients.configured(*c)));
 }
 
 }  // namespace

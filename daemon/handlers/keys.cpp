@@ -1,4 +1,5 @@
 // API keys (SPEC §2).
+#include <alumia/base/try.hpp>
 #include "routes.hpp"
 
 namespace alumia::daemon {
@@ -7,24 +8,22 @@ namespace {
 using nlohmann::json;
 
 Result<http::Response> list_keys(DaemonContext& ctx, const http::Request&, const Caller* caller) {
-  auto keys = ctx.core.list_api_keys(*caller);
-  if (!keys) return std::unexpected(keys.error());
+  auto keys = TRY(ctx.keys.list_api_keys(*caller));
   json items = json::array();
-  for (const auto& k : *keys) items.push_back(Core::api_key_json(k));
+  for (const auto& k : keys) items.push_back(api_key_json(k));
   return ok(list_json(items, items.size(), std::nullopt));
 }
 
 Result<http::Response> create_key(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto created = ctx.core.create_api_key(*caller, *body);
-  if (!created) return std::unexpected(created.error());
-  return ok(json{{"apiKey", Core::api_key_json(created->first)}, {"key", created->second}}, 201);
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(parse_create_api_key(body));
+  auto created = TRY(ctx.keys.create_api_key(*caller, request));
+  return ok(api_key_created_json(created.first, created.second), 201);
 }
 
 Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  if (auto st = ctx.core.revoke_api_key(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
-  return ok(json{{"deleted", true}});
+  TRY(ctx.keys.revoke_api_key(*caller, req.params.at("id")));
+  return ok(deleted_json());
 }
 
 }  // namespace

@@ -4,25 +4,11 @@
 namespace alumia::daemon {
 namespace {
 
-using nlohmann::json;
-
 Result<http::Response> get_status(DaemonContext& ctx, const http::Request&, const Caller*) {
-  const auto& i = ctx.info;
-  json keyring{{"backend", i.keyring_backend}, {"location", i.keyring_location}};
-  keyring["warning"] = i.keyring_warning.empty() ? json(nullptr) : json(i.keyring_warning);
-  return ok(json{{"version", i.version},
-                 {"pid", i.pid},
-                 {"url", i.control_url},
-                 {"publicUrl", i.public_url.empty() ? json(nullptr) : json(i.public_url)},
-                 {"keyring", keyring},
-                 {"store", {{"backend", ctx.store.backend_name()}, {"path", i.store_path}}},
-                 {"startedAt", format_time_ms(i.started_at_ms)},
-                 {"env", ctx.settings.get("env")}});
+  return ok(status_json(ctx.info, ctx.store.backend_name(), ctx.settings.get("env")));
 }
 
-Result<http::Response> get_health(DaemonContext&, const http::Request&, const Caller*) {
-  return ok(json{{"ok", true}});
-}
+Result<http::Response> get_health(DaemonContext&, const http::Request&, const Caller*) { return ok(health_json()); }
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 // OAuth routes (SPEC §6): the ticketed start, start-by-connector, the callback and its result
 // page, reconnect URLs, and OAuth client configuration.
+#include <alumia/base/try.hpp>
 #include "routes.hpp"
 
 #include <alumia/oauth/oauth.hpp>
@@ -31,10 +32,9 @@ bool select_account(const http::Request& req) {
 Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
   if (c.auth_type != "oauth")
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
-  auto started = ctx.oauth->begin(c, select);
-  if (!started) return std::unexpected(started.error());
-  http::Response r = redirect(302, started->authorize_url);
-  r.headers.emplace_back("Set-Cookie", std::move(started->set_cookie));
+  auto started = TRY(ctx.oauth->begin(c, select));
+  http::Response r = redirect(302, started.authorize_url);
+  r.headers.emplace_back("Set-Cookie", std::move(started.set_cookie));
   return r;
 }
 
@@ -48,12 +48,11 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
                 "the public listener takes no API key: open the oauthUrl (one-time ticket) there, or use the key "
                 "on the control listener");
   if (caller) {
-    auto c = ctx.core.get_connection(*caller, id);
-    if (!c) return std::unexpected(c.error());
-    return begin_for(ctx, *c, select_account(req));
+    auto c = TRY(ctx.connections.get(*caller, id));
+    return begin_for(ctx, c, select_account(req));
   }
   const auto ticket = req.query_param("ticket");
-  const auto grant = ticket ? ctx.core.redeem_ticket(*ticket, id) : std::nullopt;
+  const auto grant = ticket ? ctx.tickets.redeem(*ticket, id) : std::nullopt;
   if (!grant)
     return fail(ErrorCode::unauthorized,
                 "this link needs a valid one-time ticket (they are single use, last 10 minutes, and a newer link "
@@ -69,20 +68,16 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
   Caller owner{**user, {}};
   owner.key.user_id = owner.user.id;
   owner.key.scopes = grant->scopes;
-  auto c = ctx.core.get_connection(owner, id);
-  if (!c) return std::unexpected(c.error());
-  return begin_for(ctx, *c, select_account(req));
+  auto c = TRY(ctx.connections.get(owner, id));
+  return begin_for(ctx, c, select_account(req));
 }
 
 // GET /api/v1/connections/oauth/start?connector=SLUG[&label=][&selectAccount=1]
 Result<http::Response> start_by_connector(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  json body{{"connectorSlug", req.query_param("connector").value_or("")}};
-  if (auto l = req.query_param("label")) body["label"] = *l;
-  if (body["connectorSlug"].get<std::string>().empty())
-    return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
-  auto r = ctx.core.start_connection(*caller, body);
-  if (!r) return std::unexpected(r.error());
-  return begin_for(ctx, r->connection, select_account(req));
+  StartConnection request{req.query_param("connector").value_or(""), req.query_param("label").value_or("")};
+  if (request.connector_slug.empty()) return fail(ErrorCode::bad_request, "missing query parameter 'connector'");
+  auto r = TRY(ctx.connections.start(*caller, request));
+  return begin_for(ctx, r.connection, select_account(req));
 }
 
 void page_headers(http::Response& r) {
@@ -121,42 +116,36 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
   http::Response r;
   r.status = !outcome ? 404 : shown.ok ? 200 : shown.refusal == oauth::CallbackRefusal::other_browser ? 403 : 400;
   r.content_type = "text/html; charset=utf-8";
-  r.body = oauth::callback_page_html(shown);
+  r.body = oauth_result_page_html(shown);
   page_headers(r);
   return r;
 }
 
 // POST /api/v1/connections/:id/oauth-url — a fresh ticketed URL, e.g. for `connect --reconnect ID`.
 Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto c = ctx.core.get_connection(*caller, req.params.at("id"));
-  if (!c) return std::unexpected(c.error());
-  if (c->auth_type != "oauth")
-    return fail(ErrorCode::bad_request, "connector " + c->connector_slug + " does not use OAuth");
-  std::string url = ctx.core.oauth_url(*caller, *c);
+  auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
+  if (c.auth_type != "oauth")
+    return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
+  std::string url = ctx.connections.oauth_url(*caller, c);
   if (select_account(req)) url += "&selectAccount=1";
-  return ok(json{{"connection", ctx.core.connection_json(*c)}, {"oauthUrl", url}});
+  return ok(oauth_url_json(c, url));
 }
 
 Result<http::Response> set_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
   const Connector* c = ctx.catalog.find(req.params.at("slug"));
   if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  if (!body->is_object() || !(*body)["clientId"].is_string() || !(*body)["clientSecret"].is_string())
-    return fail(ErrorCode::bad_request, "body must be {\"clientId\": \"…\", \"clientSecret\": \"…\"}");
-  std::string secret = (*body)["clientSecret"].get<std::string>();
-  auto st = ctx.core.set_oauth_client(*c, (*body)["clientId"].get<std::string>(), secret);
-  wipe_string(secret);
-  if (!st) return std::unexpected(st.error());
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(parse_set_oauth_client(body));
+  TRY(ctx.oauth_clients.set(*c, request));
   spdlog::info("OAuth client for {} set", c->slug);
-  return ok(ctx.core.connector_json(*c));
+  return ok(connector_json(*c, ctx.oauth_clients.configured(*c)));
 }
 
 Result<http::Response> unset_client(DaemonContext& ctx, const http::Request& req, const Caller*) {
   const Connector* c = ctx.catalog.find(req.params.at("slug"));
   if (!c) return fail(ErrorCode::not_found, "no connector '" + req.params.at("slug") + "'");
-  if (auto st = ctx.core.unset_oauth_client(*c); !st) return std::unexpected(st.error());
-  return ok(ctx.core.connector_json(*c));
+  TRY(ctx.oauth_clients.unset(*c));
+  return ok(connector_json(*c, ctx.oauth_clients.configured(*c)));
 }
 
 }  // namespace

@@ -4,9 +4,12 @@
 // request and read the envelope. (test_route_scopes.cpp and test_oauth_binding.cpp build their own.)
 #include "routes.hpp"
 
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/catalog/catalog.hpp>
 #include <alumia/config/config.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
@@ -42,15 +45,20 @@ struct DaemonUnderTest {
   Catalog catalog = must(load_catalog(dir.path() / "connectors.d"));
   Settings settings = must(Settings::resolve({}, env, dir.path() / "config.json"));
   Sealer sealer{generate_key(random), random};
-  Core core{CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:1"}};
-  oauth::FlowService flows{core, "http://127.0.0.1:1"};
+  KeyService keys{KeyServiceDeps{*store, clock, random, "live"}};
+  TicketBook tickets{clock, random};
+  OAuthClients oauth_clients{*store, sealer, env};
+  ConnectionService connections{ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env, oauth_clients,
+                                                      tickets, "http://127.0.0.1:1"}};
+  oauth::FlowService flows{oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, net, oauth_clients,
+                                                  connections, "http://127.0.0.1:1"}};
   std::unique_ptr<WebhookStore> hooks =
       must(open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0}));
   EndpointCache endpoints{*hooks, *store, sealer, ""};
   struct NoRelay final : JobWaker {
     void jobs_due() override {}  // the relay worker is not running here: a due job waits
   } relay;
-  WebhookService webhooks{WebhookServiceDeps{.core = core,
+  WebhookService webhooks{WebhookServiceDeps{.connections = connections,
                                              .store = *store,
                                              .sealer = sealer,
                                              .hooks = *hooks,
@@ -61,7 +69,10 @@ struct DaemonUnderTest {
                                              .http = net,
                                              .webhook_base_url = "",
                                              .control_url = "http://127.0.0.1:1"}};
-  daemon::DaemonContext ctx{.core = core,
+  daemon::DaemonContext ctx{.keys = keys,
+                            .tickets = tickets,
+                            .oauth_clients = oauth_clients,
+                            .connections = connections,
                             .store = *store,
                             .catalog = catalog,
                             .settings = settings,
@@ -72,7 +83,7 @@ struct DaemonUnderTest {
                             .control_hosts = {},
                             .public_hosts = {},
                             .webhooks = &webhooks};
-  std::string owner_key = *must(core.bootstrap_owner());
+  std::string owner_key = *must(keys.bootstrap_owner());
 
   // One request through dispatch() on the control listener with the owner key.
   http::Response send(std::string method, std::string target, std::string body = {}) {

@@ -1,5 +1,5 @@
 // Key format alm_<env>_<48 hex>, its display prefix, and UUID ids (SPEC §2, §5).
-#include <alumia/connections/core.hpp>
+#include <alumia/auth/api_keys.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -405,63 +405,6 @@ TEST_CASE("the built-in catalog is validated like any file", "[catalog]") {
   CHECK(c.error().message.find("connectors[0].description: required field is missing") != std::string::npos);
 }
 
-TEST_CASE("connector_to_api_json has the public shape of SPEC §4 and no secrets", "[catalog]") {
-  const Catalog c = builtin();
-
-  const json gh = alumia::connector_to_api_json(*c.find("github"), false);
-  CHECK(gh["slug"] == "github");
-  CHECK(gh["name"] == "GitHub");
-  CHECK(gh["authType"] == "oauth");
-  CHECK(gh["configured"] == false);
-  CHECK(gh["availability"] == "unconfigured");
-  CHECK(gh["availabilityReason"].get<std::string>().find("ALUMIA_GITHUB_CLIENT_ID") != std::string::npos);
-  CHECK(gh["tools"].is_array());
-  CHECK(gh["tools"][0].size() == 2);
-  CHECK(gh["tools"][0].contains("name"));
-  CHECK(gh["tools"][0].contains("description"));
-  CHECK_FALSE(gh.contains("credentialFields"));
-  CHECK(gh["webhook"]["provider"] == "github");
-  CHECK(gh["webhook"]["setupCommands"] == json::array({"setup-webhook"}));
-  CHECK(gh["commands"] == json::array({"setup-webhook"}));
-  CHECK_FALSE(gh.contains("oauth"));
-  const std::string dumped = gh.dump();
-  CHECK(dumped.find("secret\"") == std::string::npos);
-  CHECK(dumped.find("client_secret") == std::string::npos);
-
-  const json gh_ok = alumia::connector_to_api_json(*c.find("github"), true);
-  CHECK(gh_ok["configured"] == true);
-  CHECK(gh_ok["availability"] == "available");
-  CHECK_FALSE(gh_ok.contains("availabilityReason"));
-
-  const json tg = alumia::connector_to_api_json(*c.find("telegram"), false);
-  CHECK(tg["configured"] == true);  // api_key connectors are always configured
-  CHECK(tg["availability"] == "available");
-  REQUIRE(tg["credentialFields"].size() == 1);
-  const json& field = tg["credentialFields"][0];
-  CHECK(field["key"] == "bot_token");
-  CHECK(field["required"] == true);
-  CHECK(field["secret"] == true);
-  CHECK(field["pattern"] == "^[0-9]{5,12}:[A-Za-z0-9_-]{30,}$");
-  CHECK(field.contains("placeholder"));
-  CHECK_FALSE(tg.contains("liveCheck"));
-
-  const json notion = alumia::connector_to_api_json(*c.find("notion"), true);
-  CHECK(notion["webhook"].is_null());
-  CHECK(notion["commands"] == json::array());
-
-  const json dropbox = alumia::connector_to_api_json(*c.find("dropbox"), true);
-  CHECK(dropbox["availability"] == "coming_soon");
-  CHECK(dropbox["availabilityReason"].is_string());
-
-  for (const auto& k : c.all()) {
-    const json j = alumia::connector_to_api_json(k, false);
-    for (const char* key : {"slug", "name", "description", "category", "authType", "configured", "availability",
-                            "tools", "webhook", "commands"})
-      CHECK(j.contains(key));
-    CHECK(j.contains("credentialFields") == (k.auth_type == AuthType::api_key));
-  }
-}
-
 TEST_CASE("OAuth client environment variable names", "[catalog]") {
   CHECK(alumia::oauth_client_env_names("github").client_id == "ALUMIA_GITHUB_CLIENT_ID");
   CHECK(alumia::oauth_client_env_names("github").client_secret == "ALUMIA_GITHUB_CLIENT_SECRET");

@@ -1,7 +1,7 @@
 // Identifiers: UUIDv7 from the system random source (time-ordered, version and variant bits,
 // no repeats), including the pooled random bits a forked child must not share with its parent.
+#include <alumia/auth/api_keys.hpp>
 #include <alumia/base/clock.hpp>
-#include <alumia/connections/core.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -3,10 +3,13 @@
 // received its cookie, and refused callbacks keep nothing in memory and log at a bounded rate.
 #include "routes.hpp"
 
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/catalog/catalog.hpp>
 #include <alumia/config/config.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
@@ -63,7 +66,10 @@ struct Fixture {
     if (name == "ALUMIA_GITHUB_CLIENT_SECRET") return "unit-secret";
     return std::nullopt;
   };
-  std::unique_ptr<Core> core;
+  std::unique_ptr<KeyService> keys;
+  std::unique_ptr<TicketBook> tickets;
+  std::unique_ptr<OAuthClients> oauth_clients;
+  std::unique_ptr<ConnectionService> connections;
   std::unique_ptr<oauth::FlowService> flows;
   std::unique_ptr<Settings> settings;
   std::unique_ptr<daemon::DaemonContext> ctx;
@@ -77,13 +83,21 @@ struct Fixture {
     auto c = load_catalog(dir.path() / "connectors.d");
     REQUIRE(c);
     catalog = std::move(*c);
-    core = std::make_unique<Core>(
-        CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:7465"});
-    flows = std::make_unique<oauth::FlowService>(*core, redirect_base);
+    keys = std::make_unique<KeyService>(KeyServiceDeps{*store, clock, random, "live"});
+    tickets = std::make_unique<TicketBook>(clock, random);
+    oauth_clients = std::make_unique<OAuthClients>(*store, sealer, env);
+    connections = std::make_unique<ConnectionService>(ConnectionServiceDeps{
+        *store, catalog, sealer, clock, random, net, env, *oauth_clients, *tickets, "http://127.0.0.1:7465"});
+    flows = std::make_unique<oauth::FlowService>(oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, net,
+                                                                        *oauth_clients, *connections, redirect_base});
+    connections->set_oauth_base(flows->redirect_base());
     auto resolved = Settings::resolve({}, env, dir.path() / "config.json");
     REQUIRE(resolved);
     settings = std::make_unique<Settings>(std::move(*resolved));
-    ctx = std::make_unique<daemon::DaemonContext>(daemon::DaemonContext{.core = *core,
+    ctx = std::make_unique<daemon::DaemonContext>(daemon::DaemonContext{.keys = *keys,
+                                                                        .tickets = *tickets,
+                                                                        .oauth_clients = *oauth_clients,
+                                                                        .connections = *connections,
                                                                         .store = *store,
                                                                         .catalog = catalog,
                                                                         .settings = *settings,
@@ -94,13 +108,13 @@ struct Fixture {
                                                                         .control_hosts = {},
                                                                         .public_hosts = {},
                                                                         .webhooks = nullptr});
-    auto key = core->bootstrap_owner();
+    auto key = keys->bootstrap_owner();
     REQUIRE(key);
     REQUIRE(key->has_value());
-    auto who = core->authenticate("Bearer " + **key);
+    auto who = keys->authenticate("Bearer " + **key);
     REQUIRE(who);
     owner = *who;
-    auto started = core->start_connection(owner, json{{"connectorSlug", "github"}});
+    auto started = connections->start(owner, StartConnection{"github", ""});
     REQUIRE(started);
     connection_id = started->connection.id;
   }
@@ -148,23 +162,23 @@ struct Fixture {
 TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flow needs 'connections'",
           "[oauth][binding]") {
   Fixture f;
-  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
   const unsigned webhooks = static_cast<unsigned>(Scope::webhooks);
   const unsigned tokens = static_cast<unsigned>(Scope::tokens);
   const unsigned connections = static_cast<unsigned>(Scope::connections);
 
-  SECTION("at the Core") {
-    const std::string t = f.core->issue_ticket(*conn, webhooks | tokens);
-    auto grant = f.core->redeem_ticket(t, f.connection_id);
+  SECTION("at the TicketBook") {
+    const std::string t = f.tickets->issue(conn->id, conn->user_id, webhooks | tokens);
+    auto grant = f.tickets->redeem(t, f.connection_id);
     REQUIRE(grant);
     CHECK(grant->user_id == f.owner.user.id);
     CHECK(grant->scopes == (webhooks | tokens));
-    CHECK_FALSE(f.core->redeem_ticket(t, f.connection_id));  // single use
+    CHECK_FALSE(f.tickets->redeem(t, f.connection_id));  // single use
   }
   SECTION("a webhooks-only or tokens-only key's ticket is FORBIDDEN and starts nothing") {
     for (unsigned scopes : {webhooks, tokens, webhooks | tokens}) {
-      const std::string url = f.core->oauth_url(f.with_scopes(scopes), *conn);
+      const std::string url = f.connections->oauth_url(f.with_scopes(scopes), *conn);
       auto r = f.get(f.path_of(url));
       CHECK(r.status == 403);
       CHECK(r.body.find("FORBIDDEN") != std::string::npos);
@@ -175,7 +189,7 @@ TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flo
     }
   }
   SECTION("a ticket of a key with 'connections' starts the flow") {
-    const std::string url = f.core->oauth_url(f.with_scopes(connections), *conn);
+    const std::string url = f.connections->oauth_url(f.with_scopes(connections), *conn);
     auto r = f.get(f.path_of(url));
     CHECK(r.status == 302);
     CHECK(Fixture::header(r, "Location").rfind("https://github.com/login/oauth/authorize?", 0) == 0);
@@ -185,24 +199,24 @@ TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flo
 
 TEST_CASE("a new ticket for a connection voids the earlier ones, not those of other connections", "[oauth][binding]") {
   Fixture f;
-  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
-  auto other = f.core->start_connection(f.owner, json{{"connectorSlug", "github"}, {"label", "other"}});
+  auto other = f.connections->start(f.owner, StartConnection{"github", "other"});
   REQUIRE(other);
-  const std::string first = f.core->issue_ticket(*conn, k_all_scopes);
-  const std::string elsewhere = f.core->issue_ticket(other->connection, k_all_scopes);
-  const std::string second = f.core->issue_ticket(*conn, k_all_scopes);
-  CHECK_FALSE(f.core->redeem_ticket(first, f.connection_id));
-  CHECK(f.core->redeem_ticket(elsewhere, other->connection.id));
-  CHECK(f.core->redeem_ticket(second, f.connection_id));
+  const std::string first = f.tickets->issue(conn->id, conn->user_id, k_all_scopes);
+  const std::string elsewhere = f.tickets->issue(other->connection.id, other->connection.user_id, k_all_scopes);
+  const std::string second = f.tickets->issue(conn->id, conn->user_id, k_all_scopes);
+  CHECK_FALSE(f.tickets->redeem(first, f.connection_id));
+  CHECK(f.tickets->redeem(elsewhere, other->connection.id));
+  CHECK(f.tickets->redeem(second, f.connection_id));
 }
 
 TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its scheme and path", "[oauth][binding]") {
   SECTION("default: the control listener, plain http") {
     Fixture f;
-    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
-    CHECK(f.core->oauth_url(f.owner, *conn)
+    CHECK(f.connections->oauth_url(f.owner, *conn)
               .rfind("http://127.0.0.1:7465/api/v1/connections/" + f.connection_id + "/oauth?ticket=", 0) == 0);
     auto started = f.flows->begin(*conn, false);
     REQUIRE(started);
@@ -211,9 +225,9 @@ TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its 
   }
   SECTION("an https public origin with a path prefix") {
     Fixture f("https://connect.example.com/alumia/");
-    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
-    CHECK(f.core->oauth_url(f.owner, *conn)
+    CHECK(f.connections->oauth_url(f.owner, *conn)
               .rfind("https://connect.example.com/alumia/api/v1/connections/" + f.connection_id + "/oauth?ticket=",
                      0) == 0);
     auto started = f.flows->begin(*conn, false);
@@ -227,12 +241,12 @@ TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its 
 
 TEST_CASE("on the public listener the start route takes the ticket, never a key", "[oauth][binding]") {
   Fixture f;
-  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
   const std::string path = "/api/v1/connections/" + f.connection_id + "/oauth";
   // The owner's own key (all scopes) is refused there…
   const std::string owner_key_header = "Bearer " + [&] {
-    auto k = f.core->issue_key(f.owner.user.id, "unit", k_all_scopes);
+    auto k = f.keys->issue_key(f.owner.user.id, "unit", k_all_scopes);
     REQUIRE(k);
     return *k;
   }();
@@ -244,16 +258,16 @@ TEST_CASE("on the public listener the start route takes the ticket, never a key"
   auto keyed_start = f.get(path, {{"authorization", owner_key_header}});
   CHECK(keyed_start.status == 302);
   CHECK(Fixture::header(keyed_start, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=", 0) == 0);
-  const std::string url = f.core->oauth_url(f.owner, *conn);
+  const std::string url = f.connections->oauth_url(f.owner, *conn);
   CHECK(f.get(f.path_of(url), {}, http::Listener::public_).status == 302);
 }
 
 TEST_CASE("the callback needs the cookie of the browser that started the flow", "[oauth][binding]") {
   Fixture f;
   CapturedLog log;
-  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
-  auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
   REQUIRE(start.status == 302);
   const std::string set_cookie = Fixture::header(start, "Set-Cookie");
   const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
@@ -291,9 +305,9 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
 TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded number of lines", "[oauth][binding]") {
   Fixture f;
   CapturedLog log;
-  auto conn = f.core->get_connection(f.owner, f.connection_id);
+  auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
-  auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
   REQUIRE(start.status == 302);
   const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
   const std::size_t held = f.flows->results_held();
@@ -333,9 +347,9 @@ TEST_CASE("a flow expires after its life (10 minutes) on the clock: a late callb
   for (const bool late : {false, true}) {
     INFO((late ? "one millisecond late" : "one millisecond early"));
     Fixture f;
-    auto conn = f.core->get_connection(f.owner, f.connection_id);
+    auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
-    auto start = f.get(f.path_of(f.core->oauth_url(f.owner, *conn)));
+    auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
     REQUIRE(start.status == 302);
     const std::string set_cookie = Fixture::header(start, "Set-Cookie");
     const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));

@@ -4,10 +4,13 @@
 // later is covered, and it must be given its SPEC scope below or this test fails.
 #include "routes.hpp"
 
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/catalog/catalog.hpp>
 #include <alumia/config/config.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
@@ -54,13 +57,18 @@ struct DaemonUnderTest {
   alumia::Catalog catalog = must(alumia::load_catalog(dir.path() / "connectors.d"));
   alumia::Settings settings = must(alumia::Settings::resolve({}, env, dir.path() / "config.json"));
   alumia::Sealer sealer{alumia::generate_key(random), random};
-  alumia::Core core{alumia::CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:1"}};
-  alumia::oauth::FlowService flows{core, "http://127.0.0.1:1"};
+  alumia::KeyService keys{alumia::KeyServiceDeps{*store, clock, random, "live"}};
+  alumia::TicketBook tickets{clock, random};
+  alumia::OAuthClients oauth_clients{*store, sealer, env};
+  alumia::ConnectionService connections{alumia::ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env,
+                                                                      oauth_clients, tickets, "http://127.0.0.1:1"}};
+  alumia::oauth::FlowService flows{alumia::oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, net,
+                                                                  oauth_clients, connections, "http://127.0.0.1:1"}};
   std::unique_ptr<alumia::WebhookStore> hooks =
       must(alumia::open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0}));
   alumia::EndpointCache endpoints{*hooks, *store, sealer, ""};
   NoRelay relay;
-  alumia::WebhookService webhooks{alumia::WebhookServiceDeps{.core = core,
+  alumia::WebhookService webhooks{alumia::WebhookServiceDeps{.connections = connections,
                                                              .store = *store,
                                                              .sealer = sealer,
                                                              .hooks = *hooks,
@@ -71,7 +79,10 @@ struct DaemonUnderTest {
                                                              .http = net,
                                                              .webhook_base_url = "",
                                                              .control_url = "http://127.0.0.1:1"}};
-  alumia::daemon::DaemonContext ctx{.core = core,
+  alumia::daemon::DaemonContext ctx{.keys = keys,
+                                    .tickets = tickets,
+                                    .oauth_clients = oauth_clients,
+                                    .connections = connections,
                                     .store = *store,
                                     .catalog = catalog,
                                     .settings = settings,
@@ -82,7 +93,7 @@ struct DaemonUnderTest {
                                     .control_hosts = {},
                                     .public_hosts = {},
                                     .webhooks = &webhooks};
-  std::string owner_key = *must(core.bootstrap_owner());
+  std::string owner_key = *must(keys.bootstrap_owner());
 
   // `key`'s call of `route`, every ":param" a placeholder that names nothing (an id that is a UUID).
   alumia::http::Response call(const Route& route, const std::optional<std::string>& key) {
@@ -141,7 +152,7 @@ TEST_CASE("every route: FORBIDDEN exactly where the key lacks the route's scope"
   };
   std::vector<TestKey> keys;
   for (Scope s : {Scope::connections, Scope::tokens, Scope::webhooks, Scope::admin})
-    keys.push_back({s, must(d.core.issue_key(must(d.store->first_user())->id, "one scope", bit(s)))});
+    keys.push_back({s, must(d.keys.issue_key(must(d.store->first_user())->id, "one scope", bit(s)))});
 
   std::size_t walked = 0;
   for (const Route& route : alumia::daemon::route_table()) {

@@ -1,8 +1,11 @@
 // The SQLite store: migrations on reopen, pagination order and cursors, destroying secrets; and the
-// Core's ownership rule (another user's resource is NOT_FOUND, SPEC §2) with two users in one store.
+// The services' ownership rule (another user's resource is NOT_FOUND, SPEC §2) with two users in one store.
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/catalog/catalog.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/store.hpp>
@@ -205,7 +208,7 @@ TEST_CASE("destroy_connection removes its secrets and leaves no ciphertext in th
   if (by_label->has_value()) CHECK((*by_label)->id != c.id);
 }
 
-TEST_CASE("another user's connection and key are NOT_FOUND at the Core", "[unit][store][core]") {
+TEST_CASE("another user's connection and key are NOT_FOUND at the services", "[unit][store][core]") {
   TempDir dir;
   auto store = open_store(dir.path() / "store.db");
   auto catalog = alumia::load_catalog(dir.path() / "connectors.d");
@@ -214,67 +217,70 @@ TEST_CASE("another user's connection and key are NOT_FOUND at the Core", "[unit]
   alumia::test::FakeClock clock;
   alumia::test::ScriptedHttp net;  // no script: no network
   alumia::Sealer sealer(alumia::generate_key(random), random);
-  alumia::Core core(alumia::CoreDeps{*store, *catalog, sealer, clock, random, net,
-                                     [](std::string_view) { return std::optional<std::string>(); }, "live",
-                                     "http://127.0.0.1:1"});
-  auto owner_key = core.bootstrap_owner();
+  const alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
+  alumia::KeyService keys(alumia::KeyServiceDeps{*store, clock, random, "live"});
+  alumia::TicketBook tickets(clock, random);
+  alumia::OAuthClients oauth_clients(*store, sealer, env);
+  alumia::ConnectionService connections(alumia::ConnectionServiceDeps{*store, *catalog, sealer, clock, random, net, env,
+                                                                      oauth_clients, tickets, "http://127.0.0.1:1"});
+  auto owner_key = keys.bootstrap_owner();
   REQUIRE(owner_key);
   REQUIRE(owner_key->has_value());
   REQUIRE(store->insert_user({"22222222-2222-4222-8222-222222222222", "second", 5}));
-  auto second_key = core.issue_key("22222222-2222-4222-8222-222222222222", "second", alumia::k_all_scopes);
+  auto second_key = keys.issue_key("22222222-2222-4222-8222-222222222222", "second", alumia::k_all_scopes);
   REQUIRE(second_key);
 
-  auto a = core.authenticate("Bearer " + **owner_key);
-  auto b = core.authenticate("Bearer " + *second_key);
+  auto a = keys.authenticate("Bearer " + **owner_key);
+  auto b = keys.authenticate("Bearer " + *second_key);
   REQUIRE(a);
   REQUIRE(b);
   REQUIRE(a->user.id != b->user.id);
 
-  auto started = core.start_connection(*a, nlohmann::json{{"connectorSlug", "telegram"}});
+  auto started = connections.start(*a, alumia::StartConnection{"telegram", ""});
   REQUIRE(started);
   const std::string id = started->connection.id;
 
-  auto got = core.get_connection(*b, id);
+  auto got = connections.get(*b, id);
   REQUIRE_FALSE(got);
   CHECK(got.error().code == ErrorCode::not_found);
-  auto creds = core.submit_credentials(*b, id, nlohmann::json{{"values", {{"bot_token", "1"}}}});
+  auto creds = connections.submit_credentials(*b, id, alumia::SubmitCredentials{{{"bot_token", "1"}}});
   REQUIRE_FALSE(creds);
   CHECK(creds.error().code == ErrorCode::not_found);
-  auto revoked = core.revoke_connection(*b, id);
+  auto revoked = connections.revoke(*b, id);
   REQUIRE_FALSE(revoked);
   CHECK(revoked.error().code == ErrorCode::not_found);
-  auto listed = core.list_connections(*b, {}, Page{});
+  auto listed = connections.list(*b, {}, Page{});
   REQUIRE(listed);
   CHECK(listed->items.empty());
   // The same label for the second user is a separate connection, not a reuse of the first's.
-  auto mine = core.start_connection(*b, nlohmann::json{{"connectorSlug", "telegram"}});
+  auto mine = connections.start(*b, alumia::StartConnection{"telegram", ""});
   REQUIRE(mine);
   CHECK(mine->created);
   CHECK(mine->connection.id != id);
 
   // The owner still sees and owns it.
-  CHECK(core.get_connection(*a, id));
-  auto a_list = core.list_connections(*a, {}, Page{});
+  CHECK(connections.get(*a, id));
+  auto a_list = connections.list(*a, {}, Page{});
   REQUIRE(a_list);
   CHECK(a_list->items.size() == 1);
 
   // Keys: the second user cannot revoke or see the owner's key.
-  auto a_keys = core.list_api_keys(*a);
+  auto a_keys = keys.list_api_keys(*a);
   REQUIRE(a_keys);
   REQUIRE(a_keys->size() == 1);
-  auto kr = core.revoke_api_key(*b, a_keys->front().id);
+  auto kr = keys.revoke_api_key(*b, a_keys->front().id);
   REQUIRE_FALSE(kr);
   CHECK(kr.error().code == ErrorCode::not_found);
-  auto b_keys = core.list_api_keys(*b);
+  auto b_keys = keys.list_api_keys(*b);
   REQUIRE(b_keys);
   for (const auto& k : *b_keys) CHECK(k.user_id == b->user.id);
   // (The owner's only key cannot revoke itself: tests/functional/test_key_scopes.cpp.)
-  auto spare = core.issue_key(a->user.id, "spare", alumia::k_all_scopes);
+  auto spare = keys.issue_key(a->user.id, "spare", alumia::k_all_scopes);
   REQUIRE(spare);
-  auto spare_caller = core.authenticate("Bearer " + *spare);
+  auto spare_caller = keys.authenticate("Bearer " + *spare);
   REQUIRE(spare_caller);
-  CHECK(core.revoke_api_key(*a, spare_caller->key.id));
-  auto again = core.revoke_api_key(*a, spare_caller->key.id);
+  CHECK(keys.revoke_api_key(*a, spare_caller->key.id));
+  auto again = keys.revoke_api_key(*a, spare_caller->key.id);
   REQUIRE_FALSE(again);
   CHECK(again.error().code == ErrorCode::conflict);
 }

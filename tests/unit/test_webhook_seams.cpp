@@ -3,8 +3,11 @@
 // somewhere new, and the relay builds its own POST body and signature (relay_message.hpp).
 #include "process.hpp"
 
+#include <alumia/auth/api_keys.hpp>
+#include <alumia/auth/tickets.hpp>
 #include <alumia/catalog/catalog.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/store/store.hpp>
@@ -55,12 +58,16 @@ struct Service {
   std::unique_ptr<Store> store = must(open_sqlite_store({dir.path() / "store.db", true}));
   Catalog catalog = must(load_catalog(dir.path() / "connectors.d"));
   Sealer sealer{generate_key(random), random};
-  Core core{CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:1"}};
+  KeyService keys{KeyServiceDeps{*store, clock, random, "live"}};
+  TicketBook tickets{clock, random};
+  OAuthClients oauth_clients{*store, sealer, env};
+  ConnectionService connections{ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env, oauth_clients,
+                                                      tickets, "http://127.0.0.1:1"}};
   std::unique_ptr<WebhookStore> hooks =
       must(open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0}));
   EndpointCache endpoints;
   CountingWaker waker;
-  WebhookService webhooks{WebhookServiceDeps{.core = core,
+  WebhookService webhooks{WebhookServiceDeps{.connections = connections,
                                              .store = *store,
                                              .sealer = sealer,
                                              .hooks = *hooks,
@@ -72,7 +79,7 @@ struct Service {
                                              .webhook_base_url = "",
                                              .control_url = "http://127.0.0.1:1"}};
   Caller owner = [this] {
-    (void)must(core.bootstrap_owner());
+    (void)must(keys.bootstrap_owner());
     return Caller{*must(store->first_user()), {}};
   }();
 

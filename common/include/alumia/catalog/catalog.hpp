@@ -187,10 +187,6 @@ Result<Catalog> load_catalog(std::string_view builtin_json, const std::filesyste
 // Same, with the catalog compiled into the binary.
 Result<Catalog> load_catalog(const std::filesystem::path& connectors_d);
 
-// The public API item of SPEC §4. `configured` is whether an OAuth client is set; api_key and none
-// connectors are always configured. Never contains a secret.
-nlohmann::json connector_to_api_json(const Connector& connector, bool configured);
-
 struct OAuthClientEnvNames {
   std::string client_id;      // ALUMIA_<SLUG>_CLIENT_ID
   std::string client_secret;  // ALUMIA_<SLUG>_CLIENT_SECRET

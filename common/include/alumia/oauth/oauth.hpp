@@ -1,8 +1,10 @@
 #pragma once
 // OAuth authorization-code flows (SPEC §6, OAUTH.md): pending flows in memory, the callback, token
 // exchange, refresh (single flight per connection), provider revocation and token reads.
+#include <alumia/auth/api_keys.hpp>
 #include <alumia/catalog/catalog.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
+#include <alumia/connections/oauth_clients.hpp>
 #include <alumia/oauth/oauth_token.hpp>
 
 #include <condition_variable>
@@ -63,11 +65,23 @@ struct RevocationOutcome {
 // expires within a minute", refreshed a 60-s token on every read).
 bool refresh_due(const Connection& c, int64_t now_ms);
 
+struct FlowServiceDeps {
+  Store& store;
+  const Catalog& catalog;
+  const Sealer& sealer;  // the tokens of connections
+  const Clock& clock;
+  Random& random;
+  http::Client& http;  // token, revocation and account-label requests
+  const OAuthClients& clients;
+  ConnectionService& connections;  // disconnect: the local revoke before the provider's
+  std::string redirect_base;       // where the callback is served (trailing '/' dropped)
+};
+
 class FlowService {
  public:
-  // Also tells `core` to point oauthUrls at the redirect base (Core::set_oauth_base): the ticket must
-  // be redeemed on the callback's origin for the binding cookie to reach the callback.
-  FlowService(Core& core, std::string redirect_base);
+  // oauthUrls must point at redirect_base() (ConnectionService::set_oauth_base): the ticket must be
+  // redeemed on the callback's origin for the binding cookie to reach the callback.
+  explicit FlowService(FlowServiceDeps deps);
   ~FlowService();
   FlowService(const FlowService&) = delete;
   FlowService& operator=(const FlowService&) = delete;
@@ -75,6 +89,7 @@ class FlowService {
   // Test hook: a shorter life for pending flows (ALUMIA_OAUTH_FLOW_TTL_MS).
   void set_flow_ttl(int64_t ms) { m_flow_ttl_ms = ms; }
 
+  const std::string& redirect_base() const { return m_redirect_base; }
   std::string redirect_uri() const { return m_redirect_base + "/api/v1/connections/oauth/callback"; }
 
   // Starts (or restarts) the handshake: the provider authorize URL, and a cookie holding a fresh
@@ -146,7 +161,7 @@ class FlowService {
   Result<std::map<std::string, std::string>> open_tokens(const Connection& c);
   void worker_loop(std::chrono::milliseconds interval);
 
-  Core& m_core;
+  FlowServiceDeps m_d;
   std::string m_redirect_base;
   int64_t m_flow_ttl_ms = 10 * 60 * 1000;
   std::mutex m_flows_mutex;
@@ -165,8 +180,5 @@ class FlowService {
   std::map<std::string, int64_t> m_backoff_until;  // connection → ms; worker thread only
   std::map<std::string, int> m_failures;
 };
-
-// The callback page (static text, no token, strict headers) and the result view it 303s to.
-std::string callback_page_html(const CallbackOutcome& outcome);
 
 }  // namespace alumia::oauth

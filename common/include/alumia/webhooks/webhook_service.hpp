@@ -12,7 +12,7 @@
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
-#include <alumia/connections/core.hpp>
+#include <alumia/connections/connections.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/store.hpp>
@@ -32,9 +32,9 @@
 namespace alumia {
 
 struct WebhookServiceDeps {
-  Core& core;            // connections: a Telegram endpoint's bot id comes from its connection's token
-  Store& store;          // sealed endpoint secrets
-  const Sealer& sealer;  // seals them
+  ConnectionService& connections;  // an endpoint's connection (a Telegram endpoint's bot id: its token)
+  Store& store;                    // sealed endpoint secrets
+  const Sealer& sealer;            // seals them
   WebhookStore& hooks;
   EndpointCache& endpoints;
   JobWaker& relay;  // told when a job became due
