@@ -48,7 +48,7 @@ Result<http::Response> get_connection(DaemonContext& ctx, const http::Request& r
 }
 
 Result<http::Response> delete_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto r = ctx.oauth->disconnect(*caller, req.params.at("id"));
+  auto r = ctx.oauth.disconnect(*caller, req.params.at("id"));
   if (!r) return std::unexpected(r.error());
   return ok(json{{"deleted", true},
                  {"providerRevocation", {{"attempted", r->attempted}, {"ok", r->ok}, {"detail", r->detail}}}});
@@ -71,7 +71,7 @@ Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, 
                     (c->status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c->id + "`"
                                                             : std::string()));
   if (c->auth_type == "oauth") {
-    auto t = ctx.oauth->access_token(*c);
+    auto t = ctx.oauth.access_token(*c);
     if (!t) return std::unexpected(t.error());
     spdlog::info("access token of connection {} ({}) read by key {}", c->id, c->connector_slug, caller->key.prefix);
     return ok(json{{"accessToken", std::string(t->access_token.view())},

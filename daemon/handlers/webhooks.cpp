@@ -10,18 +10,8 @@ namespace {
 
 using nlohmann::json;
 
-Result<WebhookService*> service(DaemonContext& ctx) {
-  if (!ctx.webhooks) return fail(ErrorCode::service_unavailable, "the webhook service is not running");
-  return ctx.webhooks;
-}
-
-#define ALUMIA_SERVICE(ctx)                        \
-  auto svc_ = service(ctx);                        \
-  if (!svc_) return std::unexpected(svc_.error()); \
-  WebhookService& svc = **svc_
-
 Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   auto res = svc.list_endpoints(*caller, *page);
@@ -32,7 +22,7 @@ Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& r
 }
 
 Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto r = svc.create_endpoint(*caller, *body);
@@ -41,14 +31,14 @@ Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& 
 }
 
 Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto e = svc.get_endpoint(*caller, req.params.at("id"));
   if (!e) return std::unexpected(e.error());
   return ok(svc.endpoint_json(*e));
 }
 
 Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto e = svc.update_endpoint(*caller, req.params.at("id"), *body);
@@ -57,13 +47,13 @@ Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& 
 }
 
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
   return ok(json{{"deleted", true}});
 }
 
 Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto r = svc.rotate_secret(*caller, req.params.at("id"), *body);
@@ -72,7 +62,7 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
 }
 
 Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   return svc.receive(req);
 }
 
@@ -88,7 +78,7 @@ Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Reque
 }
 
 Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   EventFilter f;
@@ -113,21 +103,21 @@ Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req,
 }
 
 Result<http::Response> get_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto e = svc.get_event(*caller, req.params.at("id"));
   if (!e) return std::unexpected(e.error());
   return ok(WebhookService::event_json(*e, true));
 }
 
 Result<http::Response> replay_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto j = svc.replay_event(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
   return ok(json{{"job", WebhookService::job_json(*j)}}, 201);
 }
 
 Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   JobFilter f;
@@ -149,14 +139,14 @@ Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, c
 }
 
 Result<http::Response> retry_job(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto j = svc.retry_job(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
   return ok(json{{"job", WebhookService::job_json(*j)}});
 }
 
 Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   const std::string state = req.query_param("state").value_or("dead");
   auto since = since_param(ctx, req);
   if (!since) return std::unexpected(since.error());
@@ -167,14 +157,11 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
 
 // Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).
 Status admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params, std::size_t length) {
-  if (!ctx.webhooks) return {};
   const auto provider = params.find("provider");
   const auto id = params.find("endpointId");
   if (provider == params.end() || id == params.end()) return {};
-  return ctx.webhooks->admit_body(provider->second, id->second, length);
+  return ctx.webhooks.admit_body(provider->second, id->second, length);
 }
-
-#undef ALUMIA_SERVICE
 
 }  // namespace
 

@@ -10,6 +10,8 @@
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include "process.hpp"
 
@@ -81,6 +83,8 @@ struct Fixture {
   };
   std::unique_ptr<Core> core;
   std::unique_ptr<oauth::FlowService> flows;
+  std::unique_ptr<WebhookStore> hooks;
+  std::unique_ptr<WebhookService> webhooks;
   std::unique_ptr<Settings> settings;
   std::unique_ptr<daemon::DaemonContext> ctx;
   Caller owner;
@@ -96,6 +100,18 @@ struct Fixture {
     core = std::make_unique<Core>(
         CoreDeps{*store, catalog, sealer, clock, random, net, env, "live", "http://127.0.0.1:7465"});
     flows = std::make_unique<oauth::FlowService>(*core, redirect_base);
+    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0});
+    REQUIRE(h);
+    hooks = std::move(*h);
+    webhooks = std::make_unique<WebhookService>(WebhookServiceDeps{.core = *core,
+                                                                   .store = *store,
+                                                                   .hooks = *hooks,
+                                                                   .clock = clock,
+                                                                   .random = random,
+                                                                   .http = net,
+                                                                   .webhook_base_url = "",
+                                                                   .control_url = "http://127.0.0.1:7465",
+                                                                   .default_relay_to = ""});
     auto resolved = Settings::resolve({}, env, dir.path() / "config.json");
     REQUIRE(resolved);
     settings = std::make_unique<Settings>(std::move(*resolved));
@@ -106,10 +122,10 @@ struct Fixture {
                                                                         .clock = clock,
                                                                         .random = random,
                                                                         .info = {},
-                                                                        .oauth = flows.get(),
+                                                                        .oauth = *flows,
                                                                         .control_hosts = {},
                                                                         .public_hosts = {},
-                                                                        .webhooks = nullptr});
+                                                                        .webhooks = *webhooks});
     auto key = core->bootstrap_owner();
     REQUIRE(key);
     REQUIRE(key->has_value());
