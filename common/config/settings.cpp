@@ -51,7 +51,8 @@ std::optional<std::string> config_text(const nlohmann::json& j) {
     std::string out;
     for (const auto& e : j) {
       if (!e.is_number_integer()) return std::nullopt;
-      out += (out.empty() ? "" : ",") + std::to_string(e.get<long long>());
+      if (!out.empty()) out += ',';
+      out += std::to_string(e.get<long long>());
     }
     return out;
   }
