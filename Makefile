@@ -9,10 +9,13 @@ RUN_ARGS ?=
 deps:
 	@scripts/install-deps.sh
 
+# Development and CI build with warnings as errors (ALUMIA_WERROR defaults to OFF for packagers); a
+# build directory configured without it is switched on here.
 $(BUILD)/CMakeCache.txt:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALUMIA_WERROR=ON >/dev/null
 
 build: deps $(BUILD)/CMakeCache.txt
+	@grep -qx 'ALUMIA_WERROR:BOOL=ON' $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DALUMIA_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run: build

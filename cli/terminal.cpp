@@ -167,7 +167,7 @@ std::optional<std::string> find_in_path(const std::string& name, const std::stri
     auto end = path_env.find(':', pos);
     if (end == std::string::npos) end = path_env.size();
     std::string dir = path_env.substr(pos, end - pos);
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir.push_back('.');
     const std::string candidate = dir + "/" + name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)

@@ -1,5 +1,6 @@
 #pragma once
-// Everything a handler may use, built once in main and passed down (no globals).
+// Everything a handler may use, built once by the Daemon (daemon.hpp) after every service it names and
+// passed down (no globals). It is complete when built: no member is filled in later.
 #include <alumia/auth/api_keys.hpp>
 #include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
@@ -44,11 +45,11 @@ struct DaemonContext {
   const Clock& clock;
   Random& random;
   DaemonInfo info;
-  oauth::FlowService* oauth = nullptr;  // OAuth flows, refresh and provider revocation
+  oauth::FlowService& oauth;  // OAuth flows, refresh and provider revocation
   // Host names (host:port) each listener answers to (SPEC §2 DNS-rebinding defence).
   std::vector<std::string> control_hosts;
   std::vector<std::string> public_hosts;
-  WebhookService* webhooks = nullptr;  // set in main once the webhook store is open
+  WebhookService& webhooks;
 };
 
 }  // namespace alumia::daemon

@@ -68,8 +68,7 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
   return std::make_pair(host, port);
 }
 
-Listener::Listener(DaemonContext& ctx, http::Listener kind)
-    : m_ctx(ctx), m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
+Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
   (void)route_table();  // built (and its scopes checked) at start, not on the first request
   auto& s = *m_server;
   s.set_tcp_nodelay(true);  // without it keep-alive POSTs stall on Nagle + delayed ACK
@@ -80,7 +79,7 @@ Listener::Listener(DaemonContext& ctx, http::Listener kind)
   s.set_payload_max_length(k_webhook_body_cap);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const auto& allowed = m_kind == http::Listener::control ? m_ctx.control_hosts : m_ctx.public_hosts;
+    const auto& allowed = m_kind == http::Listener::control ? m_ctx->control_hosts : m_ctx->public_hosts;
     auto reject = [&](ErrorCode code, std::string msg) {
       write_response(error_response(Error{code, std::move(msg), 0}), res);
       return httplib::Server::HandlerResponse::Handled;
@@ -110,14 +109,14 @@ Listener::Listener(DaemonContext& ctx, http::Listener kind)
         return reject(ErrorCode::payload_too_large, "body of " + std::to_string(n) + " bytes exceeds the limit of " +
                                                         std::to_string(cap) + " bytes for this route");
       if (m.route && m.route->admit_body)
-        if (auto st = m.route->admit_body(m_ctx, m.params, n); !st) return reject(st.error().code, st.error().message);
+        if (auto st = m.route->admit_body(*m_ctx, m.params, n); !st) return reject(st.error().code, st.error().message);
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     http::Request r = to_request(req, m_kind);
-    write_response(dispatch(m_ctx, r), res);
+    write_response(dispatch(*m_ctx, r), res);
   };
   s.Get(".*", handler);
   s.Post(".*", handler);
@@ -157,7 +156,8 @@ Result<int> Listener::bind(const std::string& host, int port) {
   return m_port;
 }
 
-void Listener::start() {
+void Listener::start(DaemonContext& ctx) {
+  m_ctx = &ctx;
   m_thread = std::thread([this] { m_server->listen_after_bind(); });
 }
 

@@ -15,21 +15,23 @@ class Server;
 
 namespace alumia::daemon {
 
+// Bound first (the daemon's first start step, so that its address is known to everything built
+// after), then started with the complete context once every service exists.
 class Listener {
  public:
-  Listener(DaemonContext& ctx, http::Listener kind);
+  explicit Listener(http::Listener kind);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
   // Binds host:port (port 0 picks one); returns the bound port.
   Result<int> bind(const std::string& host, int port);
-  void start();  // serves on a background thread
-  void stop();   // stops accepting, lets in-flight requests finish, joins
+  void start(DaemonContext& ctx);  // serves `ctx` on a background thread
+  void stop();                     // stops accepting, lets in-flight requests finish, joins
   int port() const { return m_port; }
 
  private:
-  DaemonContext& m_ctx;
+  DaemonContext* m_ctx = nullptr;  // set by start(), before the first request
   http::Listener m_kind;
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;

@@ -29,7 +29,10 @@ CliStatus show(CliContext& ctx) {
                                {"source", std::string(to_string(s.source))},
                                {"env", spec.env},
                                {"configKey", spec.config_key},
-                               {"description", spec.description}});
+                               {"description", spec.description},
+                               {"values", describe_values(spec)},
+                               {"default", spec.default_value},
+                               {"testOnly", spec.test_only}});
     }
     for (const auto& [k, v] : paths) j["paths"][k] = v;
     j["paths"]["flat"] = p.flat;
@@ -40,11 +43,16 @@ CliStatus show(CliContext& ctx) {
     return {};
   }
   Table t{{"SETTING", "VALUE", "SOURCE", "ENV"}, {}};
+  Table hooks{{"  SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   for (const auto& spec : setting_specs()) {
     const auto& s = settings->setting(spec.name);
-    t.rows.push_back({spec.name, s.value.empty() ? "-" : s.value, std::string(to_string(s.source)), spec.env});
+    const std::string value = s.value.empty() ? "-" : s.value;
+    if (spec.test_only) hooks.rows.push_back({"  " + spec.name, value, std::string(to_string(s.source)), spec.env});
+    else t.rows.push_back({spec.name, value, std::string(to_string(s.source)), spec.env});
   }
   print_table(ctx.out, t);
+  ctx.out << "\nTest hooks (for the test suite; never set them in production):\n";
+  print_table(ctx.out, hooks);
   ctx.out << "\nPaths" << (p.flat ? " (flat: ALUMIA_HOME or --data-dir)" : " (XDG)") << ":\n";
   Table pt{{"  NAME", "PATH"}, {}};
   for (const auto& [k, v] : paths) pt.rows.push_back({"  " + k, v});

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 // How many temp names to try before giving up (each collision is a leftover of a crash).
 constexpr int k_temp_attempts = 64;
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p) { return std::string("'").append(p.string()).append("'"); }
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
@@ -71,7 +71,8 @@ Status fsync_dir(const fs::path& dir) {
 // Creates, fills and fsyncs a 0600 temp file next to `path`; returns its name.
 Result<fs::path> write_temp_0600(const fs::path& path, std::string_view contents) {
   const fs::path dir = parent_dir(path);
-  const std::string base = "." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + ".";
+  const std::string base =
+      std::string(".").append(path.filename().string()) + ".tmp." + std::to_string(::getpid()) + ".";
   for (int attempt = 0; attempt < k_temp_attempts; ++attempt) {
     fs::path tmp = dir / (base + std::to_string(attempt));
     UniqueFd fd(::open(tmp.c_str(), O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0600));

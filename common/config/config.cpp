@@ -1,3 +1,4 @@
+// Where files live (SPEC §1) and the daemon's checks of them; the settings are in settings.cpp.
 #include <alumia/base/fs.hpp>
 #include <alumia/config/config.hpp>
 
@@ -8,16 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 namespace alumia {
 namespace fs = std::filesystem;
-namespace {
-
-constexpr std::size_t k_max_config_bytes = 1024 * 1024;
-
-}  // namespace
 
 EnvLookup process_env() {
   return [](std::string_view name) -> std::optional<std::string> {
@@ -116,86 +111,5 @@ Status prepare_daemon_paths(const Paths& paths) {
   for (std::size_t i = 1; i < problems.size(); ++i) message += "\n" + problems[i];
   return fail(ErrorCode::forbidden, message);
 }
-
-std::string_view to_string(SettingSource s) {
-  switch (s) {
-    case SettingSource::flag:
-      return "flag";
-    case SettingSource::env:
-      return "env";
-    case SettingSource::config:
-      return "config";
-    case SettingSource::default_:
-      return "default";
-  }
-  return "default";
-}
-
-const std::vector<SettingSpec>& setting_specs() {
-  static const std::vector<SettingSpec> k_specs{
-      {"listen", "ALUMIA_LISTEN", "listen", "127.0.0.1:7465", "control listener (loopback only)"},
-      {"public-listen", "ALUMIA_PUBLIC_LISTEN", "publicListen", "",
-       "public listener for webhooks and OAuth (ticketed start, callback)"},
-      {"env", "ALUMIA_ENV", "env", "live", "key environment: live or test"},
-      {"keyring", "ALUMIA_KEYRING", "keyring", "auto", "master key backend: auto, secret-service or file"},
-      {"log-level", "ALUMIA_LOG_LEVEL", "logLevel", "info", "trace, debug, info, warn, error"},
-      {"webhook-base-url", "CONNECTOR_WEBHOOK_BASE_URL", "webhookBaseUrl", "", "public https origin for receive URLs"},
-      {"oauth-redirect-base", "ALUMIA_OAUTH_REDIRECT_BASE", "oauthRedirectBase", "",
-       "base of the OAuth redirect URI (default: the control listener)"},
-      {"relay-to", "ALUMIA_RELAY_TO", "relayTo", "", "default relay target for webhook jobs"},
-      {"allow-insecure-base-url", "ALUMIA_ALLOW_INSECURE_BASE_URL", "allowInsecureBaseUrl", "false",
-       "development only: lift the base URL rule"},
-      {"telegram-api-base", "ALUMIA_TELEGRAM_API_BASE", "telegramApiBase", "https://api.telegram.org",
-       "Telegram Bot API base URL"},
-      {"github-api-base", "ALUMIA_GITHUB_API_BASE", "githubApiBase", "https://api.github.com", "GitHub API base URL"},
-      {"stripe-api-base", "ALUMIA_STRIPE_API_BASE", "stripeApiBase", "https://api.stripe.com", "Stripe API base URL"},
-      {"ca-file", "ALUMIA_CA_FILE", "caFile", "", "extra CA bundle trusted for outbound TLS (tests)"},
-      {"daemon", "ALUMIA_DAEMON", "daemonUrl", "", "daemon URL for the CLI (default: from the state file)"},
-  };
-  return k_specs;
-}
-
-Result<Settings> Settings::resolve(const std::map<std::string, std::string>& flags, const EnvLookup& env,
-                                   const fs::path& config_json) {
-  Settings s;
-  auto text = read_owned_file(config_json, Privacy::no_foreign_writes, k_max_config_bytes);
-  if (!text && text.error().code != ErrorCode::not_found) return std::unexpected(text.error());
-  if (text) {
-    try {
-      s.m_config = nlohmann::json::parse(*text);
-    } catch (const nlohmann::json::exception& e) {
-      return fail(ErrorCode::bad_request, config_json.string() + ": invalid JSON: " + e.what());
-    }
-    if (!s.m_config.is_object()) return fail(ErrorCode::bad_request, config_json.string() + ": must be a JSON object");
-  }
-  for (const auto& spec : setting_specs()) {
-    Setting st{spec.name, spec.default_value, SettingSource::default_};
-    if (auto it = flags.find(spec.name); it != flags.end()) {
-      st.value = it->second;
-      st.source = SettingSource::flag;
-    } else if (auto v = env(spec.env)) {
-      st.value = *v;
-      st.source = SettingSource::env;
-    } else if (s.m_config.contains(spec.config_key)) {
-      const auto& j = s.m_config[spec.config_key];
-      if (j.is_string()) st.value = j.get<std::string>();
-      else if (j.is_boolean()) st.value = j.get<bool>() ? "true" : "false";
-      else if (j.is_number_integer()) st.value = std::to_string(j.get<long long>());
-      else return fail(ErrorCode::bad_request, config_json.string() + ": " + spec.config_key + ": must be a string");
-      st.source = SettingSource::config;
-    }
-    s.m_settings.push_back(std::move(st));
-  }
-  return s;
-}
-
-const Setting& Settings::setting(const std::string& name) const {
-  for (const auto& s : m_settings)
-    if (s.name == name) return s;
-  static const Setting k_empty{};
-  return k_empty;
-}
-
-const std::string& Settings::get(const std::string& name) const { return setting(name).value; }
 
 }  // namespace alumia

@@ -129,7 +129,7 @@ Result<SecretBytes> decode_key(std::string_view text, std::string_view where) {
   return key;
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const fs::path& p) { return std::string("'").append(p.string()).append("'"); }
 
 MasterKey make_master_key(SecretBytes key, KeyringMode backend, std::unique_ptr<MasterKeyStore> store,
                           std::string warning, bool created) {

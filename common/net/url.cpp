@@ -49,9 +49,11 @@ bool is_non_public_ipv6(const std::array<unsigned char, 16>& a) {
 }  // namespace
 
 std::string Url::origin() const {
-  std::string o = scheme + "://" + (host_is_ipv6 ? "[" + host + "]" : host);
+  std::string o = scheme + "://";
+  if (host_is_ipv6) o.append("[").append(host).append("]");
+  else o += host;
   const bool default_port = (scheme == "https" && port == 443) || (scheme == "http" && port == 80);
-  if (!default_port) o += ":" + std::to_string(port);
+  if (!default_port) o.append(":").append(std::to_string(port));
   return o;
 }
 
@@ -86,8 +88,8 @@ Result<Url> parse(std::string_view text) {
   } else if (u.scheme == "http") {
     u.port = 80;
   }
-  for (auto* seg = uri->pathHead; seg != nullptr; seg = seg->next) u.path += "/" + range(seg->text);
-  if (u.path.empty()) u.path = "/";
+  for (auto* seg = uri->pathHead; seg != nullptr; seg = seg->next) u.path.append(1, '/').append(range(seg->text));
+  if (u.path.empty()) u.path.push_back('/');
   u.query = range(uri->query);
   return u;
 }

@@ -39,7 +39,7 @@ Result<http::Response> get_connection(DaemonContext& ctx, const http::Request& r
 }
 
 Result<http::Response> delete_connection(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  auto r = TRY(ctx.oauth->disconnect(*caller, req.params.at("id")));
+  auto r = TRY(ctx.oauth.disconnect(*caller, req.params.at("id")));
   return ok(disconnected_json(r));
 }
 
@@ -60,7 +60,7 @@ Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, 
                     (c.status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c.id + "`"
                                                            : std::string()));
   if (c.auth_type == "oauth") {
-    auto t = TRY(ctx.oauth->access_token(c));
+    auto t = TRY(ctx.oauth.access_token(c));
     spdlog::info("access token of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);
     return ok(access_token_json(t, c.id));
   }

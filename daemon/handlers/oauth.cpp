@@ -32,7 +32,7 @@ bool select_account(const http::Request& req) {
 Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
   if (c.auth_type != "oauth")
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
-  auto started = TRY(ctx.oauth->begin(c, select));
+  auto started = TRY(ctx.oauth.begin(c, select));
   http::Response r = redirect(302, started.authorize_url);
   r.headers.emplace_back("Set-Cookie", std::move(started.set_cookie));
   return r;
@@ -91,7 +91,7 @@ void page_headers(http::Response& r) {
 // GET /api/v1/connections/oauth/callback — public; state- and cookie-checked. 303s to a clean result
 // URL: a remembered outcome for a consumed flow, a fixed page for a refusal (nothing kept in memory).
 Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, const Caller*) {
-  const auto outcome = ctx.oauth->complete(req.query, req.headers);
+  const auto outcome = ctx.oauth.complete(req.query, req.headers);
   // Relative to the callback's own URL, so that a redirect base with a path prefix behind a proxy
   // (https://example.com/alumia) keeps its prefix: …/oauth/callback → …/oauth/result.
   constexpr std::string_view k_result = "result";
@@ -99,8 +99,8 @@ Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, co
   if (outcome.refusal != oauth::CallbackRefusal::none) {
     r = redirect(303, std::string(k_result) + "?refused=" + std::string(oauth::refusal_name(outcome.refusal)));
   } else {
-    r = redirect(303, std::string(k_result) + "?id=" + ctx.oauth->remember(outcome));
-    r.headers.emplace_back("Set-Cookie", ctx.oauth->clear_cookie(outcome.connection_id));  // the flow is spent
+    r = redirect(303, std::string(k_result) + "?id=" + ctx.oauth.remember(outcome));
+    r.headers.emplace_back("Set-Cookie", ctx.oauth.clear_cookie(outcome.connection_id));  // the flow is spent
   }
   page_headers(r);
   return r;
@@ -110,7 +110,7 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
   std::optional<oauth::CallbackOutcome> outcome;
   if (auto refused = oauth::parse_refusal(req.query_param("refused").value_or("")))
     outcome = oauth::refusal_outcome(*refused);
-  else outcome = ctx.oauth->recall(req.query_param("id").value_or(""));
+  else outcome = ctx.oauth.recall(req.query_param("id").value_or(""));
   oauth::CallbackOutcome shown = outcome.value_or(
       oauth::CallbackOutcome{false, "error", "", "There is no sign-in result here (it expired or the link is wrong)."});
   http::Response r;

@@ -13,16 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-Result<WebhookService*> service(DaemonContext& ctx) {
-  if (!ctx.webhooks) return fail(ErrorCode::service_unavailable, "the webhook service is not running");
-  return ctx.webhooks;
-}
-
-#define ALUMIA_SERVICE(ctx)                        \
-  auto svc_ = service(ctx);                        \
-  if (!svc_) return std::unexpected(svc_.error()); \
-  WebhookService& svc = **svc_
-
 // ---- requests: bodies and queries into typed structs (SPEC §3: a wrong type or an unknown field is
 // BAD_REQUEST; a well-typed value out of range is VALIDATION_ERROR, decided by the service) ----
 
@@ -176,7 +166,7 @@ Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
 // ---- handlers ----
 
 Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   auto res = svc.list_endpoints(*caller, *page);
@@ -187,7 +177,7 @@ Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& r
 }
 
 Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto request = create_endpoint_request(*body);
@@ -198,14 +188,14 @@ Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& 
 }
 
 Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto e = svc.get_endpoint(*caller, req.params.at("id"));
   if (!e) return std::unexpected(e.error());
   return ok(endpoint_json(*e, svc.receive_url(*e)));
 }
 
 Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto request = update_endpoint_request(*body);
@@ -216,13 +206,13 @@ Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& 
 }
 
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
   return ok(json{{"deleted", true}});
 }
 
 Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto body = parse_json_body(req);
   if (!body) return std::unexpected(body.error());
   auto request = rotate_secret_request(*body);
@@ -233,7 +223,7 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
 }
 
 Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto receipt = svc.receive(req);
   if (!receipt) return std::unexpected(receipt.error());
   if (receipt->exact_reply) return std::move(*receipt->exact_reply);
@@ -241,7 +231,7 @@ Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, con
 }
 
 Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   auto filter = event_filter(ctx, req);
@@ -254,21 +244,21 @@ Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req,
 }
 
 Result<http::Response> get_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto e = svc.get_event(*caller, req.params.at("id"));
   if (!e) return std::unexpected(e.error());
   return ok(event_json(*e, true));
 }
 
 Result<http::Response> replay_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto j = svc.replay_event(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
   return ok(json{{"job", job_json(*j)}}, 201);
 }
 
 Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto page = page_from_query(req);
   if (!page) return std::unexpected(page.error());
   auto filter = job_filter(ctx, req);
@@ -281,14 +271,14 @@ Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, c
 }
 
 Result<http::Response> retry_job(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   auto j = svc.retry_job(*caller, req.params.at("id"));
   if (!j) return std::unexpected(j.error());
   return ok(json{{"job", job_json(*j)}});
 }
 
 Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
-  ALUMIA_SERVICE(ctx);
+  WebhookService& svc = ctx.webhooks;
   const std::string state = req.query_param("state").value_or("dead");
   auto since = since_param(ctx, req);
   if (!since) return std::unexpected(since.error());
@@ -299,14 +289,11 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
 
 // Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).
 Status admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params, std::size_t length) {
-  if (!ctx.webhooks) return {};
   const auto provider = params.find("provider");
   const auto id = params.find("endpointId");
   if (provider == params.end() || id == params.end()) return {};
-  return ctx.webhooks->admit_body(provider->second, id->second, length);
+  return ctx.webhooks.admit_body(provider->second, id->second, length);
 }
-
-#undef ALUMIA_SERVICE
 
 }  // namespace
 

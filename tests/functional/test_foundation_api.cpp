@@ -750,6 +750,22 @@ TEST_CASE("daemon lifecycle: state file, SIGTERM, one daemon per dir, loopback o
       CHECK_FALSE(fs::exists(other.path() / "daemon.json"));
     }
   }
+  // A setting it does not take, test hooks included: exit 1 naming the setting, its source and its range.
+  {
+    TempDir other;
+    auto e = clean_env();
+    e["ALUMIA_HOME"] = other.path().string();
+    e["ALUMIA_OAUTH_FLOW_TTL_MS"] = "ten minutes";
+    auto r = alumia::test::run({ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0", "--keyring", "file"}, e, "",
+                               std::chrono::seconds(30));
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("alumia-connectd: error: bad configuration: setting oauth-flow-ttl-ms: ALUMIA_OAUTH_FLOW_TTL_MS "
+                     "(env) is \"ten minutes\"; it must be an integer from 1 to 600000") != std::string::npos);
+    CHECK(r.err.find("stoll") == std::string::npos);
+    CHECK_FALSE(fs::exists(other.path() / "daemon.json"));
+    CHECK_FALSE(fs::exists(other.path() / "store.db"));  // nothing was opened
+  }
   // A bad connectors.d file: exit 1 naming the file and the field.
   {
     TempDir other;

@@ -79,10 +79,10 @@ struct DaemonUnderTest {
                             .clock = clock,
                             .random = random,
                             .info = {},
-                            .oauth = &flows,
+                            .oauth = flows,
                             .control_hosts = {},
                             .public_hosts = {},
-                            .webhooks = &webhooks};
+                            .webhooks = webhooks};
   std::string owner_key = *must(keys.bootstrap_owner());
 
   // One request through dispatch() on the control listener with the owner key.

@@ -13,6 +13,8 @@
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include "fakes.hpp"
 #include "process.hpp"
@@ -71,6 +73,12 @@ struct Fixture {
   std::unique_ptr<OAuthClients> oauth_clients;
   std::unique_ptr<ConnectionService> connections;
   std::unique_ptr<oauth::FlowService> flows;
+  std::unique_ptr<WebhookStore> hooks;
+  std::unique_ptr<EndpointCache> endpoints;
+  struct NoRelay final : JobWaker {
+    void jobs_due() override {}  // no relay worker here
+  } relay;
+  std::unique_ptr<WebhookService> webhooks;
   std::unique_ptr<Settings> settings;
   std::unique_ptr<daemon::DaemonContext> ctx;
   Caller owner;
@@ -91,6 +99,21 @@ struct Fixture {
     flows = std::make_unique<oauth::FlowService>(oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, net,
                                                                         *oauth_clients, *connections, redirect_base});
     connections->set_oauth_base(flows->redirect_base());
+    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0});
+    REQUIRE(h);
+    hooks = std::move(*h);
+    endpoints = std::make_unique<EndpointCache>(*hooks, *store, sealer, "");
+    webhooks = std::make_unique<WebhookService>(WebhookServiceDeps{.connections = *connections,
+                                                                   .store = *store,
+                                                                   .sealer = sealer,
+                                                                   .hooks = *hooks,
+                                                                   .endpoints = *endpoints,
+                                                                   .relay = relay,
+                                                                   .clock = clock,
+                                                                   .random = random,
+                                                                   .http = net,
+                                                                   .webhook_base_url = "",
+                                                                   .control_url = "http://127.0.0.1:7465"});
     auto resolved = Settings::resolve({}, env, dir.path() / "config.json");
     REQUIRE(resolved);
     settings = std::make_unique<Settings>(std::move(*resolved));
@@ -104,10 +127,10 @@ struct Fixture {
                                                                         .clock = clock,
                                                                         .random = random,
                                                                         .info = {},
-                                                                        .oauth = flows.get(),
+                                                                        .oauth = *flows,
                                                                         .control_hosts = {},
                                                                         .public_hosts = {},
-                                                                        .webhooks = nullptr});
+                                                                        .webhooks = *webhooks});
     auto key = keys->bootstrap_owner();
     REQUIRE(key);
     REQUIRE(key->has_value());

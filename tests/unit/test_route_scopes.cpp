@@ -46,7 +46,7 @@ T must(alumia::Result<T> r) {
   return std::move(*r);
 }
 
-// The daemon's context as main.cpp wires it, over a store in a temp dir, without listeners.
+// The daemon's context as the Daemon (daemon/daemon.cpp) wires it, over a store in a temp dir, without listeners.
 struct DaemonUnderTest {
   alumia::test::TempDir dir;
   alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
@@ -89,10 +89,10 @@ struct DaemonUnderTest {
                                     .clock = clock,
                                     .random = random,
                                     .info = {},
-                                    .oauth = &flows,
+                                    .oauth = flows,
                                     .control_hosts = {},
                                     .public_hosts = {},
-                                    .webhooks = &webhooks};
+                                    .webhooks = webhooks};
   std::string owner_key = *must(keys.bootstrap_owner());
 
   // `key`'s call of `route`, every ":param" a placeholder that names nothing (an id that is a UUID).

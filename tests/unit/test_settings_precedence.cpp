@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -31,6 +32,23 @@ alumia::EnvLookup env_of(std::map<std::string, std::string> vars) {
   };
 }
 
+// Three distinct values a setting of this kind accepts (the first, second and third source's).
+std::vector<std::string> valid_values(const alumia::SettingSpec& spec) {
+  using alumia::SettingKind;
+  switch (spec.kind) {
+    case SettingKind::text:
+      return {"from-flag", "from-env", "from-config"};
+    case SettingKind::boolean:
+      return {"true", "false", "true"};
+    case SettingKind::integer:
+    case SettingKind::millis_list:
+      return {std::to_string(spec.min), std::to_string(spec.max), std::to_string(spec.min + (spec.max - spec.min) / 2)};
+    case SettingKind::choice:
+      return {spec.choices.at(0), spec.choices.at(spec.choices.size() > 1 ? 1 : 0), spec.choices.back()};
+  }
+  return {};
+}
+
 }  // namespace
 
 TEST_CASE("settings: flag > env > config > default, for every setting of the table", "[settings]") {
@@ -38,24 +56,25 @@ TEST_CASE("settings: flag > env > config > default, for every setting of the tab
   const auto config = dir.path() / "config.json";
   for (const auto& spec : alumia::setting_specs()) {
     INFO(spec.name);
-    const nlohmann::json file{{spec.config_key, "from-config"}};
+    const auto v = valid_values(spec);
+    const nlohmann::json file{{spec.config_key, v[2]}};
     write_config(config, file.dump());
-    const std::map<std::string, std::string> flag{{spec.name, "from-flag"}};
-    const auto env = env_of({{spec.env, "from-env"}});
+    const std::map<std::string, std::string> flag{{spec.name, v[0]}};
+    const auto env = env_of({{spec.env, v[1]}});
 
     auto all = alumia::Settings::resolve(flag, env, config);
     REQUIRE(all);
-    CHECK(all->get(spec.name) == "from-flag");
+    CHECK(all->get(spec.name) == v[0]);
     CHECK(all->setting(spec.name).source == SettingSource::flag);
 
     auto no_flag = alumia::Settings::resolve({}, env, config);
     REQUIRE(no_flag);
-    CHECK(no_flag->get(spec.name) == "from-env");
+    CHECK(no_flag->get(spec.name) == v[1]);
     CHECK(no_flag->setting(spec.name).source == SettingSource::env);
 
     auto file_only = alumia::Settings::resolve({}, env_of({}), config);
     REQUIRE(file_only);
-    CHECK(file_only->get(spec.name) == "from-config");
+    CHECK(file_only->get(spec.name) == v[2]);
     CHECK(file_only->setting(spec.name).source == SettingSource::config);
 
     std::filesystem::remove(config);

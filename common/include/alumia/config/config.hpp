@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -57,16 +58,37 @@ Status prepare_daemon_paths(const Paths& paths);
 enum class SettingSource { flag, env, config, default_ };
 std::string_view to_string(SettingSource s);
 
+// What values a setting takes; Settings::resolve refuses any other.
+enum class SettingKind {
+  text,         // any string (addresses and URLs are checked where they are used, naming the setting)
+  boolean,      // true or false
+  integer,      // a decimal integer from min to max
+  choice,       // one of `choices`
+  millis_list,  // comma-separated milliseconds, each from min to max; empty = the built-in default
+};
+
 struct SettingSpec {
   std::string name;        // e.g. "listen"
   std::string env;         // e.g. "ALUMIA_LISTEN"
   std::string config_key;  // e.g. "listen"
   std::string default_value;
   std::string description;
+  SettingKind kind = SettingKind::text;
+  int64_t min = 0;  // integer, millis_list: inclusive range
+  int64_t max = 0;
+  std::vector<std::string> choices = {};  // choice
+  bool test_only = false;                 // a hook for tests; `config show` lists it apart, never set it in production
 };
 
-// Every setting either binary reads; `config show` walks this table.
+// The values a spec accepts, for messages and `config show`: "an integer from 1 to 600000",
+// "one of live, test", "true or false", "comma-separated milliseconds, each from 0 to 86400000", "text".
+std::string describe_values(const SettingSpec& spec);
+// Whether `value` is one the spec accepts.
+bool accepts(const SettingSpec& spec, std::string_view value);
+
+// Every setting either binary reads, test hooks included; `config show` walks this table.
 const std::vector<SettingSpec>& setting_specs();
+const SettingSpec* find_setting_spec(std::string_view name);
 
 struct Setting {
   std::string name;
@@ -76,7 +98,10 @@ struct Setting {
 
 class Settings {
  public:
-  // flags: values given on the command line, by setting name.
+  // flag > environment > config file > default, per setting. flags: values given on the command line,
+  // by setting name. Fails (BAD_REQUEST) on a config file that is not a JSON object, and on every value
+  // a setting does not accept, one line each naming the setting, where the value came from and what it
+  // must be.
   static Result<Settings> resolve(const std::map<std::string, std::string>& flags, const EnvLookup& env,
                                   const std::filesystem::path& config_json);
   const std::string& get(const std::string& name) const;
@@ -84,9 +109,19 @@ class Settings {
   const std::vector<Setting>& all() const { return m_settings; }
   const nlohmann::json& config_file() const { return m_config; }
 
+  // Typed reads of settings resolve() has checked.
+  int64_t integer(const std::string& name) const;
+  bool boolean(const std::string& name) const;
+  std::vector<int64_t> integers(const std::string& name) const;  // millis_list; empty when unset
+
+  // Where a setting's value came from, for messages: "--listen (flag)", "ALUMIA_LISTEN (env)",
+  // "listen in /home/u/.config/alumia-connect/config.json (config)", "listen (default)".
+  std::string origin(const std::string& name) const;
+
  private:
   std::vector<Setting> m_settings;
   nlohmann::json m_config = nlohmann::json::object();
+  std::filesystem::path m_config_path;
 };
 
 }  // namespace alumia

@@ -1,0 +1,328 @@
+// The settings table and its resolver: flag > environment (ALUMIA_*) > config file > default, each value
+// checked against its kind and range, so that a bad one stops the start naming the setting and its source.
+#include <alumia/base/fs.hpp>
+#include <alumia/config/config.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+namespace alumia {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr std::size_t k_max_config_bytes = 1024 * 1024;
+constexpr int64_t k_day_ms = 24LL * 60 * 60 * 1000;
+
+std::optional<int64_t> parse_int(std::string_view text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || p != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+// "50,100,200" → {50, 100, 200}; nullopt when an item is not an integer.
+std::optional<std::vector<int64_t>> parse_int_list(std::string_view text) {
+  std::vector<int64_t> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    auto v = parse_int(text.substr(0, comma));
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+    if (comma == std::string_view::npos) break;
+    text.remove_prefix(comma + 1);
+    if (text.empty()) return std::nullopt;  // a trailing comma
+  }
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out;
+}
+
+// A config file value as the text the other sources give: strings as they are, true/false, integers,
+// and an array of integers as a comma-separated list (millis_list).
+std::optional<std::string> config_text(const nlohmann::json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_boolean()) return j.get<bool>() ? "true" : "false";
+  if (j.is_number_integer()) return std::to_string(j.get<long long>());
+  if (j.is_array()) {
+    std::string out;
+    for (const auto& e : j) {
+      if (!e.is_number_integer()) return std::nullopt;
+      if (!out.empty()) out += ',';
+      out += std::to_string(e.get<long long>());
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view to_string(SettingSource s) {
+  switch (s) {
+    case SettingSource::flag:
+      return "flag";
+    case SettingSource::env:
+      return "env";
+    case SettingSource::config:
+      return "config";
+    case SettingSource::default_:
+      return "default";
+  }
+  return "default";
+}
+
+std::string describe_values(const SettingSpec& spec) {
+  switch (spec.kind) {
+    case SettingKind::text:
+      return "text";
+    case SettingKind::boolean:
+      return "true or false";
+    case SettingKind::integer:
+      return "an integer from " + std::to_string(spec.min) + " to " + std::to_string(spec.max);
+    case SettingKind::choice:
+      return "one of " + join(spec.choices);
+    case SettingKind::millis_list:
+      return "comma-separated milliseconds, each from " + std::to_string(spec.min) + " to " + std::to_string(spec.max);
+  }
+  return "text";
+}
+
+bool accepts(const SettingSpec& spec, std::string_view value) {
+  const auto in_range = [&](int64_t v) { return v >= spec.min && v <= spec.max; };
+  switch (spec.kind) {
+    case SettingKind::text:
+      return true;
+    case SettingKind::boolean:
+      return value == "true" || value == "false";
+    case SettingKind::integer: {
+      const auto v = parse_int(value);
+      return v && in_range(*v);
+    }
+    case SettingKind::choice:
+      return std::find(spec.choices.begin(), spec.choices.end(), value) != spec.choices.end();
+    case SettingKind::millis_list: {
+      const auto vs = parse_int_list(value);
+      return vs && std::all_of(vs->begin(), vs->end(), in_range);
+    }
+  }
+  return false;
+}
+
+const std::vector<SettingSpec>& setting_specs() {
+  using enum SettingKind;
+  static const std::vector<SettingSpec> k_specs{
+      {.name = "listen",
+       .env = "ALUMIA_LISTEN",
+       .config_key = "listen",
+       .default_value = "127.0.0.1:7465",
+       .description = "control listener HOST:PORT (loopback only; port 0 picks one)"},
+      {.name = "public-listen",
+       .env = "ALUMIA_PUBLIC_LISTEN",
+       .config_key = "publicListen",
+       .default_value = "",
+       .description = "public listener ADDR:PORT for webhooks and OAuth (ticketed start, callback)"},
+      {.name = "env",
+       .env = "ALUMIA_ENV",
+       .config_key = "env",
+       .default_value = "live",
+       .description = "key environment",
+       .kind = choice,
+       .choices = {"live", "test"}},
+      {.name = "keyring",
+       .env = "ALUMIA_KEYRING",
+       .config_key = "keyring",
+       .default_value = "auto",
+       .description = "master key backend",
+       .kind = choice,
+       .choices = {"auto", "secret-service", "file"}},
+      {.name = "log-level",
+       .env = "ALUMIA_LOG_LEVEL",
+       .config_key = "logLevel",
+       .default_value = "info",
+       .description = "daemon log level",
+       .kind = choice,
+       .choices = {"trace", "debug", "info", "warn", "error"}},
+      {.name = "webhook-base-url",
+       .env = "CONNECTOR_WEBHOOK_BASE_URL",
+       .config_key = "webhookBaseUrl",
+       .default_value = "",
+       .description = "public https origin for receive URLs"},
+      {.name = "oauth-redirect-base",
+       .env = "ALUMIA_OAUTH_REDIRECT_BASE",
+       .config_key = "oauthRedirectBase",
+       .default_value = "",
+       .description = "base of the OAuth redirect URI (default: the control listener)"},
+      {.name = "relay-to",
+       .env = "ALUMIA_RELAY_TO",
+       .config_key = "relayTo",
+       .default_value = "",
+       .description = "default relay target for webhook jobs"},
+      {.name = "allow-insecure-base-url",
+       .env = "ALUMIA_ALLOW_INSECURE_BASE_URL",
+       .config_key = "allowInsecureBaseUrl",
+       .default_value = "false",
+       .description = "development only: lift the base URL rule",
+       .kind = boolean},
+      {.name = "telegram-api-base",
+       .env = "ALUMIA_TELEGRAM_API_BASE",
+       .config_key = "telegramApiBase",
+       .default_value = "https://api.telegram.org",
+       .description = "Telegram Bot API base URL"},
+      {.name = "github-api-base",
+       .env = "ALUMIA_GITHUB_API_BASE",
+       .config_key = "githubApiBase",
+       .default_value = "https://api.github.com",
+       .description = "GitHub API base URL"},
+      {.name = "stripe-api-base",
+       .env = "ALUMIA_STRIPE_API_BASE",
+       .config_key = "stripeApiBase",
+       .default_value = "https://api.stripe.com",
+       .description = "Stripe API base URL"},
+      {.name = "ca-file",
+       .env = "ALUMIA_CA_FILE",
+       .config_key = "caFile",
+       .default_value = "",
+       .description = "extra CA bundle trusted for outbound TLS (tests)"},
+      {.name = "daemon",
+       .env = "ALUMIA_DAEMON",
+       .config_key = "daemonUrl",
+       .default_value = "",
+       .description = "daemon URL for the CLI (default: from the state file)"},
+      // Test hooks: they shorten what the product keeps long so that tests run in seconds.
+      {.name = "refresh-interval-ms",
+       .env = "ALUMIA_REFRESH_INTERVAL_MS",
+       .config_key = "refreshIntervalMs",
+       .default_value = "30000",
+       .description = "how often the OAuth refresh worker looks for tokens due",
+       .kind = integer,
+       .min = 50,
+       .max = k_day_ms,
+       .test_only = true},
+      {.name = "oauth-flow-ttl-ms",
+       .env = "ALUMIA_OAUTH_FLOW_TTL_MS",
+       .config_key = "oauthFlowTtlMs",
+       .default_value = "600000",
+       .description = "life of a pending OAuth flow and its browser cookie (at most the 10 minutes of SPEC §6)",
+       .kind = integer,
+       .min = 1,
+       .max = 600'000,
+       .test_only = true},
+      {.name = "relay-backoff-ms",
+       .env = "ALUMIA_RELAY_BACKOFF_MS",
+       .config_key = "relayBackoffMs",
+       .default_value = "",
+       .description = "relay retry schedule without jitter (default: 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h with jitter)",
+       .kind = millis_list,
+       .min = 0,
+       .max = k_day_ms,
+       .test_only = true},
+      {.name = "webhook-secret-grace-seconds",
+       .env = "ALUMIA_WEBHOOK_SECRET_GRACE_SECONDS",
+       .config_key = "webhookSecretGraceSeconds",
+       .default_value = "86400",
+       .description = "how long a rotated webhook secret still verifies",
+       .kind = integer,
+       .min = 0,
+       .max = 86'400,
+       .test_only = true},
+      {.name = "jwks-min-refresh-seconds",
+       .env = "ALUMIA_JWKS_MIN_REFRESH_SECONDS",
+       .config_key = "jwksMinRefreshSeconds",
+       .default_value = "60",
+       .description = "how soon a Gmail push token with an unknown key id may refetch the JWKS",
+       .kind = integer,
+       .min = 0,
+       .max = 3'600,
+       .test_only = true},
+  };
+  return k_specs;
+}
+
+const SettingSpec* find_setting_spec(std::string_view name) {
+  for (const auto& spec : setting_specs())
+    if (spec.name == name) return &spec;
+  return nullptr;
+}
+
+Result<Settings> Settings::resolve(const std::map<std::string, std::string>& flags, const EnvLookup& env,
+                                   const fs::path& config_json) {
+  Settings s;
+  s.m_config_path = config_json;
+  auto text = read_owned_file(config_json, Privacy::no_foreign_writes, k_max_config_bytes);
+  if (!text && text.error().code != ErrorCode::not_found) return std::unexpected(text.error());
+  if (text) {
+    try {
+      s.m_config = nlohmann::json::parse(*text);
+    } catch (const nlohmann::json::exception& e) {
+      return fail(ErrorCode::bad_request, config_json.string() + ": invalid JSON: " + e.what());
+    }
+    if (!s.m_config.is_object()) return fail(ErrorCode::bad_request, config_json.string() + ": must be a JSON object");
+  }
+  std::vector<std::string> problems;
+  for (const auto& spec : setting_specs()) {
+    Setting st{spec.name, spec.default_value, SettingSource::default_};
+    if (auto it = flags.find(spec.name); it != flags.end()) {
+      st.value = it->second;
+      st.source = SettingSource::flag;
+    } else if (auto v = env(spec.env)) {
+      st.value = *v;
+      st.source = SettingSource::env;
+    } else if (s.m_config.contains(spec.config_key)) {
+      auto text_value = config_text(s.m_config[spec.config_key]);
+      if (!text_value)
+        return fail(ErrorCode::bad_request, config_json.string() + ": " + spec.config_key + ": must be " +
+                                                (spec.kind == SettingKind::text ? "a string" : describe_values(spec)));
+      st.value = std::move(*text_value);
+      st.source = SettingSource::config;
+    }
+    s.m_settings.push_back(std::move(st));
+    if (!accepts(spec, s.m_settings.back().value))
+      problems.push_back("setting " + spec.name + ": " + s.origin(spec.name) + " is \"" + s.m_settings.back().value +
+                         "\"; it must be " + describe_values(spec));
+  }
+  if (!problems.empty()) {
+    std::string message = problems.front();
+    for (std::size_t i = 1; i < problems.size(); ++i) message += "\n" + problems[i];
+    return fail(ErrorCode::bad_request, message);
+  }
+  return s;
+}
+
+const Setting& Settings::setting(const std::string& name) const {
+  for (const auto& s : m_settings)
+    if (s.name == name) return s;
+  static const Setting k_empty{};
+  return k_empty;
+}
+
+const std::string& Settings::get(const std::string& name) const { return setting(name).value; }
+
+int64_t Settings::integer(const std::string& name) const { return parse_int(get(name)).value_or(0); }
+
+bool Settings::boolean(const std::string& name) const { return get(name) == "true"; }
+
+std::vector<int64_t> Settings::integers(const std::string& name) const {
+  return parse_int_list(get(name)).value_or(std::vector<int64_t>{});
+}
+
+std::string Settings::origin(const std::string& name) const {
+  const SettingSpec* spec = find_setting_spec(name);
+  if (spec == nullptr) return name;
+  switch (setting(name).source) {
+    case SettingSource::flag:
+      return "--" + spec->name + " (flag)";
+    case SettingSource::env:
+      return spec->env + " (env)";
+    case SettingSource::config:
+      return spec->config_key + " in " + m_config_path.string() + " (config)";
+    case SettingSource::default_:
+      break;
+  }
+  return spec->name + " (default)";
+}
+
+}  // namespace alumia

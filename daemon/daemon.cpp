@@ -1,0 +1,349 @@
+// alumia-connectd, top to bottom: run() parses the command line and prepares the process; the Daemon's
+// constructor reads as the start order (each member's initializer is one start step); serve() runs it.
+#include "daemon.hpp"
+
+#include "api_doc.hpp"
+
+#include <alumia/crypto/keyring.hpp>
+#include <alumia/net/url.hpp>
+
+#include <fcntl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace alumia::daemon {
+namespace {
+
+using nlohmann::json;
+
+template <class T>
+T must(Result<T> r, const std::string& what) {
+  if (!r) throw StartupError(what + ": " + r.error().message);
+  return std::move(*r);
+}
+
+void must(const Status& st, const std::string& what) {
+  if (!st) throw StartupError(what + ": " + st.error().message);
+}
+
+// --- the start steps, in the order the constructor takes them ---
+
+Paths prepare_paths(const std::optional<std::string>& data_dir, const EnvLookup& env) {
+  Paths paths = must(resolve_paths(data_dir, env), "no data directory");
+  must(prepare_daemon_paths(paths), "unsafe data directory");
+  return paths;
+}
+
+// Resolves every setting (a bad value stops the start, naming the setting and where it came from)
+// and applies the log level, so that every later step logs at it.
+Settings resolve_settings(const StartOptions& options, const EnvLookup& env, const Paths& paths) {
+  Settings settings = must(Settings::resolve(options.flags, env, paths.config_json()), "bad configuration");
+  spdlog::set_level(spdlog::level::from_str(settings.get("log-level")));
+  return settings;
+}
+
+// One daemon per store: two refresh workers would trip refresh-token reuse detection.
+UniqueFd lock_store(const Paths& paths) {
+  UniqueFd fd = must(open_owned_file(paths.lock_file(), O_CREAT | O_RDWR, Privacy::no_foreign_writes),
+                     "cannot open the lock file");
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+    throw StartupError("another alumia-connectd is already using " + paths.data_dir.string() +
+                       " (stop it with `alumia-connect daemon stop`)");
+  return fd;
+}
+
+bool is_loopback_listen(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+std::vector<std::string> host_names(const std::string& host, int port) {
+  const std::string p = ":" + std::to_string(port);
+  if (host == "::1") return {"[::1]" + p, "localhost" + p};
+  return {host + p, "localhost" + p, "127.0.0.1" + p, "[::1]" + p};
+}
+
+std::pair<std::string, int> listen_address(const Settings& settings, const std::string& name) {
+  return must(parse_listen(settings.get(name)), "bad setting " + name + " from " + settings.origin(name));
+}
+
+BoundListener bind_control(const Settings& settings) {
+  const auto [host, port] = listen_address(settings, "listen");
+  if (!is_loopback_listen(host))
+    throw StartupError("setting listen from " + settings.origin("listen") + ": " + settings.get("listen") +
+                       " is not a loopback address; the control API never listens publicly (use --public-listen "
+                       "for the webhook receiver and OAuth callback)");
+  BoundListener b{std::make_unique<Listener>(http::Listener::control), {}, {}};
+  const int bound = must(b.listener->bind(host, port), "cannot start the control listener");
+  const std::string url_host = host == "::1" ? "[::1]" : (host == "localhost" ? "127.0.0.1" : host);
+  b.url = "http://" + url_host + ":" + std::to_string(bound);
+  b.hosts = host_names(host, bound);
+  return b;
+}
+
+// Without --public-listen: no listener.
+BoundListener bind_public(const Settings& settings) {
+  if (settings.get("public-listen").empty()) return {};
+  const auto [host, port] = listen_address(settings, "public-listen");
+  BoundListener b{std::make_unique<Listener>(http::Listener::public_), {}, {}};
+  const int bound = must(b.listener->bind(host, port), "cannot start the public listener");
+  b.hosts = host_names(host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host, bound);
+  if (const std::string base = settings.get("webhook-base-url"); !base.empty())
+    if (auto u = url::parse(base)) b.hosts.push_back(u->explicit_port ? u->host_port() : u->host);
+  b.url = "http://" + (host == "::" ? std::string("[::]") : host) + ":" + std::to_string(bound);
+  return b;
+}
+
+// The master key (created on first use) unwraps the data key kept in the store (made on first use).
+UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths& paths, Random& random) {
+  const auto wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
+  const auto mode = parse_keyring_mode(settings.get("keyring")).value_or(KeyringMode::auto_);
+  MasterKeyOptions mk_options;
+  mk_options.create_if_missing = !wrapped.has_value();
+  MasterKey master = must(open_master_key(mode, paths.data_dir, random, mk_options), "cannot open the master key");
+  if (!master.fallback_warning.empty()) spdlog::warn("{}", master.fallback_warning);
+  spdlog::info("master key: {} ({})", format_keyring_mode(master.backend), master.location);
+  SecretBytes data_key;
+  if (wrapped) {
+    data_key = must(unwrap_data_key(master.key, *wrapped), "cannot unwrap the data key with this master key");
+  } else {
+    data_key = generate_key(random);
+    must(store.put_meta("data_key.wrapped",
+                        must(wrap_data_key(master.key, data_key, random), "cannot wrap the data key")),
+         "cannot store the data key");
+  }
+  return UnlockedKeys{.sealer = Sealer(std::move(data_key), random),
+                      .keyring_backend = std::string(format_keyring_mode(master.backend)),
+                      .keyring_location = master.location,
+                      .keyring_warning = master.fallback_warning};
+}
+
+// The OAuth redirect URI is built once from configuration, never from request headers.
+std::string redirect_base(const Settings& settings, const std::string& control_url) {
+  const std::string base = settings.get("oauth-redirect-base");
+  if (base.empty()) return control_url;
+  const auto u =
+      must(url::parse(base), "bad setting oauth-redirect-base from " + settings.origin("oauth-redirect-base"));
+  if (!url::is_loopback_host(u) && u.scheme != "https")
+    throw StartupError("setting oauth-redirect-base from " + settings.origin("oauth-redirect-base") + ": " + base +
+                       " must be https unless it is a loopback address");
+  return base;
+}
+
+WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, const Sealer& sealer, WebhookStore& hooks,
+                                EndpointCache& endpoints, JobWaker& relay, const Clock& clock, Random& random,
+                                http::Client& http, const Settings& settings, const std::string& control_url) {
+  return WebhookServiceDeps{.connections = connections,
+                            .store = store,
+                            .sealer = sealer,
+                            .hooks = hooks,
+                            .endpoints = endpoints,
+                            .relay = relay,
+                            .clock = clock,
+                            .random = random,
+                            .http = http,
+                            .webhook_base_url = settings.get("webhook-base-url"),
+                            .allow_insecure_base_url = settings.boolean("allow-insecure-base-url"),
+                            .control_url = control_url,
+                            .secret_grace = std::chrono::seconds(settings.integer("webhook-secret-grace-seconds")),
+                            .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds"))};
+}
+
+RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& endpoints) {
+  RelayWorkerOptions options;
+  options.have_default_target = !endpoints.default_relay_to().empty();
+  if (const auto schedule = settings.integers("relay-backoff-ms"); !schedule.empty()) {  // tests: a short one
+    options.backoff.clear();
+    for (const int64_t ms : schedule) options.backoff.emplace_back(ms);
+    options.jitter = 0.0;
+  }
+  return options;
+}
+
+DaemonInfo daemon_info(const BoundListener& control, const BoundListener& public_listener, const UnlockedKeys& keys,
+                       const Paths& paths, const Clock& clock) {
+  DaemonInfo info;
+  info.pid = static_cast<int>(::getpid());
+  info.control_url = control.url;
+  info.public_url = public_listener.url;
+  info.keyring_backend = keys.keyring_backend;
+  info.keyring_location = keys.keyring_location;
+  info.keyring_warning = keys.keyring_warning;
+  info.store_path = paths.store_db().string();
+  info.started_at_ms = clock.now_ms();
+  return info;
+}
+
+// First start: the owner and its key file; a missing key file is issued again.
+void ensure_owner_key(KeyService& keys, Store& store, const Paths& paths) {
+  if (auto created = must(keys.bootstrap_owner(), "cannot create the local owner")) {
+    must(write_file_atomic_0600(paths.key_file(), *created + "\n"), "cannot write the key file");
+    spdlog::info("created the local owner; its API key is in {}", paths.key_file().string());
+  } else if (!std::filesystem::exists(paths.key_file())) {
+    const auto owner = must(store.first_user(), "cannot read the owner");
+    const std::string key =
+        must(keys.issue_key(owner->id, "owner (key file re-issued)", k_all_scopes), "cannot issue a key");
+    must(write_file_atomic_0600(paths.key_file(), key + "\n"), "cannot write the key file");
+    spdlog::warn("the key file was missing; issued a new owner key into {}", paths.key_file().string());
+  }
+}
+
+void harden_process() {
+  ::umask(077);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);  // no core dumps or ptrace of a process holding keys
+  rlimit none{0, 0};
+  ::setrlimit(RLIMIT_CORE, &none);
+}
+
+}  // namespace
+
+Daemon::Daemon(const StartOptions& options)
+    : m_env(process_env()),
+      m_paths(prepare_paths(options.data_dir, m_env)),
+      m_settings(resolve_settings(options, m_env, m_paths)),
+      m_lock(lock_store(m_paths)),
+      m_control(bind_control(m_settings)),
+      m_public(bind_public(m_settings)),
+      m_store(must(open_sqlite_store({m_paths.store_db(), true}), "cannot open the store")),
+      m_hook_store(must(open_sqlite_webhook_store({.path = m_paths.store_db()}), "cannot open the webhook store")),
+      m_keys(unlock_data_key(*m_store, m_settings, m_paths, m_random)),
+      m_catalog(must(load_catalog(m_paths.connectors_d()), "invalid connector catalog")),
+      m_http(m_settings.get("ca-file")),
+      m_api_keys(KeyServiceDeps{*m_store, m_clock, m_random, m_settings.get("env")}),
+      m_tickets(m_clock, m_random),
+      m_oauth_clients(*m_store, m_keys.sealer, m_env),
+      m_redirect_base(redirect_base(m_settings, m_control.url)),
+      m_connections(ConnectionServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_env,
+                                          m_oauth_clients, m_tickets, m_control.url, m_redirect_base}),
+      m_flows(oauth::FlowServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_oauth_clients,
+                                     m_connections, m_redirect_base}),
+      m_endpoints(*m_hook_store, *m_store, m_keys.sealer, m_settings.get("relay-to")),
+      m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
+      m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
+                              m_random, m_http, m_settings, m_control.url)),
+      m_ctx{.keys = m_api_keys,
+            .tickets = m_tickets,
+            .oauth_clients = m_oauth_clients,
+            .connections = m_connections,
+            .store = *m_store,
+            .catalog = m_catalog,
+            .settings = m_settings,
+            .clock = m_clock,
+            .random = m_random,
+            .info = daemon_info(m_control, m_public, m_keys, m_paths, m_clock),
+            .oauth = m_flows,
+            .control_hosts = m_control.hosts,
+            .public_hosts = m_public.hosts,
+            .webhooks = m_webhooks} {
+  m_flows.set_flow_ttl(m_settings.integer("oauth-flow-ttl-ms"));
+  ensure_owner_key(m_api_keys, *m_store, m_paths);
+}
+
+Daemon::~Daemon() { stop(); }
+
+int Daemon::serve(const sigset_t& signals) {
+  m_flows.start_worker(std::chrono::milliseconds(m_settings.integer("refresh-interval-ms")));
+  m_control.listener->start(m_ctx);
+  if (m_public.listener) m_public.listener->start(m_ctx);
+  const DaemonInfo& info = m_ctx.info;
+  const json state{{"url", info.control_url},
+                   {"pid", info.pid},
+                   {"version", ALUMIA_VERSION},
+                   {"publicUrl", info.public_url.empty() ? json(nullptr) : json(info.public_url)}};
+  must(write_file_atomic_0600(m_paths.state_file(), state.dump() + "\n"), "cannot write the state file");
+  spdlog::info("alumia-connectd {} listening on {}{}", ALUMIA_VERSION, info.control_url,
+               m_public.listener ? " (public " + info.public_url + ")" : std::string());
+  m_relay.start();
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  stop();
+  std::error_code ec;
+  std::filesystem::remove(m_paths.state_file(), ec);
+  spdlog::info("stopped");
+  return 0;
+}
+
+void Daemon::stop() {
+  if (m_public.listener) m_public.listener->stop();
+  m_control.listener->stop();
+  m_flows.stop_worker();
+  m_relay.stop();
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"alumia-connectd — local daemon owning the connection store, the OAuth callback and the webhook relay"};
+  StartOptions options;
+  std::string listen, public_listen, env, keyring, relay_to, log_level;
+  bool insecure = false;
+  bool print_api_md = false;
+  app.add_option("--listen", listen,
+                 "control listener HOST:PORT, loopback only (default 127.0.0.1:7465; port 0 picks one)");
+  app.add_option("--public-listen", public_listen,
+                 "public listener ADDR:PORT: webhook receiver and OAuth (ticketed start, callback) only");
+  app.add_option("--data-dir", options.data_dir,
+                 "put store, config, key file and state file in DIR (like ALUMIA_HOME)");
+  app.add_option("--env", env, "key environment: live or test")->check(CLI::IsMember({"live", "test"}));
+  app.add_option("--keyring", keyring, "master key backend: auto, secret-service or file")
+      ->check(CLI::IsMember({"auto", "secret-service", "file"}));
+  app.add_option("--relay-to", relay_to, "default relay target URL for webhook jobs");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_flag("--allow-insecure-base-url", insecure, "development only: accept any webhook base URL");
+  // Hidden: writes docs/API.md from the route table (tests/unit/test_api_doc.cpp checks it is current).
+  app.add_flag("--print-api-md", print_api_md, "print docs/API.md, generated from the route table")->group("");
+  app.set_version_flag("--version", std::string("alumia-connectd ") + ALUMIA_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (print_api_md) {
+    std::cout << api_markdown();
+    return std::cout.flush() ? 0 : 1;
+  }
+  for (auto [name, value] : {std::pair{"listen", &listen},
+                             {"public-listen", &public_listen},
+                             {"env", &env},
+                             {"keyring", &keyring},
+                             {"relay-to", &relay_to},
+                             {"log-level", &log_level}})
+    if (!value->empty()) options.flags[name] = *value;
+  if (insecure) options.flags["allow-insecure-base-url"] = "true";
+
+  // Signals are taken synchronously by serve() (sigwait). Block them before any thread exists
+  // (keyring/GDBus, OAuth refresh, relay worker, listeners): a thread created with SIGTERM unblocked
+  // would take the default action and kill the daemon without a clean exit.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  harden_process();
+  spdlog::set_default_logger(spdlog::stderr_color_mt("alumia-connectd"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+
+  try {
+    Daemon daemon(options);
+    return daemon.serve(signals);
+  } catch (const StartupError& e) {
+    std::fprintf(stderr, "alumia-connectd: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "alumia-connectd: fatal: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace alumia::daemon
