@@ -52,7 +52,7 @@ std::string api_markdown() {
       "\n"
       "Every route of the daemon, in the order `dispatch()` matches them (`daemon/routes.cpp`, the rows in\n"
       "`daemon/handlers/*.cpp`). Requests and answers use the JSON envelope of docs/spec/SPEC.md §3; a path or\n"
-      "method that is not listed answers `NOT_FOUND` or `METHOD_NOT_ALLOWED` in it.\n"
+      "method that is not listed answers `NOT_FOUND` (404), or HTTP 405 with code `BAD_REQUEST`, in it.\n"
       "\n"
       "- **auth**: `key` is `Authorization: Bearer alm_…`; `ticket or key` is the browser-opened `oauthUrl`\n"
       "  (a one-time ticket, or the key on the control listener); `none` routes check their caller themselves\n"
