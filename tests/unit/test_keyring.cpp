@@ -521,8 +521,12 @@ TEST_CASE("child: silent bus", "[.][keyring-child-silent-bus]") {
   auto fallback = alumia::open_master_key(KeyringMode::auto_, dir.path(), rng, options);
   CHECK(std::chrono::steady_clock::now() - t0 < 3s);
   REQUIRE(fallback.has_value());
+  INFO(fallback->fallback_warning);
   CHECK(fallback->backend == KeyringMode::file);
-  CHECK(fallback->fallback_warning.find("did not answer") != std::string::npos);
+  // The reason is this call's own timeout, or (under load, seen in CI) the error that the earlier
+  // timed-out attempts' cancellation leaves on libsecret's shared bus connection: either way the
+  // warning says no Secret Service answered and why.
+  CHECK(fallback->fallback_warning.rfind("no Secret Service answered (", 0) == 0);
   CHECK(file_mode(dir.path() / "master.key") == 0600);
 }
 
