@@ -412,7 +412,7 @@ class SqliteStore final : public Store {
     q.bind(2, c.user_id);
     q.bind(3, c.connector_slug);
     q.bind(4, c.label);
-    q.bind(5, c.auth_type);
+    q.bind(5, std::string(to_string(c.auth_type)));
     q.bind(6, std::string(to_string(c.status)));
     q.bind(7, c.account_label);
     q.bind(8, json(c.scopes).dump());
@@ -436,7 +436,7 @@ class SqliteStore final : public Store {
     c.user_id = q.getColumn(1).getString();
     c.connector_slug = q.getColumn(2).getString();
     c.label = q.getColumn(3).getString();
-    c.auth_type = q.getColumn(4).getString();
+    c.auth_type = parse_auth_type(q.getColumn(4).getString()).value_or(AuthType::none);
     c.status = parse_connection_status(q.getColumn(5).getString()).value_or(ConnectionStatus::error);
     c.account_label = q.getColumn(6).getString();
     const auto scopes = json::parse(q.getColumn(7).getString(), nullptr, false);

@@ -177,7 +177,7 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     q->bind(1, r.event_id);
     q->bind(2, r.endpoint_id);
     q->bind(3, r.user_id);
-    q->bind(4, r.provider);
+    q->bind(4, std::string(to_string(r.provider)));
     q->bind(5, r.event_key);
     q->bind(6, r.event_type);
     q->bindNoCopy(7, r.headers);

@@ -14,8 +14,8 @@ using nlohmann::json;
 
 constexpr std::string_view k_table = k_webhook_endpoints_table;
 
-std::string generate_secret(std::string_view provider, Random& random) {
-  if (provider == "telegram") return random.base64url(48);  // 64 chars of [A-Za-z0-9_-]
+std::string generate_secret(Provider provider, Random& random) {
+  if (provider == Provider::telegram) return random.base64url(48);  // 64 chars of [A-Za-z0-9_-]
   return random.hex(32);
 }
 
@@ -45,10 +45,13 @@ Status check_max_body(int64_t max_body) {
 Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, CreateEndpointRequest r) {
   if (!r.provider)
     return fail(ErrorCode::bad_request, "provider is required (one of " + webhooks::provider_list() + ")");
-  const std::string provider = *r.provider;
-  const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
-  if (!verifier)
-    return fail(ErrorCode::bad_request, "unknown provider '" + provider + "'; use one of " + webhooks::provider_list());
+  const auto parsed = parse_provider(*r.provider);
+  if (!parsed)
+    return fail(ErrorCode::bad_request,
+                "unknown provider '" + *r.provider + "'; use one of " + webhooks::provider_list());
+  const Provider provider = *parsed;
+  const std::string name(to_string(provider));
+  const webhooks::Verifier& verifier = webhooks::find_verifier(provider);
   if (!m_base_problem.empty())
     return fail(ErrorCode::validation_error,
                 "the configured webhook base URL is unsafe: " + m_base_problem +
@@ -68,7 +71,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   if (r.connection_id) {
     auto c = m_d.connections.get(caller, *r.connection_id);
     if (!c) return std::unexpected(c.error());
-    if (provider == "telegram" && !r.bot_id && c->connector_slug == "telegram") {
+    if (provider == Provider::telegram && !r.bot_id && c->connector_slug == "telegram") {
       // The bot id is the numeric prefix of the bot token (part of Telegram's event key).
       if (auto values = m_d.connections.credential_values(*c); values && values->count("bot_token")) {
         const std::string& token = values->at("bot_token");
@@ -77,16 +80,16 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
       }
     }
   }
-  if (provider == "telegram" && !r.bot_id) r.bot_id = "0";  // unknown bot: dedup is per endpoint anyway
+  if (provider == Provider::telegram && !r.bot_id) r.bot_id = "0";  // unknown bot: dedup is per endpoint anyway
 
   const bool generates = webhooks::daemon_generates_secret(provider);
   bool generated = false;
   if (r.secret.empty()) {
-    if (!generates && provider != "gmail")
-      return fail(ErrorCode::bad_request, provider +
+    if (!generates && provider != Provider::gmail)
+      return fail(ErrorCode::bad_request, name +
                                               " issues its own secret; pass it as `secret` (CLI: `alumia-connect "
                                               "webhooks create --provider " +
-                                              provider + " --secret-from-stdin`)");
+                                              name + " --secret-from-stdin`)");
     if (generates) {
       std::string fresh = generate_secret(provider, m_d.random);
       r.secret = SecretBytes(fresh);
@@ -102,9 +105,9 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   cfg.audience = r.audience.value_or("");
   cfg.jwks_url = r.jwks_url.value_or("");
   cfg.service_account_email = r.service_account_email.value_or("");
-  if (provider == "gmail") cfg.legacy_token = r.verify_token.str();
+  if (provider == Provider::gmail) cfg.legacy_token = r.verify_token.str();
   else cfg.verify_token = r.verify_token.str();
-  const auto checked = verifier->check_config(cfg);
+  const auto checked = verifier.check_config(cfg);
   for (auto& s : cfg.secrets) wipe_string(s);
   wipe_string(cfg.legacy_token);
   wipe_string(cfg.verify_token);
@@ -143,7 +146,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
     (void)m_d.store.delete_secrets(k_table, e.id);
     return std::unexpected(ins.error());
   }
-  spdlog::info("webhook endpoint {} ({}) created", e.id, e.provider);
+  spdlog::info("webhook endpoint {} ({}) created", e.id, name);
   if (generated) out.secret = std::move(r.secret);
   return out;
 }
@@ -169,7 +172,7 @@ Status WebhookService::delete_endpoint(const Caller& caller, const std::string& 
   auto e = owned_endpoint(caller, id);
   if (!e) return std::unexpected(e.error());
   const int64_t now = m_d.clock.now_ms();
-  e->status = "disabled";
+  e->status = EndpointStatus::disabled;
   e->deleted_at = now;
   e->updated_at = now;
   // Row first: from here on the receiver answers NOT_FOUND even if destroying the secrets fails.
@@ -201,9 +204,9 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
     next.relay_to = *r.relay_to;
   }
   if (r.status) {
-    if (*r.status != "active" && *r.status != "disabled")
-      return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
-    next.status = *r.status;
+    const auto status = parse_endpoint_status(*r.status);
+    if (!status) return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
+    next.status = *status;
   }
   if (next.status == e->status && next.label == e->label && next.relay_to == e->relay_to &&
       next.max_body_bytes == e->max_body_bytes)
@@ -212,7 +215,7 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
   if (auto st = m_d.hooks.update_endpoint(next); !st) return std::unexpected(st.error());
   // The receiver reads endpoints from the cache: drop it so a disable answers NOT_FOUND at once.
   m_d.endpoints.forget(id);
-  spdlog::info("webhook endpoint {} updated (status {})", id, next.status);
+  spdlog::info("webhook endpoint {} updated (status {})", id, to_string(next.status));
   // Queued jobs without a target wait; a new target must wake the worker to drain them.
   if (next.relay_to && next.relay_to != e->relay_to) m_d.relay.jobs_due();
   return next;
@@ -231,7 +234,7 @@ Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const 
   bool generated = false;
   if (r.secret.empty()) {
     if (!webhooks::daemon_generates_secret(e->provider))
-      return fail(ErrorCode::bad_request, e->provider +
+      return fail(ErrorCode::bad_request, std::string(to_string(e->provider)) +
                                               " issues its own secret; pass the new one as `secret` (CLI: "
                                               "`alumia-connect webhooks rotate-secret " +
                                               id + " --secret-from-stdin`)");
@@ -245,7 +248,7 @@ Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const 
   if (!*current) return fail(ErrorCode::not_found, "no webhook endpoint " + id);
   webhooks::EndpointConfig cfg = (*current)->current;
   cfg.secrets = {r.secret.str()};
-  const auto checked = webhooks::find_verifier(e->provider)->check_config(cfg);
+  const auto checked = webhooks::find_verifier(e->provider).check_config(cfg);
   wipe_string(cfg.secrets.front());
   if (!checked) return std::unexpected(checked.error());
 
@@ -253,7 +256,8 @@ Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const 
                                             {"relay_secret", (*current)->relay_secret.str()}};
   if (!(*current)->current.secrets.empty() && grace_ms > 0)
     values["previous_secret"] = (*current)->current.secrets.front();
-  const std::string vt = e->provider == "gmail" ? (*current)->current.legacy_token : (*current)->current.verify_token;
+  const std::string vt =
+      e->provider == Provider::gmail ? (*current)->current.legacy_token : (*current)->current.verify_token;
   if (!vt.empty()) values["verify_token"] = vt;
   const int64_t now = m_d.clock.now_ms();
   e->previous_secret_expires_at =

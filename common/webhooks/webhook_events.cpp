@@ -40,7 +40,7 @@ Result<WebhookJob> WebhookService::replay_event(const Caller& caller, const std:
   j.event_id = ev->id;
   j.endpoint_id = ev->endpoint_id;
   j.user_id = ev->user_id;
-  j.state = "queued";
+  j.state = JobState::queued;
   j.next_attempt_at = now;
   j.created_at = now;
   j.updated_at = now;
@@ -63,7 +63,7 @@ Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::st
   if (!changed) return std::unexpected(changed.error());
   if (!*changed)
     return fail(ErrorCode::conflict,
-                "job " + id + " is " + (*found)->state +
+                "job " + id + " is " + std::string(to_string((*found)->state)) +
                     "; only queued, failed or dead jobs can be retried (replay the event to deliver it again)");
   m_d.relay.jobs_due();
   auto after = m_d.hooks.find_job(id);
@@ -72,9 +72,8 @@ Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::st
   return **after;
 }
 
-Result<int64_t> WebhookService::retry_jobs(const Caller& caller, const std::string& state,
-                                           std::optional<int64_t> since) {
-  if (state != "dead" && state != "failed")
+Result<int64_t> WebhookService::retry_jobs(const Caller& caller, JobState state, std::optional<int64_t> since) {
+  if (state != JobState::dead && state != JobState::failed)
     return fail(ErrorCode::bad_request, "state must be dead or failed for a bulk retry");
   auto n = m_d.hooks.retry_jobs(caller.user.id, state, since, m_d.clock.now_ms());
   if (n && *n > 0) m_d.relay.jobs_due();

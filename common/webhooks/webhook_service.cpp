@@ -29,7 +29,7 @@ std::string WebhookService::receive_base() const {
 }
 
 std::string WebhookService::receive_url(const WebhookEndpointRecord& e) const {
-  return receive_base() + "/api/v1/connectors/webhooks/" + e.provider + "/" + e.id;
+  return receive_base() + "/api/v1/connectors/webhooks/" + std::string(to_string(e.provider)) + "/" + e.id;
 }
 
 Status WebhookService::seal_and_store(const std::string& id, const std::map<std::string, std::string>& values) {

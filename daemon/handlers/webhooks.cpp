@@ -4,6 +4,7 @@
 #include "wire.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <algorithm>
@@ -123,15 +124,13 @@ Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Reque
   return v;
 }
 
-// A job state named in a query (`param`): one of k_job_states.
-constexpr std::string_view k_job_states[] = {"queued", "running", "succeeded", "failed", "dead"};
-Result<std::optional<std::string>> job_state_param(const http::Request& req, const char* param) {
+// A job state named in a query (`param`).
+Result<std::optional<JobState>> job_state_param(const http::Request& req, const char* param) {
   auto s = req.query_param(param);
-  if (!s || s->empty()) return std::optional<std::string>();
-  if (std::find(std::begin(k_job_states), std::end(k_job_states), *s) == std::end(k_job_states))
-    return fail(ErrorCode::bad_request,
-                std::string(param) + " must be one of queued, running, succeeded, failed, dead");
-  return std::optional<std::string>(*s);
+  if (!s || s->empty()) return std::optional<JobState>();
+  const auto state = parse_job_state(*s);
+  if (!state) return fail(ErrorCode::bad_request, std::string(param) + " must be one of " + job_state_list());
+  return state;
 }
 
 // GET /connector-events?endpoint=&status=&since=
@@ -279,12 +278,11 @@ Result<http::Response> retry_job(DaemonContext& ctx, const http::Request& req, c
 
 Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  const std::string state = req.query_param("state").value_or("dead");
-  auto since = since_param(ctx, req);
-  if (!since) return std::unexpected(since.error());
-  auto n = svc.retry_jobs(*caller, state, *since);
-  if (!n) return std::unexpected(n.error());
-  return ok(json{{"retried", *n}});
+  const auto since = TRY(since_param(ctx, req));
+  // The service refuses the states a bulk retry cannot take with the same words.
+  const auto state = parse_job_state(req.query_param("state").value_or("dead"));
+  if (!state) return fail(ErrorCode::bad_request, "state must be dead or failed for a bulk retry");
+  return ok(json{{"retried", TRY(svc.retry_jobs(*caller, *state, since))}});
 }
 
 // Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).
