@@ -1,6 +1,7 @@
 // The webhook service's shared parts: the base of receive URLs and sealing endpoint secrets. The
 // seams live beside it: webhook_endpoints.cpp, webhook_receiver.cpp, webhook_events.cpp, and the
 // cache of opened endpoints in endpoint_cache.cpp.
+#include <alumia/base/try.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -36,9 +37,8 @@ Status WebhookService::seal_and_store(const std::string& id, const std::map<std:
   const std::string_view table = k_webhook_endpoints_table;
   std::vector<SealedValue> sealed;
   for (const auto& [field, value] : values) {
-    auto blob = m_d.sealer.seal(value, table, id, field);
-    if (!blob) return std::unexpected(blob.error());
-    sealed.push_back({field, std::move(*blob)});
+    auto blob = TRY(m_d.sealer.seal(value, table, id, field));
+    sealed.push_back({field, std::move(blob)});
   }
   return m_d.store.put_secrets(table, id, sealed);
 }
