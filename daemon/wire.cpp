@@ -206,10 +206,11 @@ json connector_json(const Connector& c, bool configured) {
   }
   if (c.webhook) {
     const auto& w = *c.webhook;
-    json webhook = {{"provider", w.provider},
+    const std::string provider(to_string(w.provider));
+    json webhook = {{"provider", provider},
                     {"scheme", w.scheme},
                     {"secretSource", to_string(w.secret_source)},
-                    {"receivePath", "/api/v1/connectors/webhooks/" + w.provider + "/{endpointId}"},
+                    {"receivePath", "/api/v1/connectors/webhooks/" + provider + "/{endpointId}"},
                     {"setupCommands", c.commands}};
     if (!w.signature_header.empty()) webhook["signatureHeader"] = w.signature_header;
     if (!w.secret_label.empty()) webhook["secretLabel"] = w.secret_label;
@@ -230,7 +231,7 @@ json connection_json(const Connection& c) {
   return json{{"id", c.id},
               {"connectorSlug", c.connector_slug},
               {"label", c.label},
-              {"authType", c.auth_type},
+              {"authType", to_string(c.auth_type)},
               {"status", to_string(c.status)},
               {"accountLabel", c.account_label.empty() ? json(nullptr) : json(c.account_label)},
               {"scopes", c.scopes},
@@ -310,10 +311,10 @@ nlohmann::json webhook_time_or_null(const std::optional<int64_t>& v) {
 nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url) {
   using nlohmann::json;
   return json{{"id", e.id},
-              {"provider", e.provider},
+              {"provider", to_string(e.provider)},
               {"connectionId", e.connection_id ? json(*e.connection_id) : json(nullptr)},
               {"label", e.label},
-              {"status", e.deleted_at ? "disabled" : e.status},
+              {"status", to_string(e.deleted_at ? EndpointStatus::disabled : e.status)},
               {"receiveUrl", receive_url},
               {"relayTo", e.relay_to ? json(*e.relay_to) : json(nullptr)},
               {"maxBodyBytes", e.max_body_bytes},
@@ -348,11 +349,11 @@ nlohmann::json event_json(const WebhookEvent& e, bool full) {
   using nlohmann::json;
   json j{{"id", e.id},
          {"endpointId", e.endpoint_id},
-         {"provider", e.provider},
+         {"provider", to_string(e.provider)},
          {"eventKey", e.event_key},
          {"eventType", e.event_type},
          {"receivedAt", format_time_ms(e.received_at)},
-         {"jobState", e.job_state.empty() ? json(nullptr) : json(e.job_state)}};
+         {"jobState", e.job_state ? json(to_string(*e.job_state)) : json(nullptr)}};
   if (full) {
     j["headers"] = event_headers(e);
     // Valid UTF-8 shows as text; anything else as base64 (bodyEncoding says which).
@@ -368,10 +369,9 @@ nlohmann::json job_json(const WebhookJob& j) {
   return json{{"id", j.id},
               {"eventId", j.event_id},
               {"endpointId", j.endpoint_id},
-              {"state", j.state},
+              {"state", to_string(j.state)},
               {"attempts", j.attempts},
-              {"nextAttemptAt",
-               (j.state == "queued" || j.state == "failed") ? json(format_time_ms(j.next_attempt_at)) : json(nullptr)},
+              {"nextAttemptAt", is_pending(j.state) ? json(format_time_ms(j.next_attempt_at)) : json(nullptr)},
               {"lastStatus", j.last_status ? json(*j.last_status) : json(nullptr)},
               {"lastError", j.last_error ? json(*j.last_error) : json(nullptr)},
               {"createdAt", format_time_ms(j.created_at)},

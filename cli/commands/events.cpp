@@ -2,6 +2,8 @@
 #include "credentials_util.hpp"
 #include "event_tail.hpp"
 
+#include <alumia/base/vocabulary.hpp>
+
 #include <algorithm>
 #include <chrono>
 
@@ -179,7 +181,8 @@ CliStatus tail(CliContext& ctx, const TailOptions& o) {
 void register_events(CLI::App& app, CliContext& ctx) {
   auto* group = app.add_subcommand("events", "Inspect, replay and follow received webhook events");
   group->require_subcommand(1);
-  const std::vector<std::string> states{"queued", "running", "succeeded", "failed", "dead"};
+  std::vector<std::string> states;
+  for (const JobState s : job_states()) states.emplace_back(to_string(s));
 
   auto lo = std::make_shared<ListOptions>();
   auto* ls = group->add_subcommand("list", "List received events, newest first");

@@ -1,6 +1,8 @@
 // alumia-connect jobs list [--state S]|retry ID|retry --state dead|failed [--since WHEN]
 #include "credentials_util.hpp"
 
+#include <alumia/base/vocabulary.hpp>
+
 namespace alumia::cli {
 namespace {
 
@@ -75,10 +77,10 @@ void register_jobs(CLI::App& app, CliContext& ctx) {
 
   auto state = std::make_shared<std::string>();
   auto limit = std::make_shared<int>(0);
+  std::vector<std::string> states;
+  for (const JobState s : job_states()) states.emplace_back(to_string(s));
   auto* ls = group->add_subcommand("list", "List relay jobs, newest first");
-  ls->add_option("--state", *state, "Only jobs in this state")
-      ->check(CLI::IsMember({"queued", "running", "succeeded", "failed", "dead"}))
-      ->type_name("STATE");
+  ls->add_option("--state", *state, "Only jobs in this state")->check(CLI::IsMember(states))->type_name("STATE");
   ls->add_option("--limit", *limit, "At most N jobs (1-200; default 50)")->check(CLI::Range(1, 200))->type_name("N");
   on_run(*ls, ctx, [&ctx, state, limit] { return list(ctx, *state, *limit); });
 

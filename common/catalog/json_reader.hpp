@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -80,6 +81,18 @@ class Obj {
       if (name == *s) return value;
     std::string allowed;
     for (const auto& [name, value] : table) allowed += (allowed.empty() ? "" : ", ") + in_quotes(name);
+    error(key, in_quotes(*s) + " is not one of " + allowed);
+    return std::nullopt;
+  }
+  // The same for an enum of base/vocabulary.hpp: read with its parse, listed with its to_string.
+  template <class E>
+  std::optional<E> enumeration(std::string_view key, std::optional<E> (*parse)(std::string_view),
+                               std::span<const E> values, bool required) const {
+    auto s = str(key, required);
+    if (!s) return std::nullopt;
+    if (auto v = parse(*s)) return v;
+    std::string allowed;
+    for (const E v : values) allowed += (allowed.empty() ? "" : ", ") + in_quotes(to_string(v));
     error(key, in_quotes(*s) + " is not one of " + allowed);
     return std::nullopt;
   }

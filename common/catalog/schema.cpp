@@ -10,12 +10,15 @@ namespace alumia {
 namespace catalog_detail {
 namespace {
 
-// One verifier per provider exists in the daemon (PROVIDERS.md §10); nothing else can be named.
-constexpr std::array<std::string_view, 9> k_webhook_providers = {"telegram", "slack",  "discord", "whatsapp", "twilio",
-                                                                 "gmail",    "github", "linear",  "stripe"};
 constexpr std::array<std::string_view, 1> k_commands = {"setup-webhook"};
 constexpr std::array<std::string_view, 4> k_endpoint_extras = {"verifyToken", "audience", "jwksUrl",
                                                                "serviceAccountEmail"};
+
+std::string provider_list() {
+  std::string out;
+  for (const Provider p : all_providers()) out += (out.empty() ? "" : ", ") + std::string(to_string(p));
+  return out;
+}
 
 template <std::size_t N>
 std::string list_of(const std::array<std::string_view, N>& set) {
@@ -242,9 +245,9 @@ std::optional<WebhookInfo> read_webhook(const Obj& w) {
   w.allow({"provider", "scheme", "signatureHeader", "secretSource", "secretLabel", "endpointExtras"});
   WebhookInfo info;
   if (auto p = w.str("provider", true)) {
-    if (!contains(k_webhook_providers, *p))
-      w.error("provider", in_quotes(*p) + " has no verifier; known providers: " + list_of(k_webhook_providers));
-    info.provider = *p;
+    // One verifier per Provider exists in the daemon (PROVIDERS.md §10); nothing else can be named.
+    if (auto provider = parse_provider(*p)) info.provider = *provider;
+    else w.error("provider", in_quotes(*p) + " has no verifier; known providers: " + provider_list());
   }
   info.scheme = w.str("scheme", true).value_or("");
   if (auto h = w.str("signatureHeader", false)) {
@@ -281,7 +284,7 @@ Connector read_connector(const Obj& o) {
     if (!valid_category(*cat)) o.error("category", in_quotes(*cat) + " must match ^[a-z][a-z0-9-]*$");
     c.category = *cat;
   }
-  auto auth = o.enumeration("authType", k_auth_types, true);
+  auto auth = o.enumeration("authType", &parse_auth_type, auth_types(), true);
   c.auth_type = auth.value_or(AuthType::none);
   c.availability = o.enumeration("availability", k_availabilities, false).value_or(Availability::available);
   c.availability_reason = o.str("availabilityReason", false).value_or("");
@@ -372,7 +375,6 @@ Connector read_connector(const Obj& o) {
 
 using catalog_detail::name_of;
 
-std::string_view to_string(AuthType v) { return name_of(catalog_detail::k_auth_types, v); }
 std::string_view to_string(Availability v) { return name_of(catalog_detail::k_availabilities, v); }
 std::string_view to_string(ClientAuth v) { return name_of(catalog_detail::k_client_auths, v); }
 std::string_view to_string(BodyFormat v) { return name_of(catalog_detail::k_body_formats, v); }

@@ -30,8 +30,6 @@ std::string_view name_of(const std::array<std::pair<std::string_view, E>, N>& ta
 }
 
 // The one string table of each catalog enum: what the JSON says ↔ the value (to_string reads them too).
-inline constexpr std::array<std::pair<std::string_view, AuthType>, 3> k_auth_types = {
-    {{"oauth", AuthType::oauth}, {"api_key", AuthType::api_key}, {"none", AuthType::none}}};
 inline constexpr std::array<std::pair<std::string_view, Availability>, 2> k_availabilities = {
     {{"available", Availability::available}, {"coming_soon", Availability::coming_soon}}};
 inline constexpr std::array<std::pair<std::string_view, ClientAuth>, 2> k_client_auths = {

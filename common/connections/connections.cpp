@@ -65,7 +65,7 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
     c.user_id = caller.user.id;
     c.connector_slug = conn->slug;
     c.label = label;
-    c.auth_type = std::string(to_string(conn->auth_type));
+    c.auth_type = conn->auth_type;
     c.status = conn->auth_type == AuthType::none ? ConnectionStatus::active : ConnectionStatus::pending;
     c.created_at = c.updated_at = now;
     TRY(m_d.store.insert_connection(c));

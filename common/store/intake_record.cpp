@@ -52,7 +52,8 @@ std::string encode(const IngestRequest& r) {
   std::string out;
   out.reserve(r.body.size() + r.headers.size() + 256);
   out.push_back(k_version);
-  for (const auto* f : {&r.endpoint_id, &r.user_id, &r.provider, &r.event_key, &r.event_type, &r.headers, &r.body,
+  const std::string provider(to_string(r.provider));  // the record keeps the provider's name
+  for (const auto* f : {&r.endpoint_id, &r.user_id, &provider, &r.event_key, &r.event_type, &r.headers, &r.body,
                         &r.event_id, &r.job_id})
     put_str(out, *f);
   out.append(reinterpret_cast<const char*>(&r.received_at), sizeof r.received_at);
@@ -67,9 +68,13 @@ std::optional<IngestRequest> decode(std::string_view in) {
   if (in.empty() || in[0] != k_version) return std::nullopt;
   Reader read(in);
   IngestRequest r;
-  for (auto* f : {&r.endpoint_id, &r.user_id, &r.provider, &r.event_key, &r.event_type, &r.headers, &r.body,
-                  &r.event_id, &r.job_id})
+  std::string provider;
+  for (auto* f : {&r.endpoint_id, &r.user_id, &provider, &r.event_key, &r.event_type, &r.headers, &r.body, &r.event_id,
+                  &r.job_id})
     if (!read.str(*f)) return std::nullopt;
+  const auto known = parse_provider(provider);
+  if (!known) return std::nullopt;
+  r.provider = *known;
   if (!read.take(&r.received_at, sizeof r.received_at)) return std::nullopt;
   for (auto* list : {&r.alias_keys, &r.item_keys})
     if (!read.list(*list)) return std::nullopt;

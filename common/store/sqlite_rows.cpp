@@ -1,7 +1,19 @@
 // Columns and row readers of the webhook tables (sqlite_rows.hpp).
 #include "sqlite_rows.hpp"
 
+#include <stdexcept>
+
 namespace alumia::sqlite {
+namespace {
+
+// Only the daemon writes these rows; a provider it does not know is damage, never a verifier to guess.
+Provider provider_column(const SQLite::Column& c) {
+  const std::string text = c.getString();
+  if (auto p = parse_provider(text)) return *p;
+  throw std::runtime_error("unknown provider '" + text + "' in the webhook store");
+}
+
+}  // namespace
 
 const char* const k_endpoint_cols =
     "SELECT id,user_id,provider,connection_id,label,status,relay_to,config,max_body_bytes,previous_secret_expires_at,"
@@ -20,10 +32,11 @@ WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   WebhookEndpointRecord e;
   e.id = q.getColumn(0).getString();
   e.user_id = q.getColumn(1).getString();
-  e.provider = q.getColumn(2).getString();
+  e.provider = provider_column(q.getColumn(2));
   e.connection_id = opt_str(q.getColumn(3));
   e.label = q.getColumn(4).getString();
-  e.status = q.getColumn(5).getString();
+  // Text we did not write reads as the state that does least: an endpoint that refuses, a job that waits.
+  e.status = parse_endpoint_status(q.getColumn(5).getString()).value_or(EndpointStatus::disabled);
   e.relay_to = opt_str(q.getColumn(6));
   e.config = q.getColumn(7).getString();
   e.max_body_bytes = q.getColumn(8).getInt64();
@@ -47,7 +60,7 @@ WebhookJob read_job(SQLite::Statement& q) {
   j.event_id = q.getColumn(1).getString();
   j.endpoint_id = q.getColumn(2).getString();
   j.user_id = q.getColumn(3).getString();
-  j.state = q.getColumn(4).getString();
+  j.state = parse_job_state(q.getColumn(4).getString()).value_or(JobState::dead);
   j.attempts = q.getColumn(5).getInt64();
   j.next_attempt_at = q.getColumn(6).getInt64();
   j.last_status = opt_int(q.getColumn(7));
@@ -63,11 +76,11 @@ WebhookEvent read_event(SQLite::Statement& q) {
   e.id = q.getColumn(0).getString();
   e.endpoint_id = q.getColumn(1).getString();
   e.user_id = q.getColumn(2).getString();
-  e.provider = q.getColumn(3).getString();
+  e.provider = provider_column(q.getColumn(3));
   e.event_key = q.getColumn(4).getString();
   e.event_type = q.getColumn(5).getString();
   e.received_at = q.getColumn(6).getInt64();
-  e.job_state = q.getColumn(7).getString();
+  e.job_state = parse_job_state(q.getColumn(7).getString());  // '': no job
   return e;
 }
 

@@ -1,4 +1,5 @@
 // SQLite implementation of Store. WAL, synchronous=FULL, secure_delete, numbered migrations.
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/store/store.hpp>
 
@@ -267,19 +268,18 @@ class SqliteStore final : public Store {
   }
 
   Result<PageResult<Connection>> list_connections(const ConnectionFilter& f, const Page& page) override {
-    auto ks = sqlite::Keyset::of(page, "created_at", "id");
-    if (!ks) return std::unexpected(ks.error());
+    auto ks = TRY(sqlite::Keyset::of(page, "created_at", "id"));
     return run([&] {
       std::string sql = std::string(k_conn_cols) + " WHERE user_id=? AND deleted_at IS NULL";
       if (f.connector) sql += " AND connector_slug=?";
       if (f.status) sql += " AND status=?";
-      SQLite::Statement q(m_db, sql + ks->condition() + ks->order());
+      SQLite::Statement q(m_db, sql + ks.condition() + ks.order());
       int i = 1;
       q.bind(i++, f.user_id);
       if (f.connector) q.bind(i++, *f.connector);
       if (f.status) q.bind(i++, std::string(to_string(*f.status)));
-      return ks->page<Connection>(q, ks->bind_cursor(q, i), read_connection,
-                                  [](const auto& c) { return std::make_pair(c.created_at, c.id); });
+      return ks.page<Connection>(q, ks.bind_cursor(q, i), read_connection,
+                                 [](const auto& c) { return std::make_pair(c.created_at, c.id); });
     });
   }
 
@@ -412,7 +412,7 @@ class SqliteStore final : public Store {
     q.bind(2, c.user_id);
     q.bind(3, c.connector_slug);
     q.bind(4, c.label);
-    q.bind(5, c.auth_type);
+    q.bind(5, std::string(to_string(c.auth_type)));
     q.bind(6, std::string(to_string(c.status)));
     q.bind(7, c.account_label);
     q.bind(8, json(c.scopes).dump());
@@ -436,7 +436,7 @@ class SqliteStore final : public Store {
     c.user_id = q.getColumn(1).getString();
     c.connector_slug = q.getColumn(2).getString();
     c.label = q.getColumn(3).getString();
-    c.auth_type = q.getColumn(4).getString();
+    c.auth_type = parse_auth_type(q.getColumn(4).getString()).value_or(AuthType::none);
     c.status = parse_connection_status(q.getColumn(5).getString()).value_or(ConnectionStatus::error);
     c.account_label = q.getColumn(6).getString();
     const auto scopes = json::parse(q.getColumn(7).getString(), nullptr, false);
@@ -471,10 +471,9 @@ class SqliteStore final : public Store {
 
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
   // Create the file 0600 ourselves; SQLite gives -wal and -shm the same mode.
-  auto db_name = sqlite::checked_db_name(options.path, true);
-  if (!db_name) return std::unexpected(db_name.error());
+  auto db_name = TRY(sqlite::checked_db_name(options.path, true));
   try {
-    return std::unique_ptr<Store>(new SqliteStore(options, *db_name));
+    return std::unique_ptr<Store>(new SqliteStore(options, db_name));
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, "cannot open store " + options.path.string() + ": " + e.what());
   }

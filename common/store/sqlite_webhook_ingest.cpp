@@ -5,6 +5,7 @@
 #include "sqlite_webhook_store.hpp"
 
 #include <spdlog/spdlog.h>
+#include <alumia/base/try.hpp>
 
 #include <algorithm>
 #include <future>
@@ -15,8 +16,8 @@ namespace alumia::sqlite {
 Status SqliteWebhookStore::recover_and_open_log() {
   if (m_options.intake_log_bytes == 0) return {};
   std::vector<IntakeLog::Record> left;
-  auto log = IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left);
-  if (!log) return std::unexpected(log.error());
+  auto log =
+      TRY(IntakeLog::open({.path = m_options.path.string() + "-intake", .bytes = m_options.intake_log_bytes}, left));
   std::vector<std::future<Status>> applied;
   std::atomic<std::size_t> stored{0};
   for (auto& rec : left) {
@@ -41,9 +42,9 @@ Status SqliteWebhookStore::recover_and_open_log() {
   for (auto& f : applied)
     if (auto st = f.get(); !st)
       return fail(ErrorCode::internal, "cannot apply the intake log left by the last run: " + st.error().message);
-  if (auto st = (*log)->start(); !st) return st;
+  TRY(log->start());
   if (stored > 0) spdlog::info("intake log: stored {} deliveries the last run had acknowledged", stored.load());
-  m_log = std::move(*log);
+  m_log = std::move(log);
   return {};
 }
 
@@ -51,11 +52,10 @@ Status SqliteWebhookStore::recover_and_open_log() {
 // counted and answered with its original.
 Result<IngestOutcome> SqliteWebhookStore::ingest(const IngestRequest& r) {
   try {
-    auto admitted = m_dedup.admit(r);
-    if (!admitted) return std::unexpected(admitted.error());
-    if (!admitted->original) return store_new(r, std::move(admitted->claimed));
+    auto admitted = TRY(m_dedup.admit(r));
+    if (!admitted.original) return store_new(r, std::move(admitted.claimed));
     count(r.endpoint_id, EndpointCounter::duplicate);
-    return IngestOutcome{true, std::move(*admitted->original)};
+    return IngestOutcome{true, std::move(*admitted.original)};
   } catch (const std::exception& e) {
     spdlog::error("ingest failed: {}", e.what());
     return fail(ErrorCode::service_unavailable, "the event could not be stored; retry");
@@ -177,7 +177,7 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     q->bind(1, r.event_id);
     q->bind(2, r.endpoint_id);
     q->bind(3, r.user_id);
-    q->bind(4, r.provider);
+    q->bind(4, std::string(to_string(r.provider)));
     q->bind(5, r.event_key);
     q->bind(6, r.event_type);
     q->bindNoCopy(7, r.headers);

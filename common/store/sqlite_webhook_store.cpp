@@ -10,6 +10,7 @@
 #include "sqlite_rows.hpp"
 
 #include <spdlog/spdlog.h>
+#include <alumia/base/try.hpp>
 
 #include <algorithm>
 #include <tuple>
@@ -39,7 +40,7 @@ SqliteWebhookStore::~SqliteWebhookStore() {
 }
 
 Status SqliteWebhookStore::init() {
-  if (auto st = recover_and_open_log(); !st) return st;
+  TRY(recover_and_open_log());
   return m_dedup.rebuild_fingerprints();
 }
 
@@ -53,10 +54,10 @@ Status SqliteWebhookStore::insert_endpoint(const WebhookEndpointRecord& e) {
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q->bind(1, e.id);
     q->bind(2, e.user_id);
-    q->bind(3, e.provider);
+    q->bind(3, std::string(to_string(e.provider)));
     bind_opt(*q, 4, e.connection_id);
     q->bind(5, e.label);
-    q->bind(6, e.status);
+    q->bind(6, std::string(to_string(e.status)));
     bind_opt(*q, 7, e.relay_to);
     q->bind(8, e.config);
     q->bind(9, static_cast<int64_t>(e.max_body_bytes));
@@ -74,7 +75,7 @@ Status SqliteWebhookStore::update_endpoint(const WebhookEndpointRecord& e) {
         "UPDATE webhook_endpoints SET label=?,status=?,relay_to=?,config=?,max_body_bytes=?,"
         "previous_secret_expires_at=?,updated_at=?,deleted_at=? WHERE id=?");
     q->bind(1, e.label);
-    q->bind(2, e.status);
+    q->bind(2, std::string(to_string(e.status)));
     bind_opt(*q, 3, e.relay_to);
     q->bind(4, e.config);
     q->bind(5, static_cast<int64_t>(e.max_body_bytes));
@@ -98,23 +99,21 @@ Result<std::optional<WebhookEndpointRecord>> SqliteWebhookStore::find_endpoint(c
 
 Result<PageResult<WebhookEndpointRecord>> SqliteWebhookStore::list_endpoints(const std::string& user_id,
                                                                              const Page& page) {
-  auto ks = Keyset::of(page, "created_at", "id");
-  if (!ks) return std::unexpected(ks.error());
+  auto ks = TRY(Keyset::of(page, "created_at", "id"));
   settle();
   return read([&] {
-    auto q = m_r.use(std::string(k_endpoint_cols) + " WHERE user_id=? AND deleted_at IS NULL" + ks->condition() +
-                     ks->order());
+    auto q =
+        m_r.use(std::string(k_endpoint_cols) + " WHERE user_id=? AND deleted_at IS NULL" + ks.condition() + ks.order());
     q->bind(1, user_id);
-    return ks->page<WebhookEndpointRecord>(*q, ks->bind_cursor(*q, 2), read_endpoint,
-                                           [](const auto& e) { return std::make_pair(e.created_at, e.id); });
+    return ks.page<WebhookEndpointRecord>(*q, ks.bind_cursor(*q, 2), read_endpoint,
+                                          [](const auto& e) { return std::make_pair(e.created_at, e.id); });
   });
 }
 
 // ---- events ----
 
 Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilter& f, const Page& page) {
-  auto ks = Keyset::of(page, "received_at", "id");
-  if (!ks) return std::unexpected(ks.error());
+  auto ks = TRY(Keyset::of(page, "received_at", "id"));
   settle();
   return read([&] {
     // Flattened by SQLite into one query; the outer level only names job_state for the filter.
@@ -123,14 +122,14 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilt
     if (f.since) sql += " AND e.received_at >= ?";
     sql = "SELECT * FROM (" + sql + ") WHERE 1=1";
     if (f.job_state) sql += " AND job_state=?";
-    auto q = m_r.use(sql + ks->condition() + ks->order());
+    auto q = m_r.use(sql + ks.condition() + ks.order());
     int i = 1;
     q->bind(i++, f.user_id);
     if (f.endpoint_id) q->bind(i++, *f.endpoint_id);
     if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
-    if (f.job_state) q->bind(i++, *f.job_state);
-    return ks->page<WebhookEvent>(*q, ks->bind_cursor(*q, i), read_event,
-                                  [](const auto& e) { return std::make_pair(e.received_at, e.id); });
+    if (f.job_state) q->bind(i++, std::string(to_string(*f.job_state)));
+    return ks.page<WebhookEvent>(*q, ks.bind_cursor(*q, i), read_event,
+                                 [](const auto& e) { return std::make_pair(e.received_at, e.id); });
   });
 }
 
@@ -165,7 +164,7 @@ Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
     q->bind(2, j.event_id);
     q->bind(3, j.endpoint_id);
     q->bind(4, j.user_id);
-    q->bind(5, j.state);
+    q->bind(5, std::string(to_string(j.state)));
     q->bind(6, static_cast<int64_t>(j.attempts));
     q->bind(7, static_cast<int64_t>(j.next_attempt_at));
     q->bind(8, static_cast<int64_t>(j.created_at));
@@ -175,22 +174,21 @@ Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
 }
 
 Result<PageResult<WebhookJob>> SqliteWebhookStore::list_jobs(const JobFilter& f, const Page& page) {
-  auto ks = Keyset::of(page, "created_at", "id");
-  if (!ks) return std::unexpected(ks.error());
+  auto ks = TRY(Keyset::of(page, "created_at", "id"));
   settle();
   return read([&] {
     std::string sql = std::string(k_job_cols) + " WHERE user_id=?";
     if (f.state) sql += " AND state=?";
     if (f.event_id) sql += " AND event_id=?";
     if (f.since) sql += " AND created_at >= ?";
-    auto q = m_r.use(sql + ks->condition() + ks->order());
+    auto q = m_r.use(sql + ks.condition() + ks.order());
     int i = 1;
     q->bind(i++, f.user_id);
-    if (f.state) q->bind(i++, *f.state);
+    if (f.state) q->bind(i++, std::string(to_string(*f.state)));
     if (f.event_id) q->bind(i++, *f.event_id);
     if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
-    return ks->page<WebhookJob>(*q, ks->bind_cursor(*q, i), read_job,
-                                [](const auto& j) { return std::make_pair(j.created_at, j.id); });
+    return ks.page<WebhookJob>(*q, ks.bind_cursor(*q, i), read_job,
+                               [](const auto& j) { return std::make_pair(j.created_at, j.id); });
   });
 }
 
@@ -206,7 +204,7 @@ Result<std::optional<WebhookJob>> SqliteWebhookStore::find_job(const std::string
 }
 
 Result<bool> SqliteWebhookStore::retry_job(const std::string& id, int64_t now) {
-  auto n = m_writer.write_count([&] {
+  const auto n = TRY(m_writer.write_count([&] {
     auto q = m_w.use(
         "UPDATE webhook_jobs SET state='queued',attempts=0,next_attempt_at=?,updated_at=?,finished_at=NULL "
         "WHERE id=? AND state IN ('queued','failed','dead')");
@@ -214,13 +212,12 @@ Result<bool> SqliteWebhookStore::retry_job(const std::string& id, int64_t now) {
     q->bind(2, static_cast<int64_t>(now));
     q->bind(3, id);
     return q->exec();
-  });
-  if (!n) return std::unexpected(n.error());
-  return *n > 0;
+  }));
+  return n > 0;
 }
 
-Result<int64_t> SqliteWebhookStore::retry_jobs(const std::string& user_id, const std::string& state,
-                                               std::optional<int64_t> since, int64_t now) {
+Result<int64_t> SqliteWebhookStore::retry_jobs(const std::string& user_id, JobState state, std::optional<int64_t> since,
+                                               int64_t now) {
   return m_writer.write_count([&] {
     auto q = m_w.use(std::string("UPDATE webhook_jobs SET state='queued',attempts=0,next_attempt_at=?,updated_at=?,"
                                  "finished_at=NULL WHERE user_id=? AND state=?") +
@@ -228,7 +225,7 @@ Result<int64_t> SqliteWebhookStore::retry_jobs(const std::string& user_id, const
     q->bind(1, static_cast<int64_t>(now));
     q->bind(2, static_cast<int64_t>(now));
     q->bind(3, user_id);
-    q->bind(4, state);
+    q->bind(4, std::string(to_string(state)));
     if (since) q->bind(5, static_cast<int64_t>(*since));
     return q->exec();
   });
@@ -252,12 +249,12 @@ Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(int64_t now, 
     // Each (scope, state) pair is one index range read in next_attempt_at order, so a claim costs
     // O(limit · log n) however many jobs wait — jobs of endpoints without a target included.
     for (const auto& scope : claim_scopes(m_w, have_default))
-      for (const char* state : {"queued", "failed"}) {
+      for (const JobState state : {JobState::queued, JobState::failed}) {
         auto q = m_w.use(std::string(k_job_cols) + " WHERE " + (scope ? "endpoint_id=? AND " : "") +
                          "state=? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?");
         int i = 1;
         if (scope) q->bind(i++, *scope);
-        q->bind(i++, state);
+        q->bind(i++, std::string(to_string(state)));
         q->bind(i++, static_cast<int64_t>(now));
         q->bind(i++, static_cast<int64_t>(limit));
         while (q->executeStep()) out.push_back(read_job(*q));
@@ -271,11 +268,11 @@ Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(int64_t now, 
       u->bind(1, static_cast<int64_t>(now));
       u->bind(2, j.id);
       u->exec();
-      j.state = "running";
+      j.state = JobState::running;
       j.updated_at = now;
     }
   });
-  if (!st) return std::unexpected(st.error());
+  TRY(st);
   return out;
 }
 
@@ -284,12 +281,12 @@ Result<std::optional<int64_t>> SqliteWebhookStore::next_due_at(bool have_default
   return read([&] {
     std::optional<int64_t> earliest;
     for (const auto& scope : claim_scopes(m_r, have_default))
-      for (const char* state : {"queued", "failed"}) {
+      for (const JobState state : {JobState::queued, JobState::failed}) {
         auto q = m_r.use(std::string("SELECT MIN(next_attempt_at) FROM webhook_jobs WHERE ") +
                          (scope ? "endpoint_id=? AND " : "") + "state=?");
         int i = 1;
         if (scope) q->bind(i++, *scope);
-        q->bind(i, state);
+        q->bind(i, std::string(to_string(state)));
         if (q->executeStep())
           if (auto v = opt_int(q->getColumn(0)); v && (!earliest || *v < *earliest)) earliest = v;
       }
@@ -347,7 +344,7 @@ void SqliteWebhookStore::write_outcome(const WebhookJob& j) {
   auto q = m_w.use(
       "UPDATE webhook_jobs SET state=?,attempts=?,next_attempt_at=?,last_status=?,last_error=?,updated_at=?,"
       "finished_at=? WHERE id=? AND state='running'");
-  q->bind(1, j.state);
+  q->bind(1, std::string(to_string(j.state)));
   q->bind(2, static_cast<int64_t>(j.attempts));
   q->bind(3, static_cast<int64_t>(j.next_attempt_at));
   bind_opt(*q, 4, j.last_status);
@@ -361,11 +358,10 @@ void SqliteWebhookStore::write_outcome(const WebhookJob& j) {
 }  // namespace sqlite
 
 Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options) {
-  auto db_name = sqlite::checked_db_name(options.path, false);
-  if (!db_name) return std::unexpected(db_name.error());
+  auto db_name = TRY(sqlite::checked_db_name(options.path, false));
   try {
-    auto store = std::make_unique<sqlite::SqliteWebhookStore>(options, *db_name);
-    if (auto st = store->init(); !st) return std::unexpected(st.error());
+    auto store = std::make_unique<sqlite::SqliteWebhookStore>(options, db_name);
+    TRY(store->init());
     return std::unique_ptr<WebhookStore>(std::move(store));
   } catch (const std::exception& e) {
     return fail(ErrorCode::internal, "cannot open the webhook store " + options.path.string() + ": " + e.what());

@@ -55,7 +55,7 @@ class SqliteWebhookStore final : public WebhookStore {
   Result<PageResult<WebhookJob>> list_jobs(const JobFilter& f, const Page& page) override;
   Result<std::optional<WebhookJob>> find_job(const std::string& id) override;
   Result<bool> retry_job(const std::string& id, int64_t now) override;
-  Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state, std::optional<int64_t> since,
+  Result<int64_t> retry_jobs(const std::string& user_id, JobState state, std::optional<int64_t> since,
                              int64_t now) override;
 
   Result<int64_t> requeue_running(int64_t now) override;

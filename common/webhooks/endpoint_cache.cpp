@@ -37,7 +37,7 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::load(const WebhookE
   cfg.audience = str("audience");
   cfg.jwks_url = str("jwksUrl");
   cfg.service_account_email = str("serviceAccountEmail");
-  if (record.provider == "gmail") cfg.legacy_token = verify_token;
+  if (record.provider == Provider::gmail) cfg.legacy_token = verify_token;
   else cfg.verify_token = verify_token;
   c->current = cfg;
   c->during_grace = cfg;

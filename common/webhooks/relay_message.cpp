@@ -20,7 +20,7 @@ std::string relay_body(const WebhookEvent& e) {
   const bool text = body_is_text(e.body);
   json doc{{"id", e.id},
            {"endpointId", e.endpoint_id},
-           {"provider", e.provider},
+           {"provider", to_string(e.provider)},
            {"eventKey", e.event_key},
            {"eventType", e.event_type},
            {"receivedAt", format_time_ms(e.received_at)},

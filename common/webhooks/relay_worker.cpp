@@ -131,13 +131,14 @@ void RelayWorker::delivery_loop() {
 }
 
 void RelayWorker::deliver(WebhookJob job) {
-  auto finish = [&](const std::string& state, std::optional<int64_t> status, std::optional<std::string> error) {
+  auto finish = [&](JobState state, std::optional<int64_t> status, std::optional<std::string> error) {
     const int64_t now = m_clock.now_ms();
     job.state = state;
     job.last_status = status;
     job.last_error = std::move(error);
     job.updated_at = now;
-    job.finished_at = (state == "succeeded" || state == "dead") ? std::optional<int64_t>(now) : std::nullopt;
+    job.finished_at =
+        (state == JobState::succeeded || state == JobState::dead) ? std::optional<int64_t>(now) : std::nullopt;
     m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
   };
 
@@ -146,17 +147,17 @@ void RelayWorker::deliver(WebhookJob job) {
   if (!target || !event) {
     // Store trouble: try again soon without spending an attempt.
     job.next_attempt_at = m_clock.now_ms() + 1000;
-    finish(job.attempts > 0 ? "failed" : "queued", job.last_status, "store unavailable");
+    finish(job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "store unavailable");
     return;
   }
   if (!*event) {
-    finish("dead", std::nullopt, "event no longer exists");
+    finish(JobState::dead, std::nullopt, "event no longer exists");
     return;
   }
   if (!*target) {
     // No target (or the endpoint is gone): keep the job waiting; it drains when a target appears.
     job.next_attempt_at = m_clock.now_ms() + 60'000;
-    finish(job.attempts > 0 ? "failed" : "queued", job.last_status, "no relay target");
+    finish(job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "no relay target");
     return;
   }
 
@@ -166,7 +167,7 @@ void RelayWorker::deliver(WebhookJob job) {
   job.attempts += 1;
   if (res && res->status >= 200 && res->status < 300) {
     spdlog::debug("relay: job {} delivered ({})", job.id, res->status);
-    finish("succeeded", res->status, std::nullopt);
+    finish(JobState::succeeded, res->status, std::nullopt);
     return;
   }
   std::optional<int64_t> status;
@@ -180,7 +181,7 @@ void RelayWorker::deliver(WebhookJob job) {
   const auto& schedule = m_options.backoff;
   if (static_cast<std::size_t>(job.attempts) > schedule.size()) {
     spdlog::warn("relay: job {} is dead after {} attempts: {}", job.id, job.attempts, error);
-    finish("dead", status, error);
+    finish(JobState::dead, status, error);
     return;
   }
   const int64_t base = schedule[static_cast<std::size_t>(job.attempts) - 1].count();
@@ -189,7 +190,7 @@ void RelayWorker::deliver(WebhookJob job) {
   if (spread > 0) jitter = static_cast<int64_t>(m_random.below(spread + 1));
   job.next_attempt_at = m_clock.now_ms() + base + jitter;
   spdlog::info("relay: job {} attempt {} failed ({}); next in {} ms", job.id, job.attempts, error, base + jitter);
-  finish("failed", status, error);
+  finish(JobState::failed, status, error);
 }
 
 }  // namespace alumia

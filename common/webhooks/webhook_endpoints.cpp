@@ -1,6 +1,7 @@
 // Webhook endpoints (SPEC §7): create, list, show, update, delete, rotate-secret, and the checks of
 // their fields (one set, so that create and update accept exactly the same values).
 #include <alumia/base/text.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -14,13 +15,13 @@ using nlohmann::json;
 
 constexpr std::string_view k_table = k_webhook_endpoints_table;
 
-std::string generate_secret(std::string_view provider, Random& random) {
-  if (provider == "telegram") return random.base64url(48);  // 64 chars of [A-Za-z0-9_-]
+std::string generate_secret(Provider provider, Random& random) {
+  if (provider == Provider::telegram) return random.base64url(48);  // 64 chars of [A-Za-z0-9_-]
   return random.hex(32);
 }
 
 Status check_label(const std::string& label) {
-  if (auto st = check_no_control_characters(label, "label"); !st) return st;
+  TRY(check_no_control_characters(label, "label"));
   if (label.size() > 200) return fail(ErrorCode::validation_error, "label must be at most 200 characters");
   return {};
 }
@@ -45,48 +46,48 @@ Status check_max_body(int64_t max_body) {
 Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, CreateEndpointRequest r) {
   if (!r.provider)
     return fail(ErrorCode::bad_request, "provider is required (one of " + webhooks::provider_list() + ")");
-  const std::string provider = *r.provider;
-  const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
-  if (!verifier)
-    return fail(ErrorCode::bad_request, "unknown provider '" + provider + "'; use one of " + webhooks::provider_list());
+  const auto parsed = parse_provider(*r.provider);
+  if (!parsed)
+    return fail(ErrorCode::bad_request,
+                "unknown provider '" + *r.provider + "'; use one of " + webhooks::provider_list());
+  const Provider provider = *parsed;
+  const std::string name(to_string(provider));
+  const webhooks::Verifier& verifier = webhooks::find_verifier(provider);
   if (!m_base_problem.empty())
     return fail(ErrorCode::validation_error,
                 "the configured webhook base URL is unsafe: " + m_base_problem +
                     " (fix CONNECTOR_WEBHOOK_BASE_URL, or use --allow-insecure-base-url for development)");
 
   const int64_t max_body = r.max_body_bytes.value_or(k_default_webhook_body_cap);
-  if (auto st = check_max_body(max_body); !st) return std::unexpected(st.error());
-  if (r.label)
-    if (auto st = check_label(*r.label); !st) return std::unexpected(st.error());
-  if (r.relay_to)
-    if (auto st = check_relay_to(*r.relay_to); !st) return std::unexpected(st.error());
+  TRY(check_max_body(max_body));
+  if (r.label) TRY(check_label(*r.label));
+  if (r.relay_to) TRY(check_relay_to(*r.relay_to));
   if (r.jwks_url)
     if (auto ok = url::check_outbound_url(*r.jwks_url); !ok)
       return fail(ErrorCode::validation_error,
                   "jwksUrl must be https (or http on a loopback host): " + ok.error().message);
 
   if (r.connection_id) {
-    auto c = m_d.connections.get(caller, *r.connection_id);
-    if (!c) return std::unexpected(c.error());
-    if (provider == "telegram" && !r.bot_id && c->connector_slug == "telegram") {
+    auto c = TRY(m_d.connections.get(caller, *r.connection_id));
+    if (provider == Provider::telegram && !r.bot_id && c.connector_slug == "telegram") {
       // The bot id is the numeric prefix of the bot token (part of Telegram's event key).
-      if (auto values = m_d.connections.credential_values(*c); values && values->count("bot_token")) {
+      if (auto values = m_d.connections.credential_values(c); values && values->count("bot_token")) {
         const std::string& token = values->at("bot_token");
         r.bot_id = token.substr(0, token.find(':'));
         for (auto& [k, v] : *values) wipe_string(v);
       }
     }
   }
-  if (provider == "telegram" && !r.bot_id) r.bot_id = "0";  // unknown bot: dedup is per endpoint anyway
+  if (provider == Provider::telegram && !r.bot_id) r.bot_id = "0";  // unknown bot: dedup is per endpoint anyway
 
   const bool generates = webhooks::daemon_generates_secret(provider);
   bool generated = false;
   if (r.secret.empty()) {
-    if (!generates && provider != "gmail")
-      return fail(ErrorCode::bad_request, provider +
+    if (!generates && provider != Provider::gmail)
+      return fail(ErrorCode::bad_request, name +
                                               " issues its own secret; pass it as `secret` (CLI: `alumia-connect "
                                               "webhooks create --provider " +
-                                              provider + " --secret-from-stdin`)");
+                                              name + " --secret-from-stdin`)");
     if (generates) {
       std::string fresh = generate_secret(provider, m_d.random);
       r.secret = SecretBytes(fresh);
@@ -102,13 +103,13 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   cfg.audience = r.audience.value_or("");
   cfg.jwks_url = r.jwks_url.value_or("");
   cfg.service_account_email = r.service_account_email.value_or("");
-  if (provider == "gmail") cfg.legacy_token = r.verify_token.str();
+  if (provider == Provider::gmail) cfg.legacy_token = r.verify_token.str();
   else cfg.verify_token = r.verify_token.str();
-  const auto checked = verifier->check_config(cfg);
+  const auto checked = verifier.check_config(cfg);
   for (auto& s : cfg.secrets) wipe_string(s);
   wipe_string(cfg.legacy_token);
   wipe_string(cfg.verify_token);
-  if (!checked) return std::unexpected(checked.error());
+  TRY(checked);
 
   const int64_t now = m_d.clock.now_ms();
   CreatedEndpoint out;
@@ -138,23 +139,22 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   // Secrets first: an endpoint row never exists without them.
   auto st = seal_and_store(e.id, values);
   for (auto& [k, v] : values) wipe_string(v);
-  if (!st) return std::unexpected(st.error());
+  TRY(st);
   if (auto ins = m_d.hooks.insert_endpoint(e); !ins) {
     (void)m_d.store.delete_secrets(k_table, e.id);
     return std::unexpected(ins.error());
   }
-  spdlog::info("webhook endpoint {} ({}) created", e.id, e.provider);
+  spdlog::info("webhook endpoint {} ({}) created", e.id, name);
   if (generated) out.secret = std::move(r.secret);
   return out;
 }
 
 Result<WebhookEndpointRecord> WebhookService::owned_endpoint(const Caller& caller, const std::string& id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not an endpoint id (a UUID)");
-  auto found = m_d.hooks.find_endpoint(id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->user_id != caller.user.id || (*found)->deleted_at)
+  auto found = TRY(m_d.hooks.find_endpoint(id));
+  if (!found || found->user_id != caller.user.id || found->deleted_at)
     return fail(ErrorCode::not_found, "no webhook endpoint " + id);
-  return **found;
+  return *found;
 }
 
 Result<PageResult<WebhookEndpointRecord>> WebhookService::list_endpoints(const Caller& caller, const Page& page) {
@@ -166,62 +166,58 @@ Result<WebhookEndpointRecord> WebhookService::get_endpoint(const Caller& caller,
 }
 
 Status WebhookService::delete_endpoint(const Caller& caller, const std::string& id) {
-  auto e = owned_endpoint(caller, id);
-  if (!e) return std::unexpected(e.error());
+  auto e = TRY(owned_endpoint(caller, id));
   const int64_t now = m_d.clock.now_ms();
-  e->status = "disabled";
-  e->deleted_at = now;
-  e->updated_at = now;
+  e.status = EndpointStatus::disabled;
+  e.deleted_at = now;
+  e.updated_at = now;
   // Row first: from here on the receiver answers NOT_FOUND even if destroying the secrets fails.
-  if (auto st = m_d.hooks.update_endpoint(*e); !st) return st;
+  TRY(m_d.hooks.update_endpoint(e));
   m_d.endpoints.forget(id);
-  if (auto st = m_d.hooks.cancel_endpoint_jobs(id, now); !st) return st;
-  if (auto st = m_d.store.delete_secrets(k_table, id); !st) return st;
+  TRY(m_d.hooks.cancel_endpoint_jobs(id, now));
+  TRY(m_d.store.delete_secrets(k_table, id));
   spdlog::info("webhook endpoint {} deleted", id);
   return {};
 }
 
 Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& caller, const std::string& id,
                                                               const UpdateEndpointRequest& r) {
-  auto e = owned_endpoint(caller, id);
-  if (!e) return std::unexpected(e.error());
+  auto e = TRY(owned_endpoint(caller, id));
   // Everything is checked before anything is written: a bad field changes nothing.
-  WebhookEndpointRecord next = *e;
+  WebhookEndpointRecord next = e;
   if (r.label) {
-    if (auto st = check_label(*r.label); !st) return std::unexpected(st.error());
+    TRY(check_label(*r.label));
     next.label = *r.label;
   }
   if (r.max_body_bytes) {
-    if (auto st = check_max_body(*r.max_body_bytes); !st) return std::unexpected(st.error());
+    TRY(check_max_body(*r.max_body_bytes));
     next.max_body_bytes = *r.max_body_bytes;
   }
   if (r.relay_to) {
-    if (*r.relay_to)
-      if (auto st = check_relay_to(**r.relay_to); !st) return std::unexpected(st.error());
+    if (*r.relay_to) TRY(check_relay_to(**r.relay_to));
     next.relay_to = *r.relay_to;
   }
   if (r.status) {
-    if (*r.status != "active" && *r.status != "disabled")
-      return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
-    next.status = *r.status;
+    const auto status = parse_endpoint_status(*r.status);
+    if (!status) return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
+    next.status = *status;
   }
-  if (next.status == e->status && next.label == e->label && next.relay_to == e->relay_to &&
-      next.max_body_bytes == e->max_body_bytes)
+  if (next.status == e.status && next.label == e.label && next.relay_to == e.relay_to &&
+      next.max_body_bytes == e.max_body_bytes)
     return next;
   next.updated_at = m_d.clock.now_ms();
-  if (auto st = m_d.hooks.update_endpoint(next); !st) return std::unexpected(st.error());
+  TRY(m_d.hooks.update_endpoint(next));
   // The receiver reads endpoints from the cache: drop it so a disable answers NOT_FOUND at once.
   m_d.endpoints.forget(id);
-  spdlog::info("webhook endpoint {} updated (status {})", id, next.status);
+  spdlog::info("webhook endpoint {} updated (status {})", id, to_string(next.status));
   // Queued jobs without a target wait; a new target must wake the worker to drain them.
-  if (next.relay_to && next.relay_to != e->relay_to) m_d.relay.jobs_due();
+  if (next.relay_to && next.relay_to != e.relay_to) m_d.relay.jobs_due();
   return next;
 }
 
 Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const std::string& id,
                                                     RotateSecretRequest r) {
-  auto e = owned_endpoint(caller, id);
-  if (!e) return std::unexpected(e.error());
+  auto e = TRY(owned_endpoint(caller, id));
   int64_t grace_ms = m_d.secret_grace.count();
   if (r.grace_seconds) {
     if (*r.grace_seconds < 0 || *r.grace_seconds > k_max_secret_grace_seconds)
@@ -230,44 +226,41 @@ Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const 
   }
   bool generated = false;
   if (r.secret.empty()) {
-    if (!webhooks::daemon_generates_secret(e->provider))
-      return fail(ErrorCode::bad_request, e->provider +
+    if (!webhooks::daemon_generates_secret(e.provider))
+      return fail(ErrorCode::bad_request, std::string(to_string(e.provider)) +
                                               " issues its own secret; pass the new one as `secret` (CLI: "
                                               "`alumia-connect webhooks rotate-secret " +
                                               id + " --secret-from-stdin`)");
-    std::string fresh = generate_secret(e->provider, m_d.random);
+    std::string fresh = generate_secret(e.provider, m_d.random);
     r.secret = SecretBytes(fresh);
     wipe_string(fresh);
     generated = true;
   }
-  auto current = m_d.endpoints.get(id);
-  if (!current) return std::unexpected(current.error());
-  if (!*current) return fail(ErrorCode::not_found, "no webhook endpoint " + id);
-  webhooks::EndpointConfig cfg = (*current)->current;
+  auto current = TRY(m_d.endpoints.get(id));
+  if (!current) return fail(ErrorCode::not_found, "no webhook endpoint " + id);
+  webhooks::EndpointConfig cfg = current->current;
   cfg.secrets = {r.secret.str()};
-  const auto checked = webhooks::find_verifier(e->provider)->check_config(cfg);
+  const auto checked = webhooks::find_verifier(e.provider).check_config(cfg);
   wipe_string(cfg.secrets.front());
-  if (!checked) return std::unexpected(checked.error());
+  TRY(checked);
 
-  std::map<std::string, std::string> values{{"secret", r.secret.str()},
-                                            {"relay_secret", (*current)->relay_secret.str()}};
-  if (!(*current)->current.secrets.empty() && grace_ms > 0)
-    values["previous_secret"] = (*current)->current.secrets.front();
-  const std::string vt = e->provider == "gmail" ? (*current)->current.legacy_token : (*current)->current.verify_token;
+  std::map<std::string, std::string> values{{"secret", r.secret.str()}, {"relay_secret", current->relay_secret.str()}};
+  if (!current->current.secrets.empty() && grace_ms > 0) values["previous_secret"] = current->current.secrets.front();
+  const std::string vt = e.provider == Provider::gmail ? current->current.legacy_token : current->current.verify_token;
   if (!vt.empty()) values["verify_token"] = vt;
   const int64_t now = m_d.clock.now_ms();
-  e->previous_secret_expires_at =
+  e.previous_secret_expires_at =
       values.count("previous_secret") ? std::optional<int64_t>(now + grace_ms) : std::nullopt;
-  e->updated_at = now;
+  e.updated_at = now;
   auto st = seal_and_store(id, values);
   for (auto& [k, v] : values) wipe_string(v);
-  if (!st) return std::unexpected(st.error());
+  TRY(st);
   m_d.endpoints.forget(id);
-  if (auto up = m_d.hooks.update_endpoint(*e); !up) return std::unexpected(up.error());
+  TRY(m_d.hooks.update_endpoint(e));
   m_d.endpoints.forget(id);
   spdlog::info("webhook endpoint {}: secret rotated (old one verifies until {})", id,
-               e->previous_secret_expires_at ? format_time_ms(*e->previous_secret_expires_at) : std::string("now"));
-  RotatedSecret out{std::move(*e), std::nullopt};
+               e.previous_secret_expires_at ? format_time_ms(*e.previous_secret_expires_at) : std::string("now"));
+  RotatedSecret out{std::move(e), std::nullopt};
   if (generated) out.secret = std::move(r.secret);
   return out;
 }

@@ -1,5 +1,6 @@
 // Events and jobs of the caller (SPEC §7): list, show and replay events; list and retry jobs. Each
 // new or retried job wakes the relay worker.
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <algorithm>
@@ -11,10 +12,9 @@ namespace alumia {
 
 Result<WebhookEvent> WebhookService::owned_event(const Caller& caller, const std::string& id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not an event id (a UUID)");
-  auto found = m_d.hooks.find_event(id, true);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->user_id != caller.user.id) return fail(ErrorCode::not_found, "no event " + id);
-  return **found;
+  auto found = TRY(m_d.hooks.find_event(id, true));
+  if (!found || found->user_id != caller.user.id) return fail(ErrorCode::not_found, "no event " + id);
+  return *found;
 }
 
 Result<PageResult<WebhookEvent>> WebhookService::list_events(const Caller& caller, EventFilter filter,
@@ -28,23 +28,21 @@ Result<WebhookEvent> WebhookService::get_event(const Caller& caller, const std::
 }
 
 Result<WebhookJob> WebhookService::replay_event(const Caller& caller, const std::string& id) {
-  auto ev = owned_event(caller, id);
-  if (!ev) return std::unexpected(ev.error());
-  auto ep = m_d.hooks.find_endpoint(ev->endpoint_id);
-  if (!ep) return std::unexpected(ep.error());
-  if (!*ep || (*ep)->deleted_at)
+  auto ev = TRY(owned_event(caller, id));
+  auto ep = TRY(m_d.hooks.find_endpoint(ev.endpoint_id));
+  if (!ep || ep->deleted_at)
     return fail(ErrorCode::conflict, "the endpoint of event " + id + " was deleted; its events cannot be relayed");
   const int64_t now = m_d.clock.now_ms();
   WebhookJob j;
   j.id = m_d.random.uuid_v7(now);
-  j.event_id = ev->id;
-  j.endpoint_id = ev->endpoint_id;
-  j.user_id = ev->user_id;
-  j.state = "queued";
+  j.event_id = ev.id;
+  j.endpoint_id = ev.endpoint_id;
+  j.user_id = ev.user_id;
+  j.state = JobState::queued;
   j.next_attempt_at = now;
   j.created_at = now;
   j.updated_at = now;
-  if (auto st = m_d.hooks.insert_job(j); !st) return std::unexpected(st.error());
+  TRY(m_d.hooks.insert_job(j));
   m_d.relay.jobs_due();
   return j;
 }
@@ -56,25 +54,21 @@ Result<PageResult<WebhookJob>> WebhookService::list_jobs(const Caller& caller, J
 
 Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::string& id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not a job id (a UUID)");
-  auto found = m_d.hooks.find_job(id);
-  if (!found) return std::unexpected(found.error());
-  if (!*found || (*found)->user_id != caller.user.id) return fail(ErrorCode::not_found, "no job " + id);
-  auto changed = m_d.hooks.retry_job(id, m_d.clock.now_ms());
-  if (!changed) return std::unexpected(changed.error());
-  if (!*changed)
+  auto found = TRY(m_d.hooks.find_job(id));
+  if (!found || found->user_id != caller.user.id) return fail(ErrorCode::not_found, "no job " + id);
+  auto changed = TRY(m_d.hooks.retry_job(id, m_d.clock.now_ms()));
+  if (!changed)
     return fail(ErrorCode::conflict,
-                "job " + id + " is " + (*found)->state +
+                "job " + id + " is " + std::string(to_string(found->state)) +
                     "; only queued, failed or dead jobs can be retried (replay the event to deliver it again)");
   m_d.relay.jobs_due();
-  auto after = m_d.hooks.find_job(id);
-  if (!after) return std::unexpected(after.error());
-  if (!*after) return fail(ErrorCode::not_found, "no job " + id);
-  return **after;
+  auto after = TRY(m_d.hooks.find_job(id));
+  if (!after) return fail(ErrorCode::not_found, "no job " + id);
+  return *after;
 }
 
-Result<int64_t> WebhookService::retry_jobs(const Caller& caller, const std::string& state,
-                                           std::optional<int64_t> since) {
-  if (state != "dead" && state != "failed")
+Result<int64_t> WebhookService::retry_jobs(const Caller& caller, JobState state, std::optional<int64_t> since) {
+  if (state != JobState::dead && state != JobState::failed)
     return fail(ErrorCode::bad_request, "state must be dead or failed for a bulk retry");
   auto n = m_d.hooks.retry_jobs(caller.user.id, state, since, m_d.clock.now_ms());
   if (n && *n > 0) m_d.relay.jobs_due();

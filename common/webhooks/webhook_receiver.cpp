@@ -113,7 +113,8 @@ Status WebhookService::admit_body(const std::string& provider, const std::string
   bool known = false;
   if (is_uuid(id))
     if (auto got = m_d.endpoints.get(id); got && *got && !(*got)->record.deleted_at &&
-                                          (*got)->record.status == "active" && (*got)->record.provider == provider) {
+                                          (*got)->record.status == EndpointStatus::active &&
+                                          (*got)->record.provider == parse_provider(provider)) {
       cap = (*got)->record.max_body_bytes;
       known = true;
     }
@@ -140,7 +141,8 @@ Result<Receipt> WebhookService::receive(const http::Request& req) {
   }
   const auto ep = *got;
   const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
-  if (!ep || ep->record.deleted_at || ep->record.status != "active" || ep->record.provider != provider || !verifier)
+  if (!ep || ep->record.deleted_at || ep->record.status != EndpointStatus::active ||
+      ep->record.provider != parse_provider(provider) || !verifier)
     return std::unexpected(public_refusal(not_found));
 
   if (static_cast<int64_t>(req.body.size()) > ep->record.max_body_bytes)
@@ -170,7 +172,7 @@ Result<Receipt> WebhookService::receive(const http::Request& req) {
   IngestRequest in;
   in.endpoint_id = id;
   in.user_id = ep->record.user_id;
-  in.provider = provider;
+  in.provider = ep->record.provider;
   in.event_key = verdict->event_key;
   in.alias_keys = verdict->alias_keys;
   in.item_keys = verdict->item_keys;

@@ -1,6 +1,7 @@
 // The webhook service's shared parts: the base of receive URLs and sealing endpoint secrets. The
 // seams live beside it: webhook_endpoints.cpp, webhook_receiver.cpp, webhook_events.cpp, and the
 // cache of opened endpoints in endpoint_cache.cpp.
+#include <alumia/base/try.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -29,16 +30,15 @@ std::string WebhookService::receive_base() const {
 }
 
 std::string WebhookService::receive_url(const WebhookEndpointRecord& e) const {
-  return receive_base() + "/api/v1/connectors/webhooks/" + e.provider + "/" + e.id;
+  return receive_base() + "/api/v1/connectors/webhooks/" + std::string(to_string(e.provider)) + "/" + e.id;
 }
 
 Status WebhookService::seal_and_store(const std::string& id, const std::map<std::string, std::string>& values) {
   const std::string_view table = k_webhook_endpoints_table;
   std::vector<SealedValue> sealed;
   for (const auto& [field, value] : values) {
-    auto blob = m_d.sealer.seal(value, table, id, field);
-    if (!blob) return std::unexpected(blob.error());
-    sealed.push_back({field, std::move(*blob)});
+    auto blob = TRY(m_d.sealer.seal(value, table, id, field));
+    sealed.push_back({field, std::move(blob)});
   }
   return m_d.store.put_secrets(table, id, sealed);
 }

@@ -59,12 +59,12 @@ Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, 
                 "connection " + c.id + " is " + std::string(to_string(c.status)) +
                     (c.status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c.id + "`"
                                                            : std::string()));
-  if (c.auth_type == "oauth") {
+  if (c.auth_type == AuthType::oauth) {
     auto t = TRY(ctx.oauth.access_token(c));
     spdlog::info("access token of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);
     return ok(access_token_json(t, c.id));
   }
-  if (c.auth_type != "api_key")
+  if (c.auth_type != AuthType::api_key)
     return fail(ErrorCode::conflict, "connection " + c.id + " holds no readable credential");
   auto values = TRY(ctx.connections.credential_values(c));
   spdlog::info("credential of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);

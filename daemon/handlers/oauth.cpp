@@ -30,7 +30,7 @@ bool select_account(const http::Request& req) {
 // The 302 to the provider carries the cookie that binds the flow to this browser (or to the script
 // that started it with its key and follows the redirects itself with a cookie jar).
 Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool select) {
-  if (c.auth_type != "oauth")
+  if (c.auth_type != AuthType::oauth)
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
   auto started = TRY(ctx.oauth.begin(c, select));
   http::Response r = redirect(302, started.authorize_url);
@@ -124,7 +124,7 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
 // POST /api/v1/connections/:id/oauth-url — a fresh ticketed URL, e.g. for `connect --reconnect ID`.
 Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
-  if (c.auth_type != "oauth")
+  if (c.auth_type != AuthType::oauth)
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
   std::string url = ctx.connections.oauth_url(*caller, c);
   if (select_account(req)) url += "&selectAccount=1";

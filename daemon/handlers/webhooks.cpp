@@ -4,6 +4,7 @@
 #include "wire.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <algorithm>
@@ -26,11 +27,10 @@ Result<std::optional<std::string>> string_member(const json& body, const char* k
 
 // A secret member, taken out of the body: the body's copy is wiped.
 Result<SecretBytes> secret_member(json& body, const char* key) {
-  auto value = string_member(body, key);
-  if (!value) return std::unexpected(value.error());
-  if (!*value) return SecretBytes();
-  SecretBytes secret(**value);
-  wipe_string(**value);
+  auto value = TRY(string_member(body, key));
+  if (!value) return SecretBytes();
+  SecretBytes secret(*value);
+  wipe_string(*value);
   wipe_string(body[key].get_ref<std::string&>());
   return secret;
 }
@@ -54,19 +54,15 @@ Result<CreateEndpointRequest> create_endpoint_request(json& body) {
                             {"jwksUrl", &r.jwks_url},
                             {"serviceAccountEmail", &r.service_account_email},
                             {"botId", &r.bot_id}}) {
-    auto value = string_member(body, key);
-    if (!value) return std::unexpected(value.error());
-    *field = std::move(*value);
+    auto value = TRY(string_member(body, key));
+    *field = std::move(value);
   }
-  auto secret = secret_member(body, "secret");
-  if (!secret) return std::unexpected(secret.error());
-  r.secret = std::move(*secret);
-  auto verify_token = secret_member(body, "verifyToken");
-  if (!verify_token) return std::unexpected(verify_token.error());
-  r.verify_token = std::move(*verify_token);
-  auto max_body = integer_member(body, "maxBodyBytes");
-  if (!max_body) return std::unexpected(max_body.error());
-  r.max_body_bytes = *max_body;
+  auto secret = TRY(secret_member(body, "secret"));
+  r.secret = std::move(secret);
+  auto verify_token = TRY(secret_member(body, "verifyToken"));
+  r.verify_token = std::move(verify_token);
+  auto max_body = TRY(integer_member(body, "maxBodyBytes"));
+  r.max_body_bytes = max_body;
   return r;
 }
 
@@ -100,9 +96,8 @@ Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
 Result<RotateSecretRequest> rotate_secret_request(json& body) {
   if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
   RotateSecretRequest r;
-  auto secret = secret_member(body, "secret");
-  if (!secret) return std::unexpected(secret.error());
-  r.secret = std::move(*secret);
+  auto secret = TRY(secret_member(body, "secret"));
+  r.secret = std::move(secret);
   if (auto it = body.find("graceSeconds"); it != body.end() && !it->is_null()) {
     // The range is the service's; a wrong type reads the same, as it always did.
     if (!it->is_number_integer())
@@ -123,15 +118,13 @@ Result<std::optional<int64_t>> since_param(DaemonContext& ctx, const http::Reque
   return v;
 }
 
-// A job state named in a query (`param`): one of k_job_states.
-constexpr std::string_view k_job_states[] = {"queued", "running", "succeeded", "failed", "dead"};
-Result<std::optional<std::string>> job_state_param(const http::Request& req, const char* param) {
+// A job state named in a query (`param`).
+Result<std::optional<JobState>> job_state_param(const http::Request& req, const char* param) {
   auto s = req.query_param(param);
-  if (!s || s->empty()) return std::optional<std::string>();
-  if (std::find(std::begin(k_job_states), std::end(k_job_states), *s) == std::end(k_job_states))
-    return fail(ErrorCode::bad_request,
-                std::string(param) + " must be one of queued, running, succeeded, failed, dead");
-  return std::optional<std::string>(*s);
+  if (!s || s->empty()) return std::optional<JobState>();
+  const auto state = parse_job_state(*s);
+  if (!state) return fail(ErrorCode::bad_request, std::string(param) + " must be one of " + job_state_list());
+  return state;
 }
 
 // GET /connector-events?endpoint=&status=&since=
@@ -141,25 +134,21 @@ Result<EventFilter> event_filter(DaemonContext& ctx, const http::Request& req) {
     if (!is_uuid(*e)) return fail(ErrorCode::bad_request, "endpoint must be an endpoint id (a UUID)");
     f.endpoint_id = *e;
   }
-  auto state = job_state_param(req, "status");
-  if (!state) return std::unexpected(state.error());
-  f.job_state = *state;
-  auto since = since_param(ctx, req);
-  if (!since) return std::unexpected(since.error());
-  f.since = *since;
+  auto state = TRY(job_state_param(req, "status"));
+  f.job_state = state;
+  auto since = TRY(since_param(ctx, req));
+  f.since = since;
   return f;
 }
 
 // GET /jobs?state=&event=&since=
 Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
   JobFilter f;
-  auto state = job_state_param(req, "state");
-  if (!state) return std::unexpected(state.error());
-  f.state = *state;
+  auto state = TRY(job_state_param(req, "state"));
+  f.state = state;
   if (auto e = req.query_param("event"); e && !e->empty()) f.event_id = *e;
-  auto since = since_param(ctx, req);
-  if (!since) return std::unexpected(since.error());
-  f.since = *since;
+  auto since = TRY(since_param(ctx, req));
+  f.since = since;
   return f;
 }
 
@@ -167,59 +156,47 @@ Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
 
 Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
-  auto res = svc.list_endpoints(*caller, *page);
-  if (!res) return std::unexpected(res.error());
+  auto page = TRY(page_from_query(req));
+  auto res = TRY(svc.list_endpoints(*caller, page));
   json items = json::array();
-  for (const auto& e : res->items) items.push_back(endpoint_json(e, svc.receive_url(e)));
-  return ok(list_json(items, page->limit, res->next_cursor));
+  for (const auto& e : res.items) items.push_back(endpoint_json(e, svc.receive_url(e)));
+  return ok(list_json(items, page.limit, res.next_cursor));
 }
 
 Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto request = create_endpoint_request(*body);
-  if (!request) return std::unexpected(request.error());
-  auto created = svc.create_endpoint(*caller, std::move(*request));
-  if (!created) return std::unexpected(created.error());
-  return ok(created_endpoint_json(*created, svc.receive_url(created->endpoint)), 201);
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(create_endpoint_request(body));
+  auto created = TRY(svc.create_endpoint(*caller, std::move(request)));
+  return ok(created_endpoint_json(created, svc.receive_url(created.endpoint)), 201);
 }
 
 Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto e = svc.get_endpoint(*caller, req.params.at("id"));
-  if (!e) return std::unexpected(e.error());
-  return ok(endpoint_json(*e, svc.receive_url(*e)));
+  auto e = TRY(svc.get_endpoint(*caller, req.params.at("id")));
+  return ok(endpoint_json(e, svc.receive_url(e)));
 }
 
 Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto request = update_endpoint_request(*body);
-  if (!request) return std::unexpected(request.error());
-  auto e = svc.update_endpoint(*caller, req.params.at("id"), *request);
-  if (!e) return std::unexpected(e.error());
-  return ok(endpoint_json(*e, svc.receive_url(*e)));
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(update_endpoint_request(body));
+  auto e = TRY(svc.update_endpoint(*caller, req.params.at("id"), request));
+  return ok(endpoint_json(e, svc.receive_url(e)));
 }
 
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  if (auto st = svc.delete_endpoint(*caller, req.params.at("id")); !st) return std::unexpected(st.error());
+  TRY(svc.delete_endpoint(*caller, req.params.at("id")));
   return ok(json{{"deleted", true}});
 }
 
 Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto body = parse_json_body(req);
-  if (!body) return std::unexpected(body.error());
-  auto request = rotate_secret_request(*body);
-  if (!request) return std::unexpected(request.error());
-  auto rotated = svc.rotate_secret(*caller, req.params.at("id"), std::move(*request));
-  if (!rotated) return std::unexpected(rotated.error());
-  return ok(rotated_secret_json(*rotated, svc.receive_url(rotated->endpoint)));
+  auto body = TRY(parse_json_body(req));
+  auto request = TRY(rotate_secret_request(body));
+  auto rotated = TRY(svc.rotate_secret(*caller, req.params.at("id"), std::move(request)));
+  return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint)));
 }
 
 Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
@@ -232,22 +209,18 @@ Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, con
 
 Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
-  auto filter = event_filter(ctx, req);
-  if (!filter) return std::unexpected(filter.error());
-  auto res = svc.list_events(*caller, std::move(*filter), *page);
-  if (!res) return std::unexpected(res.error());
+  auto page = TRY(page_from_query(req));
+  auto filter = TRY(event_filter(ctx, req));
+  auto res = TRY(svc.list_events(*caller, std::move(filter), page));
   json items = json::array();
-  for (const auto& e : res->items) items.push_back(event_json(e, false));
-  return ok(list_json(items, page->limit, res->next_cursor));
+  for (const auto& e : res.items) items.push_back(event_json(e, false));
+  return ok(list_json(items, page.limit, res.next_cursor));
 }
 
 Result<http::Response> get_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto e = svc.get_event(*caller, req.params.at("id"));
-  if (!e) return std::unexpected(e.error());
-  return ok(event_json(*e, true));
+  auto e = TRY(svc.get_event(*caller, req.params.at("id")));
+  return ok(event_json(e, true));
 }
 
 Result<http::Response> replay_event(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -259,32 +232,27 @@ Result<http::Response> replay_event(DaemonContext& ctx, const http::Request& req
 
 Result<http::Response> list_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto page = page_from_query(req);
-  if (!page) return std::unexpected(page.error());
-  auto filter = job_filter(ctx, req);
-  if (!filter) return std::unexpected(filter.error());
-  auto res = svc.list_jobs(*caller, std::move(*filter), *page);
-  if (!res) return std::unexpected(res.error());
+  auto page = TRY(page_from_query(req));
+  auto filter = TRY(job_filter(ctx, req));
+  auto res = TRY(svc.list_jobs(*caller, std::move(filter), page));
   json items = json::array();
-  for (const auto& j : res->items) items.push_back(job_json(j));
-  return ok(list_json(items, page->limit, res->next_cursor));
+  for (const auto& j : res.items) items.push_back(job_json(j));
+  return ok(list_json(items, page.limit, res.next_cursor));
 }
 
 Result<http::Response> retry_job(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  auto j = svc.retry_job(*caller, req.params.at("id"));
-  if (!j) return std::unexpected(j.error());
-  return ok(json{{"job", job_json(*j)}});
+  auto j = TRY(svc.retry_job(*caller, req.params.at("id")));
+  return ok(json{{"job", job_json(j)}});
 }
 
 Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
-  const std::string state = req.query_param("state").value_or("dead");
-  auto since = since_param(ctx, req);
-  if (!since) return std::unexpected(since.error());
-  auto n = svc.retry_jobs(*caller, state, *since);
-  if (!n) return std::unexpected(n.error());
-  return ok(json{{"retried", *n}});
+  const auto since = TRY(since_param(ctx, req));
+  // The service refuses the states a bulk retry cannot take with the same words.
+  const auto state = parse_job_state(req.query_param("state").value_or("dead"));
+  if (!state) return fail(ErrorCode::bad_request, "state must be dead or failed for a bulk retry");
+  return ok(json{{"retried", TRY(svc.retry_jobs(*caller, *state, since))}});
 }
 
 // Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).

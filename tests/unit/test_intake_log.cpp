@@ -159,14 +159,14 @@ TEST_CASE("webhook store: deliveries acknowledged before a crash are stored at t
     WebhookEndpointRecord e;
     e.id = "ep1";
     e.user_id = "u1";
-    e.provider = "github";
+    e.provider = Provider::github;
     e.created_at = e.updated_at = 1;
     if (!(*h)->insert_endpoint(e)) ::_exit(4);
     for (int n = 0; n < k_events; ++n) {
       IngestRequest r;
       r.endpoint_id = "ep1";
       r.user_id = "u1";
-      r.provider = "github";
+      r.provider = Provider::github;
       r.event_key = "github:" + std::to_string(n);
       r.alias_keys = {"alias:" + std::to_string(n)};
       r.event_type = "push";
@@ -204,7 +204,7 @@ TEST_CASE("webhook store: deliveries acknowledged before a crash are stored at t
   IngestRequest again;
   again.endpoint_id = "ep1";
   again.user_id = "u1";
-  again.provider = "github";
+  again.provider = Provider::github;
   again.event_key = "other";
   again.alias_keys = {"alias:7"};
   again.event_id = "ev-x";

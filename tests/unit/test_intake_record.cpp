@@ -24,7 +24,7 @@ IngestRequest delivery(int n) {
   IngestRequest r;
   r.endpoint_id = "ep1";
   r.user_id = "u1";
-  r.provider = "github";
+  r.provider = Provider::github;
   r.event_key = "github:" + std::to_string(n);
   r.alias_keys = {"alias:a" + std::to_string(n), ""};
   r.item_keys = {"item:" + std::to_string(n), std::to_string(n) + std::string("bin\0\x1f\xff", 6)};

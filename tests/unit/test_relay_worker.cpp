@@ -38,14 +38,14 @@ struct Fixture {
     WebhookEndpointRecord e;
     e.id = "ep1";
     e.user_id = "u1";
-    e.provider = "github";
+    e.provider = Provider::github;
     e.relay_to = "http://127.0.0.1:9/in";  // the claimer asks only endpoints with a target
     e.created_at = e.updated_at = clock.now_ms();
     REQUIRE(hooks->insert_endpoint(e));
     IngestRequest r;
     r.endpoint_id = "ep1";
     r.user_id = "u1";
-    r.provider = "github";
+    r.provider = Provider::github;
     r.event_key = "github:delivery-1";
     r.event_type = "push";
     r.headers = "[]";
@@ -93,13 +93,13 @@ TEST_CASE("relay worker: backoff with jitter on the fake clock, then dead", "[re
     REQUIRE(test::eventually(
         [&] {
           j = f.job();
-          return j.attempts == static_cast<int64_t>(attempt) && j.state != "running";
+          return j.attempts == static_cast<int64_t>(attempt) && j.state != JobState::running;
         },
         std::chrono::seconds(10), std::chrono::milliseconds(5)));
     CHECK(f.target.sent_count() == attempt);
     CHECK(j.last_status == 500);
     if (attempt <= schedule.size()) {
-      CHECK(j.state == "failed");
+      CHECK(j.state == JobState::failed);
       const int64_t base = schedule[attempt - 1].count();
       const int64_t delay = j.next_attempt_at - f.clock.now_ms();
       CHECK(delay >= base);
@@ -113,7 +113,7 @@ TEST_CASE("relay worker: backoff with jitter on the fake clock, then dead", "[re
       f.clock.set_ms(j.next_attempt_at);
       worker.notify();
     } else {
-      CHECK(j.state == "dead");
+      CHECK(j.state == JobState::dead);
       CHECK(j.finished_at == f.clock.now_ms());
     }
   }

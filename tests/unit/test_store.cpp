@@ -45,7 +45,7 @@ Connection make_connection(const std::string& id, const std::string& user, int64
   c.user_id = user;
   c.connector_slug = slug;
   c.label = "l-" + id.substr(0, 8);
-  c.auth_type = "api_key";
+  c.auth_type = alumia::AuthType::api_key;
   c.status = st;
   c.created_at = c.updated_at = created;
   return c;

@@ -54,7 +54,7 @@ struct Fixture {
   EndpointConfig ep;
   Fixture() {
     jwks.doc["keys"].push_back(jwk_of(key.get(), k_kid));
-    ep.provider = "gmail";
+    ep.provider = Provider::gmail;
     ep.audience = k_audience;
     ep.service_account_email = k_email;
     ep.jwks_url = k_jwks_url;
@@ -195,7 +195,7 @@ TEST_CASE("gmail: Authorization missing, twice, or not Bearer → 401", "[webhoo
 
 TEST_CASE("gmail: legacy token mode and jwt+token", "[webhooks][gmail]") {
   EndpointConfig legacy;
-  legacy.provider = "gmail";
+  legacy.provider = Provider::gmail;
   legacy.legacy_token = "s3cret-token";
   auto req = [](std::string target, std::multimap<std::string, std::string> query) {
     auto r = testing::post(k_body, {{"content-type", "application/json"}}, std::move(target));
@@ -225,7 +225,7 @@ TEST_CASE("gmail: legacy token mode and jwt+token", "[webhooks][gmail]") {
 TEST_CASE("gmail: configuration and malformed envelopes", "[webhooks][gmail]") {
   const Verifier* v = find_verifier("gmail");
   EndpointConfig ep;
-  ep.provider = "gmail";
+  ep.provider = Provider::gmail;
   CHECK_FALSE(v->check_config(ep).has_value());
   ep.audience = k_audience;
   CHECK_FALSE(v->check_config(ep).has_value());  // no service account email

@@ -26,7 +26,7 @@ TEST_CASE("registry lists every provider once, in PROVIDERS.md order", "[webhook
 
 TEST_CASE("secret whitespace warning", "[webhooks]") {
   EndpointConfig ep;
-  ep.provider = "github";
+  ep.provider = Provider::github;
   ep.secrets = {"fine"};
   CHECK_FALSE(secret_whitespace_warning(ep));
   ep.secrets = {"fine", " padded"};
@@ -41,7 +41,7 @@ TEST_CASE("verifiers refuse an endpoint with no secret", "[webhooks]") {
   for (const auto name : providers()) {
     if (name == "gmail") continue;
     EndpointConfig ep;
-    ep.provider = std::string(name);
+    ep.provider = *parse_provider(name);
     auto st = find_verifier(name)->check_config(ep);
     INFO(name);
     REQUIRE_FALSE(st.has_value());

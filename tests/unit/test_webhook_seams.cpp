@@ -165,7 +165,7 @@ TEST_CASE("the provider list of messages and help comes from the verifier regist
     r.provider = std::string(name);
     if (name == "telegram") r.bot_id = "1";
     const auto created = s.webhooks.create_endpoint(s.owner, std::move(r));
-    if (webhooks::daemon_generates_secret(name)) {
+    if (webhooks::daemon_generates_secret(*parse_provider(name))) {
       REQUIRE(created);
       CHECK(created->secret);
     } else if (name != "gmail") {
@@ -179,11 +179,11 @@ TEST_CASE("the relay's POST: its own body shape, signed over exactly the bytes s
   WebhookEvent e;
   e.id = "ev1";
   e.endpoint_id = "ep1";
-  e.provider = "github";
+  e.provider = Provider::github;
   e.event_key = "github:d1";
   e.event_type = "push";
   e.received_at = 1'700'000'000'123;
-  e.job_state = "queued";
+  e.job_state = JobState::queued;
   e.headers = R"([["X-GitHub-Event","push"],["Accept","a"],["Accept","b"]])";
   e.body = R"({"ref":"main"})";
   WebhookJob job;

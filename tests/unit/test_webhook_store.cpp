@@ -33,7 +33,7 @@ struct Fixture {
     WebhookEndpointRecord e;
     e.id = "ep1";
     e.user_id = "u1";
-    e.provider = "github";
+    e.provider = Provider::github;
     e.created_at = e.updated_at = 1;
     REQUIRE(hooks->insert_endpoint(e));
   }
@@ -43,7 +43,7 @@ IngestRequest request(const std::string& key, int n) {
   IngestRequest r;
   r.endpoint_id = "ep1";
   r.user_id = "u1";
-  r.provider = "github";
+  r.provider = Provider::github;
   r.event_key = key;
   r.event_type = "push";
   r.headers = "[]";
@@ -92,7 +92,7 @@ TEST_CASE("webhook store: dedup on the event key, aliases and batched item keys"
   auto events = f.hooks->list_events(filter, Page{});
   REQUIRE(events);
   CHECK(events->items.size() == 4);
-  CHECK(events->items.front().job_state == "queued");
+  CHECK(events->items.front().job_state == JobState::queued);
 
   // The TTL pruning forgets keys, after which the same key is new again; keys received after the
   // cutoff still answer as repeats (the in-memory fingerprints are rebuilt from what is left).
@@ -152,7 +152,7 @@ TEST_CASE("webhook store: a failing operation does not fail its batch neighbours
           WebhookEndpointRecord dup;
           dup.id = "ep1";  // primary key conflict
           dup.user_id = "u1";
-          dup.provider = "github";
+          dup.provider = Provider::github;
           if (f.hooks->insert_endpoint(dup)) ++ok;
           else ++failed;
         } else {
@@ -206,7 +206,7 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
   WebhookEndpointRecord targeted;
   targeted.id = "ep2";
   targeted.user_id = "u1";
-  targeted.provider = "github";
+  targeted.provider = Provider::github;
   targeted.relay_to = "http://127.0.0.1:9/hook";
   targeted.created_at = targeted.updated_at = 1;
   REQUIRE(f.hooks->insert_endpoint(targeted));
@@ -224,7 +224,7 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
   REQUIRE(claimed->size() == 2);
   CHECK((*claimed)[0].id == "job-1");
   CHECK((*claimed)[1].id == "job-3");
-  CHECK((*claimed)[0].state == "running");
+  CHECK((*claimed)[0].state == JobState::running);
   // Not yet due: nothing.
   auto early = f.hooks->claim_due_jobs(1004, 10, false);
   REQUIRE(early);
@@ -242,7 +242,7 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
   CHECK(all->size() == 3);
   // A failed job comes back when its next attempt is due; running ones are requeued after a crash.
   WebhookJob j = (*claimed)[0];
-  j.state = "failed";
+  j.state = JobState::failed;
   j.attempts = 1;
   j.next_attempt_at = 9000;
   REQUIRE(f.hooks->finish_job(j));

@@ -160,7 +160,7 @@ TEST_CASE("reply shapes: keys, connections and tokens keep their fields and null
   c.id = "22222222-2222-4222-8222-222222222222";
   c.connector_slug = "github";
   c.label = "default";
-  c.auth_type = "oauth";
+  c.auth_type = AuthType::oauth;
   c.status = ConnectionStatus::error;
   c.error = ConnectionError{"invalid_grant", "dead"};
   const json conn = connection_json(c);

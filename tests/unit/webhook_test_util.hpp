@@ -23,24 +23,20 @@ inline http::Request post(std::string body, http::Headers headers, std::string t
 
 inline EndpointConfig endpoint(std::string provider, std::vector<std::string> secrets) {
   EndpointConfig ep;
-  ep.provider = std::move(provider);
+  ep.provider = parse_provider(provider).value();
   ep.secrets = std::move(secrets);
   return ep;
 }
 
 inline Result<Verdict> run(const EndpointConfig& ep, const http::Request& req, int64_t now_unix,
                            JwksSource* jwks = nullptr, std::string public_url = {}) {
-  const Verifier* v = find_verifier(ep.provider);
-  REQUIRE(v != nullptr);
   VerifyContext ctx{ep, now_unix * 1000, jwks, std::move(public_url)};
-  return v->verify(req, ctx);
+  return find_verifier(ep.provider).verify(req, ctx);
 }
 
 inline Result<Verdict> run_ms(const EndpointConfig& ep, const http::Request& req, int64_t now_ms) {
-  const Verifier* v = find_verifier(ep.provider);
-  REQUIRE(v != nullptr);
   VerifyContext ctx{ep, now_ms, nullptr, {}};
-  return v->verify(req, ctx);
+  return find_verifier(ep.provider).verify(req, ctx);
 }
 
 inline std::string hex_hmac_sha256(std::string_view key, std::string_view data) {

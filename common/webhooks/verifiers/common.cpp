@@ -58,8 +58,8 @@ bool hmac_sha256_matches_any(std::span<const std::string> secrets, std::string_v
 Status require_secrets(const EndpointConfig& endpoint, std::string_view what) {
   for (const auto& s : endpoint.secrets)
     if (!s.empty()) return {};
-  return fail(ErrorCode::validation_error,
-              endpoint.provider + " endpoint needs " + std::string(what) + " (no active secret configured)");
+  return fail(ErrorCode::validation_error, std::string(to_string(endpoint.provider)) + " endpoint needs " +
+                                               std::string(what) + " (no active secret configured)");
 }
 
 Result<nlohmann::json> parse_json(std::string_view body, std::string_view provider) {
@@ -113,7 +113,7 @@ std::optional<std::string> secret_whitespace_warning(const EndpointConfig& endpo
   for (std::size_t i = 0; i < endpoint.secrets.size(); ++i) {
     const auto& s = endpoint.secrets[i];
     if (!s.empty() && (is_space(s.front()) || is_space(s.back())))
-      return endpoint.provider + " secret #" + std::to_string(i + 1) +
+      return std::string(to_string(endpoint.provider)) + " secret #" + std::to_string(i + 1) +
              " has leading or trailing whitespace; it is used verbatim as the key, so check it was pasted correctly";
   }
   return std::nullopt;

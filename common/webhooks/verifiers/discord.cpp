@@ -2,6 +2,7 @@
 // app public key.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 namespace alumia::webhooks::detail {
@@ -65,7 +66,7 @@ class DiscordVerifier final : public Verifier {
   std::string_view provider() const override { return "discord"; }
 
   Status check_config(const EndpointConfig& endpoint) const override {
-    if (auto ok = require_secrets(endpoint, "the application's public key"); !ok) return ok;
+    TRY(require_secrets(endpoint, "the application's public key"));
     for (const auto& key : endpoint.secrets)
       if (!decode_hex_digest(key, 32))
         return fail(ErrorCode::validation_error,
@@ -74,15 +75,13 @@ class DiscordVerifier final : public Verifier {
   }
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
-    if (auto ok = require_method(req, "POST", "discord"); !ok) return std::unexpected(ok.error());
-    auto signature = single_header(req, "X-Signature-Ed25519");
-    if (!signature) return std::unexpected(signature.error());
-    auto timestamp = single_header(req, "X-Signature-Timestamp");
-    if (!timestamp) return std::unexpected(timestamp.error());
-    const auto sig = decode_hex_digest(*signature, 64);
+    TRY(require_method(req, "POST", "discord"));
+    auto signature = TRY(single_header(req, "X-Signature-Ed25519"));
+    auto timestamp = TRY(single_header(req, "X-Signature-Timestamp"));
+    const auto sig = decode_hex_digest(signature, 64);
     if (!sig) return unauthorized("X-Signature-Ed25519 is not 128 hex digits");
 
-    const std::string message = *timestamp + req.body;
+    const std::string message = timestamp + req.body;
     bool matched = false;
     for (const auto& key_hex : ctx.endpoint.secrets) {
       const auto key = decode_hex_digest(key_hex, 32);
@@ -90,13 +89,12 @@ class DiscordVerifier final : public Verifier {
     }
     if (!matched) return unauthorized("X-Signature-Ed25519 does not verify with the application's public key");
 
-    auto doc = parse_json(req.body, "discord");
-    if (!doc) return std::unexpected(doc.error());
-    if (!doc->is_object()) return bad_request("discord body is not a JSON object");
-    const auto type = int_field(*doc, "type");
+    auto doc = TRY(parse_json(req.body, "discord"));
+    if (!doc.is_object()) return bad_request("discord body is not a JSON object");
+    const auto type = int_field(doc, "type");
     if (!type) return bad_request("discord body has no integer type");
-    if (doc->contains("token")) return interaction(*doc, *type);
-    return webhook_event(*doc, *type, req.body);
+    if (doc.contains("token")) return interaction(doc, *type);
+    return webhook_event(doc, *type, req.body);
   }
 };
 

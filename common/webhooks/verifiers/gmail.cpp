@@ -2,6 +2,7 @@
 // claims iss/aud/email/email_verified/exp/iat; optional legacy ?token= query secret.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 #include <array>
@@ -80,12 +81,11 @@ Status check_claims(const nlohmann::json& claims, const EndpointConfig& endpoint
 }
 
 Status check_jwt(const http::Request& req, const VerifyContext& ctx) {
-  auto authorization = single_header(req, "Authorization");
-  if (!authorization) return std::unexpected(authorization.error());
+  auto authorization = TRY(single_header(req, "Authorization"));
   constexpr std::string_view k_scheme = "bearer ";
-  if (authorization->size() <= k_scheme.size() || http::to_lower(authorization->substr(0, k_scheme.size())) != k_scheme)
+  if (authorization.size() <= k_scheme.size() || http::to_lower(authorization.substr(0, k_scheme.size())) != k_scheme)
     return unauthorized("Authorization must be a Bearer token");
-  const std::string_view token = std::string_view(*authorization).substr(k_scheme.size());
+  const std::string_view token = std::string_view(authorization).substr(k_scheme.size());
 
   const auto dot1 = token.find('.');
   const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
@@ -105,13 +105,11 @@ Status check_jwt(const http::Request& req, const VerifyContext& ctx) {
 
   if (ctx.jwks == nullptr) return fail(ErrorCode::internal, "gmail verifier has no JWKS source");
   const std::string jwks_url = ctx.endpoint.jwks_url.empty() ? std::string(k_google_jwks_url) : ctx.endpoint.jwks_url;
-  auto jwks = ctx.jwks->keys(jwks_url, false);
-  if (!jwks) return std::unexpected(jwks.error());
+  auto jwks = TRY(ctx.jwks->keys(jwks_url, false));
   auto jwk = find_key(jwks, *kid);
   if (!jwk) {
     // Google rotated its keys: refetch once (the source rate-limits), then fail closed.
-    jwks = ctx.jwks->keys(jwks_url, true);
-    if (!jwks) return std::unexpected(jwks.error());
+    jwks = TRY(ctx.jwks->keys(jwks_url, true));
     jwk = find_key(jwks, *kid);
   }
   if (!jwk) return unauthorized("push token kid is not in the JWKS");
@@ -152,7 +150,7 @@ class GmailVerifier final : public Verifier {
   }
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
-    if (auto ok = require_method(req, "POST", "gmail"); !ok) return std::unexpected(ok.error());
+    TRY(require_method(req, "POST", "gmail"));
     const EndpointConfig& ep = ctx.endpoint;
     if (ep.audience.empty() && ep.legacy_token.empty())
       return unauthorized("gmail endpoint has neither an audience nor a legacy token configured");
@@ -160,19 +158,17 @@ class GmailVerifier final : public Verifier {
       // Fail closed: without the service account any Google-signed token for this audience passes.
       if (ep.service_account_email.empty())
         return unauthorized("gmail endpoint has no service account email configured");
-      if (auto ok = check_jwt(req, ctx); !ok) return std::unexpected(ok.error());
+      TRY(check_jwt(req, ctx));
     }
-    if (!ep.legacy_token.empty())
-      if (auto ok = check_legacy_token(req, ep); !ok) return std::unexpected(ok.error());
+    if (!ep.legacy_token.empty()) TRY(check_legacy_token(req, ep));
 
-    auto doc = parse_json(req.body, "gmail push");
-    if (!doc) return std::unexpected(doc.error());
-    auto message = doc->is_object() ? doc->find("message") : doc->end();
-    if (!doc->is_object() || message == doc->end() || !message->is_object())
+    auto doc = TRY(parse_json(req.body, "gmail push"));
+    auto message = doc.is_object() ? doc.find("message") : doc.end();
+    if (!doc.is_object() || message == doc.end() || !message->is_object())
       return bad_request("pub/sub push body has no message object");
     auto id = string_field(*message, "messageId");
     if (!id) id = string_field(*message, "message_id");
-    const auto subscription = string_field(*doc, "subscription");
+    const auto subscription = string_field(doc, "subscription");
     if (!id || !subscription) return bad_request("pub/sub push body has no messageId or subscription");
     return event_verdict("gmail:pubsub:" + *subscription + ":" + *id, "gmail.notification");
   }

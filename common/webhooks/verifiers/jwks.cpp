@@ -1,4 +1,5 @@
 // CachingJwks: JWKS documents over the outbound client, cached per URL (PROVIDERS §6 step 3).
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhooks.hpp>
 
 #include <algorithm>
@@ -42,17 +43,16 @@ Result<CachingJwks::Entry> CachingJwks::fetch(const std::string& jwks_url, int64
   request.url = jwks_url;
   request.headers.emplace_back("accept", "application/json");
   request.max_response_bytes = 256 * 1024;
-  auto response = m_client.send(request);
-  if (!response) return std::unexpected(response.error());
-  if (response->status != 200)
+  auto response = TRY(m_client.send(request));
+  if (response.status != 200)
     return fail(ErrorCode::service_unavailable,
-                "JWKS " + jwks_url + " answered HTTP " + std::to_string(response->status));
-  auto doc = nlohmann::json::parse(response->body, nullptr, false);
+                "JWKS " + jwks_url + " answered HTTP " + std::to_string(response.status));
+  auto doc = nlohmann::json::parse(response.body, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("keys") || !doc["keys"].is_array())
     return fail(ErrorCode::service_unavailable, "JWKS " + jwks_url + " is not a JSON key set");
   // At least min_refresh even for no-cache, so a busy receiver cannot hammer the key server.
   const int64_t ttl = std::max<int64_t>(
-      max_age(response->header("cache-control")).value_or(std::min<int64_t>(m_default_ttl.count(), k_max_ttl)),
+      max_age(response.header("cache-control")).value_or(std::min<int64_t>(m_default_ttl.count(), k_max_ttl)),
       m_min_refresh);
   return Entry{std::move(doc), now, now + ttl};
 }

@@ -2,6 +2,7 @@
 // "v0:<ts>:<raw body>", ±300 s window.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 namespace alumia::webhooks::detail {
@@ -25,12 +26,11 @@ std::optional<std::string> form_field(const std::vector<std::pair<std::string, s
 }
 
 Result<Verdict> json_body(const http::Request& req) {
-  auto doc = parse_json(req.body, "slack");
-  if (!doc) return std::unexpected(doc.error());
-  const auto type = string_field(*doc, "type");
+  auto doc = TRY(parse_json(req.body, "slack"));
+  const auto type = string_field(doc, "type");
   if (!type) return bad_request("slack body has no type");
   if (*type == "url_verification") {
-    const auto challenge = string_field(*doc, "challenge");
+    const auto challenge = string_field(doc, "challenge");
     if (!challenge) return bad_request("slack url_verification has no challenge");
     return handshake_verdict(200, nlohmann::json{{"challenge", *challenge}}.dump(), "application/json");
   }
@@ -40,11 +40,11 @@ Result<Verdict> json_body(const http::Request& req) {
     v.event_type = *type;
     return v;
   }
-  const auto app = string_field(*doc, "api_app_id");
-  const auto event_id = string_field(*doc, "event_id");
+  const auto app = string_field(doc, "api_app_id");
+  const auto event_id = string_field(doc, "event_id");
   if (!app || !event_id) return bad_request("slack event has no api_app_id or event_id");
   std::string event_type = *type;
-  if (doc->contains("event")) event_type = string_field((*doc)["event"], "type").value_or(*type);
+  if (doc.contains("event")) event_type = string_field(doc["event"], "type").value_or(*type);
   return event_verdict("slack:" + *app + ":" + *event_id, event_type);
 }
 
@@ -53,13 +53,12 @@ Result<Verdict> form_body(const http::Request& req) {
   if (form_field(form, "ssl_check").value_or("") == "1") return handshake_verdict(200, "", "");
   if (const auto payload = form_field(form, "payload")) {
     // Interactivity: the JSON sits in the payload field.
-    auto doc = parse_json(*payload, "slack interactivity payload");
-    if (!doc) return std::unexpected(doc.error());
-    std::optional<std::string> app = string_field(*doc, "api_app_id");
-    if (!app && doc->contains("view")) app = string_field((*doc)["view"], "app_id");
+    auto doc = TRY(parse_json(*payload, "slack interactivity payload"));
+    std::optional<std::string> app = string_field(doc, "api_app_id");
+    if (!app && doc.contains("view")) app = string_field(doc["view"], "app_id");
     if (!app) return bad_request("slack interactivity payload has no api_app_id");
-    const std::string type = string_field(*doc, "type").value_or("interactivity");
-    if (const auto trigger = string_field(*doc, "trigger_id"))
+    const std::string type = string_field(doc, "type").value_or("interactivity");
+    if (const auto trigger = string_field(doc, "trigger_id"))
       return event_verdict("slack:" + *app + ":" + *trigger, type);
     // Some payloads (view_closed, block_suggestion) carry no trigger_id; a retry resends the same
     // bytes, so the body hash identifies it (our convention).
@@ -85,24 +84,22 @@ class SlackVerifier final : public Verifier {
   }
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
-    if (auto ok = require_method(req, "POST", "slack"); !ok) return std::unexpected(ok.error());
-    auto signature = single_header(req, "X-Slack-Signature");
-    if (!signature) return std::unexpected(signature.error());
-    auto timestamp = single_header(req, "X-Slack-Request-Timestamp");
-    if (!timestamp) return std::unexpected(timestamp.error());
+    TRY(require_method(req, "POST", "slack"));
+    auto signature = TRY(single_header(req, "X-Slack-Signature"));
+    auto timestamp = TRY(single_header(req, "X-Slack-Request-Timestamp"));
 
-    const auto ts = parse_decimal(*timestamp);
+    const auto ts = parse_decimal(timestamp);
     if (!ts) return unauthorized("X-Slack-Request-Timestamp is not a base-10 integer");
     const int64_t now = ctx.now_unix();
     if (now - *ts > k_window_seconds || *ts - now > k_window_seconds)
       return unauthorized("X-Slack-Request-Timestamp is more than 300 s from the current time");
 
-    const auto eq = signature->find('=');
-    if (eq == std::string::npos || signature->substr(0, eq) != "v0")
+    const auto eq = signature.find('=');
+    if (eq == std::string::npos || signature.substr(0, eq) != "v0")
       return unauthorized("X-Slack-Signature must be v0=<hex>");
-    const auto mac = decode_hex_digest(std::string_view(*signature).substr(eq + 1), 32);
+    const auto mac = decode_hex_digest(std::string_view(signature).substr(eq + 1), 32);
     if (!mac) return unauthorized("X-Slack-Signature is not 64 hex digits");
-    const std::string signed_bytes = "v0:" + *timestamp + ":" + req.body;
+    const std::string signed_bytes = "v0:" + timestamp + ":" + req.body;
     if (!hmac_sha256_matches_any(ctx.endpoint.secrets, signed_bytes, *mac))
       return unauthorized("X-Slack-Signature does not match the signing secret");
 

@@ -2,6 +2,7 @@
 // HMAC-SHA256 keyed with the whole whsec_… string; 300 s age limit, future timestamps allowed.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 namespace alumia::webhooks::detail {
@@ -49,31 +50,28 @@ class StripeVerifier final : public Verifier {
   }
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
-    if (auto ok = require_method(req, "POST", "stripe"); !ok) return std::unexpected(ok.error());
-    auto header = single_header(req, "Stripe-Signature");
-    if (!header) return std::unexpected(header.error());
-    auto parsed = parse_header(*header);
-    if (!parsed) return std::unexpected(parsed.error());
-    const auto t = parse_decimal(parsed->t);
+    TRY(require_method(req, "POST", "stripe"));
+    auto header = TRY(single_header(req, "Stripe-Signature"));
+    auto parsed = TRY(parse_header(header));
+    const auto t = parse_decimal(parsed.t);
     if (!t) return unauthorized("Stripe-Signature t= is not a base-10 integer");
     if (ctx.now_unix() - *t > k_tolerance_seconds)
       return unauthorized("Stripe-Signature timestamp is older than 300 s");
 
     // The t text as received, never a re-formatted number.
-    const std::string signed_bytes = parsed->t + "." + req.body;
+    const std::string signed_bytes = parsed.t + "." + req.body;
     bool matched = false;
-    for (const auto& candidate : parsed->v1) {
+    for (const auto& candidate : parsed.v1) {
       const auto mac = decode_hex_digest(candidate, 32);
       if (mac && hmac_sha256_matches_any(ctx.endpoint.secrets, signed_bytes, *mac)) matched = true;
     }
     if (!matched) return unauthorized("no Stripe-Signature v1 matches the endpoint signing secret");
 
-    auto doc = parse_json(req.body, "stripe");
-    if (!doc) return std::unexpected(doc.error());
-    const auto id = string_field(*doc, "id");
+    auto doc = TRY(parse_json(req.body, "stripe"));
+    const auto id = string_field(doc, "id");
     if (!id) return bad_request("stripe event has no id");
-    const std::string account = string_field(*doc, "account").value_or("platform");
-    return event_verdict("stripe:" + account + ":" + *id, string_field(*doc, "type").value_or(""));
+    const std::string account = string_field(doc, "account").value_or("platform");
+    return event_verdict("stripe:" + account + ":" + *id, string_field(doc, "type").value_or(""));
   }
 };
 

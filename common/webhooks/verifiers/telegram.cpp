@@ -1,6 +1,7 @@
 // Telegram Bot API webhooks (PROVIDERS §1): shared secret_token header, no signature.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 namespace alumia::webhooks::detail {
@@ -21,7 +22,7 @@ class TelegramVerifier final : public Verifier {
   std::string_view provider() const override { return "telegram"; }
 
   Status check_config(const EndpointConfig& endpoint) const override {
-    if (auto ok = require_secrets(endpoint, "a secret_token"); !ok) return ok;
+    TRY(require_secrets(endpoint, "a secret_token"));
     for (const auto& token : endpoint.secrets)
       if (!valid_telegram_secret_token(token))
         return fail(ErrorCode::validation_error, "telegram secret_token must be 1-256 characters of A-Z a-z 0-9 _ -");
@@ -31,25 +32,23 @@ class TelegramVerifier final : public Verifier {
   }
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
-    if (auto ok = require_method(req, "POST", "telegram"); !ok) return std::unexpected(ok.error());
-    auto token = single_header(req, k_token_header);
-    if (!token) return std::unexpected(token.error());
+    TRY(require_method(req, "POST", "telegram"));
+    auto token = TRY(single_header(req, k_token_header));
     bool matched = false;
     for (const auto& expected : ctx.endpoint.secrets)
-      if (!expected.empty() && crypto::token_equal_ct(*token, expected)) matched = true;
+      if (!expected.empty() && crypto::token_equal_ct(token, expected)) matched = true;
     if (!matched) return unauthorized("X-Telegram-Bot-Api-Secret-Token does not match the endpoint's secret_token");
 
     if (!is_json_content_type(req.header("content-type")))
       return bad_request("telegram updates must be sent as application/json");
-    auto doc = parse_json(req.body, "telegram");
-    if (!doc) return std::unexpected(doc.error());
-    if (!doc->is_object()) return bad_request("telegram update is not a JSON object");
-    auto it = doc->find("update_id");
-    if (it == doc->end() || !it->is_number_integer()) return bad_request("telegram update has no integer update_id");
+    auto doc = TRY(parse_json(req.body, "telegram"));
+    if (!doc.is_object()) return bad_request("telegram update is not a JSON object");
+    auto it = doc.find("update_id");
+    if (it == doc.end() || !it->is_number_integer()) return bad_request("telegram update has no integer update_id");
     if (ctx.endpoint.bot_id.empty()) return fail(ErrorCode::internal, "telegram endpoint has no bot id configured");
 
     std::string type;
-    for (const auto& [key, value] : doc->items())
+    for (const auto& [key, value] : doc.items())
       if (key != "update_id") {
         type = key;
         break;

@@ -3,6 +3,7 @@
 // one. JSON bodies: the URL carries bodySHA256 and is signed alone. Port variants are accepted.
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/net/url.hpp>
 
@@ -122,18 +123,17 @@ Result<Verdict> form_event(const Params& params, std::string_view signed_text) {
 }
 
 Result<Verdict> json_event(std::string_view body) {
-  auto doc = parse_json(body, "twilio");
-  if (!doc) return std::unexpected(doc.error());
+  auto doc = TRY(parse_json(body, "twilio"));
   std::vector<std::string> keys;
   std::string type;
   auto add = [&](const nlohmann::json& item) {
     if (auto id = string_field(item, "id")) keys.push_back("twilio:event:" + *id);
     if (type.empty()) type = string_field(item, "type").value_or("");
   };
-  if (doc->is_array()) {
-    for (const auto& item : *doc) add(item);
+  if (doc.is_array()) {
+    for (const auto& item : doc) add(item);
   } else {
-    add(*doc);
+    add(doc);
   }
   if (keys.empty()) keys.push_back("twilio:body:" + encoding::hex_encode(crypto::sha256(body)));
   Verdict v = event_verdict(keys.front(), type.empty() ? "twilio" : type);
@@ -152,17 +152,13 @@ class TwilioVerifier final : public Verifier {
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
     if (req.method != "POST" && req.method != "GET")
       return fail(ErrorCode::method_not_allowed, "twilio webhooks use POST or GET, not " + req.method);
-    auto signature = single_header(req, "X-Twilio-Signature");
-    if (!signature) return std::unexpected(signature.error());
-    auto keys = signing_keys(req, ctx.endpoint);
-    if (!keys) return std::unexpected(keys.error());
-    auto url = called_url(req, ctx);
-    if (!url) return std::unexpected(url.error());
-    auto variants = url_variants(*url);
-    if (!variants) return std::unexpected(variants.error());
+    auto signature = TRY(single_header(req, "X-Twilio-Signature"));
+    auto keys = TRY(signing_keys(req, ctx.endpoint));
+    auto url = TRY(called_url(req, ctx));
+    auto variants = TRY(url_variants(url));
 
     // bodySHA256 lives in the signed URL's query (JSON bodies).
-    const auto parsed = url::parse(std::string_view(*url).substr(0, url->find('#')));
+    const auto parsed = url::parse(std::string_view(url).substr(0, url.find('#')));
     Params query = parsed ? http::form_decode(parsed->query) : Params{};
     std::vector<std::string> body_hashes;
     for (const auto& [name, value] : query)
@@ -191,13 +187,13 @@ class TwilioVerifier final : public Verifier {
 
     bool matched = false;
     std::string signed_text;
-    for (const auto& u : *variants)
+    for (const auto& u : variants)
       for (const auto& p : param_strings)
-        for (const auto& key : keys->keys) {
+        for (const auto& key : keys.keys) {
           if (key.empty()) continue;
           const std::string text = u + p;
-          const std::string mac = keys->sha256 ? crypto::hmac_sha256(key, text) : crypto::hmac_sha1(key, text);
-          if (crypto::equal_ct(encoding::base64_encode(mac), *signature)) {
+          const std::string mac = keys.sha256 ? crypto::hmac_sha256(key, text) : crypto::hmac_sha1(key, text);
+          if (crypto::equal_ct(encoding::base64_encode(mac), signature)) {
             matched = true;
             signed_text = text;
           }

@@ -2,6 +2,7 @@
 // POST events signed with HMAC-SHA256 of the raw body under the App Secret, "sha256=<hex>".
 #include "verifiers/detail.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 namespace alumia::webhooks::detail {
@@ -63,21 +64,19 @@ class WhatsappVerifier final : public Verifier {
 
   Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const override {
     if (req.method == "GET") return subscription_handshake(req, ctx);
-    if (auto ok = require_method(req, "POST", "whatsapp"); !ok) return std::unexpected(ok.error());
-    auto header = single_header(req, "X-Hub-Signature-256");
-    if (!header) return std::unexpected(header.error());
+    TRY(require_method(req, "POST", "whatsapp"));
+    auto header = TRY(single_header(req, "X-Hub-Signature-256"));
     constexpr std::string_view k_prefix = "sha256=";
-    if (!header->starts_with(k_prefix)) return unauthorized("X-Hub-Signature-256 must be sha256=<hex>");
-    const auto mac = decode_hex_digest(std::string_view(*header).substr(k_prefix.size()), 32);
+    if (!header.starts_with(k_prefix)) return unauthorized("X-Hub-Signature-256 must be sha256=<hex>");
+    const auto mac = decode_hex_digest(std::string_view(header).substr(k_prefix.size()), 32);
     if (!mac) return unauthorized("X-Hub-Signature-256 is not 64 hex digits");
     if (!hmac_sha256_matches_any(ctx.endpoint.secrets, req.body, *mac))
       return unauthorized("X-Hub-Signature-256 does not match the App Secret");
 
-    auto doc = parse_json(req.body, "whatsapp");
-    if (!doc) return std::unexpected(doc.error());
-    if (!doc->is_object()) return bad_request("whatsapp body is not a JSON object");
+    auto doc = TRY(parse_json(req.body, "whatsapp"));
+    if (!doc.is_object()) return bad_request("whatsapp body is not a JSON object");
     std::string field;
-    auto keys = item_keys(*doc, field);
+    auto keys = item_keys(doc, field);
     if (keys.empty()) {
       // Notifications without messages or statuses (account or template updates) carry no id; the
       // retried bytes are identical, so the body hash identifies them (our convention).

@@ -3,6 +3,7 @@
 // connectors.d/*.json overrides, validated strictly at start. The schema is documented in
 // catalog/README.md; every field below names its JSON key.
 #include <alumia/base/error.hpp>
+#include <alumia/base/vocabulary.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -16,7 +17,6 @@
 
 namespace alumia {
 
-enum class AuthType { oauth, api_key, none };
 enum class Availability { available, coming_soon };
 enum class ClientAuth { basic, body };  // RFC 6749 §2.3.1: never both
 enum class BodyFormat { form, json };   // token request body encoding
@@ -31,7 +31,6 @@ enum class RevocationStyle {
 enum class LabelSource { request, token_response };
 enum class WebhookSecretSource { generated, provider, none };
 
-std::string_view to_string(AuthType v);
 std::string_view to_string(Availability v);
 std::string_view to_string(ClientAuth v);
 std::string_view to_string(BodyFormat v);
@@ -130,7 +129,7 @@ struct LiveCheck {                              // "liveCheck"
 };
 
 struct WebhookInfo {             // "webhook"
-  std::string provider;          // "provider": a verifier name from PROVIDERS.md
+  Provider provider{};           // "provider": a verifier name from PROVIDERS.md
   std::string scheme;            // "scheme": one-line human summary of the verification
   std::string signature_header;  // "signatureHeader"
   WebhookSecretSource secret_source = WebhookSecretSource::provider;  // "secretSource"

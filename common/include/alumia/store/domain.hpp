@@ -1,5 +1,7 @@
 #pragma once
 // Records of the domain. Times are unix milliseconds. No record carries key or token material.
+#include <alumia/base/vocabulary.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,7 +49,7 @@ struct Connection {
   std::string user_id;
   std::string connector_slug;
   std::string label;
-  std::string auth_type;  // oauth | api_key | none
+  AuthType auth_type = AuthType::none;
   ConnectionStatus status = ConnectionStatus::pending;
   std::string account_label;
   std::vector<std::string> scopes;

@@ -35,10 +35,10 @@ struct EndpointError {
 struct WebhookEndpointRecord {
   std::string id;
   std::string user_id;
-  std::string provider;
+  Provider provider = Provider::github;
   std::optional<std::string> connection_id;
   std::string label;
-  std::string status = "active";  // active | disabled
+  EndpointStatus status = EndpointStatus::active;
   std::optional<std::string> relay_to;
   std::string config = "{}";  // non-secret provider extras as JSON (audience, jwksUrl, botId, ...)
   int64_t max_body_bytes = 256 * 1024;
@@ -58,13 +58,13 @@ struct WebhookEvent {
   std::string id;
   std::string endpoint_id;
   std::string user_id;
-  std::string provider;
+  Provider provider = Provider::github;
   std::string event_key;
   std::string event_type;
   int64_t received_at = 0;
-  std::string job_state;  // state of the newest job of the event
-  std::string headers;    // JSON array of [name, value], secrets already removed
-  std::string body;       // raw bytes (only when asked for)
+  std::optional<JobState> job_state;  // state of the newest job of the event, if any
+  std::string headers;                // JSON array of [name, value], secrets already removed
+  std::string body;                   // raw bytes (only when asked for)
 };
 
 struct WebhookJob {
@@ -72,7 +72,7 @@ struct WebhookJob {
   std::string event_id;
   std::string endpoint_id;
   std::string user_id;
-  std::string state;  // queued | running | succeeded | failed | dead
+  JobState state = JobState::queued;
   int64_t attempts = 0;
   int64_t next_attempt_at = 0;
   std::optional<int64_t> last_status;
@@ -86,7 +86,7 @@ struct WebhookJob {
 struct IngestRequest {
   std::string endpoint_id;
   std::string user_id;
-  std::string provider;
+  Provider provider = Provider::github;
   std::string event_key;
   std::vector<std::string> alias_keys;  // a hit on any of them is a duplicate
   std::vector<std::string> item_keys;   // batched deliveries: duplicate only when all are known
@@ -108,13 +108,13 @@ enum class EndpointCounter { rejected, verification_failure, duplicate };
 struct EventFilter {
   std::string user_id;
   std::optional<std::string> endpoint_id;
-  std::optional<std::string> job_state;
+  std::optional<JobState> job_state;
   std::optional<int64_t> since;  // received_at >= since
 };
 
 struct JobFilter {
   std::string user_id;
-  std::optional<std::string> state;
+  std::optional<JobState> state;
   std::optional<std::string> event_id;
   std::optional<int64_t> since;  // created_at >= since
 };
@@ -150,7 +150,7 @@ class WebhookStore {
   // Makes the job due now (queued, attempts reset) when it is queued, failed or dead; false otherwise.
   virtual Result<bool> retry_job(const std::string& id, int64_t now) = 0;
   // Same for every job of the user in `state` (failed or dead) created at or after `since`.
-  virtual Result<int64_t> retry_jobs(const std::string& user_id, const std::string& state, std::optional<int64_t> since,
+  virtual Result<int64_t> retry_jobs(const std::string& user_id, JobState state, std::optional<int64_t> since,
                                      int64_t now) = 0;
 
   // Relay worker.

@@ -130,7 +130,7 @@ class WebhookService {
   Result<WebhookJob> replay_event(const Caller& caller, const std::string& id);
   Result<PageResult<WebhookJob>> list_jobs(const Caller& caller, JobFilter filter, const Page& page);
   Result<WebhookJob> retry_job(const Caller& caller, const std::string& id);
-  Result<int64_t> retry_jobs(const Caller& caller, const std::string& state, std::optional<int64_t> since);
+  Result<int64_t> retry_jobs(const Caller& caller, JobState state, std::optional<int64_t> since);
 
   // "2026-11-29T03:25:19Z" (fractions allowed), unix milliseconds, or an age like 15m / 2h / 7d.
   static std::optional<int64_t> parse_since(std::string_view text, int64_t now_ms);

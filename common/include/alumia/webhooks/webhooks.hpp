@@ -10,6 +10,7 @@
 //   → event: dedup on the keys (see Verdict), commit, then answer verdict.status (+ reply_body).
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
+#include <alumia/base/vocabulary.hpp>
 #include <alumia/net/http.hpp>
 
 #include <nlohmann/json.hpp>
@@ -30,7 +31,7 @@ namespace alumia::webhooks {
 
 // What the verifiers need to know about one endpoint. Fields a provider does not use stay empty.
 struct EndpointConfig {
-  std::string provider;  // one of providers()
+  Provider provider = Provider::github;
   // Active secrets, newest first; a request is accepted when any of them verifies (rotation grace,
   // PROVIDERS §0.2). Used verbatim as HMAC keys. Per provider:
   //   telegram: the secret_token; slack: signing secret; discord: the app public key (64 hex);
@@ -109,7 +110,9 @@ class Verifier {
   virtual Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const = 0;
 };
 
-// The one table. nullptr for an unknown provider.
+// The one table: each Provider (alumia/base/vocabulary.hpp) and its verifier.
+const Verifier& find_verifier(Provider provider);
+// By name (parse_provider); nullptr for an unknown provider.
 const Verifier* find_verifier(std::string_view provider);
 // Provider names in table order: telegram, slack, discord, whatsapp, twilio, gmail, github, linear,
 // stripe.
@@ -119,7 +122,7 @@ std::span<const std::string_view> providers();
 std::string provider_list(std::string_view last_separator = ", ");
 // Whether the daemon chooses this provider's webhook secret (Telegram's secret_token, GitHub's hook
 // secret) rather than the provider issuing it (PROVIDERS §0.2).
-bool daemon_generates_secret(std::string_view provider);
+bool daemon_generates_secret(Provider provider);
 
 // Secrets with leading/trailing whitespace are legal but almost always a paste error (PROVIDERS
 // §0.2): the loader warns with this message (nullopt: nothing to warn about).
