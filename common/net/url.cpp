@@ -1,3 +1,4 @@
+#include <alumia/base/try.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/net/url.hpp>
 
@@ -102,9 +103,7 @@ bool is_loopback_host(const Url& u) {
 }
 
 Status check_public_base_url(std::string_view text) {
-  auto parsed = parse(text);
-  if (!parsed) return std::unexpected(parsed.error());
-  const Url& u = *parsed;
+  const Url u = TRY(parse(text));
   const std::string rule =
       " — the public base URL must be an https origin that providers can reach: not localhost, a "
       "loopback, private, link-local, unique-local or unspecified IP, nor a name under .localhost, "
@@ -148,11 +147,9 @@ Status check_public_base_url(std::string_view text) {
 }
 
 Status check_outbound_url(std::string_view text) {
-  auto parsed = parse(text);
-  if (!parsed) return std::unexpected(parsed.error());
-  if (parsed->scheme == "https") return {};
-  if (parsed->scheme == "http" && (parsed->host_is_ipv4 || parsed->host_is_ipv6) && is_loopback_host(*parsed))
-    return {};
+  auto parsed = TRY(parse(text));
+  if (parsed.scheme == "https") return {};
+  if (parsed.scheme == "http" && (parsed.host_is_ipv4 || parsed.host_is_ipv6) && is_loopback_host(parsed)) return {};
   return fail(ErrorCode::validation_error,
               "URL " + std::string(text) + " must be https (plain http is allowed only for loopback IP literals)");
 }
