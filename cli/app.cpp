@@ -2,19 +2,13 @@
 
 #include <alumia/base/fs.hpp>
 #include <alumia/base/secret.hpp>
+#include <alumia/base/strings.hpp>
 #include <alumia/base/try.hpp>
 
 namespace alumia::cli {
 namespace {
 
 constexpr const char* k_default_daemon_url = "http://127.0.0.1:7465";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-  return s.substr(i);
-}
 
 void add_global_flags(CLI::App& app, GlobalOptions& g) {
   app.add_flag("--json", g.json, "Machine output: print the response data as JSON");
@@ -124,7 +118,7 @@ CliResult<DaemonClient*> CliContext::client() {
   std::string key;
   std::string key_source;
   if (auto k = env("ALUMIA_API_KEY")) {
-    key = trim(*k);
+    key = std::string(trim(*k));
     key_source = "ALUMIA_API_KEY";
   } else {
     const auto key_file = paths()->key_file();  // daemon_location() above resolved the paths
@@ -137,7 +131,7 @@ CliResult<DaemonClient*> CliContext::client() {
                             "directory), or set ALUMIA_API_KEY");
       return cli_fail(error_info(ErrorCode::unauthorized).exit_code, k2.error().message);
     }
-    key = trim(*k2);
+    key = std::string(trim(*k2));
     wipe_string(*k2);
     key_source = key_file.string();
   }
