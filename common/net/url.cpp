@@ -1,11 +1,11 @@
 #include <alumia/base/try.hpp>
+#include <alumia/net/host_port.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/net/url.hpp>
 
 #include <uriparser/Uri.h>
 
 #include <array>
-#include <charconv>
 #include <memory>
 
 namespace alumia::url {
@@ -78,11 +78,9 @@ Result<Url> parse(std::string_view text) {
   if (u.host.empty()) return fail(ErrorCode::validation_error, "URL has no host");
   const std::string port_text = range(uri->portText);
   if (!port_text.empty()) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
-    if (ec != std::errc{} || p != port_text.data() + port_text.size() || v == 0 || v > 65535)
-      return fail(ErrorCode::validation_error, "URL port is out of range");
-    u.port = static_cast<uint16_t>(v);
+    auto port = net::parse_port(port_text, "the URL", 1);
+    if (!port) return fail(ErrorCode::validation_error, port.error().message);
+    u.port = *port;
     u.explicit_port = true;
   } else if (u.scheme == "https") {
     u.port = 443;
