@@ -2,18 +2,13 @@
 
 #include <alumia/base/fs.hpp>
 #include <alumia/base/secret.hpp>
+#include <alumia/base/strings.hpp>
+#include <alumia/base/try.hpp>
 
 namespace alumia::cli {
 namespace {
 
 constexpr const char* k_default_daemon_url = "http://127.0.0.1:7465";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  std::size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-  return s.substr(i);
-}
 
 void add_global_flags(CLI::App& app, GlobalOptions& g) {
   app.add_flag("--json", g.json, "Machine output: print the response data as JSON");
@@ -71,9 +66,8 @@ CliResult<Paths> CliContext::paths() const {
 CliResult<Settings> CliContext::settings() const {
   std::map<std::string, std::string> flags;
   if (!global.daemon_url.empty()) flags["daemon"] = global.daemon_url;
-  auto p = paths();
-  if (!p) return std::unexpected(p.error());
-  auto s = Settings::resolve(flags, env, p->config_json());
+  auto p = TRY(paths());
+  auto s = Settings::resolve(flags, env, p.config_json());
   if (!s) return cli_fail(k_exit_error, s.error().message);
   return std::move(*s);
 }
@@ -94,13 +88,11 @@ std::optional<DaemonState> read_state_file(const std::filesystem::path& path) {
 }
 
 CliResult<DaemonLocation> CliContext::daemon_location() const {
-  auto s = settings();
-  if (!s) return std::unexpected(s.error());
-  const auto& daemon = s->setting("daemon");
+  auto s = TRY(settings());
+  const auto& daemon = s.setting("daemon");
   if (!daemon.value.empty()) {
-    auto u = parse_daemon_url(daemon.value);
-    if (!u) return std::unexpected(u.error());
-    return DaemonLocation{*u, std::string(to_string(daemon.source))};
+    auto u = TRY(parse_daemon_url(daemon.value));
+    return DaemonLocation{u, std::string(to_string(daemon.source))};
   }
   const auto state_file = paths()->state_file();  // settings() above resolved the paths
   if (auto st = read_state_file(state_file)) {
@@ -110,7 +102,7 @@ CliResult<DaemonLocation> CliContext::daemon_location() const {
                       "the state file " + state_file.string() + " names an unusable URL: " + u.error().message);
     return DaemonLocation{*u, "state file"};
   }
-  const auto& listen = s->setting("listen");
+  const auto& listen = s.setting("listen");
   if (listen.source != SettingSource::default_) {
     if (auto u = parse_daemon_url("http://" + listen.value); u && u->port != 0)
       return DaemonLocation{*u, std::string(to_string(listen.source)) + " (listen)"};
@@ -120,14 +112,13 @@ CliResult<DaemonLocation> CliContext::daemon_location() const {
 
 CliResult<DaemonClient*> CliContext::client() {
   if (m_client) return m_client.get();
-  auto loc = daemon_location();
-  if (!loc) return std::unexpected(loc.error());
+  auto loc = TRY(daemon_location());
   // Item 32: the key goes only to a listener that runs as us.
-  if (auto st = check_listener_owner(loc->url); !st) return std::unexpected(st.error());
+  TRY(check_listener_owner(loc.url));
   std::string key;
   std::string key_source;
   if (auto k = env("ALUMIA_API_KEY")) {
-    key = trim(*k);
+    key = std::string(trim(*k));
     key_source = "ALUMIA_API_KEY";
   } else {
     const auto key_file = paths()->key_file();  // daemon_location() above resolved the paths
@@ -140,13 +131,13 @@ CliResult<DaemonClient*> CliContext::client() {
                             "directory), or set ALUMIA_API_KEY");
       return cli_fail(error_info(ErrorCode::unauthorized).exit_code, k2.error().message);
     }
-    key = trim(*k2);
+    key = std::string(trim(*k2));
     wipe_string(*k2);
     key_source = key_file.string();
   }
   if (key.empty())
     return cli_fail(error_info(ErrorCode::unauthorized).exit_code, "the API key from " + key_source + " is empty");
-  m_client = std::make_unique<DaemonClient>(loc->url, std::move(key), key_source);
+  m_client = std::make_unique<DaemonClient>(loc.url, std::move(key), key_source);
   return m_client.get();
 }
 

@@ -2,6 +2,8 @@
 
 #include "app.hpp"
 
+#include <alumia/base/strings.hpp>
+
 #include <algorithm>
 #include <set>
 
@@ -75,12 +77,6 @@ std::string join_names(const std::vector<OptionDoc>& opts, bool values_only) {
   return s;
 }
 
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
-  return s;
-}
-
 std::string single_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -107,7 +103,7 @@ std::string generate_bash_completion(const CLI::App& root) {
   s += "_alumia_connect_commands() {\n  case \"$1\" in\n";
   for (const auto& d : docs)
     if (!d.subcommands.empty())
-      s += "    " + single_quote(d.path) + ") echo " + single_quote(join(d.subcommands)) + " ;;\n";
+      s += "    " + single_quote(d.path) + ") echo " + single_quote(join(d.subcommands, " ")) + " ;;\n";
   s += "  esac\n}\n\n";
   s += "_alumia_connect_options() {\n  case \"$1\" in\n";
   for (const auto& d : docs)

@@ -1,6 +1,7 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 #include <algorithm>
 #include <iterator>
@@ -23,10 +24,9 @@ CliResult<std::pair<std::string, std::string>> parse_field(const std::string& ar
 CliResult<std::map<std::string, std::string>> parse_fields(const std::vector<std::string>& args) {
   std::map<std::string, std::string> out;
   for (const auto& a : args) {
-    auto kv = parse_field(a);
-    if (!kv) return std::unexpected(kv.error());
-    if (out.contains(kv->first)) return usage_fail("--field " + kv->first + " is given more than once");
-    out.emplace(std::move(kv->first), std::move(kv->second));
+    auto kv = TRY(parse_field(a));
+    if (out.contains(kv.first)) return usage_fail("--field " + kv.first + " is given more than once");
+    out.emplace(std::move(kv.first), std::move(kv.second));
   }
   return out;
 }
@@ -65,9 +65,8 @@ CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ct
     if (!v) return std::unexpected(v.error());
     values = std::move(*v);
   }
-  auto given = parse_fields(input.fields);
-  if (!given) return std::unexpected(given.error());
-  for (auto& [k, v] : *given) {
+  auto given = TRY(parse_fields(input.fields));
+  for (auto& [k, v] : given) {
     if (secret.contains(k))
       ctx.warn("--field " + k +
                " puts a secret on the command line, where other local users can see it (ps) and "
@@ -99,10 +98,9 @@ CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ct
     if (!jstr(*f, "placeholder").empty() && !jbool(*f, "secret")) prompt += " [" + jstr(*f, "placeholder") + "]";
     prompt += ": ";
     for (;;) {
-      auto line = prompt_line(ctx.err, prompt, jbool(*f, "secret"));
-      if (!line) return std::unexpected(line.error());
-      if (!line->empty()) {
-        values[key] = std::move(*line);
+      auto line = TRY(prompt_line(ctx.err, prompt, jbool(*f, "secret")));
+      if (!line.empty()) {
+        values[key] = std::move(line);
         break;
       }
       if (!required) break;
@@ -115,9 +113,8 @@ CliResult<std::map<std::string, std::string>> collect_credentials(CliContext& ct
 CliResult<std::string> read_secret(CliContext& ctx, const std::string& what, const std::string& example) {
   std::string line;
   if (ctx.tty.stdin_tty) {
-    auto got = prompt_line(ctx.err, what + ": ", true);
-    if (!got) return std::unexpected(got.error());
-    line = std::move(*got);
+    auto got = TRY(prompt_line(ctx.err, what + ": ", true));
+    line = std::move(got);
   } else {
     std::getline(ctx.in, line);
     if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -128,14 +125,13 @@ CliResult<std::string> read_secret(CliContext& ctx, const std::string& what, con
 
 CliResult<json> submit_credentials(CliContext& ctx, const std::string& connection_id,
                                    std::map<std::string, std::string>& values) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   json body{{"values", json::object()}};
   for (const auto& [k, v] : values) body["values"][k] = v;
   std::string text = body.dump();
   for (auto& [k, v] : body["values"].items()) wipe_string(v.get_ref<std::string&>());
   for (auto& [k, v] : values) wipe_string(v);
-  auto res = (*client)->post_raw("/api/v1/connections/" + encode_component(connection_id) + "/credentials", text);
+  auto res = client->post_raw("/api/v1/connections/" + encode_component(connection_id) + "/credentials", text);
   wipe_string(text);
   return res;
 }

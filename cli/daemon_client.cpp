@@ -3,6 +3,7 @@
 #include "output.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/net/host_port.hpp>
 #include <alumia/net/http.hpp>
 
 #include <httplib.h>
@@ -81,25 +82,11 @@ CliResult<DaemonUrl> parse_daemon_url(std::string_view url) {
   if (rest.find('/') != std::string_view::npos || rest.find('@') != std::string_view::npos ||
       rest.find('?') != std::string_view::npos)
     return bad("no path, query or user part is allowed");
+  auto hp = net::parse_host_port(rest, "the daemon address", 1);
+  if (!hp) return bad(hp.error().message);
   DaemonUrl out;
-  std::string_view port_text;
-  if (rest.starts_with("[")) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return bad("unterminated IPv6 literal");
-    out.host = std::string(rest.substr(1, close - 1));
-    const auto after = rest.substr(close + 1);
-    if (!after.starts_with(":")) return bad("missing port");
-    port_text = after.substr(1);
-  } else {
-    const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return bad("missing port");
-    out.host = std::string(rest.substr(0, colon));
-    port_text = rest.substr(colon + 1);
-  }
-  int port = 0;
-  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 1 || port > 65535) return bad("bad port");
-  out.port = port;
+  out.host = std::move(hp->host);
+  out.port = hp->port;
   const bool loopback = out.host == "localhost" || out.host == "::1" || out.host.starts_with("127.");
   if (!loopback) return bad("the daemon must be on a loopback address");
   if (out.host.starts_with("127.")) {

@@ -2,6 +2,8 @@
 
 #include "routes.hpp"
 
+#include <alumia/net/host_port.hpp>
+
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
@@ -46,26 +48,9 @@ bool host_allowed(const std::vector<std::string>& allowed, const std::string& ho
 }  // namespace
 
 Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
-  std::string host;
-  std::string port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      return fail(ErrorCode::bad_request, "listen address '" + text + "' must look like [::1]:PORT");
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos)
-      return fail(ErrorCode::bad_request, "listen address '" + text + "' must be HOST:PORT");
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  int port = -1;
-  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 0 || port > 65535)
-    return fail(ErrorCode::bad_request, "listen port in '" + text + "' must be 0-65535");
-  return std::make_pair(host, port);
+  auto hp = net::parse_host_port(text, "listen address");
+  if (!hp) return std::unexpected(hp.error());
+  return std::make_pair(std::move(hp->host), int{hp->port});
 }
 
 Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_unique<httplib::Server>()) {

@@ -1,12 +1,12 @@
 // alumia-connect config show: every effective setting, where it came from, and the paths.
+#include <alumia/base/try.hpp>
 #include "app.hpp"
 
 namespace alumia::cli {
 namespace {
 
 CliStatus show(CliContext& ctx) {
-  auto settings = ctx.settings();
-  if (!settings) return std::unexpected(settings.error());
+  auto settings = TRY(ctx.settings());
   const auto resolved = ctx.paths();  // settings() above resolved the paths
   const Paths& p = *resolved;
   const std::vector<std::pair<std::string, std::string>> paths{{"dataDir", p.data_dir.string()},
@@ -23,7 +23,7 @@ CliStatus show(CliContext& ctx) {
   if (ctx.global.json) {
     json j{{"settings", json::array()}, {"paths", json::object()}};
     for (const auto& spec : setting_specs()) {
-      const auto& s = settings->setting(spec.name);
+      const auto& s = settings.setting(spec.name);
       j["settings"].push_back({{"name", spec.name},
                                {"value", s.value},
                                {"source", std::string(to_string(s.source))},
@@ -45,7 +45,7 @@ CliStatus show(CliContext& ctx) {
   Table t{{"SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   Table hooks{{"  SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   for (const auto& spec : setting_specs()) {
-    const auto& s = settings->setting(spec.name);
+    const auto& s = settings.setting(spec.name);
     const std::string value = s.value.empty() ? "-" : s.value;
     if (spec.test_only) hooks.rows.push_back({"  " + spec.name, value, std::string(to_string(s.source)), spec.env});
     else t.rows.push_back({spec.name, value, std::string(to_string(s.source)), spec.env});

@@ -2,6 +2,7 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -75,22 +76,20 @@ CliStatus print_result(CliContext& ctx, const json& connection, const std::strin
 
 CliStatus connect_api_key(CliContext& ctx, DaemonClient& client, const json& connector, const ConnectOptions& o) {
   // Collect first: a usage error must not leave a pending connection behind.
-  auto values = collect_credentials(ctx, connector, {o.fields, o.from_stdin});
-  if (!values) return std::unexpected(values.error());
+  auto values = TRY(collect_credentials(ctx, connector, {o.fields, o.from_stdin}));
   std::string id = o.reconnect;
   if (id.empty()) {
     json body{{"connectorSlug", o.slug}};
     if (!o.label.empty()) body["label"] = o.label;
     auto created = client.post("/api/v1/connections", body);
     if (!created) {
-      for (auto& [k, v] : *values) wipe_string(v);
+      for (auto& [k, v] : values) wipe_string(v);
       return std::unexpected(created.error());
     }
     id = jstr(connection_of(*created), "id");
   }
-  auto res = submit_credentials(ctx, id, *values);
-  if (!res) return std::unexpected(res.error());
-  return print_result(ctx, connection_of(*res), o.reconnect.empty() ? "Connected" : "Reconnected");
+  auto res = TRY(submit_credentials(ctx, id, values));
+  return print_result(ctx, connection_of(res), o.reconnect.empty() ? "Connected" : "Reconnected");
 }
 
 CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& start, const ConnectOptions& o) {
@@ -102,17 +101,16 @@ CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& star
   Spinner spinner(ctx.raw_err, ctx.tty.stderr_tty && !ctx.global.quiet,
                   "Waiting for the authorization in the browser (Ctrl-C to stop)...");
   for (;;) {
-    auto c = client.get("/api/v1/connections/" + encode_component(id));
-    if (!c) return std::unexpected(c.error());
-    const std::string status = jstr(*c, "status");
+    auto c = TRY(client.get("/api/v1/connections/" + encode_component(id)));
+    const std::string status = jstr(c, "status");
     // A reconnect starts from a non-pending state, so it also needs the record to have moved.
-    const bool moved = !reconnect || jstr(*c, "updatedAt") != baseline;
+    const bool moved = !reconnect || jstr(c, "updatedAt") != baseline;
     if (status != "pending" && moved) {
       spinner.clear();
-      if (status == "active") return print_result(ctx, *c, reconnect ? "Reconnected" : "Connected");
-      std::string reason = c->contains("error") && (*c)["error"].is_object() ? jstr((*c)["error"], "message") : "";
+      if (status == "active") return print_result(ctx, c, reconnect ? "Reconnected" : "Connected");
+      std::string reason = c.contains("error") && c["error"].is_object() ? jstr(c["error"], "message") : "";
       if (reason.empty()) reason = "the connection is " + status;
-      if (ctx.global.json) ctx.print_data(*c);
+      if (ctx.global.json) ctx.print_data(c);
       return cli_fail(k_exit_error, "authorization failed: " + reason);
     }
     if (std::chrono::steady_clock::now() >= deadline) {
@@ -191,53 +189,44 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
 CliStatus run_connect(CliContext& ctx, const ConnectOptions& options) {
   // A usage error is reported before the daemon is contacted.
   if (options.slug.empty() && options.reconnect.empty()) return usage_fail("SLUG is required (or --reconnect ID)");
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   ConnectOptions o = options;
   std::optional<json> existing;
   if (!o.reconnect.empty()) {
-    auto found = (*client)->get("/api/v1/connections/" + encode_component(o.reconnect));
-    if (!found) return std::unexpected(found.error());
-    existing = *found;
+    auto found = TRY(client->get("/api/v1/connections/" + encode_component(o.reconnect)));
+    existing = found;
     if (o.slug.empty()) o.slug = jstr(*existing, "connectorSlug");  // `connect --reconnect ID` alone
   }
   if (o.slug.empty()) return usage_fail("SLUG is required (or --reconnect ID)");
-  auto connector = (*client)->get("/api/v1/connectors/" + encode_component(o.slug));
-  if (!connector) return std::unexpected(connector.error());
-  const std::string auth = jstr(*connector, "authType");
+  auto connector = TRY(client->get("/api/v1/connectors/" + encode_component(o.slug)));
+  const std::string auth = jstr(connector, "authType");
   if (existing) {
     if (jstr(*existing, "connectorSlug") != o.slug)
       return usage_fail("connection " + o.reconnect + " belongs to " + jstr(*existing, "connectorSlug") + ", not " +
                         o.slug);
   }
-  warn_file_keyring(ctx, **client);
-  if (auth == "oauth") return connect_oauth(ctx, **client, o);
+  warn_file_keyring(ctx, *client);
+  if (auth == "oauth") return connect_oauth(ctx, *client, o);
   if (auth == "none") {
     json body{{"connectorSlug", o.slug}};
     if (!o.label.empty()) body["label"] = o.label;
-    auto created = (*client)->post("/api/v1/connections", body);
-    if (!created) return std::unexpected(created.error());
-    return print_result(ctx, connection_of(*created), "Connected");
+    auto created = TRY(client->post("/api/v1/connections", body));
+    return print_result(ctx, connection_of(created), "Connected");
   }
-  return connect_api_key(ctx, **client, *connector, o);
+  return connect_api_key(ctx, *client, connector, o);
 }
 
 CliStatus run_credentials(CliContext& ctx, const std::string& id, const CredentialInput& input) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto conn = (*client)->get("/api/v1/connections/" + encode_component(id));
-  if (!conn) return std::unexpected(conn.error());
-  const std::string slug = jstr(*conn, "connectorSlug");
-  auto connector = (*client)->get("/api/v1/connectors/" + encode_component(slug));
-  if (!connector) return std::unexpected(connector.error());
-  if (jstr(*connector, "authType") != "api_key")
+  auto client = TRY(ctx.client());
+  auto conn = TRY(client->get("/api/v1/connections/" + encode_component(id)));
+  const std::string slug = jstr(conn, "connectorSlug");
+  auto connector = TRY(client->get("/api/v1/connectors/" + encode_component(slug)));
+  if (jstr(connector, "authType") != "api_key")
     return usage_fail(slug + " does not take credentials; use `alumia-connect connect " + slug + " --reconnect " + id +
                       "`");
-  auto values = collect_credentials(ctx, *connector, input);
-  if (!values) return std::unexpected(values.error());
-  auto res = submit_credentials(ctx, id, *values);
-  if (!res) return std::unexpected(res.error());
-  return print_result(ctx, connection_of(*res), "Updated credentials of");
+  auto values = TRY(collect_credentials(ctx, connector, input));
+  auto res = TRY(submit_credentials(ctx, id, values));
+  return print_result(ctx, connection_of(res), "Updated credentials of");
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // alumia-connect connections list|show ID|revoke ID [--yes]
+#include <alumia/base/try.hpp>
 #include "credentials_util.hpp"
 
 namespace alumia::cli {
@@ -12,27 +13,24 @@ struct ListOptions {
 };
 
 CliStatus list(CliContext& ctx, const ListOptions& o) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   const std::string limit = o.limit > 0 ? std::to_string(o.limit) : o.all ? "200" : "";
   json result;
   json items = json::array();
   std::string cursor;
   for (int page = 0; page < 10000; ++page) {
-    auto data = (*client)->get(
+    auto data = TRY(client->get(
         with_query("/api/v1/connections",
-                   {{"connector", o.connector}, {"status", o.status}, {"limit", limit}, {"cursor", cursor}}));
-    if (!data) return std::unexpected(data.error());
+                   {{"connector", o.connector}, {"status", o.status}, {"limit", limit}, {"cursor", cursor}})));
     if (!o.all) {
-      result = std::move(*data);
+      result = std::move(data);
       break;
     }
-    if (data->contains("items") && (*data)["items"].is_array())
-      for (auto& it : (*data)["items"]) items.push_back(std::move(it));
-    cursor = jstr(*data, "nextCursor");
-    if (!jbool(*data, "hasMore") || cursor.empty()) {
-      result =
-          json{{"items", items}, {"limit", (*data).value("limit", 0)}, {"nextCursor", nullptr}, {"hasMore", false}};
+    if (data.contains("items") && data["items"].is_array())
+      for (auto& it : data["items"]) items.push_back(std::move(it));
+    cursor = jstr(data, "nextCursor");
+    if (!jbool(data, "hasMore") || cursor.empty()) {
+      result = json{{"items", items}, {"limit", data.value("limit", 0)}, {"nextCursor", nullptr}, {"hasMore", false}};
       break;
     }
   }
@@ -57,12 +55,10 @@ CliStatus list(CliContext& ctx, const ListOptions& o) {
 }
 
 CliStatus show(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto c = (*client)->get("/api/v1/connections/" + encode_component(id));
-  if (!c) return std::unexpected(c.error());
-  if (ctx.global.json) ctx.print_data(*c);
-  else print_connection(ctx, *c);
+  auto client = TRY(ctx.client());
+  auto c = TRY(client->get("/api/v1/connections/" + encode_component(id)));
+  if (ctx.global.json) ctx.print_data(c);
+  else print_connection(ctx, c);
   return {};
 }
 
@@ -71,29 +67,25 @@ CliStatus revoke(CliContext& ctx, const std::string& id, bool yes) {
     if (!ctx.tty.stdin_tty)
       return usage_fail("refusing to revoke connection " + id + " without confirmation: pass --yes");
   }
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   if (!yes) {
-    auto c = (*client)->get("/api/v1/connections/" + encode_component(id));
-    if (!c) return std::unexpected(c.error());
-    std::string what = terminal_safe(jstr(*c, "connectorSlug"));
-    if (!jstr(*c, "label").empty()) what += " \"" + terminal_safe(jstr(*c, "label")) + "\"";
-    if (!jstr(*c, "accountLabel").empty()) what += " (" + terminal_safe(jstr(*c, "accountLabel")) + ")";
-    auto answer = prompt_line(
-        ctx.err, "Revoke connection " + id + " — " + what + "? Its credentials are destroyed. [y/N] ", false);
-    if (!answer) return std::unexpected(answer.error());
-    if (*answer != "y" && *answer != "Y" && *answer != "yes") return cli_fail(k_exit_error, "not revoked");
+    auto c = TRY(client->get("/api/v1/connections/" + encode_component(id)));
+    std::string what = terminal_safe(jstr(c, "connectorSlug"));
+    if (!jstr(c, "label").empty()) what += " \"" + terminal_safe(jstr(c, "label")) + "\"";
+    if (!jstr(c, "accountLabel").empty()) what += " (" + terminal_safe(jstr(c, "accountLabel")) + ")";
+    auto answer = TRY(prompt_line(
+        ctx.err, "Revoke connection " + id + " — " + what + "? Its credentials are destroyed. [y/N] ", false));
+    if (answer != "y" && answer != "Y" && answer != "yes") return cli_fail(k_exit_error, "not revoked");
   }
-  auto res = (*client)->del("/api/v1/connections/" + encode_component(id));
-  if (!res) return std::unexpected(res.error());
+  auto res = TRY(client->del("/api/v1/connections/" + encode_component(id)));
   if (ctx.global.json) {
-    ctx.print_data(*res);
+    ctx.print_data(res);
     return {};
   }
   if (!ctx.global.quiet) ctx.out << "Revoked connection " << id << '\n';
   // The daemon reports the best-effort provider revocation; surface anything it says.
   for (const char* k : {"providerRevocation", "revocation"})
-    if (res->contains(k)) ctx.note(std::string("provider revocation: ") + (*res)[k].dump());
+    if (res.contains(k)) ctx.note(std::string("provider revocation: ") + res[k].dump());
   return {};
 }
 

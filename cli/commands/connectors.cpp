@@ -1,4 +1,5 @@
 // alumia-connect connectors list|show SLUG
+#include <alumia/base/try.hpp>
 #include "app.hpp"
 
 namespace alumia::cli {
@@ -10,27 +11,24 @@ CliResult<json> fetch_all(DaemonClient& client, const std::string& base) {
   for (int page = 0; page < 100; ++page) {
     std::string path = base + (base.find('?') == std::string::npos ? "?" : "&") + "limit=200";
     if (!cursor.empty()) path += "&cursor=" + encode_component(cursor);
-    auto data = client.get(path);
-    if (!data) return std::unexpected(data.error());
-    if (data->is_object() && data->contains("items") && (*data)["items"].is_array())
-      for (auto& it : (*data)["items"]) items.push_back(std::move(it));
-    cursor = jstr(*data, "nextCursor");
-    if (!jbool(*data, "hasMore") || cursor.empty()) break;
+    auto data = TRY(client.get(path));
+    if (data.is_object() && data.contains("items") && data["items"].is_array())
+      for (auto& it : data["items"]) items.push_back(std::move(it));
+    cursor = jstr(data, "nextCursor");
+    if (!jbool(data, "hasMore") || cursor.empty()) break;
   }
   return json{{"items", items}, {"limit", items.size()}, {"nextCursor", nullptr}, {"hasMore", false}};
 }
 
 CliStatus list(CliContext& ctx) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = fetch_all(**client, "/api/v1/connectors");
-  if (!data) return std::unexpected(data.error());
+  auto client = TRY(ctx.client());
+  auto data = TRY(fetch_all(*client, "/api/v1/connectors"));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
   Table t{{"SLUG", "NAME", "AUTH", "CATEGORY", "AVAILABILITY"}, {}};
-  for (const auto& c : (*data)["items"])
+  for (const auto& c : data["items"])
     t.rows.push_back(
         {jstr(c, "slug"), jstr(c, "name"), jstr(c, "authType"), jdisplay(c, "category"), jdisplay(c, "availability")});
   print_table(ctx.out, t, [&ctx](std::size_t col, const std::string& cell) {
@@ -41,45 +39,43 @@ CliStatus list(CliContext& ctx) {
 }
 
 CliStatus show(CliContext& ctx, const std::string& slug) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto c = (*client)->get("/api/v1/connectors/" + encode_component(slug));
-  if (!c) return std::unexpected(c.error());
+  auto client = TRY(ctx.client());
+  auto c = TRY(client->get("/api/v1/connectors/" + encode_component(slug)));
   if (ctx.global.json) {
-    ctx.print_data(*c);
+    ctx.print_data(c);
     return {};
   }
-  std::vector<std::pair<std::string, std::string>> f{{"slug", jstr(*c, "slug")},
-                                                     {"name", jstr(*c, "name")},
-                                                     {"description", jdisplay(*c, "description")},
-                                                     {"category", jdisplay(*c, "category")},
-                                                     {"auth", jdisplay(*c, "authType")},
-                                                     {"configured", jdisplay(*c, "configured")},
-                                                     {"availability", jdisplay(*c, "availability")}};
-  if (c->contains("availabilityReason") && (*c)["availabilityReason"].is_string())
-    f.emplace_back("reason", jstr(*c, "availabilityReason"));
-  if (c->contains("commands")) {
+  std::vector<std::pair<std::string, std::string>> f{{"slug", jstr(c, "slug")},
+                                                     {"name", jstr(c, "name")},
+                                                     {"description", jdisplay(c, "description")},
+                                                     {"category", jdisplay(c, "category")},
+                                                     {"auth", jdisplay(c, "authType")},
+                                                     {"configured", jdisplay(c, "configured")},
+                                                     {"availability", jdisplay(c, "availability")}};
+  if (c.contains("availabilityReason") && c["availabilityReason"].is_string())
+    f.emplace_back("reason", jstr(c, "availabilityReason"));
+  if (c.contains("commands")) {
     std::string cmds;
-    if ((*c)["commands"].is_array())
-      for (const auto& x : (*c)["commands"]) {
+    if (c["commands"].is_array())
+      for (const auto& x : c["commands"]) {
         if (!cmds.empty()) cmds += ", ";
         cmds += x.is_string() ? x.get<std::string>() : jstr(x, "name");
       }
     if (!cmds.empty()) f.emplace_back("commands", cmds);
   }
   print_fields(ctx.out, f);
-  if (c->contains("credentialFields") && (*c)["credentialFields"].is_array() && !(*c)["credentialFields"].empty()) {
+  if (c.contains("credentialFields") && c["credentialFields"].is_array() && !c["credentialFields"].empty()) {
     ctx.out << "\nCredential fields:\n";
     Table t{{"  KEY", "LABEL", "REQUIRED", "SECRET"}, {}};
-    for (const auto& fld : (*c)["credentialFields"])
+    for (const auto& fld : c["credentialFields"])
       t.rows.push_back({"  " + jstr(fld, "key"), jstr(fld, "label"), jbool(fld, "required") ? "yes" : "no",
                         jbool(fld, "secret") ? "yes" : "no"});
     print_table(ctx.out, t);
   }
-  if (c->contains("tools") && (*c)["tools"].is_array() && !(*c)["tools"].empty()) {
+  if (c.contains("tools") && c["tools"].is_array() && !c["tools"].empty()) {
     ctx.out << "\nTools:\n";
     Table t{{"  NAME", "DESCRIPTION"}, {}};
-    for (const auto& tool : (*c)["tools"]) t.rows.push_back({"  " + jstr(tool, "name"), jstr(tool, "description")});
+    for (const auto& tool : c["tools"]) t.rows.push_back({"  " + jstr(tool, "name"), jstr(tool, "description")});
     print_table(ctx.out, t);
   }
   return {};

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <alumia/base/try.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -48,21 +49,20 @@ CliStatus status(CliContext& ctx) {
       return cli_fail(k_exit_unreachable, "alumia-connectd is not running: " + client.error().message);
     return std::unexpected(client.error());
   }
-  auto data = (*client)->get("/api/v1/status");
-  if (!data) return std::unexpected(data.error());
+  auto data = TRY((*client)->get("/api/v1/status"));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
-  const json keyring = data->contains("keyring") ? (*data)["keyring"] : json::object();
+  const json keyring = data.contains("keyring") ? data["keyring"] : json::object();
   std::vector<std::pair<std::string, std::string>> f{{"status", "running"},
-                                                     {"version", jdisplay(*data, "version")},
-                                                     {"pid", jdisplay(*data, "pid")},
-                                                     {"url", jdisplay(*data, "url")},
-                                                     {"public url", jdisplay(*data, "publicUrl")},
+                                                     {"version", jdisplay(data, "version")},
+                                                     {"pid", jdisplay(data, "pid")},
+                                                     {"url", jdisplay(data, "url")},
+                                                     {"public url", jdisplay(data, "publicUrl")},
                                                      {"keyring", jdisplay(keyring, "backend")},
-                                                     {"store", store_text(*data)},
-                                                     {"started", jdisplay(*data, "startedAt")},
+                                                     {"store", store_text(data)},
+                                                     {"started", jdisplay(data, "startedAt")},
                                                      {"log", ctx.paths() ? log_file(*ctx.paths()).string() : "-"}};
   print_fields(ctx.out, f, [&ctx](const std::string& key, const std::string& value) {
     return key == "status" ? ctx.paint(value, "32") : value;
@@ -79,9 +79,7 @@ struct StartOptions {
 };
 
 CliStatus start(CliContext& ctx, const StartOptions& o) {
-  const auto resolved = ctx.paths();
-  if (!resolved) return std::unexpected(resolved.error());
-  const Paths& p = *resolved;
+  const Paths p = TRY(ctx.paths());
   if (auto st = read_state_file(p.state_file()); st && pid_alive(st->pid)) {
     if (auto u = parse_daemon_url(st->url); u && daemon_answers(*u, 1000ms)) {
       if (ctx.global.json) ctx.print_data(json{{"url", u->url()}, {"pid", st->pid}, {"alreadyRunning", true}});
@@ -100,36 +98,31 @@ CliStatus start(CliContext& ctx, const StartOptions& o) {
   if (!ctx.global.data_dir.empty()) args.insert(args.end(), {"--data-dir", ctx.global.data_dir});
   if (!o.listen.empty()) args.insert(args.end(), {"--listen", o.listen});
   const auto log = log_file(p);
-  auto pid = spawn_daemon(exe, args, log);
-  if (!pid) return std::unexpected(pid.error());
+  auto pid = TRY(spawn_daemon(exe, args, log));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   InterruptGuard interrupt;
   for (;;) {
-    if (auto code = child_exited(*pid))
+    if (auto code = child_exited(pid))
       return cli_fail(k_exit_error, "alumia-connectd exited with status " + std::to_string(*code) +
                                         " while starting; its log (" + log.string() + ") ends with:\n" +
                                         tail_lines(log, 10));
-    if (auto st = read_state_file(p.state_file()); st && st->pid == *pid) {
+    if (auto st = read_state_file(p.state_file()); st && st->pid == pid) {
       if (auto u = parse_daemon_url(st->url); u && daemon_answers(*u, 1000ms)) {
-        if (ctx.global.json) ctx.print_data(json{{"url", u->url()}, {"pid", *pid}, {"logFile", log.string()}});
+        if (ctx.global.json) ctx.print_data(json{{"url", u->url()}, {"pid", pid}, {"logFile", log.string()}});
         else if (!ctx.global.quiet)
-          ctx.out << "alumia-connectd started at " << u->url() << " (pid " << *pid << "); log: " << log.string()
-                  << '\n';
+          ctx.out << "alumia-connectd started at " << u->url() << " (pid " << pid << "); log: " << log.string() << '\n';
         return {};
       }
     }
     if (std::chrono::steady_clock::now() >= deadline)
-      return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(*pid) +
-                                          ") did not become ready within " + std::to_string(o.timeout_s) + " s; see " +
-                                          log.string());
+      return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(pid) + ") did not become ready within " +
+                                          std::to_string(o.timeout_s) + " s; see " + log.string());
     if (interrupt.wait(k_poll)) return cli_fail(k_exit_interrupted, "interrupted");
   }
 }
 
 CliStatus stop(CliContext& ctx, int timeout_s) {
-  const auto resolved = ctx.paths();
-  if (!resolved) return std::unexpected(resolved.error());
-  const Paths& p = *resolved;
+  const Paths p = TRY(ctx.paths());
   auto st = read_state_file(p.state_file());
   if (!st || !pid_alive(st->pid)) {
     if (ctx.global.json) ctx.print_data(json{{"stopped", false}, {"running", false}});
@@ -157,9 +150,7 @@ CliStatus stop(CliContext& ctx, int timeout_s) {
 }
 
 CliStatus logs(CliContext& ctx, int lines) {
-  const auto resolved = ctx.paths();
-  if (!resolved) return std::unexpected(resolved.error());
-  const auto log = log_file(*resolved);
+  const auto log = log_file(TRY(ctx.paths()));
   std::error_code ec;
   if (!std::filesystem::exists(log, ec))
     return cli_fail(

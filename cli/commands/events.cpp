@@ -5,6 +5,7 @@
 #include <alumia/base/vocabulary.hpp>
 
 #include <algorithm>
+#include <alumia/base/try.hpp>
 #include <chrono>
 
 namespace alumia::cli {
@@ -31,19 +32,17 @@ struct ListOptions {
 };
 
 CliStatus list(CliContext& ctx, const ListOptions& o) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->get(with_query(k_events, {{"endpoint", o.endpoint},
-                                                   {"status", o.status},
-                                                   {"since", o.since},
-                                                   {"limit", o.limit > 0 ? std::to_string(o.limit) : ""}}));
-  if (!data) return std::unexpected(data.error());
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->get(with_query(k_events, {{"endpoint", o.endpoint},
+                                                    {"status", o.status},
+                                                    {"since", o.since},
+                                                    {"limit", o.limit > 0 ? std::to_string(o.limit) : ""}})));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
   Table t{{"ID", "PROVIDER", "TYPE", "EVENT KEY", "JOB", "RECEIVED"}, {}};
-  for (const auto& e : items_of(*data))
+  for (const auto& e : items_of(data))
     t.rows.push_back({jstr(e, "id"), jstr(e, "provider"), jdisplay(e, "eventType"), jstr(e, "eventKey"),
                       jdisplay(e, "jobState"), short_time(jstr(e, "receivedAt"))});
   if (t.rows.empty()) {
@@ -53,51 +52,47 @@ CliStatus list(CliContext& ctx, const ListOptions& o) {
   print_table(ctx.out, t, [&ctx](std::size_t col, const std::string& cell) {
     return col == 4 ? ctx.paint(cell, status_color(cell).c_str()) : cell;
   });
-  if (jbool(*data, "hasMore")) ctx.note("More events exist: use a larger --limit or --since.");
+  if (jbool(data, "hasMore")) ctx.note("More events exist: use a larger --limit or --since.");
   return {};
 }
 
 CliStatus show(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto e = (*client)->get(event_path(id));
-  if (!e) return std::unexpected(e.error());
+  auto client = TRY(ctx.client());
+  auto e = TRY(client->get(event_path(id)));
   if (ctx.global.json) {
-    ctx.print_data(*e);
+    ctx.print_data(e);
     return {};
   }
-  const std::string job = jdisplay(*e, "jobState");
+  const std::string job = jdisplay(e, "jobState");
   print_fields(ctx.out,
-               {{"id", jstr(*e, "id")},
-                {"endpoint", jstr(*e, "endpointId")},
-                {"provider", jstr(*e, "provider")},
-                {"event key", jstr(*e, "eventKey")},
-                {"type", jdisplay(*e, "eventType")},
-                {"received", jstr(*e, "receivedAt")},
+               {{"id", jstr(e, "id")},
+                {"endpoint", jstr(e, "endpointId")},
+                {"provider", jstr(e, "provider")},
+                {"event key", jstr(e, "eventKey")},
+                {"type", jdisplay(e, "eventType")},
+                {"received", jstr(e, "receivedAt")},
                 {"job", job}},
                status_fields(ctx));
   std::vector<std::pair<std::string, std::string>> headers;
-  if (e->contains("headers") && (*e)["headers"].is_object())
-    for (const auto& [name, value] : (*e)["headers"].items())
+  if (e.contains("headers") && e["headers"].is_object())
+    for (const auto& [name, value] : e["headers"].items())
       headers.emplace_back("  " + name, value.is_string() ? value.get<std::string>() : value.dump());
   ctx.out << "\nheaders (signatures and credentials are not kept):\n";
   print_fields(ctx.out, headers);
-  const bool text = jstr(*e, "bodyEncoding") != "base64";
+  const bool text = jstr(e, "bodyEncoding") != "base64";
   ctx.out << (text ? "\nbody:\n" : "\nbody (base64, not UTF-8):\n");
-  const std::string body = terminal_safe(jstr(*e, "body"), Layout::block);
+  const std::string body = terminal_safe(jstr(e, "body"), Layout::block);
   ctx.out << body;
   if (body.empty() || body.back() != '\n') ctx.out << '\n';
   return {};
 }
 
 CliStatus replay(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->post(event_path(id) + "/replay");
-  if (!data) return std::unexpected(data.error());
-  if (ctx.global.json) ctx.print_data(*data);
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->post(event_path(id) + "/replay"));
+  if (ctx.global.json) ctx.print_data(data);
   else if (!ctx.global.quiet) {
-    const json job = data->contains("job") ? (*data)["job"] : json::object();
+    const json job = data.contains("job") ? data["job"] : json::object();
     ctx.out << "Event " << terminal_safe(id) << " will be relayed again: job " << terminal_safe(jstr(job, "id")) << " ("
             << terminal_safe(jstr(job, "state")) << ")\n";
   }
@@ -128,23 +123,21 @@ CliResult<std::vector<json>> poll(DaemonClient& client, const TailOptions& o, co
   std::vector<json> window;
   std::string cursor;
   for (int page = 0; page < k_max_pages_per_poll; ++page) {
-    auto data = client.get(
-        with_query(k_events, {{"endpoint", o.endpoint}, {"limit", std::to_string(page_size)}, {"cursor", cursor}}));
-    if (!data) return std::unexpected(data.error());
+    auto data = TRY(client.get(
+        with_query(k_events, {{"endpoint", o.endpoint}, {"limit", std::to_string(page_size)}, {"cursor", cursor}})));
     bool reached_seen = first;
-    for (auto& e : items_of(*data)) {
+    for (auto& e : items_of(data)) {
       reached_seen = reached_seen || tail.seen(jstr(e, "id"));
       window.push_back(std::move(e));
     }
-    cursor = jstr(*data, "nextCursor");
-    if (reached_seen || !jbool(*data, "hasMore") || cursor.empty()) break;
+    cursor = jstr(data, "nextCursor");
+    if (reached_seen || !jbool(data, "hasMore") || cursor.empty()) break;
   }
   return window;
 }
 
 CliStatus tail(CliContext& ctx, const TailOptions& o) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   EventTail seen;
   const auto print_newest = [&](const std::vector<json>& window) {
     const auto fresh = seen.advance(window);
@@ -155,22 +148,19 @@ CliStatus tail(CliContext& ctx, const TailOptions& o) {
     return fresh.size();
   };
   if (!o.follow) {
-    auto window = poll(**client, o, seen, o.lines, true);
-    if (!window) return std::unexpected(window.error());
-    if (print_newest(*window) == 0) ctx.note("No events yet.");
+    auto window = TRY(poll(*client, o, seen, o.lines, true));
+    if (print_newest(window) == 0) ctx.note("No events yet.");
     return {};
   }
   InterruptGuard interrupt;  // Ctrl-C ends the loop with exit 130 between polls
   const int page_size = std::max(o.lines, k_follow_page);
-  auto window = poll(**client, o, seen, page_size, true);
-  if (!window) return std::unexpected(window.error());
-  print_newest(*window);
+  auto window = TRY(poll(*client, o, seen, page_size, true));
+  print_newest(window);
   ctx.note("Waiting for events (Ctrl-C to stop)...");
   for (;;) {
     if (interrupt.wait(k_follow_interval)) return cli_fail(k_exit_interrupted, "");
-    window = poll(**client, o, seen, page_size, false);
-    if (!window) return std::unexpected(window.error());
-    for (const auto& e : seen.advance(*window)) print_tail_line(ctx, e);
+    window = TRY(poll(*client, o, seen, page_size, false));
+    for (const auto& e : seen.advance(window)) print_tail_line(ctx, e);
     ctx.out << std::flush;
     if (!ctx.out) return {};  // stdout was closed (`... | head`)
   }

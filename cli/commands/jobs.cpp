@@ -1,4 +1,5 @@
 // alumia-connect jobs list [--state S]|retry ID|retry --state dead|failed [--since WHEN]
+#include <alumia/base/try.hpp>
 #include "credentials_util.hpp"
 
 #include <alumia/base/vocabulary.hpp>
@@ -17,17 +18,16 @@ std::string last_result(const json& j) {
 }
 
 CliStatus list(CliContext& ctx, const std::string& state, int limit) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->get(with_query(k_jobs, {{"state", state}, {"limit", limit > 0 ? std::to_string(limit) : ""}}));
-  if (!data) return std::unexpected(data.error());
+  auto client = TRY(ctx.client());
+  auto data =
+      TRY(client->get(with_query(k_jobs, {{"state", state}, {"limit", limit > 0 ? std::to_string(limit) : ""}})));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
   Table t{{"ID", "EVENT", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "LAST RESULT", "UPDATED"}, {}};
-  if (data->contains("items") && (*data)["items"].is_array())
-    for (const auto& j : (*data)["items"])
+  if (data.contains("items") && data["items"].is_array())
+    for (const auto& j : data["items"])
       t.rows.push_back({jstr(j, "id"), jstr(j, "eventId"), jstr(j, "state"), jdisplay(j, "attempts"),
                         short_time(jstr(j, "nextAttemptAt")), last_result(j), short_time(jstr(j, "updatedAt"))});
   if (t.rows.empty()) {
@@ -37,7 +37,7 @@ CliStatus list(CliContext& ctx, const std::string& state, int limit) {
   print_table(ctx.out, t, [&ctx](std::size_t col, const std::string& cell) {
     return col == 2 ? ctx.paint(cell, status_color(cell).c_str()) : cell;
   });
-  if (jbool(*data, "hasMore")) ctx.note("More jobs exist: use a larger --limit or --state.");
+  if (jbool(data, "hasMore")) ctx.note("More jobs exist: use a larger --limit or --state.");
   return {};
 }
 
@@ -50,22 +50,19 @@ struct RetryOptions {
 CliStatus retry(CliContext& ctx, const RetryOptions& o) {
   if (o.id.empty() == o.state.empty())
     return usage_fail("give a job ID, or --state dead|failed (with --since) to retry many jobs");
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   if (!o.id.empty()) {
-    auto data = (*client)->post(std::string(k_jobs) + "/" + encode_component(o.id) + "/retry");
-    if (!data) return std::unexpected(data.error());
-    if (ctx.global.json) ctx.print_data(*data);
+    auto data = TRY(client->post(std::string(k_jobs) + "/" + encode_component(o.id) + "/retry"));
+    if (ctx.global.json) ctx.print_data(data);
     else if (!ctx.global.quiet)
       ctx.out << "Job " << terminal_safe(o.id) << " will be attempted again ("
-              << terminal_safe(jstr((*data)["job"], "state")) << ")\n";
+              << terminal_safe(jstr(data["job"], "state")) << ")\n";
     return {};
   }
-  auto data = (*client)->post(with_query(std::string(k_jobs) + "/retry", {{"state", o.state}, {"since", o.since}}));
-  if (!data) return std::unexpected(data.error());
-  if (ctx.global.json) ctx.print_data(*data);
+  auto data = TRY(client->post(with_query(std::string(k_jobs) + "/retry", {{"state", o.state}, {"since", o.since}})));
+  if (ctx.global.json) ctx.print_data(data);
   else if (!ctx.global.quiet)
-    ctx.out << "Retried " << terminal_safe(jdisplay(*data, "retried")) << ' ' << o.state << " job(s)\n";
+    ctx.out << "Retried " << terminal_safe(jdisplay(data, "retried")) << ' ' << o.state << " job(s)\n";
   return {};
 }
 

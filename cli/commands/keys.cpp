@@ -2,20 +2,19 @@
 #include "app.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 namespace alumia::cli {
 namespace {
 
 CliStatus list(CliContext& ctx) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->get("/api/v1/api-keys");
-  if (!data) return std::unexpected(data.error());
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->get("/api/v1/api-keys"));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
-  const json items = data->is_object() && data->contains("items") ? (*data)["items"] : *data;
+  const json items = data.is_object() && data.contains("items") ? data["items"] : data;
   Table t{{"ID", "NAME", "PREFIX", "SCOPES", "CREATED", "LAST USED"}, {}};
   if (items.is_array())
     for (const auto& k : items)
@@ -26,33 +25,29 @@ CliStatus list(CliContext& ctx) {
 }
 
 CliStatus create(CliContext& ctx, const std::string& name, const std::vector<std::string>& scopes) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   json body = json::object();
   if (!name.empty()) body["name"] = name;
   if (!scopes.empty()) body["scopes"] = scopes;
-  auto data = (*client)->post("/api/v1/api-keys", body);
-  if (!data) return std::unexpected(data.error());
+  auto data = TRY(client->post("/api/v1/api-keys", body));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
   } else {
-    std::string key = jstr(*data, "key");
+    std::string key = jstr(data, "key");
     ctx.out << key << '\n' << std::flush;
     wipe_string(key);
-    const json& k = data->contains("apiKey") ? (*data)["apiKey"] : json::object();
+    const json& k = data.contains("apiKey") ? data["apiKey"] : json::object();
     ctx.note("Created key " + jstr(k, "id") + " (scopes: " + jdisplay(k, "scopes") +
              "). It is shown only this once: store it now.");
   }
-  if (data->contains("key") && (*data)["key"].is_string()) wipe_string((*data)["key"].get_ref<std::string&>());
+  if (data.contains("key") && data["key"].is_string()) wipe_string(data["key"].get_ref<std::string&>());
   return {};
 }
 
 CliStatus revoke(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->del("/api/v1/api-keys/" + encode_component(id));
-  if (!data) return std::unexpected(data.error());
-  if (ctx.global.json) ctx.print_data(*data);
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->del("/api/v1/api-keys/" + encode_component(id)));
+  if (ctx.global.json) ctx.print_data(data);
   else if (!ctx.global.quiet) ctx.out << "Revoked API key " << id << '\n';
   return {};
 }

@@ -3,19 +3,18 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 namespace alumia::cli {
 namespace {
 
 CliStatus run_set(CliContext& ctx, const std::string& slug, const std::string& client_id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto secret = read_secret(ctx, "client secret for " + slug,
-                            "printf %s \"$SECRET\" | alumia-connect oauth-client set " + slug + " --client-id ID");
-  if (!secret) return std::unexpected(secret.error());
-  std::string body = json{{"clientId", client_id}, {"clientSecret", *secret}}.dump();
-  wipe_string(*secret);
-  auto data = (*client)->post_raw("/api/v1/oauth-clients/" + encode_component(slug), body);
+  auto client = TRY(ctx.client());
+  auto secret = TRY(read_secret(ctx, "client secret for " + slug,
+                                "printf %s \"$SECRET\" | alumia-connect oauth-client set " + slug + " --client-id ID"));
+  std::string body = json{{"clientId", client_id}, {"clientSecret", secret}}.dump();
+  wipe_string(secret);
+  auto data = client->post_raw("/api/v1/oauth-clients/" + encode_component(slug), body);
   wipe_string(body);
   if (!data) return std::unexpected(data.error());
   if (ctx.global.json) ctx.out << data->dump(2) << '\n';
@@ -26,11 +25,9 @@ CliStatus run_set(CliContext& ctx, const std::string& slug, const std::string& c
 }
 
 CliStatus run_unset(CliContext& ctx, const std::string& slug) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->del("/api/v1/oauth-clients/" + encode_component(slug));
-  if (!data) return std::unexpected(data.error());
-  if (ctx.global.json) ctx.out << data->dump(2) << '\n';
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->del("/api/v1/oauth-clients/" + encode_component(slug)));
+  if (ctx.global.json) ctx.out << data.dump(2) << '\n';
   else ctx.note("OAuth client for " + slug + " removed");
   return {};
 }

@@ -2,6 +2,7 @@
 #include "app.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 namespace alumia::cli {
 namespace {
@@ -22,11 +23,9 @@ std::string token_text(const json& data) {
 }
 
 CliStatus run_token(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->post("/api/v1/connections/" + encode_component(id) + "/token");
-  if (!data) return std::unexpected(data.error());
-  std::string text = ctx.global.json ? data->dump(2) : token_text(*data);
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->post("/api/v1/connections/" + encode_component(id) + "/token"));
+  std::string text = ctx.global.json ? data.dump(2) : token_text(data);
   ctx.out << text << '\n' << std::flush;
   wipe_string(text);
   return {};

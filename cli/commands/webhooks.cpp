@@ -4,6 +4,7 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhooks.hpp>
 
 #include <cstdint>
@@ -59,17 +60,15 @@ std::vector<std::pair<std::string, std::string>> endpoint_fields(const json& e) 
 }
 
 CliStatus list(CliContext& ctx, int limit) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto data = (*client)->get(with_query(k_endpoints, {{"limit", limit > 0 ? std::to_string(limit) : ""}}));
-  if (!data) return std::unexpected(data.error());
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->get(with_query(k_endpoints, {{"limit", limit > 0 ? std::to_string(limit) : ""}})));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
     return {};
   }
   Table t{{"ID", "PROVIDER", "LABEL", "STATUS", "RECEIVED", "BAD SIGNATURES", "LAST DELIVERY"}, {}};
-  if (data->contains("items") && (*data)["items"].is_array())
-    for (const auto& e : (*data)["items"]) {
+  if (data.contains("items") && data["items"].is_array())
+    for (const auto& e : data["items"]) {
       const json counts = e.contains("counts") ? e["counts"] : json::object();
       t.rows.push_back({jstr(e, "id"), jstr(e, "provider"), jdisplay(e, "label"), jstr(e, "status"),
                         jdisplay(counts, "received"), jdisplay(counts, "verificationFailures"),
@@ -82,7 +81,7 @@ CliStatus list(CliContext& ctx, int limit) {
   print_table(ctx.out, t, [&ctx](std::size_t col, const std::string& cell) {
     return col == 3 ? ctx.paint(cell, status_color(cell).c_str()) : cell;
   });
-  if (jbool(*data, "hasMore")) ctx.note("More endpoints exist: use a larger --limit.");
+  if (jbool(data, "hasMore")) ctx.note("More endpoints exist: use a larger --limit.");
   return {};
 }
 
@@ -115,11 +114,10 @@ CliStatus create(CliContext& ctx, const CreateOptions& o) {
   if (o.max_body_bytes > 0) body["maxBodyBytes"] = o.max_body_bytes;
   // Secrets are read before the daemon is contacted: a missing one is a usage error, not a half-made endpoint.
   if (o.secret_from_stdin) {
-    auto secret = read_secret(
+    auto secret = TRY(read_secret(
         ctx, o.provider + " webhook secret",
-        "printf %s \"$SECRET\" | alumia-connect webhooks create --provider " + o.provider + " --secret-from-stdin");
-    if (!secret) return std::unexpected(secret.error());
-    body["secret"] = std::move(*secret);
+        "printf %s \"$SECRET\" | alumia-connect webhooks create --provider " + o.provider + " --secret-from-stdin"));
+    body["secret"] = std::move(secret);
   }
   if (o.verify_token_from_stdin) {
     auto token = read_secret(ctx, o.provider + " verify token",
@@ -136,16 +134,15 @@ CliStatus create(CliContext& ctx, const CreateOptions& o) {
     for (const char* key : {"secret", "verifyToken"}) wipe_member(body, key);
     return std::unexpected(client.error());
   }
-  auto data = post_secret_body(**client, k_endpoints, body);
-  if (!data) return std::unexpected(data.error());
+  auto data = TRY(post_secret_body(**client, k_endpoints, body));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
   } else {
-    const json e = data->contains("endpoint") ? (*data)["endpoint"] : json::object();
+    const json e = data.contains("endpoint") ? data["endpoint"] : json::object();
     auto fields = endpoint_fields(e);
-    const bool generated = data->contains("secret") && (*data)["secret"].is_string();
-    if (generated) fields.emplace_back("secret", jstr(*data, "secret"));
-    fields.emplace_back("relay secret", jstr(*data, "relaySecret"));
+    const bool generated = data.contains("secret") && data["secret"].is_string();
+    if (generated) fields.emplace_back("secret", jstr(data, "secret"));
+    fields.emplace_back("relay secret", jstr(data, "relaySecret"));
     print_fields(ctx.out, fields, status_fields(ctx));
     ctx.out << std::flush;
     for (auto& [k, v] : fields) wipe_string(v);
@@ -155,18 +152,16 @@ CliStatus create(CliContext& ctx, const CreateOptions& o) {
              " Give " + jstr(e, "provider") + " the receive URL" + (generated ? " and the secret" : "") +
              "; your relay target verifies Alumia-Signature with the relay secret.");
   }
-  wipe_member(*data, "secret");
-  wipe_member(*data, "relaySecret");
+  wipe_member(data, "secret");
+  wipe_member(data, "relaySecret");
   return {};
 }
 
 CliStatus show(CliContext& ctx, const std::string& id) {
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto e = (*client)->get(endpoint_path(id));
-  if (!e) return std::unexpected(e.error());
-  if (ctx.global.json) ctx.print_data(*e);
-  else print_fields(ctx.out, endpoint_fields(*e), status_fields(ctx));
+  auto client = TRY(ctx.client());
+  auto e = TRY(client->get(endpoint_path(id)));
+  if (ctx.global.json) ctx.print_data(e);
+  else print_fields(ctx.out, endpoint_fields(e), status_fields(ctx));
   return {};
 }
 
@@ -192,15 +187,13 @@ CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o)
     return usage_fail(
         "nothing to change: pass --disable, --enable, --label, --relay-to, --clear-relay-to or "
         "--max-body-bytes");
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
-  auto e = (*client)->patch(endpoint_path(id), body);
-  if (!e) return std::unexpected(e.error());
+  auto client = TRY(ctx.client());
+  auto e = TRY(client->patch(endpoint_path(id), body));
   if (ctx.global.json) {
-    ctx.print_data(*e);
+    ctx.print_data(e);
     return {};
   }
-  print_fields(ctx.out, endpoint_fields(*e), status_fields(ctx));
+  print_fields(ctx.out, endpoint_fields(e), status_fields(ctx));
   if (o.disable)
     ctx.note("Deliveries to this endpoint now get 404 until `alumia-connect webhooks update " + id + " --enable`.");
   return {};
@@ -209,23 +202,19 @@ CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o)
 CliStatus remove(CliContext& ctx, const std::string& id, bool yes) {
   if (!yes && !ctx.tty.stdin_tty)
     return usage_fail("refusing to delete webhook endpoint " + id + " without confirmation: pass --yes");
-  auto client = ctx.client();
-  if (!client) return std::unexpected(client.error());
+  auto client = TRY(ctx.client());
   if (!yes) {
-    auto e = (*client)->get(endpoint_path(id));
-    if (!e) return std::unexpected(e.error());
-    std::string what = terminal_safe(jstr(*e, "provider"));
-    if (!jstr(*e, "label").empty()) what += " \"" + terminal_safe(jstr(*e, "label")) + "\"";
-    auto answer = prompt_line(ctx.err,
-                              "Delete webhook endpoint " + id + " — " + what +
-                                  "? Deliveries get 404 and its pending jobs are cancelled. [y/N] ",
-                              false);
-    if (!answer) return std::unexpected(answer.error());
-    if (*answer != "y" && *answer != "Y" && *answer != "yes") return cli_fail(k_exit_error, "not deleted");
+    auto e = TRY(client->get(endpoint_path(id)));
+    std::string what = terminal_safe(jstr(e, "provider"));
+    if (!jstr(e, "label").empty()) what += " \"" + terminal_safe(jstr(e, "label")) + "\"";
+    auto answer = TRY(prompt_line(ctx.err,
+                                  "Delete webhook endpoint " + id + " — " + what +
+                                      "? Deliveries get 404 and its pending jobs are cancelled. [y/N] ",
+                                  false));
+    if (answer != "y" && answer != "Y" && answer != "yes") return cli_fail(k_exit_error, "not deleted");
   }
-  auto res = (*client)->del(endpoint_path(id));
-  if (!res) return std::unexpected(res.error());
-  if (ctx.global.json) ctx.print_data(*res);
+  auto res = TRY(client->del(endpoint_path(id)));
+  if (ctx.global.json) ctx.print_data(res);
   else if (!ctx.global.quiet) ctx.out << "Deleted webhook endpoint " << id << '\n';
   return {};
 }
@@ -240,33 +229,31 @@ CliStatus rotate(CliContext& ctx, const std::string& id, const RotateOptions& o)
   json body = json::object();
   if (o.grace_option != nullptr && o.grace_option->count() > 0) body["graceSeconds"] = o.grace_seconds;
   if (o.secret_from_stdin) {
-    auto secret =
+    auto secret = TRY(
         read_secret(ctx, "new webhook secret",
-                    "printf %s \"$SECRET\" | alumia-connect webhooks rotate-secret " + id + " --secret-from-stdin");
-    if (!secret) return std::unexpected(secret.error());
-    body["secret"] = std::move(*secret);
+                    "printf %s \"$SECRET\" | alumia-connect webhooks rotate-secret " + id + " --secret-from-stdin"));
+    body["secret"] = std::move(secret);
   }
   auto client = ctx.client();
   if (!client) {
     wipe_member(body, "secret");
     return std::unexpected(client.error());
   }
-  auto data = post_secret_body(**client, endpoint_path(id) + "/rotate-secret", body);
-  if (!data) return std::unexpected(data.error());
+  auto data = TRY(post_secret_body(**client, endpoint_path(id) + "/rotate-secret", body));
   if (ctx.global.json) {
-    ctx.print_data(*data);
+    ctx.print_data(data);
   } else {
-    const bool generated = data->contains("secret") && (*data)["secret"].is_string();
-    const std::string until = jstr(*data, "previousSecretExpiresAt");
+    const bool generated = data.contains("secret") && data["secret"].is_string();
+    const std::string until = jstr(data, "previousSecretExpiresAt");
     std::vector<std::pair<std::string, std::string>> fields{{"id", id}};
-    if (generated) fields.emplace_back("secret", jstr(*data, "secret"));
+    if (generated) fields.emplace_back("secret", jstr(data, "secret"));
     fields.emplace_back("old secret", until.empty() ? "no longer accepted" : "accepted until " + until);
     print_fields(ctx.out, fields);
     ctx.out << std::flush;
     for (auto& [k, v] : fields) wipe_string(v);
     if (generated) ctx.note("The new secret is shown only this once and not shown again: give it to the provider now.");
   }
-  wipe_member(*data, "secret");
+  wipe_member(data, "secret");
   return {};
 }
 

@@ -1,5 +1,6 @@
 #include <alumia/base/fs.hpp>
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 #include <cerrno>
 #include <cstdio>
@@ -83,7 +84,7 @@ Result<fs::path> write_temp_0600(const fs::path& path, std::string_view contents
     TempFileGuard guard(tmp);
     // The umask can only take bits away; make sure the owner can still read it back.
     if (::fchmod(fd.get(), 0600) != 0) return fail_errno("cannot chmod", tmp, errno);
-    if (auto st = write_all(fd.get(), contents, tmp); !st) return std::unexpected(st.error());
+    TRY(write_all(fd.get(), contents, tmp));
     if (::fsync(fd.get()) != 0) return fail_errno("cannot fsync", tmp, errno);
     if (fd.close_checked() != 0) return fail_errno("cannot close", tmp, errno);
     guard.release();
@@ -188,7 +189,7 @@ Status walk_parents(const fs::path& dir, int& links) {
     }
     struct stat cst {};
     if (::lstat(cur.c_str(), &cst) != 0) return fail_errno("cannot stat", cur, errno);
-    if (auto st = check_parent_stat(cur, cst, dir); !st) return st;
+    TRY(check_parent_stat(cur, cst, dir));
     const fs::path next = cur / parts[i];
     struct stat st {};
     if (::lstat(next.c_str(), &st) != 0) {
@@ -210,11 +211,11 @@ Status walk_parents(const fs::path& dir, int& links) {
       }
       // The target and everything above it; the target itself is checked as an ancestor unless it
       // is the directory in question.
-      if (auto st2 = walk_parents(target, links); !st2) return st2;
+      TRY(walk_parents(target, links));
       if (!last) {
         struct stat tst {};
         if (::stat(target.c_str(), &tst) != 0) return fail_errno("cannot stat", target, errno);
-        if (auto st3 = check_parent_stat(target, tst, dir); !st3) return st3;
+        TRY(check_parent_stat(target, tst, dir));
       }
       cur = target;
       continue;
@@ -250,7 +251,7 @@ Result<UniqueFd> open_checked(const fs::path& path, int flags, Privacy privacy, 
   if (created && ::fchmod(fd.get(), create_mode) != 0) return fail_errno("cannot chmod", path, errno);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return fail_errno("cannot stat", path, errno);
-  if (auto ok = check_stat(path, st, Kind::file, privacy, verb); !ok) return std::unexpected(ok.error());
+  TRY(check_stat(path, st, Kind::file, privacy, verb));
   const int fl = ::fcntl(fd.get(), F_GETFL);
   if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0)
     return fail_errno("cannot set flags of", path, errno);
@@ -266,24 +267,22 @@ void UniqueFd::reset() {
 }
 
 Status write_file_atomic_0600(const fs::path& path, std::string_view contents) {
-  auto tmp = write_temp_0600(path, contents);
-  if (!tmp) return std::unexpected(tmp.error());
-  TempFileGuard guard(*tmp);
-  if (::rename(tmp->c_str(), path.c_str()) != 0) return fail_errno("cannot rename into place", path, errno);
+  auto tmp = TRY(write_temp_0600(path, contents));
+  TempFileGuard guard(tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail_errno("cannot rename into place", path, errno);
   guard.release();
   return fsync_dir(parent_dir(path));
 }
 
 Status create_file_atomic_0600(const fs::path& path, std::string_view contents) {
-  auto tmp = write_temp_0600(path, contents);
-  if (!tmp) return std::unexpected(tmp.error());
-  TempFileGuard guard(*tmp);
-  if (::renameat2(AT_FDCWD, tmp->c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+  auto tmp = TRY(write_temp_0600(path, contents));
+  TempFileGuard guard(tmp);
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
     const int err = errno;
     if (err == EEXIST) return fail(ErrorCode::conflict, quoted(path) + " already exists");
     if (err != EINVAL && err != ENOSYS) return fail_errno("cannot rename into place", path, err);
     // The filesystem has no RENAME_NOREPLACE: link() also refuses to replace an existing name.
-    if (::link(tmp->c_str(), path.c_str()) != 0) {
+    if (::link(tmp.c_str(), path.c_str()) != 0) {
       if (errno == EEXIST) return fail(ErrorCode::conflict, quoted(path) + " already exists");
       return fail_errno("cannot link into place", path, errno);
     }
@@ -295,10 +294,9 @@ Status create_file_atomic_0600(const fs::path& path, std::string_view contents) 
 }
 
 Result<std::string> read_private_file(const fs::path& path) {
-  auto fd = open_checked(path, O_RDONLY, Privacy::secret, 0600, "read");
-  if (!fd) return std::unexpected(fd.error());
+  auto fd = TRY(open_checked(path, O_RDONLY, Privacy::secret, 0600, "read"));
   struct stat st {};
-  if (::fstat(fd->get(), &st) != 0) return fail_errno("cannot stat", path, errno);
+  if (::fstat(fd.get(), &st) != 0) return fail_errno("cannot stat", path, errno);
   if (static_cast<std::uintmax_t>(st.st_size) > k_max_private_file_size)
     return fail(ErrorCode::forbidden, "refusing to read " + quoted(path) + ": larger than " +
                                           std::to_string(k_max_private_file_size) + " bytes");
@@ -307,7 +305,7 @@ Result<std::string> read_private_file(const fs::path& path) {
   out.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < out.size()) {
-    ssize_t n = ::read(fd->get(), out.data() + got, out.size() - got);
+    ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -327,7 +325,7 @@ Result<bool> check_owned_file(const fs::path& path, Privacy privacy) {
     if (errno == ENOENT) return false;
     return fail_errno("cannot stat", path, errno);
   }
-  if (auto ok = check_stat(path, st, Kind::file, privacy, "use"); !ok) return std::unexpected(ok.error());
+  TRY(check_stat(path, st, Kind::file, privacy, "use"));
   return true;
 }
 
@@ -337,8 +335,7 @@ Result<bool> check_owned_dir(const fs::path& dir) {
     if (errno == ENOENT) return false;
     return fail_errno("cannot stat", dir, errno);
   }
-  if (auto ok = check_stat(dir, st, Kind::dir, Privacy::no_foreign_writes, "use"); !ok)
-    return std::unexpected(ok.error());
+  TRY(check_stat(dir, st, Kind::dir, Privacy::no_foreign_writes, "use"));
   return true;
 }
 
@@ -352,12 +349,11 @@ Result<UniqueFd> open_owned_file(const fs::path& path, int flags, Privacy privac
 }
 
 Result<std::string> read_owned_file(const fs::path& path, Privacy privacy, std::size_t max_bytes) {
-  auto fd = open_checked(path, O_RDONLY, privacy, 0600, "read");
-  if (!fd) return std::unexpected(fd.error());
+  auto fd = TRY(open_checked(path, O_RDONLY, privacy, 0600, "read"));
   std::string out;
   char buf[8192];
   for (;;) {
-    const ssize_t n = ::read(fd->get(), buf, sizeof buf);
+    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail_errno("cannot read", path, errno);

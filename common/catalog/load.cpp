@@ -3,6 +3,7 @@
 #include "schema.hpp"
 
 #include <alumia/base/fs.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/catalog/catalog.hpp>
 
 #include <algorithm>
@@ -122,7 +123,7 @@ Result<std::vector<std::filesystem::path>> list_override_files(const std::filesy
   if (ec || st.type() == std::filesystem::file_type::not_found) return files;
   if (st.type() != std::filesystem::file_type::directory)
     return fail(ErrorCode::validation_error, dir.string() + ": connectors.d exists but is not a directory");
-  if (auto owned = check_owned_dir(dir); !owned) return std::unexpected(owned.error());
+  TRY(check_owned_dir(dir));
   std::filesystem::directory_iterator it(dir, ec);
   if (ec) return fail(ErrorCode::validation_error, dir.string() + ": cannot list connectors.d: " + ec.message());
   for (const auto& e : it) {
@@ -148,9 +149,8 @@ Result<Catalog> load_catalog(std::string_view builtin_json, const std::filesyste
     auto e = diag.take();
     errors.insert(errors.end(), e.begin(), e.end());
   }
-  auto files = list_override_files(connectors_d);
-  if (!files) return std::unexpected(files.error());
-  for (const auto& file : *files) {
+  auto files = TRY(list_override_files(connectors_d));
+  for (const auto& file : files) {
     Diag diag{file.string()};
     if (auto text = read_file(diag, file))
       if (auto doc = parse_json(diag, *text)) apply_document(diag, *doc, slots, true);

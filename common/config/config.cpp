@@ -1,5 +1,6 @@
 // Where files live (SPEC §1) and the daemon's checks of them; the settings are in settings.cpp.
 #include <alumia/base/fs.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/config/config.hpp>
 
 #include <pwd.h>
@@ -74,8 +75,7 @@ Result<Paths> resolve_paths(const std::optional<std::string>& data_dir_flag, con
 }
 
 Status ensure_dirs(const Paths& paths) {
-  for (const auto& d : {paths.data_dir, paths.config_dir, paths.runtime_dir})
-    if (auto st = ensure_private_dir(d); !st) return st;
+  for (const auto& d : {paths.data_dir, paths.config_dir, paths.runtime_dir}) TRY(ensure_private_dir(d));
   return {};
 }
 
@@ -90,7 +90,7 @@ Status prepare_daemon_paths(const Paths& paths) {
     if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
   for (const auto& d : dirs) note(check_parent_dirs(d));
   if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());
-  if (auto st = ensure_dirs(paths); !st) return st;
+  TRY(ensure_dirs(paths));
   for (const auto& d : dirs) note(check_owned_dir(d));
   note(check_owned_dir(paths.connectors_d()));
   if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());

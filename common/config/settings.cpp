@@ -1,6 +1,7 @@
 // The settings table and its resolver: flag > environment (ALUMIA_*) > config file > default, each value
 // checked against its kind and range, so that a bad one stops the start naming the setting and its source.
 #include <alumia/base/fs.hpp>
+#include <alumia/base/strings.hpp>
 #include <alumia/config/config.hpp>
 
 #include <algorithm>
@@ -32,12 +33,6 @@ std::optional<std::vector<int64_t>> parse_int_list(std::string_view text) {
     text.remove_prefix(comma + 1);
     if (text.empty()) return std::nullopt;  // a trailing comma
   }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
   return out;
 }
 
@@ -84,7 +79,7 @@ std::string describe_values(const SettingSpec& spec) {
     case SettingKind::integer:
       return "an integer from " + std::to_string(spec.min) + " to " + std::to_string(spec.max);
     case SettingKind::choice:
-      return "one of " + join(spec.choices);
+      return "one of " + join(spec.choices, ", ");
     case SettingKind::millis_list:
       return "comma-separated milliseconds, each from " + std::to_string(spec.min) + " to " + std::to_string(spec.max);
   }

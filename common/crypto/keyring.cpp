@@ -2,6 +2,7 @@
 
 #include <alumia/base/clock.hpp>
 #include <alumia/base/fs.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 #include <condition_variable>
@@ -153,10 +154,8 @@ std::unexpected<Error> key_missing(const MasterKeyStore& where) {
 // The key file: load it, or create it (with `candidate` if given) when missing.
 Result<MasterKey> open_file_key(std::unique_ptr<FileKeyStore> file, Random& random, const MasterKeyOptions& options,
                                 std::string warning, std::optional<SecretBytes> candidate = std::nullopt) {
-  auto loaded = file->load();
-  if (!loaded) return std::unexpected(loaded.error());
-  if (*loaded)
-    return make_master_key(std::move(**loaded), KeyringMode::file, std::move(file), std::move(warning), false);
+  auto loaded = TRY(file->load());
+  if (loaded) return make_master_key(std::move(*loaded), KeyringMode::file, std::move(file), std::move(warning), false);
   if (!options.create_if_missing) return key_missing(*file);
 
   SecretBytes key = candidate ? std::move(*candidate) : SecretBytes(k_master_key_size);
@@ -164,10 +163,9 @@ Result<MasterKey> open_file_key(std::unique_ptr<FileKeyStore> file, Random& rand
   if (auto st = file->create(key); !st) {
     if (st.error().code != ErrorCode::conflict) return std::unexpected(st.error());
     // Another process created it first: use theirs.
-    auto raced = file->load();
-    if (!raced) return std::unexpected(raced.error());
-    if (!*raced) return fail(ErrorCode::internal, file->location() + " appeared and vanished while creating it");
-    return make_master_key(std::move(**raced), KeyringMode::file, std::move(file), std::move(warning), false);
+    auto raced = TRY(file->load());
+    if (!raced) return fail(ErrorCode::internal, file->location() + " appeared and vanished while creating it");
+    return make_master_key(std::move(*raced), KeyringMode::file, std::move(file), std::move(warning), false);
   }
   return make_master_key(std::move(key), KeyringMode::file, std::move(file), std::move(warning), true);
 }
@@ -238,9 +236,9 @@ Result<std::optional<SecretBytes>> SecretServiceStore::load() {
     GErrorPtr err(raw);
     if (err) return fail(ErrorCode::service_unavailable, "the Secret Service lookup failed: " + glib_message(err));
     if (!password) return std::optional<SecretBytes>();
-    auto key = decode_key(password.get(), "the Secret Service item " + std::string(k_master_key_schema) + " for " + id);
-    if (!key) return std::unexpected(key.error());
-    return std::optional<SecretBytes>(std::move(*key));
+    auto key =
+        TRY(decode_key(password.get(), "the Secret Service item " + std::string(k_master_key_schema) + " for " + id));
+    return std::optional<SecretBytes>(std::move(key));
   });
 }
 
@@ -335,7 +333,7 @@ fs::path master_key_file(const fs::path& data_dir) { return data_dir / k_master_
 
 Result<MasterKey> open_master_key(KeyringMode mode, const fs::path& data_dir, Random& random,
                                   const MasterKeyOptions& options) {
-  if (auto st = ensure_private_dir(data_dir); !st) return std::unexpected(st.error());
+  TRY(ensure_private_dir(data_dir));
   auto file = std::make_unique<FileKeyStore>(master_key_file(data_dir));
 
   if (mode == KeyringMode::file) return open_file_key(std::move(file), random, options, "");
@@ -375,13 +373,12 @@ Result<MasterKey> open_master_key(KeyringMode mode, const fs::path& data_dir, Ra
   } else {
     // The Secret Service works but has no key for this store. A key file made by an earlier
     // fallback holds the key the store was sealed with: keep using it.
-    auto from_file = file->load();
-    if (!from_file) return std::unexpected(from_file.error());
-    if (*from_file) {
+    auto from_file = TRY(file->load());
+    if (from_file) {
       std::string warning = "this store's master key is in the file " + quoted(file->path()) +
                             " (created when no Secret Service answered); the Secret Service is available now, "
                             "but the key is not moved automatically";
-      return make_master_key(std::move(**from_file), KeyringMode::file, std::move(file), std::move(warning), false);
+      return make_master_key(std::move(*from_file), KeyringMode::file, std::move(file), std::move(warning), false);
     }
     if (!options.create_if_missing) return key_missing(*service);
     SecretBytes key(k_master_key_size);

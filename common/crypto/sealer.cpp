@@ -1,6 +1,7 @@
 #include <alumia/crypto/sealer.hpp>
 
 #include <alumia/base/clock.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 #include <array>
@@ -17,9 +18,8 @@ Result<std::string> seal_blob(const SecretBytes& key, std::string_view plaintext
                               Random& random) {
   std::array<unsigned char, k_nonce_size> nonce{};
   random.fill(nonce.data(), nonce.size());
-  auto sealed = crypto::aes_gcm_seal(key, plaintext, aad, nonce.data());
-  if (!sealed) return std::unexpected(sealed.error());
-  std::string blob = std::string(k_sealed_prefix) + encoding::base64_encode(*sealed);
+  auto sealed = TRY(crypto::aes_gcm_seal(key, plaintext, aad, nonce.data()));
+  std::string blob = std::string(k_sealed_prefix) + encoding::base64_encode(sealed);
   return blob;
 }
 
@@ -58,9 +58,8 @@ Result<std::string> Sealer::seal(std::string_view plaintext, std::string_view ta
                                  std::string_view field) const {
   if (m_key.size() != k_data_key_size)
     return fail(ErrorCode::internal, "sealing: the data key is not " + std::to_string(k_data_key_size) + " bytes");
-  auto aad = sealing_aad(table, row_id, field);
-  if (!aad) return std::unexpected(aad.error());
-  return seal_blob(m_key, plaintext, *aad, *m_random);
+  auto aad = TRY(sealing_aad(table, row_id, field));
+  return seal_blob(m_key, plaintext, aad, *m_random);
 }
 
 Result<SecretBytes> Sealer::open(std::string_view blob, std::string_view table, std::string_view row_id,
@@ -69,11 +68,10 @@ Result<SecretBytes> Sealer::open(std::string_view blob, std::string_view table, 
   if (m_key.size() != k_data_key_size)
     return fail(ErrorCode::internal,
                 "cannot decrypt " + what + ": the data key is not " + std::to_string(k_data_key_size) + " bytes");
-  auto aad = sealing_aad(table, row_id, field);
-  if (!aad) return std::unexpected(aad.error());
+  auto aad = TRY(sealing_aad(table, row_id, field));
   auto raw = decode_blob(blob);
   if (!raw) return fail(ErrorCode::internal, "cannot decrypt " + what + ": not a v1 sealed value");
-  auto opened = crypto::aes_gcm_open(m_key, *raw, *aad);
+  auto opened = crypto::aes_gcm_open(m_key, *raw, aad);
   if (!opened)
     return fail(ErrorCode::internal,
                 "cannot decrypt " + what + ": wrong key, or the value was altered or moved from another row");

@@ -1,6 +1,10 @@
 #include <alumia/base/strings.hpp>
 #include <alumia/net/http.hpp>
 
+#include <uriparser/Uri.h>
+
+#include <algorithm>
+
 namespace alumia::http {
 
 std::string to_lower(std::string_view s) { return alumia::to_lower(s); }
@@ -19,39 +23,39 @@ std::size_t header_count(const Headers& headers, std::string_view name) {
 }
 
 std::string url_encode(std::string_view s) {
-  static constexpr char k_hex[] = "0123456789ABCDEF";
+  // uriparser keeps the RFC 3986 unreserved characters and writes %XX (upper case) for the rest;
+  // it stops at a NUL, so each run between NULs is escaped on its own and a NUL written %00.
   std::string out;
   out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += char(c);
-    } else {
-      out += '%';
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
+  for (;;) {
+    const auto nul = s.find('\0');
+    const std::string_view part = s.substr(0, nul);
+    const std::size_t at = out.size();
+    out.resize(at + part.size() * 3 + 1);
+    const char* end = uriEscapeExA(part.data(), part.data() + part.size(), out.data() + at, URI_FALSE, URI_FALSE);
+    out.resize(static_cast<std::size_t>(end - out.data()));
+    if (nul == std::string_view::npos) break;
+    out += "%00";
+    s.remove_prefix(nul + 1);
   }
   return out;
 }
 
 std::string url_decode(std::string_view s, bool plus_as_space) {
+  // uriparser decodes a C string in place (a %XX that is not one stays as written) and stops at a
+  // NUL, so each run between NULs (raw, or written %00) is decoded on its own and the NULs kept.
   std::string out;
   out.reserve(s.size());
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && nib(s[i + 1]) >= 0 && nib(s[i + 2]) >= 0) {
-      out += char(nib(s[i + 1]) * 16 + nib(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+' && plus_as_space) {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
+  for (;;) {
+    const auto raw = s.find('\0');
+    const auto escaped = s.find("%00");
+    const auto nul = std::min(raw, escaped);
+    std::string part(s.substr(0, nul));
+    const char* end = uriUnescapeInPlaceExA(part.data(), plus_as_space ? URI_TRUE : URI_FALSE, URI_BR_DONT_TOUCH);
+    out.append(part.data(), static_cast<std::size_t>(end - part.data()));
+    if (nul == std::string_view::npos) break;
+    out += '\0';
+    s.remove_prefix(nul + (nul == escaped ? 3 : 1));
   }
   return out;
 }

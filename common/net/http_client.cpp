@@ -1,4 +1,5 @@
 // Outbound HTTP over cpp-httplib: verified TLS, no redirects followed, bounded time and size.
+#include <alumia/base/try.hpp>
 #include <alumia/net/http_client.hpp>
 #include <alumia/net/url.hpp>
 
@@ -7,11 +8,10 @@
 namespace alumia::http {
 
 Result<OutboundResponse> HttplibClient::send(const OutboundRequest& r) {
-  if (auto st = url::check_outbound_url(r.url); !st) return std::unexpected(st.error());
-  auto u = url::parse(r.url);
-  if (!u) return std::unexpected(u.error());
+  TRY(url::check_outbound_url(r.url));
+  auto u = TRY(url::parse(r.url));
   const std::string origin =
-      u->scheme + "://" + (u->host_is_ipv6 ? "[" + u->host + "]" : u->host) + ":" + std::to_string(u->port);
+      u.scheme + "://" + (u.host_is_ipv6 ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
   httplib::Client cli(origin);
   cli.set_follow_location(false);
   cli.enable_server_certificate_verification(true);
@@ -22,7 +22,7 @@ Result<OutboundResponse> HttplibClient::send(const OutboundRequest& r) {
   cli.set_keep_alive(false);
   httplib::Headers headers;
   for (const auto& [k, v] : r.headers) headers.emplace(k, v);
-  std::string path = u->path + (u->query.empty() ? "" : "?" + u->query);
+  std::string path = u.path + (u.query.empty() ? "" : "?" + u.query);
 
   httplib::Request req;
   req.method = r.method;
@@ -45,8 +45,8 @@ Result<OutboundResponse> HttplibClient::send(const OutboundRequest& r) {
   const bool ok = cli.send(req, res, err);
   if (too_big)
     return fail(ErrorCode::service_unavailable,
-                "response from " + u->host + " exceeded " + std::to_string(r.max_response_bytes) + " bytes");
-  if (!ok) return fail(ErrorCode::service_unavailable, "request to " + u->host + " failed: " + httplib::to_string(err));
+                "response from " + u.host + " exceeded " + std::to_string(r.max_response_bytes) + " bytes");
+  if (!ok) return fail(ErrorCode::service_unavailable, "request to " + u.host + " failed: " + httplib::to_string(err));
   OutboundResponse out;
   out.status = res.status;
   for (const auto& [k, v] : res.headers) out.headers.emplace_back(to_lower(k), v);

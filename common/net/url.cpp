@@ -1,10 +1,12 @@
+#include <alumia/base/try.hpp>
+#include <alumia/net/host_port.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/net/url.hpp>
 
 #include <uriparser/Uri.h>
 
+#include <algorithm>
 #include <array>
-#include <charconv>
 #include <memory>
 
 namespace alumia::url {
@@ -74,14 +76,14 @@ Result<Url> parse(std::string_view text) {
   u.host = http::to_lower(range(uri->hostText));
   u.host_is_ipv4 = uri->hostData.ip4 != nullptr;
   u.host_is_ipv6 = uri->hostData.ip6 != nullptr;
+  if (u.host_is_ipv4) std::copy_n(uri->hostData.ip4->data, u.ip4.size(), u.ip4.begin());
+  if (u.host_is_ipv6) std::copy_n(uri->hostData.ip6->data, u.ip6.size(), u.ip6.begin());
   if (u.host.empty()) return fail(ErrorCode::validation_error, "URL has no host");
   const std::string port_text = range(uri->portText);
   if (!port_text.empty()) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
-    if (ec != std::errc{} || p != port_text.data() + port_text.size() || v == 0 || v > 65535)
-      return fail(ErrorCode::validation_error, "URL port is out of range");
-    u.port = static_cast<uint16_t>(v);
+    auto port = net::parse_port(port_text, "the URL", 1);
+    if (!port) return fail(ErrorCode::validation_error, port.error().message);
+    u.port = *port;
     u.explicit_port = true;
   } else if (u.scheme == "https") {
     u.port = 443;
@@ -96,15 +98,13 @@ Result<Url> parse(std::string_view text) {
 
 bool is_loopback_host(const Url& u) {
   if (u.host == "localhost") return true;
-  if (u.host_is_ipv4) return u.host.rfind("127.", 0) == 0;
+  if (u.host_is_ipv4) return u.ip4[0] == 127;
   if (u.host_is_ipv6) return u.host == "::1";
   return false;
 }
 
 Status check_public_base_url(std::string_view text) {
-  auto parsed = parse(text);
-  if (!parsed) return std::unexpected(parsed.error());
-  const Url& u = *parsed;
+  const Url u = TRY(parse(text));
   const std::string rule =
       " — the public base URL must be an https origin that providers can reach: not localhost, a "
       "loopback, private, link-local, unique-local or unspecified IP, nor a name under .localhost, "
@@ -118,41 +118,17 @@ Status check_public_base_url(std::string_view text) {
     if (host == bad.substr(1) || ends_with(host, bad))
       return fail(ErrorCode::validation_error, "base URL host " + host + " is a local name" + rule);
   if (host == "localhost") return fail(ErrorCode::validation_error, "base URL host is localhost" + rule);
-  if (u.host_is_ipv4) {
-    std::array<unsigned char, 4> a{};
-    int part = 0;
-    unsigned v = 0;
-    for (char c : host + ".") {
-      if (c == '.') {
-        if (part < 4) a[std::size_t(part++)] = static_cast<unsigned char>(v);
-        v = 0;
-      } else v = v * 10 + unsigned(c - '0');
-    }
-    if (is_non_public_ipv4(a))
-      return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
-  }
-  if (u.host_is_ipv6) {
-    std::string owned(text);
-    std::unique_ptr<UriUriA, UriFree> uri(new UriUriA{});
-    const char* e = nullptr;
-    if (uriParseSingleUriA(uri.get(), owned.c_str(), &e) == URI_SUCCESS && uri->hostData.ip6) {
-      std::array<unsigned char, 16> a{};
-      std::copy(uri->hostData.ip6->data, uri->hostData.ip6->data + 16, a.begin());
-      if (is_non_public_ipv6(a))
-        return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
-    }
-  }
+  if ((u.host_is_ipv4 && is_non_public_ipv4(u.ip4)) || (u.host_is_ipv6 && is_non_public_ipv6(u.ip6)))
+    return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
   if (u.path != "/" && !u.path.empty() && u.path.back() == '/')
     return fail(ErrorCode::validation_error, "base URL must not end with '/' after a path");
   return {};
 }
 
 Status check_outbound_url(std::string_view text) {
-  auto parsed = parse(text);
-  if (!parsed) return std::unexpected(parsed.error());
-  if (parsed->scheme == "https") return {};
-  if (parsed->scheme == "http" && (parsed->host_is_ipv4 || parsed->host_is_ipv6) && is_loopback_host(*parsed))
-    return {};
+  auto parsed = TRY(parse(text));
+  if (parsed.scheme == "https") return {};
+  if (parsed.scheme == "http" && (parsed.host_is_ipv4 || parsed.host_is_ipv6) && is_loopback_host(parsed)) return {};
   return fail(ErrorCode::validation_error,
               "URL " + std::string(text) + " must be https (plain http is allowed only for loopback IP literals)");
 }

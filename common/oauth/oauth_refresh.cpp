@@ -181,7 +181,7 @@ Status FlowService::refresh_locked(Connection& c) {
     return fail(ErrorCode::validation_error, c.error->message);
   }
   c.last_refreshed_at = d.clock.now_ms();
-  if (auto st = store_tokens(c, *connector, *fresh, sent_at, true); !st) return st;
+  TRY(store_tokens(c, *connector, *fresh, sent_at, true));
   spdlog::info("refreshed connection {} ({})", c.id, c.connector_slug);
   return {};
 }

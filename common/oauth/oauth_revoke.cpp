@@ -94,8 +94,7 @@ Result<RevocationOutcome> FlowService::disconnect(const Caller& caller, std::str
   auto c = m_d.connections.get(caller, id);
   if (!c) {
     if (c.error().code == ErrorCode::not_found) {
-      auto again = m_d.connections.revoke(caller, id);  // yields CONFLICT for a revoked one
-      if (!again) return std::unexpected(again.error());
+      TRY(m_d.connections.revoke(caller, id));  // yields CONFLICT for a revoked one
     }
     return std::unexpected(c.error());
   }

@@ -1,5 +1,8 @@
-// daemon::parse_listen: HOST:PORT and [v6]:PORT for --listen and --public-listen.
+// daemon::parse_listen: HOST:PORT and [v6]:PORT for --listen and --public-listen, through the one
+// host:port parser of common/net (net::parse_host_port, also used by the CLI's daemon URL and URL ports).
 #include "server.hpp"
+
+#include <alumia/net/host_port.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -31,5 +34,37 @@ TEST_CASE("listen address: refused forms name the address", "[listen]") {
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().code == alumia::ErrorCode::bad_request);
     CHECK_THAT(r.error().message, Catch::Contains("listen"));
+  }
+}
+
+TEST_CASE("host:port parser: brackets, port range and errors naming the text", "[listen]") {
+  using alumia::net::parse_host_port;
+  using alumia::net::parse_port;
+  auto v6 = parse_host_port("[::1]:8080", "the daemon address", 1);
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 8080);
+  CHECK(v6->bracketed);
+  auto v4 = parse_host_port("127.0.0.1:1", "the daemon address", 1);
+  REQUIRE(v4);
+  CHECK_FALSE(v4->bracketed);
+  // The lowest port is the caller's: 0 (any free port) for a listener, 1 for an address to call.
+  CHECK(parse_host_port("127.0.0.1:0", "listen address"));
+  auto zero = parse_host_port("127.0.0.1:0", "the daemon address", 1);
+  REQUIRE_FALSE(zero);
+  CHECK(zero.error().message == "the daemon address '127.0.0.1:0' must end in a port from 1 to 65535, not '0'");
+  auto bare = parse_host_port("[::1]", "listen address");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error().message == "listen address '[::1]' must look like [::1]:PORT");
+  auto none = parse_host_port("7465", "listen address");
+  REQUIRE_FALSE(none);
+  CHECK_THAT(none.error().message, Catch::StartsWith("listen address '7465' must be HOST:PORT"));
+  CHECK(parse_port("65535", "the URL", 1) == uint16_t{65535});
+  for (const char* bad : {"", "0", "65536", "+1", "-1", " 1", "1 ", "0x10", "99999999999"}) {
+    INFO(bad);
+    auto r = parse_port(bad, "the URL", 1);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == alumia::ErrorCode::bad_request);
+    CHECK_THAT(r.error().message, Catch::Contains("the URL") && Catch::Contains("1 to 65535"));
   }
 }

@@ -2,6 +2,7 @@
 // URL parsing (uriparser) and the policies we judge URLs by.
 #include <alumia/base/error.hpp>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -13,7 +14,9 @@ struct Url {
   std::string host;    // lower-case, without brackets for IPv6
   bool host_is_ipv4 = false;
   bool host_is_ipv6 = false;
-  uint16_t port = 0;  // explicit port, or the scheme default
+  std::array<unsigned char, 4> ip4{};   // the address uriparser parsed, when host_is_ipv4
+  std::array<unsigned char, 16> ip6{};  // the address uriparser parsed, when host_is_ipv6
+  uint16_t port = 0;                    // explicit port, or the scheme default
   bool explicit_port = false;
   std::string path;   // as written (still percent-encoded), "/" when empty
   std::string query;  // raw, without '?'
