@@ -48,11 +48,15 @@ std::vector<Route> build_table() {
   add_connection_routes(routes);
   add_webhook_routes(routes);
   // A route that reads a key states what the key must hold; a public one reads none.
-  for (const Route& r : routes)
+  for (const Route& r : routes) {
+    if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))
+      throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
+                             " must have admit_body exactly when its handler takes the admission");
     if ((r.auth == Auth::public_) != r.scope.is_no_key())
       throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
                              (r.auth == Auth::public_ ? " is public but names a scope"
                                                       : " reads a key but names no scope (use RequiredScope)"));
+  }
   return routes;
 }
 
@@ -103,8 +107,27 @@ RouteMatch match_route(std::string_view method, std::string_view path, http::Lis
   return m;
 }
 
+Status admit_body(DaemonContext& ctx, RouteMatch& m, std::size_t length) {
+  const std::size_t cap = m.route ? m.route->body_cap : k_json_body_cap;
+  if (length > cap)
+    return fail(ErrorCode::payload_too_large, "body of " + std::to_string(length) + " bytes exceeds the limit of " +
+                                                  std::to_string(cap) + " bytes for this route");
+  if (m.route && m.route->admit_body) {
+    auto admitted = m.route->admit_body(ctx, m.params, length);
+    if (!admitted) return std::unexpected(admitted.error());
+    m.admitted = std::move(*admitted);
+  }
+  return {};
+}
+
 http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   RouteMatch m = match_route(req.method, req.path, req.listener);
+  if (m.route)
+    if (auto st = admit_body(ctx, m, req.body.size()); !st) return error_response(st.error());
+  return dispatch(ctx, req, std::move(m));
+}
+
+http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m) {
   if (!m.route) {
     if (m.other_method)
       return error_response(
@@ -113,9 +136,6 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   }
   const Route& route = *m.route;
   req.params = std::move(m.params);
-  if (req.body.size() > route.body_cap)
-    return error_response(
-        Error{ErrorCode::payload_too_large, "body exceeds " + std::to_string(route.body_cap) + " bytes", 0});
 
   std::optional<Caller> caller;
   // A ticket_or_key route reads a key on the control listener only: on the public listener it takes the
@@ -136,7 +156,10 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   }
   Result<http::Response> result = [&]() -> Result<http::Response> {
     try {
-      return route.handler(ctx, req, caller ? &*caller : nullptr);
+      if (const auto* handler = std::get_if<Handler>(&route.handler))
+        return (*handler)(ctx, req, caller ? &*caller : nullptr);
+      if (!m.admitted) return fail(ErrorCode::internal, "route " + std::string(route.pattern) + " was not admitted");
+      return std::get<AdmittedHandler>(route.handler)(ctx, req, *m.admitted);
     } catch (const std::exception& e) {
       return fail(ErrorCode::internal, e.what());
     }

@@ -5,12 +5,14 @@
 #include "wire.hpp"
 
 #include <alumia/net/http.hpp>
+#include <alumia/webhooks/webhook_service.hpp>
 
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace alumia::daemon {
@@ -53,20 +55,26 @@ class RequiredScope {
   unsigned m_any_of;  // Kind::scopes: the key holds at least one of these
 };
 
-using Handler = std::function<Result<http::Response>(DaemonContext&, const http::Request&, const Caller*)>;
+// Handlers may take from the request (the receiver moves its body into the store).
+using Handler = std::function<Result<http::Response>(DaemonContext&, http::Request&, const Caller*)>;
+// The receiver's handler: a public route with admit_body, given what admit_body learned before the
+// body was read (the endpoint, looked up once per delivery).
+using AdmittedHandler = std::function<Result<http::Response>(DaemonContext&, http::Request&, const AdmittedDelivery&)>;
 
 struct Route {
   std::string_view method;
   std::string_view pattern;  // segments; ":name" captures one segment
-  Handler handler;
+  std::variant<Handler, AdmittedHandler> handler;
   Auth auth = Auth::key;
   RequiredScope scope;  // no default: every row names it; no_key exactly when auth is public_ (checked)
   std::size_t body_cap = k_json_body_cap;
   unsigned listeners = k_on_control;
   std::string_view summary;
   // Where the cap depends on the target (the receiver: the endpoint's maxBodyBytes), the check of
-  // Content-Length before the body is read; body_cap stays the hard limit of the route.
-  std::function<Status(DaemonContext&, const std::map<std::string, std::string>& params, std::size_t content_length)>
+  // Content-Length before the body is read; body_cap stays the hard limit of the route. Exactly the
+  // routes with an AdmittedHandler have one (checked), and its answer reaches that handler.
+  std::function<Result<AdmittedDelivery>(DaemonContext&, const std::map<std::string, std::string>& params,
+                                         std::size_t content_length)>
       admit_body = nullptr;
 };
 
@@ -75,12 +83,22 @@ const std::vector<Route>& route_table();
 struct RouteMatch {
   const Route* route = nullptr;
   std::map<std::string, std::string> params;
-  bool other_method = false;  // the path exists with another method → 405
+  bool other_method = false;                 // the path exists with another method → 405
+  std::optional<AdmittedDelivery> admitted;  // what route->admit_body answered (admit_body() below)
 };
 RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener);
 
+// The body-size rule, its one owner: a body of `length` bytes against the matched route's body_cap
+// (128 KiB when nothing matched), then the route's admit_body, whose answer it keeps in `m`. The
+// server applies it to Content-Length before the body is read (chunked bodies are refused, so the body
+// is never longer); PAYLOAD_TOO_LARGE when over.
+Status admit_body(DaemonContext& ctx, RouteMatch& m, std::size_t length);
+
 // The whole pipeline after transport checks: match → auth → scope → handler → envelope (wire.hpp).
+// This form matches the route and admits the body itself (admit_body on its size).
 http::Response dispatch(DaemonContext& ctx, http::Request& req);
+// The server's form: `m` was matched and admitted (admit_body) before the body was read.
+http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m);
 
 // Handler groups, one file each; each appends its routes.
 void add_meta_routes(std::vector<Route>& routes);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace alumia::daemon {
 namespace {
@@ -24,6 +25,17 @@ void write_response(const http::Response& r, httplib::Response& res) {
   res.set_content(r.body, r.content_type.empty() ? "text/plain" : r.content_type);
 }
 
+// The route the pre-routing handler matched and admitted, for the handler of the same request, so that
+// a request is matched once. cpp-httplib (0.11) runs both on the connection's thread, one right after
+// the other, and its Request has no slot of ours; the request's address tells a stale entry.
+struct Routed {
+  const httplib::Request* request = nullptr;
+  RouteMatch match;
+};
+thread_local Routed t_routed;
+
+// Takes the body: cpp-httplib hands the handler a const view of a request it owns (a local of its
+// connection loop, not const) and reads no body after the handler, so the body moves, not copies.
 http::Request to_request(const httplib::Request& req, http::Listener kind) {
   http::Request r;
   r.method = req.method;
@@ -34,7 +46,7 @@ http::Request to_request(const httplib::Request& req, http::Listener kind) {
     r.headers.emplace_back(http::to_lower(k), v);
   }
   for (const auto& [k, v] : req.params) r.query.emplace(k, v);
-  r.body = req.body;
+  r.body = std::move(const_cast<httplib::Request&>(req).body);
   r.remote_addr = req.remote_addr;
   r.listener = kind;
   return r;
@@ -64,6 +76,7 @@ Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_uniqu
   s.set_payload_max_length(k_webhook_body_cap);
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    t_routed = Routed{};
     const auto& allowed = m_kind == http::Listener::control ? m_ctx->control_hosts : m_ctx->public_hosts;
     auto reject = [&](ErrorCode code, std::string msg) {
       write_response(error_response(Error{code, std::move(msg), 0}), res);
@@ -82,26 +95,24 @@ Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_uniqu
       return reject(ErrorCode::length_required, "chunked bodies are refused; send Content-Length");
     if (has_body_method && !req.has_header("Content-Length"))
       return reject(ErrorCode::length_required, "send a Content-Length header (chunked uploads are refused)");
+    std::size_t length = 0;
     if (req.has_header("Content-Length")) {
       const std::string cl = req.get_header_value("Content-Length");
-      std::size_t n = 0;
-      auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), n);
+      auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), length);
       if (ec != std::errc{} || p != cl.data() + cl.size())
         return reject(ErrorCode::bad_request, "Content-Length is not a number");
-      const auto m = match_route(req.method, req.path, m_kind);
-      const std::size_t cap = m.route ? m.route->body_cap : k_json_body_cap;
-      if (n > cap)
-        return reject(ErrorCode::payload_too_large, "body of " + std::to_string(n) + " bytes exceeds the limit of " +
-                                                        std::to_string(cap) + " bytes for this route");
-      if (m.route && m.route->admit_body)
-        if (auto st = m.route->admit_body(*m_ctx, m.params, n); !st) return reject(st.error().code, st.error().message);
     }
+    // The one match of this request, and the body-size rule on Content-Length, before the body is read.
+    RouteMatch m = match_route(req.method, req.path, m_kind);
+    if (auto st = admit_body(*m_ctx, m, length); !st) return reject(st.error().code, st.error().message);
+    t_routed = Routed{&req, std::move(m)};
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     http::Request r = to_request(req, m_kind);
-    write_response(dispatch(*m_ctx, r), res);
+    Routed routed = std::exchange(t_routed, Routed{});
+    write_response(routed.request == &req ? dispatch(*m_ctx, r, std::move(routed.match)) : dispatch(*m_ctx, r), res);
   };
   s.Get(".*", handler);
   s.Post(".*", handler);

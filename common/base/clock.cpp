@@ -75,10 +75,20 @@ std::string Random::uuid_v4() {
 }
 
 std::string Random::uuid_v7(int64_t unix_ms) {
+  // The next (ms, counter) after the last one handed out, and never before this millisecond.
+  const uint64_t now = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0)) << 12;
+  uint64_t last = m_v7_last.load(std::memory_order_relaxed);
+  uint64_t next = 0;
+  do {
+    next = std::max(now, last + 1);
+  } while (!m_v7_last.compare_exchange_weak(last, next, std::memory_order_relaxed));
+  const uint64_t ms = next >> 12;
+  const auto counter = static_cast<unsigned>(next & 0xfff);
   std::vector<unsigned char> b(16);
-  fill_id_bits(b.data() + 6, 10);
-  const auto ms = static_cast<uint64_t>(std::max<int64_t>(unix_ms, 0));
+  fill_id_bits(b.data() + 8, 8);  // rand_b; format_uuid sets the variant bits
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+  b[6] = static_cast<unsigned char>(counter >> 8);  // format_uuid puts the version in the high nibble
+  b[7] = static_cast<unsigned char>(counter & 0xff);
   return format_uuid(b, 7);
 }
 

@@ -50,10 +50,10 @@ Status SqliteWebhookStore::recover_and_open_log() {
 
 // Dedup first (DedupIndex::admit), then the write: a new delivery into the intake log, a repeat
 // counted and answered with its original.
-Result<IngestOutcome> SqliteWebhookStore::ingest(const IngestRequest& r) {
+Result<IngestOutcome> SqliteWebhookStore::ingest(IngestRequest r) {
   try {
     auto admitted = TRY(m_dedup.admit(r));
-    if (!admitted.original) return store_new(r, std::move(admitted.claimed));
+    if (!admitted.original) return store_new(std::move(r), std::move(admitted.claimed));
     count(r.endpoint_id, EndpointCounter::duplicate);
     return IngestOutcome{true, std::move(*admitted.original)};
   } catch (const std::exception& e) {
@@ -82,8 +82,8 @@ void SqliteWebhookStore::note_error(const std::string& endpoint_id, EndpointErro
 
 // A new delivery whose keys are in flight as `claimed`: into the intake log (the store applies it
 // later), or, without a log or for a body too large for it, committed into the tables now.
-Result<IngestOutcome> SqliteWebhookStore::store_new(const IngestRequest& r, std::vector<std::string> claimed) {
-  auto rec = std::make_shared<const IngestRequest>(r);
+Result<IngestOutcome> SqliteWebhookStore::store_new(IngestRequest r, std::vector<std::string> claimed) {
+  auto rec = std::make_shared<const IngestRequest>(std::move(r));
   std::string payload;
   if (m_log) payload = intake_record::encode(*rec);
   if (m_log && payload.size() <= m_log->max_payload()) {
@@ -97,7 +97,7 @@ Result<IngestOutcome> SqliteWebhookStore::store_new(const IngestRequest& r, std:
       m_dedup.release(*keys);
       return std::unexpected(appended.error());
     }
-    return IngestOutcome{false, r.event_id};
+    return IngestOutcome{false, rec->event_id};
   }
   IngestOutcome outcome;
   auto st = m_writer.write([this, &rec, &outcome] { ingest_one(*rec, outcome); });

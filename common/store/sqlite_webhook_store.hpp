@@ -44,7 +44,7 @@ class SqliteWebhookStore final : public WebhookStore {
   Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) override;
   Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) override;
 
-  Result<IngestOutcome> ingest(const IngestRequest& r) override;
+  Result<IngestOutcome> ingest(IngestRequest r) override;
   void count(const std::string& endpoint_id, EndpointCounter counter) override;
   void note_error(const std::string& endpoint_id, EndpointError error) override;
 
@@ -79,7 +79,7 @@ class SqliteWebhookStore final : public WebhookStore {
 
   // sqlite_webhook_ingest.cpp: the ingest path, applying the log, recovery, counters.
   Status recover_and_open_log();
-  Result<IngestOutcome> store_new(const IngestRequest& r, std::vector<std::string> claimed);
+  Result<IngestOutcome> store_new(IngestRequest r, std::vector<std::string> claimed);
   void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
                      std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);

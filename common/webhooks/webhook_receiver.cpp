@@ -108,17 +108,15 @@ Error WebhookService::refuse(const std::string& provider, const std::string& end
   return public_refusal(detail);
 }
 
-Status WebhookService::admit_body(const std::string& provider, const std::string& id, std::size_t content_length) {
-  int64_t cap = k_default_webhook_body_cap;
-  bool known = false;
-  if (is_uuid(id))
-    if (auto got = m_d.endpoints.get(id); got && *got && !(*got)->record.deleted_at &&
-                                          (*got)->record.status == EndpointStatus::active &&
-                                          (*got)->record.provider == parse_provider(provider)) {
-      cap = (*got)->record.max_body_bytes;
-      known = true;
-    }
-  if (static_cast<int64_t>(content_length) <= cap) return {};
+Result<AdmittedDelivery> WebhookService::admit_body(const std::string& provider, const std::string& id,
+                                                    std::size_t content_length) {
+  AdmittedDelivery admitted;
+  if (is_uuid(id)) admitted.endpoint = m_d.endpoints.get(id);
+  const CachedEndpoint* ep = admitted.endpoint ? admitted.endpoint->get() : nullptr;
+  const bool known = ep && !ep->record.deleted_at && ep->record.status == EndpointStatus::active &&
+                     ep->record.provider == parse_provider(provider);
+  const int64_t cap = known ? ep->record.max_body_bytes : k_default_webhook_body_cap;
+  if (static_cast<int64_t>(content_length) <= cap) return admitted;
   const Error detail{ErrorCode::payload_too_large,
                      "body of " + std::to_string(content_length) + " bytes exceeds maxBodyBytes " +
                          std::to_string(cap) + " (raise it with `alumia-connect webhooks update " + id +
@@ -128,30 +126,23 @@ Status WebhookService::admit_body(const std::string& provider, const std::string
   return std::unexpected(refuse(provider, id, detail, EndpointCounter::rejected));
 }
 
-Result<Receipt> WebhookService::receive(const http::Request& req) {
+Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelivery& admitted) {
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
   const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
   // Unknown, disabled, deleted or another provider's endpoint: the same answer, and no owner to tell.
+  // The body cap was admit_body()'s, on Content-Length, which is the body's size (chunked is refused).
   const Error not_found{ErrorCode::not_found, "", 0};
   if (!is_uuid(id)) return std::unexpected(public_refusal(not_found));
-  auto got = m_d.endpoints.get(id);
+  const auto& got = admitted.endpoint;
   if (!got) {
     log_refusal("endpoint " + id + " could not be loaded: " + printable(got.error().message));
     return std::unexpected(public_refusal(got.error()));
   }
-  const auto ep = *got;
+  const auto& ep = *got;
   const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
   if (!ep || ep->record.deleted_at || ep->record.status != EndpointStatus::active ||
       ep->record.provider != parse_provider(provider) || !verifier)
     return std::unexpected(public_refusal(not_found));
-
-  if (static_cast<int64_t>(req.body.size()) > ep->record.max_body_bytes)
-    return std::unexpected(refuse(provider, id,
-                                  Error{ErrorCode::payload_too_large,
-                                        "body of " + std::to_string(req.body.size()) + " bytes exceeds maxBodyBytes " +
-                                            std::to_string(ep->record.max_body_bytes),
-                                        0},
-                                  EndpointCounter::rejected));
 
   const int64_t now = m_d.clock.now_ms();
   const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
@@ -173,20 +164,20 @@ Result<Receipt> WebhookService::receive(const http::Request& req) {
   in.endpoint_id = id;
   in.user_id = ep->record.user_id;
   in.provider = ep->record.provider;
-  in.event_key = verdict->event_key;
-  in.alias_keys = verdict->alias_keys;
-  in.item_keys = verdict->item_keys;
-  in.event_type = verdict->event_type;
+  in.event_key = std::move(verdict->event_key);
+  in.alias_keys = std::move(verdict->alias_keys);
+  in.item_keys = std::move(verdict->item_keys);
+  in.event_type = std::move(verdict->event_type);
   // Header values are kept as received (`events show --json` is exact); the CLI escapes them for a terminal.
   json headers = json::array();
   for (const auto& [name, value] : req.headers)
     if (!is_secret_header(name)) headers.push_back(json::array({name, value}));
   in.headers = headers.dump(-1, ' ', false, json::error_handler_t::replace);
-  in.body = req.body;
+  in.body = std::move(req.body);  // verified: the request is done with it
   in.received_at = now;
   in.event_id = m_d.random.uuid_v7(now);
   in.job_id = m_d.random.uuid_v7(now);
-  auto outcome = m_d.hooks.ingest(in);
+  auto outcome = m_d.hooks.ingest(std::move(in));
   if (!outcome) return std::unexpected(refuse(provider, id, outcome.error(), std::nullopt));  // 503: retried
   // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
   // queue without costing the worker a look per delivery.

@@ -199,9 +199,10 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
   return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint)));
 }
 
-Result<http::Response> receive(DaemonContext& ctx, const http::Request& req, const Caller*) {
+// The body moves on into the store; the endpoint is the one admit_receiver_body looked up.
+Result<http::Response> receive(DaemonContext& ctx, http::Request& req, const AdmittedDelivery& admitted) {
   WebhookService& svc = ctx.webhooks;
-  auto receipt = svc.receive(req);
+  auto receipt = svc.receive(req, admitted);
   if (!receipt) return std::unexpected(receipt.error());
   if (receipt->exact_reply) return std::move(*receipt->exact_reply);
   return ok(receipt_json(*receipt));
@@ -255,11 +256,13 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
   return ok(json{{"retried", TRY(svc.retry_jobs(*caller, *state, since))}});
 }
 
-// Before the body is read: the endpoint's own maxBodyBytes (SPEC §7: the body cap comes first).
-Status admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params, std::size_t length) {
+// Before the body is read: the endpoint, looked up once, and its own maxBodyBytes (SPEC §7: the body cap
+// comes first).
+Result<AdmittedDelivery> admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params,
+                                             std::size_t length) {
   const auto provider = params.find("provider");
   const auto id = params.find("endpointId");
-  if (provider == params.end() || id == params.end()) return {};
+  if (provider == params.end() || id == params.end()) return AdmittedDelivery{};
   return ctx.webhooks.admit_body(provider->second, id->second, length);
 }
 
@@ -284,7 +287,7 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     "webhook receiver (provider-signed)", admit_receiver_body});
   routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
                     RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
-                    "webhook receiver: Meta subscription handshake"});
+                    "webhook receiver: Meta subscription handshake", admit_receiver_body});
   routes.push_back({"GET", "/api/v1/connector-events", list_events, Auth::key, W, k_json_body_cap, k_on_control,
                     "list received events"});
   routes.push_back({"GET", "/api/v1/connector-events/:id", get_event, Auth::key, W, k_json_body_cap, k_on_control,

@@ -28,9 +28,22 @@ TEST_CASE("uuid_v7: time first, version 7, RFC 9562 variant, no repeats", "[ids]
     std::snprintf(prefix, sizeof prefix, "%012llx", static_cast<unsigned long long>(ms));
     CHECK(id.substr(0, 8) + id.substr(9, 4) == prefix);
     if (i % 10 == 0 && !previous.empty()) CHECK(id.substr(0, 13) > previous.substr(0, 13));  // a later ms sorts later
+    if (!previous.empty()) CHECK(id > previous);  // within a millisecond too: the order they were made in
     CHECK(seen.insert(id).second);
     previous = id;
   }
+}
+
+TEST_CASE("uuid_v7: monotonic within a millisecond, past 4,096 ids, and when the clock steps back", "[ids]") {
+  SystemRandom random;
+  const int64_t ms = 1'764'400'000'000;
+  std::string previous = random.uuid_v7(ms);
+  for (int i = 0; i < 5000; ++i) {  // more than the 12-bit counter holds: the timestamp runs ahead
+    const std::string id = random.uuid_v7(ms);
+    REQUIRE(id > previous);
+    previous = id;
+  }
+  CHECK(random.uuid_v7(ms - 1000) > previous);  // a clock stepping back never sorts an id earlier
 }
 
 TEST_CASE("uuid_v7: a forked child draws fresh random bits", "[ids]") {

@@ -247,3 +247,39 @@ TEST_CASE("dispatch: 404 and 405 in the envelope, HEAD through GET, the body cap
   CHECK(too_big.status == 413);
   CHECK(error_code(too_big) == "PAYLOAD_TOO_LARGE");
 }
+
+TEST_CASE("admit_body: the one body-size rule, on a length before the body is read", "[routes]") {
+  using alumia::daemon::admit_body;
+  using alumia::daemon::match_route;
+  using alumia::http::Listener;
+  DaemonUnderTest d;
+  auto refused = [&](std::string_view method, std::string_view path, std::size_t length) -> std::optional<ErrorCode> {
+    auto m = match_route(method, path, Listener::control);
+    auto st = admit_body(d.ctx, m, length);
+    if (st) return std::nullopt;
+    return st.error().code;
+  };
+  // A JSON route: its 128 KiB cap, to the byte; no route at all: the same cap (404 comes after).
+  const std::size_t json_cap = alumia::daemon::k_json_body_cap;
+  CHECK_FALSE(refused("POST", "/api/v1/connections", json_cap));
+  CHECK(refused("POST", "/api/v1/connections", json_cap + 1) == ErrorCode::payload_too_large);
+  CHECK_FALSE(refused("GET", "/api/v1/nothing", json_cap));
+  CHECK(refused("GET", "/api/v1/nothing", json_cap + 1) == ErrorCode::payload_too_large);
+
+  // The receiver: an unknown endpoint gets the 256 KiB default; what it admits carries the lookup (none
+  // here) for the handler, which does not look again.
+  const std::string unknown = "/api/v1/connectors/webhooks/github/2b1c8f0e-9f1a-4c1e-8d5a-3f1e2d3c4b5a";
+  auto m = match_route("POST", unknown, Listener::control);
+  REQUIRE(m.route != nullptr);
+  REQUIRE(admit_body(d.ctx, m, 256 * 1024));
+  REQUIRE(m.admitted.has_value());
+  REQUIRE(m.admitted->endpoint.has_value());
+  CHECK(*m.admitted->endpoint == nullptr);
+  CHECK(refused("POST", unknown, 256 * 1024 + 1) == ErrorCode::payload_too_large);
+  // Over the route's own cap (25 MiB), refused before any endpoint is looked up.
+  CHECK(refused("POST", unknown, alumia::daemon::k_webhook_body_cap + 1) == ErrorCode::payload_too_large);
+  // The handshake route (GET) is admitted the same way.
+  auto get = match_route("GET", unknown, Listener::control);
+  REQUIRE(admit_body(d.ctx, get, 0));
+  CHECK(get.admitted.has_value());
+}

@@ -1,6 +1,7 @@
 #pragma once
 // Time and randomness are injected: production code uses SystemClock / SystemRandom, tests use
 // FakeClock / seeded randomness from tests/support. Nothing else reads the clock or RAND_bytes.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -38,9 +39,15 @@ class Random {
   std::string uuid_v4();
   // RFC 9562 version 7: 48 bits of unix milliseconds first, so ids made later sort later. Rows keyed
   // by them are appended at the right edge of their indexes instead of landing on random pages.
+  // Monotonic (RFC 9562 §6.2, method 1): the 12 bits after the version are a counter within the
+  // millisecond, so two ids of one millisecond sort in the order they were made (lists that are
+  // "newest first" keep the arrival order); past 4,096 in a millisecond the timestamp runs ahead.
   std::string uuid_v7(int64_t unix_ms);
   // Uniform in [0, bound).
   uint64_t below(uint64_t bound);
+
+ private:
+  std::atomic<uint64_t> m_v7_last{0};  // (unix ms << 12) | counter of the last uuid_v7
 };
 
 class SystemRandom final : public Random {

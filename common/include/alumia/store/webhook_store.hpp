@@ -133,7 +133,7 @@ class WebhookStore {
   // The hot path: decides dedup, then blocks until the delivery is durable (in the intake log, or
   // committed with synchronous=FULL). A duplicate of a delivery still being written waits for it.
   // SERVICE_UNAVAILABLE when the write failed; the delivery then counts as not received.
-  virtual Result<IngestOutcome> ingest(const IngestRequest& request) = 0;
+  virtual Result<IngestOutcome> ingest(IngestRequest request) = 0;  // taken: the body moves, not copies
   // Counts a refused delivery; batched with the next commit, not waited for.
   virtual void count(const std::string& endpoint_id, EndpointCounter counter) = 0;
   // Records why a delivery was refused (the newest `at` wins); batched like count().

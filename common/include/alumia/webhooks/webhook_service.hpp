@@ -87,6 +87,12 @@ struct RotatedSecret {
   std::optional<SecretBytes> secret;  // when the daemon generated it: shown once
 };
 
+// A delivery admitted before its body was read: its endpoint as the cache answered (null when the id is
+// not a UUID or names no endpoint; the error when the lookup failed), for receive().
+struct AdmittedDelivery {
+  Result<std::shared_ptr<const CachedEndpoint>> endpoint = std::shared_ptr<const CachedEndpoint>();
+};
+
 // What the receiver answers a delivery it took.
 struct Receipt {
   // Sent verbatim when set: handshakes, ignored requests and providers that need an exact reply.
@@ -114,11 +120,14 @@ class WebhookService {
   // The receiver (params "provider" and "endpointId"), webhook_receiver.cpp. Its errors are
   // public_refusal()s: the sender learns the code, never the reason, which goes to the log (at a
   // bounded rate) and, when the endpoint is known, to its lastError and counters.
-  Result<Receipt> receive(const http::Request& req);
-  // The receiver's body cap, checked on Content-Length before the body is read: the endpoint's
-  // maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB default.
-  // PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
-  Status admit_body(const std::string& provider, const std::string& endpoint_id, std::size_t content_length);
+  // `admitted` is admit_body()'s answer for this request; the body is moved out of `req` into the store.
+  Result<Receipt> receive(http::Request& req, const AdmittedDelivery& admitted);
+  // Before the body is read (the daemon calls it with Content-Length): the delivery's endpoint, looked
+  // up in the cache once for the whole delivery, and the receiver's body cap, its one check: the
+  // endpoint's maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB
+  // default. PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
+  Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
+                                      std::size_t content_length);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
   // method not allowed and PAYLOAD_TOO_LARGE keep their code with one fixed message each; anything
   // else becomes SERVICE_UNAVAILABLE (the provider retries) without detail.
