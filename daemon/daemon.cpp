@@ -82,7 +82,7 @@ BoundListener bind_control(const Settings& settings) {
     throw StartupError("setting listen from " + settings.origin("listen") + ": " + settings.get("listen") +
                        " is not a loopback address; the control API never listens publicly (use --public-listen "
                        "for the webhook receiver and OAuth callback)");
-  BoundListener b{std::make_unique<Listener>(http::Listener::control), {}, {}};
+  BoundListener b{std::make_unique<Listener>(http::ListenerKind::control), {}, {}};
   const int bound = must(b.listener->bind(host, port), "cannot start the control listener");
   const std::string url_host = host == "::1" ? "[::1]" : (host == "localhost" ? "127.0.0.1" : host);
   b.url = "http://" + url_host + ":" + std::to_string(bound);
@@ -94,7 +94,7 @@ BoundListener bind_control(const Settings& settings) {
 BoundListener bind_public(const Settings& settings) {
   if (settings.get("public-listen").empty()) return {};
   const auto [host, port] = listen_address(settings, "public-listen");
-  BoundListener b{std::make_unique<Listener>(http::Listener::public_), {}, {}};
+  BoundListener b{std::make_unique<Listener>(http::ListenerKind::public_), {}, {}};
   const int bound = must(b.listener->bind(host, port), "cannot start the public listener");
   b.hosts = host_names(host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host, bound);
   if (const std::string base = settings.get("webhook-base-url"); !base.empty())

@@ -81,9 +81,9 @@ const std::vector<Route>& route_table() {
   return k_routes;
 }
 
-RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener) {
+RouteMatch match_route(std::string_view method, std::string_view path, http::ListenerKind listener) {
   RouteMatch m;
-  const unsigned bit = listener == http::Listener::control ? k_on_control : k_on_public;
+  const unsigned bit = listener == http::ListenerKind::control ? k_on_control : k_on_public;
   // The patterns split once (route_table() never changes); the path once per call.
   static const std::vector<std::vector<std::string_view>> patterns = [] {
     std::vector<std::vector<std::string_view>> out;
@@ -142,7 +142,7 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m) {
   // ticket alone, and a key there is never looked up (the handler refuses it).
   const bool key_presented = req.header("authorization").has_value();
   if (route.auth == Auth::key ||
-      (route.auth == Auth::ticket_or_key && key_presented && req.listener == http::Listener::control)) {
+      (route.auth == Auth::ticket_or_key && key_presented && req.listener == http::ListenerKind::control)) {
     auto who = ctx.keys.authenticate(req.header("authorization"));
     if (!who) return error_response(who.error());
     caller = std::move(*who);

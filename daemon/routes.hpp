@@ -86,7 +86,7 @@ struct RouteMatch {
   bool other_method = false;                 // the path exists with another method → 405
   std::optional<AdmittedDelivery> admitted;  // what route->admit_body answered (admit_body() below)
 };
-RouteMatch match_route(std::string_view method, std::string_view path, http::Listener listener);
+RouteMatch match_route(std::string_view method, std::string_view path, http::ListenerKind listener);
 
 // The body-size rule, its one owner: a body of `length` bytes against the matched route's body_cap
 // (128 KiB when nothing matched), then the route's admit_body, whose answer it keeps in `m`. The

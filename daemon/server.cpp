@@ -36,7 +36,7 @@ thread_local Routed t_routed;
 
 // Takes the body: cpp-httplib hands the handler a const view of a request it owns (a local of its
 // connection loop, not const) and reads no body after the handler, so the body moves, not copies.
-http::Request to_request(const httplib::Request& req, http::Listener kind) {
+http::Request to_request(const httplib::Request& req, http::ListenerKind kind) {
   http::Request r;
   r.method = req.method;
   r.path = req.path;
@@ -65,7 +65,7 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
   return std::make_pair(std::move(hp->host), int{hp->port});
 }
 
-Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
+Listener::Listener(http::ListenerKind kind) : m_kind(kind), m_server(std::make_unique<httplib::Server>()) {
   (void)route_table();  // built (and its scopes checked) at start, not on the first request
   auto& s = *m_server;
   s.set_tcp_nodelay(true);  // without it keep-alive POSTs stall on Nagle + delayed ACK
@@ -77,7 +77,7 @@ Listener::Listener(http::Listener kind) : m_kind(kind), m_server(std::make_uniqu
 
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_routed = Routed{};
-    const auto& allowed = m_kind == http::Listener::control ? m_ctx->control_hosts : m_ctx->public_hosts;
+    const auto& allowed = m_kind == http::ListenerKind::control ? m_ctx->control_hosts : m_ctx->public_hosts;
     auto reject = [&](ErrorCode code, std::string msg) {
       write_response(error_response(Error{code, std::move(msg), 0}), res);
       return httplib::Server::HandlerResponse::Handled;

@@ -19,7 +19,7 @@ namespace alumia::daemon {
 // after), then started with the complete context once every service exists.
 class Listener {
  public:
-  explicit Listener(http::Listener kind);
+  explicit Listener(http::ListenerKind kind);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -32,7 +32,7 @@ class Listener {
 
  private:
   DaemonContext* m_ctx = nullptr;  // set by start(), before the first request
-  http::Listener m_kind;
+  http::ListenerKind m_kind;
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;
   int m_port = 0;

@@ -43,7 +43,7 @@ Result<http::Response> begin_for(DaemonContext& ctx, const Connection& c, bool s
 Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   const std::string& id = req.params.at("id");
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not a connection id (a UUID)");
-  if (req.listener == http::Listener::public_ && req.header("authorization"))
+  if (req.listener == http::ListenerKind::public_ && req.header("authorization"))
     return fail(ErrorCode::unauthorized,
                 "the public listener takes no API key: open the oauthUrl (one-time ticket) there, or use the key "
                 "on the control listener");

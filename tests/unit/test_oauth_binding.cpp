@@ -150,7 +150,7 @@ struct Fixture {
   }
 
   http::Response get(const std::string& target, http::Headers headers = {},
-                     http::Listener listener = http::Listener::control) {
+                     http::ListenerKind listener = http::ListenerKind::control) {
     http::Request req;
     req.method = "GET";
     req.target = target;
@@ -273,7 +273,7 @@ TEST_CASE("on the public listener the start route takes the ticket, never a key"
     REQUIRE(k);
     return *k;
   }();
-  auto with_key = f.get(path, {{"authorization", owner_key_header}}, http::Listener::public_);
+  auto with_key = f.get(path, {{"authorization", owner_key_header}}, http::ListenerKind::public_);
   CHECK(with_key.status == 401);
   CHECK(Fixture::header(with_key, "Location").empty());
   // …while the same key works on the control listener, and a ticket works on the public one.
@@ -282,7 +282,7 @@ TEST_CASE("on the public listener the start route takes the ticket, never a key"
   CHECK(keyed_start.status == 302);
   CHECK(Fixture::header(keyed_start, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=", 0) == 0);
   const std::string url = f.connections->oauth_url(f.owner, *conn);
-  CHECK(f.get(f.path_of(url), {}, http::Listener::public_).status == 302);
+  CHECK(f.get(f.path_of(url), {}, http::ListenerKind::public_).status == 302);
 }
 
 TEST_CASE("the callback needs the cookie of the browser that started the flow", "[oauth][binding]") {

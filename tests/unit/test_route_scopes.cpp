@@ -112,8 +112,8 @@ struct DaemonUnderTest {
     // Not a JSON object: a body-reading handler refuses it before it changes anything.
     if (req.method != "GET") req.body = "[]";
     if (key) req.headers.emplace_back("Authorization", "Bearer " + *key);
-    req.listener = (route.listeners & alumia::daemon::k_on_control) != 0 ? alumia::http::Listener::control
-                                                                         : alumia::http::Listener::public_;
+    req.listener = (route.listeners & alumia::daemon::k_on_control) != 0 ? alumia::http::ListenerKind::control
+                                                                         : alumia::http::ListenerKind::public_;
     return alumia::daemon::dispatch(ctx, req);
   }
 };
@@ -251,10 +251,10 @@ TEST_CASE("dispatch: 404 and 405 in the envelope, HEAD through GET, the body cap
 TEST_CASE("admit_body: the one body-size rule, on a length before the body is read", "[routes]") {
   using alumia::daemon::admit_body;
   using alumia::daemon::match_route;
-  using alumia::http::Listener;
+  using alumia::http::ListenerKind;
   DaemonUnderTest d;
   auto refused = [&](std::string_view method, std::string_view path, std::size_t length) -> std::optional<ErrorCode> {
-    auto m = match_route(method, path, Listener::control);
+    auto m = match_route(method, path, ListenerKind::control);
     auto st = admit_body(d.ctx, m, length);
     if (st) return std::nullopt;
     return st.error().code;
@@ -269,7 +269,7 @@ TEST_CASE("admit_body: the one body-size rule, on a length before the body is re
   // The receiver: an unknown endpoint gets the 256 KiB default; what it admits carries the lookup (none
   // here) for the handler, which does not look again.
   const std::string unknown = "/api/v1/connectors/webhooks/github/2b1c8f0e-9f1a-4c1e-8d5a-3f1e2d3c4b5a";
-  auto m = match_route("POST", unknown, Listener::control);
+  auto m = match_route("POST", unknown, ListenerKind::control);
   REQUIRE(m.route != nullptr);
   REQUIRE(admit_body(d.ctx, m, 256 * 1024));
   REQUIRE(m.admitted.has_value());
@@ -279,7 +279,7 @@ TEST_CASE("admit_body: the one body-size rule, on a length before the body is re
   // Over the route's own cap (25 MiB), refused before any endpoint is looked up.
   CHECK(refused("POST", unknown, alumia::daemon::k_webhook_body_cap + 1) == ErrorCode::payload_too_large);
   // The handshake route (GET) is admitted the same way.
-  auto get = match_route("GET", unknown, Listener::control);
+  auto get = match_route("GET", unknown, ListenerKind::control);
   REQUIRE(admit_body(d.ctx, get, 0));
   CHECK(get.admitted.has_value());
 }

@@ -22,7 +22,7 @@ std::string to_lower(std::string_view s);
 std::optional<std::string> header_value(const Headers& headers, std::string_view name);
 std::size_t header_count(const Headers& headers, std::string_view name);
 
-enum class Listener { control, public_ };
+enum class ListenerKind { control, public_ };  // which listener a request came in on
 
 struct Request {
   std::string method;  // "GET", "POST", ...
@@ -33,7 +33,7 @@ struct Request {
   std::map<std::string, std::string> params;      // path parameters from the route pattern
   std::string body;                               // raw bytes, exactly as received
   std::string remote_addr;
-  Listener listener = Listener::control;
+  ListenerKind listener = ListenerKind::control;
 
   std::optional<std::string> header(std::string_view name) const { return header_value(headers, name); }
   std::optional<std::string> query_param(const std::string& name) const {
