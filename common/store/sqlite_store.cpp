@@ -267,10 +267,16 @@ class SqliteStore final : public Store {
     });
   }
 
+  // Newest first; two connections made in one millisecond keep the order they were made in: the
+  // keyset's tiebreak is the rowid (zero-padded, so that the cursor compares it as text), not the
+  // random v4 id.
   Result<PageResult<Connection>> list_connections(const ConnectionFilter& f, const Page& page) override {
-    auto ks = TRY(sqlite::Keyset::of(page, "created_at", "id"));
+    static constexpr const char* k_seq = "printf('%020d', rowid)";
+    auto ks = TRY(sqlite::Keyset::of(page, "created_at", k_seq));
     return run([&] {
-      std::string sql = std::string(k_conn_cols) + " WHERE user_id=? AND deleted_at IS NULL";
+      std::string sql = std::string(k_conn_cols)
+                            .replace(std::string(k_conn_cols).find(" FROM connections"), 0, std::string(",") + k_seq) +
+                        " WHERE user_id=? AND deleted_at IS NULL";
       if (f.connector) sql += " AND connector_slug=?";
       if (f.status) sql += " AND status=?";
       SQLite::Statement q(m_db, sql + ks.condition() + ks.order());
@@ -278,8 +284,14 @@ class SqliteStore final : public Store {
       q.bind(i++, f.user_id);
       if (f.connector) q.bind(i++, *f.connector);
       if (f.status) q.bind(i++, std::string(to_string(*f.status)));
-      return ks.page<Connection>(q, ks.bind_cursor(q, i), read_connection,
-                                 [](const auto& c) { return std::make_pair(c.created_at, c.id); });
+      std::vector<std::string> seqs;  // each row's k_seq (column 15), for the next page's cursor
+      auto read = [&](SQLite::Statement& row) {
+        seqs.push_back(row.getColumn(15).getString());
+        return read_connection(row);
+      };
+      return ks.page<Connection>(q, ks.bind_cursor(q, i), read, [&](const Connection& last) {
+        return std::make_pair(last.created_at, seqs.at(page.limit - 1));  // the page's last row
+      });
     });
   }
 

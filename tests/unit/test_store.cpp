@@ -87,7 +87,7 @@ TEST_CASE("connections list newest first with a stable cursor", "[unit][store]")
   auto s = open_store(dir.path() / "store.db");
   REQUIRE(s->insert_user({"u1", "a", 1}));
   REQUIRE(s->insert_user({"u2", "b", 2}));
-  // 7 rows; three share one timestamp so the id breaks the tie.
+  // 7 rows; three share one timestamp, so the order they were made in breaks the tie.
   const std::vector<std::pair<int, int64_t>> rows{{1, 100}, {2, 200}, {3, 300}, {4, 300}, {5, 300}, {6, 400}, {7, 500}};
   for (const auto& [n, t] : rows) REQUIRE(s->insert_connection(make_connection(id_n(n), "u1", t)));
   REQUIRE(s->insert_connection(make_connection(id_n(50), "u2", 450)));  // someone else's
@@ -158,6 +158,31 @@ TEST_CASE("connections list newest first with a stable cursor", "[unit][store]")
     CHECK(d->first == 1234);
     CHECK(d->second == id_n(3));
     CHECK_FALSE(alumia::decode_cursor("%%%"));
+  }
+}
+
+TEST_CASE("connections made in one millisecond list in the order they were made, across pages", "[unit][store]") {
+  TempDir dir;
+  auto s = open_store(dir.path() / "store.db");
+  REQUIRE(s->insert_user({"u1", "a", 1}));
+  // Inserted with ids that sort the other way (v4 ids are random): insertion order must win.
+  for (int n : {9, 8, 7}) REQUIRE(s->insert_connection(make_connection(id_n(n), "u1", 300)));
+  const std::vector<std::string> expected{id_n(7), id_n(8), id_n(9)};  // newest (last made) first
+  for (std::size_t limit : {1u, 2u, 50u}) {
+    CAPTURE(limit);
+    std::vector<std::string> got;
+    Page p;
+    p.limit = limit;
+    for (int pages = 0; pages < 10; ++pages) {
+      alumia::ConnectionFilter f;
+      f.user_id = "u1";
+      auto r = s->list_connections(f, p);
+      REQUIRE(r);
+      for (const auto& c : r->items) got.push_back(c.id);
+      if (!r->next_cursor) break;
+      p.cursor = r->next_cursor;
+    }
+    CHECK(got == expected);
   }
 }
 
