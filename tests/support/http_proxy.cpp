@@ -1,5 +1,7 @@
 #include "http_proxy.hpp"
 
+#include "process.hpp"
+
 #include <alumia/net/http.hpp>
 
 #include <httplib.h>
@@ -70,9 +72,7 @@ HttpProxy::HttpProxy(const std::string& bind_host, const std::string& url_host)
 
 HttpProxy::~HttpProxy() {
   // stop() is a no-op until the listening thread runs: wait for it (bounded).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!m_server->is_running() && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  (void)eventually([&] { return m_server->is_running(); }, std::chrono::seconds(10), std::chrono::milliseconds(1));
   m_server->stop();
   if (m_thread.joinable()) m_thread.join();
 }
