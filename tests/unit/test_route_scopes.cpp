@@ -4,21 +4,7 @@
 // later is covered, and it must be given its SPEC scope below or this test fails.
 #include "routes.hpp"
 
-#include <alumia/auth/api_keys.hpp>
-#include <alumia/auth/tickets.hpp>
-#include <alumia/base/clock.hpp>
-#include <alumia/catalog/catalog.hpp>
-#include <alumia/config/config.hpp>
-#include <alumia/connections/connections.hpp>
-#include <alumia/connections/oauth_clients.hpp>
-#include <alumia/crypto/sealer.hpp>
-#include <alumia/oauth/oauth.hpp>
-#include <alumia/store/store.hpp>
-#include <alumia/store/webhook_store.hpp>
-#include <alumia/webhooks/webhook_service.hpp>
-
-#include "fakes.hpp"
-#include "process.hpp"
+#include "daemon_under_test.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -33,68 +19,10 @@ using alumia::daemon::Auth;
 using alumia::daemon::Route;
 using nlohmann::json;
 
-// The relay worker is not running here: a job that becomes due waits.
-class NoRelay final : public alumia::JobWaker {
- public:
-  void jobs_due() override {}
-};
+using alumia::test::must;
 
-template <class T>
-T must(alumia::Result<T> r) {
-  INFO((r ? std::string() : r.error().message));
-  REQUIRE(r);
-  return std::move(*r);
-}
-
-// The daemon's context as the Daemon (daemon/daemon.cpp) wires it, over a store in a temp dir, without listeners.
-struct DaemonUnderTest {
-  alumia::test::TempDir dir;
-  alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
-  alumia::SystemClock clock;
-  alumia::SystemRandom random;
-  alumia::test::ScriptedHttp net;  // no script: no network
-  std::unique_ptr<alumia::Store> store = must(alumia::open_sqlite_store({dir.path() / "store.db", true}));
-  alumia::Catalog catalog = must(alumia::load_catalog(dir.path() / "connectors.d"));
-  alumia::Settings settings = must(alumia::Settings::resolve({}, env, dir.path() / "config.json"));
-  alumia::Sealer sealer{alumia::generate_key(random), random};
-  alumia::KeyService keys{alumia::KeyServiceDeps{*store, clock, random, "live"}};
-  alumia::TicketBook tickets{clock, random};
-  alumia::OAuthClients oauth_clients{*store, sealer, env};
-  alumia::ConnectionService connections{alumia::ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env,
-                                                                      oauth_clients, tickets, "http://127.0.0.1:1"}};
-  alumia::oauth::FlowService flows{alumia::oauth::FlowServiceDeps{*store, catalog, sealer, clock, random, net,
-                                                                  oauth_clients, connections, "http://127.0.0.1:1"}};
-  std::unique_ptr<alumia::WebhookStore> hooks =
-      must(alumia::open_sqlite_webhook_store({.path = dir.path() / "store.db", .intake_log_bytes = 0}));
-  alumia::EndpointCache endpoints{*hooks, *store, sealer, ""};
-  NoRelay relay;
-  alumia::WebhookService webhooks{alumia::WebhookServiceDeps{.connections = connections,
-                                                             .store = *store,
-                                                             .sealer = sealer,
-                                                             .hooks = *hooks,
-                                                             .endpoints = endpoints,
-                                                             .relay = relay,
-                                                             .clock = clock,
-                                                             .random = random,
-                                                             .http = net,
-                                                             .webhook_base_url = "",
-                                                             .control_url = "http://127.0.0.1:1"}};
-  alumia::daemon::DaemonContext ctx{.keys = keys,
-                                    .tickets = tickets,
-                                    .oauth_clients = oauth_clients,
-                                    .connections = connections,
-                                    .store = *store,
-                                    .catalog = catalog,
-                                    .settings = settings,
-                                    .clock = clock,
-                                    .random = random,
-                                    .info = {},
-                                    .oauth = flows,
-                                    .control_hosts = {},
-                                    .public_hosts = {},
-                                    .webhooks = webhooks};
-  std::string owner_key = *must(keys.bootstrap_owner());
-
+// The daemon's context over a temp store (daemon_under_test.hpp), and a call of any route of the table.
+struct DaemonUnderTest : alumia::test::DaemonUnderTest {
   // `key`'s call of `route`, every ":param" a placeholder that names nothing (an id that is a UUID).
   alumia::http::Response call(const Route& route, const std::optional<std::string>& key) {
     alumia::http::Request req;
@@ -118,11 +46,7 @@ struct DaemonUnderTest {
   }
 };
 
-std::string error_code(const alumia::http::Response& r) {
-  const json j = json::parse(r.body, nullptr, false);
-  if (!j.is_object() || !j.contains("error")) return {};
-  return j["error"].value("code", "");
-}
+std::string error_code(const alumia::http::Response& r) { return alumia::test::error_code_of(r); }
 
 constexpr unsigned bit(Scope s) { return static_cast<unsigned>(s); }
 
