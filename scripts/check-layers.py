@@ -18,6 +18,7 @@ LAYERS = {  # area -> layer; keep in step with common/CMakeLists.txt
     "auth": 3,
     "connections": 4,
     "oauth": 5, "webhooks": 5,
+    "setup": 6,
 }
 TOP = 100  # daemon/ and cli/
 
