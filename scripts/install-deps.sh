@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config make g++
       libcli11-dev libcpp-httplib-dev libsqlitecpp-dev libsqlite3-dev nlohmann-json3-dev libssl-dev
-      libsecret-1-dev libglib2.0-dev catch2 liburiparser-dev libspdlog-dev libfmt-dev
+      libsecret-1-dev libglib2.0-dev catch2 liburiparser-dev libidn2-dev libspdlog-dev libfmt-dev
       gnome-keyring dbus dbus-x11 sqlite3 curl wrk python3 procps clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)

@@ -32,7 +32,7 @@ Result<HostPort> parse_host_port(std::string_view text, std::string_view what, u
   std::string_view port_text;
   if (text.starts_with('[')) {
     const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+    if (close == std::string_view::npos || close == 1 || close + 1 >= text.size() || text[close + 1] != ':')
       return refuse(what, text, "must look like [::1]:PORT");
     out.host = std::string(text.substr(1, close - 1));
     out.bracketed = true;
@@ -42,6 +42,10 @@ Result<HostPort> parse_host_port(std::string_view text, std::string_view what, u
     if (colon == std::string_view::npos) return refuse(what, text, "must be HOST:PORT (an IPv6 address as [::1]:PORT)");
     out.host = std::string(text.substr(0, colon));
     port_text = text.substr(colon + 1);
+    if (out.host.empty()) return refuse(what, text, "has no host; write 127.0.0.1:PORT (or [::1]:PORT)");
+    // "::1:7465" could be the address ::1:7465 or ::1 and a port: IPv6 takes brackets.
+    if (out.host.find(':') != std::string::npos)
+      return refuse(what, text, "is ambiguous: write an IPv6 address in brackets, as [" + out.host + "]:PORT");
   }
   const auto port = port_number(port_text, min_port);
   if (!port)

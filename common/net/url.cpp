@@ -24,30 +24,6 @@ struct UriFree {
   }
 };
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-// Classifies an IP literal the base-URL policy refuses.
-bool is_non_public_ipv4(const std::array<unsigned char, 4>& a) {
-  return a[0] == 0 || a[0] == 10 || a[0] == 127 || (a[0] == 169 && a[1] == 254) ||
-         (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) || (a[0] == 100 && (a[1] & 0xc0) == 64) ||
-         a[0] >= 224;
-}
-
-bool is_non_public_ipv6(const std::array<unsigned char, 16>& a) {
-  bool all_zero_but_last = true;
-  for (int i = 0; i < 15; ++i) all_zero_but_last = all_zero_but_last && a[i] == 0;
-  if (all_zero_but_last && (a[15] == 0 || a[15] == 1)) return true;  // :: and ::1
-  if ((a[0] & 0xfe) == 0xfc) return true;                            // fc00::/7 unique local
-  if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;            // fe80::/10 link-local
-  if (a[0] == 0xff) return true;                                     // multicast
-  bool v4mapped = a[10] == 0xff && a[11] == 0xff;
-  for (int i = 0; i < 10; ++i) v4mapped = v4mapped && a[i] == 0;
-  if (v4mapped) return is_non_public_ipv4({a[12], a[13], a[14], a[15]});
-  return false;
-}
-
 }  // namespace
 
 std::string Url::origin() const {
@@ -97,32 +73,16 @@ Result<Url> parse(std::string_view text) {
 }
 
 bool is_loopback_host(const Url& u) {
-  if (u.host == "localhost") return true;
   if (u.host_is_ipv4) return u.ip4[0] == 127;
-  if (u.host_is_ipv6) return u.host == "::1";
-  return false;
-}
-
-Status check_public_base_url(std::string_view text) {
-  const Url u = TRY(parse(text));
-  const std::string rule =
-      " — the public base URL must be an https origin that providers can reach: not localhost, a "
-      "loopback, private, link-local, unique-local or unspecified IP, nor a name under .localhost, "
-      ".local, .internal, .lan or .home.arpa (use --allow-insecure-base-url only for development)";
-  if (u.scheme != "https")
-    return fail(ErrorCode::validation_error, "base URL " + std::string(text) + " is not https" + rule);
-  if (!u.userinfo.empty()) return fail(ErrorCode::validation_error, "base URL must not carry credentials" + rule);
-  std::string host = u.host;
-  while (!host.empty() && host.back() == '.') host.pop_back();
-  for (std::string_view bad : {".localhost", ".local", ".internal", ".lan", ".home.arpa"})
-    if (host == bad.substr(1) || ends_with(host, bad))
-      return fail(ErrorCode::validation_error, "base URL host " + host + " is a local name" + rule);
-  if (host == "localhost") return fail(ErrorCode::validation_error, "base URL host is localhost" + rule);
-  if ((u.host_is_ipv4 && is_non_public_ipv4(u.ip4)) || (u.host_is_ipv6 && is_non_public_ipv6(u.ip6)))
-    return fail(ErrorCode::validation_error, "base URL host " + host + " is not a public address" + rule);
-  if (u.path != "/" && !u.path.empty() && u.path.back() == '/')
-    return fail(ErrorCode::validation_error, "base URL must not end with '/' after a path");
-  return {};
+  if (u.host_is_ipv6) {
+    // Every spelling of ::1 (0:0:0:0:0:0:0:1, ::0:1, ...) and the IPv4-mapped 127/8 (::ffff:127.x.y.z),
+    // which a dual-stack socket delivers to the IPv4 loopback.
+    const auto& a = u.ip6;
+    const bool zeros10 = std::all_of(a.begin(), a.begin() + 10, [](unsigned char b) { return b == 0; });
+    if (zeros10 && a[10] == 0 && a[11] == 0 && a[12] == 0 && a[13] == 0 && a[14] == 0 && a[15] == 1) return true;
+    return zeros10 && a[10] == 0xff && a[11] == 0xff && a[12] == 127;
+  }
+  return u.host == "localhost" || u.host == "localhost.";
 }
 
 Status check_outbound_url(std::string_view text) {

@@ -20,15 +20,12 @@ TEST_CASE("listen address: accepted forms", "[listen]") {
   CHECK(parse_listen("[::1]:7465") == P{"::1", 7465});
   CHECK(parse_listen("[::]:443") == P{"::", 443});
   CHECK(parse_listen("[fe80::1%eth0]:80") == P{"fe80::1%eth0", 80});
-  // Today: an empty host and a bare v6 address with its last group read as the port are accepted
-  // here (binding decides); noted for the host:port parser of issue 11 item 5.
-  CHECK(parse_listen(":7465") == P{"", 7465});
-  CHECK(parse_listen("::1:7465") == P{"::1", 7465});
 }
 
 TEST_CASE("listen address: refused forms name the address", "[listen]") {
-  for (const char* bad : {"", "7465", "127.0.0.1", "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:65536", "127.0.0.1:http",
-                          "127.0.0.1:80 ", "[::1]", "[::1]7465", "[::1:7465", "[::1]:"}) {
+  for (const char* bad :
+       {"", "7465", "127.0.0.1", "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:65536", "127.0.0.1:http", "127.0.0.1:80 ",
+        "[::1]", "[::1]7465", "[::1:7465", "[::1]:", ":7465", "::1:7465", "::7465", "fe80::1:80", "[]:80"}) {
     INFO(bad);
     auto r = parse_listen(bad);
     REQUIRE_FALSE(r.has_value());
@@ -59,6 +56,13 @@ TEST_CASE("host:port parser: brackets, port range and errors naming the text", "
   auto none = parse_host_port("7465", "listen address");
   REQUIRE_FALSE(none);
   CHECK_THAT(none.error().message, Catch::StartsWith("listen address '7465' must be HOST:PORT"));
+  auto no_host = parse_host_port(":7465", "listen address");
+  REQUIRE_FALSE(no_host);
+  CHECK(no_host.error().message == "listen address ':7465' has no host; write 127.0.0.1:PORT (or [::1]:PORT)");
+  auto unbracketed = parse_host_port("::1:7465", "listen address");
+  REQUIRE_FALSE(unbracketed);
+  CHECK(unbracketed.error().message ==
+        "listen address '::1:7465' is ambiguous: write an IPv6 address in brackets, as [::1]:PORT");
   CHECK(parse_port("65535", "the URL", 1) == uint16_t{65535});
   for (const char* bad : {"", "0", "65536", "+1", "-1", " 1", "1 ", "0x10", "99999999999"}) {
     INFO(bad);

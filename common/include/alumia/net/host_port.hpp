@@ -10,7 +10,7 @@
 namespace alumia::net {
 
 struct HostPort {
-  std::string host;  // without brackets; may be empty (":PORT", left to the caller to refuse or bind)
+  std::string host;  // without brackets; never empty
   uint16_t port = 0;
   bool bracketed = false;  // written as [IPv6]:PORT
 };
@@ -19,8 +19,8 @@ struct HostPort {
 // `what` and the text.
 Result<uint16_t> parse_port(std::string_view text, std::string_view what, uint16_t min_port = 0);
 
-// HOST:PORT (split at the last colon) or [IPv6]:PORT. BAD_REQUEST names `what` and the text, and
-// says the form it expects.
+// HOST:PORT or [IPv6]:PORT. BAD_REQUEST names `what` and the text, and says the form it expects; an
+// empty host (":7465") and an unbracketed IPv6 address ("::1:7465", ambiguous) are refused.
 Result<HostPort> parse_host_port(std::string_view text, std::string_view what, uint16_t min_port = 0);
 
 }  // namespace alumia::net

@@ -28,9 +28,19 @@ struct Url {
 
 Result<Url> parse(std::string_view text);
 
-bool is_loopback_host(const Url& u);  // 127.0.0.0/8, ::1, localhost
-// SPEC §8: https, host not localhost / loopback / private / link-local / ULA / unspecified literal,
-// and no special-use suffix. VALIDATION_ERROR explains the rule.
+// localhost, 127.0.0.0/8, ::1 in any spelling, ::ffff:127.0.0.0/104 (what a dual-stack socket sends
+// to the IPv4 loopback).
+bool is_loopback_host(const Url& u);
+
+// The public base URL (SPEC §8; common/net/public_base_url.cpp says how each host is judged): an
+// https URL, no userinfo, query or fragment (not even an empty '@', '?' or '#'), a public DNS name or
+// IP literal as host (after IDNA conversion; in any IPv4 or IPv6 notation), an optional port 1-65535
+// and an optional path prefix of plain segments. On success its normal form, on which receiveUrls are
+// built: https://<A-label name | dotted quad | [compressed v6]>[:port unless 443][/path], with no
+// trailing '/' or trailing dot. VALIDATION_ERROR "base URL ...": the rule broken and the part that
+// broke it (never the whole text, which may hold a credential); callers prefix where the URL came from.
+Result<std::string> public_base_url(std::string_view text);
+// The same judgement, without the normal form.
 Status check_public_base_url(std::string_view text);
 // Outbound calls: https anywhere, http only to a loopback host (test peers).
 Status check_outbound_url(std::string_view text);
