@@ -137,7 +137,9 @@ CliResult<DaemonClient*> CliContext::client() {
   }
   if (key.empty())
     return cli_fail(error_info(ErrorCode::unauthorized).exit_code, "the API key from " + key_source + " is empty");
-  m_client = std::make_unique<DaemonClient>(loc.url, std::move(key), key_source);
+  // A reply's warnings go to stderr, with --json too (stdout stays the data alone).
+  m_client =
+      std::make_unique<DaemonClient>(loc.url, std::move(key), key_source, [this](const std::string& w) { warn(w); });
   return m_client.get();
 }
 

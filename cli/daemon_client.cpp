@@ -190,13 +190,17 @@ int exit_code_for_error(int http_status, std::string_view wire) {
   return k_exit_error;
 }
 
-CliResult<json> parse_envelope(int http_status, std::string_view body, const std::string& where) {
+CliResult<json> parse_envelope(int http_status, std::string_view body, const std::string& where,
+                               std::vector<std::string>* warnings) {
   auto j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("success") || !j["success"].is_boolean()) {
     return cli_fail(exit_code_for_error(http_status, ""),
                     "unexpected answer from " + where + " (HTTP " + std::to_string(http_status) +
                         ", not an alumia envelope); is --daemon pointing at alumia-connectd?");
   }
+  if (warnings != nullptr && j.contains("warnings") && j["warnings"].is_array())
+    for (const auto& w : j["warnings"])
+      if (w.is_string()) warnings->push_back(terminal_safe(w.get<std::string>()));
   if (j["success"].get<bool>()) {
     if (!j.contains("data")) return json(nullptr);
     return std::move(j["data"]);
@@ -212,8 +216,12 @@ CliResult<json> parse_envelope(int http_status, std::string_view body, const std
   return cli_fail(exit_code_for_error(http_status, wire), message);
 }
 
-DaemonClient::DaemonClient(DaemonUrl url, std::string key, std::string key_source)
-    : m_url(std::move(url)), m_key(std::move(key)), m_key_source(std::move(key_source)) {}
+DaemonClient::DaemonClient(DaemonUrl url, std::string key, std::string key_source,
+                           std::function<void(const std::string&)> on_warning)
+    : m_url(std::move(url)),
+      m_key(std::move(key)),
+      m_key_source(std::move(key_source)),
+      m_on_warning(std::move(on_warning)) {}
 
 DaemonClient::~DaemonClient() { wipe_string(m_key); }
 
@@ -258,7 +266,10 @@ CliResult<json> DaemonClient::send(const std::string& method, const std::string&
     return cli_fail(k_exit_error, "alumia-connectd at " + m_url.host_port() + " did not answer " + method + " " + path +
                                       ": " + httplib::to_string(err));
   }
-  auto data = parse_envelope(res->status, res->body, "alumia-connectd at " + m_url.host_port());
+  std::vector<std::string> warnings;
+  auto data = parse_envelope(res->status, res->body, "alumia-connectd at " + m_url.host_port(), &warnings);
+  if (m_on_warning)
+    for (const auto& w : warnings) m_on_warning(w);
   if (!data && (res->status == 401)) data.error().message += " (API key from " + m_key_source + ")";
   return data;
 }

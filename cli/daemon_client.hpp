@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,15 +64,19 @@ ListenerOwnership listener_ownership(const std::vector<ProcNetSocket>& sockets, 
 // falls back to the HTTP status (405 → 7), anything else 1.
 int exit_code_for_error(int http_status, std::string_view wire);
 
-// Turns an HTTP answer into the envelope's data or a Failure.
-CliResult<json> parse_envelope(int http_status, std::string_view body, const std::string& where);
+// Turns an HTTP answer into the envelope's data or a Failure. The envelope's "warnings" (SPEC §3: strings
+// next to "data"), terminal-safe, are appended to `warnings` when given; anything else there is ignored.
+CliResult<json> parse_envelope(int http_status, std::string_view body, const std::string& where,
+                               std::vector<std::string>* warnings = nullptr);
 
 // The "how to start it" message (SPEC §10).
 std::string unreachable_message(const DaemonUrl& url);
 
 class DaemonClient {
  public:
-  DaemonClient(DaemonUrl url, std::string key, std::string key_source);
+  // `on_warning` is told each warning a reply carries (the CLI prints it on stderr, --json or not).
+  DaemonClient(DaemonUrl url, std::string key, std::string key_source,
+               std::function<void(const std::string&)> on_warning = {});
   ~DaemonClient();
   DaemonClient(const DaemonClient&) = delete;
   DaemonClient& operator=(const DaemonClient&) = delete;
@@ -89,6 +94,7 @@ class DaemonClient {
   DaemonUrl m_url;
   std::string m_key;
   std::string m_key_source;
+  std::function<void(const std::string&)> m_on_warning;
 };
 
 // Checks the listener on url.port (OAUTH.md item 32). Reads /proc/net/tcp and /proc/net/tcp6.

@@ -52,6 +52,34 @@ Settings resolve_settings(const StartOptions& options, const EnvLookup& env, con
   return settings;
 }
 
+// SPEC §8: providers are told to deliver to receiveUrls built on the base URL, so an unsafe one stops
+// the start, naming the setting, where it came from and the rule it breaks. --allow-insecure-base-url
+// (development only) lets it through, said here on stderr and on every reply that hands out a
+// receiveUrl built on it; even then it must be an http(s) URL a path can be appended to.
+WebhookBase judge_webhook_base(const Settings& settings) {
+  const std::string text = settings.get("webhook-base-url");
+  if (text.empty()) return {};
+  const std::string where = "setting webhook-base-url from " + settings.origin("webhook-base-url");
+  auto judged = url::public_base_url(text);
+  if (judged) return WebhookBase{std::move(*judged), {}};
+  if (!settings.boolean("allow-insecure-base-url"))
+    throw StartupError(where + ": " + judged.error().message +
+                       ". Set a public https base URL, or, for development only, start with --allow-insecure-base-url");
+  const auto parsed = url::parse(text);
+  if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https") || !parsed->userinfo.empty() ||
+      text.find_first_of("?#") != std::string::npos)
+    throw StartupError(where + ": not an http(s) URL without userinfo, query or fragment, even with " +
+                       settings.origin("allow-insecure-base-url"));
+  std::string base = text;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  const std::string warning = "receiveUrls are built on the webhook base URL " + base + " (" + where +
+                              "), which breaks the public base URL rule: " + judged.error().message +
+                              "; allowed only by " + settings.origin("allow-insecure-base-url") +
+                              ", for development: providers on the internet cannot deliver there";
+  spdlog::warn("INSECURE: {}", warning);
+  return WebhookBase{std::move(base), warning};
+}
+
 // One daemon per store: two refresh workers would trip refresh-token reuse detection.
 UniqueFd lock_store(const Paths& paths) {
   UniqueFd fd = must(open_owned_file(paths.lock_file(), O_CREAT | O_RDWR, Privacy::no_foreign_writes),
@@ -91,14 +119,14 @@ BoundListener bind_control(const Settings& settings) {
 }
 
 // Without --public-listen: no listener.
-BoundListener bind_public(const Settings& settings) {
+BoundListener bind_public(const Settings& settings, const WebhookBase& webhook_base) {
   if (settings.get("public-listen").empty()) return {};
   const auto [host, port] = listen_address(settings, "public-listen");
   BoundListener b{std::make_unique<Listener>(http::ListenerKind::public_), {}, {}};
   const int bound = must(b.listener->bind(host, port), "cannot start the public listener");
   b.hosts = host_names(host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host, bound);
-  if (const std::string base = settings.get("webhook-base-url"); !base.empty())
-    if (auto u = url::parse(base)) b.hosts.push_back(u->explicit_port ? u->host_port() : u->host);
+  if (!webhook_base.url.empty())
+    if (auto u = url::parse(webhook_base.url)) b.hosts.push_back(u->explicit_port ? u->host_port() : u->host);
   b.url = "http://" + (host == "::" ? std::string("[::]") : host) + ":" + std::to_string(bound);
   return b;
 }
@@ -141,7 +169,8 @@ std::string redirect_base(const Settings& settings, const std::string& control_u
 
 WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, const Sealer& sealer, WebhookStore& hooks,
                                 EndpointCache& endpoints, JobWaker& relay, const Clock& clock, Random& random,
-                                http::Client& http, const Settings& settings, const std::string& control_url) {
+                                http::Client& http, const Settings& settings, const WebhookBase& webhook_base,
+                                const std::string& control_url) {
   return WebhookServiceDeps{.connections = connections,
                             .store = store,
                             .sealer = sealer,
@@ -151,8 +180,8 @@ WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, co
                             .clock = clock,
                             .random = random,
                             .http = http,
-                            .webhook_base_url = settings.get("webhook-base-url"),
-                            .allow_insecure_base_url = settings.boolean("allow-insecure-base-url"),
+                            .webhook_base_url = webhook_base.url,
+                            .base_url_warning = webhook_base.warning,
                             .control_url = control_url,
                             .secret_grace = std::chrono::seconds(settings.integer("webhook-secret-grace-seconds")),
                             .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds"))};
@@ -210,9 +239,10 @@ Daemon::Daemon(const StartOptions& options)
     : m_env(process_env()),
       m_paths(prepare_paths(options.data_dir, m_env)),
       m_settings(resolve_settings(options, m_env, m_paths)),
+      m_base(judge_webhook_base(m_settings)),
       m_lock(lock_store(m_paths)),
       m_control(bind_control(m_settings)),
-      m_public(bind_public(m_settings)),
+      m_public(bind_public(m_settings, m_base)),
       m_store(must(open_sqlite_store({m_paths.store_db(), true}), "cannot open the store")),
       m_hook_store(must(open_sqlite_webhook_store({.path = m_paths.store_db()}), "cannot open the webhook store")),
       m_keys(unlock_data_key(*m_store, m_settings, m_paths, m_random)),
@@ -229,7 +259,7 @@ Daemon::Daemon(const StartOptions& options)
       m_endpoints(*m_hook_store, *m_store, m_keys.sealer, m_settings.get("relay-to")),
       m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
-                              m_random, m_http, m_settings, m_control.url)),
+                              m_random, m_http, m_settings, m_base, m_control.url)),
       m_ctx{.keys = m_api_keys,
             .tickets = m_tickets,
             .oauth_clients = m_oauth_clients,

@@ -1,5 +1,6 @@
 #pragma once
-// alumia-connectd as one object. Its members are built in start order — settings, the store's lock,
+// alumia-connectd as one object. Its members are built in start order — settings (and the webhook
+// base URL judged), the store's lock,
 // the bound listeners, the stores and the data key, the catalog, the services, and last the complete
 // context — and destroyed in reverse. serve() starts the listeners and workers, waits for a signal and
 // stops them. Each start step that cannot go on throws StartupError naming what to fix.
@@ -52,6 +53,12 @@ struct BoundListener {
   std::vector<std::string> hosts;      // what the Host header may name (SPEC §2 DNS-rebinding defence)
 };
 
+// The setting webhook-base-url as receiveUrls use it (SPEC §8), judged at start.
+struct WebhookBase {
+  std::string url;      // the normal form of a safe base URL (url::public_base_url), or "" when not set
+  std::string warning;  // set when it broke the rule and --allow-insecure-base-url let it through
+};
+
 // The data key, unwrapped with the master key, as the Sealer every secret goes through; the master
 // key itself is not kept.
 struct UnlockedKeys {
@@ -79,7 +86,8 @@ class Daemon {
   EnvLookup m_env;
   Paths m_paths;
   Settings m_settings;
-  UniqueFd m_lock;  // store.lock, flock'd: one daemon per store
+  WebhookBase m_base;  // judged with the settings: an unsafe base URL stops the start here
+  UniqueFd m_lock;     // store.lock, flock'd: one daemon per store
   SystemClock m_clock;
   SystemRandom m_random;
   BoundListener m_control;

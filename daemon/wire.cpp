@@ -55,10 +55,12 @@ std::string html_escape(std::string_view s) {
 
 // ---- the envelope ----
 
-http::Response ok(const json& data, int status) {
+http::Response ok(const json& data, int status, const std::vector<std::string>& warnings) {
   http::Response r;
   r.status = status;
-  r.body = json{{"success", true}, {"data", data}}.dump();
+  json envelope{{"success", true}, {"data", data}};
+  if (!warnings.empty()) envelope["warnings"] = warnings;
+  r.body = envelope.dump();
   return r;
 }
 

@@ -28,8 +28,10 @@ namespace alumia::daemon {
 
 // ---- the envelope ----
 
-// {"success": true, "data": …}
-http::Response ok(const nlohmann::json& data, int status = 200);
+// {"success": true, "data": …, "warnings"?: ["…"]}: `warnings` only when there are any, each a sentence
+// the CLI prints on stderr as "warning: …" (a success that the caller should hear more about, e.g. a
+// receiveUrl built on a base URL that --allow-insecure-base-url let through).
+http::Response ok(const nlohmann::json& data, int status = 200, const std::vector<std::string>& warnings = {});
 // {"success": false, "error": {"code", "message"}} with the code's HTTP status (and Retry-After).
 http::Response error_response(const Error& e);
 Result<nlohmann::json> parse_json_body(const http::Request& req);

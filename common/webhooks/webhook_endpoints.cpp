@@ -53,10 +53,6 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   const Provider provider = *parsed;
   const std::string name(to_string(provider));
   const webhooks::Verifier& verifier = webhooks::find_verifier(provider);
-  if (!m_base_problem.empty())
-    return fail(ErrorCode::validation_error,
-                "the configured webhook base URL is unsafe: " + m_base_problem +
-                    " (fix CONNECTOR_WEBHOOK_BASE_URL, or use --allow-insecure-base-url for development)");
 
   const int64_t max_body = r.max_body_bytes.value_or(k_default_webhook_body_cap);
   TRY(check_max_body(max_body));

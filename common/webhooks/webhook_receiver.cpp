@@ -147,11 +147,8 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
   const int64_t now = m_d.clock.now_ms();
   const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
   webhooks::VerifyContext vctx{in_grace ? ep->during_grace : ep->current, now, &m_jwks, {}};
-  if (provider == "twilio" && !m_d.webhook_base_url.empty() && m_base_problem.empty()) {
-    std::string base = m_d.webhook_base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    vctx.public_url = base + req.target;
-  }
+  // Twilio signs the URL it called: the receiveUrl, built on the base URL.
+  if (provider == "twilio" && !m_d.webhook_base_url.empty()) vctx.public_url = receive_base() + req.target;
   auto verdict = verifier->verify(req, vctx);
   if (!verdict) {
     const bool auth_failure = verdict.error().code == ErrorCode::unauthorized;

@@ -2,29 +2,17 @@
 // seams live beside it: webhook_endpoints.cpp, webhook_receiver.cpp, webhook_events.cpp, and the
 // cache of opened endpoints in endpoint_cache.cpp.
 #include <alumia/base/try.hpp>
-#include <alumia/net/url.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
-
-#include <spdlog/spdlog.h>
 
 namespace alumia {
 
 WebhookService::WebhookService(WebhookServiceDeps deps)
-    : m_d(std::move(deps)), m_jwks(m_d.http, m_d.clock, std::chrono::hours(1), m_d.jwks_min_refresh) {
-  if (!m_d.webhook_base_url.empty()) {
-    if (m_d.allow_insecure_base_url) {
-      spdlog::warn("webhook base URL {} is accepted without checks (--allow-insecure-base-url): development only",
-                   m_d.webhook_base_url);
-    } else if (auto ok = url::check_public_base_url(m_d.webhook_base_url); !ok) {
-      m_base_problem = ok.error().message;
-      spdlog::warn("webhook base URL {} refused: {}; receive URLs use the control listener until it is fixed",
-                   m_d.webhook_base_url, m_base_problem);
-    }
-  }
-}
+    : m_d(std::move(deps)), m_jwks(m_d.http, m_d.clock, std::chrono::hours(1), m_d.jwks_min_refresh) {}
 
+// The daemon judged the base URL at start (an unsafe one does not start, unless development mode
+// said so): there is no fallback here.
 std::string WebhookService::receive_base() const {
-  std::string base = (!m_d.webhook_base_url.empty() && m_base_problem.empty()) ? m_d.webhook_base_url : m_d.control_url;
+  std::string base = m_d.webhook_base_url.empty() ? m_d.control_url : m_d.webhook_base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   return base;
 }

@@ -152,6 +152,12 @@ Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
   return f;
 }
 
+// The envelope's warnings of a reply that carries receiveUrls: the base URL's, when it broke SPEC §8.
+std::vector<std::string> receive_url_warnings(const WebhookService& svc) {
+  if (svc.base_url_warning().empty()) return {};
+  return {svc.base_url_warning()};
+}
+
 // ---- handlers ----
 
 Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -160,7 +166,8 @@ Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& r
   auto res = TRY(svc.list_endpoints(*caller, page));
   json items = json::array();
   for (const auto& e : res.items) items.push_back(endpoint_json(e, svc.receive_url(e)));
-  return ok(list_json(items, page.limit, res.next_cursor));
+  return ok(list_json(items, page.limit, res.next_cursor), 200,
+            res.items.empty() ? std::vector<std::string>() : receive_url_warnings(svc));
 }
 
 Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -168,13 +175,13 @@ Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& 
   auto body = TRY(parse_json_body(req));
   auto request = TRY(create_endpoint_request(body));
   auto created = TRY(svc.create_endpoint(*caller, std::move(request)));
-  return ok(created_endpoint_json(created, svc.receive_url(created.endpoint)), 201);
+  return ok(created_endpoint_json(created, svc.receive_url(created.endpoint)), 201, receive_url_warnings(svc));
 }
 
 Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
   auto e = TRY(svc.get_endpoint(*caller, req.params.at("id")));
-  return ok(endpoint_json(e, svc.receive_url(e)));
+  return ok(endpoint_json(e, svc.receive_url(e)), 200, receive_url_warnings(svc));
 }
 
 Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -182,7 +189,7 @@ Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& 
   auto body = TRY(parse_json_body(req));
   auto request = TRY(update_endpoint_request(body));
   auto e = TRY(svc.update_endpoint(*caller, req.params.at("id"), request));
-  return ok(endpoint_json(e, svc.receive_url(e)));
+  return ok(endpoint_json(e, svc.receive_url(e)), 200, receive_url_warnings(svc));
 }
 
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -196,7 +203,7 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
   auto body = TRY(parse_json_body(req));
   auto request = TRY(rotate_secret_request(body));
   auto rotated = TRY(svc.rotate_secret(*caller, req.params.at("id"), std::move(request)));
-  return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint)));
+  return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint)), 200, receive_url_warnings(svc));
 }
 
 // The body moves on into the store; the endpoint is the one admit_receiver_body looked up.

@@ -41,6 +41,20 @@ TEST_CASE("envelopes are parsed without throwing", "[cli]") {
   CHECK(parse_envelope(405, "", "d").error().exit_code == 7);
 }
 
+TEST_CASE("envelope warnings are collected, terminal-safe, beside the data", "[cli]") {
+  std::vector<std::string> warnings;
+  auto ok = parse_envelope(
+      200, R"({"success":true,"data":{"a":1},"warnings":["base URL \u001b[31m unsafe", 7, "two"]})", "d", &warnings);
+  REQUIRE(ok);
+  CHECK((*ok) == json{{"a", 1}});  // the data alone: warnings never reach --json output
+  CHECK(warnings == std::vector<std::string>{"base URL \\x1b[31m unsafe", "two"});
+  warnings.clear();
+  REQUIRE(parse_envelope(200, R"({"success":true,"data":null,"warnings":"not a list"})", "d", &warnings));
+  CHECK(warnings.empty());
+  REQUIRE(parse_envelope(200, R"({"success":true,"data":{}})", "d", &warnings));
+  CHECK(warnings.empty());
+}
+
 TEST_CASE("daemon URLs must be http on loopback", "[cli]") {
   auto u = parse_daemon_url("http://127.0.0.1:7465");
   REQUIRE(u);

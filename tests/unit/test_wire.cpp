@@ -195,6 +195,11 @@ TEST_CASE("the envelope: success, errors with Retry-After, and list pages", "[wi
   const auto good = ok(json{{"ok", true}}, 201);
   CHECK(good.status == 201);
   CHECK(json::parse(good.body) == json{{"success", true}, {"data", {{"ok", true}}}});
+  // Warnings sit next to data, only when there are some.
+  CHECK(json::parse(ok(json{{"ok", true}}, 200, {}).body) == json{{"success", true}, {"data", {{"ok", true}}}});
+  const auto warned = ok(json{{"ok", true}}, 200, {"careful", "twice"});
+  CHECK(json::parse(warned.body) ==
+        json{{"success", true}, {"data", {{"ok", true}}}, {"warnings", json::array({"careful", "twice"})}});
   Error busy{ErrorCode::service_unavailable, "try later", 7};
   const auto bad = error_response(busy);
   CHECK(bad.status == 503);

@@ -40,10 +40,14 @@ struct WebhookServiceDeps {
   JobWaker& relay;  // told when a job became due
   const Clock& clock;
   Random& random;
-  http::Client& http;            // JWKS fetches (gmail)
-  std::string webhook_base_url;  // setting webhook-base-url ("" = none)
-  bool allow_insecure_base_url = false;
-  std::string control_url;  // fallback base of receiveUrl
+  http::Client& http;  // JWKS fetches (gmail)
+  // The base of receiveUrls: the setting webhook-base-url as the daemon judged it at start (SPEC §8;
+  // an unsafe one stops the start unless --allow-insecure-base-url), "" when not set.
+  std::string webhook_base_url;
+  // Set when webhook_base_url broke the rule and --allow-insecure-base-url let it through: said on
+  // every reply that carries a receiveUrl built on it.
+  std::string base_url_warning{};
+  std::string control_url;  // the base of receiveUrls without webhook_base_url
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
   std::chrono::seconds jwks_min_refresh{60};  // Gmail push: an unknown kid refetches at most this often
 };
@@ -104,6 +108,8 @@ struct Receipt {
 class WebhookService {
  public:
   explicit WebhookService(WebhookServiceDeps deps);
+  // Non-empty when receiveUrls are built on a base URL that broke SPEC §8 (development mode).
+  const std::string& base_url_warning() const { return m_d.base_url_warning; }
 
   // Endpoints (webhook_endpoints.cpp).
   Result<CreatedEndpoint> create_endpoint(const Caller& caller, CreateEndpointRequest request);
@@ -114,7 +120,7 @@ class WebhookService {
   Result<WebhookEndpointRecord> update_endpoint(const Caller& caller, const std::string& id,
                                                 const UpdateEndpointRequest& request);
   Result<RotatedSecret> rotate_secret(const Caller& caller, const std::string& id, RotateSecretRequest request);
-  // Where the provider delivers to this endpoint: the webhook base URL (when usable), else the control listener.
+  // Where the provider delivers to this endpoint: the webhook base URL when set, else the control listener.
   std::string receive_url(const WebhookEndpointRecord& e) const;
 
   // The receiver (params "provider" and "endpointId"), webhook_receiver.cpp. Its errors are
@@ -165,7 +171,6 @@ class WebhookService {
   };
 
   WebhookServiceDeps m_d;
-  std::string m_base_problem;  // why webhook_base_url was refused ("" when usable or unset)
   webhooks::CachingJwks m_jwks;
   std::mutex m_refusal_log_mutex;
   RefusalLog m_refusal_log;
