@@ -7,6 +7,7 @@
 #include <alumia/crypto/keyring.hpp>
 #include <alumia/net/url.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -100,8 +101,15 @@ std::vector<std::string> host_names(const std::string& host, int port) {
   return {host + p, "localhost" + p, "127.0.0.1" + p, "[::1]" + p};
 }
 
+// An IPv6 literal in its one compressed spelling ([0:0:0:0:0:0:0:1] is ::1), so that the loopback
+// check, the listener's URL and its Host names see one text per address.
 std::pair<std::string, int> listen_address(const Settings& settings, const std::string& name) {
-  return must(parse_listen(settings.get(name)), "bad setting " + name + " from " + settings.origin(name));
+  auto [host, port] = must(parse_listen(settings.get(name)), "bad setting " + name + " from " + settings.origin(name));
+  in6_addr v6{};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1 && ::inet_ntop(AF_INET6, &v6, text, sizeof text) != nullptr)
+    host = text;
+  return {host, port};
 }
 
 BoundListener bind_control(const Settings& settings) {
@@ -126,8 +134,9 @@ BoundListener bind_public(const Settings& settings, const WebhookBase& webhook_b
   const int bound = must(b.listener->bind(host, port), "cannot start the public listener");
   b.hosts = host_names(host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host, bound);
   if (!webhook_base.url.empty())
-    if (auto u = url::parse(webhook_base.url)) b.hosts.push_back(u->explicit_port ? u->host_port() : u->host);
-  b.url = "http://" + (host == "::" ? std::string("[::]") : host) + ":" + std::to_string(bound);
+    if (auto u = url::parse(webhook_base.url))
+      b.hosts.push_back(u->explicit_port ? u->host_port() : u->host_is_ipv6 ? "[" + u->host + "]" : u->host);
+  b.url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(bound);
   return b;
 }
 

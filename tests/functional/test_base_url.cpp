@@ -5,7 +5,9 @@
 // CLI prints on stderr (with --json too, stdout keeping the data alone).
 #include "cli_helpers.hpp"
 #include "process.hpp"
+#include "skip.hpp"
 
+#include <signal.h>
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -181,4 +183,46 @@ TEST_CASE("base url: without one, receiveUrls use the control listener and carry
   auto api = d.api("GET", "/api/v1/webhook-endpoints");
   CHECK_FALSE(api.json().contains("warnings"));
   stop_clean(d);
+}
+
+TEST_CASE("base url: an IPv6 base URL is a Host name of the public listener, in brackets", "[base-url]") {
+  TempDir home;
+  auto o = daemon_options({{"CONNECTOR_WEBHOOK_BASE_URL", "https://[2606:4700:4700:0:0:0:0:1111]/"}});
+  o.extra_args = {"--public-listen", "127.0.0.1:0"};
+  Daemon d(home.path(), o);
+  const json state = json::parse(read_file(home.path() / "daemon.json"));
+  const std::string public_url = state["publicUrl"];
+  // Providers send the Host of the receiveUrl: the normal form of the base URL's host.
+  auto ok = http_request("GET", public_url + "/healthz", {{"Host", "[2606:4700:4700::1111]"}});
+  CHECK(ok.status == 200);
+  auto other = http_request("GET", public_url + "/healthz", {{"Host", "[2606:4700:4700::1112]"}});
+  CHECK(other.status == 403);
+  auto created = cli(d, {"--json", "webhooks", "create", "--provider", "github"});
+  REQUIRE_EXIT(created, 0);
+  const json j = json_out(created);
+  CHECK(j["endpoint"]["receiveUrl"] == "https://[2606:4700:4700::1111]" + receive_path("github", j["endpoint"]["id"]));
+  stop_clean(d);
+}
+
+TEST_CASE("base url: the control listener takes any spelling of ::1", "[base-url]") {
+  TempDir home;
+  EnvOverrides env = daemon_options().env;
+  env["ALUMIA_HOME"] = home.path().string();
+  Process p({ALUMIA_DAEMON_BIN, "--listen", "[0:0:0:0:0:0:0:1]:0", "--keyring", "file"}, env);
+  std::string url;
+  const bool up = eventually([&] {
+    if (!p.running()) return true;
+    auto j = json::parse(read_file(home.path() / "daemon.json"), nullptr, false);
+    if (j.is_discarded() || !j.contains("url")) return false;
+    url = j["url"];
+    return true;
+  });
+  INFO(p.err());
+  REQUIRE(up);
+  if (!p.running() && p.err().find("cannot start the control listener") != std::string::npos)
+    ALUMIA_SKIP("no IPv6 loopback here: " << p.err());
+  REQUIRE(p.running());
+  CHECK(url.rfind("http://[::1]:", 0) == 0);
+  p.signal(SIGTERM);
+  CHECK(p.wait(std::chrono::seconds(20)) == 0);
 }
