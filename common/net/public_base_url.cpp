@@ -203,7 +203,7 @@ Result<std::string> judge_name(const std::string& written, const std::string& or
     return refuse("host " + written + " is percent-encoded; write the name itself (an IDN may be written in Unicode)");
   std::string name = to_lower(written);
   if (!name.empty() && name.back() == '.') name.pop_back();
-  if (name.empty() || name.front() == '.' || name.find("..") != std::string::npos)
+  if (name.empty() || name.front() == '.' || name.back() == '.' || name.find("..") != std::string::npos)
     return refuse("host " + written + " has an empty label");
   name = TRY(to_a_labels(name, original.empty() ? written : original));
   if (!name.empty() && name.back() == '.') name.pop_back();

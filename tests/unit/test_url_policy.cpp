@@ -90,6 +90,9 @@ const std::vector<Row> k_rows = {
     {"https://foo_bar.example.com", "not a DNS name", true},
     {"https://-foo.example.com", "not a valid internationalised domain name", true},
     {"https://a..example.com", "empty label", true},
+    {"https://example.com..", "empty label", true},
+    {"https://.example.com", "empty label", true},
+    {"https://example.com。", "https://example.com", false},                           // an ideographic full stop
     {"https://xn--zz.example.com", "not a valid internationalised domain name", true},
     {"https://b%C3%BCcher.example", "percent-encoded", true},
     {"https://%6c%6f%63%61%6c%68%6f%73%74", "percent-encoded", true},
