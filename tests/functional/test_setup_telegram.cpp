@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <regex>
 
 namespace {
@@ -333,5 +336,26 @@ TEST_CASE("setup-webhook telegram (API): body, connection state, scope, events, 
   CHECK(deliver(d, path, new_secret, 2001).status == 200);
   CHECK(deliver(d, path, old_secret, 2002).status == 200);
   CHECK(deliver(d, path, std::string(64, 'y'), 2003).status == 401);
+  stop_clean(d);
+}
+
+TEST_CASE("setup-webhook telegram: the Bot API base and the base URL from config.json", "[setup-telegram]") {
+  FakeTelegram tg({k_token});
+  TempDir home;
+  const auto config = home.path() / "config.json";
+  std::ofstream(config) << json{{"telegramApiBase", tg.base()}, {"webhookBaseUrl", k_base}}.dump();
+  ::chmod(config.c_str(), 0600);
+  alumia::test::EnvOverrides env{{"ALUMIA_TELEGRAM_API_BASE", std::nullopt},
+                                 {"CONNECTOR_WEBHOOK_BASE_URL", std::nullopt}};
+  Daemon d(home.path(), daemon_options(env));
+
+  const std::string id = connect_telegram(d);  // the live check (getMe) reached the fake
+  CHECK(tg.seen() == std::vector<std::string>{k_token});
+  auto r = d.api("POST", setup_path(id), "{}");
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["data"]["receiveUrl"].get<std::string>().rfind(k_base + "/api/v1/connectors/webhooks/telegram/", 0) ==
+        0);
+  CHECK(tg.calls_of("setWebhook").size() == 1);
   stop_clean(d);
 }
