@@ -96,6 +96,9 @@ Result<SecretBytes> SetupService::open_credential(const Connection& c, const Con
 
 Result<SetupResult> SetupService::run(const Caller& caller, std::string_view connection_id,
                                       const SetupOptions& options) {
+  // One run at a time: two concurrent runs for one connection would both find no endpoint and make two.
+  // Setup commands are rare operator actions, so one lock for all is enough.
+  std::lock_guard lock(m_run_mutex);
   const Connection c = TRY(m_d.connections.get(caller, connection_id));
   const Connector* connector = m_d.catalog.find(c.connector_slug);
   const Registrar* registrar = connector && connector->webhook ? find_registrar(connector->webhook->provider) : nullptr;
@@ -169,7 +172,17 @@ Result<SetupResult> SetupService::run(const Caller& caller, std::string_view con
     out.report = std::move(reg.report);
     spdlog::info("setup-webhook: endpoint {} of connection {} removed from {}", endpoint.id, c.id, provider_name);
   } else {
-    Registration reg = TRY(registrar->apply(ctx, options));
+    auto applied = registrar->apply(ctx, options);
+    if (!applied) {
+      // An endpoint made for this run and registered nowhere goes again, so that the next run makes
+      // (and shows the relay secret of) a fresh one instead of reusing one whose relay secret nobody saw.
+      if (out.endpoint_created)
+        if (auto gone = m_d.webhooks.delete_endpoint(caller, endpoint.id); !gone)
+          spdlog::warn("setup-webhook: endpoint {} made for a failed registration is left: {}", endpoint.id,
+                       gone.error().message);
+      return std::unexpected(applied.error());
+    }
+    Registration reg = std::move(*applied);
     // What the provider now holds is stored first: a failure below leaves a re-run to finish the job.
     TRY(m_d.webhooks.set_registration(caller, endpoint.id, reg.state));
     bool has_secret = !secret.empty();

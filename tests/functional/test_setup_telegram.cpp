@@ -204,6 +204,10 @@ TEST_CASE("setup-webhook telegram: Bot API refusals give their message and exit 
   CHECK(bad_token.err.find("refused the bot token") != std::string::npos);
   CHECK(bad_token.err.find("alumia-connect credentials " + id) != std::string::npos);
   CHECK(bad_token.err.find(k_token) == std::string::npos);
+  // The endpoint made for the failed run is gone: the next run makes (and shows) a fresh one.
+  auto none = d.api("GET", "/api/v1/webhook-endpoints");
+  REQUIRE(none.status == 200);
+  CHECK(none.json()["data"]["items"].empty());
 
   // 400: Telegram's own description.
   tg.fail_next("setWebhook", 400, "Bad Request: bad webhook: Failed to resolve host: Name or service not known");
