@@ -363,3 +363,32 @@ TEST_CASE("setup-webhook telegram: the Bot API base and the base URL from config
   CHECK(tg.calls_of("setWebhook").size() == 1);
   stop_clean(d);
 }
+
+TEST_CASE("setup-webhook telegram: --allow-insecure-base-url lets a local base through with a warning",
+          "[setup-telegram]") {
+  FakeTelegram tg({k_token});
+  TempDir home;
+  alumia::test::EnvOverrides env{{"ALUMIA_TELEGRAM_API_BASE", tg.base()},
+                                 {"CONNECTOR_WEBHOOK_BASE_URL", std::nullopt},
+                                 {"ALUMIA_ALLOW_INSECURE_BASE_URL", "true"}};
+  Daemon d(home.path(), daemon_options(env));
+  const std::string id = connect_telegram(d);
+
+  // Userinfo is refused even in development mode, and never quoted.
+  auto userinfo = d.api("POST", setup_path(id), R"({"baseUrl":"https://ops:hunter2@localhost:8443"})");
+  CHECK(userinfo.status == 422);
+  CHECK(userinfo.body.find("hunter2") == std::string::npos);
+  CHECK(tg.calls().empty());
+
+  auto r = d.api("POST", setup_path(id), R"({"baseUrl":"https://localhost:8443"})");
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(tg.calls_of("setWebhook")
+            .at(0)
+            .body["url"]
+            .get<std::string>()
+            .rfind("https://localhost:8443/api/v1/connectors/webhooks/telegram/", 0) == 0);
+  CHECK(eventually(
+      [&] { return d.log().find("used anyway because of --allow-insecure-base-url") != std::string::npos; }));
+  stop_clean(d);
+}
