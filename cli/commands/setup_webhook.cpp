@@ -94,8 +94,19 @@ CliStatus run_setup_webhook(CliContext& ctx, const SetupWebhookOptions& o) {
     ctx.note("The relay secret (Alumia-Signature of relayed events) is shown only this once: store it now.");
   }
   std::vector<std::pair<std::string, std::string>> report;
-  if (data.contains("provider") && data["provider"].is_object())
-    for (const auto& [k, v] : data["provider"].items()) report.emplace_back(words(k), report_value(v));
+  if (data.contains("provider") && data["provider"].is_object()) {
+    const json& p = data["provider"];
+    // Where the provider delivers first, then its last delivery error in one line, then the rest.
+    if (p.contains("url")) report.emplace_back("url", report_value(p["url"]));
+    for (const auto& [k, v] : p.items())
+      if (k == "allowedUpdates" && v.is_null()) report.emplace_back(words(k), "(the Bot API's default set)");
+      else if (k != "url" && k != "lastErrorDate" && k != "lastErrorMessage")
+        report.emplace_back(words(k), report_value(v));
+    if (p.contains("lastErrorMessage"))
+      report.emplace_back("last error", p["lastErrorMessage"].is_string()
+                                            ? short_time(jstr(p, "lastErrorDate")) + " " + jstr(p, "lastErrorMessage")
+                                            : "-");
+  }
   if (!report.empty()) {
     ctx.out << '\n' << jstr(endpoint, "provider") << (removed ? " now reports (after removal):" : " reports:") << '\n';
     print_fields(ctx.out, report);

@@ -143,11 +143,12 @@ TEST_CASE("setup-webhook telegram (CLI): register, a delivery arrives, re-run ke
   tg.set_last_error(1764400000, "Connection timed out");
   auto second = cli(d, {"setup-webhook", id});
   REQUIRE_EXIT(second, 0);
+  INFO(second.out);
   CHECK(second.out.find(endpoint_id) != std::string::npos);
   CHECK(second.out.find(receive_url) != std::string::npos);
   CHECK(second.out.find("(created)") == std::string::npos);
   CHECK(second.out.find("pending update count") != std::string::npos);
-  CHECK(second.out.find("Connection timed out") != std::string::npos);
+  CHECK(second.out.find("2025-11-29 07:06:40 Connection timed out") != std::string::npos);  // last error
   CHECK(second.out.find(secret) == std::string::npos);
   sets = tg.calls_of("setWebhook");
   REQUIRE(sets.size() == 2);
