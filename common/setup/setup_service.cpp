@@ -111,7 +111,7 @@ Result<SetupResult> SetupService::run(const Caller& caller, std::string_view con
                 provider_name +
                     " issues the endpoint's signing secret itself, so setup-webhook cannot rotate it: roll it at " +
                     provider_name +
-                    " (Stripe: Dashboard → Developers → Webhooks → the endpoint → Roll secret), then store the "
+                    " (Stripe: Dashboard > Developers > Webhooks > the endpoint > Roll secret), then store the "
                     "new one with `alumia-connect webhooks rotate-secret ENDPOINT --secret-from-stdin`");
   TRY(registrar->check(options));
   if (c.status != ConnectionStatus::active) return std::unexpected(not_active(c));

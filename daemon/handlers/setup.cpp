@@ -16,7 +16,8 @@ Result<http::Response> setup_webhook(DaemonContext& ctx, const http::Request& re
   auto body = TRY(parse_json_body(req));
   auto options = TRY(parse_setup_options(body));
   auto result = TRY(ctx.setup.run(*caller, req.params.at("id"), options));
-  // The envelope's `warnings` carry these to the caller; the log keeps them too.
+  // E.g. a base URL let through by --allow-insecure-base-url: logged, and meant for the envelope's
+  // `warnings` (SPEC §3) too.
   for (const auto& w : result.warnings) spdlog::warn("setup-webhook {}: {}", result.connection_id, w);
   return ok(setup_result_json(result, ctx.webhooks.receive_url(result.endpoint)));
 }

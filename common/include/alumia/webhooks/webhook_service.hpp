@@ -124,8 +124,8 @@ class WebhookService {
                                                                         Provider provider);
   // A new endpoint of the connection for a provider to be registered with. A secret we generate is
   // made now (it is shown nowhere: the setup command gives it to the provider); an endpoint of a
-  // provider that issues its secret (stripe) is created disabled and without one, until
-  // store_issued_secret. The relay secret is in the answer, to be shown once.
+  // provider that issues its secret (stripe) is created disabled and without one, until the setup
+  // command stores the issued one (rotate_secret). The relay secret is in the answer, to be shown once.
   Result<CreatedEndpoint> create_setup_endpoint(const Caller& caller, const std::string& connection_id,
                                                 Provider provider, const std::string& label);
   // The endpoint's current verification secret (empty when it has none yet).
