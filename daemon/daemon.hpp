@@ -80,8 +80,7 @@ class Daemon {
   EnvLookup m_env;
   Paths m_paths;
   Settings m_settings;
-  EnvLookup m_api_env;  // the catalog's API-base variables, answered from m_settings first (settings_env)
-  UniqueFd m_lock;      // store.lock, flock'd: one daemon per store
+  UniqueFd m_lock;  // store.lock, flock'd: one daemon per store
   SystemClock m_clock;
   SystemRandom m_random;
   BoundListener m_control;
@@ -95,6 +94,7 @@ class Daemon {
   TicketBook m_tickets;
   OAuthClients m_oauth_clients;
   std::string m_redirect_base;  // the OAuth redirect base: oauthUrls point there (the ticket sets the cookie)
+  EnvLookup m_api_env;          // the catalog's API-base variables, answered from m_settings first (settings_env)
   ConnectionService m_connections;
   oauth::FlowService m_flows;
   EndpointCache m_endpoints;  // serves the receiver and the relay worker's targets
