@@ -61,24 +61,19 @@ WebhookBase judge_webhook_base(const Settings& settings) {
   const std::string text = settings.get("webhook-base-url");
   if (text.empty()) return {};
   const std::string where = "setting webhook-base-url from " + settings.origin("webhook-base-url");
-  auto judged = url::public_base_url(text);
-  if (judged) return WebhookBase{std::move(*judged), {}};
-  if (!settings.boolean("allow-insecure-base-url"))
+  const bool insecure = settings.boolean("allow-insecure-base-url");
+  auto judged = url::judge_base_url(text, insecure);
+  if (!judged && !insecure)
     throw StartupError(where + ": " + judged.error().message +
                        ". Set a public https base URL, or, for development only, start with --allow-insecure-base-url");
-  const auto parsed = url::parse(text);
-  if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https") || !parsed->userinfo.empty() ||
-      text.find_first_of("?#") != std::string::npos)
-    throw StartupError(where + ": not an http(s) URL without userinfo, query or fragment, even with " +
-                       settings.origin("allow-insecure-base-url"));
-  std::string base = text;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  const std::string warning = "receiveUrls are built on the webhook base URL " + base + " (" + where +
-                              "), which breaks the public base URL rule: " + judged.error().message +
+  if (!judged) throw StartupError(where + ": " + judged.error().message + " (" + settings.origin("allow-insecure-base-url") + ")");
+  if (judged->broken_rule.empty()) return WebhookBase{std::move(judged->url), {}};
+  const std::string warning = "receiveUrls are built on the webhook base URL " + judged->url + " (" + where +
+                              "), which breaks the public base URL rule: " + judged->broken_rule +
                               "; allowed only by " + settings.origin("allow-insecure-base-url") +
                               ", for development: providers on the internet cannot deliver there";
   spdlog::warn("INSECURE: {}", warning);
-  return WebhookBase{std::move(base), warning};
+  return WebhookBase{std::move(judged->url), warning};
 }
 
 // One daemon per store: two refresh workers would trip refresh-token reuse detection.
@@ -196,6 +191,22 @@ WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, co
                             .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds"))};
 }
 
+setup::SetupServiceDeps setup_deps(ConnectionService& connections, oauth::FlowService& flows, WebhookService& webhooks,
+                                   const Catalog& catalog, const EnvLookup& api_env, http::Client& http, Random& random,
+                                   const Settings& settings, const WebhookBase& base) {
+  return setup::SetupServiceDeps{.connections = connections,
+                                 .oauth = flows,
+                                 .webhooks = webhooks,
+                                 .catalog = catalog,
+                                 .env = api_env,
+                                 .http = http,
+                                 .random = random,
+                                 .webhook_base_url = base.url,
+                                 .base_url_origin = settings.origin("webhook-base-url"),
+                                 .base_url_warning = base.warning,
+                                 .allow_insecure_base_url = settings.boolean("allow-insecure-base-url")};
+}
+
 RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& endpoints) {
   RelayWorkerOptions options;
   options.have_default_target = !endpoints.default_relay_to().empty();
@@ -261,7 +272,8 @@ Daemon::Daemon(const StartOptions& options)
       m_tickets(m_clock, m_random),
       m_oauth_clients(*m_store, m_keys.sealer, m_env),
       m_redirect_base(redirect_base(m_settings, m_control.url)),
-      m_connections(ConnectionServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_env,
+      m_api_env(settings_env(m_settings, m_env)),
+      m_connections(ConnectionServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_api_env,
                                           m_oauth_clients, m_tickets, m_control.url, m_redirect_base}),
       m_flows(oauth::FlowServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_oauth_clients,
                                      m_connections, m_redirect_base}),
@@ -269,6 +281,7 @@ Daemon::Daemon(const StartOptions& options)
       m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
                               m_random, m_http, m_settings, m_base, m_control.url)),
+      m_setup(setup_deps(m_connections, m_flows, m_webhooks, m_catalog, m_api_env, m_http, m_random, m_settings, m_base)),
       m_ctx{.keys = m_api_keys,
             .tickets = m_tickets,
             .oauth_clients = m_oauth_clients,
@@ -282,7 +295,8 @@ Daemon::Daemon(const StartOptions& options)
             .oauth = m_flows,
             .control_hosts = m_control.hosts,
             .public_hosts = m_public.hosts,
-            .webhooks = m_webhooks} {
+            .webhooks = m_webhooks,
+            .setup = m_setup} {
   m_flows.set_flow_ttl(m_settings.integer("oauth-flow-ttl-ms"));
   ensure_owner_key(m_api_keys, *m_store, m_paths);
 }

@@ -18,6 +18,7 @@
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http_client.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/setup/setup_service.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
@@ -101,11 +102,13 @@ class Daemon {
   TicketBook m_tickets;
   OAuthClients m_oauth_clients;
   std::string m_redirect_base;  // the OAuth redirect base: oauthUrls point there (the ticket sets the cookie)
+  EnvLookup m_api_env;          // the catalog's API-base variables, answered from m_settings first (settings_env)
   ConnectionService m_connections;
   oauth::FlowService m_flows;
   EndpointCache m_endpoints;  // serves the receiver and the relay worker's targets
   RelayWorker m_relay;        // reads targets through EndpointTargets; woken through JobWaker
   WebhookService m_webhooks;
+  setup::SetupService m_setup;
   DaemonContext m_ctx;
 };
 

@@ -330,4 +330,19 @@ Status check_public_base_url(std::string_view text) {
   return {};
 }
 
+Result<JudgedBaseUrl> judge_base_url(std::string_view text, bool allow_insecure) {
+  auto judged = public_base_url(text);
+  if (judged) return JudgedBaseUrl{std::move(*judged), {}};
+  if (!allow_insecure) return std::unexpected(std::move(judged.error()));
+  const auto parsed = parse(text);
+  if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https") || !parsed->userinfo.empty() ||
+      text.find_first_of("?#") != std::string_view::npos)
+    return fail(ErrorCode::validation_error,
+                "base URL must be an http(s) URL without userinfo, query or fragment, even with "
+                "--allow-insecure-base-url");
+  std::string base(text);
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  return JudgedBaseUrl{std::move(base), std::move(judged.error().message)};
+}
+
 }  // namespace alumia::url

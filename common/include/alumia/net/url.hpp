@@ -42,6 +42,17 @@ bool is_loopback_host(const Url& u);
 Result<std::string> public_base_url(std::string_view text);
 // The same judgement, without the normal form.
 Status check_public_base_url(std::string_view text);
+
+// A base URL as the daemon uses it (the setting at start, a command's --base-url): judged by
+// public_base_url(). With `allow_insecure` (--allow-insecure-base-url, development only) a refused one is
+// still taken when it is an http(s) URL without userinfo, query or fragment, trailing '/' dropped, and
+// `broken_rule` holds the refusal's message for the warning every use must carry. Errors never quote the
+// text; callers prefix where it came from.
+struct JudgedBaseUrl {
+  std::string url;          // the normal form, or the insecure text as taken
+  std::string broken_rule;  // empty when it is a safe public base URL
+};
+Result<JudgedBaseUrl> judge_base_url(std::string_view text, bool allow_insecure);
 // Outbound calls: https anywhere, http only to a loopback host (test peers).
 Status check_outbound_url(std::string_view text);
 
