@@ -10,6 +10,8 @@ namespace alumia::setup {
 const Registrar* find_registrar(Provider provider) {
   static const std::vector<const Registrar*> table = {
       // one row per provider: &telegram_registrar(), &github_registrar(), &stripe_registrar()
+      &github_registrar(),
+      &stripe_registrar(),
   };
   for (const Registrar* r : table)
     if (r->provider() == provider) return r;
