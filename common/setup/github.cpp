@@ -31,7 +31,8 @@ struct Target {
   std::string key() const { return (org ? "org:" : "repo:") + name; }
   std::string hooks_path() const { return (org ? "/orgs/" : "/repos/") + name + "/hooks"; }
   std::string describe() const { return (org ? "organisation " : "repository ") + name; }
-  std::string_view scope() const { return org ? "admin:org_hook" : "admin:repo_hook"; }
+  // The OAuth scope GitHub wants for these hooks (`repo` includes admin:repo_hook).
+  std::string_view scope() const { return org ? "admin:org_hook" : "admin:repo_hook (or repo)"; }
 };
 
 bool valid_owner(std::string_view s) {
@@ -140,16 +141,21 @@ class GithubApi {
               *wait};
     switch (res.status) {
       case 401:
-      case 403:
         return {ErrorCode::validation_error,
                 "GitHub refused the access token of connection " + m_ctx.connection_id + " (" + http +
-                    "); it needs the " + std::string(m_target.scope()) + " scope: reconnect it with " + reconnect,
+                    "): reconnect it with " + reconnect,
+                0};
+      case 403:
+        return {ErrorCode::validation_error,
+                "GitHub refused connection " + m_ctx.connection_id + " the hooks of " + m_target.describe() + " (" +
+                    http + "): its token needs the " + std::string(m_target.scope()) +
+                    " scope and admin rights there; reconnect it with " + reconnect,
                 0};
       case 404:
         return {ErrorCode::not_found,
-                "GitHub has no " + m_target.describe() + " that connection " + m_ctx.connection_id +
-                    " can manage hooks of (" + http + "): check the name, and that its token has the " +
-                    std::string(m_target.scope()) + " scope (reconnect with " + reconnect + ")",
+                "GitHub has no " + m_target.describe() + " whose hooks connection " + m_ctx.connection_id +
+                    " may manage (" + http + "): check the name, and that its token has the " +
+                    std::string(m_target.scope()) + " scope and admin rights there (reconnect with " + reconnect + ")",
                 0};
       case 400:
       case 422: {
