@@ -173,6 +173,7 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
   register_credentials(*app, ctx);
   register_token(*app, ctx);
   register_webhooks(*app, ctx);
+  register_setup_webhook(*app, ctx);
   register_events(*app, ctx);
   register_jobs(*app, ctx);
   register_keys(*app, ctx);

@@ -92,6 +92,7 @@ void register_connect(CLI::App& app, CliContext& ctx);
 void register_credentials(CLI::App& app, CliContext& ctx);
 void register_token(CLI::App& app, CliContext& ctx);
 void register_webhooks(CLI::App& app, CliContext& ctx);
+void register_setup_webhook(CLI::App& app, CliContext& ctx);
 void register_events(CLI::App& app, CliContext& ctx);
 void register_jobs(CLI::App& app, CliContext& ctx);
 void register_keys(CLI::App& app, CliContext& ctx);

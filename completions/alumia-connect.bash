@@ -3,7 +3,7 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token webhooks events jobs keys config oauth-client daemon' ;;
+    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs keys config oauth-client daemon' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
@@ -36,6 +36,7 @@ _alumia_connect_options() {
     'webhooks update') echo '-h --help --disable --enable --label --relay-to --clear-relay-to --max-body-bytes --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks delete') echo '-h --help -y --yes --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks rotate-secret') echo '-h --help --secret-from-stdin --grace-seconds --json --daemon --data-dir -q --quiet --no-color' ;;
+    'setup-webhook') echo '-h --help --base-url --remove --rotate-secret --drop-pending --repo --org --events --json --daemon --data-dir -q --quiet --no-color' ;;
     'events') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'events list') echo '-h --help --endpoint --status --since --limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'events show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -81,6 +82,7 @@ _alumia_connect_value_options() {
     'webhooks update') echo '--label --relay-to --max-body-bytes --daemon --data-dir' ;;
     'webhooks delete') echo '--daemon --data-dir' ;;
     'webhooks rotate-secret') echo '--grace-seconds --daemon --data-dir' ;;
+    'setup-webhook') echo '--base-url --repo --org --events --daemon --data-dir' ;;
     'events') echo '--daemon --data-dir' ;;
     'events list') echo '--endpoint --status --since --limit --daemon --data-dir' ;;
     'events show') echo '--daemon --data-dir' ;;

@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token webhooks events jobs keys config oauth-client daemon
+            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs keys config oauth-client daemon
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -64,6 +64,8 @@ function __alumia_connect_value_options
             printf '%s\n' --daemon --data-dir
         case 'webhooks rotate-secret'
             printf '%s\n' --grace-seconds --daemon --data-dir
+        case 'setup-webhook'
+            printf '%s\n' --base-url --repo --org --events --daemon --data-dir
         case 'events'
             printf '%s\n' --daemon --data-dir
         case 'events list'
@@ -149,6 +151,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a connect -d 'Connect an
 complete -c alumia-connect -n '__alumia_connect_at ""' -a credentials -d 'Submit new credentials for an API-key connection'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a token -d 'Print a fresh access token (or the API-key value) of a connection'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage webhook endpoints: where providers deliver events'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a setup-webhook -d 'Register a connection'\''s webhook endpoint with its provider (telegram, github, stripe)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay and follow received webhook events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon (needs a key with the admin scope)'
@@ -345,6 +348,21 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect setup-webhook
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l base-url -r -d 'Public https base of the receive URL (default: CONNECTOR_WEBHOOK_BASE_URL / webhookBaseUrl)'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l remove -d 'Delete the provider-side webhook and disable the endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l rotate-secret -d 'Register a fresh generated secret (telegram, github); the old one verifies during the grace'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l drop-pending -d 'telegram: drop the updates waiting at Telegram'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l repo -r -d 'github: a repository hook on OWNER/NAME'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l org -r -d 'github: an organisation hook on ORG'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l events -r -d 'Comma-separated event types (telegram allowed_updates, github events, stripe enabled_events; default: the provider'\''s default set, github and stripe *)'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect events
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a list -d 'List received events, newest first'

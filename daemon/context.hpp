@@ -20,6 +20,10 @@ namespace alumia {
 class WebhookService;
 }  // namespace alumia
 
+namespace alumia::setup {
+class SetupService;
+}
+
 namespace alumia::daemon {
 
 struct DaemonInfo {
@@ -50,6 +54,7 @@ struct DaemonContext {
   std::vector<std::string> control_hosts;
   std::vector<std::string> public_hosts;
   WebhookService& webhooks;
+  setup::SetupService& setup;  // setup commands (SPEC §8)
 };
 
 }  // namespace alumia::daemon

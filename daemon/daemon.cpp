@@ -158,6 +158,21 @@ WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, co
                             .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds"))};
 }
 
+setup::SetupServiceDeps setup_deps(ConnectionService& connections, oauth::FlowService& flows, WebhookService& webhooks,
+                                   const Catalog& catalog, const EnvLookup& api_env, http::Client& http, Random& random,
+                                   const Settings& settings) {
+  return setup::SetupServiceDeps{.connections = connections,
+                                 .oauth = flows,
+                                 .webhooks = webhooks,
+                                 .catalog = catalog,
+                                 .env = api_env,
+                                 .http = http,
+                                 .random = random,
+                                 .webhook_base_url = settings.get("webhook-base-url"),
+                                 .base_url_origin = settings.origin("webhook-base-url"),
+                                 .allow_insecure_base_url = settings.boolean("allow-insecure-base-url")};
+}
+
 RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& endpoints) {
   RelayWorkerOptions options;
   options.have_default_target = !endpoints.default_relay_to().empty();
@@ -210,6 +225,7 @@ Daemon::Daemon(const StartOptions& options)
     : m_env(process_env()),
       m_paths(prepare_paths(options.data_dir, m_env)),
       m_settings(resolve_settings(options, m_env, m_paths)),
+      m_api_env(settings_env(m_settings, m_env)),
       m_lock(lock_store(m_paths)),
       m_control(bind_control(m_settings)),
       m_public(bind_public(m_settings)),
@@ -222,7 +238,7 @@ Daemon::Daemon(const StartOptions& options)
       m_tickets(m_clock, m_random),
       m_oauth_clients(*m_store, m_keys.sealer, m_env),
       m_redirect_base(redirect_base(m_settings, m_control.url)),
-      m_connections(ConnectionServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_env,
+      m_connections(ConnectionServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_api_env,
                                           m_oauth_clients, m_tickets, m_control.url, m_redirect_base}),
       m_flows(oauth::FlowServiceDeps{*m_store, m_catalog, m_keys.sealer, m_clock, m_random, m_http, m_oauth_clients,
                                      m_connections, m_redirect_base}),
@@ -230,6 +246,7 @@ Daemon::Daemon(const StartOptions& options)
       m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
                               m_random, m_http, m_settings, m_control.url)),
+      m_setup(setup_deps(m_connections, m_flows, m_webhooks, m_catalog, m_api_env, m_http, m_random, m_settings)),
       m_ctx{.keys = m_api_keys,
             .tickets = m_tickets,
             .oauth_clients = m_oauth_clients,
@@ -243,7 +260,8 @@ Daemon::Daemon(const StartOptions& options)
             .oauth = m_flows,
             .control_hosts = m_control.hosts,
             .public_hosts = m_public.hosts,
-            .webhooks = m_webhooks} {
+            .webhooks = m_webhooks,
+            .setup = m_setup} {
   m_flows.set_flow_ttl(m_settings.integer("oauth-flow-ttl-ms"));
   ensure_owner_key(m_api_keys, *m_store, m_paths);
 }

@@ -17,6 +17,7 @@
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/net/http_client.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/setup/setup_service.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
@@ -79,7 +80,8 @@ class Daemon {
   EnvLookup m_env;
   Paths m_paths;
   Settings m_settings;
-  UniqueFd m_lock;  // store.lock, flock'd: one daemon per store
+  EnvLookup m_api_env;  // the catalog's API-base variables, answered from m_settings first (settings_env)
+  UniqueFd m_lock;      // store.lock, flock'd: one daemon per store
   SystemClock m_clock;
   SystemRandom m_random;
   BoundListener m_control;
@@ -98,6 +100,7 @@ class Daemon {
   EndpointCache m_endpoints;  // serves the receiver and the relay worker's targets
   RelayWorker m_relay;        // reads targets through EndpointTargets; woken through JobWaker
   WebhookService m_webhooks;
+  setup::SetupService m_setup;
   DaemonContext m_ctx;
 };
 

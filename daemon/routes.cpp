@@ -47,6 +47,7 @@ std::vector<Route> build_table() {
   add_oauth_routes(routes);  // static /connections/oauth/* paths before /connections/:id
   add_connection_routes(routes);
   add_webhook_routes(routes);
+  add_setup_routes(routes);
   // A route that reads a key states what the key must hold; a public one reads none.
   for (const Route& r : routes) {
     if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))

@@ -384,4 +384,47 @@ nlohmann::json receipt_json(const Receipt& r) {
   return nlohmann::json{{"eventId", r.event_id}};
 }
 
+// ---- setup commands ----
+
+Result<setup::SetupOptions> parse_setup_options(const nlohmann::json& body) {
+  using nlohmann::json;
+  const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
+  if (!body.is_object())
+    return malformed(
+        "body must be a JSON object: {baseUrl?, remove?, rotateSecret?, dropPending?, repo?, org?, events?}");
+  setup::SetupOptions o;
+  for (const auto& [key, value] : body.items()) {
+    if (value.is_null()) continue;
+    if (key == "baseUrl" || key == "repo" || key == "org") {
+      if (!value.is_string()) return malformed(key + " must be a string");
+      (key == "baseUrl" ? o.base_url : key == "repo" ? o.repo : o.org) = value.get<std::string>();
+    } else if (key == "remove" || key == "rotateSecret" || key == "dropPending") {
+      if (!value.is_boolean()) return malformed(key + " must be true or false");
+      (key == "remove" ? o.remove : key == "rotateSecret" ? o.rotate_secret : o.drop_pending) = value.get<bool>();
+    } else if (key == "events") {
+      if (!value.is_array()) return malformed("events must be an array of strings");
+      o.events.emplace();
+      for (const auto& e : value) {
+        if (!e.is_string()) return malformed("events must be an array of strings");
+        o.events->push_back(e.get<std::string>());
+      }
+    } else {
+      return malformed("unknown field '" + key +
+                       "'; setup-webhook accepts baseUrl, remove, rotateSecret, dropPending, repo, org and events");
+    }
+  }
+  return o;
+}
+
+nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url) {
+  nlohmann::json out{{"connectionId", r.connection_id},
+                     {"endpoint", endpoint_json(r.endpoint, endpoint_receive_url)},
+                     {"receiveUrl", r.receive_url},
+                     {"endpointCreated", r.endpoint_created},
+                     {"removed", r.removed},
+                     {"provider", r.report}};
+  if (r.relay_secret) out["relaySecret"] = r.relay_secret->str();
+  return out;
+}
+
 }  // namespace alumia::daemon

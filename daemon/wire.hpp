@@ -11,6 +11,7 @@
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/setup/setup_service.hpp>
 #include <alumia/store/domain.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -96,5 +97,15 @@ nlohmann::json event_json(const WebhookEvent& e, bool full);
 nlohmann::json job_json(const WebhookJob& j);
 // The receiver's answer to a stored delivery: {eventId} or {duplicate: true, eventId}.
 nlohmann::json receipt_json(const Receipt& r);
+
+// ---- setup commands (SPEC §8) ----
+
+// POST /api/v1/connections/:id/commands/setup-webhook {baseUrl?, remove?, rotateSecret?, dropPending?,
+// repo?, org?, events?}; `{}` is the default run; an unknown member or a wrong type is BAD_REQUEST.
+Result<setup::SetupOptions> parse_setup_options(const nlohmann::json& body);
+// {connectionId, endpoint (as GET /webhook-endpoints/:id), receiveUrl, endpointCreated, removed,
+// provider (the registrar's report)}, plus relaySecret when the run created the endpoint (shown once).
+// The endpoint's verification secret is never in it.
+nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url);
 
 }  // namespace alumia::daemon

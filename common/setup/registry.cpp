@@ -10,6 +10,7 @@ namespace alumia::setup {
 const Registrar* find_registrar(Provider provider) {
   static const std::vector<const Registrar*> table = {
       // one row per provider: &telegram_registrar(), &github_registrar(), &stripe_registrar()
+      &telegram_registrar(),
       &github_registrar(),
       &stripe_registrar(),
   };

@@ -265,4 +265,91 @@ Result<RotatedSecret> WebhookService::rotate_secret(const Caller& caller, const 
   return out;
 }
 
+// ---- for setup commands (SetupService) ----
+
+Result<std::optional<WebhookEndpointRecord>> WebhookService::find_connection_endpoint(const Caller& caller,
+                                                                                      const std::string& connection_id,
+                                                                                      Provider provider) {
+  Page page{.limit = 200, .cursor = std::nullopt};
+  std::optional<WebhookEndpointRecord> oldest;
+  for (;;) {
+    auto res = TRY(m_d.hooks.list_endpoints(caller.user.id, page));
+    for (auto& e : res.items)
+      if (e.provider == provider && e.connection_id == connection_id && !e.deleted_at &&
+          (!oldest || e.created_at < oldest->created_at))
+        oldest = std::move(e);
+    if (!res.next_cursor) return oldest;
+    page.cursor = std::move(res.next_cursor);
+  }
+}
+
+Result<CreatedEndpoint> WebhookService::create_setup_endpoint(const Caller& caller, const std::string& connection_id,
+                                                              Provider provider, const std::string& label) {
+  CreateEndpointRequest r;
+  r.provider = std::string(to_string(provider));
+  r.connection_id = connection_id;
+  r.label = label;
+  if (webhooks::daemon_generates_secret(provider)) {
+    auto created = TRY(create_endpoint(caller, std::move(r)));
+    created.secret.reset();  // registered with the provider by the setup command, never shown
+    return created;
+  }
+  // The provider issues the secret when the endpoint is registered: until then the endpoint has
+  // none, and is disabled so that the receiver answers NOT_FOUND rather than verify against nothing.
+  TRY(m_d.connections.get(caller, connection_id));
+  TRY(check_label(label));
+  const int64_t now = m_d.clock.now_ms();
+  CreatedEndpoint out;
+  WebhookEndpointRecord& e = out.endpoint;
+  e.id = m_d.random.uuid_v4();
+  e.user_id = caller.user.id;
+  e.provider = provider;
+  e.connection_id = connection_id;
+  e.label = label;
+  e.status = EndpointStatus::disabled;
+  e.max_body_bytes = k_default_webhook_body_cap;
+  e.created_at = now;
+  e.updated_at = now;
+  std::string relay_secret = "whrelay_" + m_d.random.hex(32);
+  out.relay_secret = SecretBytes(relay_secret);
+  auto st = seal_and_store(e.id, {{"relay_secret", relay_secret}});
+  wipe_string(relay_secret);
+  TRY(st);
+  if (auto ins = m_d.hooks.insert_endpoint(e); !ins) {
+    (void)m_d.store.delete_secrets(k_table, e.id);
+    return std::unexpected(ins.error());
+  }
+  spdlog::info("webhook endpoint {} ({}) created for setup, disabled until the provider issues its secret", e.id,
+               to_string(provider));
+  return out;
+}
+
+Result<SecretBytes> WebhookService::current_secret(const Caller& caller, const std::string& id) {
+  TRY(owned_endpoint(caller, id));
+  auto cached = TRY(m_d.endpoints.get(id));
+  if (!cached || cached->current.secrets.empty()) return SecretBytes();
+  return SecretBytes(cached->current.secrets.front());
+}
+
+SecretBytes WebhookService::fresh_secret(Provider provider) {
+  std::string fresh = generate_secret(provider, m_d.random);
+  SecretBytes out(fresh);
+  wipe_string(fresh);
+  return out;
+}
+
+Result<WebhookEndpointRecord> WebhookService::set_registration(const Caller& caller, const std::string& id,
+                                                               const json& state) {
+  auto e = TRY(owned_endpoint(caller, id));
+  json config = json::parse(e.config, nullptr, false);
+  if (!config.is_object()) config = json::object();
+  if (state.is_null()) config.erase("registration");
+  else config["registration"] = state;
+  e.config = config.dump();
+  e.updated_at = m_d.clock.now_ms();
+  TRY(m_d.hooks.update_endpoint(e));
+  m_d.endpoints.forget(id);
+  return e;
+}
+
 }  // namespace alumia

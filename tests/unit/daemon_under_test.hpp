@@ -12,6 +12,7 @@
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/setup/setup_service.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
@@ -69,6 +70,15 @@ struct DaemonUnderTest {
                                              .http = net,
                                              .webhook_base_url = "",
                                              .control_url = "http://127.0.0.1:1"}};
+  setup::SetupService setup{setup::SetupServiceDeps{.connections = connections,
+                                                    .oauth = flows,
+                                                    .webhooks = webhooks,
+                                                    .catalog = catalog,
+                                                    .env = env,
+                                                    .http = net,
+                                                    .random = random,
+                                                    .webhook_base_url = "",
+                                                    .base_url_origin = "webhook-base-url (default)"}};
   daemon::DaemonContext ctx{.keys = keys,
                             .tickets = tickets,
                             .oauth_clients = oauth_clients,
@@ -82,7 +92,8 @@ struct DaemonUnderTest {
                             .oauth = flows,
                             .control_hosts = {},
                             .public_hosts = {},
-                            .webhooks = webhooks};
+                            .webhooks = webhooks,
+                            .setup = setup};
   std::string owner_key = *must(keys.bootstrap_owner());
 
   // One request through dispatch() on the control listener with the owner key.

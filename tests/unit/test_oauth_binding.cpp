@@ -12,6 +12,7 @@
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/oauth/oauth.hpp>
+#include <alumia/setup/setup_service.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
@@ -79,6 +80,7 @@ struct Fixture {
     void jobs_due() override {}  // no relay worker here
   } relay;
   std::unique_ptr<WebhookService> webhooks;
+  std::unique_ptr<setup::SetupService> setup;
   std::unique_ptr<Settings> settings;
   std::unique_ptr<daemon::DaemonContext> ctx;
   Caller owner;
@@ -114,6 +116,13 @@ struct Fixture {
                                                                    .http = net,
                                                                    .webhook_base_url = "",
                                                                    .control_url = "http://127.0.0.1:7465"});
+    setup = std::make_unique<setup::SetupService>(setup::SetupServiceDeps{.connections = *connections,
+                                                                          .oauth = *flows,
+                                                                          .webhooks = *webhooks,
+                                                                          .catalog = catalog,
+                                                                          .env = env,
+                                                                          .http = net,
+                                                                          .random = random});
     auto resolved = Settings::resolve({}, env, dir.path() / "config.json");
     REQUIRE(resolved);
     settings = std::make_unique<Settings>(std::move(*resolved));
@@ -130,7 +139,8 @@ struct Fixture {
                                                                         .oauth = *flows,
                                                                         .control_hosts = {},
                                                                         .public_hosts = {},
-                                                                        .webhooks = *webhooks});
+                                                                        .webhooks = *webhooks,
+                                                                        .setup = *setup});
     auto key = keys->bootstrap_owner();
     REQUIRE(key);
     REQUIRE(key->has_value());

@@ -124,4 +124,11 @@ class Settings {
   std::filesystem::path m_config_path;
 };
 
+// The environment as the catalog's API bases read it (apiBase.envVar, e.g. ALUMIA_TELEGRAM_API_BASE):
+// a name that is a setting's environment variable answers with that setting's value when the flag,
+// the environment or the config file set it (so `telegramApiBase` in config.json counts too), and
+// with nothing when the setting is at its default (the catalog's default then applies); any other
+// name is asked of `fallback`. common/config/settings_env.cpp.
+EnvLookup settings_env(const Settings& settings, EnvLookup fallback);
+
 }  // namespace alumia

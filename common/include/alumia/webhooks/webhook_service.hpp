@@ -117,6 +117,26 @@ class WebhookService {
   // Where the provider delivers to this endpoint: the webhook base URL (when usable), else the control listener.
   std::string receive_url(const WebhookEndpointRecord& e) const;
 
+  // For setup commands (alumia/setup/setup_service.hpp), webhook_endpoints.cpp. The caller's
+  // non-deleted endpoint of `provider` made for `connection_id`, or nullopt (the oldest when several).
+  Result<std::optional<WebhookEndpointRecord>> find_connection_endpoint(const Caller& caller,
+                                                                        const std::string& connection_id,
+                                                                        Provider provider);
+  // A new endpoint of the connection for a provider to be registered with. A secret we generate is
+  // made now (it is shown nowhere: the setup command gives it to the provider); an endpoint of a
+  // provider that issues its secret (stripe) is created disabled and without one, until
+  // store_issued_secret. The relay secret is in the answer, to be shown once.
+  Result<CreatedEndpoint> create_setup_endpoint(const Caller& caller, const std::string& connection_id,
+                                                Provider provider, const std::string& label);
+  // The endpoint's current verification secret (empty when it has none yet).
+  Result<SecretBytes> current_secret(const Caller& caller, const std::string& id);
+  // A fresh secret of the kind this service generates for `provider` (telegram: 64 chars of
+  // [A-Za-z0-9_-]), stored nowhere; rotate_secret() stores it once the provider has it.
+  SecretBytes fresh_secret(Provider provider);
+  // Writes the setup command's state under "registration" in the endpoint's config (null removes it).
+  Result<WebhookEndpointRecord> set_registration(const Caller& caller, const std::string& id,
+                                                 const nlohmann::json& state);
+
   // The receiver (params "provider" and "endpointId"), webhook_receiver.cpp. Its errors are
   // public_refusal()s: the sender learns the code, never the reason, which goes to the log (at a
   // bounded rate) and, when the endpoint is known, to its lastError and counters.
