@@ -384,10 +384,33 @@ reads it from standard input (one line), or prompts with echo off on a terminal;
 \fB\-\-enable\fR accepts deliveries again.
 \fBevents tail \-\-follow\fR polls the daemon once a second and prints events as they arrive (with
 \fB\-\-json\fR, one JSON object per line) until Ctrl\-C, which ends it with exit status 130.
+.SH SETTING UP WEBHOOKS
+\fBsetup\-webhook\fR \fICONNECTION\fR registers an active connection's endpoint with its provider
+(telegram; github with \fB\-\-repo\fR or \fB\-\-org\fR; stripe), so that no Bot API or REST call is
+crafted by hand. The daemon creates the connection's endpoint the first time and reuses it after, gives
+the provider the receive URL on the public base URL (\fBCONNECTOR_WEBHOOK_BASE_URL\fR or
+\fBwebhookBaseUrl\fR in config.json, or \fB\-\-base\-url\fR; an https origin that is not loopback, private
+or local, judged before the provider is called) and the endpoint's secret, and prints the endpoint, the
+receive URL and what the provider now reports (telegram: its webhook URL, pending update count and last
+delivery error). The secret goes to the provider and the store only, never to the output; a relay secret
+is printed once when the endpoint is created. Running it again changes nothing but what the options ask:
+the same endpoint, the same secret. \fB\-\-rotate\-secret\fR registers a fresh generated secret (the old
+one keeps verifying during the grace period); stripe issues its own, rolled in its dashboard.
+\fB\-\-remove\fR deletes the provider's webhook and disables the endpoint. A refusal by the provider comes
+back with its reason: a rejected bot token or access token (exit status 7, with the command that updates
+it), a refused URL (7, the provider's description), rate limiting (1, with when to retry).
+An ops session:
+.PP
+.nf
+export CONNECTOR_WEBHOOK_BASE_URL=https://hooks.example.com   # before the daemon starts
+alumia\-connect connect telegram                  # the bot token, with echo off
+alumia\-connect setup\-webhook CONNECTION_ID        # setWebhook, then getWebhookInfo
+alumia\-connect events tail \-\-follow              # the updates as they arrive
+.fi
 .SH KEYS AND SCOPES
 Each command that calls the daemon sends an API key (the key file, or \fBALUMIA_API_KEY\fR); a key holds scopes:
 \fBconnections\fR (\fBconnect\fR, \fBconnections\fR, \fBcredentials\fR), \fBtokens\fR (\fBtoken\fR),
-\fBwebhooks\fR (\fBwebhooks\fR, \fBevents\fR, \fBjobs\fR; \fBadmin\fR also allows these) and \fBadmin\fR
+\fBwebhooks\fR (\fBwebhooks\fR, \fBevents\fR, \fBjobs\fR, \fBsetup\-webhook\fR; \fBadmin\fR also allows these) and \fBadmin\fR
 (\fBkeys\fR, \fBoauth\-client\fR). \fBdaemon status\fR and \fBconnectors\fR take any key. A key without
 the scope a command needs gets FORBIDDEN (exit status 4). The owner key in the key file holds every scope.
 .PP

@@ -45,15 +45,10 @@ std::string receive_url_on(const std::string& base, const WebhookEndpointRecord&
 
 Result<std::string> SetupService::judged_base_url(const SetupOptions& options,
                                                   std::vector<std::string>& warnings) const {
-  std::string base;
-  std::string where;
-  if (options.base_url) {
-    base = *options.base_url;
-    where = "--base-url " + base;
-  } else {
-    base = m_d.webhook_base_url;
-    where = "the webhook base URL " + base + " from " + m_d.base_url_origin;
-  }
+  // Messages name where the URL came from and the rule, never the URL's text (it may hold userinfo).
+  const std::string base = options.base_url ? *options.base_url : m_d.webhook_base_url;
+  const std::string where =
+      options.base_url ? std::string("--base-url") : "the webhook base URL (" + m_d.base_url_origin + ")";
   if (base.empty())
     return fail(ErrorCode::validation_error,
                 "no public base URL to register: set CONNECTOR_WEBHOOK_BASE_URL (or webhookBaseUrl in config.json) "
@@ -65,13 +60,16 @@ Result<std::string> SetupService::judged_base_url(const SetupOptions& options,
                       " (--allow-insecure-base-url lifts this rule, for development only)");
     // Development only, and said so on every use: the provider will be told to deliver there.
     const auto parsed = url::parse(base);
-    if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https"))
-      return fail(ErrorCode::validation_error, where + " is not an http(s) URL");
+    if (!parsed || (parsed->scheme != "http" && parsed->scheme != "https") || !parsed->userinfo.empty() ||
+        !parsed->query.empty() || base.find('#') != std::string::npos)
+      return fail(ErrorCode::validation_error,
+                  where + " must be an http(s) URL without userinfo, query or fragment, even in development mode");
     warnings.push_back(where + " is not a safe public base URL (" + ok.error().message +
                        "); used anyway because of --allow-insecure-base-url, for development only");
   }
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base;
+  std::string out = base;
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return out;
 }
 
 Result<SecretBytes> SetupService::open_credential(const Connection& c, const Connector& connector) {
@@ -96,6 +94,9 @@ Result<SecretBytes> SetupService::open_credential(const Connection& c, const Con
 
 Result<SetupResult> SetupService::run(const Caller& caller, std::string_view connection_id,
                                       const SetupOptions& options) {
+  // One run at a time: two concurrent runs for one connection would both find no endpoint and make two.
+  // Setup commands are rare operator actions, so one lock for all is enough.
+  std::lock_guard lock(m_run_mutex);
   const Connection c = TRY(m_d.connections.get(caller, connection_id));
   const Connector* connector = m_d.catalog.find(c.connector_slug);
   const Registrar* registrar = connector && connector->webhook ? find_registrar(connector->webhook->provider) : nullptr;
@@ -169,7 +170,17 @@ Result<SetupResult> SetupService::run(const Caller& caller, std::string_view con
     out.report = std::move(reg.report);
     spdlog::info("setup-webhook: endpoint {} of connection {} removed from {}", endpoint.id, c.id, provider_name);
   } else {
-    Registration reg = TRY(registrar->apply(ctx, options));
+    auto applied = registrar->apply(ctx, options);
+    if (!applied) {
+      // An endpoint made for this run and registered nowhere goes again, so that the next run makes
+      // (and shows the relay secret of) a fresh one instead of reusing one whose relay secret nobody saw.
+      if (out.endpoint_created)
+        if (auto gone = m_d.webhooks.delete_endpoint(caller, endpoint.id); !gone)
+          spdlog::warn("setup-webhook: endpoint {} made for a failed registration is left: {}", endpoint.id,
+                       gone.error().message);
+      return std::unexpected(applied.error());
+    }
+    Registration reg = std::move(*applied);
     // What the provider now holds is stored first: a failure below leaves a re-run to finish the job.
     TRY(m_d.webhooks.set_registration(caller, endpoint.id, reg.state));
     bool has_secret = !secret.empty();

@@ -10,6 +10,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <regex>
 
 namespace {
@@ -201,6 +204,10 @@ TEST_CASE("setup-webhook telegram: Bot API refusals give their message and exit 
   CHECK(bad_token.err.find("refused the bot token") != std::string::npos);
   CHECK(bad_token.err.find("alumia-connect credentials " + id) != std::string::npos);
   CHECK(bad_token.err.find(k_token) == std::string::npos);
+  // The endpoint made for the failed run is gone: the next run makes (and shows) a fresh one.
+  auto none = d.api("GET", "/api/v1/webhook-endpoints");
+  REQUIRE(none.status == 200);
+  CHECK(none.json()["data"]["items"].empty());
 
   // 400: Telegram's own description.
   tg.fail_next("setWebhook", 400, "Bad Request: bad webhook: Failed to resolve host: Name or service not known");
@@ -333,5 +340,55 @@ TEST_CASE("setup-webhook telegram (API): body, connection state, scope, events, 
   CHECK(deliver(d, path, new_secret, 2001).status == 200);
   CHECK(deliver(d, path, old_secret, 2002).status == 200);
   CHECK(deliver(d, path, std::string(64, 'y'), 2003).status == 401);
+  stop_clean(d);
+}
+
+TEST_CASE("setup-webhook telegram: the Bot API base and the base URL from config.json", "[setup-telegram]") {
+  FakeTelegram tg({k_token});
+  TempDir home;
+  const auto config = home.path() / "config.json";
+  std::ofstream(config) << json{{"telegramApiBase", tg.base()}, {"webhookBaseUrl", k_base}}.dump();
+  ::chmod(config.c_str(), 0600);
+  alumia::test::EnvOverrides env{{"ALUMIA_TELEGRAM_API_BASE", std::nullopt},
+                                 {"CONNECTOR_WEBHOOK_BASE_URL", std::nullopt}};
+  Daemon d(home.path(), daemon_options(env));
+
+  const std::string id = connect_telegram(d);  // the live check (getMe) reached the fake
+  CHECK(tg.seen() == std::vector<std::string>{k_token});
+  auto r = d.api("POST", setup_path(id), "{}");
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["data"]["receiveUrl"].get<std::string>().rfind(k_base + "/api/v1/connectors/webhooks/telegram/", 0) ==
+        0);
+  CHECK(tg.calls_of("setWebhook").size() == 1);
+  stop_clean(d);
+}
+
+TEST_CASE("setup-webhook telegram: --allow-insecure-base-url lets a local base through with a warning",
+          "[setup-telegram]") {
+  FakeTelegram tg({k_token});
+  TempDir home;
+  alumia::test::EnvOverrides env{{"ALUMIA_TELEGRAM_API_BASE", tg.base()},
+                                 {"CONNECTOR_WEBHOOK_BASE_URL", std::nullopt},
+                                 {"ALUMIA_ALLOW_INSECURE_BASE_URL", "true"}};
+  Daemon d(home.path(), daemon_options(env));
+  const std::string id = connect_telegram(d);
+
+  // Userinfo is refused even in development mode, and never quoted.
+  auto userinfo = d.api("POST", setup_path(id), R"({"baseUrl":"https://ops:hunter2@localhost:8443"})");
+  CHECK(userinfo.status == 422);
+  CHECK(userinfo.body.find("hunter2") == std::string::npos);
+  CHECK(tg.calls().empty());
+
+  auto r = d.api("POST", setup_path(id), R"({"baseUrl":"https://localhost:8443"})");
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(tg.calls_of("setWebhook")
+            .at(0)
+            .body["url"]
+            .get<std::string>()
+            .rfind("https://localhost:8443/api/v1/connectors/webhooks/telegram/", 0) == 0);
+  CHECK(eventually(
+      [&] { return d.log().find("used anyway because of --allow-insecure-base-url") != std::string::npos; }));
   stop_clean(d);
 }

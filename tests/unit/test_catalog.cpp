@@ -1,9 +1,11 @@
 #include <alumia/catalog/catalog.hpp>
+#include <alumia/setup/registrar.hpp>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -251,6 +253,19 @@ TEST_CASE("every webhook provider maps to a connector", "[catalog]") {
   CHECK(c.find("gmail")->webhook->secret_source == alumia::WebhookSecretSource::none);
   for (const char* slug : {"telegram", "github", "stripe"})
     CHECK(c.find(slug)->commands == std::vector<std::string>{"setup-webhook"});
+}
+
+// The catalog advertises only commands that exist: setup-webhook exactly for the connectors whose
+// webhook provider has a registrar (common/setup/registry.cpp).
+TEST_CASE("catalog commands: setup-webhook iff the webhook provider has a registrar", "[catalog]") {
+  const Catalog c = builtin();
+  for (const auto& k : c.all()) {
+    INFO(k.slug);
+    const bool listed = std::find(k.commands.begin(), k.commands.end(), "setup-webhook") != k.commands.end();
+    const bool exists = k.webhook && alumia::setup::find_registrar(k.webhook->provider) != nullptr;
+    CHECK(listed == exists);
+    if (exists) CHECK(alumia::setup::find_registrar(k.webhook->provider)->provider() == k.webhook->provider);
+  }
 }
 
 TEST_CASE("connectors.d adds connectors and overrides built-in fields", "[catalog]") {

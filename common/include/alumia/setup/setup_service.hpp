@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,7 @@ class SetupService {
   Result<SecretBytes> open_credential(const Connection& c, const Connector& connector);
 
   SetupServiceDeps m_d;
+  std::mutex m_run_mutex;  // serializes run(): find-or-create of an endpoint is not atomic otherwise
 };
 
 }  // namespace alumia::setup
