@@ -11,6 +11,8 @@ const Registrar* find_registrar(Provider provider) {
   static const std::vector<const Registrar*> table = {
       // one row per provider: &telegram_registrar(), &github_registrar(), &stripe_registrar()
       &telegram_registrar(),
+      &github_registrar(),
+      &stripe_registrar(),
   };
   for (const Registrar* r : table)
     if (r->provider() == provider) return r;
