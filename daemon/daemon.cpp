@@ -66,7 +66,9 @@ WebhookBase judge_webhook_base(const Settings& settings) {
   if (!judged && !insecure)
     throw StartupError(where + ": " + judged.error().message +
                        ". Set a public https base URL, or, for development only, start with --allow-insecure-base-url");
-  if (!judged) throw StartupError(where + ": " + judged.error().message + " (" + settings.origin("allow-insecure-base-url") + ")");
+  if (!judged)
+    throw StartupError(where + ": " + judged.error().message + " (development mode is on through " +
+                       settings.origin("allow-insecure-base-url") + ")");
   if (judged->broken_rule.empty()) return WebhookBase{std::move(judged->url), {}};
   const std::string warning = "receiveUrls are built on the webhook base URL " + judged->url + " (" + where +
                               "), which breaks the public base URL rule: " + judged->broken_rule +
@@ -281,7 +283,8 @@ Daemon::Daemon(const StartOptions& options)
       m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
                               m_random, m_http, m_settings, m_base, m_control.url)),
-      m_setup(setup_deps(m_connections, m_flows, m_webhooks, m_catalog, m_api_env, m_http, m_random, m_settings, m_base)),
+      m_setup(
+          setup_deps(m_connections, m_flows, m_webhooks, m_catalog, m_api_env, m_http, m_random, m_settings, m_base)),
       m_ctx{.keys = m_api_keys,
             .tickets = m_tickets,
             .oauth_clients = m_oauth_clients,

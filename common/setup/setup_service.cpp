@@ -56,9 +56,10 @@ Result<std::string> SetupService::judged_base_url(const SetupOptions& options,
   }
   auto judged = url::judge_base_url(*options.base_url, m_d.allow_insecure_base_url);
   if (!judged)
-    return fail(ErrorCode::validation_error,
-                "--base-url is refused: " + judged.error().message +
-                    (m_d.allow_insecure_base_url ? "" : " (--allow-insecure-base-url lifts this rule, for development only)"));
+    return fail(
+        ErrorCode::validation_error,
+        "--base-url is refused: " + judged.error().message +
+            (m_d.allow_insecure_base_url ? "" : " (--allow-insecure-base-url lifts this rule, for development only)"));
   if (!judged->broken_rule.empty())
     // Development only, and said so on every use: the provider will be told to deliver there.
     warnings.push_back("--base-url is not a safe public base URL (" + judged->broken_rule +

@@ -105,8 +105,8 @@ TEST_CASE("base url: even with --allow-insecure-base-url, a base that is no http
                                 {"--allow-insecure-base-url"});
   INFO(r.err);
   CHECK(r.exit_code == 1);
-  CHECK(r.err.find("not an http(s) URL without userinfo, query or fragment, even with --allow-insecure-base-url "
-                   "(flag)") != std::string::npos);
+  CHECK(r.err.find("must be an http(s) URL without userinfo, query or fragment, even with --allow-insecure-base-url "
+                   "(development mode is on through --allow-insecure-base-url (flag))") != std::string::npos);
 }
 
 TEST_CASE("base url: --allow-insecure-base-url starts with a warning, and each receiveUrl reply repeats it",

@@ -389,6 +389,11 @@ TEST_CASE("setup-webhook telegram: --allow-insecure-base-url lets a local base t
             .body["url"]
             .get<std::string>()
             .rfind("https://localhost:8443/api/v1/connectors/webhooks/telegram/", 0) == 0);
+  // The warning rides in the envelope (SPEC §3), for the CLI to print on stderr.
+  const auto envelope = nlohmann::json::parse(r.body);
+  REQUIRE(envelope.contains("warnings"));
+  CHECK(envelope["warnings"].at(0).get<std::string>().find("used anyway because of --allow-insecure-base-url") !=
+        std::string::npos);
   CHECK(eventually(
       [&] { return d.log().find("used anyway because of --allow-insecure-base-url") != std::string::npos; }));
   stop_clean(d);
