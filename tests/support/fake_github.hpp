@@ -4,29 +4,22 @@
 // repo/org like GitHub keeps them, GET /user for an OAuth connection's account label, and every call
 // recorded (method, path, query, headers, body). Like GitHub it wants a User-Agent (403 without),
 // answers 401 to a token it does not know, 404 for a repo/org it does not have, and 422 to a second
-// hook with the same URL. An error can be scripted for the next calls.
+// hook with the same URL. An error can be scripted (script()) for the next calls to a hooks route.
 #include "fake_call.hpp"
-#include "process.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace alumia::test {
 
-class FakeGitHub {
+class FakeGitHub : public FakeApi {
  public:
   struct Hook {
     std::int64_t id = 0;
@@ -35,38 +28,32 @@ class FakeGitHub {
     std::vector<std::string> events;
     bool active = true;
   };
-  struct Scripted {
-    int status = 500;
-    std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
-  };
-
   // `tokens`: the access tokens it accepts (empty: any, e.g. the one an OAuth flow issues); `login`:
   // what GET /user reports.
   explicit FakeGitHub(std::set<std::string> tokens, std::string login = "octocat")
-      : m_tokens(std::move(tokens)), m_login(std::move(login)) {
-    m_server.Get("/user", route([this](const httplib::Request&, httplib::Response& res) {
+      : FakeApi("application/json; charset=utf-8"), m_tokens(std::move(tokens)), m_login(std::move(login)) {
+    server().Get("/user", route([this](const httplib::Request&, httplib::Response& res) {
                    reply(res, 200, {{"login", m_login}, {"id", 1}});
                  }));
     const std::string repo = R"(/repos/([^/]+/[^/]+)/hooks)";
     const std::string org = R"(/orgs/([^/]+)/hooks)";
     for (const auto& [pattern, prefix] : {std::pair{repo, std::string("repo:")}, std::pair{org, std::string("org:")}}) {
-      m_server.Get(pattern, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
+      server().Get(pattern, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
                      list(prefix + std::string(req.matches[1]), req, res);
                    }));
-      m_server.Post(pattern, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
+      server().Post(pattern, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
                       create(prefix + std::string(req.matches[1]), req, res);
                     }));
       const std::string one = pattern + R"(/(\d+))";
-      m_server.Get(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
+      server().Get(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
                      if (Hook* h = find(prefix + std::string(req.matches[1]), std::stoll(req.matches[2]), res))
                        reply(res, 200, json_of(*h));
                    }));
-      m_server.Patch(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
+      server().Patch(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
                        if (Hook* h = find(prefix + std::string(req.matches[1]), std::stoll(req.matches[2]), res))
                          update(*h, req, res);
                      }));
-      m_server.Delete(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
+      server().Delete(one, route([this, prefix](const httplib::Request& req, httplib::Response& res) {
                         if (Hook* h = find(prefix + std::string(req.matches[1]), std::stoll(req.matches[2]), res)) {
                           const std::int64_t id = h->id;
                           std::erase_if(m_hooks, [&](const Hook& x) { return x.id == id; });
@@ -74,25 +61,9 @@ class FakeGitHub {
                         }
                       }));
     }
-    // A request no route matched is recorded too: a test that expects no call sees it.
-    m_server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;  // a route's own error answer, already recorded
-      std::lock_guard lock(m_mutex);
-      m_calls.push_back(record_call(req));
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([this] { return m_server.is_running(); }));
+    start();
   }
-  FakeGitHub(const FakeGitHub&) = delete;
-  FakeGitHub& operator=(const FakeGitHub&) = delete;
-  ~FakeGitHub() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+  ~FakeGitHub() { stop(); }
 
   // Repositories ("owner/name") and organisations whose hooks the accepted tokens may manage.
   void add_repo(const std::string& name) {
@@ -114,29 +85,6 @@ class FakeGitHub {
     m_hooks.push_back(h);
     return h.id;
   }
-  // Hook listings are cut into pages of at most this many, whatever per_page asks.
-  void set_page_size(int n) {
-    std::lock_guard lock(m_mutex);
-    m_page_size = n;
-  }
-  // The next calls to a hooks route answer this instead (in order, one each).
-  void script(Scripted s) {
-    std::lock_guard lock(m_mutex);
-    m_scripted.push_back(std::move(s));
-  }
-
-  std::vector<FakeCall> calls() {
-    std::lock_guard lock(m_mutex);
-    return m_calls;
-  }
-  std::size_t call_count() {
-    std::lock_guard lock(m_mutex);
-    return m_calls.size();
-  }
-  void clear_calls() {
-    std::lock_guard lock(m_mutex);
-    m_calls.clear();
-  }
   // The hooks of a target ("repo:o/r", "org:o"), with their real secrets.
   std::vector<Hook> hooks(const std::string& target) {
     std::lock_guard lock(m_mutex);
@@ -147,23 +95,16 @@ class FakeGitHub {
   }
 
  private:
-  static void reply(httplib::Response& res, int status, const nlohmann::json& body) {
-    res.status = status;
-    res.set_content(body.dump(), "application/json; charset=utf-8");
-  }
-  static void message(httplib::Response& res, int status, const std::string& text) {
+  void message(httplib::Response& res, int status, const std::string& text) {
     reply(res, status, {{"message", text}, {"documentation_url", "https://docs.github.com/rest"}});
   }
 
-  // A route's handler behind the recording, the User-Agent rule, authentication and scripted errors,
-  // under the fake's one lock.
+  // A route's handler behind the recording, the User-Agent rule, authentication and scripted errors.
   template <class F>
   httplib::Server::Handler route(F handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      std::lock_guard lock(m_mutex);
-      m_calls.push_back(record_call(req));
+    return recorded([this, handler](const httplib::Request& req, httplib::Response& res) {
       if (!gate(req, res)) handler(req, res);
-    };
+    });
   }
 
   // True when the request was answered here.
@@ -178,15 +119,7 @@ class FakeGitHub {
       message(res, 401, "Bad credentials");
       return true;
     }
-    if (req.path.find("/hooks") != std::string::npos && !m_scripted.empty()) {
-      const Scripted s = m_scripted.front();
-      m_scripted.pop_front();
-      res.status = s.status;
-      for (const auto& [k, v] : s.headers) res.set_header(k, v);
-      res.set_content(s.body, "application/json; charset=utf-8");
-      return true;
-    }
-    return false;
+    return req.path.find("/hooks") != std::string::npos && answer_scripted(res);
   }
 
   bool known(const std::string& target, httplib::Response& res) {
@@ -220,7 +153,7 @@ class FakeGitHub {
   void list(const std::string& target, const httplib::Request& req, httplib::Response& res) {
     if (!known(target, res)) return;
     int per_page = req.has_param("per_page") ? std::stoi(req.get_param_value("per_page")) : 30;
-    per_page = std::clamp(per_page, 1, std::min(100, m_page_size));
+    per_page = std::clamp(per_page, 1, std::min(100, static_cast<int>(page_size())));
     const int page = req.has_param("page") ? std::max(1, std::stoi(req.get_param_value("page"))) : 1;
     std::vector<const Hook*> mine;
     for (const auto& h : m_hooks)
@@ -284,16 +217,9 @@ class FakeGitHub {
 
   const std::set<std::string> m_tokens;
   const std::string m_login;
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-  std::mutex m_mutex;
-  std::vector<FakeCall> m_calls;
   std::set<std::string> m_targets;
   std::vector<Hook> m_hooks;
   std::int64_t m_next_id = 1000;
-  int m_page_size = 100;
-  std::deque<Scripted> m_scripted;
 };
 
 }  // namespace alumia::test

@@ -6,29 +6,24 @@
 // (`enabled_events[]` or `enabled_events[0]`, `metadata[key]`); an unknown parameter is a 400.
 // Every call is recorded (method, path, query, headers, body). Keys it does not know get 401; keys
 // in `restricted` (a restricted key without Webhook Endpoints: write) get 403 on the endpoints. An
-// error can be scripted for the next calls.
+// error can be scripted (script()) for the next calls to a webhook_endpoints route.
 #include "fake_call.hpp"
-#include "process.hpp"
 
 #include <alumia/net/http.hpp>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <catch2/catch.hpp>
-
-#include <deque>
+#include <algorithm>
 #include <mutex>
-#include <optional>
 #include <random>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace alumia::test {
 
-class FakeStripe {
+class FakeStripe : public FakeApi {
  public:
   struct Endpoint {
     std::string id;
@@ -39,22 +34,16 @@ class FakeStripe {
     bool disabled = false;
     std::string secret;  // whsec_...
   };
-  struct Scripted {
-    int status = 500;
-    std::string body;
-    std::vector<std::pair<std::string, std::string>> headers;
-  };
-
   explicit FakeStripe(std::set<std::string> keys, std::set<std::string> restricted = {})
-      : m_keys(std::move(keys)), m_restricted(std::move(restricted)) {
-    m_server.Get("/v1/account", route([](const httplib::Request&, httplib::Response& res) {
+      : FakeApi("application/json"), m_keys(std::move(keys)), m_restricted(std::move(restricted)) {
+    server().Get("/v1/account", route([this](const httplib::Request&, httplib::Response& res) {
                    reply(res, 200,
                          {{"id", "acct_1Fake"},
                           {"object", "account"},
                           {"email", "ops@example.com"},
                           {"settings", {{"dashboard", {{"display_name", "Fake Shop"}}}}}});
                  }));
-    m_server.Post("/v1/webhook_endpoints", route([this](const httplib::Request& req, httplib::Response& res) {
+    server().Post("/v1/webhook_endpoints", route([this](const httplib::Request& req, httplib::Response& res) {
                     if (!writable(req, res)) return;
                     Endpoint e;
                     e.id = "we_" + token(24);
@@ -65,7 +54,7 @@ class FakeStripe {
                     out["secret"] = e.secret;
                     reply(res, 200, out);
                   }));
-    m_server.Get("/v1/webhook_endpoints", route([this](const httplib::Request& req, httplib::Response& res) {
+    server().Get("/v1/webhook_endpoints", route([this](const httplib::Request& req, httplib::Response& res) {
                    if (!writable(req, res)) return;
                    const int limit = req.has_param("limit") ? std::stoi(req.get_param_value("limit")) : 10;
                    if (limit < 1 || limit > 100)
@@ -78,7 +67,7 @@ class FakeStripe {
                      if (it == m_endpoints.end()) return missing(res, after);
                      from = static_cast<std::size_t>(it - m_endpoints.begin()) + 1;
                    }
-                   const std::size_t page = std::min<std::size_t>(limit, m_page_size);
+                   const std::size_t page = std::min<std::size_t>(limit, page_size());
                    nlohmann::json data = nlohmann::json::array();
                    for (std::size_t i = from; i < m_endpoints.size() && i < from + page; ++i)
                      data.push_back(json_of(m_endpoints[i]));
@@ -89,11 +78,11 @@ class FakeStripe {
                           {"data", data}});
                  }));
     const std::string one = R"(/v1/webhook_endpoints/([^/]+))";
-    m_server.Get(one, route([this](const httplib::Request& req, httplib::Response& res) {
+    server().Get(one, route([this](const httplib::Request& req, httplib::Response& res) {
                    if (!writable(req, res)) return;
                    if (Endpoint* e = find(req.matches[1], res)) reply(res, 200, json_of(*e));
                  }));
-    m_server.Post(one, route([this](const httplib::Request& req, httplib::Response& res) {
+    server().Post(one, route([this](const httplib::Request& req, httplib::Response& res) {
                     if (!writable(req, res)) return;
                     Endpoint* e = find(req.matches[1], res);
                     if (!e) return;
@@ -102,31 +91,16 @@ class FakeStripe {
                     *e = updated;
                     reply(res, 200, json_of(*e));
                   }));
-    m_server.Delete(one, route([this](const httplib::Request& req, httplib::Response& res) {
+    server().Delete(one, route([this](const httplib::Request& req, httplib::Response& res) {
                       if (!writable(req, res)) return;
                       const std::string id = req.matches[1];
                       if (!find(id, res)) return;
                       std::erase_if(m_endpoints, [&](const Endpoint& e) { return e.id == id; });
                       reply(res, 200, {{"id", id}, {"object", "webhook_endpoint"}, {"deleted", true}});
                     }));
-    m_server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;  // a route's own error answer, already recorded
-      std::lock_guard lock(m_mutex);
-      m_calls.push_back(record_call(req));
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([this] { return m_server.is_running(); }));
+    start();
   }
-  FakeStripe(const FakeStripe&) = delete;
-  FakeStripe& operator=(const FakeStripe&) = delete;
-  ~FakeStripe() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+  ~FakeStripe() { stop(); }
 
   // An endpoint made elsewhere (the dashboard, another tool), with its own secret.
   std::string add_endpoint(const std::string& url) {
@@ -135,51 +109,22 @@ class FakeStripe {
     m_endpoints.insert(m_endpoints.begin(), e);
     return e.id;
   }
-  void set_page_size(std::size_t n) {
-    std::lock_guard lock(m_mutex);
-    m_page_size = n;
-  }
-  // The next calls to a webhook_endpoints route answer this instead (in order, one each).
-  void script(Scripted s) {
-    std::lock_guard lock(m_mutex);
-    m_scripted.push_back(std::move(s));
-  }
-  std::vector<FakeCall> calls() {
-    std::lock_guard lock(m_mutex);
-    return m_calls;
-  }
-  std::size_t call_count() {
-    std::lock_guard lock(m_mutex);
-    return m_calls.size();
-  }
-  void clear_calls() {
-    std::lock_guard lock(m_mutex);
-    m_calls.clear();
-  }
   std::vector<Endpoint> endpoints() {
     std::lock_guard lock(m_mutex);
     return m_endpoints;
   }
 
  private:
+  // A route's handler behind the recording, authentication and scripted errors.
   template <class F>
   httplib::Server::Handler route(F handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      std::lock_guard lock(m_mutex);
-      m_calls.push_back(record_call(req));
+    return recorded([this, handler](const httplib::Request& req, httplib::Response& res) {
       const std::string auth = req.get_header_value("Authorization");
       if (!auth.starts_with("Bearer ") || !m_keys.count(auth.substr(7)))
         return error(res, 401, "invalid_request_error", "Invalid API Key provided: " + masked(auth), "");
-      if (req.path.starts_with("/v1/webhook_endpoints") && !m_scripted.empty()) {
-        const Scripted s = m_scripted.front();
-        m_scripted.pop_front();
-        res.status = s.status;
-        for (const auto& [k, v] : s.headers) res.set_header(k, v);
-        res.set_content(s.body, "application/json");
-        return;
-      }
+      if (req.path.starts_with("/v1/webhook_endpoints") && answer_scripted(res)) return;
       handler(req, res);
-    };
+    });
   }
 
   // Stripe shows a refused key masked: its prefix and last four characters.
@@ -208,18 +153,14 @@ class FakeStripe {
     return out;
   }
 
-  static void reply(httplib::Response& res, int status, const nlohmann::json& body) {
-    res.status = status;
-    res.set_content(body.dump(), "application/json");
-  }
-  static void error(httplib::Response& res, int status, const std::string& type, const std::string& message,
-                    const std::string& param) {
+  void error(httplib::Response& res, int status, const std::string& type, const std::string& message,
+             const std::string& param) {
     nlohmann::json e = {{"type", type}, {"message", message}};
     if (!param.empty()) e["param"] = param;
     if (status == 404) e["code"] = "resource_missing";
     reply(res, status, {{"error", e}});
   }
-  static void missing(httplib::Response& res, const std::string& id) {
+  void missing(httplib::Response& res, const std::string& id) {
     error(res, 404, "invalid_request_error", "No such webhook endpoint: '" + id + "'", "id");
   }
 
@@ -242,7 +183,7 @@ class FakeStripe {
   }
 
   // The form body applied to `e` as Stripe would; false (and a 400 answered) when Stripe would refuse it.
-  static bool apply(Endpoint& e, const httplib::Request& req, httplib::Response& res, bool create) {
+  bool apply(Endpoint& e, const httplib::Request& req, httplib::Response& res, bool create) {
     if (req.get_header_value("Content-Type").find("application/x-www-form-urlencoded") != 0 && !req.body.empty()) {
       error(res, 400, "invalid_request_error", "Invalid request: the body must be form-encoded", "");
       return false;
@@ -294,15 +235,8 @@ class FakeStripe {
 
   const std::set<std::string> m_keys;
   const std::set<std::string> m_restricted;
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-  std::mutex m_mutex;
   std::mt19937_64 m_rng{std::random_device{}()};
-  std::vector<FakeCall> m_calls;
   std::vector<Endpoint> m_endpoints;
-  std::size_t m_page_size = 100;
-  std::deque<Scripted> m_scripted;
 };
 
 }  // namespace alumia::test

@@ -1,28 +1,27 @@
 #pragma once
 // A local stand-in for the Telegram Bot API (the daemon's ALUMIA_TELEGRAM_API_BASE), on 127.0.0.1:0:
-// getMe answers for the accepted bot tokens only and records every token it was asked about;
-// setWebhook, getWebhookInfo and deleteWebhook keep one webhook per bot the way Telegram does and
-// record every call (method, token, JSON body). fail_next() scripts an error answer (401, 400, 429
-// with parameters.retry_after, 5xx) for the next call of a method.
-#include "process.hpp"
+// getMe answers for the accepted bot tokens only, and seen() lists every token it was asked about;
+// setWebhook, getWebhookInfo and deleteWebhook keep one webhook per bot the way Telegram does, and
+// calls() lists those calls (method, token, JSON body). fail_next() scripts an error answer (401, 400,
+// 429 with parameters.retry_after, 5xx) for the next call of a method. The server, the lock and the
+// recording are FakeApi's; only these views of the recorded calls are shown.
+#include "fake_call.hpp"
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include <catch2/catch.hpp>
-
-#include <deque>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 namespace alumia::test {
 
-class FakeTelegram {
+class FakeTelegram : private FakeApi {
  public:
   struct Call {
     std::string method;  // "setWebhook", ...
@@ -38,39 +37,19 @@ class FakeTelegram {
 
   // `username` is the bot's name getMe reports (the connection's account label, after an @).
   explicit FakeTelegram(std::set<std::string> good_tokens, std::string username = "alumia_bot")
-      : m_good(std::move(good_tokens)), m_username(std::move(username)) {
-    m_server.Get(R"(/bot([^/]+)/getMe)", [this](const httplib::Request& req, httplib::Response& res) {
-      const std::string token = req.matches[1];
-      {
-        std::lock_guard lock(m_mutex);
-        m_seen.push_back(token);
-      }
-      if (m_good.count(token)) {
-        const nlohmann::json me{{"ok", true}, {"result", {{"id", 42}, {"is_bot", true}, {"username", m_username}}}};
-        res.set_content(me.dump(), "application/json");
-      } else {
-        unauthorized(res);
-      }
-    });
-    const auto webhook_method = [this](const httplib::Request& req, httplib::Response& res) {
+      : FakeApi("application/json"), m_good(std::move(good_tokens)), m_username(std::move(username)) {
+    server().Get(
+        R"(/bot([^/]+)/getMe)", recorded([this](const httplib::Request& req, httplib::Response& res) {
+          if (!m_good.count(req.matches[1])) return unauthorized(res);
+          reply(res, 200, {{"ok", true}, {"result", {{"id", 42}, {"is_bot", true}, {"username", m_username}}}});
+        }));
+    const auto webhook_method = recorded([this](const httplib::Request& req, httplib::Response& res) {
       const std::string token = req.matches[1];
       const std::string method = req.matches[2];
-      nlohmann::json body =
-          req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body, nullptr, false);
-      std::lock_guard lock(m_mutex);
-      m_calls.push_back({method, token, body});
-      if (auto scripted = take_failure(method)) {
-        res.status = scripted->first;
-        res.set_content(scripted->second.dump(), "application/json");
-        return;
-      }
+      if (answer_scripted(res, method)) return;
       if (!m_good.count(token)) return unauthorized(res);
-      if (!body.is_object()) {
-        res.status = 400;
-        res.set_content(R"({"ok":false,"error_code":400,"description":"Bad Request: can't parse JSON"})",
-                        "application/json");
-        return;
-      }
+      const nlohmann::json body = body_of(req.body);
+      if (!body.is_object()) return failure(res, 400, "Bad Request: can't parse JSON");
       Webhook& hook = m_hooks[token];
       nlohmann::json result = true;
       if (method == "setWebhook") {
@@ -93,36 +72,33 @@ class FakeTelegram {
           result["last_error_message"] = m_last_error->second;
         }
       } else {
-        res.status = 404;
-        res.set_content(R"({"ok":false,"error_code":404,"description":"Not Found"})", "application/json");
-        return;
+        return failure(res, 404, "Not Found");
       }
-      res.set_content(nlohmann::json{{"ok", true}, {"result", result}}.dump(), "application/json");
-    };
-    m_server.Post(R"(/bot([^/]+)/(setWebhook|deleteWebhook|getWebhookInfo))", webhook_method);
-    m_server.Get(R"(/bot([^/]+)/(getWebhookInfo|deleteWebhook))", webhook_method);
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([this] { return m_server.is_running(); }));
+      reply(res, 200, {{"ok", true}, {"result", result}});
+    });
+    server().Post(R"(/bot([^/]+)/(setWebhook|deleteWebhook|getWebhookInfo))", webhook_method);
+    server().Get(R"(/bot([^/]+)/(getWebhookInfo|deleteWebhook))", webhook_method);
+    start();
   }
-  FakeTelegram(const FakeTelegram&) = delete;
-  FakeTelegram& operator=(const FakeTelegram&) = delete;
-  ~FakeTelegram() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
+  ~FakeTelegram() { stop(); }
 
-  std::string base() const { return "http://127.0.0.1:" + std::to_string(m_port); }
+  using FakeApi::base;
   // The bot tokens getMe was called with, in order.
   std::vector<std::string> seen() {
-    std::lock_guard lock(m_mutex);
-    return m_seen;
+    std::vector<std::string> out;
+    for (const auto& c : FakeApi::calls())
+      if (const auto bot = bot_call(c.path); bot && bot->second == "getMe") out.push_back(bot->first);
+    return out;
   }
   // The setWebhook / getWebhookInfo / deleteWebhook calls, in order.
   std::vector<Call> calls() {
-    std::lock_guard lock(m_mutex);
-    return m_calls;
+    std::vector<Call> out;
+    for (const auto& c : FakeApi::calls()) {
+      const auto bot = bot_call(c.path);
+      if (bot && (bot->second == "setWebhook" || bot->second == "getWebhookInfo" || bot->second == "deleteWebhook"))
+        out.push_back({bot->second, bot->first, body_of(c.body)});
+    }
+    return out;
   }
   std::vector<Call> calls_of(const std::string& method) {
     std::vector<Call> out;
@@ -148,36 +124,36 @@ class FakeTelegram {
   // parameters.retry_after (429).
   void fail_next(const std::string& method, int status, const std::string& description,
                  std::optional<int> retry_after = std::nullopt) {
-    nlohmann::json body{{"ok", false}, {"error_code", status}, {"description", description}};
-    if (retry_after) body["parameters"] = {{"retry_after", *retry_after}};
-    std::lock_guard lock(m_mutex);
-    m_failures[method].emplace_back(status, std::move(body));
+    script_for(method, {status, error_of(status, description, retry_after).dump(), {}});
   }
 
  private:
-  static void unauthorized(httplib::Response& res) {
-    res.status = 401;
-    res.set_content(R"({"ok":false,"error_code":401,"description":"Unauthorized"})", "application/json");
+  // Telegram's error shape.
+  static nlohmann::json error_of(int status, const std::string& description,
+                                 std::optional<int> retry_after = std::nullopt) {
+    nlohmann::json body{{"ok", false}, {"error_code", status}, {"description", description}};
+    if (retry_after) body["parameters"] = {{"retry_after", *retry_after}};
+    return body;
   }
-  // Under m_mutex.
-  std::optional<std::pair<int, nlohmann::json>> take_failure(const std::string& method) {
-    auto it = m_failures.find(method);
-    if (it == m_failures.end() || it->second.empty()) return std::nullopt;
-    auto f = std::move(it->second.front());
-    it->second.pop_front();
-    return f;
+  void failure(httplib::Response& res, int status, const std::string& description) const {
+    reply(res, status, error_of(status, description));
+  }
+  void unauthorized(httplib::Response& res) const { failure(res, 401, "Unauthorized"); }
+  // A Bot API body: JSON, or an empty object for a bodyless GET.
+  static nlohmann::json body_of(const std::string& body) {
+    return body.empty() ? nlohmann::json::object() : nlohmann::json::parse(body, nullptr, false);
+  }
+  // The bot token and Bot API method of a call to /bot<token>/<method>.
+  static std::optional<std::pair<std::string, std::string>> bot_call(const std::string& path) {
+    if (!path.starts_with("/bot")) return std::nullopt;
+    const auto slash = path.find('/', 4);
+    if (slash == std::string::npos || slash == 4 || path.find('/', slash + 1) != std::string::npos) return std::nullopt;
+    return std::pair{path.substr(4, slash - 4), path.substr(slash + 1)};
   }
 
   const std::set<std::string> m_good;
   const std::string m_username;
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-  std::mutex m_mutex;
-  std::vector<std::string> m_seen;
-  std::vector<Call> m_calls;
   std::map<std::string, Webhook> m_hooks;
-  std::map<std::string, std::deque<std::pair<int, nlohmann::json>>> m_failures;
   std::optional<std::pair<int64_t, std::string>> m_last_error;
 };
 
