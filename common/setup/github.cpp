@@ -57,6 +57,9 @@ bool valid_event(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
 }
 
+const detail::EventRule k_events{valid_event, "GitHub event name",
+                                 "lower-case letters and '_', e.g. push, pull_request; * for all"};
+
 Result<Target> target_of(const SetupOptions& options) {
   if (options.repo.has_value() == options.org.has_value())
     return fail(ErrorCode::validation_error,
@@ -111,28 +114,22 @@ class GithubApi {
       : m_ctx(ctx), m_target(target), m_base(detail::trimmed_base(ctx.api_base)) {}
 
   Result<http::OutboundResponse> call(std::string method, const std::string& path_or_url, const json* body = nullptr) {
-    http::OutboundRequest r;
-    r.method = std::move(method);
-    r.url = path_or_url.starts_with("/") ? m_base + path_or_url : path_or_url;
-    std::string auth = "Bearer " + m_ctx.credential.str();
-    r.headers = {{"Authorization", auth},
-                 {"Accept", "application/vnd.github+json"},
-                 {"X-GitHub-Api-Version", "2022-11-28"},
-                 {"User-Agent", "alumia-connect/" ALUMIA_VERSION}};
+    auto r = detail::bearer_request(m_ctx, std::move(method),
+                                    path_or_url.starts_with("/") ? m_base + path_or_url : path_or_url);
+    r.headers.emplace_back("Accept", "application/vnd.github+json");
+    r.headers.emplace_back("X-GitHub-Api-Version", "2022-11-28");
     if (body) {
       r.body = body->dump();
       r.content_type = "application/json";
     }
-    auto response = detail::send(m_ctx, std::move(r), k_name);
-    wipe_string(auth);
-    return response;
+    return detail::send(m_ctx, std::move(r), k_name);
   }
 
   // Our code for an answer that is not a success.
   Error error(const http::OutboundResponse& res) const {
     const json doc = detail::parse_body(res);
     std::string said = detail::provider_text(detail::string_member(doc, "message").value_or(""), m_ctx);
-    const std::string http = "HTTP " + std::to_string(res.status) + (said.empty() ? "" : ": " + said);
+    const std::string http = detail::http_status(res.status, said);
     const std::string reconnect = "`alumia-connect connect --reconnect " + m_ctx.connection_id + "`";
     if (const auto wait = rate_limited(res))
       return {ErrorCode::too_many_requests,
@@ -174,9 +171,7 @@ class GithubApi {
       default:
         break;
     }
-    if (res.status >= 500)
-      return {ErrorCode::service_unavailable, "GitHub is unavailable (" + http + "); try again later", 0};
-    return {ErrorCode::service_unavailable, "GitHub answered unexpectedly (" + http + ")", 0};
+    return detail::unexpected_answer(k_name, res.status, http);
   }
 
   Result<json> expect_json(const http::OutboundResponse& res) const {
@@ -281,17 +276,7 @@ class GithubRegistrar final : public Registrar {
     TRY(target_of(options));
     if (options.drop_pending)
       return fail(ErrorCode::validation_error, "--drop-pending applies to telegram connections only");
-    if (options.events) {
-      if (options.events->empty())
-        return fail(ErrorCode::validation_error, "--events needs at least one GitHub event name, or * for all");
-      for (const auto& e : *options.events)
-        if (!valid_event(e))
-          return fail(ErrorCode::validation_error,
-                      "--events: \"" + e.substr(0, 100) +
-                          "\" is not a GitHub event name (lower-case letters and '_', e.g. push, pull_request; * for "
-                          "all)");
-    }
-    return {};
+    return detail::check_events(options.events, k_events);
   }
 
   Result<Registration> apply(const RegistrarContext& ctx, const SetupOptions& options) const override {

@@ -1,4 +1,4 @@
-// The shared half of the github and stripe registrars' calls (provider_call.hpp).
+// The shared half of the registrars' calls (provider_call.hpp).
 #include "provider_call.hpp"
 
 #include <alumia/base/text.hpp>
@@ -53,11 +53,21 @@ std::string trimmed_base(std::string_view api_base) {
   return std::string(api_base);
 }
 
+http::OutboundRequest bearer_request(const RegistrarContext& ctx, std::string method, std::string url) {
+  http::OutboundRequest r;
+  r.method = std::move(method);
+  r.url = std::move(url);
+  r.headers = {{"Authorization", "Bearer " + ctx.credential.str()}, {"User-Agent", "alumia-connect/" ALUMIA_VERSION}};
+  return r;
+}
+
 Result<http::OutboundResponse> send(const RegistrarContext& ctx, http::OutboundRequest request,
                                     std::string_view provider) {
   request.max_response_bytes = k_max_answer_bytes;
   auto response = ctx.http.send(request);
   wipe_string(request.body);  // may carry the endpoint secret (github's config.secret)
+  wipe_string(request.url);   // may carry the credential (the Bot API's /bot<token>/)
+  for (auto& header : request.headers) wipe_string(header.second);  // Authorization
   if (!response)
     return fail(ErrorCode::service_unavailable, std::string(provider) + " could not be reached (" +
                                                     provider_text(response.error().message, ctx) +
@@ -76,23 +86,51 @@ std::optional<std::string> string_member(const nlohmann::json& object, std::stri
   return it->get<std::string>();
 }
 
+std::string safe_text(std::string_view text, std::size_t max_bytes) {
+  std::string clean;
+  for (std::size_t at = 0; at < text.size();) {
+    const Utf8Step step = decode_utf8(text, at);
+    if (clean.size() + step.length > max_bytes) break;
+    if (!step.valid) clean += '?';
+    else if (is_control_code_point(step.code_point)) clean += ' ';
+    else clean.append(text, at, step.length);
+    at += step.length;
+  }
+  return clean;
+}
+
 std::string provider_text(std::string_view text, const RegistrarContext& ctx) {
   std::string out(text.substr(0, 4 * k_max_text));
   replace_all(out, ctx.credential.view());
   replace_all(out, ctx.secret.view());
   mask_key_shapes(out);
-  // Control characters and broken UTF-8 out, then cut on a character boundary.
-  std::string clean;
-  for (std::size_t at = 0; at < out.size();) {
-    const Utf8Step step = decode_utf8(out, at);
-    if (clean.size() + step.length > k_max_text) break;
-    if (!step.valid) clean += '?';
-    else if (is_control_code_point(step.code_point)) clean += ' ';
-    else clean.append(out, at, step.length);
-    at += step.length;
-  }
+  std::string clean = safe_text(out, k_max_text);
   wipe_string(out);
   return clean;
+}
+
+std::string http_status(int status, std::string_view said) {
+  return "HTTP " + std::to_string(status) + (said.empty() ? "" : ": " + std::string(said));
+}
+
+Error unexpected_answer(std::string_view provider, int status, std::string_view http) {
+  if (status >= 500)
+    return {ErrorCode::service_unavailable,
+            std::string(provider) + " is unavailable (" + std::string(http) + "); try again later", 0};
+  return {ErrorCode::service_unavailable, std::string(provider) + " answered unexpectedly (" + std::string(http) + ")",
+          0};
+}
+
+Status check_events(const std::optional<std::vector<std::string>>& events, const EventRule& rule) {
+  if (!events) return {};
+  if (events->empty() && !rule.empty_allowed)
+    return fail(ErrorCode::validation_error,
+                "--events needs at least one " + std::string(rule.kind) + ", or * for all");
+  for (const auto& e : *events)
+    if (!rule.valid(e))
+      return fail(ErrorCode::validation_error, "--events: \"" + safe_text(e, 100) + "\" is not a " +
+                                                   std::string(rule.kind) + " (" + std::string(rule.rule) + ")");
+  return {};
 }
 
 int retry_after(const http::OutboundResponse& response, int fallback) {

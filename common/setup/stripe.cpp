@@ -31,6 +31,9 @@ bool valid_event(std::string_view s) {
                      [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.'; });
 }
 
+const detail::EventRule k_events{valid_event, "Stripe event type",
+                                 "lower-case letters, digits, '_' and '.', e.g. charge.succeeded; * for all"};
+
 // Stripe object ids: a prefix, '_', letters and digits. Anything else never reaches a URL.
 bool valid_id(std::string_view s) {
   if (!s.starts_with("we_") || s.size() < 4 || s.size() > 255) return false;
@@ -56,25 +59,19 @@ class StripeApi {
   explicit StripeApi(const RegistrarContext& ctx) : m_ctx(ctx), m_base(detail::trimmed_base(ctx.api_base)) {}
 
   Result<http::OutboundResponse> call(std::string method, const std::string& path, const Fields& form = {}) {
-    http::OutboundRequest r;
-    r.method = std::move(method);
-    r.url = m_base + path;
-    std::string auth = "Bearer " + m_ctx.credential.str();
-    r.headers = {{"Authorization", auth}, {"User-Agent", "alumia-connect/" ALUMIA_VERSION}};
+    auto r = detail::bearer_request(m_ctx, std::move(method), m_base + path);
     if (r.method == "POST") {
       r.body = http::form_encode(form);
       r.content_type = "application/x-www-form-urlencoded";
     }
-    auto response = detail::send(m_ctx, std::move(r), k_name);
-    wipe_string(auth);
-    return response;
+    return detail::send(m_ctx, std::move(r), k_name);
   }
 
   Error error(const http::OutboundResponse& res) const {
     const json doc = detail::parse_body(res);
     const json err = doc.is_object() && doc.contains("error") ? doc["error"] : json::object();
     const std::string said = detail::provider_text(detail::string_member(err, "message").value_or(""), m_ctx);
-    const std::string http = "HTTP " + std::to_string(res.status) + (said.empty() ? "" : ": " + said);
+    const std::string http = detail::http_status(res.status, said);
     const std::string id = m_ctx.connection_id;
     switch (res.status) {
       case 400:
@@ -100,9 +97,7 @@ class StripeApi {
       default:
         break;
     }
-    if (res.status >= 500)
-      return {ErrorCode::service_unavailable, "Stripe is unavailable (" + http + "); try again later", 0};
-    return {ErrorCode::service_unavailable, "Stripe answered unexpectedly (" + http + ")", 0};
+    return detail::unexpected_answer(k_name, res.status, http);
   }
 
   Result<json> expect_object(const http::OutboundResponse& res) const {
@@ -179,17 +174,7 @@ class StripeRegistrar final : public Registrar {
       return fail(ErrorCode::validation_error,
                   "Stripe issues the signing secret itself: roll it in the Stripe dashboard, or run setup-webhook "
                   "--remove and then setup-webhook again for a new endpoint with a new secret");
-    if (options.events) {
-      if (options.events->empty())
-        return fail(ErrorCode::validation_error, "--events needs at least one Stripe event type, or * for all");
-      for (const auto& e : *options.events)
-        if (!valid_event(e))
-          return fail(ErrorCode::validation_error,
-                      "--events: \"" + e.substr(0, 100) +
-                          "\" is not a Stripe event type (lower-case letters, digits, '_' and '.', e.g. "
-                          "charge.succeeded; * for all)");
-    }
-    return {};
+    return detail::check_events(options.events, k_events);
   }
 
   Result<Registration> apply(const RegistrarContext& ctx, const SetupOptions& options) const override {

@@ -1,7 +1,10 @@
 // Telegram (Bot API): setWebhook with the endpoint's secret_token, then getWebhookInfo for the report;
 // removal is deleteWebhook. The bot token is part of every call's URL path
 // (https://api.telegram.org/bot<token>/<method>), so no URL of a call ever reaches a message or the
-// log, and the messages of failed calls are scrubbed of the token in case a layer below quoted one.
+// log, and the messages of failed calls are scrubbed of the token in case a layer below quoted one
+// (detail::send and provider_text, shared with the other registrars).
+#include "provider_call.hpp"
+
 #include <alumia/base/clock.hpp>
 #include <alumia/base/try.hpp>
 #include <alumia/net/url.hpp>
@@ -19,20 +22,14 @@ using nlohmann::json;
 // The ports setWebhook accepts (Bot API: "Ports currently supported for webhooks: 443, 80, 88, 8443").
 constexpr std::array<uint16_t, 4> k_ports = {443, 80, 88, 8443};
 
-// Provider text for our messages: printable ASCII, bounded.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char ch : text.substr(0, 300)) out += (ch >= 0x20 && ch < 0x7f) ? ch : '?';
-  return out;
+// A Telegram update type (message, callback_query, chat_member, ...).
+bool valid_update_type(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && s.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string_view::npos;
 }
 
-// `text` without any copy of the token.
-std::string scrubbed(std::string text, std::string_view token) {
-  if (token.empty()) return text;
-  for (auto at = text.find(token); at != std::string::npos; at = text.find(token, at))
-    text.replace(at, token.size(), "***");
-  return text;
-}
+// An empty allowed_updates is Telegram's "every type but a few".
+const detail::EventRule k_events{valid_update_type, "Telegram update type",
+                                 "lower-case words joined by _, e.g. message, callback_query, chat_member", true};
 
 class TelegramRegistrar final : public Registrar {
  public:
@@ -42,14 +39,7 @@ class TelegramRegistrar final : public Registrar {
   Status check(const SetupOptions& options) const override {
     if (options.repo || options.org)
       return fail(ErrorCode::bad_request, "--repo and --org are for github; a telegram bot has one webhook");
-    if (options.events)
-      for (const std::string& e : *options.events)
-        if (e.empty() || e.size() > 64 || e.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos)
-          return fail(ErrorCode::validation_error,
-                      "--events: '" + printable(e) +
-                          "' is not a Telegram update type (lower-case words joined by _, e.g. message, "
-                          "callback_query, chat_member)");
-    return {};
+    return detail::check_events(options.events, k_events);
   }
 
   Result<Registration> apply(const RegistrarContext& ctx, const SetupOptions& options) const override {
@@ -95,33 +85,26 @@ class TelegramRegistrar final : public Registrar {
     http::OutboundRequest req;
     req.method = body.empty() ? "GET" : "POST";
     std::string token(ctx.credential.view());
-    req.url = ctx.api_base + "/bot" + token + "/" + method;
+    req.url = detail::trimmed_base(ctx.api_base) + "/bot" + token + "/" + method;
     req.body = body;
     if (!body.empty()) req.content_type = "application/json";
-    auto res = ctx.http.send(req);
-    wipe_string(req.url);
-    if (!res) {
-      Error e = res.error();
-      e.message = "the Telegram Bot API did not answer " + method + ": " + scrubbed(std::move(e.message), token) +
-                  "; try again later";
-      wipe_string(token);
-      if (e.code != ErrorCode::service_unavailable) e.code = ErrorCode::service_unavailable;
-      return std::unexpected(std::move(e));
-    }
     wipe_string(token);
-    const json answer = json::parse(res->body, nullptr, false);
+    const std::string who = "Telegram's " + method;
+    const auto res = TRY(detail::send(ctx, std::move(req), who));
+    const json answer = detail::parse_body(res);
     const std::string description =
-        answer.is_object() && answer.contains("description") && answer["description"].is_string()
-            ? printable(answer["description"].get<std::string>())
-            : std::string("no description");
-    const int status = res->status;
+        detail::provider_text(detail::string_member(answer, "description").value_or(""), ctx);
+    const int status = res.status;
     if (status == 200 && answer.is_object() && answer.value("ok", false) && answer.contains("result"))
       return answer["result"];
+    const std::string http = detail::http_status(status, description);
     if (status == 401 || status == 403 || status == 404)
+      return fail(ErrorCode::validation_error, "Telegram refused the bot token of connection " + ctx.connection_id +
+                                                   " (" + http + "); update it with `alumia-connect credentials " +
+                                                   ctx.connection_id + "`");
+    if (status == 400)
       return fail(ErrorCode::validation_error,
-                  "Telegram refused the bot token of connection " + ctx.connection_id + " (" + std::to_string(status) +
-                      " " + description + "); update it with `alumia-connect credentials " + ctx.connection_id + "`");
-    if (status == 400) return fail(ErrorCode::validation_error, "Telegram refused " + method + ": " + description);
+                  "Telegram refused " + method + ": " + (description.empty() ? http : description));
     if (status == 429) {
       int retry_after = 0;
       if (answer.is_object() && answer.contains("parameters") && answer["parameters"].is_object()) {
@@ -130,13 +113,12 @@ class TelegramRegistrar final : public Registrar {
           retry_after = static_cast<int>(std::clamp<int64_t>(p["retry_after"].get<int64_t>(), 1, 86'400));
       }
       Error e{ErrorCode::too_many_requests,
-              "Telegram is rate-limiting " + method + " (" + description + ")" +
+              "Telegram is rate-limiting " + method + " (" + http + ")" +
                   (retry_after > 0 ? "; retry after " + std::to_string(retry_after) + " s" : "; retry later"),
               retry_after};
       return std::unexpected(std::move(e));
     }
-    return fail(ErrorCode::service_unavailable, "the Telegram Bot API answered " + method + " with HTTP " +
-                                                    std::to_string(status) + " (" + description + "); try again later");
+    return std::unexpected(detail::unexpected_answer(who, status, http));
   }
 
   static Result<json> webhook_info(const RegistrarContext& ctx) {
