@@ -5,6 +5,7 @@
 // before any call.
 #include "fake_stripe.hpp"
 #include "fakes.hpp"
+#include "setup_test_util.hpp"
 
 #include <alumia/net/http.hpp>
 #include <alumia/net/http_client.hpp>
@@ -23,14 +24,11 @@ constexpr const char* k_key = "sk_test_51GoodKey0123456789abcdef";
 constexpr const char* k_restricted = "rk_test_51Restricted0123456789";
 constexpr const char* k_url = "https://hooks.example.com/api/v1/connectors/webhooks/stripe/ep_1";
 
-struct Harness {
+struct Harness : setup::testing::RegistrarHarness<http::HttplibClient> {
   FakeStripe stripe{{k_key, k_restricted}, {k_restricted}};
-  http::HttplibClient http;
-  test::SeededRandom random;
 
   RegistrarContext ctx(json previous = nullptr, std::string secret = {}, std::string key = k_key) {
-    return RegistrarContext{"conn_s", k_url, stripe.base(), SecretBytes(key), SecretBytes(secret), std::move(previous),
-                            http,     random};
+    return context("conn_s", k_url, stripe.base(), std::move(key), std::move(secret), std::move(previous));
   }
 };
 
@@ -59,13 +57,8 @@ std::pair<json, std::string> registered(Harness& h) {
 }
 
 Error apply_error(Harness& h, const setup::SetupOptions& options = {}, std::string key = k_key) {
-  auto ctx = h.ctx(nullptr, {}, key);
-  auto r = registrar().apply(ctx, options);
-  REQUIRE_FALSE(r.has_value());
-  CHECK(r.error().message.find(key) == std::string::npos);
-  CHECK(r.error().message.find("sk_test") == std::string::npos);  // not even Stripe's masked echo
-  CHECK(r.error().message.find("whsec_") == std::string::npos);
-  return r.error();
+  // Not even Stripe's masked echo of the key (sk_test_...), nor any signing secret.
+  return setup::testing::apply_error(registrar(), h.ctx(nullptr, {}, key), options, {key, "sk_test", "whsec_"});
 }
 
 }  // namespace
@@ -79,13 +72,7 @@ TEST_CASE("stripe setup: registered in the table, secret issued by Stripe", "[se
 TEST_CASE("stripe setup: options are checked before any call", "[setup][stripe]") {
   Harness h;
   const auto refused = [&](const setup::SetupOptions& o, const std::string& words) {
-    INFO(words);
-    auto st = registrar().check(o);
-    REQUIRE_FALSE(st.has_value());
-    CHECK(st.error().code == ErrorCode::validation_error);
-    CHECK_THAT(st.error().message, Catch::Contains(words));
-    auto ctx = h.ctx();
-    CHECK_FALSE(registrar().apply(ctx, o).has_value());
+    setup::testing::check_refused(registrar(), h.ctx(), o, words);
   };
   setup::SetupOptions o;
   o.repo = "octo-org/hello-world";
