@@ -16,15 +16,6 @@
 using namespace alumia::test;
 using nlohmann::json;
 
-// Skipped without the peer (tests/support/oauth-peer/install.sh), except under `make test`, which sets
-// ALUMIA_REQUIRE_OAUTH_PEER: there a missing peer fails.
-#define SKIP_WITHOUT_PEER()                                                                                   \
-  do {                                                                                                        \
-    if (!oauth_peer_available())                                                                              \
-      ALUMIA_SKIP_UNLESS_REQUIRED("ALUMIA_REQUIRE_OAUTH_PEER",                                                \
-                                  "oidc-provider is not installed: run tests/support/oauth-peer/install.sh"); \
-  } while (false)
-
 namespace {
 
 struct PeerSetup {
@@ -53,7 +44,7 @@ struct PeerSetup {
   ~PeerSetup() {
     if (daemon) CHECK(daemon->stop() == 0);
   }
-  EnvOverrides browser_env() const { return {{"BROWSER", browser.string()}, {"DISPLAY", ":0"}}; }
+  EnvOverrides browser_env() const { return alumia::test::browser_env(browser); }
   ProcessResult connect(std::vector<std::string> args) const {
     std::vector<std::string> a{"connect"};
     a.insert(a.end(), args.begin(), args.end());
@@ -119,7 +110,7 @@ std::string query_value(const std::string& url, const std::string& name) {
 }  // namespace
 
 TEST_CASE("OAuth connect succeeds against the real peer and the token works", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s;
   auto r = s.connect({"peer", "--timeout", "60"});
   INFO(r.out << r.err << s.daemon->log());
@@ -212,7 +203,7 @@ TEST_CASE("OAuth connect succeeds against the real peer and the token works", "[
 }
 
 TEST_CASE("OAuth consent denied reports the provider's reason", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s({}, {}, {{"peer", json{{"extraAuthorizeParams", {{"login_hint", "deny"}}}}}});
   auto r = s.connect({"peer", "--timeout", "60"});
   INFO(r.out << r.err);
@@ -224,7 +215,7 @@ TEST_CASE("OAuth consent denied reports the provider's reason", "[oauth-peer]") 
 }
 
 TEST_CASE("OAuth state expires", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   // The expiry itself is tested on a fake clock (unit test_oauth_binding); here only that the daemon
   // takes ALUMIA_OAUTH_FLOW_TTL_MS: a 1 ms flow has expired by the time the browser comes back.
   PeerSetup s({}, {{"ALUMIA_OAUTH_FLOW_TTL_MS", "1"}});
@@ -242,7 +233,7 @@ TEST_CASE("OAuth state expires", "[oauth-peer]") {
 }
 
 TEST_CASE("PKCE is enforced by the peer: a connector without it fails", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s({}, {}, {{"nopkce", json{{"pkce", false}}}});
   auto r = s.connect({"nopkce", "--timeout", "60"});
   INFO(r.out << r.err);
@@ -252,7 +243,7 @@ TEST_CASE("PKCE is enforced by the peer: a connector without it fails", "[oauth-
 }
 
 TEST_CASE("Refresh before expiry rotates the refresh token without reuse", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s({{"PEER_AT_TTL", "4"}}, {{"ALUMIA_REFRESH_INTERVAL_MS", "100"}});
   auto r = s.connect({"peer", "--timeout", "60"});
   REQUIRE(r.exit_code == 0);
@@ -309,7 +300,7 @@ std::vector<TokenRead> read_tokens_at_once(const Daemon& daemon, const std::stri
 }  // namespace
 
 TEST_CASE("Concurrent token reads share one refresh, and a fresh token is not refreshed", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   // 8-second tokens are inside the refresh margin after 4 s (half their life). The background worker
   // is kept out of the way (one pass an hour) so that every refresh here is a token read's.
   PeerSetup s({{"PEER_AT_TTL", "8"}}, {{"ALUMIA_REFRESH_INTERVAL_MS", "3600000"}});
@@ -344,7 +335,7 @@ TEST_CASE("Concurrent token reads share one refresh, and a fresh token is not re
 }
 
 TEST_CASE("Redeeming the ticket binds the flow to that browser with a short-lived HttpOnly cookie", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s;
   auto start = s.daemon->cli({"connect", "peer", "--no-wait", "--json"});
   REQUIRE(start.exit_code == 0);
@@ -371,7 +362,7 @@ TEST_CASE("Redeeming the ticket binds the flow to that browser with a short-live
 
 TEST_CASE("A provider link finished in another browser is refused; the browser that started it still can",
           "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s;
   auto r = s.connect({"peer", "--timeout", "60"});
   INFO(r.out << r.err << s.daemon->log());
@@ -414,7 +405,7 @@ TEST_CASE("A provider link finished in another browser is refused; the browser t
 }
 
 TEST_CASE("A new ticket for a connection voids its earlier ones", "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   PeerSetup s;
   auto start = s.daemon->cli({"connect", "peer", "--no-wait", "--json"});
   REQUIRE(start.exit_code == 0);
@@ -442,7 +433,7 @@ TEST_CASE("A new ticket for a connection voids its earlier ones", "[oauth-peer]"
 
 TEST_CASE("A redirect base on another origin: the ticket is redeemed there, and the flow completes end to end",
           "[oauth-peer]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   // The public origin (a proxy named localhost, another host than the control listener's 127.0.0.1, so
   // cookies are not shared) forwards to the daemon's public listener, like a TLS proxy would.
   HttpProxy proxy("127.0.0.1", "localhost");

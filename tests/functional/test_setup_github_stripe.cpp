@@ -27,27 +27,13 @@ namespace {
 constexpr const char* k_base_url = "https://hooks.example.com";
 constexpr const char* k_stripe_key = "sk_test_51FakeShopKey0123456789";
 
-// The github connector's OAuth endpoints on the peer, its account label on the fake GitHub.
+// The github connector's OAuth endpoints on the peer (revocation by POST, RFC 7009; its
+// token answer read as plain JSON), its account label on the fake GitHub.
 void write_github_patch(const std::filesystem::path& home, const std::string& issuer, const std::string& github) {
-  const json patch = {
-      {"slug", "github"},
-      {"oauth",
-       {{"authorizeUrl", issuer + "/auth"},
-        {"tokenUrl", issuer + "/token"},
-        {"revocation", {{"style", "rfc7009"}, {"url", issuer + "/token/revocation"}, {"method", "POST"}}},
-        {"defaultScopes", {"openid", "email", "offline_access"}},
-        {"scopeSeparator", " "},
-        {"pkce", true},
-        {"clientAuth", "basic"},
-        {"extraAuthorizeParams", {{"prompt", "consent"}}},
-        {"accountPickerParam", {{"name", "prompt"}, {"value", "login"}}},
-        {"tokenResponse", nullptr},
-        {"issuer", issuer},
-        {"issRequired", true},
-        {"accountLabel",
-         {{"source", "request"}, {"method", "GET"}, {"url", github + "/user"}, {"jsonPointers", {"/login"}}}}}}};
-  std::filesystem::create_directories(home / "connectors.d");
-  std::ofstream(home / "connectors.d" / "github.json") << patch.dump(2);
+  write_peer_patch(home, "github", issuer,
+                   {{"revocation", {{"method", "POST"}}},
+                    {"tokenResponse", nullptr},
+                    {"accountLabel", {{"url", github + "/user"}, {"jsonPointers", {"/login"}}}}});
 }
 
 struct World {
@@ -82,10 +68,7 @@ struct World {
 
   // An active github connection made through the peer; its id.
   std::string connect_github() {
-    EnvOverrides env = cli_env();
-    env["BROWSER"] = browser.string();
-    env["DISPLAY"] = ":0";
-    auto r = daemon->cli({"connect", "github", "--timeout", "60"}, env);
+    auto r = daemon->cli({"connect", "github", "--timeout", "60"}, browser_env(browser, cli_env()));
     INFO(r.out << r.err << daemon->log());
     REQUIRE(r.exit_code == 0);
     auto list = daemon->api("GET", "/api/v1/connections?connector=github").json();
@@ -150,17 +133,10 @@ std::size_t count_calls(const std::vector<FakeCall>& calls, const std::string& m
       calls.begin(), calls.end(), [&](const FakeCall& c) { return c.method == method && c.path == path; }));
 }
 
-#define SKIP_WITHOUT_PEER()                                                                                   \
-  do {                                                                                                        \
-    if (!oauth_peer_available())                                                                              \
-      ALUMIA_SKIP_UNLESS_REQUIRED("ALUMIA_REQUIRE_OAUTH_PEER",                                                \
-                                  "oidc-provider is not installed: run tests/support/oauth-peer/install.sh"); \
-  } while (false)
-
 }  // namespace
 
 TEST_CASE("setup-webhook harness: github through the OAuth peer, stripe through its live check", "[setup-webhook]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   World w(true);
   const std::string gh = w.connect_github();
   const std::string token = w.access_token(gh);
@@ -174,7 +150,7 @@ TEST_CASE("setup-webhook harness: github through the OAuth peer, stripe through 
 }
 
 TEST_CASE("setup-webhook github: a hook per target, signed deliveries, no second hook, --remove", "[setup-webhook]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   World w(true);
   const std::string id = w.connect_github();
   const std::string token = w.access_token(id);
@@ -258,7 +234,7 @@ TEST_CASE("setup-webhook github: a hook per target, signed deliveries, no second
 }
 
 TEST_CASE("setup-webhook github: GitHub's errors and refused options, with their exit codes", "[setup-webhook]") {
-  SKIP_WITHOUT_PEER();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
   World w(true);
   const std::string id = w.connect_github();
   w.github.clear_calls();

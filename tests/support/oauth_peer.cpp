@@ -54,9 +54,17 @@ int OAuthPeer::grants(const std::string& grant_type) const {
   return r.json().value(grant_type, 0);
 }
 
-void write_peer_connector(const fs::path& home, const std::string& slug, const std::string& issuer,
-                          const nlohmann::json& oauth_extra) {
-  nlohmann::json oauth{
+namespace {
+
+void write_connector_file(const fs::path& home, const std::string& slug, const nlohmann::json& connector) {
+  fs::create_directories(home / "connectors.d");
+  std::ofstream(home / "connectors.d" / (slug + ".json")) << connector.dump(2);
+}
+
+}  // namespace
+
+nlohmann::json peer_oauth(const std::string& issuer) {
+  return {
       {"authorizeUrl", issuer + "/auth"},
       {"tokenUrl", issuer + "/token"},
       {"revocation", {{"style", "rfc7009"}, {"url", issuer + "/token/revocation"}}},
@@ -71,6 +79,11 @@ void write_peer_connector(const fs::path& home, const std::string& slug, const s
       {"accountLabel",
        {{"source", "request"}, {"method", "GET"}, {"url", issuer + "/me"}, {"jsonPointers", {"/email"}}}},
   };
+}
+
+void write_peer_connector(const fs::path& home, const std::string& slug, const std::string& issuer,
+                          const nlohmann::json& oauth_extra) {
+  nlohmann::json oauth = peer_oauth(issuer);
   oauth.merge_patch(oauth_extra);
   nlohmann::json connector{{"slug", slug},
                            {"name", "Test peer " + slug},
@@ -80,8 +93,14 @@ void write_peer_connector(const fs::path& home, const std::string& slug, const s
                            {"availability", "available"},
                            {"tools", {{{"name", slug + ".whoami"}, {"description", "Read the signed-in account."}}}},
                            {"oauth", oauth}};
-  fs::create_directories(home / "connectors.d");
-  std::ofstream(home / "connectors.d" / (slug + ".json")) << connector.dump(2);
+  write_connector_file(home, slug, connector);
+}
+
+void write_peer_patch(const fs::path& home, const std::string& slug, const std::string& issuer,
+                      const nlohmann::json& oauth_extra) {
+  nlohmann::json oauth = peer_oauth(issuer);
+  oauth.update(oauth_extra, true);
+  write_connector_file(home, slug, {{"slug", slug}, {"oauth", oauth}});
 }
 
 fs::path write_browser_wrapper(const fs::path& dir) {
@@ -91,6 +110,12 @@ fs::path write_browser_wrapper(const fs::path& dir) {
                          << "' \"$@\"\n";
   fs::permissions(wrapper, fs::perms::owner_all);
   return wrapper;
+}
+
+EnvOverrides browser_env(const fs::path& wrapper, EnvOverrides env) {
+  env["BROWSER"] = wrapper.string();
+  env["DISPLAY"] = ":0";
+  return env;
 }
 
 fs::path fake_browser_script() { return fs::path(ALUMIA_SOURCE_DIR) / "tests/support/fake-browser.mjs"; }
