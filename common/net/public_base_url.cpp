@@ -11,6 +11,8 @@
 // digits and '-') or a public IP literal, PORT 1-65535, PATH a prefix of plain segments. A trailing
 // '/' is dropped (https://x.example/hooks/ is https://x.example/hooks), as is a trailing dot of
 // the name; the normal form is what receiveUrls are built on.
+#include "uriparser_util.hpp"
+
 #include <alumia/base/strings.hpp>
 #include <alumia/base/try.hpp>
 #include <alumia/net/host_port.hpp>
@@ -19,7 +21,6 @@
 #include <arpa/inet.h>
 #include <idn2.h>
 #include <netinet/in.h>
-#include <uriparser/Uri.h>
 
 #include <algorithm>
 #include <array>
@@ -39,17 +40,7 @@ std::unexpected<Error> refuse(std::string message) {
   return fail(ErrorCode::validation_error, "base URL " + message + std::string(k_tail));
 }
 
-std::string range(const UriTextRangeA& r) {
-  if (r.first == nullptr || r.afterLast == nullptr) return {};
-  return std::string(r.first, static_cast<std::size_t>(r.afterLast - r.first));
-}
-
-struct UriFree {
-  void operator()(UriUriA* u) const {
-    uriFreeUriMembersA(u);
-    delete u;
-  }
-};
+using detail::range;
 
 // ---- IP addresses ----
 
@@ -269,13 +260,9 @@ Result<std::string> public_base_url(std::string_view text) {
     if (s.substr(open, close - open).find('%') != std::string::npos)
       return refuse("host has an IPv6 zone id (%...), which names an interface of one machine");
   }
-  std::unique_ptr<UriUriA, UriFree> uri(new UriUriA{});
-  const char* error_pos = nullptr;
-  if (uriParseSingleUriA(uri.get(), s.c_str(), &error_pos) != URI_SUCCESS) {
-    const auto at = error_pos ? static_cast<std::size_t>(error_pos - s.c_str()) : 0;
-    return refuse("is not a valid URL (error at character " + std::to_string(at) + ")");
-  }
-  const UriUriA& u = *uri;
+  const auto uri = detail::parse_uri(s);
+  if (!uri) return refuse("is not a valid URL (error at character " + std::to_string(uri.error()) + ")");
+  const UriUriA& u = **uri;
   const std::string scheme = to_lower(range(u.scheme));
   if (scheme.empty()) return refuse("has no scheme; it must be https://HOST");
   if (scheme != "https") return refuse("must be https, not " + scheme);

@@ -1,30 +1,15 @@
+#include "uriparser_util.hpp"
+
 #include <alumia/base/try.hpp>
 #include <alumia/net/host_port.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/net/url.hpp>
 
-#include <uriparser/Uri.h>
-
 #include <algorithm>
 #include <array>
-#include <memory>
 
 namespace alumia::url {
-namespace {
-
-std::string range(const UriTextRangeA& r) {
-  if (r.first == nullptr || r.afterLast == nullptr) return {};
-  return std::string(r.first, static_cast<std::size_t>(r.afterLast - r.first));
-}
-
-struct UriFree {
-  void operator()(UriUriA* u) const {
-    uriFreeUriMembersA(u);
-    delete u;
-  }
-};
-
-}  // namespace
+using detail::range;
 
 std::string Url::origin() const {
   std::string o = scheme + "://";
@@ -39,12 +24,11 @@ std::string Url::host_port() const { return (host_is_ipv6 ? "[" + host + "]" : h
 
 Result<Url> parse(std::string_view text) {
   const std::string s(text);
-  std::unique_ptr<UriUriA, UriFree> uri(new UriUriA{});
-  const char* error_pos = nullptr;
-  if (uriParseSingleUriA(uri.get(), s.c_str(), &error_pos) != URI_SUCCESS) {
-    const auto at = error_pos ? static_cast<std::size_t>(error_pos - s.c_str()) : 0;
-    return fail(ErrorCode::validation_error, "not a valid URL (error at character " + std::to_string(at) + ")");
-  }
+  const auto parsed = detail::parse_uri(s);
+  if (!parsed)
+    return fail(ErrorCode::validation_error,
+                "not a valid URL (error at character " + std::to_string(parsed.error()) + ")");
+  const UriUriA* uri = parsed->get();
   Url u;
   u.scheme = http::to_lower(range(uri->scheme));
   if (u.scheme.empty()) return fail(ErrorCode::validation_error, "URL has no scheme");
