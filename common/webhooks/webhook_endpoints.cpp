@@ -107,11 +107,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   wipe_string(cfg.verify_token);
   TRY(checked);
 
-  const int64_t now = m_d.clock.now_ms();
-  CreatedEndpoint out;
-  WebhookEndpointRecord& e = out.endpoint;
-  e.id = m_d.random.uuid_v4();
-  e.user_id = caller.user.id;
+  WebhookEndpointRecord e;
   e.provider = provider;
   e.connection_id = r.connection_id;
   e.label = r.label.value_or("");
@@ -123,15 +119,27 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   if (r.service_account_email) extra["serviceAccountEmail"] = *r.service_account_email;
   e.config = extra.dump();
   e.max_body_bytes = max_body;
-  e.created_at = now;
-  e.updated_at = now;
-
-  std::string relay_secret = "whrelay_" + m_d.random.hex(32);
-  out.relay_secret = SecretBytes(relay_secret);
-  std::map<std::string, std::string> values{{"relay_secret", relay_secret}};
-  wipe_string(relay_secret);
+  std::map<std::string, std::string> values;
   if (!r.secret.empty()) values["secret"] = r.secret.str();
   if (!r.verify_token.empty()) values["verify_token"] = r.verify_token.str();
+  auto out = TRY(insert_new_endpoint(caller, std::move(e), std::move(values)));
+  spdlog::info("webhook endpoint {} ({}) created", out.endpoint.id, name);
+  if (generated) out.secret = std::move(r.secret);
+  return out;
+}
+
+Result<CreatedEndpoint> WebhookService::insert_new_endpoint(const Caller& caller, WebhookEndpointRecord e,
+                                                            std::map<std::string, std::string> values) {
+  const int64_t now = m_d.clock.now_ms();
+  CreatedEndpoint out;
+  e.id = m_d.random.uuid_v4();
+  e.user_id = caller.user.id;
+  e.created_at = now;
+  e.updated_at = now;
+  std::string relay_secret = "whrelay_" + m_d.random.hex(32);
+  out.relay_secret = SecretBytes(relay_secret);
+  values["relay_secret"] = relay_secret;
+  wipe_string(relay_secret);
   // Secrets first: an endpoint row never exists without them.
   auto st = seal_and_store(e.id, values);
   for (auto& [k, v] : values) wipe_string(v);
@@ -140,8 +148,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
     (void)m_d.store.delete_secrets(k_table, e.id);
     return std::unexpected(ins.error());
   }
-  spdlog::info("webhook endpoint {} ({}) created", e.id, name);
-  if (generated) out.secret = std::move(r.secret);
+  out.endpoint = std::move(e);
   return out;
 }
 
@@ -294,29 +301,15 @@ Result<CreatedEndpoint> WebhookService::create_setup_endpoint(const Caller& call
   // none, and is disabled so that the receiver answers NOT_FOUND rather than verify against nothing.
   TRY(m_d.connections.get(caller, connection_id));
   TRY(check_label(label));
-  const int64_t now = m_d.clock.now_ms();
-  CreatedEndpoint out;
-  WebhookEndpointRecord& e = out.endpoint;
-  e.id = m_d.random.uuid_v4();
-  e.user_id = caller.user.id;
+  WebhookEndpointRecord e;
   e.provider = provider;
   e.connection_id = connection_id;
   e.label = label;
   e.status = EndpointStatus::disabled;
   e.max_body_bytes = k_default_webhook_body_cap;
-  e.created_at = now;
-  e.updated_at = now;
-  std::string relay_secret = "whrelay_" + m_d.random.hex(32);
-  out.relay_secret = SecretBytes(relay_secret);
-  auto st = seal_and_store(e.id, {{"relay_secret", relay_secret}});
-  wipe_string(relay_secret);
-  TRY(st);
-  if (auto ins = m_d.hooks.insert_endpoint(e); !ins) {
-    (void)m_d.store.delete_secrets(k_table, e.id);
-    return std::unexpected(ins.error());
-  }
-  spdlog::info("webhook endpoint {} ({}) created for setup, disabled until the provider issues its secret", e.id,
-               to_string(provider));
+  auto out = TRY(insert_new_endpoint(caller, std::move(e), {}));
+  spdlog::info("webhook endpoint {} ({}) created for setup, disabled until the provider issues its secret",
+               out.endpoint.id, to_string(provider));
   return out;
 }
 

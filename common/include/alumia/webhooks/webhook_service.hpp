@@ -175,6 +175,11 @@ class WebhookService {
   Result<WebhookEvent> owned_event(const Caller& caller, const std::string& id);
   std::string receive_base() const;
   Status seal_and_store(const std::string& id, const std::map<std::string, std::string>& values);
+  // `e` inserted as a new endpoint of the caller (its id, owner and times set here) with a fresh relay
+  // secret: the secrets (`values` and the relay secret) sealed first, so that a row never exists
+  // without them, and destroyed again when the row cannot be inserted. `values` is wiped.
+  Result<CreatedEndpoint> insert_new_endpoint(const Caller& caller, WebhookEndpointRecord e,
+                                              std::map<std::string, std::string> values);
   // Counts, records (lastError) and logs a refused delivery to a known endpoint; the public answer.
   Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
                std::optional<EndpointCounter> counter);
