@@ -31,9 +31,9 @@ _alumia_connect_options() {
     'token') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks list') echo '-h --help --limit --json --daemon --data-dir -q --quiet --no-color' ;;
-    'webhooks create') echo '-h --help --provider --connection --label --relay-to --max-body-bytes --secret-from-stdin --verify-token-from-stdin --audience --jwks-url --service-account-email --bot-id --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks create') echo '-h --help --provider --connection --label --relay-to --max-body-bytes --rate-limit --burst --secret-from-stdin --verify-token-from-stdin --audience --jwks-url --service-account-email --bot-id --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
-    'webhooks update') echo '-h --help --disable --enable --label --relay-to --clear-relay-to --max-body-bytes --json --daemon --data-dir -q --quiet --no-color' ;;
+    'webhooks update') echo '-h --help --disable --enable --label --relay-to --clear-relay-to --max-body-bytes --rate-limit --burst --default-rate-limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks delete') echo '-h --help -y --yes --json --daemon --data-dir -q --quiet --no-color' ;;
     'webhooks rotate-secret') echo '-h --help --secret-from-stdin --grace-seconds --json --daemon --data-dir -q --quiet --no-color' ;;
     'setup-webhook') echo '-h --help --base-url --remove --rotate-secret --drop-pending --repo --org --events --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -77,9 +77,9 @@ _alumia_connect_value_options() {
     'token') echo '--daemon --data-dir' ;;
     'webhooks') echo '--daemon --data-dir' ;;
     'webhooks list') echo '--limit --daemon --data-dir' ;;
-    'webhooks create') echo '--provider --connection --label --relay-to --max-body-bytes --audience --jwks-url --service-account-email --bot-id --daemon --data-dir' ;;
+    'webhooks create') echo '--provider --connection --label --relay-to --max-body-bytes --rate-limit --burst --audience --jwks-url --service-account-email --bot-id --daemon --data-dir' ;;
     'webhooks show') echo '--daemon --data-dir' ;;
-    'webhooks update') echo '--label --relay-to --max-body-bytes --daemon --data-dir' ;;
+    'webhooks update') echo '--label --relay-to --max-body-bytes --rate-limit --burst --daemon --data-dir' ;;
     'webhooks delete') echo '--daemon --data-dir' ;;
     'webhooks rotate-secret') echo '--grace-seconds --daemon --data-dir' ;;
     'setup-webhook') echo '--base-url --repo --org --events --daemon --data-dir' ;;

@@ -55,11 +55,11 @@ function __alumia_connect_value_options
         case 'webhooks list'
             printf '%s\n' --limit --daemon --data-dir
         case 'webhooks create'
-            printf '%s\n' --provider --connection --label --relay-to --max-body-bytes --audience --jwks-url --service-account-email --bot-id --daemon --data-dir
+            printf '%s\n' --provider --connection --label --relay-to --max-body-bytes --rate-limit --burst --audience --jwks-url --service-account-email --bot-id --daemon --data-dir
         case 'webhooks show'
             printf '%s\n' --daemon --data-dir
         case 'webhooks update'
-            printf '%s\n' --label --relay-to --max-body-bytes --daemon --data-dir
+            printf '%s\n' --label --relay-to --max-body-bytes --rate-limit --burst --daemon --data-dir
         case 'webhooks delete'
             printf '%s\n' --daemon --data-dir
         case 'webhooks rotate-secret'
@@ -270,7 +270,7 @@ complete -c alumia-connect -n '__alumia_connect_at "token"' -l no-color -d 'Do n
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a list -d 'List webhook endpoints, newest first'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a create -d 'Create an endpoint; prints its receive URL and, once, its secrets'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a show -d 'Show one endpoint with its receive URL and delivery counts'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a update -d 'Disable or enable an endpoint, or change its label, relay target, body cap'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a update -d 'Disable or enable an endpoint, or change its label, relay target, body cap, rate limit'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a delete -d 'Delete an endpoint: deliveries get 404, pending jobs are cancelled'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a rotate-secret -d 'New secret (generated, or the provider'\''s from stdin); the old one verifies during a grace period'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -s h -l help -d 'Print this help message and exit'
@@ -296,6 +296,8 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connect
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l label -r -d 'A name for the endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l relay-to -r -d 'Relay events to this URL (default: the daemon'\''s --relay-to)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l max-body-bytes -r -d 'Largest accepted delivery (default 262144, at most 25 MiB)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l rate-limit -r -d 'Deliveries a second this endpoint accepts, over which it answers 429 (default: the daemon'\''s webhook-rate-limit, 1000/s)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l burst -r -d 'Deliveries accepted at once above the rate (default: twice --rate-limit)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l secret-from-stdin -d 'Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, Twilio auth token, Discord public key, Linear signing secret; also your own secret for github, telegram)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l verify-token-from-stdin -d 'Read the verify token from stdin (whatsapp subscription handshake; gmail push ?token=), after the secret'\''s line when both are read'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l audience -r -d 'gmail: the push subscription'\''s audience'
@@ -324,6 +326,9 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l label -
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l relay-to -r -d 'Relay this endpoint'\''s events to URL'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l clear-relay-to -d 'Use the daemon'\''s --relay-to again'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l max-body-bytes -r -d 'Largest accepted delivery (at most 25 MiB)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l rate-limit -r -d 'Deliveries a second this endpoint accepts, over which it answers 429'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l burst -r -d 'Deliveries accepted at once above the rate (default: twice --rate-limit)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l default-rate-limit -d 'Use the daemon'\''s default rate limit again (webhook-rate-limit, -burst)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'

@@ -285,17 +285,19 @@ std::string oauth_result_page_html(const oauth::CallbackOutcome& o) {
 
 // ---- the daemon ----
 
-json status_json(const DaemonInfo& i, std::string_view store_backend, const std::string& env) {
+json status_json(const DaemonInfo& i, std::string_view store_backend, const std::string& env,
+                 uint64_t write_transactions) {
   json keyring{{"backend", i.keyring_backend}, {"location", i.keyring_location}};
   keyring["warning"] = i.keyring_warning.empty() ? json(nullptr) : json(i.keyring_warning);
-  return json{{"version", i.version},
-              {"pid", i.pid},
-              {"url", i.control_url},
-              {"publicUrl", i.public_url.empty() ? json(nullptr) : json(i.public_url)},
-              {"keyring", keyring},
-              {"store", {{"backend", store_backend}, {"path", i.store_path}}},
-              {"startedAt", format_time_ms(i.started_at_ms)},
-              {"env", env}};
+  return json{
+      {"version", i.version},
+      {"pid", i.pid},
+      {"url", i.control_url},
+      {"publicUrl", i.public_url.empty() ? json(nullptr) : json(i.public_url)},
+      {"keyring", keyring},
+      {"store", {{"backend", store_backend}, {"path", i.store_path}, {"writeTransactions", write_transactions}}},
+      {"startedAt", format_time_ms(i.started_at_ms)},
+      {"env", env}};
 }
 
 json health_json() { return json{{"ok", true}}; }
@@ -310,38 +312,45 @@ nlohmann::json webhook_time_or_null(const std::optional<int64_t>& v) {
 
 }  // namespace
 
-nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url) {
+nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url,
+                             const RateLimit& rate_limit) {
   using nlohmann::json;
-  return json{{"id", e.id},
-              {"provider", to_string(e.provider)},
-              {"connectionId", e.connection_id ? json(*e.connection_id) : json(nullptr)},
-              {"label", e.label},
-              {"status", to_string(e.deleted_at ? EndpointStatus::disabled : e.status)},
-              {"receiveUrl", receive_url},
-              {"relayTo", e.relay_to ? json(*e.relay_to) : json(nullptr)},
-              {"maxBodyBytes", e.max_body_bytes},
-              {"counts",
-               {{"received", e.received},
-                {"duplicates", e.duplicates},
-                {"rejected", e.rejected},
-                {"verificationFailures", e.verification_failures}}},
-              {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
-              // The owner's view of the receiver's last refusal (the sender got a generic answer).
-              {"lastError", e.last_error ? json{{"code", e.last_error->code},
-                                                {"message", e.last_error->message},
-                                                {"at", format_time_ms(e.last_error->at)}}
-                                         : json(nullptr)},
-              {"createdAt", format_time_ms(e.created_at)}};
+  return json{
+      {"id", e.id},
+      {"provider", to_string(e.provider)},
+      {"connectionId", e.connection_id ? json(*e.connection_id) : json(nullptr)},
+      {"label", e.label},
+      {"status", to_string(e.deleted_at ? EndpointStatus::disabled : e.status)},
+      {"receiveUrl", receive_url},
+      {"relayTo", e.relay_to ? json(*e.relay_to) : json(nullptr)},
+      {"maxBodyBytes", e.max_body_bytes},
+      // The limit in force; "default": the daemon's (settings webhook-rate-limit, -burst), not its own.
+      {"rateLimit", {{"perSecond", rate_limit.per_second}, {"burst", rate_limit.burst}, {"default", !e.rate_limit}}},
+      {"counts",
+       {{"received", e.received},
+        {"duplicates", e.duplicates},
+        {"rejected", e.rejected},
+        {"verificationFailures", e.verification_failures},
+        {"rateLimited", e.rate_limited}}},
+      {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
+      // The owner's view of the receiver's last refusal (the sender got a generic answer).
+      {"lastError", e.last_error ? json{{"code", e.last_error->code},
+                                        {"message", e.last_error->message},
+                                        {"at", format_time_ms(e.last_error->at)}}
+                                 : json(nullptr)},
+      {"createdAt", format_time_ms(e.created_at)}};
 }
 
-nlohmann::json created_endpoint_json(const CreatedEndpoint& c, std::string_view receive_url) {
-  nlohmann::json out{{"endpoint", endpoint_json(c.endpoint, receive_url)}, {"relaySecret", c.relay_secret.str()}};
+nlohmann::json created_endpoint_json(const CreatedEndpoint& c, std::string_view receive_url,
+                                     const RateLimit& rate_limit) {
+  nlohmann::json out{{"endpoint", endpoint_json(c.endpoint, receive_url, rate_limit)},
+                     {"relaySecret", c.relay_secret.str()}};
   if (c.secret) out["secret"] = c.secret->str();
   return out;
 }
 
-nlohmann::json rotated_secret_json(const RotatedSecret& r, std::string_view receive_url) {
-  nlohmann::json out{{"endpoint", endpoint_json(r.endpoint, receive_url)},
+nlohmann::json rotated_secret_json(const RotatedSecret& r, std::string_view receive_url, const RateLimit& rate_limit) {
+  nlohmann::json out{{"endpoint", endpoint_json(r.endpoint, receive_url, rate_limit)},
                      {"previousSecretExpiresAt", webhook_time_or_null(r.endpoint.previous_secret_expires_at)}};
   if (r.secret) out["secret"] = r.secret->str();
   return out;
@@ -418,9 +427,10 @@ Result<setup::SetupOptions> parse_setup_options(const nlohmann::json& body) {
   return o;
 }
 
-nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url) {
+nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url,
+                                 const RateLimit& rate_limit) {
   nlohmann::json out{{"connectionId", r.connection_id},
-                     {"endpoint", endpoint_json(r.endpoint, endpoint_receive_url)},
+                     {"endpoint", endpoint_json(r.endpoint, endpoint_receive_url, rate_limit)},
                      {"receiveUrl", r.receive_url},
                      {"endpointCreated", r.endpoint_created},
                      {"removed", r.removed},

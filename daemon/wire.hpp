@@ -84,16 +84,20 @@ std::string oauth_result_page_html(const oauth::CallbackOutcome& outcome);
 
 // ---- the daemon ----
 
-nlohmann::json status_json(const DaemonInfo& info, std::string_view store_backend, const std::string& env);
+// `write_transactions`: the webhook store's since start (WebhookStore::write_transactions).
+nlohmann::json status_json(const DaemonInfo& info, std::string_view store_backend, const std::string& env,
+                           uint64_t write_transactions);
 nlohmann::json health_json();
 
 // ---- webhook endpoints, events and jobs ----
 // GET/PATCH /webhook-endpoints/:id and the items of the list; `receive_url` from WebhookService::receive_url.
-nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url);
+// `rate_limit`: the one in force (WebhookService::rate_limit: the endpoint's own, else the default).
+nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url, const RateLimit& rate_limit);
 // POST /webhook-endpoints: {endpoint, relaySecret, secret (when generated)}; the secrets are shown once.
-nlohmann::json created_endpoint_json(const CreatedEndpoint& c, std::string_view receive_url);
+nlohmann::json created_endpoint_json(const CreatedEndpoint& c, std::string_view receive_url,
+                                     const RateLimit& rate_limit);
 // POST /webhook-endpoints/:id/rotate-secret: {endpoint, previousSecretExpiresAt, secret (when generated)}.
-nlohmann::json rotated_secret_json(const RotatedSecret& r, std::string_view receive_url);
+nlohmann::json rotated_secret_json(const RotatedSecret& r, std::string_view receive_url, const RateLimit& rate_limit);
 // An event; `full` adds its headers and body (bodyEncoding utf-8 or base64).
 nlohmann::json event_json(const WebhookEvent& e, bool full);
 nlohmann::json job_json(const WebhookJob& j);
@@ -108,6 +112,7 @@ Result<setup::SetupOptions> parse_setup_options(const nlohmann::json& body);
 // {connectionId, endpoint (as GET /webhook-endpoints/:id), receiveUrl, endpointCreated, removed,
 // provider (the registrar's report)}, plus relaySecret when the run created the endpoint (shown once).
 // The endpoint's verification secret is never in it.
-nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url);
+nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url,
+                                 const RateLimit& rate_limit);
 
 }  // namespace alumia::daemon

@@ -8,12 +8,40 @@
 #include <alumia/webhooks/webhooks.hpp>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace alumia::cli {
 namespace {
 
 constexpr const char* k_endpoints = "/api/v1/webhook-endpoints";
 constexpr int64_t k_max_body_bytes = 25 * 1024 * 1024;  // the daemon's ceiling (SPEC §7)
+constexpr int64_t k_max_rate = 1'000'000;               // the daemon's ceiling of rateLimit (SPEC §7)
+
+// --rate-limit N or N/s → N; nullopt when it is neither or out of range.
+std::optional<int64_t> parse_rate(std::string text) {
+  if (text.size() > 2 && text.ends_with("/s")) text.resize(text.size() - 2);
+  if (text.empty() || text.size() > 7 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const int64_t n = std::stoll(text);
+  if (n < 1 || n > k_max_rate) return std::nullopt;
+  return n;
+}
+
+const std::string k_rate_help = "must be N or N/s, from 1 to " + std::to_string(k_max_rate);
+
+// The rateLimit member from --rate-limit and --burst (burst: the daemon's, twice the rate, when not given).
+json rate_limit_member(const std::string& rate, int64_t burst) {
+  json r{{"perSecond", parse_rate(rate).value_or(0)}};
+  if (burst > 0) r["burst"] = burst;
+  return r;
+}
+
+std::string rate_limit_text(const json& e) {
+  if (!e.contains("rateLimit") || !e["rateLimit"].is_object()) return "-";
+  const json& r = e["rateLimit"];
+  return jdisplay(r, "perSecond") + "/s, burst " + jdisplay(r, "burst") +
+         (jbool(r, "default") ? " (the daemon's default)" : "");
+}
 
 std::string endpoint_path(const std::string& id) { return std::string(k_endpoints) + "/" + encode_component(id); }
 
@@ -50,10 +78,12 @@ std::vector<std::pair<std::string, std::string>> endpoint_fields(const json& e) 
            e.contains("relayTo") && e["relayTo"].is_string() ? jstr(e, "relayTo") : "(the daemon's --relay-to)"},
           {"connection", jdisplay(e, "connectionId")},
           {"max body", jdisplay(e, "maxBodyBytes") + " bytes"},
+          {"rate limit", rate_limit_text(e)},
           {"received", jdisplay(counts, "received")},
           {"duplicates", jdisplay(counts, "duplicates")},
           {"rejected", jdisplay(counts, "rejected")},
           {"bad signatures", jdisplay(counts, "verificationFailures")},
+          {"rate limited", jdisplay(counts, "rateLimited")},
           {"last delivery", jdisplay(e, "lastDeliveryAt")},
           {"last error", last_error(e)},
           {"created", jdisplay(e, "createdAt")}};
@@ -91,6 +121,8 @@ struct CreateOptions {
   std::string label;
   std::string relay_to;
   int64_t max_body_bytes = 0;
+  std::string rate_limit;
+  int64_t burst = 0;
   std::string audience;
   std::string jwks_url;
   std::string service_account_email;
@@ -112,6 +144,7 @@ CliStatus create(CliContext& ctx, const CreateOptions& o) {
   for (const auto& [key, value] : optional_fields)
     if (!value->empty()) body[key] = *value;
   if (o.max_body_bytes > 0) body["maxBodyBytes"] = o.max_body_bytes;
+  if (!o.rate_limit.empty()) body["rateLimit"] = rate_limit_member(o.rate_limit, o.burst);
   // Secrets are read before the daemon is contacted: a missing one is a usage error, not a half-made endpoint.
   if (o.secret_from_stdin) {
     auto secret = TRY(read_secret(
@@ -173,6 +206,9 @@ struct UpdateOptions {
   std::string relay_to;
   bool clear_relay_to = false;
   int64_t max_body_bytes = 0;
+  std::string rate_limit;
+  int64_t burst = 0;
+  bool default_rate_limit = false;
 };
 
 CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o) {
@@ -183,10 +219,12 @@ CliStatus update(CliContext& ctx, const std::string& id, const UpdateOptions& o)
   if (!o.relay_to.empty()) body["relayTo"] = o.relay_to;
   if (o.clear_relay_to) body["relayTo"] = nullptr;
   if (o.max_body_bytes > 0) body["maxBodyBytes"] = o.max_body_bytes;
+  if (!o.rate_limit.empty()) body["rateLimit"] = rate_limit_member(o.rate_limit, o.burst);
+  if (o.default_rate_limit) body["rateLimit"] = nullptr;
   if (body.empty())
     return usage_fail(
-        "nothing to change: pass --disable, --enable, --label, --relay-to, --clear-relay-to or "
-        "--max-body-bytes");
+        "nothing to change: pass --disable, --enable, --label, --relay-to, --clear-relay-to, --max-body-bytes, "
+        "--rate-limit or --default-rate-limit");
   auto client = TRY(ctx.client());
   auto e = TRY(client->patch(endpoint_path(id), body));
   if (ctx.global.json) {
@@ -280,6 +318,15 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
   cr->add_option("--max-body-bytes", co->max_body_bytes, "Largest accepted delivery (default 262144, at most 25 MiB)")
       ->check(CLI::Range(int64_t{1}, k_max_body_bytes))
       ->type_name("N");
+  auto* cr_rate = cr->add_option("--rate-limit", co->rate_limit,
+                                 "Deliveries a second this endpoint accepts, over which it answers 429 (default: the "
+                                 "daemon's webhook-rate-limit, 1000/s)")
+                      ->check(CLI::Validator([](std::string& v) { return parse_rate(v) ? "" : k_rate_help; }, "N[/s]"))
+                      ->type_name("N[/s]");
+  cr->add_option("--burst", co->burst, "Deliveries accepted at once above the rate (default: twice --rate-limit)")
+      ->check(CLI::Range(int64_t{1}, k_max_rate))
+      ->needs(cr_rate)
+      ->type_name("M");
   cr->add_flag(
       "--secret-from-stdin", co->secret_from_stdin,
       "Read the provider-issued secret from stdin (Stripe whsec_, Slack signing secret, Meta app secret, "
@@ -303,8 +350,8 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
 
   auto uid = std::make_shared<std::string>();
   auto uo = std::make_shared<UpdateOptions>();
-  auto* up =
-      group->add_subcommand("update", "Disable or enable an endpoint, or change its label, relay target, body cap");
+  auto* up = group->add_subcommand(
+      "update", "Disable or enable an endpoint, or change its label, relay target, body cap, rate limit");
   up->add_option("ID", *uid, "Endpoint id")->required();
   auto* disable = up->add_flag("--disable", uo->disable, "Stop accepting deliveries (they get 404)");
   auto* enable = up->add_flag("--enable", uo->enable, "Accept deliveries again");
@@ -316,6 +363,17 @@ void register_webhooks(CLI::App& app, CliContext& ctx) {
   up->add_option("--max-body-bytes", uo->max_body_bytes, "Largest accepted delivery (at most 25 MiB)")
       ->check(CLI::Range(int64_t{1}, k_max_body_bytes))
       ->type_name("N");
+  auto* up_rate = up->add_option("--rate-limit", uo->rate_limit,
+                                 "Deliveries a second this endpoint accepts, over which it answers 429")
+                      ->check(CLI::Validator([](std::string& v) { return parse_rate(v) ? "" : k_rate_help; }, "N[/s]"))
+                      ->type_name("N[/s]");
+  up->add_option("--burst", uo->burst, "Deliveries accepted at once above the rate (default: twice --rate-limit)")
+      ->check(CLI::Range(int64_t{1}, k_max_rate))
+      ->needs(up_rate)
+      ->type_name("M");
+  auto* up_default_rate = up->add_flag("--default-rate-limit", uo->default_rate_limit,
+                                       "Use the daemon's default rate limit again (webhook-rate-limit, -burst)");
+  up_rate->excludes(up_default_rate);
   on_run(*up, ctx, [&ctx, uid, uo] { return update(ctx, *uid, *uo); });
 
   auto did = std::make_shared<std::string>();

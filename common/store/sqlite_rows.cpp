@@ -18,7 +18,7 @@ Provider provider_column(const SQLite::Column& c) {
 const char* const k_endpoint_cols =
     "SELECT id,user_id,provider,connection_id,label,status,relay_to,config,max_body_bytes,previous_secret_expires_at,"
     "received,duplicates,rejected,verification_failures,last_delivery_at,created_at,updated_at,deleted_at,"
-    "last_error_code,last_error_message,last_error_at FROM webhook_endpoints";
+    "last_error_code,last_error_message,last_error_at,rate_per_second,rate_burst,rate_limited FROM webhook_endpoints";
 const char* const k_job_cols =
     "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
     "updated_at,finished_at FROM webhook_jobs";
@@ -51,6 +51,10 @@ WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   e.deleted_at = opt_int(q.getColumn(17));
   if (const auto at = opt_int(q.getColumn(20)))
     e.last_error = EndpointError{q.getColumn(18).getString(), q.getColumn(19).getString(), *at};
+  const auto per_second = opt_int(q.getColumn(21));
+  const auto burst = opt_int(q.getColumn(22));
+  if (per_second && burst) e.rate_limit = RateLimit{*per_second, *burst};
+  e.rate_limited = q.getColumn(23).getInt64();
   return e;
 }
 

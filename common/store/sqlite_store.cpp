@@ -103,6 +103,12 @@ ALTER TABLE webhook_endpoints ADD COLUMN last_error_code TEXT;
 ALTER TABLE webhook_endpoints ADD COLUMN last_error_message TEXT;
 ALTER TABLE webhook_endpoints ADD COLUMN last_error_at INTEGER;
 )sql",
+    // 5: an endpoint's own rate limit (NULL: the daemon's default) and the deliveries it refused.
+    R"sql(
+ALTER TABLE webhook_endpoints ADD COLUMN rate_per_second INTEGER;
+ALTER TABLE webhook_endpoints ADD COLUMN rate_burst INTEGER;
+ALTER TABLE webhook_endpoints ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 using sqlite::bind_opt;

@@ -72,12 +72,18 @@ void SqliteWebhookStore::count(const std::string& endpoint_id, EndpointCounter c
                             nullptr, nullptr});
 }
 
-void SqliteWebhookStore::note_error(const std::string& endpoint_id, EndpointError error) {
-  m_writer.enqueue(WriterOp{[this, endpoint_id, error = std::move(error)] {
-                              auto& last = m_deltas[endpoint_id].last_error;
-                              if (!last || last->at <= error.at) last = error;
+void SqliteWebhookStore::add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) {
+  if (refusals.empty()) return;
+  m_refusals_queued.fetch_add(1);
+  m_writer.enqueue(WriterOp{[this, endpoint_id, refusals] {
+                              auto& d = m_deltas[endpoint_id];
+                              d.rejected += refusals.rejected;
+                              d.verification_failures += refusals.verification_failures;
+                              d.rate_limited += refusals.rate_limited;
+                              if (refusals.last_error && (!d.last_error || d.last_error->at <= refusals.last_error->at))
+                                d.last_error = refusals.last_error;
                             },
-                            nullptr, nullptr});
+                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }});
 }
 
 // A new delivery whose keys are in flight as `claimed`: into the intake log (the store applies it
@@ -212,13 +218,14 @@ void SqliteWebhookStore::flush_counters() {
           "UPDATE webhook_endpoints SET received=received+?1,duplicates=duplicates+?2,rejected=rejected+?3,"
           "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > "
           "COALESCE(last_delivery_at,0) "
-          "THEN ?5 ELSE last_delivery_at END WHERE id=?6");
+          "THEN ?5 ELSE last_delivery_at END,rate_limited=rate_limited+?7 WHERE id=?6");
       q->bind(1, static_cast<int64_t>(d.received));
       q->bind(2, static_cast<int64_t>(d.duplicates));
       q->bind(3, static_cast<int64_t>(d.rejected));
       q->bind(4, static_cast<int64_t>(d.verification_failures));
       q->bind(5, static_cast<int64_t>(d.last_delivery_at));
       q->bind(6, id);
+      q->bind(7, static_cast<int64_t>(d.rate_limited));
       q->exec();
       if (!d.last_error) continue;
       auto e = m_w.use(

@@ -29,7 +29,12 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
   open_webhook_pragmas(m_reader_db, o.synchronous_full);
   // Fail early (not at the first delivery) when the migrations have not run.
   m_reader_db.exec("SELECT 1 FROM webhook_jobs LIMIT 0");
-  m_writer.start({.begin = [this] { m_deltas.clear(); }, .before_commit = [this] { flush_counters(); }});
+  m_writer.start({.begin = [this] { m_deltas.clear(); },
+                  .before_commit =
+                      [this] {
+                        flush_counters();
+                        m_transactions.fetch_add(1, std::memory_order_relaxed);
+                      }});
 }
 
 // The writer drains its queue first (applies it and releases log space); what the flusher hands
@@ -46,12 +51,22 @@ Status SqliteWebhookStore::init() {
 
 // ---- endpoints ----
 
+namespace {
+
+// Columns `first` (per second) and `first + 1` (burst): both NULL for the daemon's default.
+void bind_rate_limit(SQLite::Statement& q, int first, const std::optional<RateLimit>& limit) {
+  bind_opt(q, first, limit ? std::optional<int64_t>(limit->per_second) : std::nullopt);
+  bind_opt(q, first + 1, limit ? std::optional<int64_t>(limit->burst) : std::nullopt);
+}
+
+}  // namespace
+
 Status SqliteWebhookStore::insert_endpoint(const WebhookEndpointRecord& e) {
   return m_writer.write([this, &e] {
     auto q = m_w.use(
         "INSERT INTO webhook_endpoints(id,user_id,provider,connection_id,label,status,relay_to,config,"
-        "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at,rate_per_second,rate_burst) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q->bind(1, e.id);
     q->bind(2, e.user_id);
     q->bind(3, std::string(to_string(e.provider)));
@@ -65,6 +80,7 @@ Status SqliteWebhookStore::insert_endpoint(const WebhookEndpointRecord& e) {
     q->bind(11, static_cast<int64_t>(e.created_at));
     q->bind(12, static_cast<int64_t>(e.updated_at));
     bind_opt(*q, 13, e.deleted_at);
+    bind_rate_limit(*q, 14, e.rate_limit);
     q->exec();
   });
 }
@@ -73,7 +89,7 @@ Status SqliteWebhookStore::update_endpoint(const WebhookEndpointRecord& e) {
   return m_writer.write([this, &e] {
     auto q = m_w.use(
         "UPDATE webhook_endpoints SET label=?,status=?,relay_to=?,config=?,max_body_bytes=?,"
-        "previous_secret_expires_at=?,updated_at=?,deleted_at=? WHERE id=?");
+        "previous_secret_expires_at=?,updated_at=?,deleted_at=?,rate_per_second=?,rate_burst=? WHERE id=?");
     q->bind(1, e.label);
     q->bind(2, std::string(to_string(e.status)));
     bind_opt(*q, 3, e.relay_to);
@@ -82,7 +98,8 @@ Status SqliteWebhookStore::update_endpoint(const WebhookEndpointRecord& e) {
     bind_opt(*q, 6, e.previous_secret_expires_at);
     q->bind(7, static_cast<int64_t>(e.updated_at));
     bind_opt(*q, 8, e.deleted_at);
-    q->bind(9, e.id);
+    bind_rate_limit(*q, 9, e.rate_limit);
+    q->bind(11, e.id);
     if (q->exec() != 1) throw std::runtime_error("endpoint " + e.id + " not found");
   });
 }

@@ -45,8 +45,8 @@ class SqliteWebhookStore final : public WebhookStore {
   Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) override;
 
   Result<IngestOutcome> ingest(IngestRequest r) override;
-  void count(const std::string& endpoint_id, EndpointCounter counter) override;
-  void note_error(const std::string& endpoint_id, EndpointError error) override;
+  void add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) override;
+  uint64_t write_transactions() const override { return m_transactions.load(std::memory_order_relaxed); }
 
   Result<PageResult<WebhookEvent>> list_events(const EventFilter& f, const Page& page) override;
   Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) override;
@@ -73,6 +73,7 @@ class SqliteWebhookStore final : public WebhookStore {
     int64_t duplicates = 0;
     int64_t rejected = 0;
     int64_t verification_failures = 0;
+    int64_t rate_limited = 0;
     int64_t last_delivery_at = 0;
     std::optional<EndpointError> last_error;
   };
@@ -85,6 +86,7 @@ class SqliteWebhookStore final : public WebhookStore {
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
   std::optional<std::string> stored_original(const IngestRequest& r);
   void flush_counters();
+  void count(const std::string& endpoint_id, EndpointCounter counter);  // duplicates, from ingest()
 
   // sqlite_webhook_store.cpp
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
@@ -95,9 +97,10 @@ class SqliteWebhookStore final : public WebhookStore {
   auto read(F&& f) -> Result<decltype(f())> {
     return locked(m_reader_mutex, "webhook store", std::forward<F>(f));
   }
-  // Read barrier: waits until every delivery acknowledged so far is in the tables.
+  // Read barrier: waits until every delivery acknowledged so far, and every refusal handed over, is
+  // in the tables.
   void settle() {
-    if (m_unapplied.load() > 0) (void)m_writer.write([] {});
+    if (m_unapplied.load() > 0 || m_refusals_queued.load() > 0) (void)m_writer.write([] {});
   }
   // A lookup by id: read; on a miss while deliveries wait in the log, settle and read again.
   template <class F>
@@ -117,7 +120,9 @@ class SqliteWebhookStore final : public WebhookStore {
   SQLite::Database m_reader_db;
   StatementCache m_r;  // under m_reader_mutex
   DedupIndex m_dedup;
-  std::unique_ptr<IntakeLog> m_log;                        // null: no log (intake_log_bytes 0)
+  std::unique_ptr<IntakeLog> m_log;           // null: no log (intake_log_bytes 0)
+  std::atomic<int64_t> m_refusals_queued{0};  // add_refusals() operations not yet committed
+  std::atomic<uint64_t> m_transactions{0};
   std::atomic<int64_t> m_unapplied{0};                     // durable in the log, not yet committed into the tables
   std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes
 };

@@ -8,15 +8,19 @@ namespace alumia {
 
 using nlohmann::json;
 
-EndpointCache::EndpointCache(WebhookStore& hooks, Store& secrets, const Sealer& sealer, std::string default_relay_to)
-    : m_hooks(hooks), m_secrets(secrets), m_sealer(sealer), m_default_relay_to(std::move(default_relay_to)) {}
+EndpointCache::EndpointCache(WebhookStore& hooks, Store& secrets, const Sealer& sealer, std::string default_relay_to,
+                             RateLimit default_rate_limit)
+    : m_hooks(hooks),
+      m_secrets(secrets),
+      m_sealer(sealer),
+      m_default_relay_to(std::move(default_relay_to)),
+      m_default_rate_limit(default_rate_limit) {}
 
 Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::load(const WebhookEndpointRecord& record) {
   const std::string_view table = k_webhook_endpoints_table;
   auto sealed = m_secrets.load_secrets(table, record.id);
   if (!sealed) return std::unexpected(sealed.error());
-  auto c = std::make_shared<CachedEndpoint>();
-  c->record = record;
+  auto c = std::make_shared<CachedEndpoint>(record, rate_limit(record));
   std::string secret, previous, verify_token;
   for (const auto& v : *sealed) {
     auto opened = m_sealer.open(v.blob, table, record.id, v.field);

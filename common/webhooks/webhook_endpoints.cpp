@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace alumia {
 namespace {
 
@@ -41,6 +43,16 @@ Status check_max_body(int64_t max_body) {
   return {};
 }
 
+// rateLimit as asked → the limit stored with the endpoint (burst: twice perSecond unless given).
+Result<RateLimit> check_rate_limit(const RateLimitRequest& r) {
+  const std::string range = " must be an integer from 1 to " + std::to_string(k_max_webhook_rate);
+  if (r.per_second < 1 || r.per_second > k_max_webhook_rate)
+    return fail(ErrorCode::validation_error, "rateLimit.perSecond" + range);
+  const int64_t burst = r.burst.value_or(std::min(2 * r.per_second, k_max_webhook_rate));
+  if (burst < 1 || burst > k_max_webhook_rate) return fail(ErrorCode::validation_error, "rateLimit.burst" + range);
+  return RateLimit{r.per_second, burst};
+}
+
 }  // namespace
 
 Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, CreateEndpointRequest r) {
@@ -56,6 +68,8 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
 
   const int64_t max_body = r.max_body_bytes.value_or(k_default_webhook_body_cap);
   TRY(check_max_body(max_body));
+  std::optional<RateLimit> rate_limit;
+  if (r.rate_limit) rate_limit = TRY(check_rate_limit(*r.rate_limit));
   if (r.label) TRY(check_label(*r.label));
   if (r.relay_to) TRY(check_relay_to(*r.relay_to));
   if (r.jwks_url)
@@ -119,6 +133,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   if (r.service_account_email) extra["serviceAccountEmail"] = *r.service_account_email;
   e.config = extra.dump();
   e.max_body_bytes = max_body;
+  e.rate_limit = rate_limit;
   std::map<std::string, std::string> values;
   if (!r.secret.empty()) values["secret"] = r.secret.str();
   if (!r.verify_token.empty()) values["verify_token"] = r.verify_token.str();
@@ -154,6 +169,7 @@ Result<CreatedEndpoint> WebhookService::insert_new_endpoint(const Caller& caller
 
 Result<WebhookEndpointRecord> WebhookService::owned_endpoint(const Caller& caller, const std::string& id) {
   if (!is_uuid(id)) return fail(ErrorCode::bad_request, "'" + id + "' is not an endpoint id (a UUID)");
+  m_tally.flush(id);  // the owner sees every refusal so far
   auto found = TRY(m_d.hooks.find_endpoint(id));
   if (!found || found->user_id != caller.user.id || found->deleted_at)
     return fail(ErrorCode::not_found, "no webhook endpoint " + id);
@@ -161,6 +177,7 @@ Result<WebhookEndpointRecord> WebhookService::owned_endpoint(const Caller& calle
 }
 
 Result<PageResult<WebhookEndpointRecord>> WebhookService::list_endpoints(const Caller& caller, const Page& page) {
+  m_tally.flush();
   return m_d.hooks.list_endpoints(caller.user.id, page);
 }
 
@@ -200,13 +217,17 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
     if (*r.relay_to) TRY(check_relay_to(**r.relay_to));
     next.relay_to = *r.relay_to;
   }
+  if (r.rate_limit) {
+    next.rate_limit.reset();
+    if (*r.rate_limit) next.rate_limit = TRY(check_rate_limit(**r.rate_limit));
+  }
   if (r.status) {
     const auto status = parse_endpoint_status(*r.status);
     if (!status) return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
     next.status = *status;
   }
   if (next.status == e.status && next.label == e.label && next.relay_to == e.relay_to &&
-      next.max_body_bytes == e.max_body_bytes)
+      next.max_body_bytes == e.max_body_bytes && next.rate_limit == e.rate_limit)
     return next;
   next.updated_at = m_d.clock.now_ms();
   TRY(m_d.hooks.update_endpoint(next));

@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 
 namespace alumia {
@@ -19,12 +20,13 @@ struct PublicRefusal {
   ErrorCode code;
   std::string_view message;
 };
-constexpr std::array<PublicRefusal, 5> k_public_refusals{{
+constexpr std::array<PublicRefusal, 6> k_public_refusals{{
     {ErrorCode::unauthorized, "signature verification failed"},
     {ErrorCode::not_found, "no such webhook endpoint"},
     {ErrorCode::bad_request, "malformed webhook delivery"},
     {ErrorCode::method_not_allowed, "method not allowed for this webhook endpoint"},
     {ErrorCode::payload_too_large, "request body too large"},
+    {ErrorCode::too_many_requests, "too many deliveries to this webhook endpoint; retry after Retry-After seconds"},
 }};
 // Everything else (the key server unreachable, the store failing, an internal error) is trouble on
 // our side: 503 so the provider retries.
@@ -76,7 +78,9 @@ http::Response exact_reply(const webhooks::Verdict& v) {
 
 Error WebhookService::public_refusal(const Error& detail) {
   for (const auto& r : k_public_refusals)
-    if (r.code == detail.code) return Error{r.code, std::string(r.message), 0};
+    if (r.code == detail.code)
+      return Error{r.code, std::string(r.message),
+                   r.code == ErrorCode::too_many_requests ? std::max(detail.retry_after_seconds, 1) : 0};
   return Error{ErrorCode::service_unavailable, std::string(k_unavailable), detail.retry_after_seconds};
 }
 
@@ -102,8 +106,7 @@ void WebhookService::log_refusal(const std::string& line) {
 Error WebhookService::refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
                              std::optional<EndpointCounter> counter) {
   const std::string message = printable(detail.message);
-  if (counter) m_d.hooks.count(endpoint_id, *counter);
-  m_d.hooks.note_error(endpoint_id, EndpointError{std::string(detail.wire()), message, m_d.clock.now_ms()});
+  m_tally.add(endpoint_id, counter, EndpointError{std::string(detail.wire()), message, m_d.clock.now_ms()});
   log_refusal(provider + " " + endpoint_id + ": refused (" + std::string(detail.wire()) + "): " + message);
   return public_refusal(detail);
 }
@@ -145,6 +148,17 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
     return std::unexpected(public_refusal(not_found));
 
   const int64_t now = m_d.clock.now_ms();
+  // The rate limit, before anything that costs (the verifier's crypto, a key fetch, the store): in
+  // memory, per endpoint, so a flood here neither writes to disk nor holds up other endpoints.
+  if (const int64_t wait_ms = ep->rate_limit.take(now); wait_ms > 0) {
+    const RateLimit limit = m_d.endpoints.rate_limit(ep->record);
+    const Error detail{ErrorCode::too_many_requests,
+                       "over the endpoint's rate limit of " + std::to_string(limit.per_second) + "/s (burst " +
+                           std::to_string(limit.burst) + "); raise it with `alumia-connect webhooks update " + id +
+                           " --rate-limit N --burst M`",
+                       static_cast<int>((wait_ms + 999) / 1000)};
+    return std::unexpected(refuse(provider, id, detail, EndpointCounter::rate_limited));
+  }
   const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
   webhooks::VerifyContext vctx{in_grace ? ep->during_grace : ep->current, now, &m_jwks, {}};
   // Twilio signs the URL it called: the receiveUrl, built on the base URL.

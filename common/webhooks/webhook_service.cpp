@@ -7,7 +7,9 @@
 namespace alumia {
 
 WebhookService::WebhookService(WebhookServiceDeps deps)
-    : m_d(std::move(deps)), m_jwks(m_d.http, m_d.clock, std::chrono::hours(1), m_d.jwks_min_refresh) {}
+    : m_d(std::move(deps)),
+      m_jwks(m_d.http, m_d.clock, std::chrono::hours(1), m_d.jwks_min_refresh),
+      m_tally(m_d.hooks, m_d.clock) {}
 
 // The daemon judged the base URL at start (an unsafe one does not start, unless development mode
 // said so): there is no fallback here.

@@ -5,7 +5,8 @@ namespace alumia::daemon {
 namespace {
 
 Result<http::Response> get_status(DaemonContext& ctx, const http::Request&, const Caller*) {
-  return ok(status_json(ctx.info, ctx.store.backend_name(), ctx.settings.get("env")));
+  return ok(status_json(ctx.info, ctx.store.backend_name(), ctx.settings.get("env"),
+                        ctx.webhooks.store_write_transactions()));
 }
 
 Result<http::Response> get_health(DaemonContext&, const http::Request&, const Caller*) { return ok(health_json()); }

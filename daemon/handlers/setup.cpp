@@ -19,7 +19,9 @@ Result<http::Response> setup_webhook(DaemonContext& ctx, const http::Request& re
   // E.g. a base URL let through by --allow-insecure-base-url: logged, and in the envelope's `warnings`
   // (SPEC §3), which the CLI prints on stderr.
   for (const auto& w : result.warnings) spdlog::warn("setup-webhook {}: {}", result.connection_id, w);
-  return ok(setup_result_json(result, ctx.webhooks.receive_url(result.endpoint)), 200, result.warnings);
+  return ok(
+      setup_result_json(result, ctx.webhooks.receive_url(result.endpoint), ctx.webhooks.rate_limit(result.endpoint)),
+      200, result.warnings);
 }
 
 }  // namespace

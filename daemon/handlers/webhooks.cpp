@@ -42,6 +42,31 @@ Result<std::optional<int64_t>> integer_member(const json& body, const char* key)
   return std::optional<int64_t>(it->get<int64_t>());
 }
 
+// rateLimit: {perSecond, burst?}, integers; anything else in it is BAD_REQUEST (the ranges are the service's).
+Result<RateLimitRequest> rate_limit_member(const json& value) {
+  const auto malformed = [] {
+    return fail(ErrorCode::bad_request,
+                "rateLimit must be an object {\"perSecond\": N, \"burst\": M} (burst optional), or null for the "
+                "daemon's default");
+  };
+  if (!value.is_object()) return malformed();
+  RateLimitRequest r;
+  bool per_second = false;
+  for (const auto& [key, v] : value.items()) {
+    if (!v.is_number_integer()) return malformed();
+    if (key == "perSecond") {
+      r.per_second = v.get<int64_t>();
+      per_second = true;
+    } else if (key == "burst") {
+      r.burst = v.get<int64_t>();
+    } else {
+      return malformed();
+    }
+  }
+  if (!per_second) return malformed();
+  return r;
+}
+
 // Unknown fields are ignored here, as they always were.
 Result<CreateEndpointRequest> create_endpoint_request(json& body) {
   if (!body.is_object()) return fail(ErrorCode::bad_request, "body must be a JSON object");
@@ -63,13 +88,14 @@ Result<CreateEndpointRequest> create_endpoint_request(json& body) {
   r.verify_token = std::move(verify_token);
   auto max_body = TRY(integer_member(body, "maxBodyBytes"));
   r.max_body_bytes = max_body;
+  if (auto it = body.find("rateLimit"); it != body.end() && !it->is_null()) r.rate_limit = TRY(rate_limit_member(*it));
   return r;
 }
 
 Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
   const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
   if (!body.is_object())
-    return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes");
+    return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes, rateLimit");
   UpdateEndpointRequest r;
   for (const auto& [key, value] : body.items()) {
     if (key == "status") {
@@ -85,9 +111,12 @@ Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
     } else if (key == "maxBodyBytes") {
       if (!value.is_number_integer()) return malformed("maxBodyBytes must be an integer");
       r.max_body_bytes = value.get<int64_t>();
+    } else if (key == "rateLimit") {
+      if (value.is_null()) r.rate_limit.emplace(std::nullopt);
+      else r.rate_limit.emplace(TRY(rate_limit_member(value)));
     } else {
       return malformed("unknown field '" + key +
-                       "'; an endpoint update accepts status, label, relayTo and maxBodyBytes");
+                       "'; an endpoint update accepts status, label, relayTo, maxBodyBytes and rateLimit");
     }
   }
   return r;
@@ -165,7 +194,7 @@ Result<http::Response> list_endpoints(DaemonContext& ctx, const http::Request& r
   auto page = TRY(page_from_query(req));
   auto res = TRY(svc.list_endpoints(*caller, page));
   json items = json::array();
-  for (const auto& e : res.items) items.push_back(endpoint_json(e, svc.receive_url(e)));
+  for (const auto& e : res.items) items.push_back(endpoint_json(e, svc.receive_url(e), svc.rate_limit(e)));
   return ok(list_json(items, page.limit, res.next_cursor), 200,
             res.items.empty() ? std::vector<std::string>() : receive_url_warnings(svc));
 }
@@ -175,13 +204,14 @@ Result<http::Response> create_endpoint(DaemonContext& ctx, const http::Request& 
   auto body = TRY(parse_json_body(req));
   auto request = TRY(create_endpoint_request(body));
   auto created = TRY(svc.create_endpoint(*caller, std::move(request)));
-  return ok(created_endpoint_json(created, svc.receive_url(created.endpoint)), 201, receive_url_warnings(svc));
+  return ok(created_endpoint_json(created, svc.receive_url(created.endpoint), svc.rate_limit(created.endpoint)), 201,
+            receive_url_warnings(svc));
 }
 
 Result<http::Response> get_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
   auto e = TRY(svc.get_endpoint(*caller, req.params.at("id")));
-  return ok(endpoint_json(e, svc.receive_url(e)), 200, receive_url_warnings(svc));
+  return ok(endpoint_json(e, svc.receive_url(e), svc.rate_limit(e)), 200, receive_url_warnings(svc));
 }
 
 Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -189,7 +219,7 @@ Result<http::Response> update_endpoint(DaemonContext& ctx, const http::Request& 
   auto body = TRY(parse_json_body(req));
   auto request = TRY(update_endpoint_request(body));
   auto e = TRY(svc.update_endpoint(*caller, req.params.at("id"), request));
-  return ok(endpoint_json(e, svc.receive_url(e)), 200, receive_url_warnings(svc));
+  return ok(endpoint_json(e, svc.receive_url(e), svc.rate_limit(e)), 200, receive_url_warnings(svc));
 }
 
 Result<http::Response> delete_endpoint(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -203,7 +233,8 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
   auto body = TRY(parse_json_body(req));
   auto request = TRY(rotate_secret_request(body));
   auto rotated = TRY(svc.rotate_secret(*caller, req.params.at("id"), std::move(request)));
-  return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint)), 200, receive_url_warnings(svc));
+  return ok(rotated_secret_json(rotated, svc.receive_url(rotated.endpoint), svc.rate_limit(rotated.endpoint)), 200,
+            receive_url_warnings(svc));
 }
 
 // The body moves on into the store; the endpoint is the one admit_receiver_body looked up.
@@ -284,7 +315,8 @@ void add_webhook_routes(std::vector<Route>& routes) {
   routes.push_back({"GET", "/api/v1/webhook-endpoints/:id", get_endpoint, Auth::key, W, k_json_body_cap, k_on_control,
                     "show a webhook endpoint"});
   routes.push_back({"PATCH", "/api/v1/webhook-endpoints/:id", update_endpoint, Auth::key, W, k_json_body_cap,
-                    k_on_control, "change an endpoint: status (active|disabled), label, relayTo, maxBodyBytes"});
+                    k_on_control,
+                    "change an endpoint: status (active|disabled), label, relayTo, maxBodyBytes, rateLimit"});
   routes.push_back({"DELETE", "/api/v1/webhook-endpoints/:id", delete_endpoint, Auth::key, W, k_json_body_cap,
                     k_on_control, "delete a webhook endpoint"});
   routes.push_back({"POST", "/api/v1/webhook-endpoints/:id/rotate-secret", rotate_secret, Auth::key, W, k_json_body_cap,

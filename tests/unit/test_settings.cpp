@@ -1,6 +1,7 @@
 // The settings table and its resolver: flag > environment > config file > default, every value checked
 // against its kind and range, a bad one named with the setting and where it came from.
 #include <alumia/config/config.hpp>
+#include <alumia/webhooks/webhook_limits.hpp>
 
 #include "process.hpp"
 
@@ -79,6 +80,16 @@ TEST_CASE("settings: without a config file every setting has its default, and th
   CHECK(s->integer("jwks-min-refresh-seconds") == 60);
   CHECK(s->integers("relay-backoff-ms").empty());
   CHECK_FALSE(s->boolean("allow-insecure-base-url"));
+  // The receiver's default rate limit: the settings' defaults and range are the webhook area's numbers.
+  CHECK(s->integer("webhook-rate-limit") == alumia::k_default_webhook_rate_per_second);
+  CHECK(s->integer("webhook-rate-burst") == alumia::k_default_webhook_rate_burst);
+  for (const char* name : {"webhook-rate-limit", "webhook-rate-burst"}) {
+    const auto* spec = alumia::find_setting_spec(name);
+    REQUIRE(spec != nullptr);
+    CHECK(spec->min == 1);
+    CHECK(spec->max == alumia::k_max_webhook_rate);
+    CHECK_FALSE(spec->test_only);
+  }
 }
 
 TEST_CASE("settings: the table names each setting, variable and config key once, test hooks marked", "[settings]") {

@@ -58,16 +58,17 @@ TEST_CASE("setup-webhook answer: the endpoint as GET shows it, the report, the r
   r.endpoint.connection_id = "c-1";
   r.receive_url = "https://hooks.example.com/api/v1/connectors/webhooks/telegram/e-1";
   r.report = {{"url", r.receive_url}, {"pendingUpdateCount", 0}};
-  const json reused = setup_result_json(r, "http://127.0.0.1:7465/x");
+  const RateLimit limit{1000, 2000};
+  const json reused = setup_result_json(r, "http://127.0.0.1:7465/x", limit);
   CHECK(reused == json{{"connectionId", "c-1"},
-                       {"endpoint", endpoint_json(r.endpoint, "http://127.0.0.1:7465/x")},
+                       {"endpoint", endpoint_json(r.endpoint, "http://127.0.0.1:7465/x", limit)},
                        {"receiveUrl", r.receive_url},
                        {"endpointCreated", false},
                        {"removed", false},
                        {"provider", r.report}});
   r.endpoint_created = true;
   r.relay_secret = SecretBytes(std::string("whrelay_abc"));
-  const json created = setup_result_json(r, r.receive_url);
+  const json created = setup_result_json(r, r.receive_url, limit);
   CHECK(created["endpointCreated"] == true);
   CHECK(created["relaySecret"] == "whrelay_abc");
   CHECK_FALSE(created.contains("secret"));

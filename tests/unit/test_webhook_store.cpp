@@ -109,9 +109,11 @@ TEST_CASE("webhook store: an endpoint's last error is the newest refusal, kept a
           "[webhooks][store]") {
   Fixture f;
   CHECK_FALSE(f.hooks->find_endpoint("ep1")->value().last_error);
-  f.hooks->note_error("ep1", {"UNAUTHORIZED", "X-Hub-Signature-256 does not match the webhook secret", 2000});
-  f.hooks->note_error("ep1", {"BAD_REQUEST", "an older refusal, recorded late", 1500});  // in the same batch or not
-  f.hooks->count("ep1", EndpointCounter::verification_failure);
+  f.hooks->add_refusals("ep1", {.verification_failures = 1,
+                                .last_error = EndpointError{
+                                    "UNAUTHORIZED", "X-Hub-Signature-256 does not match the webhook secret", 2000}});
+  // An older refusal, recorded late (in the same batch or not).
+  f.hooks->add_refusals("ep1", {.last_error = EndpointError{"BAD_REQUEST", "an older refusal, recorded late", 1500}});
   // Like the counters, written with the next batch, not waited for.
   Result<std::optional<WebhookEndpointRecord>> e;
   REQUIRE(test::eventually(

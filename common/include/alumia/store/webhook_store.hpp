@@ -32,6 +32,13 @@ struct EndpointError {
   int64_t at = 0;
 };
 
+// An endpoint's rate limit (SPEC §7): a token bucket of `burst` deliveries refilled at `per_second`.
+struct RateLimit {
+  int64_t per_second = 0;
+  int64_t burst = 0;
+  bool operator==(const RateLimit&) const = default;
+};
+
 struct WebhookEndpointRecord {
   std::string id;
   std::string user_id;
@@ -43,12 +50,14 @@ struct WebhookEndpointRecord {
   std::string config = "{}";  // non-secret provider extras as JSON (audience, jwksUrl, botId, ...)
   int64_t max_body_bytes = 256 * 1024;
   std::optional<int64_t> previous_secret_expires_at;  // rotation grace of the old secret
+  std::optional<RateLimit> rate_limit;                // the endpoint's own; nullopt: the daemon's default
   int64_t received = 0;
   int64_t duplicates = 0;
   int64_t rejected = 0;
   int64_t verification_failures = 0;
+  int64_t rate_limited = 0;
   std::optional<int64_t> last_delivery_at;
-  std::optional<EndpointError> last_error;  // written by note_error(), never by update_endpoint()
+  std::optional<EndpointError> last_error;  // written by add_refusals(), never by update_endpoint()
   int64_t created_at = 0;
   int64_t updated_at = 0;
   std::optional<int64_t> deleted_at;
@@ -103,7 +112,17 @@ struct IngestOutcome {
   std::string event_id;  // the new event, or the original one for a duplicate
 };
 
-enum class EndpointCounter { rejected, verification_failure, duplicate };
+enum class EndpointCounter { rejected, verification_failure, rate_limited, duplicate };
+
+// Refusals of one endpoint summed in memory by the receiver (webhooks/refusal_tally.hpp), and the
+// newest reason among them.
+struct EndpointRefusals {
+  int64_t rejected = 0;
+  int64_t verification_failures = 0;
+  int64_t rate_limited = 0;
+  std::optional<EndpointError> last_error;
+  bool empty() const { return rejected == 0 && verification_failures == 0 && rate_limited == 0 && !last_error; }
+};
 
 struct EventFilter {
   std::string user_id;
@@ -125,7 +144,7 @@ class WebhookStore {
 
   // Endpoints. find_endpoint returns deleted rows too; callers decide.
   virtual Status insert_endpoint(const WebhookEndpointRecord& e) = 0;
-  // Updates the descriptive columns (status, relay_to, config, grace, deleted_at), not the counters.
+  // Updates the descriptive columns (status, relay_to, config, grace, rate limit, deleted_at), not the counters.
   virtual Status update_endpoint(const WebhookEndpointRecord& e) = 0;
   virtual Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) = 0;
   virtual Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) = 0;
@@ -134,10 +153,12 @@ class WebhookStore {
   // committed with synchronous=FULL). A duplicate of a delivery still being written waits for it.
   // SERVICE_UNAVAILABLE when the write failed; the delivery then counts as not received.
   virtual Result<IngestOutcome> ingest(IngestRequest request) = 0;  // taken: the body moves, not copies
-  // Counts a refused delivery; batched with the next commit, not waited for.
-  virtual void count(const std::string& endpoint_id, EndpointCounter counter) = 0;
-  // Records why a delivery was refused (the newest `at` wins); batched like count().
-  virtual void note_error(const std::string& endpoint_id, EndpointError error) = 0;
+  // Adds refusals the receiver summed (counters, and lastError where the newest `at` wins): one
+  // writer operation per call, committed with the next batch, not waited for. The receiver calls it
+  // at a bounded rate per endpoint, never once per refused request (RefusalTally).
+  virtual void add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) = 0;
+  // Write transactions committed (or tried) since the store opened: what a flood must not drive up.
+  virtual uint64_t write_transactions() const = 0;
 
   // Events.
   virtual Result<PageResult<WebhookEvent>> list_events(const EventFilter& filter, const Page& page) = 0;

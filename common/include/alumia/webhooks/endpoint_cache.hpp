@@ -3,10 +3,12 @@
 // read and no decryption per delivery, and the relay worker reads each job's target from here. Every
 // change to an endpoint forget()s it, so the next read sees the change (a disabled endpoint answers
 // NOT_FOUND from the next delivery on).
+#include <alumia/base/token_bucket.hpp>
 #include <alumia/crypto/sealer.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_target.hpp>
+#include <alumia/webhooks/webhook_limits.hpp>
 #include <alumia/webhooks/webhooks.hpp>
 
 #include <cstdint>
@@ -18,22 +20,32 @@
 namespace alumia {
 
 struct CachedEndpoint {
+  CachedEndpoint(WebhookEndpointRecord r, const RateLimit& limit)
+      : record(std::move(r)), rate_limit(limit.per_second, limit.burst) {}
   WebhookEndpointRecord record;
   webhooks::EndpointConfig current;       // the current secret only
   webhooks::EndpointConfig during_grace;  // current + previous secret
   SecretBytes relay_secret;
+  // The receiver's token bucket for this endpoint (its own limit, or the default): in memory only, so
+  // a refused request writes nothing; a change to the endpoint (a new cache entry) starts it full.
+  mutable TokenBucket rate_limit;
 };
 
 class EndpointCache final : public EndpointTargets {
  public:
-  // `default_relay_to`: the setting relay-to ("" = none), the target of endpoints without their own.
-  EndpointCache(WebhookStore& hooks, Store& secrets, const Sealer& sealer, std::string default_relay_to);
+  // `default_relay_to`: the setting relay-to ("" = none), the target of endpoints without their own;
+  // `default_rate_limit`: the settings webhook-rate-limit and webhook-rate-burst, the limit of
+  // endpoints without their own.
+  EndpointCache(WebhookStore& hooks, Store& secrets, const Sealer& sealer, std::string default_relay_to,
+                RateLimit default_rate_limit = {k_default_webhook_rate_per_second, k_default_webhook_rate_burst});
 
   // The endpoint (deleted and disabled ones too: callers decide); nullptr when there is no such row.
   Result<std::shared_ptr<const CachedEndpoint>> get(const std::string& id);
   // Drops the endpoint; a load that raced with this is not cached.
   void forget(const std::string& id);
   const std::string& default_relay_to() const { return m_default_relay_to; }
+  // The endpoint's rate limit in force: its own, else the default.
+  RateLimit rate_limit(const WebhookEndpointRecord& e) const { return e.rate_limit.value_or(m_default_rate_limit); }
 
   Result<std::optional<RelayTarget>> relay_target(const std::string& endpoint_id) override;
 
@@ -44,6 +56,7 @@ class EndpointCache final : public EndpointTargets {
   Store& m_secrets;
   const Sealer& m_sealer;
   std::string m_default_relay_to;
+  RateLimit m_default_rate_limit;
   std::mutex m_mutex;
   std::map<std::string, std::shared_ptr<const CachedEndpoint>> m_cache;
   uint64_t m_generation = 0;  // bumped by forget()

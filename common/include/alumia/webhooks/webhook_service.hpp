@@ -18,6 +18,7 @@
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/endpoint_cache.hpp>
+#include <alumia/webhooks/refusal_tally.hpp>
 #include <alumia/webhooks/relay_target.hpp>
 #include <alumia/webhooks/webhook_limits.hpp>
 #include <alumia/webhooks/webhooks.hpp>
@@ -52,6 +53,13 @@ struct WebhookServiceDeps {
   std::chrono::seconds jwks_min_refresh{60};  // Gmail push: an unknown kid refetches at most this often
 };
 
+// An endpoint's own rate limit as asked for (rateLimit: {perSecond, burst?}); burst defaults to twice
+// perSecond.
+struct RateLimitRequest {
+  int64_t per_second = 0;
+  std::optional<int64_t> burst;
+};
+
 // A new endpoint (POST /webhook-endpoints). Absent fields are nullopt; an empty secret is none.
 struct CreateEndpointRequest {
   std::optional<std::string> provider;
@@ -59,8 +67,9 @@ struct CreateEndpointRequest {
   std::optional<std::string> label;
   std::optional<std::string> relay_to;
   std::optional<int64_t> max_body_bytes;
-  std::optional<std::string> audience;  // gmail
-  std::optional<std::string> jwks_url;  // gmail
+  std::optional<RateLimitRequest> rate_limit;  // none: the daemon's default
+  std::optional<std::string> audience;         // gmail
+  std::optional<std::string> jwks_url;         // gmail
   std::optional<std::string> service_account_email;
   std::optional<std::string> bot_id;  // telegram
   SecretBytes secret;                 // empty: the daemon generates it, for providers whose secret we choose
@@ -79,6 +88,7 @@ struct UpdateEndpointRequest {
   std::optional<std::string> label;
   std::optional<std::optional<std::string>> relay_to;  // holding nullopt: back to the daemon's default target
   std::optional<int64_t> max_body_bytes;
+  std::optional<std::optional<RateLimitRequest>> rate_limit;  // holding nullopt: back to the daemon's default
 };
 
 struct RotateSecretRequest {
@@ -122,6 +132,8 @@ class WebhookService {
   Result<RotatedSecret> rotate_secret(const Caller& caller, const std::string& id, RotateSecretRequest request);
   // Where the provider delivers to this endpoint: the webhook base URL when set, else the control listener.
   std::string receive_url(const WebhookEndpointRecord& e) const;
+  // The endpoint's rate limit in force: its own, else the daemon's default (the settings).
+  RateLimit rate_limit(const WebhookEndpointRecord& e) const { return m_d.endpoints.rate_limit(e); }
 
   // For setup commands (alumia/setup/setup_service.hpp), webhook_endpoints.cpp. The caller's
   // non-deleted endpoint of `provider` made for `connection_id`, or nullopt (the oldest when several).
@@ -145,7 +157,10 @@ class WebhookService {
 
   // The receiver (params "provider" and "endpointId"), webhook_receiver.cpp. Its errors are
   // public_refusal()s: the sender learns the code, never the reason, which goes to the log (at a
-  // bounded rate) and, when the endpoint is known, to its lastError and counters.
+  // bounded rate) and, when the endpoint is known, to its lastError and counters (summed in memory,
+  // written at most once a second per endpoint: RefusalTally). Before the verifier runs, the
+  // endpoint's token bucket: over its rate limit, TOO_MANY_REQUESTS with Retry-After (counted as
+  // rateLimited), and nothing else is done for the request.
   // `admitted` is admit_body()'s answer for this request; the body is moved out of `req` into the store.
   Result<Receipt> receive(http::Request& req, const AdmittedDelivery& admitted);
   // Before the body is read (the daemon calls it with Content-Length): the delivery's endpoint, looked
@@ -155,9 +170,13 @@ class WebhookService {
   Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
                                       std::size_t content_length);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
-  // method not allowed and PAYLOAD_TOO_LARGE keep their code with one fixed message each; anything
-  // else becomes SERVICE_UNAVAILABLE (the provider retries) without detail.
+  // method not allowed, PAYLOAD_TOO_LARGE and TOO_MANY_REQUESTS (with its Retry-After) keep their code
+  // with one fixed message each; anything else becomes SERVICE_UNAVAILABLE (the provider retries)
+  // without detail.
   static Error public_refusal(const Error& detail);
+
+  // Store write transactions so far (GET /status): a flood of refusals must not drive them up.
+  uint64_t store_write_transactions() const { return m_d.hooks.write_transactions(); }
 
   // Events and jobs of the caller (webhook_events.cpp).
   Result<PageResult<WebhookEvent>> list_events(const Caller& caller, EventFilter filter, const Page& page);
@@ -180,7 +199,8 @@ class WebhookService {
   // without them, and destroyed again when the row cannot be inserted. `values` is wiped.
   Result<CreatedEndpoint> insert_new_endpoint(const Caller& caller, WebhookEndpointRecord e,
                                               std::map<std::string, std::string> values);
-  // Counts, records (lastError) and logs a refused delivery to a known endpoint; the public answer.
+  // Counts and records (lastError) a refused delivery to a known endpoint in the tally, logs it at a
+  // bounded rate; the public answer.
   Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
                std::optional<EndpointCounter> counter);
   void log_refusal(const std::string& line);
@@ -199,6 +219,7 @@ class WebhookService {
   webhooks::CachingJwks m_jwks;
   std::mutex m_refusal_log_mutex;
   RefusalLog m_refusal_log;
+  RefusalTally m_tally;  // last: its destructor hands what it holds to the store
 };
 
 }  // namespace alumia
