@@ -133,7 +133,9 @@ Result<std::unique_ptr<IntakeLog>> IntakeLog::open(const Options& o, std::vector
     // New (or cut short before it was ever used): zero-fill the whole file now, so that appends
     // overwrite allocated blocks and each needs no metadata update to be durable.
     file_bytes = std::max<uint64_t>(round_up(o.bytes), k_block + k_min_bytes);
-    const std::string zeros(1u << 20, '\0');
+    // In 64 KiB writes: a buffer under glibc's mmap threshold (128 KiB), so that freeing it does not
+    // raise the threshold (see ReadMapping).
+    const std::string zeros(64u << 10, '\0');
     for (uint64_t off = 0; off < file_bytes; off += zeros.size()) {
       const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(zeros.size(), file_bytes - off));
       if (::pwrite(rfd, zeros.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
