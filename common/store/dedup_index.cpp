@@ -65,7 +65,8 @@ bool KeyFilter::may_contain(uint64_t fp) const {
 }
 
 DedupIndex::DedupIndex(const std::string& db_name, bool synchronous_full, std::size_t filter_bytes)
-    : m_filter_bytes(filter_bytes),
+    : m_db_name(db_name),
+      m_filter_bytes(filter_bytes),
       m_filter(std::make_unique<KeyFilter>(filter_bytes)),
       m_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow),
       m_q(m_db) {
@@ -79,7 +80,8 @@ void DedupIndex::remember_fingerprint(uint64_t fp) {
 
 // A fresh filter read from the table replaces the old one, which answers meanwhile. Keys that were
 // in flight when the read began, or went in flight while it ran, may be committed after the read's
-// snapshot: they are added at the swap.
+// snapshot: they are added at the swap. The read (every stored key: seconds for millions) has a
+// connection of its own, so that lookups of "maybe" keys do not wait for it.
 Status DedupIndex::rebuild_filter() {
   {
     std::lock_guard lock(m_in_flight_mutex);
@@ -88,12 +90,16 @@ Status DedupIndex::rebuild_filter() {
     for (const auto& [k, ignored] : m_in_flight) m_added_while_rebuilding.push_back(fingerprint(k));
   }
   std::unique_ptr<KeyFilter> fresh;
-  auto st = locked(m_db_mutex, "webhook store", [&] {
+  Status st;
+  try {
+    SQLite::Database db(m_db_name, SQLite::OPEN_READONLY | k_open_nofollow);
+    db.setBusyTimeout(5000);
     fresh = std::make_unique<KeyFilter>(m_filter_bytes);
-    auto q = m_q.use("SELECT endpoint_id, event_key FROM webhook_dedup");
-    while (q->executeStep())
-      fresh->add(fingerprint(index_key(q->getColumn(0).getString(), q->getColumn(1).getString())));
-  });
+    SQLite::Statement q(db, "SELECT endpoint_id, event_key FROM webhook_dedup");
+    while (q.executeStep()) fresh->add(fingerprint(index_key(q.getColumn(0).getString(), q.getColumn(1).getString())));
+  } catch (const std::exception& e) {
+    st = std::unexpected(to_error(e, "webhook store"));
+  }
   std::lock_guard lock(m_in_flight_mutex);
   m_rebuilding = false;
   if (!st) return st;  // the old filter stays: it still holds every stored key

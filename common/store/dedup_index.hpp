@@ -17,8 +17,9 @@
 // setting `dedup-filter-bytes`), whatever the number of keys.
 //
 // The memory bound: the filter's bytes, as much again while it is rebuilt after a prune (the old
-// one answers until the new one, read from the table, replaces it), the page cache of the lookup
-// connection (SQLite's default, 2 MB), and the keys in flight (~200 bytes each), bounded by the
+// one answers until the new one, read from the table through a connection of its own, replaces
+// it), the page cache of the lookup connection (SQLite's default, 2 MB; the rebuild's too while it
+// reads), and the keys in flight (~200 bytes each), bounded by the
 // intake log (a record takes at least 512 bytes of its ring: at most 32k deliveries in 16 MiB)
 // and by the requests being served.
 //
@@ -147,6 +148,7 @@ class DedupIndex {
   std::optional<KeyHit> known_key(const std::string& endpoint_id, const DedupKey& k);
   void remember_fingerprint(uint64_t fp);  // under m_in_flight_mutex
 
+  std::string m_db_name;  // for the rebuild's own connection
   std::size_t m_filter_bytes;
   std::array<std::mutex, k_key_locks> m_key_locks;
   mutable std::mutex m_in_flight_mutex;
