@@ -19,9 +19,8 @@
 // The memory bound: the filter's bytes, as much again while it is rebuilt after a prune (the old
 // one answers until the new one, read from the table through a connection of its own, replaces
 // it), the page cache of the lookup connection (SQLite's default, 2 MB; the rebuild's too while it
-// reads), and the keys in flight (~200 bytes each), bounded by the
-// intake log (a record takes at least 512 bytes of its ring: at most 32k deliveries in 16 MiB)
-// and by the requests being served.
+// reads), and the keys in flight (~200 bytes each), bounded by the intake log (a record takes at
+// least 512 bytes of its ring: at most 32k deliveries in 16 MiB) and by the requests being served.
 //
 // The trade-off: a filter of B bytes holding n keys answers "maybe" for a new key at a rate of
 // about 1% while n <= B*8/10 (10 bits a key), 7% at B*8/6, 22% at B*8/4, 74% at B*8/2 (the default
