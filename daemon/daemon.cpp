@@ -266,7 +266,10 @@ Daemon::Daemon(const StartOptions& options)
       m_control(bind_control(m_settings)),
       m_public(bind_public(m_settings, m_base)),
       m_store(must(open_sqlite_store({m_paths.store_db(), true}), "cannot open the store")),
-      m_hook_store(must(open_sqlite_webhook_store({.path = m_paths.store_db()}), "cannot open the webhook store")),
+      m_hook_store(must(open_sqlite_webhook_store(
+                            {.path = m_paths.store_db(),
+                             .dedup_filter_bytes = static_cast<std::size_t>(m_settings.integer("dedup-filter-bytes"))}),
+                        "cannot open the webhook store")),
       m_keys(unlock_data_key(*m_store, m_settings, m_paths, m_random)),
       m_catalog(must(load_catalog(m_paths.connectors_d()), "invalid connector catalog")),
       m_http(m_settings.get("ca-file")),

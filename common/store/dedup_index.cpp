@@ -1,9 +1,12 @@
 // The dedup index of the webhook store (dedup_index.hpp).
 #include "dedup_index.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <new>
 
 namespace alumia::sqlite {
 namespace {
@@ -18,45 +21,102 @@ std::string index_key(const std::string& endpoint_id, const std::string& key) {
   return k;
 }
 
-// Fingerprints of every stored key (and of every key that went in flight since): a miss proves a
-// key new without a read; a hit (a repeat, or a collision) is checked against the table. Stale
-// fingerprints only cost a read.
+// The fingerprint of a key: what the filter and the lock stripes use.
 uint64_t fingerprint(const std::string& index_key) { return std::hash<std::string>{}(index_key); }
+
+// splitmix64's finalizer: the bits inside a block come from a mix of the fingerprint, so they do
+// not repeat the bits that chose the block.
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+constexpr int k_bits_per_key = 6;  // of the 512 bits of a block; 6 x 9 bits of the mix
 
 }  // namespace
 
-DedupIndex::DedupIndex(const std::string& db_name, bool synchronous_full)
-    : m_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow), m_q(m_db) {
+KeyFilter::KeyFilter(std::size_t bytes) : m_blocks(std::clamp<std::size_t>(bytes / k_block_bytes, 1, k_max_blocks)) {
+  void* p = ::mmap(nullptr, m_blocks * k_block_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  m_words = static_cast<uint64_t*>(p);
+}
+
+KeyFilter::~KeyFilter() { ::munmap(m_words, m_blocks * k_block_bytes); }
+
+// The block: the fingerprint's high 32 bits scaled to the number of blocks (at most 2^24, so the
+// product fits), without a division.
+std::size_t KeyFilter::block_of(uint64_t fp) const { return static_cast<std::size_t>(((fp >> 32) * m_blocks) >> 32); }
+
+void KeyFilter::add(uint64_t fp) {
+  uint64_t* block = m_words + block_of(fp) * 8;
+  uint64_t bits = mix(fp);
+  for (int i = 0; i < k_bits_per_key; ++i, bits >>= 9) block[(bits >> 6) & 7] |= uint64_t{1} << (bits & 63);
+}
+
+bool KeyFilter::may_contain(uint64_t fp) const {
+  const uint64_t* block = m_words + block_of(fp) * 8;
+  uint64_t bits = mix(fp);
+  for (int i = 0; i < k_bits_per_key; ++i, bits >>= 9)
+    if (!(block[(bits >> 6) & 7] & (uint64_t{1} << (bits & 63)))) return false;
+  return true;
+}
+
+DedupIndex::DedupIndex(const std::string& db_name, bool synchronous_full, std::size_t filter_bytes)
+    : m_db_name(db_name),
+      m_filter_bytes(filter_bytes),
+      m_filter(std::make_unique<KeyFilter>(filter_bytes)),
+      m_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow),
+      m_q(m_db) {
   open_webhook_pragmas(m_db, synchronous_full);
 }
 
 void DedupIndex::remember_fingerprint(uint64_t fp) {
-  m_fingerprints.insert(fp);
-  if (m_fingerprints_rebuilding) m_fingerprints_since.push_back(fp);
+  m_filter->add(fp);
+  if (m_rebuilding) m_added_while_rebuilding.push_back(fp);
 }
 
-// Keys that were in flight when the read began, or went in flight while it ran, may be committed
-// after the read's snapshot: they are added at the swap.
-Status DedupIndex::rebuild_fingerprints() {
+// A fresh filter read from the table replaces the old one, which answers meanwhile. Keys that were
+// in flight when the read began, or went in flight while it ran, may be committed after the read's
+// snapshot: they are added at the swap. The read (every stored key: seconds for millions) has a
+// connection of its own, so that lookups of "maybe" keys do not wait for it.
+Status DedupIndex::rebuild_filter() {
   {
     std::lock_guard lock(m_in_flight_mutex);
-    m_fingerprints_rebuilding = true;
-    m_fingerprints_since.clear();
-    for (const auto& [k, ignored] : m_in_flight) m_fingerprints_since.push_back(fingerprint(k));
+    m_rebuilding = true;
+    m_added_while_rebuilding.clear();
+    for (const auto& [k, ignored] : m_in_flight) m_added_while_rebuilding.push_back(fingerprint(k));
   }
-  std::unordered_set<uint64_t> fresh;
-  auto st = locked(m_db_mutex, "webhook store", [&] {
-    auto q = m_q.use("SELECT endpoint_id, event_key FROM webhook_dedup");
-    while (q->executeStep())
-      fresh.insert(fingerprint(index_key(q->getColumn(0).getString(), q->getColumn(1).getString())));
-  });
+  std::unique_ptr<KeyFilter> fresh;
+  Status st;
+  try {
+    SQLite::Database db(m_db_name, SQLite::OPEN_READONLY | k_open_nofollow);
+    db.setBusyTimeout(5000);
+    fresh = std::make_unique<KeyFilter>(m_filter_bytes);
+    SQLite::Statement q(db, "SELECT endpoint_id, event_key FROM webhook_dedup");
+    while (q.executeStep()) fresh->add(fingerprint(index_key(q.getColumn(0).getString(), q.getColumn(1).getString())));
+  } catch (const std::exception& e) {
+    st = std::unexpected(to_error(e, "webhook store"));
+  }
   std::lock_guard lock(m_in_flight_mutex);
-  m_fingerprints_rebuilding = false;
-  if (!st) return st;  // the old set stays: it still holds every stored key
-  for (auto fp : m_fingerprints_since) fresh.insert(fp);
-  m_fingerprints_since.clear();
-  m_fingerprints.swap(fresh);
+  m_rebuilding = false;
+  if (!st) return st;  // the old filter stays: it still holds every stored key
+  for (auto fp : m_added_while_rebuilding) fresh->add(fp);
+  m_added_while_rebuilding.clear();
+  m_added_while_rebuilding.shrink_to_fit();
+  m_filter.swap(fresh);
   return {};
+}
+
+DedupIndex::Stats DedupIndex::stats() const {
+  std::lock_guard lock(m_in_flight_mutex);
+  return Stats{.filter_bytes = m_filter->bytes(),
+               .table_lookups = m_table_lookups.load(),
+               .false_positives = m_false_positives.load(),
+               .in_flight = m_in_flight.size(),
+               .waiting = m_waiting};
 }
 
 std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, const DedupKey& k) {
@@ -64,13 +124,18 @@ std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, cons
     std::lock_guard lock(m_in_flight_mutex);
     if (auto it = m_in_flight.find(k.index_key); it != m_in_flight.end())
       return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(k.index_key)};
-    if (!m_fingerprints.contains(k.fp)) return std::nullopt;  // never stored: no read
+    if (!m_filter->may_contain(k.fp)) return std::nullopt;  // certainly never stored: no read
   }
+  // Maybe stored: the table's primary key settles it.
+  m_table_lookups.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(m_db_mutex);
   auto q = m_q.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
   q->bind(1, endpoint_id);
   q->bind(2, *k.key);
-  if (!q->executeStep()) return std::nullopt;
+  if (!q->executeStep()) {
+    m_false_positives.fetch_add(1, std::memory_order_relaxed);
+    return std::nullopt;
+  }
   return KeyHit{q->getColumn(0).getString(), std::nullopt};
 }
 
@@ -112,10 +177,12 @@ Result<DedupIndex::Admission> DedupIndex::admit(const IngestRequest& r) {
     // A copy of a delivery whose write has not returned: answer once that one is durable, or take
     // its place if it failed.
     std::unique_lock lock(m_in_flight_mutex);
+    ++m_waiting;
     const bool settled = m_in_flight_cv.wait_until(lock, give_up, [&] {
       auto it = m_in_flight.find(*original->writing);
       return it == m_in_flight.end() || it->second.event_id != original->event_id || it->second.durable;
     });
+    --m_waiting;
     if (!settled) return fail(ErrorCode::service_unavailable, "the event could not be stored; retry");
   }
 }

@@ -1,14 +1,33 @@
 #pragma once
 // The dedup index of the webhook store (private to the store): decides, before a delivery is
-// written, whether it repeats one already accepted.
+// written, whether it repeats one already accepted. Exact, in bounded memory.
 //
 // A delivery's keys are looked up, under a lock per key (64 stripes), among the keys in flight
 // (deliveries accepted and not yet committed into the tables, in memory) and then in the stored
-// set (webhook_dedup, through a connection of its own). The stored set is read only when a key's
-// 64-bit fingerprint is among those of the stored keys (kept in memory, rebuilt after each prune):
-// almost every delivery is new, and a fingerprint miss proves it without a read. A new delivery's
-// keys go in flight before the locks are let go, and leave only after the commit that stored them
-// (release()), so the two lookups never both miss a known key.
+// set (webhook_dedup, through a connection of its own, by its primary key). A new delivery's keys
+// go in flight before the locks are let go, and leave only after the commit that stored them
+// (release()), so the two lookups never both miss a known key, and a repeat of a delivery still
+// being written finds it in flight and waits for it.
+//
+// Why a filter: almost every delivery is new, and proving a key new by reading the table costs a
+// b-tree descent per key. A KeyFilter (below) of every stored key answers "certainly new" without
+// a read, or "maybe seen", which the table settles. Keys are kept 8 days, so an exact in-memory set
+// grows with the traffic of a week (a hash set of 64-bit fingerprints cost ~40 bytes a key: 25 MB
+// per 625k deliveries); the filter has a fixed size instead (WebhookStoreOptions::dedup_filter_bytes,
+// setting `dedup-filter-bytes`), whatever the number of keys.
+//
+// The memory bound: the filter's bytes, as much again while it is rebuilt after a prune (the old
+// one answers until the new one, read from the table through a connection of its own, replaces
+// it), the page cache of the lookup connection (SQLite's default, 2 MB; the rebuild's too while it
+// reads), and the keys in flight (~200 bytes each), bounded by the intake log (a record takes at
+// least 512 bytes of its ring: at most 32k deliveries in 16 MiB) and by the requests being served.
+//
+// The trade-off: a filter of B bytes holding n keys answers "maybe" for a new key at a rate of
+// about 1% while n <= B*8/10 (10 bits a key), 7% at B*8/6, 22% at B*8/4, 74% at B*8/2 (the default
+// 4 MiB: 1% up to 3.3M keys, 22% at 8.4M), and every "maybe" costs one indexed lookup of the table
+// (bench/README.md, dedup_rss, measures what it costs when every key is a "maybe"). Dedup stays
+// exact at any n: a "maybe" always reads the table, and a "certainly new" is never wrong (nothing
+// is removed from a filter; a pruned key stays in it until the rebuild, costing only a lookup).
 #include "sqlite_util.hpp"
 
 #include <alumia/base/error.hpp>
@@ -17,13 +36,14 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace alumia::sqlite {
@@ -56,9 +76,35 @@ std::optional<KeyHit> find_original(const IngestRequest& r, Lookup&& lookup) {
   return std::nullopt;
 }
 
+// A blocked Bloom filter of 64-bit fingerprints in a fixed number of bytes: may_contain() is false
+// only for a fingerprint never added. A fingerprint sets 6 bits of one 64-byte block (one cache
+// line per lookup), chosen by a mix of the fingerprint. The memory is mapped anonymous and zero:
+// pages cost RSS only once a key lands in them, and go back to the system with the filter.
+class KeyFilter {
+ public:
+  static constexpr std::size_t k_block_bytes = 64;
+  static constexpr std::size_t k_max_blocks = std::size_t{1} << 24;  // 1 GiB
+  // `bytes` rounded down to whole blocks, from one block to 1 GiB; throws bad_alloc.
+  explicit KeyFilter(std::size_t bytes);
+  ~KeyFilter();
+  KeyFilter(const KeyFilter&) = delete;
+  KeyFilter& operator=(const KeyFilter&) = delete;
+
+  void add(uint64_t fp);
+  bool may_contain(uint64_t fp) const;
+  std::size_t bytes() const { return m_blocks * k_block_bytes; }
+
+ private:
+  std::size_t block_of(uint64_t fp) const;
+
+  uint64_t* m_words;
+  std::size_t m_blocks;
+};
+
 class DedupIndex {
  public:
-  DedupIndex(const std::string& db_name, bool synchronous_full);
+  // `filter_bytes`: the size of the filter of stored keys (KeyFilter), the index's memory bound.
+  DedupIndex(const std::string& db_name, bool synchronous_full, std::size_t filter_bytes);
 
   struct Admission {
     std::optional<std::string> original;  // the event this delivery repeats; nullopt: a new delivery
@@ -72,8 +118,18 @@ class DedupIndex {
   void mark_durable(const std::vector<std::string>& claimed);
   void release(const std::vector<std::string>& claimed);
 
-  // (Re)builds the fingerprints of the stored keys from the table: at open and after a prune.
-  Status rebuild_fingerprints();
+  // (Re)builds the filter of the stored keys from the table: at open and after a prune.
+  Status rebuild_filter();
+
+  // What the index did so far, for tests and the benchmark's notes.
+  struct Stats {
+    std::size_t filter_bytes = 0;
+    uint64_t table_lookups = 0;    // keys the filter could not prove new ("maybe"), read from the table
+    uint64_t false_positives = 0;  // of those, keys the table did not hold
+    std::size_t in_flight = 0;
+    std::size_t waiting = 0;  // repeats waiting now for the write of their original
+  };
+  Stats stats() const;
 
  private:
   struct InFlight {
@@ -91,13 +147,18 @@ class DedupIndex {
   std::optional<KeyHit> known_key(const std::string& endpoint_id, const DedupKey& k);
   void remember_fingerprint(uint64_t fp);  // under m_in_flight_mutex
 
+  std::string m_db_name;  // for the rebuild's own connection
+  std::size_t m_filter_bytes;
   std::array<std::mutex, k_key_locks> m_key_locks;
-  std::mutex m_in_flight_mutex;
+  mutable std::mutex m_in_flight_mutex;
   std::condition_variable m_in_flight_cv;
   std::unordered_map<std::string, InFlight> m_in_flight;  // keys of deliveries not yet committed
-  std::unordered_set<uint64_t> m_fingerprints;            // under m_in_flight_mutex
-  bool m_fingerprints_rebuilding = false;
-  std::vector<uint64_t> m_fingerprints_since;
+  std::unique_ptr<KeyFilter> m_filter;                    // under m_in_flight_mutex
+  bool m_rebuilding = false;
+  std::vector<uint64_t> m_added_while_rebuilding;
+  std::atomic<uint64_t> m_table_lookups{0};
+  std::atomic<uint64_t> m_false_positives{0};
+  std::size_t m_waiting = 0;  // under m_in_flight_mutex
   std::mutex m_db_mutex;
   SQLite::Database m_db;  // lookups of the stored set, under m_db_mutex
   StatementCache m_q;     // under m_db_mutex

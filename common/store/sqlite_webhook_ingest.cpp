@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 #include <alumia/base/try.hpp>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <future>
 #include <utility>
@@ -42,6 +44,13 @@ Status SqliteWebhookStore::recover_and_open_log() {
   for (auto& f : applied)
     if (auto st = f.get(); !st)
       return fail(ErrorCode::internal, "cannot apply the intake log left by the last run: " + st.error().message);
+  if (!left.empty()) {
+    // The records read (up to the ring's 16 MiB, in small strings) are freed once the writer has
+    // let go of its last batch; hand that heap back, or an idle daemon keeps it after every start.
+    left = {};
+    TRY(m_writer.write([] {}));
+    ::malloc_trim(0);
+  }
   TRY(log->start());
   if (stored > 0) spdlog::info("intake log: stored {} deliveries the last run had acknowledged", stored.load());
   m_log = std::move(log);

@@ -25,7 +25,7 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
       m_w(m_writer.statements()),
       m_reader_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow),
       m_r(m_reader_db),
-      m_dedup(db_name, o.synchronous_full) {
+      m_dedup(db_name, o.synchronous_full, o.dedup_filter_bytes) {
   open_webhook_pragmas(m_reader_db, o.synchronous_full);
   // Fail early (not at the first delivery) when the migrations have not run.
   m_reader_db.exec("SELECT 1 FROM webhook_jobs LIMIT 0");
@@ -46,7 +46,7 @@ SqliteWebhookStore::~SqliteWebhookStore() {
 
 Status SqliteWebhookStore::init() {
   TRY(recover_and_open_log());
-  return m_dedup.rebuild_fingerprints();
+  return m_dedup.rebuild_filter();
 }
 
 // ---- endpoints ----
@@ -338,8 +338,8 @@ Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
     return q->exec();
   });
   if (n && *n > 0)
-    if (auto st = m_dedup.rebuild_fingerprints(); !st)
-      spdlog::warn("webhook store: dedup fingerprints not rebuilt: {}", st.error().message);
+    if (auto st = m_dedup.rebuild_filter(); !st)
+      spdlog::warn("webhook store: dedup filter not rebuilt: {}", st.error().message);
   return n;
 }
 

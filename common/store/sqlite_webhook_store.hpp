@@ -4,7 +4,7 @@
 // (sqlite_webhook_ingest.cpp), over the parts it is built from:
 //
 //   intake_record   the intake log's record of a delivery (encode, decode)
-//   dedup_index     dedup before the write: keys in flight, fingerprints of the stored keys
+//   dedup_index     dedup before the write: keys in flight, a fixed-size filter of the stored keys
 //   group_writer    the one writer connection (group commit) and the checkpointer
 //   sqlite_rows     the keyset cursor and the webhook tables' row readers
 //
@@ -65,6 +65,9 @@ class SqliteWebhookStore final : public WebhookStore {
   void finish_job_later(const WebhookJob& j) override;
   Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) override;
   Result<int64_t> prune_dedup(int64_t cutoff) override;
+
+  // What the dedup index did (tests).
+  DedupIndex::Stats dedup_stats() const { return m_dedup.stats(); }
 
  private:
   // Counter changes of one batch, per endpoint, written in one UPDATE before COMMIT.

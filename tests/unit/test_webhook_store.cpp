@@ -95,7 +95,7 @@ TEST_CASE("webhook store: dedup on the event key, aliases and batched item keys"
   CHECK(events->items.front().job_state == JobState::queued);
 
   // The TTL pruning forgets keys, after which the same key is new again; keys received after the
-  // cutoff still answer as repeats (the in-memory fingerprints are rebuilt from what is left).
+  // cutoff still answer as repeats (the dedup filter is rebuilt from what is left).
   REQUIRE(f.hooks->prune_dedup(1002));
   CHECK_FALSE(f.hooks->ingest(request("github:a", 8))->duplicate);
   auto kept = f.hooks->ingest(request("linear:content", 9));

@@ -201,6 +201,10 @@ struct WebhookStoreOptions {
   // Size of the intake log (<path>-intake) when it is created; 0: no log, every delivery is
   // committed into the SQLite tables before ingest() returns (slower; kept for comparison).
   std::size_t intake_log_bytes = 16u << 20;
+  // Memory of the dedup filter of stored keys, the dedup index's bound whatever the number of keys:
+  // with up to ~bytes*8/10 keys (3.3M here) about 1% of new keys cost a table lookup, more beyond
+  // (common/store/dedup_index.hpp). Dedup stays exact at any size.
+  std::size_t dedup_filter_bytes = 4u << 20;
 };
 
 Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options);
