@@ -82,6 +82,11 @@ std::string target_origin(const Result<std::optional<RelayTarget>>& target) {
   return u ? http::origin_of(*u) : (*target)->url;
 }
 
+// A target holding this many claimed jobs or fewer is topped up to two rounds: one round and a half,
+// so that the next claim (a round trip through the store's writer) is under way before its threads
+// run out of ready jobs, and claims still come in batches of at least half a round.
+std::size_t top_up_at(std::size_t per_target) { return per_target + per_target / 2; }
+
 }  // namespace
 
 std::map<std::string, std::size_t> RelayWorker::claim_limits() {
@@ -91,7 +96,7 @@ std::map<std::string, std::size_t> RelayWorker::claim_limits() {
     if (origin.empty()) continue;
     auto it = m_load.find(origin);
     const std::size_t claimed = it == m_load.end() ? 0 : it->second.claimed;
-    out[endpoint] = claimed > per_target ? 0 : 2 * per_target - claimed;
+    out[endpoint] = claimed > top_up_at(per_target) ? 0 : 2 * per_target - claimed;
   }
   return out;
 }
@@ -208,9 +213,9 @@ void RelayWorker::delivery_loop() {
         claimed = --it->second.claimed;
         if (claimed == 0) m_load.erase(it);
       }
-      // Claim again once this target is down to one round, or the worker to its thread count.
+      // Claim again once this target is down to its top-up mark, or the worker to its thread count.
       const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
-      if (origin.empty() || claimed == per_target || m_in_flight == threads) m_room = true;
+      if (origin.empty() || claimed == top_up_at(per_target) || m_in_flight == threads) m_room = true;
     }
     m_cv.notify_all();
     m_ready_cv.notify_all();  // a job of this target may be startable now

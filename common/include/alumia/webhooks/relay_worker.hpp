@@ -50,8 +50,8 @@ struct RelayWorkerOptions {
 // One claimer thread takes due jobs from the store and hands them to `concurrency` delivery threads.
 // Per target origin it holds at most two rounds (2 x per_target claimed: the ones in flight and one
 // round ahead) and starts at most per_target at once. An endpoint whose target holds more than one
-// round is skipped by the claim (the claim tops a target up to two rounds once it is down to one, so
-// claims come in batches); a claimed job beyond its target's two rounds (endpoints that share a
+// round and a half is skipped by the claim (the claim tops a target up to two rounds once it is down
+// to one and a half, so claims come in batches); a claimed job beyond its target's two rounds (endpoints that share a
 // target) goes back to the store untouched, no attempt spent. So the jobs of a slow or saturated
 // target wait in the store while the others proceed.
 class RelayWorker final : public JobWaker {
