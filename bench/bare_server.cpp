@@ -7,7 +7,15 @@
 // (alumia::IntakeLog, the daemon's own group-committed O_DIRECT|O_DSYNC write) and the 200 goes out
 // once the write has returned. No verification, no dedup, no SQLite: what any service that answers
 // only after a durable write can reach with cpp-httplib on this machine.
+//
+// `--delay-ms N` (before the port; bench/relay.sh): every POST waits N ms before its 200, a slow relay
+// target. `--threads N` (first): a pool of N threads instead of the default 8; cpp-httplib holds a
+// thread per kept-alive connection, so bench/relay.sh gives its sinks room for the relay's connections
+// and its own polls. `GET /count` answers the number of POSTs received so far (bench/relay.sh polls it).
 #include <alumia/store/intake_log.hpp>
+
+#include <atomic>
+#include <chrono>
 
 #include <httplib.h>
 #include <signal.h>
@@ -39,17 +47,30 @@ int main(int argc, char** argv) {
   server.set_payload_max_length(256 * 1024);
   std::unique_ptr<alumia::IntakeLog> log;
   int arg = 1;
-  if (argc > 2 && std::strcmp(argv[1], "--durable") == 0) {
+  int delay_ms = 0;
+  if (argc > arg + 1 && std::strcmp(argv[arg], "--threads") == 0) {
+    const auto threads = static_cast<size_t>(std::atoi(argv[arg + 1]));
+    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    arg += 2;
+  }
+  if (argc > arg + 1 && std::strcmp(argv[arg], "--delay-ms") == 0) {
+    delay_ms = std::atoi(argv[arg + 1]);
+    arg += 2;
+  }
+  if (argc > arg + 1 && std::strcmp(argv[arg], "--durable") == 0) {
     std::vector<alumia::IntakeLog::Record> left;
-    auto opened = alumia::IntakeLog::open({.path = std::filesystem::path(argv[2]) / "bare.intake"}, left);
+    auto opened = alumia::IntakeLog::open({.path = std::filesystem::path(argv[arg + 1]) / "bare.intake"}, left);
     if (!opened || !(*opened)->start()) {
-      std::fprintf(stderr, "bench_bare_server: cannot open an intake log in %s\n", argv[2]);
+      std::fprintf(stderr, "bench_bare_server: cannot open an intake log in %s\n", argv[arg + 1]);
       return 1;
     }
     log = std::move(*opened);
-    arg = 3;
+    arg += 2;
   }
-  server.Post(".*", [&log](const httplib::Request& req, httplib::Response& res) {
+  std::atomic<uint64_t> requests{0};
+  server.Post(".*", [&log, &requests, delay_ms](const httplib::Request& req, httplib::Response& res) {
+    requests.fetch_add(1, std::memory_order_relaxed);
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (log) {
       auto seq = log->append(req.body, [](uint64_t) {});
       if (!seq) {
@@ -60,6 +81,9 @@ int main(int argc, char** argv) {
     }
     res.status = 200;
     res.set_content("", "text/plain");
+  });
+  server.Get("/count", [&requests](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::to_string(requests.load()), "text/plain");
   });
 
   const int wanted = argc > arg ? std::atoi(argv[arg]) : 0;

@@ -209,9 +209,12 @@ setup::SetupServiceDeps setup_deps(ConnectionService& connections, oauth::FlowSe
                                  .allow_insecure_base_url = settings.boolean("allow-insecure-base-url")};
 }
 
-RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& endpoints) {
+RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& endpoints, http::PooledClient& pool) {
   RelayWorkerOptions options;
   options.have_default_target = !endpoints.default_relay_to().empty();
+  options.concurrency = static_cast<std::size_t>(settings.integer("relay-concurrency"));
+  options.per_target = static_cast<std::size_t>(settings.integer("relay-target-concurrency"));
+  options.on_idle = [&pool] { pool.sweep(); };
   if (const auto schedule = settings.integers("relay-backoff-ms"); !schedule.empty()) {  // tests: a short one
     options.backoff.clear();
     for (const int64_t ms : schedule) options.backoff.emplace_back(ms);
@@ -284,7 +287,11 @@ Daemon::Daemon(const StartOptions& options)
                                      m_connections, m_redirect_base}),
       m_endpoints(*m_hook_store, *m_store, m_keys.sealer, m_settings.get("relay-to"),
                   RateLimit{m_settings.integer("webhook-rate-limit"), m_settings.integer("webhook-rate-burst")}),
-      m_relay(*m_hook_store, m_endpoints, m_http, m_clock, m_random, relay_options(m_settings, m_endpoints)),
+      m_relay_connections(m_settings.get("ca-file")),
+      m_relay_http(m_relay_connections, m_clock,
+                   {.max_idle_per_origin = static_cast<std::size_t>(m_settings.integer("relay-target-concurrency"))}),
+      m_relay(*m_hook_store, m_endpoints, m_relay_http, m_clock, m_random,
+              relay_options(m_settings, m_endpoints, m_relay_http)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
                               m_random, m_http, m_settings, m_base, m_control.url)),
       m_setup(

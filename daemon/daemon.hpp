@@ -16,6 +16,7 @@
 #include <alumia/connections/connections.hpp>
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
+#include <alumia/net/connection_pool.hpp>
 #include <alumia/net/http_client.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/setup/setup_service.hpp>
@@ -105,8 +106,10 @@ class Daemon {
   EnvLookup m_api_env;          // the catalog's API-base variables, answered from m_settings first (settings_env)
   ConnectionService m_connections;
   oauth::FlowService m_flows;
-  EndpointCache m_endpoints;  // serves the receiver and the relay worker's targets
-  RelayWorker m_relay;        // reads targets through EndpointTargets; woken through JobWaker
+  EndpointCache m_endpoints;                     // serves the receiver and the relay worker's targets
+  http::HttplibConnections m_relay_connections;  // the relay's kept-alive connections, pooled per target origin
+  http::PooledClient m_relay_http;
+  RelayWorker m_relay;  // reads targets through EndpointTargets; woken through JobWaker
   WebhookService m_webhooks;
   setup::SetupService m_setup;
   DaemonContext m_ctx;

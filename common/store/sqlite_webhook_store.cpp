@@ -259,13 +259,14 @@ Result<int64_t> SqliteWebhookStore::requeue_running(int64_t now) {
   });
 }
 
-Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(int64_t now, std::size_t limit, bool have_default) {
+Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(
+    int64_t now, std::size_t limit, bool have_default, const std::map<std::string, std::size_t>& endpoint_limits) {
   std::vector<WebhookJob> out;
   auto st = m_writer.write([&] {
     out.clear();
     // Each (scope, state) pair is one index range read in next_attempt_at order, so a claim costs
     // O(limit · log n) however many jobs wait — jobs of endpoints without a target included.
-    for (const auto& scope : claim_scopes(m_w, have_default))
+    for (const auto& scope : claim_scopes(m_w, have_default, endpoint_limits))
       for (const JobState state : {JobState::queued, JobState::failed}) {
         auto q = m_w.use(std::string(k_job_cols) + " WHERE " + (scope ? "endpoint_id=? AND " : "") +
                          "state=? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?");
@@ -273,7 +274,10 @@ Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(int64_t now, 
         if (scope) q->bind(i++, *scope);
         q->bind(i++, std::string(to_string(state)));
         q->bind(i++, static_cast<int64_t>(now));
-        q->bind(i++, static_cast<int64_t>(limit));
+        std::size_t scope_limit = limit;
+        if (auto it = scope ? endpoint_limits.find(*scope) : endpoint_limits.end(); it != endpoint_limits.end())
+          scope_limit = std::min(scope_limit, it->second);
+        q->bind(i++, static_cast<int64_t>(scope_limit));
         while (q->executeStep()) out.push_back(read_job(*q));
       }
     std::sort(out.begin(), out.end(), [](const WebhookJob& a, const WebhookJob& b) {
@@ -293,11 +297,12 @@ Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(int64_t now, 
   return out;
 }
 
-Result<std::optional<int64_t>> SqliteWebhookStore::next_due_at(bool have_default) {
+Result<std::optional<int64_t>> SqliteWebhookStore::next_due_at(
+    bool have_default, const std::map<std::string, std::size_t>& endpoint_limits) {
   settle();  // a job still in the intake log is due too; missing it would put the worker to sleep
   return read([&] {
     std::optional<int64_t> earliest;
-    for (const auto& scope : claim_scopes(m_r, have_default))
+    for (const auto& scope : claim_scopes(m_r, have_default, endpoint_limits))
       for (const JobState state : {JobState::queued, JobState::failed}) {
         auto q = m_r.use(std::string("SELECT MIN(next_attempt_at) FROM webhook_jobs WHERE ") +
                          (scope ? "endpoint_id=? AND " : "") + "state=?");
@@ -344,15 +349,21 @@ Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
 }
 
 // Endpoints whose jobs the relay worker may claim: all of them (nullopt) when a default target
-// exists, else each endpoint with its own target. The endpoints table is small.
-std::vector<std::optional<std::string>> SqliteWebhookStore::claim_scopes(StatementCache& c, bool have_default) {
+// exists and no endpoint has a limit, else each endpoint with a target (its own or the default)
+// whose limit is not 0. The endpoints table is small.
+std::vector<std::optional<std::string>> SqliteWebhookStore::claim_scopes(
+    StatementCache& c, bool have_default, const std::map<std::string, std::size_t>& limits) {
   std::vector<std::optional<std::string>> scopes;
-  if (have_default) {
+  if (have_default && limits.empty()) {
     scopes.emplace_back(std::nullopt);
     return scopes;
   }
-  auto q = c.use("SELECT id FROM webhook_endpoints WHERE relay_to IS NOT NULL AND deleted_at IS NULL");
-  while (q->executeStep()) scopes.emplace_back(q->getColumn(0).getString());
+  auto q = c.use(have_default ? "SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL"
+                              : "SELECT id FROM webhook_endpoints WHERE relay_to IS NOT NULL AND deleted_at IS NULL");
+  while (q->executeStep()) {
+    std::string id = q->getColumn(0).getString();
+    if (auto it = limits.find(id); it == limits.end() || it->second > 0) scopes.emplace_back(std::move(id));
+  }
   return scopes;
 }
 

@@ -59,8 +59,11 @@ class SqliteWebhookStore final : public WebhookStore {
                              int64_t now) override;
 
   Result<int64_t> requeue_running(int64_t now) override;
-  Result<std::vector<WebhookJob>> claim_due_jobs(int64_t now, std::size_t limit, bool have_default) override;
-  Result<std::optional<int64_t>> next_due_at(bool have_default) override;
+  Result<std::vector<WebhookJob>> claim_due_jobs(
+      int64_t now, std::size_t limit, bool have_default,
+      const std::map<std::string, std::size_t>& endpoint_limits = {}) override;
+  Result<std::optional<int64_t>> next_due_at(bool have_default,
+                                             const std::map<std::string, std::size_t>& endpoint_limits = {}) override;
   Status finish_job(const WebhookJob& j) override;
   void finish_job_later(const WebhookJob& j) override;
   Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) override;
@@ -94,7 +97,8 @@ class SqliteWebhookStore final : public WebhookStore {
   // sqlite_webhook_store.cpp
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
   void write_outcome(const WebhookJob& j);
-  static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default);
+  static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default,
+                                                              const std::map<std::string, std::size_t>& limits = {});
 
   template <class F>
   auto read(F&& f) -> Result<decltype(f())> {

@@ -1,4 +1,6 @@
 // The relay worker: due jobs → signed POST to the relay target → succeeded / failed (backoff) / dead.
+#include <alumia/net/connection_pool.hpp>
+#include <alumia/net/url.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
 
 #include <spdlog/spdlog.h>
@@ -70,20 +72,53 @@ void RelayWorker::notify() {
   m_cv.notify_all();
 }
 
+namespace {
+
+// The pool key of a target: scheme://host:port, or the URL itself when it does not parse (the
+// delivery then fails on the URL and the job is retried as any failure is).
+std::string target_origin(const Result<std::optional<RelayTarget>>& target) {
+  if (!target || !*target) return {};
+  auto u = url::parse((*target)->url);
+  return u ? http::origin_of(*u) : (*target)->url;
+}
+
+// A target holding this many claimed jobs or fewer is topped up to two rounds: one round and a half,
+// so that the next claim (a round trip through the store's writer) is under way before its threads
+// run out of ready jobs, and claims still come in batches of at least half a round.
+std::size_t top_up_at(std::size_t per_target) { return per_target + per_target / 2; }
+
+}  // namespace
+
+std::map<std::string, std::size_t> RelayWorker::claim_limits() {
+  std::map<std::string, std::size_t> out;
+  const std::size_t per_target = std::max<std::size_t>(1, m_options.per_target);
+  for (const auto& [endpoint, origin] : m_origin_of) {
+    if (origin.empty()) continue;
+    auto it = m_load.find(origin);
+    const std::size_t claimed = it == m_load.end() ? 0 : it->second.claimed;
+    out[endpoint] = claimed > top_up_at(per_target) ? 0 : 2 * per_target - claimed;
+  }
+  return out;
+}
+
 void RelayWorker::claim_loop() {
   // Claimed jobs are `running` in the store. The worker claims what its threads can start now plus
   // one round more: a claim is committed by the store's writer, behind the batch it is applying, so
   // claiming only free slots left the threads idle during every claim (the relay fell to a few
-  // hundred jobs a second under ingest). A slow target still holds at most two rounds.
+  // hundred jobs a second under ingest). Per target origin the same two rounds are the cap.
   const std::size_t depth = 2 * std::max<std::size_t>(1, m_options.concurrency);
+  const std::size_t per_target_cap = 2 * std::max<std::size_t>(1, m_options.per_target);
   for (;;) {
     std::size_t free_slots = 0;
+    std::map<std::string, std::size_t> limits;
     {
       std::unique_lock lock(m_mutex);
       m_cv.wait(lock, [&] { return m_stopping || m_in_flight < depth; });
       if (m_stopping) return;
       m_poked = false;
+      m_room = false;
       free_slots = depth - m_in_flight;
+      limits = claim_limits();
     }
     const int64_t now = m_clock.now_ms();
     if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes
@@ -91,73 +126,132 @@ void RelayWorker::claim_loop() {
       if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0)
         spdlog::info("relay: pruned {} dedup key(s)", *n);
     }
-    auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target);
+    auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target, limits);
     if (!jobs) spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);
     if (jobs && !jobs->empty()) {
+      // Each job's target, looked up once per endpoint and claim (the endpoint cache answers).
+      std::unordered_map<std::string, std::pair<Result<std::optional<RelayTarget>>, std::string>> targets;
+      std::vector<Ready> claimed;
+      claimed.reserve(jobs->size());
+      for (auto& j : *jobs) {
+        auto it = targets.find(j.endpoint_id);
+        if (it == targets.end()) {
+          auto target = m_targets.relay_target(j.endpoint_id);
+          std::string origin = target_origin(target);
+          it = targets.emplace(j.endpoint_id, std::pair{std::move(target), std::move(origin)}).first;
+        }
+        claimed.push_back(Ready{std::move(j), it->second.first, it->second.second});
+      }
+      std::vector<WebhookJob> give_back;  // jobs of a target that already has its two rounds
       {
         std::lock_guard lock(m_mutex);
-        m_in_flight += jobs->size();
-        for (auto& j : *jobs) m_ready.push_back(std::move(j));
+        for (auto& r : claimed) {
+          m_origin_of[r.job.endpoint_id] = r.origin;
+          if (!r.origin.empty()) {
+            Load& load = m_load[r.origin];
+            if (load.claimed >= per_target_cap) {
+              give_back.push_back(std::move(r.job));
+              continue;
+            }
+            ++load.claimed;
+          }
+          ++m_in_flight;
+          m_ready.push_back(std::move(r));
+        }
       }
       m_ready_cv.notify_all();
-      continue;  // more may be due right away
+      // Back to the store as they were (still due, no attempt spent); the next claims skip their
+      // endpoints until the target has room again.
+      for (auto& j : give_back) {
+        limits[j.endpoint_id] = 0;  // not due for this wait: it waits for room at its target
+        j.state = j.attempts > 0 ? JobState::failed : JobState::queued;
+        j.updated_at = m_clock.now_ms();
+        m_store.finish_job_later(j);
+      }
+      if (give_back.size() < jobs->size()) continue;  // more may be due right away
     }
-    // Nothing due: sleep until a poke, the earliest scheduled attempt, or the idle poll.
+    // Nothing due (or nothing that can start): sleep until a poke, a freed slot, the earliest
+    // scheduled attempt, or the idle poll.
+    if (m_options.on_idle) m_options.on_idle();
     std::chrono::milliseconds wait = m_options.idle_poll;
-    if (auto next = m_store.next_due_at(m_options.have_default_target); next && *next)
+    if (auto next = m_store.next_due_at(m_options.have_default_target, limits); next && *next)
       wait = std::min(wait, std::chrono::milliseconds(std::max<int64_t>(**next - m_clock.now_ms(), 1)));
     std::unique_lock lock(m_mutex);
-    m_cv.wait_for(lock, wait, [&] { return m_stopping || m_poked; });
+    m_cv.wait_for(lock, wait, [&] { return m_stopping || m_poked || m_room; });
   }
 }
 
 void RelayWorker::delivery_loop() {
+  const std::size_t per_target = std::max<std::size_t>(1, m_options.per_target);
   for (;;) {
-    WebhookJob job;
+    Ready ready{{}, std::optional<RelayTarget>(), {}};
     {
       std::unique_lock lock(m_mutex);
-      m_ready_cv.wait(lock, [&] { return m_stopping || !m_ready.empty(); });
+      // The oldest ready job whose target has a free slot; jobs of a busy target wait their turn.
+      auto startable = m_ready.end();
+      m_ready_cv.wait(lock, [&] {
+        if (m_stopping) return true;
+        startable = std::find_if(m_ready.begin(), m_ready.end(), [&](const Ready& r) {
+          return r.origin.empty() || m_load[r.origin].delivering < per_target;
+        });
+        return startable != m_ready.end();
+      });
       if (m_stopping) return;  // jobs still ready stay `running`: the next start() queues them again
-      job = std::move(m_ready.front());
-      m_ready.pop_front();
+      ready = std::move(*startable);
+      m_ready.erase(startable);
+      if (!ready.origin.empty()) ++m_load[ready.origin].delivering;
     }
-    deliver(std::move(job));
+    const std::string origin = ready.origin;
+    deliver(std::move(ready));
     {
       std::lock_guard lock(m_mutex);
       --m_in_flight;
+      std::size_t claimed = 0;
+      if (!origin.empty()) {
+        auto it = m_load.find(origin);
+        --it->second.delivering;
+        claimed = --it->second.claimed;
+        if (claimed == 0) m_load.erase(it);
+      }
+      // Claim again once this target is down to its top-up mark, or the worker to its thread count.
+      const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
+      if (origin.empty() || claimed == top_up_at(per_target) || m_in_flight == threads) m_room = true;
     }
     m_cv.notify_all();
+    m_ready_cv.notify_all();  // a job of this target may be startable now
   }
 }
 
-void RelayWorker::deliver(WebhookJob job) {
-  auto finish = [&](JobState state, std::optional<int64_t> status, std::optional<std::string> error) {
-    const int64_t now = m_clock.now_ms();
-    job.state = state;
-    job.last_status = status;
-    job.last_error = std::move(error);
-    job.updated_at = now;
-    job.finished_at =
-        (state == JobState::succeeded || state == JobState::dead) ? std::optional<int64_t>(now) : std::nullopt;
-    m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
-  };
+void RelayWorker::finish(WebhookJob& job, JobState state, std::optional<int64_t> status,
+                         std::optional<std::string> error) {
+  const int64_t now = m_clock.now_ms();
+  job.state = state;
+  job.last_status = status;
+  job.last_error = std::move(error);
+  job.updated_at = now;
+  job.finished_at =
+      (state == JobState::succeeded || state == JobState::dead) ? std::optional<int64_t>(now) : std::nullopt;
+  m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
+}
 
-  auto target = m_targets.relay_target(job.endpoint_id);
+void RelayWorker::deliver(Ready ready) {
+  WebhookJob& job = ready.job;
+  const auto& target = ready.target;
   auto event = m_store.find_event(job.event_id, true);
   if (!target || !event) {
     // Store trouble: try again soon without spending an attempt.
     job.next_attempt_at = m_clock.now_ms() + 1000;
-    finish(job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "store unavailable");
+    finish(job, job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "store unavailable");
     return;
   }
   if (!*event) {
-    finish(JobState::dead, std::nullopt, "event no longer exists");
+    finish(job, JobState::dead, std::nullopt, "event no longer exists");
     return;
   }
   if (!*target) {
     // No target (or the endpoint is gone): keep the job waiting; it drains when a target appears.
     job.next_attempt_at = m_clock.now_ms() + 60'000;
-    finish(job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "no relay target");
+    finish(job, job.attempts > 0 ? JobState::failed : JobState::queued, job.last_status, "no relay target");
     return;
   }
 
@@ -167,7 +261,7 @@ void RelayWorker::deliver(WebhookJob job) {
   job.attempts += 1;
   if (res && res->status >= 200 && res->status < 300) {
     spdlog::debug("relay: job {} delivered ({})", job.id, res->status);
-    finish(JobState::succeeded, res->status, std::nullopt);
+    finish(job, JobState::succeeded, res->status, std::nullopt);
     return;
   }
   std::optional<int64_t> status;
@@ -181,7 +275,7 @@ void RelayWorker::deliver(WebhookJob job) {
   const auto& schedule = m_options.backoff;
   if (static_cast<std::size_t>(job.attempts) > schedule.size()) {
     spdlog::warn("relay: job {} is dead after {} attempts: {}", job.id, job.attempts, error);
-    finish(JobState::dead, status, error);
+    finish(job, JobState::dead, status, error);
     return;
   }
   const int64_t base = schedule[static_cast<std::size_t>(job.attempts) - 1].count();
@@ -190,7 +284,7 @@ void RelayWorker::deliver(WebhookJob job) {
   if (spread > 0) jitter = static_cast<int64_t>(m_random.below(spread + 1));
   job.next_attempt_at = m_clock.now_ms() + base + jitter;
   spdlog::info("relay: job {} attempt {} failed ({}); next in {} ms", job.id, job.attempts, error, base + jitter);
-  finish(JobState::failed, status, error);
+  finish(job, JobState::failed, status, error);
 }
 
 }  // namespace alumia

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -72,6 +74,67 @@ class Sink {
   int m_failures = 0;
   int m_attempts = 0;
   std::vector<Received> m_received;
+};
+
+// A relay target that holds every request until release() (a slow target without a fixed sleep; a
+// request is held 30 s at most so that a failing test cannot hang), counting those in flight.
+class HeldSink {
+ public:
+  HeldSink() {
+    m_server.new_task_queue = [] { return new httplib::ThreadPool(16); };
+    m_server.Post("/held", [this](const httplib::Request& req, httplib::Response& res) {
+      std::unique_lock lock(m_mutex);
+      m_max = std::max(m_max, ++m_now);
+      m_cv.wait_for(lock, std::chrono::seconds(30), [&] { return m_released; });
+      --m_now;
+      m_ids.insert(req.get_header_value("Alumia-Event-Id"));
+      ++m_answered;
+      res.status = 200;
+    });
+    m_port = m_server.bind_to_any_port("127.0.0.1");
+    REQUIRE(m_port > 0);
+    m_thread = std::thread([this] { m_server.listen_after_bind(); });
+    REQUIRE(eventually([&] { return m_server.is_running(); }, std::chrono::seconds(5)));
+  }
+  ~HeldSink() {
+    release();
+    m_server.stop();
+    if (m_thread.joinable()) m_thread.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/held"; }
+  void release() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_released = true;
+    }
+    m_cv.notify_all();
+  }
+  int in_flight() {
+    std::lock_guard lock(m_mutex);
+    return m_now;
+  }
+  int max_in_flight() {
+    std::lock_guard lock(m_mutex);
+    return m_max;
+  }
+  int answered() {
+    std::lock_guard lock(m_mutex);
+    return m_answered;
+  }
+  std::size_t distinct_events() {
+    std::lock_guard lock(m_mutex);
+    return m_ids.size();
+  }
+
+ private:
+  httplib::Server m_server;
+  std::thread m_thread;
+  int m_port = 0;
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_released = false;
+  int m_now = 0, m_max = 0, m_answered = 0;
+  std::set<std::string> m_ids;
 };
 
 // Alumia-Signature: t=<unix>,v1=<hex HMAC-SHA256("t.body")>.
@@ -168,6 +231,38 @@ TEST_CASE("relay: a failing target is retried on the schedule until it succeeds;
     CHECK(eventually([&] { return jobs_in(d, "succeeded").size() == 2; }, std::chrono::seconds(10)));
     CHECK(jobs_in(d, "dead").empty());
   }
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("relay: a slow target holds only its own slots; another target's deliveries go past it", "[webhooks]") {
+  HeldSink held;
+  Sink fast;
+  TempDir dir;
+  Daemon::Options opts;
+  opts.env["ALUMIA_RELAY_TARGET_CONCURRENCY"] = "2";
+  Daemon d(dir.path(), opts);
+
+  // The held target's 20 jobs come first (due first; more than the 8 threads the relay once had).
+  json slow_ep = create_endpoint(d, {{"provider", "github"}, {"relayTo", held.url()}});
+  Signer slow = github_signer(slow_ep);
+  for (int i = 1; i <= 20; ++i) REQUIRE(send(d, slow, make_delivery(slow, i)).status == 200);
+  REQUIRE(eventually([&] { return held.in_flight() == 2; }, std::chrono::seconds(10)));
+
+  json fast_ep = create_endpoint(d, {{"provider", "github"}, {"relayTo", fast.url()}});
+  Signer quick = github_signer(fast_ep);
+  for (int i = 1; i <= 5; ++i) REQUIRE(send(d, quick, make_delivery(quick, 100 + i)).status == 200);
+  // All five reach the fast target while the slow one still holds its two (and only two).
+  REQUIRE(eventually([&] { return fast.received().size() == 5; }, std::chrono::seconds(10)));
+  CHECK(held.in_flight() == 2);
+  CHECK(held.max_in_flight() == 2);
+  CHECK(held.answered() == 0);
+
+  held.release();
+  REQUIRE(eventually([&] { return jobs_in(d, "succeeded").size() == 25; }, std::chrono::seconds(20)));
+  CHECK(held.answered() == 20);  // each job delivered once
+  CHECK(held.distinct_events() == 20);
+  CHECK(held.max_in_flight() == 2);
+  CHECK(fast.attempts() == 5);
   CHECK(d.stop() == 0);
 }
 

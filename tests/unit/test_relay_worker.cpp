@@ -132,3 +132,139 @@ TEST_CASE("relay worker: backoff with jitter on the fake clock, then dead", "[re
   CHECK(*signature == relay_signature("relay-key", std::stoll(t), sent[0].body));
   CHECK(http::header_value(sent[0].headers, "Alumia-Event-Id") == std::optional<std::string>("ev-1"));
 }
+
+namespace {
+
+// Two targets: endpoint "slow" posts to one origin, "fast" to another.
+class TwoTargets final : public EndpointTargets {
+ public:
+  Result<std::optional<RelayTarget>> relay_target(const std::string& endpoint_id) override {
+    const std::string url = endpoint_id == "slow" ? "http://127.0.0.1:1/slow" : "http://127.0.0.1:2/fast";
+    return std::optional<RelayTarget>(RelayTarget{url, SecretBytes(std::string("relay-key"))});
+  }
+};
+
+// Answers 200 at once for the fast origin; holds requests to the slow origin until released, and
+// records how many were in flight to each at most.
+class HeldTarget final : public http::Client {
+ public:
+  Result<http::OutboundResponse> send(const http::OutboundRequest& r) override {
+    const bool slow = r.url.find("/slow") != std::string::npos;
+    std::unique_lock lock(m_mutex);
+    auto& now = slow ? m_slow_now : m_fast_now;
+    auto& max = slow ? m_slow_max : m_fast_max;
+    max = std::max(max, ++now);
+    ++(slow ? m_slow_sent : m_fast_sent);
+    if (slow) m_cv.wait(lock, [&] { return m_released; });
+    --now;
+    return test::http_reply(200, "");
+  }
+  void release() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_released = true;
+    }
+    m_cv.notify_all();
+  }
+  std::size_t slow_max() {
+    std::lock_guard lock(m_mutex);
+    return m_slow_max;
+  }
+  std::size_t slow_now() {
+    std::lock_guard lock(m_mutex);
+    return m_slow_now;
+  }
+  std::size_t slow_sent() {
+    std::lock_guard lock(m_mutex);
+    return m_slow_sent;
+  }
+  std::size_t fast_sent() {
+    std::lock_guard lock(m_mutex);
+    return m_fast_sent;
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_released = false;
+  std::size_t m_slow_now = 0, m_slow_max = 0, m_fast_now = 0, m_fast_max = 0, m_slow_sent = 0, m_fast_sent = 0;
+};
+
+// Jobs job-<endpoint>-0 .. job-<endpoint>-(n-1) in `state`.
+std::size_t count_state(WebhookStore& hooks, const std::string& endpoint, int n, JobState state) {
+  std::size_t count = 0;
+  for (int i = 0; i < n; ++i) {
+    auto j = hooks.find_job("job-" + endpoint + "-" + std::to_string(i));
+    if (j && j->has_value() && (*j)->state == state) ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+TEST_CASE("relay worker: a held target takes at most its per-target slots; another target's jobs go past it",
+          "[relay]") {
+  Fixture f;  // its job-1 (endpoint ep1) is delivered to the fast origin too
+  for (const char* id : {"slow", "fast"}) {
+    WebhookEndpointRecord e;
+    e.id = id;
+    e.user_id = "u1";
+    e.provider = Provider::github;
+    e.relay_to = std::string("http://127.0.0.1/") + id;
+    e.created_at = e.updated_at = f.clock.now_ms();
+    REQUIRE(f.hooks->insert_endpoint(e));
+  }
+  // The slow target's 30 jobs are older than the fast one's 10, so they are due first.
+  auto ingest = [&](const std::string& endpoint, int i) {
+    IngestRequest r;
+    r.endpoint_id = endpoint;
+    r.user_id = "u1";
+    r.provider = Provider::github;
+    r.event_key = "github:" + endpoint + "-" + std::to_string(i);
+    r.event_type = "push";
+    r.headers = "[]";
+    r.body = "{}";
+    r.received_at = f.clock.now_ms();
+    r.event_id = "ev-" + endpoint + "-" + std::to_string(i);
+    r.job_id = "job-" + endpoint + "-" + std::to_string(i);
+    REQUIRE(f.hooks->ingest(r));
+  };
+  for (int i = 0; i < 30; ++i) ingest("slow", i);
+  f.clock.advance(std::chrono::milliseconds(1));
+  for (int i = 0; i < 10; ++i) ingest("fast", i);
+  f.clock.advance(std::chrono::milliseconds(1));
+
+  HeldTarget http;
+  TwoTargets targets;
+  RelayWorkerOptions options;
+  options.concurrency = 4;
+  options.per_target = 2;
+  options.idle_poll = std::chrono::milliseconds(20);
+  RelayWorker worker(*f.hooks, targets, http, f.clock, f.random, options);
+  worker.start();
+
+  // Every fast job is delivered while the slow target holds its two slots.
+  REQUIRE(test::eventually([&] { return count_state(*f.hooks, "fast", 10, JobState::succeeded) == 10; },
+                           std::chrono::seconds(20), std::chrono::milliseconds(5)));
+  CHECK(http.slow_now() == 2);
+  CHECK(http.slow_max() == 2);
+  CHECK(http.slow_sent() == 2);
+  CHECK(count_state(*f.hooks, "slow", 30, JobState::succeeded) == 0);
+  // It holds at most two rounds claimed (4); the rest wait in the store, queued, no attempt spent.
+  CHECK(count_state(*f.hooks, "slow", 30, JobState::running) <= 4);
+  CHECK(count_state(*f.hooks, "slow", 30, JobState::queued) >= 26);
+
+  http.release();
+  REQUIRE(test::eventually([&] { return count_state(*f.hooks, "slow", 30, JobState::succeeded) == 30; },
+                           std::chrono::seconds(20), std::chrono::milliseconds(5)));
+  worker.stop();
+  CHECK(http.slow_max() == 2);
+  CHECK(http.slow_sent() == 30);  // each job delivered once
+  CHECK(http.fast_sent() == 11);  // the fast endpoint's 10 and the fixture's job-1
+  for (int i = 0; i < 30; ++i) {
+    auto j = f.hooks->find_job("job-slow-" + std::to_string(i));
+    REQUIRE(j);
+    REQUIRE(j->has_value());
+    CHECK((*j)->attempts == 1);
+  }
+}

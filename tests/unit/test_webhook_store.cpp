@@ -255,6 +255,36 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
   CHECK(*f.hooks->requeue_running(10000) == 6);
 }
 
+TEST_CASE("webhook store: a claim gives an endpoint no more than its limit, none at 0", "[webhooks][store]") {
+  Fixture f;  // ep1 has no relay target
+  WebhookEndpointRecord targeted;
+  targeted.id = "ep2";
+  targeted.user_id = "u1";
+  targeted.provider = Provider::github;
+  targeted.relay_to = "http://127.0.0.1:9/hook";
+  targeted.created_at = targeted.updated_at = 1;
+  REQUIRE(f.hooks->insert_endpoint(targeted));
+  for (int n = 0; n < 6; ++n) {
+    IngestRequest r = request("github:" + std::to_string(n), n);
+    r.endpoint_id = n % 2 == 0 ? "ep1" : "ep2";
+    REQUIRE(f.hooks->ingest(r));
+  }
+  // ep2 at 0: nothing to claim and nothing due for the worker's sleep.
+  const std::map<std::string, std::size_t> none{{"ep2", 0}};
+  CHECK(f.hooks->claim_due_jobs(5000, 10, false, none)->empty());
+  CHECK_FALSE(*f.hooks->next_due_at(false, none));
+  // With a default target the other endpoints still go: ep1's three, oldest first; ep2 none.
+  auto others = f.hooks->claim_due_jobs(5000, 10, true, none);
+  REQUIRE(others);
+  REQUIRE(others->size() == 3);
+  for (const auto& j : *others) CHECK(j.endpoint_id == "ep1");
+  // A limit of 1 gives one job, the oldest due.
+  auto one = f.hooks->claim_due_jobs(5000, 10, false, {{"ep2", 1}});
+  REQUIRE(one);
+  REQUIRE(one->size() == 1);
+  CHECK((*one)[0].id == "job-1");
+}
+
 TEST_CASE("relay worker helpers: backoff schedule parsing and the signature format", "[webhooks]") {
   CHECK(parse_backoff("50,100,200") == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(50),
                                                                               std::chrono::milliseconds(100),

@@ -1,5 +1,6 @@
 #pragma once
-// The production outbound client (cpp-httplib + OpenSSL).
+// The production outbound client (cpp-httplib + OpenSSL): one connection per request. The relay
+// worker keeps connections alive through http::PooledClient (connection_pool.hpp) instead.
 #include <alumia/net/http.hpp>
 
 #include <string>

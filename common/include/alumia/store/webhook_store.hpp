@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -178,10 +179,15 @@ class WebhookStore {
   // Jobs left running by a crash go back to queued.
   virtual Result<int64_t> requeue_running(int64_t now) = 0;
   // Marks up to `limit` due jobs (queued, or failed with next_attempt_at <= now) running and
-  // returns them. Jobs of endpoints without relay_to are skipped unless `have_default_target`.
-  virtual Result<std::vector<WebhookJob>> claim_due_jobs(int64_t now, std::size_t limit, bool have_default_target) = 0;
-  // The earliest next_attempt_at of a claimable job, for the worker's sleep.
-  virtual Result<std::optional<int64_t>> next_due_at(bool have_default_target) = 0;
+  // returns them. Jobs of endpoints without relay_to are skipped unless `have_default_target`; an
+  // endpoint named in `endpoint_limits` gives at most that many (0: none), so that the relay worker
+  // claims no more for a target than it may hold.
+  virtual Result<std::vector<WebhookJob>> claim_due_jobs(
+      int64_t now, std::size_t limit, bool have_default_target,
+      const std::map<std::string, std::size_t>& endpoint_limits = {}) = 0;
+  // The earliest next_attempt_at of a claimable job (with a limit of 0: none), for the worker's sleep.
+  virtual Result<std::optional<int64_t>> next_due_at(
+      bool have_default_target, const std::map<std::string, std::size_t>& endpoint_limits = {}) = 0;
   // Records the outcome of an attempt (state succeeded, failed or dead).
   virtual Status finish_job(const WebhookJob& job) = 0;
   // The same, committed with the next batch without waiting for it (the relay worker's path). If the

@@ -3,7 +3,8 @@
 // endpoint's relay target (relay_message.hpp: the body and its signature); 2xx → succeeded, otherwise
 // failed with backoff and jitter, dead after the last attempt. It reads targets through
 // EndpointTargets and is woken through JobWaker (relay_target.hpp): it never sees the webhook service.
-// Clock, randomness and the HTTP client are injected.
+// Clock, randomness and the HTTP client are injected (the daemon's is an http::PooledClient: kept-alive
+// connections per target origin).
 #include <alumia/base/clock.hpp>
 #include <alumia/net/http.hpp>
 #include <alumia/store/webhook_store.hpp>
@@ -14,10 +15,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace alumia {
@@ -32,15 +36,24 @@ struct RelayWorkerOptions {
   std::vector<std::chrono::milliseconds> backoff = default_relay_backoff();
   double jitter = 0.2;  // each delay grows by up to this fraction, at random
   bool have_default_target = false;
-  // Deliveries in flight at once: a slow or dead target holds one slot per job it holds, not the
-  // whole queue.
-  std::size_t concurrency = 8;
-  std::chrono::milliseconds request_timeout{10000};
-  std::chrono::milliseconds idle_poll{1000};  // re-check the store at least this often
+  // Delivery threads: deliveries in flight at once, over all targets.
+  std::size_t concurrency = 32;
+  // Deliveries in flight at once to one target origin (scheme://host:port; setting
+  // relay-target-concurrency): a slow or dead target holds at most this many threads, the others
+  // keep the rest.
+  std::size_t per_target = 8;
+  std::chrono::milliseconds request_timeout{10000};  // a dead target holds a thread this long at most
+  std::chrono::milliseconds idle_poll{1000};         // re-check the store at least this often
+  std::function<void()> on_idle;                     // called while the claimer waits (closes idle connections)
 };
 
-// One claimer thread takes due jobs from the store (never more than two rounds of the delivery
-// threads: the free slots and one round ahead) and hands them to `concurrency` delivery threads.
+// One claimer thread takes due jobs from the store and hands them to `concurrency` delivery threads.
+// Per target origin it holds at most two rounds (2 x per_target claimed: the ones in flight and one
+// round ahead) and starts at most per_target at once. An endpoint whose target holds more than one
+// round and a half is skipped by the claim (the claim tops a target up to two rounds once it is down
+// to one and a half, so claims come in batches); a claimed job beyond its target's two rounds (endpoints that share a
+// target) goes back to the store untouched, no attempt spent. So the jobs of a slow or saturated
+// target wait in the store while the others proceed.
 class RelayWorker final : public JobWaker {
  public:
   RelayWorker(WebhookStore& store, EndpointTargets& targets, http::Client& client, const Clock& clock, Random& random,
@@ -58,9 +71,20 @@ class RelayWorker final : public JobWaker {
   void jobs_due() override { notify(); }
 
  private:
+  struct Ready {
+    WebhookJob job;
+    Result<std::optional<RelayTarget>> target;
+    std::string origin;  // the target's scheme://host:port; empty when there is none (or no store)
+  };
+  struct Load {
+    std::size_t claimed = 0;     // ready + delivering
+    std::size_t delivering = 0;  // on a delivery thread now
+  };
   void claim_loop();
   void delivery_loop();
-  void deliver(WebhookJob job);
+  void deliver(Ready ready);
+  void finish(WebhookJob& job, JobState state, std::optional<int64_t> status, std::optional<std::string> error);
+  std::map<std::string, std::size_t> claim_limits();  // under m_mutex: per known endpoint, what it may add
 
   WebhookStore& m_store;
   EndpointTargets& m_targets;
@@ -70,11 +94,14 @@ class RelayWorker final : public JobWaker {
   RelayWorkerOptions m_options;
   std::mutex m_mutex;
   std::condition_variable m_cv;        // claimer: poked, a slot freed, stopping
-  std::condition_variable m_ready_cv;  // delivery threads: a job is ready, stopping
-  std::deque<WebhookJob> m_ready;
-  std::size_t m_in_flight = 0;  // claimed and not finished (ready + being delivered)
+  std::condition_variable m_ready_cv;  // delivery threads: a job is ready or a target freed a slot, stopping
+  std::deque<Ready> m_ready;
+  std::size_t m_in_flight = 0;                               // claimed and not finished
+  std::map<std::string, Load> m_load;                        // by origin, while it has jobs claimed
+  std::unordered_map<std::string, std::string> m_origin_of;  // endpoint id -> origin of its last job
   bool m_stopping = false;
   bool m_poked = false;
+  bool m_room = false;  // a target (or the whole worker) fell to one round claimed: claim again
   int64_t m_last_prune = 0;
   std::thread m_thread;
   std::vector<std::thread> m_pool;
