@@ -241,7 +241,7 @@ void start_loop(Loop& L, int listen_fd) {
   evhttp_set_timeout(L.http, o.idle_timeout);
   evhttp_set_max_headers_size(L.http, o.max_header_bytes);
   evhttp_set_max_body_size(L.http, static_cast<ev_ssize_t>(o.body_cap));
-  evhttp_set_allowed_methods(L.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+  if (o.judge) evhttp_set_allowed_methods(L.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
   evhttp_set_bevcb(L.http, make_bev, &L);
   evhttp_set_gencb(L.http, on_request, &L);
   L.done_ev = event_new(L.base, -1, 0, on_done, &L);

@@ -209,7 +209,7 @@ MHD_Daemon* start(Server& S, int listen_fd, int threads) {
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, o.per_ip, nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, o.idle_timeout, nullptr},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(o.max_header_bytes) * 2, nullptr},
-      {MHD_OPTION_STRICT_FOR_CLIENT, 1, nullptr},
+      {MHD_OPTION_STRICT_FOR_CLIENT, o.strict, nullptr},
       {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&on_connection), &S},
       {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&on_completed), &S},
       {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, nullptr},
