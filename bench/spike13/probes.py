@@ -102,7 +102,12 @@ def walk(got: bytes):
             out.append("garbage")
             break
         n = re.search(rb"(?im)^content-length:\s*(\d+)", m.group(2))
-        end = m.end() + (int(n.group(1)) if n else 0)
+        if n:
+            end = m.end() + int(n.group(1))
+        elif re.search(rb"(?im)^connection:\s*close", m.group(2)):
+            end = len(got)  # framed by the close
+        else:
+            end = m.end()
         body = got[m.end():end]
         out.append(m.group(1).decode() + ("(malformed: body holds a second header block)" if body.startswith(b"HTTP/1.") else ""))
         got = got[end:]
