@@ -346,7 +346,15 @@ class Load {
   // Timeouts, holds, trickles and retries: scanned every 20 ms.
   void tick(double t) {
     for (Conn* c : m_conns) {
-      if (c->fd >= 0 && c->awaiting && t - c->t_req > m_a.timeout_ms / 1000.0) {
+      const double limit = m_a.timeout_ms / 1000.0;
+      const bool late = c->fd >= 0 && ((c->awaiting && t - c->t_req > limit) || (!c->connected && t - c->t_conn > limit));
+      if (late && (c->kind == Kind::trickle || c->kind == Kind::idle)) {  // a connect that never completed
+        m_attack_connect_fail++;
+        close_fd(c);
+        c->retry_at = t;
+        continue;
+      }
+      if (late) {
         if (c->kind == Kind::probe) m_probe.timeouts++;
         else if (counted(c)) m_main.timeouts++;
         c->awaiting = false;
