@@ -28,6 +28,7 @@ wrk.headers["Content-Type"] = "application/json"
 EOF
 
 log() { echo "$*" | tee -a "$SUMMARY"; }
+cpu() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  # utime+stime ticks
 rss() { awk '/^VmRSS|^VmHWM/ { printf "%s%s ", $1, $2 }' "/proc/$1/status"; }
 
 python3 - "$RES" <<'EOF' | tee -a "$SUMMARY"
@@ -85,8 +86,11 @@ for round in $(seq 1 "$ROUNDS"); do
     for c in 8 256; do
       [ "$SKIP_WRK" = 1 ] && break
       wrk -t2 -c$c -d2s -s "$RES/post.lua" "http://127.0.0.1:$PUB/hook" >/dev/null 2>&1
+      t0=$(cpu $pid)
       wrk -t2 -c$c -d${C_DUR}s --timeout 10s --latency -s "$RES/post.lua" "http://127.0.0.1:$PUB/hook" >"$RES/c$c.$name.$round.txt" 2>&1
-      log "(c) wrk -c$c durable: $(wrk_line "$RES/c$c.$name.$round.txt")"
+      t1=$(cpu $pid)
+      n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$RES/c$c.$name.$round.txt")
+      log "(c) wrk -c$c durable: $(wrk_line "$RES/c$c.$name.$round.txt") server_cpu_us_per_req=$(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) / (n > 0 ? n : 1) ))"
     done
     log "    after the runs: $(rss $pid) $(curl -s "http://127.0.0.1:$CTL/stats")"
     kill "$pid"
