@@ -48,8 +48,7 @@ struct Shared {
   std::unordered_map<std::string, int> per_ip;
   int total = 0;
   std::atomic<long> refused{0}, deadline_closed{0}, queue_full{0}, served{0};
-  explicit Shared(const Options& opt)
-      : o(opt), durable(opt), pool(opt.workers, static_cast<std::size_t>(opt.queue)) {}
+  explicit Shared(const Options& opt) : o(opt), durable(opt), pool(opt.workers, static_cast<std::size_t>(opt.queue)) {}
 };
 
 struct Loop;
@@ -174,14 +173,22 @@ void on_done(evutil_socket_t, short, void* arg) {
 
 const char* method_name(evhttp_cmd_type t) {
   switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+      return "GET";
+    case EVHTTP_REQ_POST:
+      return "POST";
+    case EVHTTP_REQ_HEAD:
+      return "HEAD";
+    case EVHTTP_REQ_PUT:
+      return "PUT";
+    case EVHTTP_REQ_DELETE:
+      return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+      return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+      return "PATCH";
+    default:
+      return "OTHER";
   }
 }
 

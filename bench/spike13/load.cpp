@@ -36,9 +36,7 @@
 
 namespace {
 
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 enum class Kind { pool, deliver, trickle, idle, probe };
 
@@ -256,7 +254,9 @@ class Load {
       std::string_view head(c->in.data(), he);
       for (std::size_t p = head.find("\r\n"); p != std::string_view::npos; p = head.find("\r\n", p + 2)) {
         std::string_view line = head.substr(p + 2, head.find("\r\n", p + 2) - (p + 2));
-        auto starts = [&](const char* name) { return line.size() > std::strlen(name) && strncasecmp(line.data(), name, std::strlen(name)) == 0; };
+        auto starts = [&](const char* name) {
+          return line.size() > std::strlen(name) && strncasecmp(line.data(), name, std::strlen(name)) == 0;
+        };
         if (starts("content-length:")) cl = std::strtoul(std::string(line.substr(15)).c_str(), nullptr, 10);
         if (starts("connection:") && line.find("close") != std::string_view::npos) close = true;
       }
@@ -347,7 +347,8 @@ class Load {
   void tick(double t) {
     for (Conn* c : m_conns) {
       const double limit = m_a.timeout_ms / 1000.0;
-      const bool late = c->fd >= 0 && ((c->awaiting && t - c->t_req > limit) || (!c->connected && t - c->t_conn > limit));
+      const bool late =
+          c->fd >= 0 && ((c->awaiting && t - c->t_req > limit) || (!c->connected && t - c->t_conn > limit));
       if (late && (c->kind == Kind::trickle || c->kind == Kind::idle)) {  // a connect that never completed
         m_attack_connect_fail++;
         close_fd(c);
@@ -410,10 +411,11 @@ class Load {
                 m_reconnects);
     std::printf("  latency ms p50 %.1f p90 %.1f p99 %.1f max %.1f; held connections closed by the server %ld\n",
                 m_main.pct(0.5), m_main.pct(0.9), m_main.pct(0.99), m_main.pct(1.0), m_idle_closed_by_server);
-    std::printf("RESULT mode=pool expected=%ld answered=%zu ok=%ld codes=%s errors=%ld timeouts=%ld p50_ms=%.2f "
-                "p99_ms=%.2f max_ms=%.2f seconds=%.2f\n",
-                expected, m_main.lat.size(), m_main.ok, m_main.codes_str().c_str(), m_main.errors, m_main.timeouts,
-                m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0), secs);
+    std::printf(
+        "RESULT mode=pool expected=%ld answered=%zu ok=%ld codes=%s errors=%ld timeouts=%ld p50_ms=%.2f "
+        "p99_ms=%.2f max_ms=%.2f seconds=%.2f\n",
+        expected, m_main.lat.size(), m_main.ok, m_main.codes_str().c_str(), m_main.errors, m_main.timeouts,
+        m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0), secs);
     return 0;
   }
 
@@ -421,7 +423,8 @@ class Load {
     std::vector<Conn*> attack, deliver;
     for (int i = 0; i < m_a.trickle; ++i)
       attack.push_back(new Conn{.kind = Kind::trickle, .src = addr(2, i), .port = m_a.port});
-    for (int i = 0; i < m_a.idle; ++i) attack.push_back(new Conn{.kind = Kind::idle, .src = addr(3, i), .port = m_a.port});
+    for (int i = 0; i < m_a.idle; ++i)
+      attack.push_back(new Conn{.kind = Kind::idle, .src = addr(3, i), .port = m_a.port});
     for (int i = 0; i < m_a.deliver; ++i)
       deliver.push_back(new Conn{.kind = Kind::deliver, .src = addr(1, i % 2), .port = m_a.port});
     m_conns = attack;
@@ -463,25 +466,29 @@ class Load {
     long attack_open = 0;
     for (Conn* c : attack) attack_open += c->fd >= 0 && c->connected;
     std::string acodes;
-    for (auto [c, n] : m_attack_codes) acodes += (acodes.empty() ? "" : ",") + std::to_string(c) + ":" + std::to_string(n);
+    for (auto [c, n] : m_attack_codes)
+      acodes += (acodes.empty() ? "" : ",") + std::to_string(c) + ":" + std::to_string(n);
     const double secs = m_a.duration_s;
     std::printf("mixed: %d delivery connections for %.0f s; attack %d trickle + %d idle (warm %.0f s)\n", m_a.deliver,
                 secs, m_a.trickle, m_a.idle, m_a.warm_s);
-    std::printf("  deliveries %zu (%.0f req/s; 2xx %ld; codes %s), errors %ld, timeouts %ld; ms p50 %.2f p99 %.2f max %.2f\n",
-                m_main.lat.size(), static_cast<double>(m_main.lat.size()) / secs, m_main.ok, m_main.codes_str().c_str(),
-                m_main.errors, m_main.timeouts, m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0));
+    std::printf(
+        "  deliveries %zu (%.0f req/s; 2xx %ld; codes %s), errors %ld, timeouts %ld; ms p50 %.2f p99 %.2f max %.2f\n",
+        m_main.lat.size(), static_cast<double>(m_main.lat.size()) / secs, m_main.ok, m_main.codes_str().c_str(),
+        m_main.errors, m_main.timeouts, m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0));
     std::printf("  control probes %zu (2xx %ld), errors %ld, timeouts %ld; ms p50 %.2f p99 %.2f max %.2f\n",
                 m_probe.lat.size(), m_probe.ok, m_probe.errors, m_probe.timeouts, m_probe.pct(0.5), m_probe.pct(0.99),
                 m_probe.pct(1.0));
     std::printf("  attack: open at the end %ld of %zu; closed by the server %ld; connect failures %ld; replies %s\n",
-                attack_open, attack.size(), m_attack_closed, m_attack_connect_fail, acodes.empty() ? "-" : acodes.c_str());
-    std::printf("RESULT mode=mixed deliveries=%zu rps=%.0f ok=%ld codes=%s errors=%ld timeouts=%ld p50_ms=%.2f p99_ms=%.2f "
-                "max_ms=%.2f probes=%zu probe_ok=%ld probe_errors=%ld probe_timeouts=%ld probe_p50_ms=%.2f "
-                "probe_p99_ms=%.2f probe_max_ms=%.2f attack_open=%ld attack_closed=%ld attack_replies=%s\n",
-                m_main.lat.size(), static_cast<double>(m_main.lat.size()) / secs, m_main.ok, m_main.codes_str().c_str(),
-                m_main.errors, m_main.timeouts, m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0), m_probe.lat.size(),
-                m_probe.ok, m_probe.errors, m_probe.timeouts, m_probe.pct(0.5), m_probe.pct(0.99), m_probe.pct(1.0),
-                attack_open, m_attack_closed, acodes.empty() ? "-" : acodes.c_str());
+                attack_open, attack.size(), m_attack_closed, m_attack_connect_fail,
+                acodes.empty() ? "-" : acodes.c_str());
+    std::printf(
+        "RESULT mode=mixed deliveries=%zu rps=%.0f ok=%ld codes=%s errors=%ld timeouts=%ld p50_ms=%.2f p99_ms=%.2f "
+        "max_ms=%.2f probes=%zu probe_ok=%ld probe_errors=%ld probe_timeouts=%ld probe_p50_ms=%.2f "
+        "probe_p99_ms=%.2f probe_max_ms=%.2f attack_open=%ld attack_closed=%ld attack_replies=%s\n",
+        m_main.lat.size(), static_cast<double>(m_main.lat.size()) / secs, m_main.ok, m_main.codes_str().c_str(),
+        m_main.errors, m_main.timeouts, m_main.pct(0.5), m_main.pct(0.99), m_main.pct(1.0), m_probe.lat.size(),
+        m_probe.ok, m_probe.errors, m_probe.timeouts, m_probe.pct(0.5), m_probe.pct(0.99), m_probe.pct(1.0),
+        attack_open, m_attack_closed, acodes.empty() ? "-" : acodes.c_str());
     return 0;
   }
 };
