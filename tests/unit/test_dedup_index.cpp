@@ -4,6 +4,7 @@
 #include "../../common/store/dedup_index.hpp"
 #include "../../common/store/sqlite_webhook_store.hpp"
 #include "process.hpp"
+#include "webhook_store_fixture.hpp"
 
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
@@ -21,48 +22,14 @@ using namespace alumia;
 
 namespace {
 
-IngestRequest request(const std::string& key, int n) {
-  IngestRequest r;
-  r.endpoint_id = "ep1";
-  r.user_id = "u1";
-  r.provider = Provider::github;
-  r.event_key = key;
-  r.event_type = "push";
-  r.headers = "[]";
-  r.body = "{}";
-  r.received_at = 1000 + n;
-  r.event_id = "ev-" + std::to_string(n);
-  r.job_id = "job-" + std::to_string(n);
-  return r;
-}
+IngestRequest request(const std::string& key, int n) { return test::ingest_request(key, n); }
 
 std::string key(int n) { return "github:delivery-" + std::to_string(n); }
 
 // A migrated store.db with endpoint ep1, and the webhook store over it with a dedup filter of
 // `filter_bytes`; reopen() closes the webhook store and opens it again on the same file.
-struct Fixture {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<WebhookStore> hooks;
-  std::size_t filter_bytes;
-  explicit Fixture(std::size_t bytes) : filter_bytes(bytes) {
-    auto s = open_sqlite_store({dir.path() / "store.db", true});
-    REQUIRE(s);
-    store = std::move(*s);
-    reopen();
-    WebhookEndpointRecord e;
-    e.id = "ep1";
-    e.user_id = "u1";
-    e.provider = Provider::github;
-    e.created_at = e.updated_at = 1;
-    REQUIRE(hooks->insert_endpoint(e));
-  }
-  void reopen() {
-    hooks.reset();
-    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db", .dedup_filter_bytes = filter_bytes});
-    REQUIRE(h);
-    hooks = std::move(*h);
-  }
+struct Fixture : test::WebhookStoreFixture {
+  explicit Fixture(std::size_t bytes) : WebhookStoreFixture({"ep1"}, {.path = {}, .dedup_filter_bytes = bytes}) {}
   sqlite::DedupIndex::Stats stats() const {
     return dynamic_cast<const sqlite::SqliteWebhookStore&>(*hooks).dedup_stats();
   }
@@ -160,9 +127,8 @@ TEST_CASE("dedup: a repeat of a delivery still being written waits for it", "[de
   sqlite::DedupIndex index((dir.path() / "store.db").string(), true, 64);
   REQUIRE(index.rebuild_filter());
   auto wait_for_waiter = [&] {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (index.stats().waiting == 0 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(test::eventually([&] { return index.stats().waiting != 0; }, std::chrono::seconds(10),
+                             std::chrono::milliseconds(1)));
     REQUIRE(index.stats().waiting == 1);
   };
 

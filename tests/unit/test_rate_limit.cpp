@@ -3,6 +3,7 @@
 // endpoint, so that refused requests cost no disk write each. Time is a FakeClock.
 #include "fakes.hpp"
 #include "process.hpp"
+#include "webhook_store_fixture.hpp"
 
 #include <alumia/base/token_bucket.hpp>
 #include <alumia/store/store.hpp>
@@ -83,27 +84,10 @@ TEST_CASE("token bucket: a clock that steps back refills nothing, and is followe
 
 namespace {
 
-// The real SQLite webhook store with one endpoint, so the tally's hand-overs are real writer operations
+// The real SQLite webhook store with two endpoints, so the tally's hand-overs are real writer operations
 // and the store's write_transactions() counts what they cost.
-struct Store2 {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<WebhookStore> hooks;
-  Store2() {
-    auto s = open_sqlite_store({dir.path() / "store.db", true});
-    REQUIRE(s);
-    store = std::move(*s);
-    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db"});
-    REQUIRE(h);
-    hooks = std::move(*h);
-    for (const char* id : {"ep1", "ep2"}) {
-      WebhookEndpointRecord e;
-      e.id = id;
-      e.user_id = "u1";
-      e.created_at = e.updated_at = 1;
-      REQUIRE(hooks->insert_endpoint(e));
-    }
-  }
+struct Store2 : test::WebhookStoreFixture {
+  Store2() : WebhookStoreFixture({"ep1", "ep2"}) {}
   // The endpoint as a read sees it (a read waits for refusals handed over before it).
   WebhookEndpointRecord read(const std::string& id) {
     auto e = hooks->find_endpoint(id);

@@ -1,6 +1,7 @@
 // The group-committing webhook store: dedup semantics, per-request isolation inside a batch, and
 // concurrent ingest (each key stored once, every waiter answered).
 #include "process.hpp"
+#include "webhook_store_fixture.hpp"
 
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
@@ -19,40 +20,9 @@ using namespace alumia;
 
 namespace {
 
-struct Fixture {
-  test::TempDir dir;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<WebhookStore> hooks;
-  Fixture() {
-    auto s = open_sqlite_store({dir.path() / "store.db", true});
-    REQUIRE(s);
-    store = std::move(*s);
-    auto h = open_sqlite_webhook_store({.path = dir.path() / "store.db"});
-    REQUIRE(h);
-    hooks = std::move(*h);
-    WebhookEndpointRecord e;
-    e.id = "ep1";
-    e.user_id = "u1";
-    e.provider = Provider::github;
-    e.created_at = e.updated_at = 1;
-    REQUIRE(hooks->insert_endpoint(e));
-  }
-};
+struct Fixture : test::WebhookStoreFixture {};
 
-IngestRequest request(const std::string& key, int n) {
-  IngestRequest r;
-  r.endpoint_id = "ep1";
-  r.user_id = "u1";
-  r.provider = Provider::github;
-  r.event_key = key;
-  r.event_type = "push";
-  r.headers = "[]";
-  r.body = "{}";
-  r.received_at = 1000 + n;
-  r.event_id = "ev-" + std::to_string(n);
-  r.job_id = "job-" + std::to_string(n);
-  return r;
-}
+IngestRequest request(const std::string& key, int n) { return test::ingest_request(key, n); }
 
 }  // namespace
 

@@ -1,0 +1,65 @@
+#pragma once
+// The real SQLite store and webhook store in a temp dir, with endpoints of user u1 (github), and a
+// delivery builder: shared by the webhook store, dedup and rate-limit tests.
+#include "process.hpp"
+
+#include <alumia/store/store.hpp>
+#include <alumia/store/webhook_store.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace alumia::test {
+
+struct WebhookStoreFixture {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<WebhookStore> hooks;
+  WebhookStoreOptions options;
+
+  // `options.path` is filled in (the temp dir's store.db).
+  explicit WebhookStoreFixture(std::vector<std::string> endpoint_ids = {"ep1"}, WebhookStoreOptions o = {})
+      : options(std::move(o)) {
+    options.path = dir.path() / "store.db";
+    auto s = open_sqlite_store({options.path, true});
+    REQUIRE(s);
+    store = std::move(*s);
+    reopen();
+    for (const auto& id : endpoint_ids) {
+      WebhookEndpointRecord e;
+      e.id = id;
+      e.user_id = "u1";
+      e.provider = Provider::github;
+      e.created_at = e.updated_at = 1;
+      REQUIRE(hooks->insert_endpoint(e));
+    }
+  }
+  // Closes the webhook store and opens it again on the same file.
+  void reopen() {
+    hooks.reset();
+    auto h = open_sqlite_webhook_store(options);
+    REQUIRE(h);
+    hooks = std::move(*h);
+  }
+};
+
+// Delivery number `n` to ep1 with dedup key `key`: event ev-n, job job-n, received at 1000 + n.
+inline IngestRequest ingest_request(const std::string& key, int n) {
+  IngestRequest r;
+  r.endpoint_id = "ep1";
+  r.user_id = "u1";
+  r.provider = Provider::github;
+  r.event_key = key;
+  r.event_type = "push";
+  r.headers = "[]";
+  r.body = "{}";
+  r.received_at = 1000 + n;
+  r.event_id = "ev-" + std::to_string(n);
+  r.job_id = "job-" + std::to_string(n);
+  return r;
+}
+
+}  // namespace alumia::test
