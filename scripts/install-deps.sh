@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config make g++
       gnome-keyring dbus dbus-x11 sqlite3 curl wrk python3 procps clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+pkgs+=(nginx)  # tests/functional/test_deploy_nginx.cpp runs its own nginx (the system service is not used)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
