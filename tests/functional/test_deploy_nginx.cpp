@@ -4,7 +4,8 @@
 // upstream), and real signed GitHub deliveries go through it over TLS: a valid one is accepted and its
 // body bytes reach the store and the relay target unchanged (odd whitespace, unnormalised numbers and
 // Unicode, so that any re-encoding on the way would break the signature), a duplicate is recognised as
-// one, and a forged one is refused 401 — each answered through the proxy.
+// one, a forged one is refused 401 — each answered through the proxy — and a chunked upload reaches the
+// daemon (which refuses Transfer-Encoding) with its length, as nginx's request buffering sends it.
 //
 // nginx (the Debian package; scripts/install-deps.sh installs it) runs as a child in the foreground,
 // single-process, with every path in the temp dir, so it runs as root (CI) and as a normal user alike.
@@ -416,10 +417,37 @@ TEST_CASE("deployment: signed deliveries through nginx terminating TLS reach the
     CHECK(post(altered).status == 401);
 
     CHECK(events_of(d, id).size() == 1);
+
+    // A chunked upload (no Content-Length; the daemon refuses Transfer-Encoding): nginx buffers the
+    // body and sends it on with its length, bytes unchanged, even when the chunks split a UTF-8 sequence.
+    const Delivery chunked = odd_github_delivery(secret, "d6a1f0e2-deploy-4");
+    httplib::Headers h;
+    for (const auto& [k, v] : chunked.headers) h.emplace(k, v);
+    auto sent_chunked = client.Post(
+        path, h,
+        [&](size_t, httplib::DataSink& out) {
+          const std::string& b = chunked.body;
+          const std::size_t cut = b.find("\xC3\xA9") + 1;  // inside the two bytes of é
+          out.write(b.data(), 7);
+          out.write(b.data() + 7, cut - 7);
+          out.write(b.data() + cut, b.size() - cut);
+          out.done();
+          return true;
+        },
+        "application/json");
+    REQUIRE(sent_chunked);
+    INFO(sent_chunked->body);
+    REQUIRE(sent_chunked->status == 200);
+    const std::string chunked_event = json::parse(sent_chunked->body, nullptr, false)["data"]["eventId"];
+    auto chunked_ev = d.api("GET", "/api/v1/connector-events/" + chunked_event);
+    REQUIRE(chunked_ev.status == 200);
+    CHECK(chunked_ev.json()["data"]["body"].get<std::string>() == chunked.body);
+
+    CHECK(events_of(d, id).size() == 2);
     CHECK(eventually(
         [&] {
           const json c = endpoint_of(d, id)["counts"];
-          return c["received"] == 1 && c["duplicates"] == 1 && c["verificationFailures"] == 2;
+          return c["received"] == 2 && c["duplicates"] == 1 && c["verificationFailures"] == 2;
         },
         std::chrono::seconds(5)));
 
