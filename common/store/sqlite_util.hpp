@@ -35,7 +35,18 @@ inline constexpr int k_open_nofollow = SQLITE_OPEN_NOFOLLOW;
 // it closed: it checkpointed without the WAL locks and deleted store.db-wal and -shm under the running
 // daemon, whose later commits went to the deleted WAL (lost at a crash, invisible to other readers,
 // "database disk image is malformed" to readers meanwhile). tests/functional/test_store_readers.cpp.
+// Process-wide SQLite settings, before the first connection (sqlite3_config is refused once SQLite
+// has initialised; then this does nothing). No initial page-cache bulk per connection: Debian's
+// SQLite gives each connection 20 pages up front (SQLITE_DEFAULT_PCACHE_INITSZ) and touches them
+// all, ~90 KiB of resident heap for each of the daemon's five connections before it has read a page;
+// pages are allocated as they are read instead (the cache size, and so the bound, are unchanged).
+inline void configure_sqlite_once() {
+  static const int configured = sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
+  (void)configured;
+}
+
 inline Result<std::string> checked_db_name(const std::filesystem::path& path, bool create) {
+  configure_sqlite_once();
   auto exists = check_owned_file(path, Privacy::secret);
   if (!exists) return fail(exists.error().code, "cannot open the store: " + exists.error().message);
   if (!*exists) {
