@@ -81,7 +81,12 @@ print(f"Threads   {int(status['Threads']):6d}")
 rss, pss, dirty = collections.Counter(), collections.Counter(), collections.Counter()
 head = re.compile(r'^[0-9a-f]+-[0-9a-f]+ ')
 name = None
-for line in open(f'/proc/{pid}/smaps'):
+try:
+    smaps = open(f'/proc/{pid}/smaps').readlines()
+except PermissionError:  # the daemon is not dumpable: only root reads its smaps
+    smaps = []
+    print("\n(no per-mapping table: /proc/PID/smaps of the daemon is readable only by root)")
+for line in smaps:
     if head.match(line):
         parts = line.split(None, 5)
         name = parts[5].strip() if len(parts) > 5 and parts[5].strip() else '[anon]'
@@ -89,7 +94,7 @@ for line in open(f'/proc/{pid}/smaps'):
     elif line.startswith('Rss:'): rss[name] += int(line.split()[1])
     elif line.startswith('Pss:'): pss[name] += int(line.split()[1])
     elif line.startswith(('Private_Dirty:', 'Shared_Dirty:')): dirty[name] += int(line.split()[1])
-print(f"\n{'rss_kib':>8} {'pss_kib':>8} {'dirty':>6}  mapping (summed per file)")
+if smaps: print(f"\n{'rss_kib':>8} {'pss_kib':>8} {'dirty':>6}  mapping (summed per file)")
 for n, v in rss.most_common(top):
     if v: print(f"{v:8d} {pss[n]:8d} {dirty[n]:6d}  {os.path.basename(n) if n.startswith('/') else n}")
 rest = sum(v for _, v in rss.most_common()[top:])
