@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,9 +153,13 @@ Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesyst
   const int rc = ::posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
-  if (rc != 0) {
+  if (rc != 0) {  // no /proc (a bare chroot): the key is still read, at the cost of the memory
     ::close(fds[0]);
-    return helper_failed(std::string("cannot start: ") + std::strerror(rc));
+    spdlog::warn(
+        "cannot start the keyring helper /proc/self/exe ({}); reading the master key in-process, "
+        "which keeps libsecret and GLib mapped",
+        std::strerror(rc));
+    return open_master_key(mode, data_dir, random, options);
   }
   // Up to three bounded keyring calls (probe, lookup, store), each with its cancel grace, and the start.
   const auto deadline = std::chrono::steady_clock::now() + 3 * (options.timeout + std::chrono::milliseconds(250)) +

@@ -10,9 +10,10 @@
 // The key crosses an anonymous pipe between the daemon and its own child (same binary, same user, both
 // not dumpable): never argv, the environment or a file; the buffers are wiped. The child gets the
 // data directory and the mode in argv (not secret) and the environment as is (the session bus
-// address). A child that does not answer in time is killed, and the start fails as it does when the
-// Secret Service does not answer. Without a session bus nothing can reach libsecret, so the key
-// (file) is read in-process as before.
+// address). Its keyring calls are bounded as in-process ones are (auto falls back to the key file in
+// the child, with the same warning); a child still silent at a deadline past their sum is killed and
+// the start fails. Without a session bus nothing can reach libsecret, so the key (file) is read
+// in-process as before; so it is, with a warning, when the child cannot be started (no /proc).
 //
 // Frame on the pipe: 'K', backend (0 file, 1 secret-service), created (0/1), the key
 // (k_master_key_size bytes), then location and fallback warning, each a 4-byte length and bytes;
