@@ -9,12 +9,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -180,6 +182,15 @@ Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesyst
 }
 
 int keyring_helper_main(KeyringMode mode, const std::filesystem::path& data_dir, bool create_if_missing) {
+  // Only for the daemon's pipe: the raw key is never written to a terminal or a file by mistake (the
+  // same user could read it from the keyring anyway; this is no access control).
+  struct stat out {};
+  if (::fstat(STDOUT_FILENO, &out) != 0 || !S_ISFIFO(out.st_mode)) {
+    std::fprintf(stderr,
+                 "alumia-connectd: error: --keyring-helper is internal: it writes the master key to the "
+                 "daemon's pipe\n");
+    return 2;
+  }
   SystemRandom random;
   MasterKeyOptions options;
   options.create_if_missing = create_if_missing;
