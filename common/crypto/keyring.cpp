@@ -5,6 +5,8 @@
 #include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
 
+#include <dlfcn.h>
+
 #include <condition_variable>
 #include <cstdlib>
 #include <memory>
@@ -13,7 +15,8 @@
 #include <thread>
 #include <utility>
 
-// GLib/libsecret headers and macros are C: old-style casts and extensions.
+// GLib/libsecret headers and macros are C: old-style casts and extensions. Only their types and
+// declarations are used here: the library itself is loaded on first use (see libsecret() below).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
 #pragma GCC diagnostic ignored "-Wpedantic"
@@ -29,18 +32,90 @@ namespace fs = std::filesystem;
 // abandoning the worker thread.
 constexpr std::chrono::milliseconds k_cancel_grace{250};
 
+// libsecret (and through it GLib, GObject, GIO, libgcrypt, ...) is loaded only when a Secret Service
+// call is made, never at program start: a daemon with --keyring file, or in auto mode without a
+// session bus (a server), never maps those libraries, which cost ~2.2 MB of resident memory just by
+// being linked (relocations and constructors), a third of the daemon's idle RSS budget (issue 13).
+// Loaded once and never unloaded (GLib's type system and GDBus worker cannot be unloaded). Without
+// libsecret installed, a Secret Service call fails as service_unavailable, so auto falls back to the
+// key file as it does without a session bus.
+struct Libsecret {
+  decltype(&::secret_service_get_sync) service_get_sync;
+  decltype(&::secret_password_lookupv_sync) password_lookupv_sync;
+  decltype(&::secret_password_storev_sync) password_storev_sync;
+  decltype(&::secret_password_clearv_sync) password_clearv_sync;
+  decltype(&::secret_password_free) password_free;
+  decltype(&::g_object_unref) object_unref;
+  decltype(&::g_error_free) error_free;
+  decltype(&::g_hash_table_new) hash_table_new;
+  decltype(&::g_hash_table_insert) hash_table_insert;
+  decltype(&::g_hash_table_unref) hash_table_unref;
+  decltype(&::g_str_hash) str_hash;
+  decltype(&::g_str_equal) str_equal;
+  decltype(&::g_cancellable_new) cancellable_new;
+  decltype(&::g_cancellable_cancel) cancellable_cancel;
+};
+
+constexpr const char* k_libsecret_soname = "libsecret-1.so.0";
+
+template <class F>
+bool resolve(void* handle, const char* name, F& out, std::string& missing) {
+  out = reinterpret_cast<F>(::dlsym(handle, name));  // GLib's symbols come through libsecret's dependencies
+  if (out == nullptr && missing.empty()) missing = name;
+  return out != nullptr;
+}
+
+Result<const Libsecret*> load_libsecret() {
+  void* handle = ::dlopen(k_libsecret_soname, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = ::dlerror();
+    return fail(ErrorCode::service_unavailable, std::string("the Secret Service client library ") + k_libsecret_soname +
+                                                    " cannot be loaded (" + (why ? why : "unknown error") +
+                                                    "; Debian: apt-get install libsecret-1-0)");
+  }
+  static Libsecret lib{};
+  std::string missing;
+  resolve(handle, "secret_service_get_sync", lib.service_get_sync, missing);
+  resolve(handle, "secret_password_lookupv_sync", lib.password_lookupv_sync, missing);
+  resolve(handle, "secret_password_storev_sync", lib.password_storev_sync, missing);
+  resolve(handle, "secret_password_clearv_sync", lib.password_clearv_sync, missing);
+  resolve(handle, "secret_password_free", lib.password_free, missing);
+  resolve(handle, "g_object_unref", lib.object_unref, missing);
+  resolve(handle, "g_error_free", lib.error_free, missing);
+  resolve(handle, "g_hash_table_new", lib.hash_table_new, missing);
+  resolve(handle, "g_hash_table_insert", lib.hash_table_insert, missing);
+  resolve(handle, "g_hash_table_unref", lib.hash_table_unref, missing);
+  resolve(handle, "g_str_hash", lib.str_hash, missing);
+  resolve(handle, "g_str_equal", lib.str_equal, missing);
+  resolve(handle, "g_cancellable_new", lib.cancellable_new, missing);
+  resolve(handle, "g_cancellable_cancel", lib.cancellable_cancel, missing);
+  if (!missing.empty())
+    return fail(ErrorCode::service_unavailable,
+                std::string(k_libsecret_soname) + " lacks " + missing + " (libsecret 0.18 or later is needed)");
+  return &lib;
+}
+
+// Loaded at the first call, once; a failure is kept (the same answer every time, no retry storm).
+Result<const Libsecret*> libsecret() {
+  static const Result<const Libsecret*> loaded = load_libsecret();
+  return loaded;
+}
+
+// Only reached after libsecret() succeeded.
+const Libsecret& lib() { return **libsecret(); }
+
 // RAII for GLib/libsecret objects.
 struct GObjectUnref {
-  void operator()(gpointer p) const { g_object_unref(p); }
+  void operator()(gpointer p) const { lib().object_unref(p); }
 };
 struct GErrorFree {
-  void operator()(GError* e) const { g_error_free(e); }
+  void operator()(GError* e) const { lib().error_free(e); }
 };
 struct GHashTableUnref {
-  void operator()(GHashTable* t) const { g_hash_table_unref(t); }
+  void operator()(GHashTable* t) const { lib().hash_table_unref(t); }
 };
 struct SecretPasswordFree {  // wipes, then frees
-  void operator()(gchar* p) const { secret_password_free(p); }
+  void operator()(gchar* p) const { lib().password_free(p); }
 };
 using CancellablePtr = std::unique_ptr<GCancellable, GObjectUnref>;
 using ServicePtr = std::unique_ptr<SecretService, GObjectUnref>;
@@ -62,9 +137,9 @@ const SecretSchema* master_key_schema() {
 
 // Borrowed pointers: `store_id` must outlive the table.
 AttributesPtr make_attributes(const std::string& store_id) {
-  AttributesPtr attrs(g_hash_table_new(g_str_hash, g_str_equal));
-  g_hash_table_insert(attrs.get(), const_cast<char*>(master_key_schema()->attributes[0].name),
-                      const_cast<char*>(store_id.c_str()));
+  AttributesPtr attrs(lib().hash_table_new(lib().str_hash, lib().str_equal));
+  lib().hash_table_insert(attrs.get(), const_cast<char*>(master_key_schema()->attributes[0].name),
+                          const_cast<char*>(store_id.c_str()));
   return attrs;
 }
 
@@ -81,11 +156,12 @@ struct BoundedCall {
   std::condition_variable cv;
   bool done = false;
   std::optional<R> result;
-  CancellablePtr cancellable{g_cancellable_new()};
+  CancellablePtr cancellable{lib().cancellable_new()};
 };
 
 template <class R, class F>
 R run_bounded(std::chrono::milliseconds timeout, std::string_view what, F fn) {
+  if (auto loaded = libsecret(); !loaded) return std::unexpected(loaded.error());
   auto call = std::make_shared<BoundedCall<R>>();
   std::thread worker([call, fn = std::move(fn)]() mutable {
     R r = fn(call->cancellable.get());
@@ -100,7 +176,7 @@ R run_bounded(std::chrono::milliseconds timeout, std::string_view what, F fn) {
     worker.join();
     return std::move(*call->result);
   }
-  g_cancellable_cancel(call->cancellable.get());  // thread-safe
+  lib().cancellable_cancel(call->cancellable.get());  // thread-safe
   const bool finished = call->cv.wait_for(lock, k_cancel_grace, [&] { return call->done; });
   lock.unlock();
   if (finished) {
@@ -218,7 +294,7 @@ Status SecretServiceStore::probe() {
   if (!session_bus_configured()) return no_session_bus();
   return run_bounded<Status>(m_timeout, "opening a session", [](GCancellable* cancellable) -> Status {
     GError* raw = nullptr;
-    ServicePtr service(secret_service_get_sync(SECRET_SERVICE_OPEN_SESSION, cancellable, &raw));
+    ServicePtr service(lib().service_get_sync(SECRET_SERVICE_OPEN_SESSION, cancellable, &raw));
     GErrorPtr err(raw);
     if (err || !service)
       return fail(ErrorCode::service_unavailable, "cannot reach the Secret Service: " + glib_message(err));
@@ -232,7 +308,7 @@ Result<std::optional<SecretBytes>> SecretServiceStore::load() {
   return run_bounded<R>(m_timeout, "looking up the master key", [id = m_store_id](GCancellable* cancellable) -> R {
     AttributesPtr attrs = make_attributes(id);
     GError* raw = nullptr;
-    PasswordPtr password(secret_password_lookupv_sync(master_key_schema(), attrs.get(), cancellable, &raw));
+    PasswordPtr password(lib().password_lookupv_sync(master_key_schema(), attrs.get(), cancellable, &raw));
     GErrorPtr err(raw);
     if (err) return fail(ErrorCode::service_unavailable, "the Secret Service lookup failed: " + glib_message(err));
     if (!password) return std::optional<SecretBytes>();
@@ -252,8 +328,8 @@ Status SecretServiceStore::save(const SecretBytes& key) {
         std::string encoded = encoding::base64_encode(key.view());
         const std::string label = "alumia-connect master key (" + id + ")";
         GError* raw = nullptr;
-        const gboolean ok = secret_password_storev_sync(master_key_schema(), attrs.get(), SECRET_COLLECTION_DEFAULT,
-                                                        label.c_str(), encoded.c_str(), cancellable, &raw);
+        const gboolean ok = lib().password_storev_sync(master_key_schema(), attrs.get(), SECRET_COLLECTION_DEFAULT,
+                                                       label.c_str(), encoded.c_str(), cancellable, &raw);
         wipe_string(encoded);
         GErrorPtr err(raw);
         if (err || !ok)
@@ -269,7 +345,7 @@ Status SecretServiceStore::erase() {
       m_timeout, "removing the master key", [id = m_store_id](GCancellable* cancellable) -> Status {
         AttributesPtr attrs = make_attributes(id);
         GError* raw = nullptr;
-        secret_password_clearv_sync(master_key_schema(), attrs.get(), cancellable, &raw);  // FALSE: nothing to remove
+        lib().password_clearv_sync(master_key_schema(), attrs.get(), cancellable, &raw);  // FALSE: nothing to remove
         GErrorPtr err(raw);
         if (err)
           return fail(ErrorCode::service_unavailable,

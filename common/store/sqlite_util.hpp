@@ -26,9 +26,34 @@ inline constexpr int k_open_nofollow = SQLITE_OPEN_NOFOLLOW;
 // the daemon user's private regular files, not symbolic links (fs.hpp). Returns the name to hand
 // SQLite with k_open_nofollow: its directory resolved, since that flag also refuses symbolic links in
 // the directories above (which fs.hpp's checks allow when root or the user owns them).
+//
+// An existing store.db is checked with lstat, never opened here: the daemon opens its webhook store
+// while the main store's connection is open, and closing any descriptor of a file drops every POSIX
+// lock the process holds on it, SQLite's SHARED lock included (SQLite's own connections share one lock
+// per file and never close a locked descriptor, but cannot know about ours). Without that lock,
+// another process opening the store (the sqlite3 CLI, a backup) found itself "the last connection" when
+// it closed: it checkpointed without the WAL locks and deleted store.db-wal and -shm under the running
+// daemon, whose later commits went to the deleted WAL (lost at a crash, invisible to other readers,
+// "database disk image is malformed" to readers meanwhile). tests/functional/test_store_readers.cpp.
+// Process-wide SQLite settings, before the first connection (sqlite3_config is refused once SQLite
+// has initialised; then this does nothing). No initial page-cache bulk per connection: Debian's
+// SQLite gives each connection 20 pages up front (SQLITE_DEFAULT_PCACHE_INITSZ) and touches them
+// all, ~90 KiB of resident heap for each of the daemon's five connections before it has read a page;
+// pages are allocated as they are read instead (the cache size, and so the bound, are unchanged).
+inline void configure_sqlite_once() {
+  static const int configured = sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
+  (void)configured;
+}
+
 inline Result<std::string> checked_db_name(const std::filesystem::path& path, bool create) {
-  auto fd = open_owned_file(path, O_RDWR | (create ? O_CREAT : 0), Privacy::secret, 0600);
-  if (!fd) return fail(fd.error().code, "cannot open the store: " + fd.error().message);
+  configure_sqlite_once();
+  auto exists = check_owned_file(path, Privacy::secret);
+  if (!exists) return fail(exists.error().code, "cannot open the store: " + exists.error().message);
+  if (!*exists) {
+    // A new file: no connection of this process can hold a lock on it yet.
+    auto fd = open_owned_file(path, O_RDWR | (create ? O_CREAT : 0), Privacy::secret, 0600);
+    if (!fd) return fail(fd.error().code, "cannot open the store: " + fd.error().message);
+  }
   for (const char* suffix : {"-wal", "-shm"})
     if (auto ok = check_owned_file(path.string() + suffix, Privacy::secret); !ok) return std::unexpected(ok.error());
   std::error_code ec;

@@ -46,8 +46,8 @@ RelayWorker::~RelayWorker() { stop(); }
 void RelayWorker::start() {
   if (auto n = m_store.requeue_running(m_clock.now_ms()); n && *n > 0)
     spdlog::info("relay: {} job(s) interrupted by a restart are queued again", *n);
-  const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
-  for (std::size_t i = 0; i < threads; ++i) m_pool.emplace_back([this] { delivery_loop(); });
+  // Delivery threads are started by the claim loop as jobs are claimed (grow_pool), not here: a
+  // daemon with nothing to relay keeps none (each idle thread costs ~12 KiB of stack and TLS).
   m_thread = std::thread([this] { claim_loop(); });
 }
 
@@ -159,6 +159,7 @@ void RelayWorker::claim_loop() {
           m_ready.push_back(std::move(r));
         }
       }
+      grow_pool();
       m_ready_cv.notify_all();
       // Back to the store as they were (still due, no attempt spent); the next claims skip their
       // endpoints until the target has room again.
@@ -179,6 +180,17 @@ void RelayWorker::claim_loop() {
     std::unique_lock lock(m_mutex);
     m_cv.wait_for(lock, wait, [&] { return m_stopping || m_poked || m_room; });
   }
+}
+
+// Claim thread: one delivery thread per job in flight, up to `concurrency`; they stay once started.
+// stop() joins the claim thread before the pool, so only this thread changes m_pool meanwhile.
+void RelayWorker::grow_pool() {
+  std::size_t want = 0;
+  {
+    std::lock_guard lock(m_mutex);
+    want = std::min(std::max<std::size_t>(1, m_options.concurrency), m_in_flight);
+  }
+  while (m_pool.size() < want) m_pool.emplace_back([this] { delivery_loop(); });
 }
 
 void RelayWorker::delivery_loop() {

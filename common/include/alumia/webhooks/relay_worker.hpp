@@ -82,6 +82,7 @@ class RelayWorker final : public JobWaker {
   };
   void claim_loop();
   void delivery_loop();
+  void grow_pool();
   void deliver(Ready ready);
   void finish(WebhookJob& job, JobState state, std::optional<int64_t> status, std::optional<std::string> error);
   std::map<std::string, std::size_t> claim_limits();  // under m_mutex: per known endpoint, what it may add
@@ -104,7 +105,7 @@ class RelayWorker final : public JobWaker {
   bool m_room = false;  // a target (or the whole worker) fell to one round claimed: claim again
   int64_t m_last_prune = 0;
   std::thread m_thread;
-  std::vector<std::thread> m_pool;
+  std::vector<std::thread> m_pool;  // delivery threads, started as jobs are claimed (grow_pool)
 };
 
 }  // namespace alumia
