@@ -4,12 +4,12 @@
 // from 127.1.x.y, tricklers from 127.2.x.y, idle connections from 127.3.x.y (the server listens on
 // 127.0.0.1; Linux routes all of 127.0.0.0/8 to the loopback device).
 //
-//   bench_public_load pool  --port P --path PATH --secret-file F
-//                           [--clients 2000 --addrs 10 --requests 3 --hold-ms 2000]
+//   bench_public_load pool  --port P --path PATH --secret-file F [--control-port C --key-file K]
+//                           [--clients 2000 --addrs 10 --requests 3 --hold-ms 2000 --probe-ms 50]
 //     (a) every client connects at once, sends --requests deliveries one after another on its
 //     keep-alive connection and keeps it open until --hold-ms after its first connect, as a
 //     provider's connection pool does. A connection's first request is timed from the connect, so
-//     a full accept queue shows in the latency.
+//     a full accept queue shows in the latency. With --control-port, control probes as in mixed.
 //   bench_public_load mixed --port P --path PATH --secret-file F --control-port C --key-file K
 //                           [--connections 32 --addrs 4 --trickle 1000 --idle 1000
 //                            --attack-addrs 100 --warm-s 3 --duration-s 10 --probe-ms 50]
@@ -446,9 +446,15 @@ class Load {
     }
     for (auto& c : m_conns) open(*c, t0);
     const Time deadline = plus_ms(t0, m_o.deadline_s * 1000);
-    loop(
-        deadline, [&](Time) { return std::all_of(m_conns.begin(), m_conns.end(), [](auto& c) { return c->done; }); },
-        [](Time) {});
+    bool providers_done = false;
+    Time next_probe = t0;
+    auto each = [&](Time now) {
+      providers_done =
+          std::all_of(m_conns.begin(), m_conns.end(), [](auto& c) { return c->role != Role::provider || c->done; });
+      probe(now, next_probe, providers_done ? now : Time::max());
+    };
+    auto finished = [&](Time) { return providers_done && !probes_out(); };
+    loop(deadline, finished, each);
     const Time end = Clock::now();
     const bool cut = end >= deadline;
     settle(end);
@@ -471,7 +477,32 @@ class Load {
         total, d.answered, d.ok, d.duplicates, d.codes_text().c_str(), d.errors, d.timeouts, d.unsent, m_malformed,
         ms_value(p50).c_str(), ms_value(p90).c_str(), ms_value(p99).c_str(), ms_value(mx).c_str(), m_reconnects,
         m_held_closed, ms_between(t0, end) / 1000, cut ? 1 : 0);
+    print_probes("RESULT mode=pool-probes");
     return 0;
+  }
+
+  // A control probe every --probe-ms until `until` (when a control port is given).
+  void probe(Time now, Time& next, Time until) {
+    for (; m_o.probe_ms > 0 && m_o.control_port > 0 && now >= next && next < until; next = plus_ms(next, m_o.probe_ms))
+      open(add(Role::prober, 0, static_cast<uint16_t>(m_o.control_port)), now);
+  }
+  bool probes_out() const {
+    return std::any_of(m_conns.begin(), m_conns.end(), [](auto& c) { return c->role == Role::prober && c->fd; });
+  }
+  void print_probes(const char* result_prefix) {
+    Tally& p = m_probes;
+    const double p50 = p.percentile(0.5), p99 = p.percentile(0.99), mx = p.percentile(1);
+    if (m_o.control_port > 0)
+      std::printf(
+          "  control GET /api/v1/status: %ld probes (2xx %ld, codes %s), errors %ld, timeouts %ld; ms p50 %s p99 %s "
+          "max %s\n",
+          p.total(), p.ok, p.codes_text().c_str(), p.errors, p.timeouts, ms_text(p50).c_str(), ms_text(p99).c_str(),
+          ms_text(mx).c_str());
+    std::printf(
+        "%s probes=%ld probe_ok=%ld probe_errors=%ld probe_timeouts=%ld probe_p50_ms=%s probe_p99_ms=%s "
+        "probe_max_ms=%s\n",
+        result_prefix, p.total(), p.ok, p.errors, p.timeouts, ms_value(p50).c_str(), ms_value(p99).c_str(),
+        ms_value(mx).c_str());
   }
 
   int run_mixed() {
@@ -498,10 +529,7 @@ class Load {
         started = true;
         for (Conn* c : providers) open(*c, now);
       }
-      while (started && m_o.probe_ms > 0 && m_o.control_port > 0 && now >= next_probe && next_probe < m_stop_sending) {
-        open(add(Role::prober, 0, static_cast<uint16_t>(m_o.control_port)), now);
-        next_probe = plus_ms(next_probe, m_o.probe_ms);
-      }
+      if (started) probe(now, next_probe, m_stop_sending);
     };
     auto finished = [&](Time now) {
       if (now < m_stop_sending) return false;
@@ -574,6 +602,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     sub->add_option("--deadline-s", o.deadline_s, "pool: end the run by then whatever happens")->capture_default_str();
     sub->add_option("--addrs", o.addrs, "provider source addresses, 127.1.x.y")->capture_default_str();
+    sub->add_option("--control-port", o.control_port, "the control listener's port (0: no probes)");
+    sub->add_option("--key-file", o.key_file, "file holding the daemon's API key, for GET /api/v1/status");
+    sub->add_option("--probe-ms", o.probe_ms, "a control probe every")->capture_default_str();
   }
   auto* pool = app.get_subcommand("pool");
   pool->add_option("--clients", o.clients)->capture_default_str();
@@ -591,9 +622,6 @@ int main(int argc, char** argv) {
   mixed->add_option("--warm-s", o.warm_s, "the attack connects this long before the deliveries start")
       ->capture_default_str();
   mixed->add_option("--duration-s", o.duration_s, "seconds of deliveries")->capture_default_str();
-  mixed->add_option("--control-port", o.control_port, "the control listener's port (0: no probes)");
-  mixed->add_option("--key-file", o.key_file, "file holding the daemon's API key, for GET /api/v1/status");
-  mixed->add_option("--probe-ms", o.probe_ms, "a control probe every")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
