@@ -560,11 +560,12 @@ class Load {
                 d.timeouts);
     std::printf("  delivery latency ms: p50 %s p90 %s p99 %s max %s\n", ms_text(dp50).c_str(), ms_text(dp90).c_str(),
                 ms_text(dp99).c_str(), ms_text(dmax).c_str());
-    std::printf(
-        "  control GET /api/v1/status: %ld probes (2xx %ld, codes %s), errors %ld, timeouts %ld; ms p50 %s p99 %s max "
-        "%s\n",
-        p.total(), p.ok, p.codes_text().c_str(), p.errors, p.timeouts, ms_text(pp50).c_str(), ms_text(pp99).c_str(),
-        ms_text(pmax).c_str());
+    if (m_o.control_port > 0)
+      std::printf(
+          "  control GET /api/v1/status: %ld probes (2xx %ld, codes %s), errors %ld, timeouts %ld; ms p50 %s p99 %s "
+          "max %s\n",
+          p.total(), p.ok, p.codes_text().c_str(), p.errors, p.timeouts, ms_text(pp50).c_str(), ms_text(pp99).c_str(),
+          ms_text(pmax).c_str());
     if (attack)
       std::printf(
           "  attack: %ld connects, %ld closed by the server, %ld connect failures, replies %s, open at the end %ld"
