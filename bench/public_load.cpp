@@ -395,7 +395,10 @@ class Load {
              now, false);
         c.next_trickle = plus_ms(now, 1000);
       }
-      if (!c.fd && c.retry && !c.done && now >= c.retry_at) open(c, now);
+      if (!c.fd && c.retry && !c.done && now >= c.retry_at) {
+        if (c.role == Role::provider && now >= m_stop_sending) c.done = true;  // its window is over
+        else open(c, now);
+      }
     }
   }
 
