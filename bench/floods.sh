@@ -21,89 +21,36 @@
 # most twice its p99 alone (or 25 ms, whichever is larger); 1 when not; 2 when it could not run.
 set -euo pipefail
 
-BUILD=${1:-build}
 DURATION=${DURATION:-8}
 B_CONNECTIONS=${B_CONNECTIONS:-4}
 A_CONNECTIONS=${A_CONNECTIONS:-4}
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SCRIPT="$HERE/ingest_signed.lua"
-DAEMON="$BUILD/daemon/alumia-connectd"
-
-die() { echo "floods: $*" >&2; exit 2; }
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install $tool; make deps installs it)"
-done
-[ -x "$DAEMON" ] || die "no daemon at $DAEMON (build first: make build, or cmake --build $BUILD)"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumia-floods.XXXXXX")
-HOME_DIR="$WORK/home"
-mkdir -m 700 "$HOME_DIR"
-DAEMON_PID=""
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_init floods "${1:-build}"
+need_tools wrk curl python3
+need_daemon
 WRK_A=""
 WRK_B=""
+bench_pids WRK_A WRK_B
 
-stop_pid() {  # stop_pid PID: stop one process we started and reap it
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -s TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -s KILL "$pid" 2>/dev/null || true
-  { wait "$pid" 2>/dev/null || true; } 2>/dev/null
-}
-cleanup() {
-  local rc=$?
-  stop_pid "$WRK_A"
-  stop_pid "$WRK_B"
-  stop_pid "$DAEMON_PID"
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ge 2 ]; then echo "floods: logs kept in $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-json_get() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
-
-ALUMIA_HOME="$HOME_DIR" "$DAEMON" --listen 127.0.0.1:0 --keyring file >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-for _ in $(seq 1 600); do
-  [ -s "$HOME_DIR/daemon.json" ] && break
-  kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; die "the daemon exited during startup"; }
-  sleep 0.1
-done
-[ -s "$HOME_DIR/daemon.json" ] || die "the daemon did not write daemon.json within 60 s"
-URL=$(json_get "$HOME_DIR/daemon.json" 'd["url"]')
-printf 'Authorization: Bearer %s\n' "$(tr -d '\n' <"$HOME_DIR/key")" >"$WORK/auth.hdr"
-chmod 600 "$WORK/auth.hdr"
-
-api() {  # api METHOD PATH [BODY] -> the answer's body on stdout
-  curl -sS -H @"$WORK/auth.hdr" -H 'Content-Type: application/json' -X "$1" ${3:+--data "$3"} "$URL$2"
-}
-create() {  # create NAME BODY: the endpoint's JSON in $WORK/NAME.json
-  api POST /api/v1/webhook-endpoints "$2" >"$WORK/$1.json"
-  json_get "$WORK/$1.json" 'd["data"]["endpoint"]["id"]' >/dev/null || { cat "$WORK/$1.json" >&2; die "creating $1 failed"; }
-}
-create a '{"provider":"github","label":"flooded"}'
-create b '{"provider":"github","label":"bystander","rateLimit":{"perSecond":1000000,"burst":1000000}}'
-A_ID=$(json_get "$WORK/a.json" 'd["data"]["endpoint"]["id"]')
-B_ID=$(json_get "$WORK/b.json" 'd["data"]["endpoint"]["id"]')
+start_daemon "$WORK/daemon.log"
+URL=$DAEMON_URL
+create_endpoint a '{"provider":"github","label":"flooded"}'
+create_endpoint b '{"provider":"github","label":"bystander","rateLimit":{"perSecond":1000000,"burst":1000000}}'
+A_ID=$(endpoint_id a)
+B_ID=$(endpoint_id b)
 
 BODY="$WORK/body.json"
-python3 -c 'import json,sys; d={"ref":"refs/heads/main","padding":""}; d["padding"]="x"*(1024-len(json.dumps(d,separators=(",",":")))); open(sys.argv[1],"w").write(json.dumps(d,separators=(",",":")))' "$BODY"
-sign() {  # sign NAME -> sha256=HMAC of the body with the endpoint's secret
-  BENCH_SECRET=$(json_get "$WORK/$1.json" 'd["data"]["secret"]') python3 -c '
-import hashlib, hmac, os, sys
-print("sha256=" + hmac.new(os.environ["BENCH_SECRET"].encode(), open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())' "$BODY"
-}
-SIG_A=$(sign a)
-SIG_B=$(sign b)
+push_body "$BODY" 1024
+SIG_A=$(endpoint_signature a "$BODY")
+SIG_B=$(endpoint_signature b "$BODY")
 SIG_BAD="sha256=$(printf '0%.0s' $(seq 1 64))"
 target() { echo "$URL/api/v1/connectors/webhooks/github/$1"; }
 transactions() { api GET /api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["store"]["writeTransactions"])'; }
 
-wrk_run() {  # wrk_run LOG CONNECTIONS SECONDS SIGNATURE URL (in the background; pid in $!)
-  INGEST_BODY_FILE="$BODY" INGEST_SIGNATURE="$4" INGEST_PREFIX="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" \
-    INGEST_LABEL="$(basename "$1" .log)" wrk -t1 -c"$2" -d"$3s" --timeout 10s --latency -s "$SCRIPT" "$5" >"$1" 2>&1 &
-}
-field() { grep '^INGEST ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+wrk_run() { THREADS=1 wrk_signed "$@"; }  # wrk_run LOG CONNECTIONS SECONDS SIGNATURE URL (pid in WRK_PID)
+field() { ingest_field "$@"; }
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
@@ -112,11 +59,11 @@ phase() {  # phase NAME [A_SIGNATURE [A_ID]]: B measured for DURATION s, A flood
   before=$(transactions)
   if [ -n "$sig_a" ]; then
     wrk_run "$WORK/$name-a.log" "$A_CONNECTIONS" $((DURATION + 2)) "$sig_a" "$(target "$a_id")"
-    WRK_A=$!
+    WRK_A=$WRK_PID
     sleep 1  # the flood is under way before B is measured
   fi
   wrk_run "$WORK/$name-b.log" "$B_CONNECTIONS" "$DURATION" "$SIG_B" "$(target "$B_ID")"
-  WRK_B=$!
+  WRK_B=$WRK_PID
   wait "$WRK_B" || die "wrk failed against B ($WORK/$name-b.log)"
   WRK_B=""
   if [ -n "$sig_a" ]; then
@@ -136,7 +83,7 @@ phase() {  # phase NAME [A_SIGNATURE [A_ID]]: B measured for DURATION s, A flood
 echo "floods: B over $B_CONNECTIONS connections for ${DURATION}s per phase; A flooded over $A_CONNECTIONS; 1024-byte signed bodies"
 echo "floods: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 wrk_run "$WORK/warmup.log" "$B_CONNECTIONS" 2 "$SIG_B" "$(target "$B_ID")"
-wait $! || die "wrk failed (warm-up)"
+wait "$WRK_PID" || die "wrk failed (warm-up)"
 phase alone
 phase valid "$SIG_A"
 phase invalid "$SIG_BAD"

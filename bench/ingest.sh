@@ -20,7 +20,6 @@
 # Exit status: 0 all targets met, 1 a target missed, 2 the benchmark could not run.
 set -euo pipefail
 
-BUILD=${1:-build}
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-8}
@@ -29,71 +28,28 @@ WARMUP=${WARMUP:-2}
 TARGET_RATE_RATIO=0.70
 TARGET_P99_RATIO=1.5
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SCRIPT="$HERE/ingest_signed.lua"
-DAEMON="$BUILD/daemon/alumia-connectd"
-BARE="$BUILD/bench/bench_bare_server"
-
-die() { echo "ingest: $*" >&2; exit 2; }
-for tool in wrk curl python3 sqlite3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (Debian: apt-get install $tool; make deps installs it)"
-done
-[ -x "$DAEMON" ] || die "no daemon at $DAEMON (build first: make build, or cmake --build $BUILD)"
-[ -x "$BARE" ] || die "no bare server at $BARE (build the bench_bare_server target; ALUMIA_BUILD_BENCH=ON)"
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_init ingest "${1:-build}"
+need_tools wrk curl python3 sqlite3
+need_daemon
+need_bare
 [ -f "$SCRIPT" ] || die "missing $SCRIPT"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumia-bench.XXXXXX")
-HOME_DIR="$WORK/home"
-mkdir -m 700 "$HOME_DIR"
-DAEMON_PID=""
 BARE_PID=""
 DURABLE_PID=""
 WRK_PID=""
-
-stop_pid() {  # stop_pid PID SIGNAL: signal one process we started and reap it
-  local pid=$1 sig=${2:-TERM}
-  [ -n "$pid" ] || return 0
-  kill -s "$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -s KILL "$pid" 2>/dev/null || true
-  { wait "$pid" 2>/dev/null || true; } 2>/dev/null  # no "Killed" notice from bash for the SIGKILL
-}
-cleanup() {
-  local rc=$?
-  stop_pid "$WRK_PID" TERM
-  stop_pid "$BARE_PID" TERM
-  stop_pid "$DURABLE_PID" TERM
-  stop_pid "$DAEMON_PID" TERM
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" -eq 2 ]; then
-    echo "ingest: logs and store kept in $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM
-
-json_get() {  # json_get FILE PYTHON-EXPR-ON-d
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
+bench_pids WRK_PID BARE_PID DURABLE_PID
 
 # --- the bare server --------------------------------------------------------------------------
-"$BARE" >"$WORK/bare.port" 2>"$WORK/bare.log" &
-BARE_PID=$!
-for _ in $(seq 1 100); do [ -s "$WORK/bare.port" ] && break; sleep 0.1; done
-BARE_PORT=$(head -n1 "$WORK/bare.port")
-[ -n "$BARE_PORT" ] || die "bench_bare_server did not print its port"
+start_bare bare
+BARE_PID=$SINK_PID BARE_PORT=$SINK_PORT
 
 # --- the durable ceiling: the same server, answering only after a durable append ----------------
 TARGETS="daemon bare"
 if [ "${DURABLE:-1}" = 1 ]; then
   mkdir -m 700 "$WORK/durable"
-  "$BARE" --durable "$WORK/durable" >"$WORK/durable.port" 2>"$WORK/durable.log" &
-  DURABLE_PID=$!
-  for _ in $(seq 1 100); do [ -s "$WORK/durable.port" ] && break; sleep 0.1; done
-  DURABLE_PORT=$(head -n1 "$WORK/durable.port")
-  [ -n "$DURABLE_PORT" ] || { cat "$WORK/durable.log" >&2; die "bench_bare_server --durable did not print its port"; }
+  start_bare durable --durable "$WORK/durable"
+  DURABLE_PID=$SINK_PID DURABLE_PORT=$SINK_PORT
   TARGETS="daemon bare durable"
 fi
 
@@ -102,33 +58,12 @@ fi
 # the machine). Default: no relay target, so jobs stay queued, as with a consumer that is offline.
 DAEMON_ARGS=(--listen 127.0.0.1:0 --keyring file)
 [ "${RELAY:-0}" = 1 ] && DAEMON_ARGS+=(--relay-to "http://127.0.0.1:$BARE_PORT/relay")
-start_daemon() {  # start_daemon LOG: starts the daemon on $HOME_DIR, waits (60 s at most) for its daemon.json
-  rm -f "$HOME_DIR/daemon.json"
-  ALUMIA_HOME="$HOME_DIR" "$DAEMON" "${DAEMON_ARGS[@]}" >"$1" 2>&1 &
-  DAEMON_PID=$!
-  disown "$DAEMON_PID"  # it is SIGKILLed on purpose below; no "Killed" job notice from bash
-  for _ in $(seq 1 600); do
-    [ -s "$HOME_DIR/daemon.json" ] && return 0
-    kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$1" >&2; die "the daemon exited during startup"; }
-    sleep 0.1
-  done
-  die "the daemon did not write daemon.json within 60 s"
-}
 start_daemon "$WORK/daemon.log"
-DAEMON_URL=$(json_get "$HOME_DIR/daemon.json" 'd["url"]')
-KEY=$(tr -d '\n' <"$HOME_DIR/key")
 
 # An endpoint with a daemon-generated secret, and the highest rate limit (the default, 1000/s, is far
-# below what this benchmark sends). The key goes in a header file, not argv.
-printf 'Authorization: Bearer %s\n' "$KEY" >"$WORK/auth.hdr"
-chmod 600 "$WORK/auth.hdr"
-curl -sS -o "$WORK/endpoint.json" -w '%{http_code}' -H @"$WORK/auth.hdr" -H 'Content-Type: application/json' \
-  --data '{"provider":"github","label":"bench","rateLimit":{"perSecond":1000000,"burst":1000000}}' \
-  "$DAEMON_URL/api/v1/webhook-endpoints" >"$WORK/endpoint.status" ||
-  die "cannot reach $DAEMON_URL"
-[ "$(cat "$WORK/endpoint.status")" = 201 ] || [ "$(cat "$WORK/endpoint.status")" = 200 ] ||
-  { cat "$WORK/endpoint.json" >&2; die "creating the webhook endpoint failed (HTTP $(cat "$WORK/endpoint.status"))"; }
-ENDPOINT_ID=$(json_get "$WORK/endpoint.json" 'd["data"]["endpoint"]["id"]')
+# below what this benchmark sends).
+create_endpoint bench '{"provider":"github","label":"bench","rateLimit":{"perSecond":1000000,"burst":1000000}}'
+ENDPOINT_ID=$(endpoint_id bench)
 DAEMON_TARGET="$DAEMON_URL/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
 BARE_TARGET="http://127.0.0.1:$BARE_PORT/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
 DURABLE_TARGET="http://127.0.0.1:${DURABLE_PORT:-0}/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
@@ -137,30 +72,8 @@ DURABLE_TARGET="http://127.0.0.1:${DURABLE_PORT:-0}/api/v1/connectors/webhooks/g
 # A push-shaped JSON body padded to exactly 1024 bytes. GitHub signs the body only; the unique
 # delivery id travels in X-GitHub-Delivery, so one signature serves every request.
 BODY="$WORK/body.json"
-python3 - "$BODY" <<'EOF'
-import json, sys
-d = {"ref": "refs/heads/main", "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
-     "after": "76ae82c7b1a177c8d03f9e96e0adf2466113728f", "created": False, "deleted": False, "forced": False,
-     "repository": {"id": 1296269, "name": "alumia-bench", "full_name": "alumia/alumia-bench", "private": True,
-                    "owner": {"login": "alumia", "id": 1}, "default_branch": "main"},
-     "pusher": {"name": "octocat", "email": "octocat@example.com"},
-     "sender": {"login": "octocat", "id": 583231, "type": "User"},
-     "head_commit": {"id": "76ae82c7b1a177c8d03f9e96e0adf2466113728f", "message": "bench: ingest",
-                     "timestamp": "2026-01-01T00:00:00Z", "author": {"name": "Octo Cat", "email": "octocat@example.com"},
-                     "added": [], "removed": [], "modified": ["README.md"]},
-     "padding": ""}
-base = len(json.dumps(d, separators=(",", ":")).encode())
-d["padding"] = "x" * (1024 - base)
-raw = json.dumps(d, separators=(",", ":")).encode()
-assert len(raw) == 1024, len(raw)
-open(sys.argv[1], "wb").write(raw)
-EOF
-SECRET=$(json_get "$WORK/endpoint.json" 'd["data"]["secret"]')
-SIGNATURE=$(BENCH_SECRET="$SECRET" python3 -c '
-import hashlib, hmac, os, sys
-print("sha256=" + hmac.new(os.environ["BENCH_SECRET"].encode(), open(sys.argv[1], "rb").read(), hashlib.sha256).hexdigest())
-' "$BODY")
-unset SECRET
+push_body "$BODY" 1024
+SIGNATURE=$(endpoint_signature bench "$BODY")
 
 # Sanity probe: a signed ping is verified but never stored, so it does not disturb the counts.
 probe_status() {  # probe_status SIGNATURE -> HTTP status of a ping with that signature
@@ -185,10 +98,7 @@ run_wrk() {  # run_wrk LABEL TARGET SECONDS COUNTED(0|1) -> appends the INGEST l
     durable) url=$DURABLE_TARGET ;;
   esac
   log="$WORK/wrk.$label.$target.log"
-  INGEST_BODY_FILE="$BODY" INGEST_SIGNATURE="$SIGNATURE" INGEST_PREFIX="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')" \
-    INGEST_ACKED="$acked" INGEST_LABEL="$label/$target" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 10s --latency -s "$SCRIPT" "$url" >"$log" 2>&1 &
-  WRK_PID=$!
+  wrk_signed "$log" "$CONNECTIONS" "$secs" "$SIGNATURE" "$url" "$acked"
   wait "$WRK_PID" || { WRK_PID=""; cat "$log" >&2; die "wrk failed against the $target"; }
   WRK_PID=""
   grep -q '^INGEST ' "$log" || { cat "$log" >&2; die "no result line from wrk ($log)"; }
@@ -206,26 +116,7 @@ echo "ingest: daemon $DAEMON_URL (endpoint $ENDPOINT_ID), bare server 127.0.0.1:
 echo "ingest: relay target: $([ "${RELAY:-0}" = 1 ] && echo "the bare server (RELAY=1)" || echo "none, jobs stay queued (RELAY=1 relays to the bare server)")"
 echo "ingest: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds alternating the targets ($TARGETS), 1024-byte signed bodies"
 echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-# The floor under durable ingest: every 2xx waits for a durable write (the intake log's), so with C
-# connections the daemon cannot answer more than C / (fdatasync latency) requests a second, however
-# cheap the rest is. Measured on the store's own file system, now.
-python3 - "$WORK" "$CONNECTIONS" <<'FSYNC_EOF'
-import os, sys, time
-path = os.path.join(sys.argv[1], "fsync-probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-lat = []
-for i in range(100):
-    os.pwrite(fd, b"x" * 4096, (i % 16) * 4096)
-    t = time.perf_counter(); os.fdatasync(fd); lat.append(time.perf_counter() - t)
-os.close(fd); os.unlink(path)
-lat.sort()
-med = lat[len(lat) // 2]
-c = int(sys.argv[2])
-print("ingest: fdatasync of 4 KiB here: median %.2f ms, p90 %.2f ms -> at most %.0f durable commits/s;"
-      " with %d connections and one commit per round trip the daemon can answer at most ~%.0f req/s"
-      " (the disk's bound alone; the durable target measures HTTP plus the write)"
-      % (med * 1000, lat[len(lat) * 9 // 10] * 1000, 1 / med, c, c / med))
-FSYNC_EOF
+fsync_probe "$CONNECTIONS"
 if [ "$WARMUP" -gt 0 ]; then
   for t in $TARGETS; do run_wrk warmup "$t" "$WARMUP" 0; done
 fi
@@ -248,9 +139,6 @@ echo "ingest: load average $(cut -d' ' -f1-3 /proc/loadavg) after the rounds"
 # SIGKILL, not SIGTERM: nothing may depend on a shutdown flush. Every eventId answered 2xx must be
 # in webhook_events exactly once with its job. Deliveries sent but unanswered when a wrk run ended
 # may or may not be stored; they are reported, not failed (GitHub would count them as failed).
-cpu_ticks() {  # utime+stime of a process in clock ticks
-  awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
 BARE_CPU=$(cpu_ticks "$BARE_PID")
 DAEMON_CPU=$(cpu_ticks "$DAEMON_PID")
 DURABLE_CPU=0
