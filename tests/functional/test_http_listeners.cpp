@@ -416,3 +416,26 @@ TEST_CASE("listeners: a trusted-proxies value that is not an address stops the s
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("trusted-proxies") && Catch::Contains("proxy.example"));
 }
+
+TEST_CASE("listeners: a delivery over its endpoint's rate limit is refused before its body is sent",
+          "[http][listeners][rate]") {
+  Listeners l;
+  auto created =
+      l.d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"github","rateLimit":{"perSecond":1,"burst":1}})");
+  REQUIRE(created.status == 201);
+  const std::string id = created.json()["data"]["endpoint"]["id"];
+  const std::string head = "POST /api/v1/connectors/webhooks/github/" + id +
+                           " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(l.public_) +
+                           "\r\nContent-Length: 2000\r\n\r\n";
+  // The first takes the one token (its unsigned body then fails verification: 401).
+  Conn first(l.public_);
+  REQUIRE(first.send(head + std::string(2000, 'x')));
+  CHECK(first.read_answer() == 401);
+  // The second gets 429 on its head alone, and the connection closes: the body is never waited for.
+  Conn second(l.public_);
+  REQUIRE(second.send(head));
+  CHECK(second.read_answer() == 429);
+  CHECK(second.last().find("Retry-After: 1") != std::string::npos);
+  CHECK(second.last().find("Connection: close") != std::string::npos);
+  CHECK(second.read_until_close(2s));
+}

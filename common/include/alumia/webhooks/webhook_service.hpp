@@ -166,7 +166,9 @@ class WebhookService {
   // Before the body is read (the daemon calls it with Content-Length): the delivery's endpoint, looked
   // up in the cache once for the whole delivery, and the receiver's body cap, its one check: the
   // endpoint's maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB
-  // default. PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
+  // default. PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it;
+  // then the endpoint's rate limit (a token from its bucket): TOO_MANY_REQUESTS with Retry-After, counted
+  // as rateLimited, so that a flood is refused before its bodies are read.
   Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
                                       std::size_t content_length);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
