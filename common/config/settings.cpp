@@ -201,7 +201,7 @@ const std::vector<SettingSpec>& setting_specs() {
        .env = "ALUMIA_HTTP_MAX_CONNECTIONS",
        .config_key = "httpMaxConnections",
        .default_value = "3000",
-       .description = "open connections a listener holds (each costs ~17 KiB); the excess is closed at once",
+       .description = "open connections a listener holds (each costs ~13 KiB); the excess is closed at once",
        .kind = integer,
        .min = 1,
        .max = 100'000},
