@@ -76,6 +76,9 @@ struct Route {
   std::function<Result<AdmittedDelivery>(DaemonContext&, const std::map<std::string, std::string>& params,
                                          std::size_t content_length)>
       admit_body = nullptr;
+  // Whether admit_body would block now (read the store): the listener then runs it on a worker, the
+  // connection suspended, and otherwise on its poll thread. Unset: it may always block.
+  std::function<bool(DaemonContext&, const std::map<std::string, std::string>& params)> admit_blocks = nullptr;
 };
 
 const std::vector<Route>& route_table();

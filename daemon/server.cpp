@@ -390,9 +390,10 @@ struct Listener::Impl {
       for (auto& [k, v] : http::form_decode(target.substr(q + 1))) r.query.emplace(std::move(k), std::move(v));
 
     ex.match = match_route(r.method, r.path, kind);
-    if (ex.match.route != nullptr && ex.match.route->admit_body) {
-      // Admission reads the store (the endpoint, on a cache miss) and takes a rate-limit token: on a
-      // worker, the connection suspended, still before the body is read.
+    const Route* route = ex.match.route;
+    if (route != nullptr && route->admit_body && (!route->admit_blocks || route->admit_blocks(ctx, ex.match.params))) {
+      // Admission would read the store (the receiver's endpoint, not cached yet): on a worker, the
+      // connection suspended, still before the body is read. A cached endpoint is admitted here.
       ex.step = Exchange::Step::admitting;
       set_phase(conn, Conn::Phase::busy);
       MHD_suspend_connection(c);

@@ -73,6 +73,11 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::stri
   }
 }
 
+bool EndpointCache::cached(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  return m_cache.count(id) != 0;
+}
+
 void EndpointCache::forget(const std::string& id) {
   std::lock_guard lock(m_mutex);
   m_cache.erase(id);

@@ -144,6 +144,10 @@ Result<AdmittedDelivery> WebhookService::admit_body(const std::string& provider,
   return admitted;
 }
 
+bool WebhookService::admit_reads_store(const std::string& endpoint_id) {
+  return is_uuid(endpoint_id) && !m_d.endpoints.cached(endpoint_id);
+}
+
 Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelivery& admitted) {
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
   const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";

@@ -171,6 +171,9 @@ class WebhookService {
   // as rateLimited, so that a flood is refused before its bodies are read.
   Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
                                       std::size_t content_length);
+  // Whether admit_body() for this endpoint would read the store now (the endpoint is not in the cache),
+  // so that the listener runs it on a worker rather than on its poll thread.
+  bool admit_reads_store(const std::string& endpoint_id);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
   // method not allowed, PAYLOAD_TOO_LARGE and TOO_MANY_REQUESTS (with its Retry-After) keep their code
   // with one fixed message each; anything else becomes SERVICE_UNAVAILABLE (the provider retries)
