@@ -39,6 +39,7 @@
 #include <cstdarg>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -399,7 +400,12 @@ struct Listener::Impl {
       MHD_suspend_connection(c);
       Exchange* exp = &ex;
       if (!pool.push([this, c, exp, conn] {
-            if (auto st = admit_body(ctx, exp->match, exp->length); !st) exp->answer = error_response(st.error());
+            try {
+              if (auto st = admit_body(ctx, exp->match, exp->length); !st) exp->answer = error_response(st.error());
+            } catch (const std::exception& e) {
+              spdlog::error("internal error admitting {} {}: {}", exp->request.method, exp->request.path, e.what());
+              exp->answer = error_response(Error{ErrorCode::internal, "internal error (see the daemon log)", 0});
+            }
             set_phase(conn, Conn::Phase::body);
             MHD_resume_connection(c);
           })) {
@@ -411,7 +417,9 @@ struct Listener::Impl {
     }
     if (auto st = admit_body(ctx, ex.match, ex.length); !st) return refuse(c, ex, st.error());
     ex.step = Exchange::Step::body;
-    r.body.reserve(ex.length);
+    // Grown as the body comes, not reserved for what the head declares: a connection that claims 25 MiB
+    // and sends nothing holds nothing.
+    r.body.reserve(std::min<std::size_t>(ex.length, 64 * 1024));
     return MHD_YES;
   }
 
@@ -475,22 +483,36 @@ Listener::Impl* impl_of(void* cls) { return static_cast<Listener::Impl*>(cls); }
 
 MHD_Result on_accept(void* cls, const sockaddr* addr, socklen_t) { return impl_of(cls)->accept_policy(addr); }
 
+// No exception may cross into libmicrohttpd (C): each callback catches what it could throw (memory).
 void on_connection(void* cls, MHD_Connection* c, void** socket_context, MHD_ConnectionNotificationCode code) {
-  if (code == MHD_CONNECTION_NOTIFY_STARTED) impl_of(cls)->connection_started(c, socket_context);
-  else impl_of(cls)->connection_closed(socket_context);
+  try {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) impl_of(cls)->connection_started(c, socket_context);
+    else impl_of(cls)->connection_closed(socket_context);
+  } catch (const std::exception& e) {
+    spdlog::warn("http: connection bookkeeping failed: {}", e.what());
+  }
 }
 
 void* on_uri(void*, const char* uri, MHD_Connection*) {
-  auto* ex = new Exchange;
-  ex->target = uri ? uri : "";
-  return ex;
+  try {
+    auto ex = std::make_unique<Exchange>();
+    ex->target = uri ? uri : "";
+    return ex.release();
+  } catch (const std::exception&) {
+    return nullptr;  // on_request opens one; this request then matches no route
+  }
 }
 
 size_t keep_escaped(void*, MHD_Connection*, char* s) { return std::strlen(s); }
 
 MHD_Result on_request(void* cls, MHD_Connection* c, const char*, const char* method, const char*, const char* upload,
                       size_t* upload_size, void** con_cls) {
-  return impl_of(cls)->on_request(c, method, upload, upload_size, con_cls);
+  try {
+    return impl_of(cls)->on_request(c, method, upload, upload_size, con_cls);
+  } catch (const std::exception& e) {
+    spdlog::warn("http: request dropped: {}", e.what());
+    return MHD_NO;  // MHD closes the connection
+  }
 }
 
 void on_completed(void* cls, MHD_Connection* c, void** con_cls, MHD_RequestTerminationCode) {
