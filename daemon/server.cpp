@@ -338,10 +338,11 @@ struct Listener::Impl {
       for (auto& [k, v] : http::form_decode(target.substr(q + 1))) r.query.emplace(std::move(k), std::move(v));
 
     ex.match = match_route(r.method, r.path, kind);
-    const Route* route = ex.match.route;
-    if (route != nullptr && route->admit_body && (!route->admit_blocks || route->admit_blocks(ctx, ex.match.params))) {
+    // The body rule here when it needs no store read (a cached endpoint: nearly every delivery).
+    const std::optional<Status> admitted = admit_body_now(ctx, ex.match, ex.length);
+    if (!admitted) {
       // Admission would read the store (the receiver's endpoint, not cached yet): on a worker, the
-      // connection suspended, still before the body is read. A cached endpoint is admitted here.
+      // connection suspended, still before the body is read.
       ex.step = Exchange::Step::admitting;
       set_phase(conn, Conn::Phase::busy);
       MHD_suspend_connection(c);
@@ -362,7 +363,7 @@ struct Listener::Impl {
       }
       return MHD_YES;
     }
-    if (auto st = admit_body(ctx, ex.match, ex.length); !st) return refuse(c, ex, st.error());
+    if (!*admitted) return refuse(c, ex, admitted->error());
     ex.step = Exchange::Step::body;
     // Grown as the body comes, not reserved for what the head declares: a connection that claims 25 MiB
     // and sends nothing holds nothing.

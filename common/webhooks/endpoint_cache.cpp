@@ -73,9 +73,10 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::stri
   }
 }
 
-bool EndpointCache::cached(const std::string& id) {
+std::optional<std::shared_ptr<const CachedEndpoint>> EndpointCache::cached(const std::string& id) {
   std::lock_guard lock(m_mutex);
-  return m_cache.count(id) != 0;
+  if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+  return std::nullopt;
 }
 
 void EndpointCache::forget(const std::string& id) {

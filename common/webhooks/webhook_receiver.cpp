@@ -115,6 +115,23 @@ Result<AdmittedDelivery> WebhookService::admit_body(const std::string& provider,
                                                     std::size_t content_length) {
   AdmittedDelivery admitted;
   if (is_uuid(id)) admitted.endpoint = m_d.endpoints.get(id);
+  return admit(provider, id, content_length, std::move(admitted));
+}
+
+std::optional<Result<AdmittedDelivery>> WebhookService::admit_body_cached(const std::string& provider,
+                                                                          const std::string& id,
+                                                                          std::size_t content_length) {
+  AdmittedDelivery admitted;
+  if (is_uuid(id)) {
+    auto cached = m_d.endpoints.cached(id);
+    if (!cached) return std::nullopt;
+    admitted.endpoint = std::move(*cached);
+  }
+  return admit(provider, id, content_length, std::move(admitted));
+}
+
+Result<AdmittedDelivery> WebhookService::admit(const std::string& provider, const std::string& id,
+                                               std::size_t content_length, AdmittedDelivery admitted) {
   const CachedEndpoint* ep = admitted.endpoint ? admitted.endpoint->get() : nullptr;
   const bool known = ep && !ep->record.deleted_at && ep->record.status == EndpointStatus::active &&
                      ep->record.provider == parse_provider(provider);
@@ -142,10 +159,6 @@ Result<AdmittedDelivery> WebhookService::admit_body(const std::string& provider,
     return std::unexpected(refuse(provider, id, detail, EndpointCounter::rate_limited));
   }
   return admitted;
-}
-
-bool WebhookService::admit_reads_store(const std::string& endpoint_id) {
-  return is_uuid(endpoint_id) && !m_d.endpoints.cached(endpoint_id);
 }
 
 Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelivery& admitted) {

@@ -171,9 +171,11 @@ class WebhookService {
   // as rateLimited, so that a flood is refused before its bodies are read.
   Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
                                       std::size_t content_length);
-  // Whether admit_body() for this endpoint would read the store now (the endpoint is not in the cache),
-  // so that the listener runs it on a worker rather than on its poll thread.
-  bool admit_reads_store(const std::string& endpoint_id);
+  // admit_body() when it can answer without reading the store (the endpoint is in the cache, or the id
+  // is no endpoint id at all); nullopt when it would read the store, so that the listener admits on a
+  // worker rather than on its poll thread.
+  std::optional<Result<AdmittedDelivery>> admit_body_cached(const std::string& provider, const std::string& endpoint_id,
+                                                            std::size_t content_length);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
   // method not allowed, PAYLOAD_TOO_LARGE and TOO_MANY_REQUESTS (with its Retry-After) keep their code
   // with one fixed message each; anything else becomes SERVICE_UNAVAILABLE (the provider retries)
@@ -206,6 +208,9 @@ class WebhookService {
                                               std::map<std::string, std::string> values);
   // Counts and records (lastError) a refused delivery to a known endpoint in the tally, logs it at a
   // bounded rate; the public answer.
+  // admit_body()'s rules once the endpoint is looked up (`admitted.endpoint`).
+  Result<AdmittedDelivery> admit(const std::string& provider, const std::string& id, std::size_t content_length,
+                                 AdmittedDelivery admitted);
   Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
                std::optional<EndpointCounter> counter);
   void log_refusal(const std::string& line);
