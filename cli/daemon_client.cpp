@@ -185,7 +185,8 @@ int exit_code_for_error(int http_status, std::string_view wire) {
   if (http_status == 405) return error_info(ErrorCode::method_not_allowed).exit_code;
   for (auto c : {ErrorCode::bad_request, ErrorCode::unauthorized, ErrorCode::forbidden, ErrorCode::not_found,
                  ErrorCode::conflict, ErrorCode::length_required, ErrorCode::payload_too_large,
-                 ErrorCode::validation_error, ErrorCode::too_many_requests, ErrorCode::service_unavailable})
+                 ErrorCode::request_timeout, ErrorCode::headers_too_large, ErrorCode::validation_error,
+                 ErrorCode::too_many_requests, ErrorCode::service_unavailable})
     if (error_info(c).http_status == http_status) return error_info(c).exit_code;
   return k_exit_error;
 }

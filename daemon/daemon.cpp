@@ -322,8 +322,8 @@ Daemon::~Daemon() { stop(); }
 
 int Daemon::serve(const sigset_t& signals) {
   m_flows.start_worker(std::chrono::milliseconds(m_settings.integer("refresh-interval-ms")));
-  m_control.listener->start(m_ctx);
-  if (m_public.listener) m_public.listener->start(m_ctx);
+  must(m_control.listener->start(m_ctx), "cannot start the control listener");
+  if (m_public.listener) must(m_public.listener->start(m_ctx), "cannot start the public listener");
   const DaemonInfo& info = m_ctx.info;
   const json state{{"url", info.control_url},
                    {"pid", info.pid},

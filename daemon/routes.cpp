@@ -53,6 +53,9 @@ std::vector<Route> build_table() {
     if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))
       throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
                              " must have admit_body exactly when its handler takes the admission");
+    if (r.admit_now && !r.admit_body)
+      throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
+                             " has admit_now without admit_body");
     if ((r.auth == Auth::public_) != r.scope.is_no_key())
       throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
                              (r.auth == Auth::public_ ? " is public but names a scope"
@@ -119,6 +122,17 @@ Status admit_body(DaemonContext& ctx, RouteMatch& m, std::size_t length) {
     m.admitted = std::move(*admitted);
   }
   return {};
+}
+
+std::optional<Status> admit_body_now(DaemonContext& ctx, RouteMatch& m, std::size_t length) {
+  const std::size_t cap = m.route ? m.route->body_cap : k_json_body_cap;
+  if (length > cap || !m.route || !m.route->admit_body) return admit_body(ctx, m, length);
+  if (!m.route->admit_now) return std::nullopt;
+  auto admitted = m.route->admit_now(ctx, m.params, length);
+  if (!admitted) return std::nullopt;
+  if (!*admitted) return std::unexpected(admitted->error());
+  m.admitted = std::move(**admitted);
+  return Status{};
 }
 
 http::Response dispatch(DaemonContext& ctx, http::Request& req) {

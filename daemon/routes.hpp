@@ -76,6 +76,11 @@ struct Route {
   std::function<Result<AdmittedDelivery>(DaemonContext&, const std::map<std::string, std::string>& params,
                                          std::size_t content_length)>
       admit_body = nullptr;
+  // admit_body's answer when it can give it without blocking (reading the store), else nullopt: the
+  // listener calls this on its poll thread and, on nullopt, admit_body on a worker. Unset: always nullopt.
+  std::function<std::optional<Result<AdmittedDelivery>>(
+      DaemonContext&, const std::map<std::string, std::string>& params, std::size_t content_length)>
+      admit_now = nullptr;
 };
 
 const std::vector<Route>& route_table();
@@ -93,6 +98,9 @@ RouteMatch match_route(std::string_view method, std::string_view path, http::Lis
 // server applies it to Content-Length before the body is read (chunked bodies are refused, so the body
 // is never longer); PAYLOAD_TOO_LARGE when over.
 Status admit_body(DaemonContext& ctx, RouteMatch& m, std::size_t length);
+// The same rule where it can be applied without blocking (the route's admit_now, or no admit_body at
+// all); nullopt when only admit_body() can answer: the listener's poll thread calls this one.
+std::optional<Status> admit_body_now(DaemonContext& ctx, RouteMatch& m, std::size_t length);
 
 // The whole pipeline after transport checks: match → auth → scope → handler → envelope (wire.hpp).
 // This form matches the route and admits the body itself (admit_body on its size).

@@ -3,7 +3,7 @@
 # nothing is missing. Runs as root on Debian 12 (the project's machines); elsewhere it only reports.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config make g++
-      libcli11-dev libcpp-httplib-dev libsqlitecpp-dev libsqlite3-dev nlohmann-json3-dev libssl-dev
+      libcli11-dev libcpp-httplib-dev libmicrohttpd-dev libsqlitecpp-dev libsqlite3-dev nlohmann-json3-dev libssl-dev
       libsecret-1-dev libglib2.0-dev catch2 liburiparser-dev libidn2-dev libspdlog-dev libfmt-dev
       gnome-keyring dbus dbus-x11 sqlite3 curl wrk python3 procps clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -14,6 +14,8 @@ constexpr std::array k_errors{
     ErrorInfo{ErrorCode::conflict, "CONFLICT", 409, 6},
     ErrorInfo{ErrorCode::length_required, "LENGTH_REQUIRED", 411, 7},
     ErrorInfo{ErrorCode::payload_too_large, "PAYLOAD_TOO_LARGE", 413, 7},
+    ErrorInfo{ErrorCode::request_timeout, "REQUEST_TIMEOUT", 408, 1},
+    ErrorInfo{ErrorCode::headers_too_large, "HEADERS_TOO_LARGE", 431, 7},
     ErrorInfo{ErrorCode::validation_error, "VALIDATION_ERROR", 422, 7},
     ErrorInfo{ErrorCode::too_many_requests, "TOO_MANY_REQUESTS", 429, 1},
     ErrorInfo{ErrorCode::service_unavailable, "SERVICE_UNAVAILABLE", 503, 1},

@@ -73,6 +73,12 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::stri
   }
 }
 
+std::optional<std::shared_ptr<const CachedEndpoint>> EndpointCache::cached(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+  return std::nullopt;
+}
+
 void EndpointCache::forget(const std::string& id) {
   std::lock_guard lock(m_mutex);
   m_cache.erase(id);

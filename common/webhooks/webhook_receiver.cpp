@@ -115,18 +115,50 @@ Result<AdmittedDelivery> WebhookService::admit_body(const std::string& provider,
                                                     std::size_t content_length) {
   AdmittedDelivery admitted;
   if (is_uuid(id)) admitted.endpoint = m_d.endpoints.get(id);
+  return admit(provider, id, content_length, std::move(admitted));
+}
+
+std::optional<Result<AdmittedDelivery>> WebhookService::admit_body_cached(const std::string& provider,
+                                                                          const std::string& id,
+                                                                          std::size_t content_length) {
+  AdmittedDelivery admitted;
+  if (is_uuid(id)) {
+    auto cached = m_d.endpoints.cached(id);
+    if (!cached) return std::nullopt;
+    admitted.endpoint = std::move(*cached);
+  }
+  return admit(provider, id, content_length, std::move(admitted));
+}
+
+Result<AdmittedDelivery> WebhookService::admit(const std::string& provider, const std::string& id,
+                                               std::size_t content_length, AdmittedDelivery admitted) {
   const CachedEndpoint* ep = admitted.endpoint ? admitted.endpoint->get() : nullptr;
   const bool known = ep && !ep->record.deleted_at && ep->record.status == EndpointStatus::active &&
                      ep->record.provider == parse_provider(provider);
   const int64_t cap = known ? ep->record.max_body_bytes : k_default_webhook_body_cap;
-  if (static_cast<int64_t>(content_length) <= cap) return admitted;
-  const Error detail{ErrorCode::payload_too_large,
-                     "body of " + std::to_string(content_length) + " bytes exceeds maxBodyBytes " +
-                         std::to_string(cap) + " (raise it with `alumia-connect webhooks update " + id +
-                         " --max-body-bytes N`)",
-                     0};
-  if (!known) return std::unexpected(public_refusal(detail));
-  return std::unexpected(refuse(provider, id, detail, EndpointCounter::rejected));
+  if (static_cast<int64_t>(content_length) > cap) {
+    const Error detail{ErrorCode::payload_too_large,
+                       "body of " + std::to_string(content_length) + " bytes exceeds maxBodyBytes " +
+                           std::to_string(cap) + " (raise it with `alumia-connect webhooks update " + id +
+                           " --max-body-bytes N`)",
+                       0};
+    if (!known) return std::unexpected(public_refusal(detail));
+    return std::unexpected(refuse(provider, id, detail, EndpointCounter::rejected));
+  }
+  // The rate limit, before anything that costs (reading the body, the verifier's crypto, a key fetch,
+  // the store): in memory, per endpoint, so a flood here neither writes to disk nor holds up other
+  // endpoints, and its bodies are never read (the listener closes after the 429).
+  if (!known) return admitted;
+  if (const int64_t wait_ms = ep->rate_limit.take(m_d.clock.now_ms()); wait_ms > 0) {
+    const RateLimit limit = m_d.endpoints.rate_limit(ep->record);
+    const Error detail{ErrorCode::too_many_requests,
+                       "over the endpoint's rate limit of " + std::to_string(limit.per_second) + "/s (burst " +
+                           std::to_string(limit.burst) + "); raise it with `alumia-connect webhooks update " + id +
+                           " --rate-limit N --burst M`",
+                       static_cast<int>((wait_ms + 999) / 1000)};
+    return std::unexpected(refuse(provider, id, detail, EndpointCounter::rate_limited));
+  }
+  return admitted;
 }
 
 Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelivery& admitted) {
@@ -148,17 +180,7 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
     return std::unexpected(public_refusal(not_found));
 
   const int64_t now = m_d.clock.now_ms();
-  // The rate limit, before anything that costs (the verifier's crypto, a key fetch, the store): in
-  // memory, per endpoint, so a flood here neither writes to disk nor holds up other endpoints.
-  if (const int64_t wait_ms = ep->rate_limit.take(now); wait_ms > 0) {
-    const RateLimit limit = m_d.endpoints.rate_limit(ep->record);
-    const Error detail{ErrorCode::too_many_requests,
-                       "over the endpoint's rate limit of " + std::to_string(limit.per_second) + "/s (burst " +
-                           std::to_string(limit.burst) + "); raise it with `alumia-connect webhooks update " + id +
-                           " --rate-limit N --burst M`",
-                       static_cast<int>((wait_ms + 999) / 1000)};
-    return std::unexpected(refuse(provider, id, detail, EndpointCounter::rate_limited));
-  }
+  // The rate limit was admit_body()'s, before the body was read.
   const bool in_grace = ep->record.previous_secret_expires_at && now < *ep->record.previous_secret_expires_at;
   webhooks::VerifyContext vctx{in_grace ? ep->during_grace : ep->current, now, &m_jwks, {}};
   // Twilio signs the URL it called: the receiveUrl, built on the base URL.

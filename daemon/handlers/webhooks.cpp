@@ -304,6 +304,16 @@ Result<AdmittedDelivery> admit_receiver_body(DaemonContext& ctx, const std::map<
   return ctx.webhooks.admit_body(provider->second, id->second, length);
 }
 
+// The same, when the endpoint is in the cache (the listener's poll thread); nullopt when it is not.
+std::optional<Result<AdmittedDelivery>> admit_receiver_now(DaemonContext& ctx,
+                                                           const std::map<std::string, std::string>& params,
+                                                           std::size_t length) {
+  const auto provider = params.find("provider");
+  const auto id = params.find("endpointId");
+  if (provider == params.end() || id == params.end()) return AdmittedDelivery{};
+  return ctx.webhooks.admit_body_cached(provider->second, id->second, length);
+}
+
 }  // namespace
 
 void add_webhook_routes(std::vector<Route>& routes) {
@@ -323,10 +333,10 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     k_on_control, "rotate an endpoint's secret (the old one verifies during a grace period)"});
   routes.push_back({"POST", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
                     RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
-                    "webhook receiver (provider-signed)", admit_receiver_body});
+                    "webhook receiver (provider-signed)", admit_receiver_body, admit_receiver_now});
   routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
                     RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
-                    "webhook receiver: Meta subscription handshake", admit_receiver_body});
+                    "webhook receiver: Meta subscription handshake", admit_receiver_body, admit_receiver_now});
   routes.push_back({"GET", "/api/v1/connector-events", list_events, Auth::key, W, k_json_body_cap, k_on_control,
                     "list received events"});
   routes.push_back({"GET", "/api/v1/connector-events/:id", get_event, Auth::key, W, k_json_body_cap, k_on_control,

@@ -29,6 +29,8 @@ const std::vector<Expected> k_expected{
     {ErrorCode::conflict, "CONFLICT", 409, 6},
     {ErrorCode::length_required, "LENGTH_REQUIRED", 411, 7},  // a malformed request, like 413
     {ErrorCode::payload_too_large, "PAYLOAD_TOO_LARGE", 413, 7},
+    {ErrorCode::request_timeout, "REQUEST_TIMEOUT", 408, 1},      // a slow client: retry
+    {ErrorCode::headers_too_large, "HEADERS_TOO_LARGE", 431, 7},  // a malformed request, like 413
     {ErrorCode::validation_error, "VALIDATION_ERROR", 422, 7},
     {ErrorCode::too_many_requests, "TOO_MANY_REQUESTS", 429, 1},
     {ErrorCode::service_unavailable, "SERVICE_UNAVAILABLE", 503, 1},

@@ -1,11 +1,15 @@
 // daemon::parse_listen: HOST:PORT and [v6]:PORT for --listen and --public-listen, through the one
 // host:port parser of common/net (net::parse_host_port, also used by the CLI's daemon URL and URL ports).
+// Also listener_limits(): the http-* and trusted-proxies settings as each listener takes them.
 #include "server.hpp"
 
+#include <alumia/config/config.hpp>
 #include <alumia/net/host_port.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -71,4 +75,42 @@ TEST_CASE("host:port parser: brackets, port range and errors naming the text", "
     CHECK(r.error().code == alumia::ErrorCode::bad_request);
     CHECK_THAT(r.error().message, Catch::Contains("the URL") && Catch::Contains("1 to 65535"));
   }
+}
+
+TEST_CASE("listener limits: from the settings; the control listener has only the total cap and trusts no proxy",
+          "[listen]") {
+  using alumia::daemon::listener_limits;
+  using Kind = alumia::http::ListenerKind;
+  const auto settings = [](std::map<std::string, std::string> env) {
+    auto s = alumia::Settings::resolve(
+        {},
+        [env](std::string_view name) -> std::optional<std::string> {
+          auto it = env.find(std::string(name));
+          return it == env.end() ? std::nullopt : std::optional<std::string>(it->second);
+        },
+        "/nonexistent/alumia-config.json");
+    REQUIRE(s);
+    return *s;
+  };
+  const auto s = settings({{"ALUMIA_HTTP_MAX_CONNECTIONS", "2500"},
+                           {"ALUMIA_HTTP_MAX_CONNECTIONS_PER_IP", "300"},
+                           {"ALUMIA_HTTP_HEADER_TIMEOUT_MS", "250"},
+                           {"ALUMIA_TRUSTED_PROXIES", "10.0.0.0/8"}});
+  const auto pub = listener_limits(s, Kind::public_);
+  REQUIRE(pub);
+  CHECK(pub->max_connections == 2500);
+  CHECK(pub->max_connections_per_ip == 300);
+  CHECK(pub->header_timeout_ms == 250);
+  CHECK(pub->idle_timeout_seconds == 5);
+  CHECK(pub->body_min_rate == 1024);
+  CHECK(pub->trusted_proxies == "10.0.0.0/8");
+  const auto ctl = listener_limits(s, Kind::control);
+  REQUIRE(ctl);
+  CHECK(ctl->max_connections_per_ip == 2500);
+  CHECK(ctl->trusted_proxies.empty());
+
+  const auto bad = listener_limits(settings({{"ALUMIA_TRUSTED_PROXIES", "10.0.0.0/8, proxy.example"}}), Kind::public_);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("trusted-proxies") && Catch::Contains("ALUMIA_TRUSTED_PROXIES") &&
+                                      Catch::Contains("proxy.example"));
 }

@@ -207,3 +207,35 @@ TEST_CASE("admit_body: the one body-size rule, on a length before the body is re
   REQUIRE(admit_body(d.ctx, get, 0));
   CHECK(get.admitted.has_value());
 }
+
+TEST_CASE("admit_body_now: the listener's poll thread admits without the store, or leaves it to a worker", "[routes]") {
+  using alumia::daemon::admit_body_now;
+  using alumia::daemon::match_route;
+  using alumia::http::ListenerKind;
+  DaemonUnderTest d;
+  // A route without admission, and a cap refusal, are answered at once.
+  auto json_route = match_route("POST", "/api/v1/connections", ListenerKind::control);
+  REQUIRE(admit_body_now(d.ctx, json_route, 10).has_value());
+  CHECK(admit_body_now(d.ctx, json_route, 10)->has_value());
+  CHECK(admit_body_now(d.ctx, json_route, alumia::daemon::k_json_body_cap + 1)->error().code ==
+        ErrorCode::payload_too_large);
+  // The receiver: an endpoint id not in the cache would be read from the store: nullopt (a worker admits).
+  auto created = d.send("POST", "/api/v1/webhook-endpoints", R"({"provider":"github"})");
+  REQUIRE(created.status == 201);
+  const std::string id = nlohmann::json::parse(created.body)["data"]["endpoint"]["id"];
+  const std::string path = "/api/v1/connectors/webhooks/github/" + id;
+  auto m = match_route("POST", path, ListenerKind::public_);
+  CHECK_FALSE(admit_body_now(d.ctx, m, 100).has_value());
+  // Once admit_body has looked it up (the cache holds it), the poll thread admits it, with the lookup.
+  REQUIRE(alumia::daemon::admit_body(d.ctx, m, 100));
+  auto again = match_route("POST", path, ListenerKind::public_);
+  const auto now = admit_body_now(d.ctx, again, 100);
+  REQUIRE(now.has_value());
+  CHECK(now->has_value());
+  REQUIRE(again.admitted.has_value());
+  REQUIRE(again.admitted->endpoint.has_value());
+  CHECK((*again.admitted->endpoint)->record.id == id);
+  // A path segment that is no endpoint id needs no lookup at all.
+  auto stranger = match_route("POST", "/api/v1/connectors/webhooks/github/not-an-id", ListenerKind::public_);
+  CHECK(admit_body_now(d.ctx, stranger, 100).has_value());
+}

@@ -16,6 +16,8 @@ enum class ErrorCode {
   conflict,
   length_required,
   payload_too_large,
+  request_timeout,    // headers or body too slow (the listeners' deadlines); the connection is closed
+  headers_too_large,  // too many header lines or header bytes
   validation_error,
   too_many_requests,
   service_unavailable,

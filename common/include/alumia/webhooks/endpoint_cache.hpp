@@ -41,6 +41,8 @@ class EndpointCache final : public EndpointTargets {
 
   // The endpoint (deleted and disabled ones too: callers decide); nullptr when there is no such row.
   Result<std::shared_ptr<const CachedEndpoint>> get(const std::string& id);
+  // What get(id) answers when it can from memory, without reading the store; nullopt when it cannot.
+  std::optional<std::shared_ptr<const CachedEndpoint>> cached(const std::string& id);
   // Drops the endpoint; a load that raced with this is not cached.
   void forget(const std::string& id);
   const std::string& default_relay_to() const { return m_default_relay_to; }

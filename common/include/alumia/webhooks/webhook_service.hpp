@@ -166,9 +166,16 @@ class WebhookService {
   // Before the body is read (the daemon calls it with Content-Length): the delivery's endpoint, looked
   // up in the cache once for the whole delivery, and the receiver's body cap, its one check: the
   // endpoint's maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB
-  // default. PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it.
+  // default. PAYLOAD_TOO_LARGE (counted as rejected for a known endpoint) when `content_length` exceeds it;
+  // then the endpoint's rate limit (a token from its bucket): TOO_MANY_REQUESTS with Retry-After, counted
+  // as rateLimited, so that a flood is refused before its bodies are read.
   Result<AdmittedDelivery> admit_body(const std::string& provider, const std::string& endpoint_id,
                                       std::size_t content_length);
+  // admit_body() when it can answer without reading the store (the endpoint is in the cache, or the id
+  // is no endpoint id at all); nullopt when it would read the store, so that the listener admits on a
+  // worker rather than on its poll thread.
+  std::optional<Result<AdmittedDelivery>> admit_body_cached(const std::string& provider, const std::string& endpoint_id,
+                                                            std::size_t content_length);
   // What the receiver answers for a refusal with this detail: UNAUTHORIZED, NOT_FOUND, BAD_REQUEST,
   // method not allowed, PAYLOAD_TOO_LARGE and TOO_MANY_REQUESTS (with its Retry-After) keep their code
   // with one fixed message each; anything else becomes SERVICE_UNAVAILABLE (the provider retries)
@@ -201,6 +208,9 @@ class WebhookService {
                                               std::map<std::string, std::string> values);
   // Counts and records (lastError) a refused delivery to a known endpoint in the tally, logs it at a
   // bounded rate; the public answer.
+  // admit_body()'s rules once the endpoint is looked up (`admitted.endpoint`).
+  Result<AdmittedDelivery> admit(const std::string& provider, const std::string& id, std::size_t content_length,
+                                 AdmittedDelivery admitted);
   Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
                std::optional<EndpointCounter> counter);
   void log_refusal(const std::string& line);
