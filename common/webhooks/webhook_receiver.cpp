@@ -104,10 +104,11 @@ void WebhookService::log_refusal(const std::string& line) {
 }
 
 Error WebhookService::refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
-                             std::optional<EndpointCounter> counter) {
+                             std::optional<EndpointCounter> counter, const std::string& client) {
   const std::string message = printable(detail.message);
   m_tally.add(endpoint_id, counter, EndpointError{std::string(detail.wire()), message, m_d.clock.now_ms()});
-  log_refusal(provider + " " + endpoint_id + ": refused (" + std::string(detail.wire()) + "): " + message);
+  log_refusal(provider + " " + endpoint_id + (client.empty() ? "" : " from " + printable(client)) + ": refused (" +
+              std::string(detail.wire()) + "): " + message);
   return public_refusal(detail);
 }
 
@@ -189,7 +190,8 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
   if (!verdict) {
     const bool auth_failure = verdict.error().code == ErrorCode::unauthorized;
     return std::unexpected(refuse(provider, id, verdict.error(),
-                                  auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected));
+                                  auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected,
+                                  req.remote_addr));
   }
   if (verdict->outcome != webhooks::Outcome::event) return Receipt{exact_reply(*verdict), {}, false};
 

@@ -331,7 +331,8 @@ TEST_CASE("deployment: signed deliveries through nginx terminating TLS reach the
   Sink sink;
   TempDir home, proxy_dir;
   const std::string base_url = std::string("https://") + k_public_name;
-  auto options = daemon_options({{"CONNECTOR_WEBHOOK_BASE_URL", base_url}});
+  // nginx runs on this machine: its address is the trusted proxy, as docs/DEPLOY.md says.
+  auto options = daemon_options({{"CONNECTOR_WEBHOOK_BASE_URL", base_url}, {"ALUMIA_TRUSTED_PROXIES", "127.0.0.1"}});
   options.extra_args = {"--public-listen", "127.0.0.1:0"};
   Daemon d(home.path(), options);
   auto status = d.api("GET", "/api/v1/status");
@@ -457,6 +458,28 @@ TEST_CASE("deployment: signed deliveries through nginx terminating TLS reach the
     const std::string upstream = " 127.0.0.1:" + std::to_string(public_port) + " ";
     CHECK(log.find("200 POST " + path + upstream + "200") != std::string::npos);
     CHECK(log.find("401 POST " + path + upstream + "401") != std::string::npos);
+  }
+
+  SECTION("the daemon sees the client's address that nginx forwards, not nginx's, nor what the client claims") {
+    // A provider on another address, claiming to be 6.6.6.6: nginx appends the address it sees.
+    httplib::SSLClient far(k_public_name, nginx.port());
+    far.set_hostname_addr_map({{k_public_name, "127.0.0.1"}});
+    far.set_interface("127.0.0.7");
+    far.set_ca_cert_path((proxy_dir.path() / "cert.pem").string());
+    far.enable_server_certificate_verification(true);
+    const Delivery forged = odd_github_delivery(secret, "d6a1f0e2-deploy-5", true);
+    httplib::Headers h{{"X-Forwarded-For", "6.6.6.6"}};
+    for (const auto& [k, v] : forged.headers) h.emplace(k, v);
+    auto res = far.Post(path, h, forged.body, "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 401);
+    // The refusal is logged with the sender's address: the forwarded one, since nginx is trusted.
+    CHECK(eventually([&] { return d.log().find(" from 127.0.0.7: refused (UNAUTHORIZED)") != std::string::npos; },
+                     std::chrono::seconds(5)));
+    const std::string log = d.log();
+    INFO(log);
+    CHECK(log.find("from 127.0.0.1:") == std::string::npos);
+    CHECK(log.find("from 6.6.6.6") == std::string::npos);
   }
 
   SECTION("the Host nginx forwards is the name asked for: the base URL's host passes, any other is refused") {

@@ -206,13 +206,14 @@ class WebhookService {
   // without them, and destroyed again when the row cannot be inserted. `values` is wiped.
   Result<CreatedEndpoint> insert_new_endpoint(const Caller& caller, WebhookEndpointRecord e,
                                               std::map<std::string, std::string> values);
-  // Counts and records (lastError) a refused delivery to a known endpoint in the tally, logs it at a
-  // bounded rate; the public answer.
   // admit_body()'s rules once the endpoint is looked up (`admitted.endpoint`).
   Result<AdmittedDelivery> admit(const std::string& provider, const std::string& id, std::size_t content_length,
                                  AdmittedDelivery admitted);
+  // Counts and records (lastError) a refused delivery to a known endpoint in the tally, logs it at a
+  // bounded rate (naming `client`, the sender's address, when known: behind a trusted proxy the
+  // forwarded one); the public answer.
   Error refuse(const std::string& provider, const std::string& endpoint_id, const Error& detail,
-               std::optional<EndpointCounter> counter);
+               std::optional<EndpointCounter> counter, const std::string& client = {});
   void log_refusal(const std::string& line);
 
   // Refusals are logged at most k_refusal_log_lines times a window, then counted: a stranger can
