@@ -83,6 +83,7 @@ struct Exchange {
   std::optional<http::Response> answer;
   std::size_t length = 0;  // Content-Length
   bool close = false;
+  std::size_t budgeted = 0;      // this request's share of Impl::buffered (its Content-Length)
   std::string in_flight_client;  // counted in Impl::in_flight (requests through a trusted proxy)
 };
 
@@ -135,6 +136,10 @@ struct Listener::Impl {
   std::unordered_map<std::string, int> per_ip;
   std::unordered_map<std::string, int> in_flight;
   int open_connections = 0;
+  // Poll thread only: the declared lengths of the bodies being read or handled. A body is reserved
+  // before its first byte is read, so that the connection caps times the body caps (3,000 x 256 KiB
+  // and more) can never all be in memory at once.
+  int64_t buffered = 0;
 
   std::mutex mutex;  // conns and each Conn's phase fields; the sweeper's wake-up
   std::unordered_set<Conn*> conns;
@@ -209,6 +214,7 @@ struct Listener::Impl {
 
   void request_completed(MHD_Connection* c, void** con_cls) {
     auto* ex = static_cast<Exchange*>(*con_cls);
+    if (ex != nullptr) buffered -= static_cast<int64_t>(ex->budgeted);
     if (ex != nullptr && !ex->in_flight_client.empty())
       if (auto it = in_flight.find(ex->in_flight_client); it != in_flight.end() && --it->second <= 0)
         in_flight.erase(it);
@@ -254,6 +260,7 @@ struct Listener::Impl {
           ex->step = Exchange::Step::answering;
           return queue(c, *ex->answer, true);
         }
+        if (!reserve_body(*ex)) return refuse(c, *ex, over_budget_error());
         ex->step = Exchange::Step::body;
         [[fallthrough]];
       case Exchange::Step::body:
@@ -364,11 +371,26 @@ struct Listener::Impl {
       return MHD_YES;
     }
     if (!*admitted) return refuse(c, ex, admitted->error());
+    if (!reserve_body(ex)) return refuse(c, ex, over_budget_error());
     ex.step = Exchange::Step::body;
     // Grown as the body comes, not reserved for what the head declares: a connection that claims 25 MiB
     // and sends nothing holds nothing.
     r.body.reserve(std::min<std::size_t>(ex.length, 64 * 1024));
     return MHD_YES;
+  }
+
+  // Takes the request's declared body length from the listener's budget; false when it does not fit.
+  bool reserve_body(Exchange& ex) {
+    const auto length = static_cast<int64_t>(ex.length);
+    if (length > limits.body_budget - buffered) return false;
+    buffered += length;
+    ex.budgeted = ex.length;
+    return true;
+  }
+
+  static Error over_budget_error() {
+    return Error{ErrorCode::service_unavailable,
+                 "the daemon is reading too many request bodies at once (http-body-budget); retry later", 1};
   }
 
   static Error busy_error() {
@@ -485,6 +507,7 @@ Result<ListenerLimits> listener_limits(const Settings& settings, http::ListenerK
   l.header_timeout_ms = settings.integer("http-header-timeout-ms");
   l.idle_timeout_seconds = static_cast<int>(settings.integer("http-idle-timeout-seconds"));
   l.body_min_rate = settings.integer("http-body-min-rate");
+  l.body_budget = settings.integer("http-body-budget");
   // The control listener is loopback only: every client is this machine, so only the total cap
   // applies, and it is never behind a proxy.
   if (kind == http::ListenerKind::control) l.max_connections_per_ip = l.max_connections;

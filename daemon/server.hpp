@@ -21,6 +21,7 @@ struct ListenerLimits {
   int64_t header_timeout_ms = 10000;  // head complete within this, else 408 and close
   int idle_timeout_seconds = 5;       // nothing sent or received this long: closed
   int64_t body_min_rate = 1024;       // bytes/s a body averages after header_timeout_ms, else 408; 0: none
+  int64_t body_budget = 64 << 20;     // bytes of bodies buffered at once (declared lengths), else 503
   std::string trusted_proxies;        // comma-separated addresses/CIDRs (net::TrustedProxies)
   int workers = 16;                   // the pool; its queue holds max_connections (one request each)
 };

@@ -439,3 +439,39 @@ TEST_CASE("listeners: a delivery over its endpoint's rate limit is refused befor
   CHECK(second.last().find("Connection: close") != std::string::npos);
   CHECK(second.read_until_close(2s));
 }
+
+TEST_CASE("listeners: bodies over the listener's body budget are refused before they are read; the budget frees",
+          "[http][listeners][budget]") {
+  Listeners l(EnvOverrides{{"ALUMIA_HTTP_BODY_BUDGET", "65536"}});
+  auto created = l.d.api("POST", "/api/v1/webhook-endpoints", R"({"provider":"github"})");
+  REQUIRE(created.status == 201);
+  const std::string id = created.json()["data"]["endpoint"]["id"];
+  const auto head = [&](std::size_t length) {
+    return "POST /api/v1/connectors/webhooks/github/" + id +
+           " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(l.public_) +
+           "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+  };
+  // 40,000 bytes declared and not sent yet: reserved from the 65,536 while the body is awaited.
+  Conn held(l.public_);
+  REQUIRE(held.send(head(40000)));
+  // Once the held head is judged, another 40,000 does not fit: 503 on its head alone, and closed.
+  CHECK(eventually(
+      [&] {
+        Conn other(l.public_);
+        other.send(head(40000));
+        const int status = other.read_answer(2s);
+        return status == 503 && other.last().find("Connection: close") != std::string::npos &&
+               other.last().find("Retry-After: 1") != std::string::npos && other.read_until_close(2s);
+      },
+      5s));
+  // A smaller body still fits beside it (its unsigned body then fails verification: 401).
+  Conn small(l.public_);
+  REQUIRE(small.send(head(1000) + std::string(1000, 'x')));
+  CHECK(small.read_answer() == 401);
+  // The held body arrives and is answered; its share is given back, and a large one fits again.
+  REQUIRE(held.send(std::string(40000, 'x')));
+  CHECK(held.read_answer() == 401);
+  Conn after(l.public_);
+  REQUIRE(after.send(head(40000) + std::string(40000, 'x')));
+  CHECK(after.read_answer() == 401);
+}

@@ -103,6 +103,7 @@ TEST_CASE("listener limits: from the settings; the control listener has only the
   CHECK(pub->header_timeout_ms == 250);
   CHECK(pub->idle_timeout_seconds == 5);
   CHECK(pub->body_min_rate == 1024);
+  CHECK(pub->body_budget == 64 << 20);
   CHECK(pub->trusted_proxies == "10.0.0.0/8");
   const auto ctl = listener_limits(s, Kind::control);
   REQUIRE(ctl);
