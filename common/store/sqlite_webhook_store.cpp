@@ -136,6 +136,7 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilt
     // Flattened by SQLite into one query; the outer level only names job_state for the filter.
     std::string sql = std::string(k_event_cols) + " FROM webhook_events e WHERE e.user_id=?";
     if (f.endpoint_id) sql += " AND e.endpoint_id=?";
+    if (f.provider) sql += " AND e.provider=?";
     if (f.since) sql += " AND e.received_at >= ?";
     sql = "SELECT * FROM (" + sql + ") WHERE 1=1";
     if (f.job_state) sql += " AND job_state=?";
@@ -143,6 +144,7 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilt
     int i = 1;
     q->bind(i++, f.user_id);
     if (f.endpoint_id) q->bind(i++, *f.endpoint_id);
+    if (f.provider) q->bind(i++, std::string(to_string(*f.provider)));
     if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
     if (f.job_state) q->bind(i++, std::string(to_string(*f.job_state)));
     return ks.page<WebhookEvent>(*q, ks.bind_cursor(*q, i), read_event,
@@ -170,6 +172,30 @@ Result<std::optional<WebhookEvent>> SqliteWebhookStore::read_event_row(const std
 }
 
 // ---- jobs ----
+
+Result<std::map<std::string, std::map<JobState, int64_t>>> SqliteWebhookStore::job_counts(const std::string& user_id) {
+  settle();
+  return read([&] {
+    // The user's endpoints (a small table), then each one's rows of webhook_job_counts by its key.
+    auto q = m_r.use(k_job_counts_sql);
+    q->bind(1, user_id);
+    std::map<std::string, std::map<JobState, int64_t>> out;
+    while (q->executeStep())
+      if (const auto state = parse_job_state(q->getColumn(1).getString()))
+        out[q->getColumn(0).getString()][*state] += q->getColumn(2).getInt64();
+    return out;
+  });
+}
+
+Result<std::optional<WebhookJob>> SqliteWebhookStore::oldest_queued_job(const std::string& endpoint_id) {
+  settle();
+  return read([&]() -> std::optional<WebhookJob> {
+    auto q = m_r.use(k_oldest_queued_sql);  // the columns of k_job_cols
+    q->bind(1, endpoint_id);
+    if (!q->executeStep()) return std::nullopt;
+    return read_job(*q);
+  });
+}
 
 Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
   return m_writer.write([this, &j] {
