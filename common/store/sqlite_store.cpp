@@ -112,6 +112,8 @@ ALTER TABLE webhook_endpoints ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0
     // 6: jobs per (endpoint, state), kept by triggers in the transaction that changes a job, so that
     // the admin summary (SPEC §9) reads a few rows instead of counting the jobs table. The counts are
     // made once here from what exists (the only pass over the jobs); a state that reaches 0 keeps its row.
+    // And the jobs of a user by state, newest first: the events whose job is dead (or queued, ...) are a
+    // range of it, not a pass over every event.
     R"sql(
 CREATE TABLE webhook_job_counts (
   endpoint_id TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
@@ -128,6 +130,7 @@ CREATE TRIGGER webhook_jobs_count_update AFTER UPDATE OF state ON webhook_jobs
   INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
     ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
 END;
+CREATE INDEX webhook_jobs_user_state ON webhook_jobs(user_id, state, created_at, id);
 CREATE TRIGGER webhook_jobs_count_delete AFTER DELETE ON webhook_jobs BEGIN
   UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
 END;

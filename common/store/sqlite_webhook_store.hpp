@@ -97,6 +97,7 @@ class SqliteWebhookStore final : public WebhookStore {
   void count(const std::string& endpoint_id, EndpointCounter counter);  // duplicates, from ingest()
 
   // sqlite_webhook_store.cpp
+  Result<PageResult<WebhookEvent>> list_events_in_state(const EventFilter& f, const Page& page);
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
   void write_outcome(const WebhookJob& j);
   static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default,

@@ -110,7 +110,8 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
     d.exec(
         "DROP TRIGGER webhook_jobs_count_insert; DROP TRIGGER webhook_jobs_count_update; "
-        "DROP TRIGGER webhook_jobs_count_delete; DROP TABLE webhook_job_counts; PRAGMA user_version=5;");
+        "DROP TRIGGER webhook_jobs_count_delete; DROP TABLE webhook_job_counts; DROP INDEX webhook_jobs_user_state; "
+        "PRAGMA user_version=5;");
   }
   f.store.reset();
   auto s = open_sqlite_store({f.options.path, true});
