@@ -268,3 +268,81 @@ TEST_CASE("admin: bad filters are refused with a clear error", "[webhooks][admin
     CHECK(r.body.find(c.says) != std::string::npos);
   }
 }
+
+TEST_CASE("admin: events by job state are those whose newest job is in it; by provider, merged across endpoints",
+          "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f({"ep1", "ep2"});
+  {
+    WebhookEndpointRecord slack;
+    slack.id = "ep3";
+    slack.user_id = "u1";
+    slack.provider = Provider::slack;
+    slack.created_at = slack.updated_at = 1;
+    REQUIRE(f.hooks->insert_endpoint(slack));
+  }
+  // Event n goes to eps[n % 3]: ep1 and ep2 (github) get 1, 3, 4, 6, 7, 9; ep3 (slack) 2, 5, 8.
+  const std::string eps[] = {"ep1", "ep2", "ep3"};
+  for (int n = 1; n <= 9; ++n) {
+    auto r = test::ingest_request("k" + std::to_string(n), n);
+    r.endpoint_id = eps[n % 3];
+    r.provider = r.endpoint_id == "ep3" ? Provider::slack : Provider::github;
+    REQUIRE(f.hooks->ingest(r));
+  }
+  const auto keys = [&](EventFilter filter, std::size_t limit) {
+    filter.user_id = "u1";
+    std::vector<std::string> out;
+    Page page;
+    page.limit = limit;
+    for (int pages = 0; pages < 20; ++pages) {
+      auto got = f.hooks->list_events(filter, page);
+      REQUIRE(got);
+      REQUIRE(got->items.size() <= limit);
+      for (const auto& e : got->items) out.push_back(e.event_key);
+      if (!got->next_cursor) break;
+      page.cursor = got->next_cursor;
+    }
+    return out;
+  };
+  EventFilter github;
+  github.provider = Provider::github;
+  using V = std::vector<std::string>;
+  CHECK(keys(github, 2) == V{"k9", "k7", "k6", "k4", "k3", "k1"});  // newest first, paged by 2 over two endpoints
+  CHECK(keys(github, 50) == V{"k9", "k7", "k6", "k4", "k3", "k1"});
+  EventFilter slack;
+  slack.provider = Provider::slack;
+  CHECK(keys(slack, 1) == V{"k8", "k5", "k2"});
+
+  // ev-4's job dies, then a replay queues a new one: it is no longer a dead event.
+  auto claimed = f.hooks->claim_due_jobs(1004, 4, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed) {
+    j.state = j.id == "job-4" ? JobState::dead : JobState::succeeded;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  EventFilter dead;
+  dead.job_state = JobState::dead;
+  CHECK(keys(dead, 50) == V{"k4"});
+  WebhookJob replay;
+  replay.id = "job-4-replay";
+  replay.event_id = "ev-4";
+  replay.endpoint_id = "ep2";
+  replay.user_id = "u1";
+  replay.next_attempt_at = replay.created_at = replay.updated_at = 5000;
+  REQUIRE(f.hooks->insert_job(replay));
+  CHECK(keys(dead, 50).empty());
+  EventFilter queued;
+  queued.job_state = JobState::queued;
+  // Listed by their newest job's creation: the replay (5000) first, then the deliveries still queued.
+  CHECK(keys(queued, 2) == V{"k4", "k9", "k8", "k7", "k6", "k5"});
+  queued.provider = Provider::slack;
+  CHECK(keys(queued, 50) == V{"k8", "k5"});
+  queued.provider.reset();
+  queued.endpoint_id = "ep2";
+  CHECK(keys(queued, 50) == V{"k4", "k7"});
+  queued.endpoint_id.reset();
+  queued.since = 1007;
+  CHECK(keys(queued, 50) == V{"k9", "k8", "k7"});  // received since: the replayed k4 was received at 1004
+  EventFilter succeeded;
+  succeeded.job_state = JobState::succeeded;
+  CHECK(keys(succeeded, 50) == V{"k3", "k2", "k1"});
+}
