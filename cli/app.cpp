@@ -178,6 +178,7 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
   register_setup_webhook(*app, ctx);
   register_events(*app, ctx);
   register_jobs(*app, ctx);
+  register_admin(*app, ctx);
   register_keys(*app, ctx);
   register_config(*app, ctx);
   register_oauth_client(*app, ctx);

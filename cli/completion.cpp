@@ -411,7 +411,7 @@ alumia\-connect events tail \-\-follow              # the updates as they arrive
 Each command that calls the daemon sends an API key (the key file, or \fBALUMIA_API_KEY\fR); a key holds scopes:
 \fBconnections\fR (\fBconnect\fR, \fBconnections\fR, \fBcredentials\fR), \fBtokens\fR (\fBtoken\fR),
 \fBwebhooks\fR (\fBwebhooks\fR, \fBevents\fR, \fBjobs\fR, \fBsetup\-webhook\fR; \fBadmin\fR also allows these) and \fBadmin\fR
-(\fBkeys\fR, \fBoauth\-client\fR). \fBdaemon status\fR and \fBconnectors\fR take any key. A key without
+(\fBkeys\fR, \fBoauth\-client\fR, \fBadmin events\fR). \fBdaemon status\fR and \fBconnectors\fR take any key. A key without
 the scope a command needs gets FORBIDDEN (exit status 4). The owner key in the key file holds every scope.
 .PP
 \fBkeys create\fR grants only scopes the key in use holds, and \fBkeys revoke\fR refuses a key holding a

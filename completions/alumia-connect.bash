@@ -3,12 +3,13 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs keys config oauth-client daemon' ;;
+    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
     'events') echo 'list show replay tail' ;;
     'jobs') echo 'list retry' ;;
+    'admin') echo 'events' ;;
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
@@ -45,6 +46,8 @@ _alumia_connect_options() {
     'jobs') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs list') echo '-h --help --state --limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
+    'admin') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'admin events') echo '-h --help --endpoint --provider --state --since --limit --cursor --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys list') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys create') echo '-h --help --name --scope --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -91,6 +94,8 @@ _alumia_connect_value_options() {
     'jobs') echo '--daemon --data-dir' ;;
     'jobs list') echo '--state --limit --daemon --data-dir' ;;
     'jobs retry') echo '--state --since --daemon --data-dir' ;;
+    'admin') echo '--daemon --data-dir' ;;
+    'admin events') echo '--endpoint --provider --state --since --limit --cursor --daemon --data-dir' ;;
     'keys') echo '--daemon --data-dir' ;;
     'keys list') echo '--daemon --data-dir' ;;
     'keys create') echo '--name --scope --daemon --data-dir' ;;

@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs keys config oauth-client daemon
+            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -15,6 +15,8 @@ function __alumia_connect_commands
             printf '%s\n' list show replay tail
         case 'jobs'
             printf '%s\n' list retry
+        case 'admin'
+            printf '%s\n' events
         case 'keys'
             printf '%s\n' list create revoke
         case 'config'
@@ -82,6 +84,10 @@ function __alumia_connect_value_options
             printf '%s\n' --state --limit --daemon --data-dir
         case 'jobs retry'
             printf '%s\n' --state --since --daemon --data-dir
+        case 'admin'
+            printf '%s\n' --daemon --data-dir
+        case 'admin events'
+            printf '%s\n' --endpoint --provider --state --since --limit --cursor --daemon --data-dir
         case 'keys'
             printf '%s\n' --daemon --data-dir
         case 'keys list'
@@ -154,6 +160,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage we
 complete -c alumia-connect -n '__alumia_connect_at ""' -a setup-webhook -d 'Register a connection'\''s webhook endpoint with its provider (telegram, github, stripe)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay and follow received webhook events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a admin -d 'Inspect the daemon as its administrator (the key needs the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon (needs a key with the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a oauth-client -d 'Set or remove a connector'\''s OAuth client (secret from stdin)'
@@ -449,6 +456,29 @@ complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l daemon -r -d
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect admin
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -a events -d 'Webhook endpoints with their counters, jobs per state, the oldest queued job and recent events'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect admin events
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l provider -r -d 'Only events of this provider (github, stripe, ...)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l state -r -d 'Only events whose job is in this state'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l since -r -d 'Only events received since (15m, 2h, 7d or an RFC 3339 UTC time)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l limit -r -d 'At most N events (1-200; default 50)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l cursor -r -d 'The next page of events (the cursor a previous page printed)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect keys
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a list -d 'List API keys (never their values)'

@@ -390,6 +390,57 @@ nlohmann::json job_json(const WebhookJob& j) {
               {"finishedAt", webhook_time_or_null(j.finished_at)}};
 }
 
+namespace {
+
+nlohmann::json job_counts_json(const std::map<JobState, int64_t>& counts) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [state, n] : counts) out[std::string(to_string(state))] = n;
+  return out;
+}
+
+nlohmann::json oldest_queued_json(const std::optional<WebhookJob>& j, int64_t now) {
+  if (!j) return nullptr;
+  return nlohmann::json{{"id", j->id},
+                        {"eventId", j->event_id},
+                        {"endpointId", j->endpoint_id},
+                        {"queuedAt", format_time_ms(j->next_attempt_at)},
+                        {"ageSeconds", std::max<int64_t>(0, (now - j->next_attempt_at) / 1000)}};
+}
+
+}  // namespace
+
+nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit) {
+  using nlohmann::json;
+  json endpoints = json::array();
+  for (const auto& es : s.endpoints) {
+    const auto& e = es.endpoint;
+    endpoints.push_back(json{{"id", e.id},
+                             {"provider", to_string(e.provider)},
+                             {"label", e.label},
+                             {"status", to_string(e.status)},
+                             {"counts",
+                              {{"received", e.received},
+                               {"duplicates", e.duplicates},
+                               {"rejected", e.rejected},
+                               {"verificationFailures", e.verification_failures},
+                               {"rateLimited", e.rate_limited}}},
+                             {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
+                             {"lastError", e.last_error ? json{{"code", e.last_error->code},
+                                                               {"message", e.last_error->message},
+                                                               {"at", format_time_ms(e.last_error->at)}}
+                                                        : json(nullptr)},
+                             {"jobs", job_counts_json(es.jobs)},
+                             {"oldestQueuedJob", oldest_queued_json(es.oldest_queued, s.now)}});
+  }
+  json events = json::array();
+  for (const auto& e : s.events.items) events.push_back(event_json(e, false));
+  return json{{"generatedAt", format_time_ms(s.now)},
+              {"endpoints", std::move(endpoints)},
+              {"jobs", job_counts_json(s.jobs)},
+              {"oldestQueuedJob", oldest_queued_json(s.oldest_queued, s.now)},
+              {"events", list_json(std::move(events), limit, s.events.next_cursor)}};
+}
+
 nlohmann::json receipt_json(const Receipt& r) {
   if (r.duplicate) return nlohmann::json{{"duplicate", true}, {"eventId", r.event_id}};
   return nlohmann::json{{"eventId", r.event_id}};

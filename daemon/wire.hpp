@@ -101,6 +101,10 @@ nlohmann::json rotated_secret_json(const RotatedSecret& r, std::string_view rece
 // An event; `full` adds its headers and body (bodyEncoding utf-8 or base64).
 nlohmann::json event_json(const WebhookEvent& e, bool full);
 nlohmann::json job_json(const WebhookJob& j);
+// GET /admin/connector-events (SPEC §9): {generatedAt, endpoints: [{id, provider, label, status, counts,
+// lastDeliveryAt, lastError, jobs, oldestQueuedJob}], jobs: {queued, running, succeeded, failed, dead},
+// oldestQueuedJob: {id, eventId, endpointId, queuedAt, ageSeconds} | null, events: a list page}.
+nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit);
 // The receiver's answer to a stored delivery: {eventId} or {duplicate: true, eventId}.
 nlohmann::json receipt_json(const Receipt& r);
 

@@ -3,6 +3,8 @@
 
 #include <sys/mman.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -82,7 +84,21 @@ void DedupIndex::remember_fingerprint(uint64_t fp) {
 // in flight when the read began, or went in flight while it ran, may be committed after the read's
 // snapshot: they are added at the swap. The read (every stored key: seconds for millions) has a
 // connection of its own, so that lookups of "maybe" keys do not wait for it.
+DedupIndex::~DedupIndex() {
+  m_stop.store(true);
+  if (m_rebuilder.joinable()) m_rebuilder.join();
+}
+
+void DedupIndex::rebuild_filter_in_background() {
+  m_rebuilder = std::thread([this] {
+    if (auto st = rebuild_filter(); !st && !m_stop.load())
+      spdlog::warn("webhook store: the dedup filter could not be built ({}); every key is looked up in the table",
+                   st.error().message);
+  });
+}
+
 Status DedupIndex::rebuild_filter() {
+  std::lock_guard one_at_a_time(m_rebuild_mutex);
   {
     std::lock_guard lock(m_in_flight_mutex);
     m_rebuilding = true;
@@ -92,11 +108,14 @@ Status DedupIndex::rebuild_filter() {
   std::unique_ptr<KeyFilter> fresh;
   Status st;
   try {
-    SQLite::Database db(m_db_name, SQLite::OPEN_READONLY | k_open_nofollow);
+    // This thread's own connection: no SQLite mutex around each step.
+    SQLite::Database db(m_db_name, SQLite::OPEN_READONLY | SQLITE_OPEN_NOMUTEX | k_open_nofollow);
     db.setBusyTimeout(5000);
     fresh = std::make_unique<KeyFilter>(m_filter_bytes);
     SQLite::Statement q(db, "SELECT endpoint_id, event_key FROM webhook_dedup");
-    while (q.executeStep()) fresh->add(fingerprint(index_key(q.getColumn(0).getString(), q.getColumn(1).getString())));
+    while (!m_stop.load(std::memory_order_relaxed) && q.executeStep())
+      fresh->add(fingerprint(index_key(q.getColumn(0).getString(), q.getColumn(1).getString())));
+    if (m_stop.load()) st = fail(ErrorCode::service_unavailable, "the webhook store is closing");
   } catch (const std::exception& e) {
     st = std::unexpected(to_error(e, "webhook store"));
   }
@@ -107,6 +126,7 @@ Status DedupIndex::rebuild_filter() {
   m_added_while_rebuilding.clear();
   m_added_while_rebuilding.shrink_to_fit();
   m_filter.swap(fresh);
+  m_filter_complete = true;
   return {};
 }
 
@@ -120,11 +140,14 @@ DedupIndex::Stats DedupIndex::stats() const {
 }
 
 std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, const DedupKey& k) {
+  bool complete = false;
   {
     std::lock_guard lock(m_in_flight_mutex);
     if (auto it = m_in_flight.find(k.index_key); it != m_in_flight.end())
       return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(k.index_key)};
-    if (!m_filter->may_contain(k.fp)) return std::nullopt;  // certainly never stored: no read
+    // Certainly never stored: no read. Until the first build is complete every key is a "maybe".
+    complete = m_filter_complete;
+    if (complete && !m_filter->may_contain(k.fp)) return std::nullopt;
   }
   // Maybe stored: the table's primary key settles it.
   m_table_lookups.fetch_add(1, std::memory_order_relaxed);
@@ -133,7 +156,7 @@ std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, cons
   q->bind(1, endpoint_id);
   q->bind(2, *k.key);
   if (!q->executeStep()) {
-    m_false_positives.fetch_add(1, std::memory_order_relaxed);
+    if (complete) m_false_positives.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
   return KeyHit{q->getColumn(0).getString(), std::nullopt};

@@ -43,6 +43,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -105,6 +106,9 @@ class DedupIndex {
  public:
   // `filter_bytes`: the size of the filter of stored keys (KeyFilter), the index's memory bound.
   DedupIndex(const std::string& db_name, bool synchronous_full, std::size_t filter_bytes);
+  ~DedupIndex();  // stops a build still running and waits for it
+  DedupIndex(const DedupIndex&) = delete;
+  DedupIndex& operator=(const DedupIndex&) = delete;
 
   struct Admission {
     std::optional<std::string> original;  // the event this delivery repeats; nullopt: a new delivery
@@ -118,8 +122,14 @@ class DedupIndex {
   void mark_durable(const std::vector<std::string>& claimed);
   void release(const std::vector<std::string>& claimed);
 
-  // (Re)builds the filter of the stored keys from the table: at open and after a prune.
+  // (Re)builds the filter of the stored keys from the table: after a prune (the old filter answers
+  // meanwhile). One build at a time.
   Status rebuild_filter();
+  // The first build, at open, on a thread of its own, so that the daemon's start does not grow with
+  // the number of stored keys (a million: ~0.5 s). Until it is complete the filter proves nothing new:
+  // every key is looked up in the table (exact, a b-tree descent each); keys that go in flight meanwhile
+  // are added at the swap, as after a prune. When it fails, that stays so (logged).
+  void rebuild_filter_in_background();
 
   // What the index did so far, for tests and the benchmark's notes.
   struct Stats {
@@ -154,6 +164,7 @@ class DedupIndex {
   std::condition_variable m_in_flight_cv;
   std::unordered_map<std::string, InFlight> m_in_flight;  // keys of deliveries not yet committed
   std::unique_ptr<KeyFilter> m_filter;                    // under m_in_flight_mutex
+  bool m_filter_complete = false;                         // under m_in_flight_mutex: it holds every stored key
   bool m_rebuilding = false;
   std::vector<uint64_t> m_added_while_rebuilding;
   std::atomic<uint64_t> m_table_lookups{0};
@@ -162,6 +173,9 @@ class DedupIndex {
   std::mutex m_db_mutex;
   SQLite::Database m_db;  // lookups of the stored set, under m_db_mutex
   StatementCache m_q;     // under m_db_mutex
+  std::mutex m_rebuild_mutex;
+  std::atomic<bool> m_stop{false};
+  std::thread m_rebuilder;  // the first build (last: joined before the rest goes)
 };
 
 }  // namespace alumia::sqlite

@@ -28,6 +28,13 @@ const char* const k_event_cols =
     "COALESCE((SELECT j.state FROM webhook_jobs j WHERE j.event_id=e.id ORDER BY j.created_at DESC, j.rowid DESC "
     "LIMIT 1),'') AS job_state";
 
+const char* const k_job_counts_sql =
+    "SELECT c.endpoint_id,c.state,c.n FROM webhook_endpoints e JOIN webhook_job_counts c ON c.endpoint_id=e.id "
+    "WHERE e.user_id=?";
+const char* const k_oldest_queued_sql =
+    "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
+    "updated_at,finished_at FROM webhook_jobs WHERE endpoint_id=? AND state='queued' ORDER BY next_attempt_at LIMIT 1";
+
 WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   WebhookEndpointRecord e;
   e.id = q.getColumn(0).getString();

@@ -73,6 +73,12 @@ extern const char* const k_endpoint_cols;
 extern const char* const k_job_cols;
 extern const char* const k_event_cols;
 
+// The admin summary's queries (SPEC §9), named so that a test can EXPLAIN them: neither may scan
+// webhook_jobs. The user's rows of webhook_job_counts (migration 6), and an endpoint's queued job
+// that has waited longest (the index webhook_jobs_endpoint_due).
+extern const char* const k_job_counts_sql;
+extern const char* const k_oldest_queued_sql;
+
 WebhookEndpointRecord read_endpoint(SQLite::Statement& q);
 WebhookJob read_job(SQLite::Statement& q);
 WebhookEvent read_event(SQLite::Statement& q);  // the columns of k_event_cols; not headers or body

@@ -109,6 +109,32 @@ ALTER TABLE webhook_endpoints ADD COLUMN rate_per_second INTEGER;
 ALTER TABLE webhook_endpoints ADD COLUMN rate_burst INTEGER;
 ALTER TABLE webhook_endpoints ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 6: jobs per (endpoint, state), kept by triggers in the transaction that changes a job, so that
+    // the admin summary (SPEC §9) reads a few rows instead of counting the jobs table. The counts are
+    // made once here from what exists (the only pass over the jobs); a state that reaches 0 keeps its row.
+    // And the jobs of a user by state, newest first: the events whose job is dead (or queued, ...) are a
+    // range of it, not a pass over every event.
+    R"sql(
+CREATE TABLE webhook_job_counts (
+  endpoint_id TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (endpoint_id, state)) WITHOUT ROWID;
+INSERT INTO webhook_job_counts(endpoint_id, state, n)
+  SELECT endpoint_id, state, COUNT(*) FROM webhook_jobs GROUP BY endpoint_id, state;
+CREATE TRIGGER webhook_jobs_count_insert AFTER INSERT ON webhook_jobs BEGIN
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER webhook_jobs_count_update AFTER UPDATE OF state ON webhook_jobs
+  WHEN OLD.state IS NOT NEW.state BEGIN
+  UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
+END;
+CREATE INDEX webhook_jobs_user_state ON webhook_jobs(user_id, state, created_at, id);
+CREATE TRIGGER webhook_jobs_count_delete AFTER DELETE ON webhook_jobs BEGIN
+  UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
+END;
+)sql",
 };
 
 using sqlite::bind_opt;

@@ -71,14 +71,16 @@ Result<IngestOutcome> SqliteWebhookStore::ingest(IngestRequest r) {
   }
 }
 
+// Counted like a refusal (m_refusals_queued), so that a read right after a duplicate's answer sees it.
 void SqliteWebhookStore::count(const std::string& endpoint_id, EndpointCounter counter) {
+  m_refusals_queued.fetch_add(1);
   m_writer.enqueue(WriterOp{[this, endpoint_id, counter] {
                               auto& d = m_deltas[endpoint_id];
                               (counter == EndpointCounter::rejected    ? d.rejected
                                : counter == EndpointCounter::duplicate ? d.duplicates
                                                                        : d.verification_failures) += 1;
                             },
-                            nullptr, nullptr});
+                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }});
 }
 
 void SqliteWebhookStore::add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) {

@@ -46,7 +46,8 @@ SqliteWebhookStore::~SqliteWebhookStore() {
 
 Status SqliteWebhookStore::init() {
   TRY(recover_and_open_log());
-  return m_dedup.rebuild_filter();
+  m_dedup.rebuild_filter_in_background();  // the start does not wait for a read of every stored key
+  return {};
 }
 
 // ---- endpoints ----
@@ -129,24 +130,97 @@ Result<PageResult<WebhookEndpointRecord>> SqliteWebhookStore::list_endpoints(con
 
 // ---- events ----
 
+// Every filter is an index range read newest first, so a page costs O(limit · log n) however many
+// events are stored (SPEC §9: a page of a store of a million events in ≤ 10 ms):
+//   no job state   webhook_events_user, or webhook_events_endpoint for one endpoint; a provider is the
+//                  user's endpoints of that provider (a small table), each read by its index, merged.
+//   a job state    the jobs in that state (webhook_jobs_user_state), newest first, that are their
+//                  event's newest job; listed by that job's creation (the delivery's time, or a
+//                  replay's), which the cursor then holds. An endpoint or provider filter beside a
+//                  state is checked on each row of that range.
 Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilter& f, const Page& page) {
-  auto ks = TRY(Keyset::of(page, "received_at", "id"));
+  if (f.job_state) return list_events_in_state(f, page);
+  auto ks = TRY(Keyset::of(page, "e.received_at", "e.id"));
   settle();
   return read([&] {
-    // Flattened by SQLite into one query; the outer level only names job_state for the filter.
-    std::string sql = std::string(k_event_cols) + " FROM webhook_events e WHERE e.user_id=?";
-    if (f.endpoint_id) sql += " AND e.endpoint_id=?";
-    if (f.since) sql += " AND e.received_at >= ?";
-    sql = "SELECT * FROM (" + sql + ") WHERE 1=1";
-    if (f.job_state) sql += " AND job_state=?";
+    const auto one = [&](const std::optional<std::string>& endpoint_id) {
+      std::string sql = std::string(k_event_cols) + " FROM webhook_events e WHERE e.user_id=?";
+      if (endpoint_id) sql += " AND e.endpoint_id=?";
+      if (f.provider) sql += " AND e.provider=?";
+      if (f.since) sql += " AND e.received_at >= ?";
+      auto q = m_r.use(sql + ks.condition() + ks.order());
+      int i = 1;
+      q->bind(i++, f.user_id);
+      if (endpoint_id) q->bind(i++, *endpoint_id);
+      if (f.provider) q->bind(i++, std::string(to_string(*f.provider)));
+      if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
+      return ks.page<WebhookEvent>(*q, ks.bind_cursor(*q, i), read_event,
+                                   [](const auto& e) { return std::make_pair(e.received_at, e.id); });
+    };
+    if (f.endpoint_id || !f.provider) return one(f.endpoint_id);
+    // A provider: each of the user's endpoints of it (deleted ones too: their events stay), merged.
+    std::vector<std::string> endpoints;
+    {
+      auto q = m_r.use("SELECT id FROM webhook_endpoints WHERE user_id=? AND provider=?");
+      q->bind(1, f.user_id);
+      q->bind(2, std::string(to_string(*f.provider)));
+      while (q->executeStep()) endpoints.push_back(q->getColumn(0).getString());
+    }
+    PageResult<WebhookEvent> out;
+    bool more = false;
+    for (const auto& id : endpoints) {
+      auto part = one(id);
+      more = more || part.next_cursor.has_value();
+      for (auto& e : part.items) out.items.push_back(std::move(e));
+    }
+    std::sort(out.items.begin(), out.items.end(), [](const WebhookEvent& a, const WebhookEvent& b) {
+      return std::tie(a.received_at, a.id) > std::tie(b.received_at, b.id);
+    });
+    if (out.items.size() > page.limit) {
+      out.items.resize(page.limit);
+      more = true;
+    }
+    if (more && !out.items.empty()) out.next_cursor = encode_cursor(out.items.back().received_at, out.items.back().id);
+    return out;
+  });
+}
+
+Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events_in_state(const EventFilter& f, const Page& page) {
+  auto ks = TRY(Keyset::of(page, "j.created_at", "j.id"));
+  settle();
+  return read([&] {
+    std::string sql =
+        "SELECT e.id,e.endpoint_id,e.user_id,e.provider,e.event_key,e.event_type,e.received_at,j.state,j.created_at,"
+        "j.id FROM webhook_jobs j INDEXED BY webhook_jobs_user_state JOIN webhook_events e ON e.id=j.event_id "
+        "WHERE j.user_id=? AND j.state=?";
+    if (f.endpoint_id) sql += " AND j.endpoint_id=?";
+    if (f.provider) sql += " AND e.provider=?";
+    // Every job of an event received since then was created since then too: the range ends there.
+    if (f.since) sql += " AND j.created_at >= ? AND e.received_at >= ?";
+    sql +=
+        " AND NOT EXISTS (SELECT 1 FROM webhook_jobs k WHERE k.event_id=j.event_id AND (k.created_at > j.created_at "
+        "OR (k.created_at = j.created_at AND k.rowid > j.rowid)))";
     auto q = m_r.use(sql + ks.condition() + ks.order());
     int i = 1;
     q->bind(i++, f.user_id);
+    q->bind(i++, std::string(to_string(*f.job_state)));
     if (f.endpoint_id) q->bind(i++, *f.endpoint_id);
-    if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
-    if (f.job_state) q->bind(i++, std::string(to_string(*f.job_state)));
-    return ks.page<WebhookEvent>(*q, ks.bind_cursor(*q, i), read_event,
-                                 [](const auto& e) { return std::make_pair(e.received_at, e.id); });
+    if (f.provider) q->bind(i++, std::string(to_string(*f.provider)));
+    if (f.since) {
+      q->bind(i++, static_cast<int64_t>(*f.since));
+      q->bind(i++, static_cast<int64_t>(*f.since));
+    }
+    using Row = std::pair<WebhookEvent, std::pair<int64_t, std::string>>;
+    auto rows = ks.page<Row>(
+        *q, ks.bind_cursor(*q, i),
+        [](SQLite::Statement& r) {
+          return Row{read_event(r), {r.getColumn(8).getInt64(), r.getColumn(9).getString()}};
+        },
+        [](const Row& r) { return r.second; });
+    PageResult<WebhookEvent> out;
+    out.next_cursor = std::move(rows.next_cursor);
+    for (auto& r : rows.items) out.items.push_back(std::move(r.first));
+    return out;
   });
 }
 
@@ -170,6 +244,30 @@ Result<std::optional<WebhookEvent>> SqliteWebhookStore::read_event_row(const std
 }
 
 // ---- jobs ----
+
+Result<std::map<std::string, std::map<JobState, int64_t>>> SqliteWebhookStore::job_counts(const std::string& user_id) {
+  settle();
+  return read([&] {
+    // The user's endpoints (a small table), then each one's rows of webhook_job_counts by its key.
+    auto q = m_r.use(k_job_counts_sql);
+    q->bind(1, user_id);
+    std::map<std::string, std::map<JobState, int64_t>> out;
+    while (q->executeStep())
+      if (const auto state = parse_job_state(q->getColumn(1).getString()))
+        out[q->getColumn(0).getString()][*state] += q->getColumn(2).getInt64();
+    return out;
+  });
+}
+
+Result<std::optional<WebhookJob>> SqliteWebhookStore::oldest_queued_job(const std::string& endpoint_id) {
+  settle();
+  return read([&]() -> std::optional<WebhookJob> {
+    auto q = m_r.use(k_oldest_queued_sql);  // the columns of k_job_cols
+    q->bind(1, endpoint_id);
+    if (!q->executeStep()) return std::nullopt;
+    return read_job(*q);
+  });
+}
 
 Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
   return m_writer.write([this, &j] {

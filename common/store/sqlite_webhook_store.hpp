@@ -51,6 +51,8 @@ class SqliteWebhookStore final : public WebhookStore {
   Result<PageResult<WebhookEvent>> list_events(const EventFilter& f, const Page& page) override;
   Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) override;
 
+  Result<std::map<std::string, std::map<JobState, int64_t>>> job_counts(const std::string& user_id) override;
+  Result<std::optional<WebhookJob>> oldest_queued_job(const std::string& endpoint_id) override;
   Status insert_job(const WebhookJob& j) override;
   Result<PageResult<WebhookJob>> list_jobs(const JobFilter& f, const Page& page) override;
   Result<std::optional<WebhookJob>> find_job(const std::string& id) override;
@@ -95,6 +97,7 @@ class SqliteWebhookStore final : public WebhookStore {
   void count(const std::string& endpoint_id, EndpointCounter counter);  // duplicates, from ingest()
 
   // sqlite_webhook_store.cpp
+  Result<PageResult<WebhookEvent>> list_events_in_state(const EventFilter& f, const Page& page);
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
   void write_outcome(const WebhookJob& j);
   static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default,
@@ -128,7 +131,7 @@ class SqliteWebhookStore final : public WebhookStore {
   StatementCache m_r;  // under m_reader_mutex
   DedupIndex m_dedup;
   std::unique_ptr<IntakeLog> m_log;           // null: no log (intake_log_bytes 0)
-  std::atomic<int64_t> m_refusals_queued{0};  // add_refusals() operations not yet committed
+  std::atomic<int64_t> m_refusals_queued{0};  // counter operations (add_refusals, count) not yet committed
   std::atomic<uint64_t> m_transactions{0};
   std::atomic<int64_t> m_unapplied{0};                     // durable in the log, not yet committed into the tables
   std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes

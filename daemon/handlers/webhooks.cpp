@@ -170,6 +170,24 @@ Result<EventFilter> event_filter(DaemonContext& ctx, const http::Request& req) {
   return f;
 }
 
+// GET /admin/connector-events?endpoint=&provider=&state=&since= (the events' filters; SPEC §9)
+Result<AdminEventsQuery> admin_events_query(DaemonContext& ctx, const http::Request& req) {
+  AdminEventsQuery q;
+  if (auto e = req.query_param("endpoint"); e && !e->empty()) {
+    if (!is_uuid(*e)) return fail(ErrorCode::bad_request, "endpoint must be an endpoint id (a UUID)");
+    q.endpoint_id = *e;
+  }
+  if (auto p = req.query_param("provider"); p && !p->empty()) {
+    q.provider = parse_provider(*p);
+    if (!q.provider) return fail(ErrorCode::bad_request, "provider must be one of " + webhooks::provider_list());
+  }
+  auto state = TRY(job_state_param(req, "state"));
+  q.job_state = state;
+  auto since = TRY(since_param(ctx, req));
+  q.since = since;
+  return q;
+}
+
 // GET /jobs?state=&event=&since=
 Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {
   JobFilter f;
@@ -294,6 +312,14 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
   return ok(json{{"retried", TRY(svc.retry_jobs(*caller, *state, since))}});
 }
 
+Result<http::Response> admin_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  WebhookService& svc = ctx.webhooks;
+  auto page = TRY(page_from_query(req));
+  auto query = TRY(admin_events_query(ctx, req));
+  auto summary = TRY(svc.admin_summary(*caller, query, page));
+  return ok(admin_summary_json(summary, page.limit));
+}
+
 // Before the body is read: the endpoint, looked up once, and its own maxBodyBytes (SPEC §7: the body cap
 // comes first).
 Result<AdmittedDelivery> admit_receiver_body(DaemonContext& ctx, const std::map<std::string, std::string>& params,
@@ -347,6 +373,10 @@ void add_webhook_routes(std::vector<Route>& routes) {
   // Before /jobs/:id/retry would not matter (different segment counts), but keep bulk first for reading.
   routes.push_back({"POST", "/api/v1/jobs/retry", retry_jobs, Auth::key, W, k_json_body_cap, k_on_control,
                     "retry every dead (or failed) job, optionally since a time"});
+  routes.push_back({"GET", "/api/v1/admin/connector-events", admin_events, Auth::key, Scope::admin, k_json_body_cap,
+                    k_on_control,
+                    "admin summary (SPEC §9): endpoints with counters, jobs per state, the oldest queued job, and "
+                    "recent events (?endpoint=&provider=&state=&since=, paged)"});
   routes.push_back(
       {"POST", "/api/v1/jobs/:id/retry", retry_job, Auth::key, W, k_json_body_cap, k_on_control, "retry one job now"});
 }

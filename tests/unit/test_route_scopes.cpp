@@ -54,10 +54,13 @@ constexpr unsigned bit(Scope s) { return static_cast<unsigned>(s); }
 // A route with no rule here fails the test until its scope is decided.
 std::optional<unsigned> spec_scopes(std::string_view method, std::string_view pattern) {
   const auto starts = [&](std::string_view p) { return pattern.starts_with(p); };
-  if (starts("/api/v1/api-keys") || starts("/api/v1/oauth-clients/") || pattern == "/metrics") return bit(Scope::admin);
-  // Webhook endpoints, setup commands (/connections/:id/commands/...) and admin views.
+  // API keys, OAuth clients and the admin views (SPEC §9).
+  if (starts("/api/v1/api-keys") || starts("/api/v1/oauth-clients/") || pattern == "/metrics" ||
+      starts("/api/v1/admin/") || starts("/admin/"))
+    return bit(Scope::admin);
+  // Webhook endpoints and setup commands (/connections/:id/commands/...).
   if (starts("/api/v1/webhook-endpoints") || starts("/api/v1/connector-events") || starts("/api/v1/jobs") ||
-      starts("/api/v1/admin/") || starts("/admin/") || pattern.find("/commands/") != std::string_view::npos)
+      pattern.find("/commands/") != std::string_view::npos)
     return bit(Scope::webhooks) | bit(Scope::admin);
   if (pattern == "/api/v1/connections/:id/token") return bit(Scope::tokens);
   if (starts("/api/v1/connections")) return bit(Scope::connections);

@@ -128,6 +128,7 @@ struct EndpointRefusals {
 struct EventFilter {
   std::string user_id;
   std::optional<std::string> endpoint_id;
+  std::optional<Provider> provider;
   std::optional<JobState> job_state;
   std::optional<int64_t> since;  // received_at >= since
 };
@@ -166,6 +167,13 @@ class WebhookStore {
   virtual Result<std::optional<WebhookEvent>> find_event(const std::string& id, bool with_body) = 0;
 
   // Jobs.
+  // The user's jobs per endpoint and state (endpoints deleted since included), from counts the store
+  // keeps as jobs change (migration 6's triggers): a few rows read whatever the number of jobs. A
+  // state no job of the endpoint is in may be missing or 0.
+  virtual Result<std::map<std::string, std::map<JobState, int64_t>>> job_counts(const std::string& user_id) = 0;
+  // The queued job of the endpoint that has waited longest (smallest next_attempt_at: when it was
+  // queued, retried or requeued), one probe of the index webhook_jobs_endpoint_due; nullopt: none.
+  virtual Result<std::optional<WebhookJob>> oldest_queued_job(const std::string& endpoint_id) = 0;
   virtual Status insert_job(const WebhookJob& job) = 0;
   virtual Result<PageResult<WebhookJob>> list_jobs(const JobFilter& filter, const Page& page) = 0;
   virtual Result<std::optional<WebhookJob>> find_job(const std::string& id) = 0;

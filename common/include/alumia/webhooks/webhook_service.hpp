@@ -8,7 +8,7 @@
 //
 // The member functions live in one file per seam: webhook_endpoints.cpp (create, update, delete,
 // rotate and their validation), webhook_receiver.cpp (the public receiver), webhook_events.cpp
-// (events and jobs: list, show, replay, retry).
+// (events and jobs: list, show, replay, retry), webhook_admin.cpp (the admin summary, SPEC §9).
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
@@ -115,6 +115,32 @@ struct Receipt {
   bool duplicate = false;
 };
 
+// GET /admin/connector-events (SPEC §9): which events to list. The summary beside them is always the
+// caller's whole picture; these select the events only.
+struct AdminEventsQuery {
+  std::optional<std::string> endpoint_id;  // one of the caller's endpoints (else NOT_FOUND)
+  std::optional<Provider> provider;
+  std::optional<JobState> job_state;  // of the event's newest job
+  std::optional<int64_t> since;       // received at or after (unix ms)
+};
+
+struct EndpointSummary {
+  WebhookEndpointRecord endpoint;    // its counters exact: the refusal tally is flushed first
+  std::map<JobState, int64_t> jobs;  // every state, 0 included
+  std::optional<WebhookJob> oldest_queued;
+};
+
+// The admin view: per endpoint its counters and jobs, the caller's jobs per state and the queued job
+// that has waited longest, and a page of recent events. Every figure comes from a maintained counter
+// or an index probe (WebhookStore::job_counts, oldest_queued_job), never a pass over events or jobs.
+struct AdminSummary {
+  int64_t now = 0;                         // when it was read: the oldest queued job's age is from it
+  std::vector<EndpointSummary> endpoints;  // the caller's endpoints not deleted, newest first
+  std::map<JobState, int64_t> jobs;        // every state, 0 included; deleted endpoints' jobs too
+  std::optional<WebhookJob> oldest_queued;
+  PageResult<WebhookEvent> events;
+};
+
 class WebhookService {
  public:
   explicit WebhookService(WebhookServiceDeps deps);
@@ -192,6 +218,9 @@ class WebhookService {
   Result<PageResult<WebhookJob>> list_jobs(const Caller& caller, JobFilter filter, const Page& page);
   Result<WebhookJob> retry_job(const Caller& caller, const std::string& id);
   Result<int64_t> retry_jobs(const Caller& caller, JobState state, std::optional<int64_t> since);
+
+  // The admin view (webhook_admin.cpp).
+  Result<AdminSummary> admin_summary(const Caller& caller, const AdminEventsQuery& query, const Page& page);
 
   // "2026-11-29T03:25:19Z" (fractions allowed), unix milliseconds, or an age like 15m / 2h / 7d.
   static std::optional<int64_t> parse_since(std::string_view text, int64_t now_ms);
