@@ -173,9 +173,10 @@ Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesyst
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!frame) return std::unexpected(frame.error());
+  const bool said_nothing = frame->empty();
   auto mk = parse_frame(*frame);
   wipe_string(*frame);
-  if (!mk && frame->empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+  if (!mk && said_nothing && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
     return helper_failed("exited with status " +
                          std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
   return mk;  // without `store`: the daemon never rotates the master key (the CLI does, in-process)
