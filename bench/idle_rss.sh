@@ -106,25 +106,38 @@ print(f"VmRSS     {kib('VmRSS'):6d} KiB  (target {target} KiB)")
 for k in ('RssAnon', 'RssFile', 'RssShmem'):
     print(f"{k:9s} {kib(k):6d} KiB")
 print(f"Threads   {int(status['Threads']):6d}")
-rss, pss, dirty = collections.Counter(), collections.Counter(), collections.Counter()
 head = re.compile(r'^[0-9a-f]+-[0-9a-f]+ ')
-name = None
-try:
-    smaps = open(f'/proc/{pid}/smaps').readlines()
-except PermissionError:  # the daemon is not dumpable: only root reads its smaps
-    smaps = []
+
+def mappings(p):  # Rss, Pss and dirty KiB summed per file ([anon], [heap], [stack]: thread stacks too)
+    rss, pss, dirty = collections.Counter(), collections.Counter(), collections.Counter()
+    name = None
+    try:
+        smaps = open(f'/proc/{p}/smaps').readlines()
+    except PermissionError:  # the daemon is not dumpable: only root reads its smaps
+        return None
+    for line in smaps:
+        if head.match(line):
+            parts = line.split(None, 5)
+            name = parts[5].strip() if len(parts) > 5 and parts[5].strip() else '[anon]'
+            if name.startswith('[stack:'): name = '[stack]'
+            if name.endswith('/bench_idle_floor'): name = 'alumia-connectd'  # the floor's own binary, row for row
+        elif line.startswith('Rss:'): rss[name] += int(line.split()[1])
+        elif line.startswith('Pss:'): pss[name] += int(line.split()[1])
+        elif line.startswith(('Private_Dirty:', 'Shared_Dirty:')): dirty[name] += int(line.split()[1])
+    return rss, pss, dirty
+
+base = lambda n: os.path.basename(n) if n.startswith('/') else n
+got = mappings(pid)
+if got is None:
+    got = (collections.Counter(),) * 3
     print("\n(no per-mapping table: /proc/PID/smaps of the daemon is readable only by root)")
-for line in smaps:
-    if head.match(line):
-        parts = line.split(None, 5)
-        name = parts[5].strip() if len(parts) > 5 and parts[5].strip() else '[anon]'
-        if name.startswith('[stack:'): name = '[stack]'
-    elif line.startswith('Rss:'): rss[name] += int(line.split()[1])
-    elif line.startswith('Pss:'): pss[name] += int(line.split()[1])
-    elif line.startswith(('Private_Dirty:', 'Shared_Dirty:')): dirty[name] += int(line.split()[1])
-if smaps: print(f"\n{'rss_kib':>8} {'pss_kib':>8} {'dirty':>6}  mapping (summed per file)")
+rss, pss, dirty = got
+frss = collections.Counter({base(n): v for n, v in mappings(floor)[0].items()}) if floor else None
+if rss:
+    print(f"\n{'rss_kib':>8} {'pss_kib':>8} {'dirty':>6} " + (f"{'floor':>6} " if floor else '') +
+          " mapping (summed per file)" + ("; floor: the library floor's rss_kib (its binary on the daemon's row)" if floor else ''))
 for n, v in rss.most_common(top):
-    if v: print(f"{v:8d} {pss[n]:8d} {dirty[n]:6d}  {os.path.basename(n) if n.startswith('/') else n}")
+    if v: print(f"{v:8d} {pss[n]:8d} {dirty[n]:6d} " + (f"{frss[base(n)]:6d} " if floor else '') + f" {base(n)}")
 rest = sum(v for _, v in rss.most_common()[top:])
 if rest: print(f"{rest:8d} {'':8} {'':6}  ({len(rss) - top} more mappings)")
 
