@@ -32,22 +32,18 @@ bool presents_metrics_token(const DaemonContext& ctx, const http::Request& req) 
   return crypto::token_equal_ct(v, token);
 }
 
+// Who may scrape (a key with `admin`, or the metrics-token bearer); the figures are the owner's either way.
 Result<Caller> metrics_caller(DaemonContext& ctx, const http::Request& req) {
-  if (presents_metrics_token(ctx, req)) {
-    auto owner = TRY(ctx.store.first_user());
-    if (!owner) return fail(ErrorCode::internal, "the store has no owner user");
-    return Caller{*owner, {}};
+  if (!presents_metrics_token(ctx, req)) {
+    auto who = TRY(ctx.keys.authenticate(req.header("authorization")));
+    if (!RequiredScope(Scope::admin).allows(who.key.scopes))
+      return fail(ErrorCode::forbidden,
+                  "this key lacks the 'admin' scope that GET /metrics needs; use a key that holds it, or set "
+                  "metrics-token (ALUMIA_METRICS_TOKEN) and scrape with 'Authorization: Bearer <that token>'");
   }
-  auto who = TRY(ctx.keys.authenticate(req.header("authorization")));
-  if (!RequiredScope(Scope::admin).allows(who.key.scopes))
-    return fail(ErrorCode::forbidden,
-                "this key lacks the 'admin' scope that GET /metrics needs; use a key that holds it, or set "
-                "metrics-token (ALUMIA_METRICS_TOKEN) and scrape with 'Authorization: Bearer <that token>'");
-  if (!ctx.settings.get("metrics-token").empty()) {
-    auto owner = TRY(ctx.store.first_user());
-    if (owner) who.user = *owner;  // the same figures whichever way the scraper authenticates
-  }
-  return who;
+  auto owner = TRY(ctx.store.first_user());
+  if (!owner) return fail(ErrorCode::internal, "the store has no owner user");
+  return Caller{*owner, {}};
 }
 
 void write_store_figures(metrics::TextWriter& w, const AdminSummary& s) {

@@ -1,8 +1,8 @@
-// GET /metrics (SPEC §9) against the real daemon: signed deliveries (new, a duplicate, a forged one),
-// one relayed to a sink, API calls; then scrapes with the owner key and with the metrics-token
-// bearer, refusals without either or with a key lacking `admin`, and the text parsed by a real
-// exposition-format parser (Debian's python3-prometheus-client), its values checked against what
-// the test sent.
+// GET /metrics (SPEC §9) against the real daemon: signed deliveries (new, a duplicate, a forged one,
+// one over a rate limit), relayed to a sink (delivered, and one dead after a retry), API calls; then scrapes with the
+// owner key and with the metrics-token bearer, refusals without either or with a key lacking `admin`, and the text
+// parsed by a real exposition-format parser (Debian's python3-prometheus-client), its values checked against what the
+// test sent.
 #include "cli_helpers.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
@@ -22,11 +22,12 @@ namespace {
 
 constexpr const char* k_token = "scrape-me-0123456789abcdef";
 
-// A relay target on 127.0.0.1:0 that answers 200.
+// A relay target on 127.0.0.1:0: 200 on /ok, 500 on /fail.
 class Sink {
  public:
   Sink() {
     m_server.Post("/ok", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
+    m_server.Post("/fail", [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
     m_port = m_server.bind_to_any_port("127.0.0.1");
     REQUIRE(m_port > 0);
     m_thread = std::thread([this] { m_server.listen_after_bind(); });
@@ -36,7 +37,7 @@ class Sink {
     m_server.stop();
     if (m_thread.joinable()) m_thread.join();
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/ok"; }
+  std::string url(const std::string& path = "/ok") const { return "http://127.0.0.1:" + std::to_string(m_port) + path; }
 
  private:
   httplib::Server m_server;
@@ -89,7 +90,8 @@ HttpReply scrape(const Daemon& d, const std::optional<std::string>& authorizatio
 TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent", "[webhooks][metrics]") {
   Sink sink;
   TempDir dir;
-  Daemon d(dir.path(), daemon_options({{"ALUMIA_METRICS_TOKEN", k_token}}));
+  // One retry 50 ms later: a job whose target keeps failing is dead after two attempts.
+  Daemon d(dir.path(), daemon_options({{"ALUMIA_METRICS_TOKEN", k_token}, {"ALUMIA_RELAY_BACKOFF_MS", "50"}}));
 
   const json created = create_endpoint(d, {{"provider", "github"}, {"label", "m"}, {"relayTo", sink.url()}});
   Signer s;
@@ -100,12 +102,23 @@ TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent"
   REQUIRE(send(d, s, make_delivery(s, 1)).status == 200);                // a duplicate
   REQUIRE(send(d, s, make_delivery(s, 9, /*bad=*/true)).status == 401);  // forged
   for (int i = 0; i < 2; ++i) REQUIRE(d.api("GET", "/api/v1/status").status == 200);
+  const json dying_c = create_endpoint(d, {{"provider", "github"}, {"relayTo", sink.url("/fail")}});
+  Signer dying = s;
+  dying.secret = dying_c["secret"].get<std::string>();
+  dying.endpoint_id = dying_c["endpoint"]["id"].get<std::string>();
+  REQUIRE(send(d, dying, make_delivery(dying, 7)).status == 200);
+  // An endpoint allowing one delivery a second: an unsigned one takes the token (401), the next is 429
+  // before its body is read, so the router never sees it.
+  const json limited = create_endpoint(d, {{"provider", "github"}, {"rateLimit", {{"perSecond", 1}, {"burst", 1}}}});
+  const std::string limited_url = d.url() + receive_path("github", limited["endpoint"]["id"]);
+  REQUIRE(http_request("POST", limited_url, {}, "{}").status == 401);
+  REQUIRE(http_request("POST", limited_url, {}, "{}").status == 429);
 
-  // The relay delivers the three events.
+  // The relay delivers the three events; the fourth is dead after a retry.
   REQUIRE(eventually(
       [&] {
         auto v = d.api("GET", "/api/v1/admin/connector-events");
-        return v.status == 200 && v.json()["data"]["jobs"]["succeeded"] == 3;
+        return v.status == 200 && v.json()["data"]["jobs"]["succeeded"] == 3 && v.json()["data"]["jobs"]["dead"] == 1;
       },
       std::chrono::seconds(20)));
 
@@ -121,14 +134,17 @@ TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent"
 
   const json github = {{"provider", "github"}};
   CHECK(type_of(f, "alumia_webhook_received") == "counter");  // the parser names a counter without _total
-  CHECK(sample(f, "alumia_webhook_received_total", github) == 3);
+  CHECK(sample(f, "alumia_webhook_received_total", github) == 4);
   CHECK(sample(f, "alumia_webhook_duplicates_total", github) == 1);
-  CHECK(sample(f, "alumia_webhook_verification_failures_total", github) == 1);
-  CHECK(sample(f, "alumia_webhook_rate_limited_total", github) == 0);
+  CHECK(sample(f, "alumia_webhook_verification_failures_total", github) == 2);
+  CHECK(sample(f, "alumia_webhook_rate_limited_total", github) == 1);
   CHECK(sample(f, "alumia_webhook_jobs", {{"state", "succeeded"}}) == 3);
   CHECK(sample(f, "alumia_webhook_jobs", {{"state", "queued"}}) == 0);
   CHECK(sample(f, "alumia_webhook_oldest_queued_job_age_seconds", json::object()) == 0);
+  CHECK(sample(f, "alumia_webhook_jobs", {{"state", "dead"}}) == 1);
   CHECK(sample(f, "alumia_relay_attempts_total", {{"outcome", "delivered"}}) == 3);
+  CHECK(sample(f, "alumia_relay_attempts_total", {{"outcome", "retry"}}) == 1);
+  CHECK(sample(f, "alumia_relay_attempts_total", {{"outcome", "dead"}}) == 1);
 
   // Requests per route, by pattern (never the raw path) and status class.
   const json status_route = {{"route", "/api/v1/status"}, {"method", "GET"}, {"status", "2xx"}};
@@ -138,13 +154,13 @@ TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent"
   ok_deliveries["status"] = "2xx";
   json refused = receiver;
   refused["status"] = "4xx";
-  CHECK(sample(f, "alumia_http_requests_total", ok_deliveries) == 4);
-  CHECK(sample(f, "alumia_http_requests_total", refused) == 1);
+  CHECK(sample(f, "alumia_http_requests_total", ok_deliveries) == 5);
+  CHECK(sample(f, "alumia_http_requests_total", refused) == 2);  // the forged and the unsigned; not the 429
   CHECK(type_of(f, "alumia_http_request_duration_seconds") == "histogram");
   json inf = receiver;
   inf["le"] = "+Inf";
-  CHECK(sample(f, "alumia_http_request_duration_seconds_bucket", inf) == 5);
-  CHECK(sample(f, "alumia_http_request_duration_seconds_count", receiver) == 5);
+  CHECK(sample(f, "alumia_http_request_duration_seconds_bucket", inf) == 7);
+  CHECK(sample(f, "alumia_http_request_duration_seconds_count", receiver) == 7);
   CHECK(by_key.body.find(s.endpoint_id) == std::string::npos);  // no endpoint id, no raw path
 
   // Group commits happened, each of at least one operation.
@@ -156,7 +172,7 @@ TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent"
   const HttpReply by_token = scrape(d, std::string("Bearer ") + k_token);
   REQUIRE(by_token.status == 200);
   const json g = parse_exposition(by_token.body);
-  CHECK(sample(g, "alumia_webhook_received_total", github) == 3);
+  CHECK(sample(g, "alumia_webhook_received_total", github) == 4);
   CHECK(sample(g, "alumia_http_requests_total", status_route) == 2);
   json metrics_route = {{"route", "/metrics"}, {"method", "GET"}, {"status", "2xx"}};
   CHECK(sample(g, "alumia_http_requests_total", metrics_route) == 1);  // the scrape by key
