@@ -1,9 +1,14 @@
 #include "routes.hpp"
 
+#include <alumia/base/metrics.hpp>
 #include <alumia/crypto/crypto.hpp>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <stdexcept>
 
 namespace alumia::daemon {
@@ -48,6 +53,7 @@ std::vector<Route> build_table() {
   add_connection_routes(routes);
   add_webhook_routes(routes);
   add_setup_routes(routes);
+  add_metrics_routes(routes);
   // A route that reads a key states what the key must hold; a public one reads none.
   for (const Route& r : routes) {
     if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))
@@ -62,6 +68,40 @@ std::vector<Route> build_table() {
                                                       : " reads a key but names no scope (use RequiredScope)"));
   }
   return routes;
+}
+
+// GET /metrics: requests and their latency per route, labelled by the route's pattern and method
+// (never the raw path: the series are bounded by the table) and the status class. A route's series
+// are registered on its first request, so a scrape lists the routes in use; the pointers are kept
+// here, so that recording is the atomic adds alone.
+struct RouteSeries {
+  std::atomic<metrics::Histogram*> latency{nullptr};
+  std::array<std::atomic<metrics::Counter*>, 5> by_class{};  // 1xx … 5xx
+};
+
+void record_request(const Route* route, int status, std::chrono::steady_clock::duration took) {
+  static std::vector<RouteSeries> per_route(route_table().size() + 1);  // the last: no route matched
+  const std::size_t i = route ? static_cast<std::size_t>(route - route_table().data()) : route_table().size();
+  const std::string pattern = route ? std::string(route->pattern) : "(unmatched)";
+  const std::string method = route ? std::string(route->method) : "(any)";
+  const int cls = std::clamp(status / 100, 1, 5);
+  auto& reg = metrics::process_registry();
+  RouteSeries& s = per_route[i];
+  auto* counter = s.by_class[static_cast<std::size_t>(cls - 1)].load(std::memory_order_acquire);
+  if (!counter) {
+    counter = &reg.counter("alumia_http_requests_total", "requests answered by the router, per route and status class",
+                           {{"route", pattern}, {"method", method}, {"status", std::to_string(cls) + "xx"}});
+    s.by_class[static_cast<std::size_t>(cls - 1)].store(counter, std::memory_order_release);
+  }
+  auto* latency = s.latency.load(std::memory_order_acquire);
+  if (!latency) {
+    latency = &reg.histogram("alumia_http_request_duration_seconds",
+                             "time from routing to the response (auth, handler, envelope), per route",
+                             metrics::latency_buckets(), {{"route", pattern}, {"method", method}});
+    s.latency.store(latency, std::memory_order_release);
+  }
+  counter->inc();
+  latency->observe(std::chrono::duration<double>(took).count());
 }
 
 }  // namespace
@@ -142,7 +182,20 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
   return dispatch(ctx, req, std::move(m));
 }
 
+namespace {
+http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMatch m);
+}  // namespace
+
 http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m) {
+  const auto start = std::chrono::steady_clock::now();
+  const Route* route = m.route;
+  http::Response res = dispatch_matched(ctx, req, std::move(m));
+  record_request(route, res.status, std::chrono::steady_clock::now() - start);
+  return res;
+}
+
+namespace {
+http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMatch m) {
   if (!m.route) {
     if (m.other_method)
       return error_response(
@@ -188,5 +241,7 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m) {
   }
   return error_response(e);
 }
+
+}  // namespace
 
 }  // namespace alumia::daemon

@@ -116,5 +116,6 @@ void add_connection_routes(std::vector<Route>& routes);
 void add_oauth_routes(std::vector<Route>& routes);
 void add_webhook_routes(std::vector<Route>& routes);
 void add_setup_routes(std::vector<Route>& routes);
+void add_metrics_routes(std::vector<Route>& routes);
 
 }  // namespace alumia::daemon

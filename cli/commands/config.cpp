@@ -25,7 +25,7 @@ CliStatus show(CliContext& ctx) {
     for (const auto& spec : setting_specs()) {
       const auto& s = settings.setting(spec.name);
       j["settings"].push_back({{"name", spec.name},
-                               {"value", s.value},
+                               {"value", spec.secret ? json(s.value.empty() ? "" : "(set)") : json(s.value)},
                                {"source", std::string(to_string(s.source))},
                                {"env", spec.env},
                                {"configKey", spec.config_key},
@@ -46,7 +46,7 @@ CliStatus show(CliContext& ctx) {
   Table hooks{{"  SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   for (const auto& spec : setting_specs()) {
     const auto& s = settings.setting(spec.name);
-    const std::string value = s.value.empty() ? "-" : s.value;
+    const std::string value = s.value.empty() ? "-" : spec.secret ? "(set)" : s.value;
     if (spec.test_only) hooks.rows.push_back({"  " + spec.name, value, std::string(to_string(s.source)), spec.env});
     else t.rows.push_back({spec.name, value, std::string(to_string(s.source)), spec.env});
   }

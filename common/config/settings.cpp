@@ -249,6 +249,13 @@ const std::vector<SettingSpec>& setting_specs() {
        .kind = integer,
        .min = 65'536,
        .max = int64_t{1} << 36},
+      {.name = "metrics-token",
+       .env = "ALUMIA_METRICS_TOKEN",
+       .config_key = "metricsToken",
+       .default_value = "",
+       .description = "a bearer token that may scrape GET /metrics on the control listener without an API key "
+                      "(empty: only a key with 'admin' may)",
+       .secret = true},
       {.name = "trusted-proxies",
        .env = "ALUMIA_TRUSTED_PROXIES",
        .config_key = "trustedProxies",

@@ -4,6 +4,7 @@
 #include "flow_internal.hpp"
 
 #include <alumia/base/encoding.hpp>
+#include <alumia/base/metrics.hpp>
 #include <alumia/connections/sealed_values.hpp>
 #include <alumia/oauth/oauth.hpp>
 
@@ -21,6 +22,14 @@ TokenQuirks quirks_of(const OAuthConfig& o) {
   q.ok_field = !o.token_response.ok_field.empty();
   q.nested_user_token = !o.token_response.nested_user_token.empty();
   return q;
+}
+
+// GET /metrics: token refreshes by outcome — refreshed, unavailable (transient; retried), expired
+// (invalid_grant: reconnect), failed (any other answer).
+void count_refresh(const char* outcome) {
+  metrics::process_registry()
+      .counter("alumia_oauth_refresh_total", "OAuth token refresh requests, by outcome", {{"outcome", outcome}})
+      .inc();
 }
 
 char scope_sep_of(const OAuthConfig& o) {
@@ -159,8 +168,12 @@ Status FlowService::refresh_locked(Connection& c) {
   for (auto& [k, v] : form) wipe_string(v);
   if (!fresh) {
     const Error& e = fresh.error();
-    if (e.code == ErrorCode::service_unavailable) return std::unexpected(e);  // transient: back off, stay active
-    if (e.code == ErrorCode::conflict) {                                      // invalid_grant: the grant is dead
+    if (e.code == ErrorCode::service_unavailable) {  // transient: back off, stay active
+      count_refresh("unavailable");
+      return std::unexpected(e);
+    }
+    if (e.code == ErrorCode::conflict) {  // invalid_grant: the grant is dead
+      count_refresh("expired");
       c.status = ConnectionStatus::expired;
       c.error =
           ConnectionError{"invalid_grant", "The provider no longer accepts this grant (" + truncate_text(e.message) +
@@ -172,6 +185,7 @@ Status FlowService::refresh_locked(Connection& c) {
       spdlog::warn("connection {} ({}) expired: {}", c.id, c.connector_slug, e.message);
       return fail(ErrorCode::conflict, c.error->message);
     }
+    count_refresh("failed");
     c.status = ConnectionStatus::error;
     c.error = ConnectionError{"refresh_failed", "Refresh failed: " + truncate_text(e.message) +
                                                     ". Check the client with `alumia-connect oauth-client set " +
@@ -180,6 +194,7 @@ Status FlowService::refresh_locked(Connection& c) {
     (void)d.store.update_connection(c, nullptr);
     return fail(ErrorCode::validation_error, c.error->message);
   }
+  count_refresh("refreshed");
   c.last_refreshed_at = d.clock.now_ms();
   TRY(store_tokens(c, *connector, *fresh, sent_at, true));
   spdlog::info("refreshed connection {} ({})", c.id, c.connector_slug);

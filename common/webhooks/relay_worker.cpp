@@ -1,4 +1,5 @@
 // The relay worker: due jobs → signed POST to the relay target → succeeded / failed (backoff) / dead.
+#include <alumia/base/metrics.hpp>
 #include <alumia/net/connection_pool.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
@@ -246,6 +247,14 @@ void RelayWorker::finish(WebhookJob& job, JobState state, std::optional<int64_t>
   m_store.finish_job_later(job);  // committed with the next batch; the slot is free at once
 }
 
+namespace {
+// GET /metrics: relay attempts (a POST made) by outcome: delivered, retry (failed, tried again later), dead.
+metrics::Counter& relay_attempts(const char* outcome) {
+  return metrics::process_registry().counter("alumia_relay_attempts_total", "relay POSTs made, by outcome",
+                                             {{"outcome", outcome}});
+}
+}  // namespace
+
 void RelayWorker::deliver(Ready ready) {
   WebhookJob& job = ready.job;
   const auto& target = ready.target;
@@ -273,6 +282,8 @@ void RelayWorker::deliver(Ready ready) {
   job.attempts += 1;
   if (res && res->status >= 200 && res->status < 300) {
     spdlog::debug("relay: job {} delivered ({})", job.id, res->status);
+    static metrics::Counter& delivered = relay_attempts("delivered");
+    delivered.inc();
     finish(job, JobState::succeeded, res->status, std::nullopt);
     return;
   }
@@ -287,6 +298,8 @@ void RelayWorker::deliver(Ready ready) {
   const auto& schedule = m_options.backoff;
   if (static_cast<std::size_t>(job.attempts) > schedule.size()) {
     spdlog::warn("relay: job {} is dead after {} attempts: {}", job.id, job.attempts, error);
+    static metrics::Counter& dead = relay_attempts("dead");
+    dead.inc();
     finish(job, JobState::dead, status, error);
     return;
   }
@@ -296,6 +309,8 @@ void RelayWorker::deliver(Ready ready) {
   if (spread > 0) jitter = static_cast<int64_t>(m_random.below(spread + 1));
   job.next_attempt_at = m_clock.now_ms() + base + jitter;
   spdlog::info("relay: job {} attempt {} failed ({}); next in {} ms", job.id, job.attempts, error, base + jitter);
+  static metrics::Counter& retry = relay_attempts("retry");
+  retry.inc();
   finish(job, JobState::failed, status, error);
 }
 

@@ -264,6 +264,14 @@ TEST_CASE("Refresh before expiry rotates the refresh token without reuse", "[oau
   const std::string at2 = s.token(id);
   CHECK(at2 != at1);
   CHECK(s.peer.introspect(at2)["active"] == true);
+  // GET /metrics counts the refreshes by outcome (at least the two waited for, none failed).
+  const auto metrics = s.daemon->api("GET", "/metrics");
+  REQUIRE(metrics.status == 200);
+  const std::string refreshed = "\nalumia_oauth_refresh_total{outcome=\"refreshed\"} ";
+  const auto at = metrics.body.find(refreshed);
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stoi(metrics.body.substr(at + refreshed.size())) >= 2);
+  CHECK(metrics.body.find("alumia_oauth_refresh_total{outcome=\"failed\"}") == std::string::npos);
 }
 
 namespace {

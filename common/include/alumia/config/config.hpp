@@ -78,6 +78,7 @@ struct SettingSpec {
   int64_t max = 0;
   std::vector<std::string> choices = {};  // choice
   bool test_only = false;                 // a hook for tests; `config show` lists it apart, never set it in production
+  bool secret = false;                    // a credential: `config show` says whether it is set, never its value
 };
 
 // The values a spec accepts, for messages and `config show`: "an integer from 1 to 600000",
