@@ -3,6 +3,7 @@
 // short) retries, one waiting with no target — then GET /api/v1/admin/connector-events and
 // `alumia-connect admin events` (aligned tables, --json, filters, refusals).
 #include "cli_helpers.hpp"
+#include "http_sink.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -17,29 +18,6 @@ using namespace alumia::test::webhooks;
 using nlohmann::json;
 
 namespace {
-
-// A relay target on 127.0.0.1:0: 200 on /ok, 500 on /fail.
-class Sink {
- public:
-  Sink() {
-    m_server.Post("/ok", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
-    m_server.Post("/fail", [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([&] { return m_server.is_running(); }, std::chrono::seconds(5)));
-  }
-  ~Sink() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(m_port) + path; }
-
- private:
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-};
 
 Signer github(const json& created) {
   Signer s;
@@ -74,7 +52,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 }  // namespace
 
 TEST_CASE("admin events: the JSON view and the CLI tables after a mix of deliveries", "[webhooks][admin]") {
-  Sink sink;
+  HttpSink sink = HttpSink::ok_and_fail();
   TempDir dir;
   // Two retries 50 ms apart: a job whose target keeps failing is dead after three attempts.
   Daemon d(dir.path(), daemon_options({{"ALUMIA_RELAY_BACKOFF_MS", "50,50"}}));

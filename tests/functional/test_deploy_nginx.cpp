@@ -12,6 +12,7 @@
 // Without nginx the test fails, naming the package: a deployment test that silently passes would prove
 // nothing.
 #include "cli_helpers.hpp"
+#include "http_sink.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -258,25 +259,7 @@ class Nginx {
 // A relay target on 127.0.0.1:0 that keeps what it receives.
 class Sink {
  public:
-  Sink() {
-    m_server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
-      std::lock_guard lock(m_mutex);
-      m_bodies.push_back(req.body);
-      m_signatures.push_back(req.get_header_value("Alumia-Signature"));
-      res.set_content("ok", "text/plain");
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([&] { return m_server.is_running(); }, std::chrono::seconds(5)));
-  }
-  ~Sink() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  Sink(const Sink&) = delete;
-  Sink& operator=(const Sink&) = delete;
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+  std::string url() const { return m_http.url("/hook"); }
   std::vector<std::string> bodies() {
     std::lock_guard lock(m_mutex);
     return m_bodies;
@@ -287,11 +270,14 @@ class Sink {
   }
 
  private:
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
   std::mutex m_mutex;
   std::vector<std::string> m_bodies, m_signatures;
+  HttpSink m_http{{{"/hook", [this](const httplib::Request& req, httplib::Response& res) {
+                      std::lock_guard lock(m_mutex);
+                      m_bodies.push_back(req.body);
+                      m_signatures.push_back(req.get_header_value("Alumia-Signature"));
+                      res.set_content("ok", "text/plain");
+                    }}}};  // last: stopped before what its handler writes to is gone
 };
 
 // A GitHub delivery whose body no serializer would write: CRLF and tabs between tokens, a space

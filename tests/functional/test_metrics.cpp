@@ -4,6 +4,7 @@
 // parsed by a real exposition-format parser (Debian's python3-prometheus-client), its values checked against what the
 // test sent.
 #include "cli_helpers.hpp"
+#include "http_sink.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -21,29 +22,6 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* k_token = "scrape-me-0123456789abcdef";
-
-// A relay target on 127.0.0.1:0: 200 on /ok, 500 on /fail.
-class Sink {
- public:
-  Sink() {
-    m_server.Post("/ok", [](const httplib::Request&, httplib::Response& res) { res.status = 200; });
-    m_server.Post("/fail", [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([&] { return m_server.is_running(); }, std::chrono::seconds(5)));
-  }
-  ~Sink() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  std::string url(const std::string& path = "/ok") const { return "http://127.0.0.1:" + std::to_string(m_port) + path; }
-
- private:
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
-};
 
 // prometheus_client's parser over the text: [{name, type, samples: [[name, labels, value]]}]; a value
 // that JSON cannot hold (+Inf, NaN) as its string. Fails the test when the parser refuses the text.
@@ -88,12 +66,12 @@ HttpReply scrape(const Daemon& d, const std::optional<std::string>& authorizatio
 }  // namespace
 
 TEST_CASE("metrics: a scrape parses as Prometheus text and counts what was sent", "[webhooks][metrics]") {
-  Sink sink;
+  HttpSink sink = HttpSink::ok_and_fail();
   TempDir dir;
   // One retry 50 ms later: a job whose target keeps failing is dead after two attempts.
   Daemon d(dir.path(), daemon_options({{"ALUMIA_METRICS_TOKEN", k_token}, {"ALUMIA_RELAY_BACKOFF_MS", "50"}}));
 
-  const json created = create_endpoint(d, {{"provider", "github"}, {"label", "m"}, {"relayTo", sink.url()}});
+  const json created = create_endpoint(d, {{"provider", "github"}, {"label", "m"}, {"relayTo", sink.url("/ok")}});
   Signer s;
   s.provider = "github";
   s.secret = created["secret"].get<std::string>();

@@ -1,5 +1,6 @@
 // The relay worker and durability against the real daemon: a local sink that fails, retries with
 // a short (test-only) backoff schedule, dead jobs and bulk retry, replay, and a SIGKILL mid-load.
+#include "http_sink.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -23,32 +24,7 @@ namespace {
 // A relay target on 127.0.0.1:0 that answers `fail_status` for the first `failures` requests.
 class Sink {
  public:
-  Sink() {
-    m_server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
-      std::lock_guard lock(m_mutex);
-      ++m_attempts;
-      if (m_failures > 0) {
-        --m_failures;
-        res.status = 500;
-        res.set_content("try later", "text/plain");
-        return;
-      }
-      m_received.push_back(Received{req.get_header_value("Alumia-Event-Id"), req.get_header_value("Alumia-Event-Key"),
-                                    req.get_header_value("Alumia-Signature"), req.body,
-                                    req.get_header_value_count("Alumia-Signature")});
-      res.status = 200;
-      res.set_content("ok", "text/plain");
-    });
-    m_port = m_server.bind_to_any_port("127.0.0.1");
-    REQUIRE(m_port > 0);
-    m_thread = std::thread([this] { m_server.listen_after_bind(); });
-    REQUIRE(eventually([&] { return m_server.is_running(); }, std::chrono::seconds(5)));
-  }
-  ~Sink() {
-    m_server.stop();
-    if (m_thread.joinable()) m_thread.join();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+  std::string url() const { return m_http.url("/hook"); }
   void fail_next(int n) {
     std::lock_guard lock(m_mutex);
     m_failures = n;
@@ -67,13 +43,28 @@ class Sink {
   }
 
  private:
-  httplib::Server m_server;
-  std::thread m_thread;
-  int m_port = 0;
+  void serve(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(m_mutex);
+    ++m_attempts;
+    if (m_failures > 0) {
+      --m_failures;
+      res.status = 500;
+      res.set_content("try later", "text/plain");
+      return;
+    }
+    m_received.push_back(Received{req.get_header_value("Alumia-Event-Id"), req.get_header_value("Alumia-Event-Key"),
+                                  req.get_header_value("Alumia-Signature"), req.body,
+                                  req.get_header_value_count("Alumia-Signature")});
+    res.status = 200;
+    res.set_content("ok", "text/plain");
+  }
+
   std::mutex m_mutex;
   int m_failures = 0;
   int m_attempts = 0;
   std::vector<Received> m_received;
+  // Last: stopped before what its handler writes to is gone.
+  HttpSink m_http{{{"/hook", [this](const httplib::Request& req, httplib::Response& res) { serve(req, res); }}}};
 };
 
 // A relay target that holds every request until release() (a slow target without a fixed sleep; a
