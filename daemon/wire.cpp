@@ -312,6 +312,25 @@ nlohmann::json webhook_time_or_null(const std::optional<int64_t>& v) {
 
 }  // namespace
 
+namespace {
+
+// An endpoint's counters (maintained by the store; SPEC §7).
+json endpoint_counts_json(const WebhookEndpointRecord& e) {
+  return {{"received", e.received},
+          {"duplicates", e.duplicates},
+          {"rejected", e.rejected},
+          {"verificationFailures", e.verification_failures},
+          {"rateLimited", e.rate_limited}};
+}
+
+// The owner's view of the receiver's last refusal (the sender got a generic answer).
+json last_error_json(const WebhookEndpointRecord& e) {
+  if (!e.last_error) return nullptr;
+  return {{"code", e.last_error->code}, {"message", e.last_error->message}, {"at", format_time_ms(e.last_error->at)}};
+}
+
+}  // namespace
+
 nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view receive_url,
                              const RateLimit& rate_limit) {
   using nlohmann::json;
@@ -326,18 +345,9 @@ nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view re
       {"maxBodyBytes", e.max_body_bytes},
       // The limit in force; "default": the daemon's (settings webhook-rate-limit, -burst), not its own.
       {"rateLimit", {{"perSecond", rate_limit.per_second}, {"burst", rate_limit.burst}, {"default", !e.rate_limit}}},
-      {"counts",
-       {{"received", e.received},
-        {"duplicates", e.duplicates},
-        {"rejected", e.rejected},
-        {"verificationFailures", e.verification_failures},
-        {"rateLimited", e.rate_limited}}},
+      {"counts", endpoint_counts_json(e)},
       {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
-      // The owner's view of the receiver's last refusal (the sender got a generic answer).
-      {"lastError", e.last_error ? json{{"code", e.last_error->code},
-                                        {"message", e.last_error->message},
-                                        {"at", format_time_ms(e.last_error->at)}}
-                                 : json(nullptr)},
+      {"lastError", last_error_json(e)},
       {"createdAt", format_time_ms(e.created_at)}};
 }
 
@@ -418,17 +428,9 @@ nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit) {
                              {"provider", to_string(e.provider)},
                              {"label", e.label},
                              {"status", to_string(e.status)},
-                             {"counts",
-                              {{"received", e.received},
-                               {"duplicates", e.duplicates},
-                               {"rejected", e.rejected},
-                               {"verificationFailures", e.verification_failures},
-                               {"rateLimited", e.rate_limited}}},
+                             {"counts", endpoint_counts_json(e)},
                              {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
-                             {"lastError", e.last_error ? json{{"code", e.last_error->code},
-                                                               {"message", e.last_error->message},
-                                                               {"at", format_time_ms(e.last_error->at)}}
-                                                        : json(nullptr)},
+                             {"lastError", last_error_json(e)},
                              {"jobs", job_counts_json(es.jobs)},
                              {"oldestQueuedJob", oldest_queued_json(es.oldest_queued, s.now)}});
   }
