@@ -173,8 +173,11 @@ TEST_CASE("webhook store: concurrent ingest stores each key once and answers eve
   CHECK((*ep)->duplicates == k_threads / 2 * k_per_thread);
 }
 
-TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due first", "[webhooks][store]") {
-  Fixture f;  // ep1 has no relay target
+namespace {
+
+// ep2, with a relay target, beside the fixture's ep1 (none); six jobs, job-0..job-5, alternating ep1 and
+// ep2 (ep2's are 1, 3, 5), each due at 1000 + n.
+void add_targeted_endpoint_and_jobs(Fixture& f) {
   WebhookEndpointRecord targeted;
   targeted.id = "ep2";
   targeted.user_id = "u1";
@@ -187,6 +190,13 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
     r.endpoint_id = n % 2 == 0 ? "ep1" : "ep2";
     REQUIRE(f.hooks->ingest(r));
   }
+}
+
+}  // namespace
+
+TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due first", "[webhooks][store]") {
+  Fixture f;
+  add_targeted_endpoint_and_jobs(f);
   // Without a default target only ep2's jobs (1, 3, 5) are claimable, oldest due first.
   auto next = f.hooks->next_due_at(false);
   REQUIRE(next);
@@ -226,19 +236,8 @@ TEST_CASE("webhook store: claims take only jobs that have somewhere to go, due f
 }
 
 TEST_CASE("webhook store: a claim gives an endpoint no more than its limit, none at 0", "[webhooks][store]") {
-  Fixture f;  // ep1 has no relay target
-  WebhookEndpointRecord targeted;
-  targeted.id = "ep2";
-  targeted.user_id = "u1";
-  targeted.provider = Provider::github;
-  targeted.relay_to = "http://127.0.0.1:9/hook";
-  targeted.created_at = targeted.updated_at = 1;
-  REQUIRE(f.hooks->insert_endpoint(targeted));
-  for (int n = 0; n < 6; ++n) {
-    IngestRequest r = request("github:" + std::to_string(n), n);
-    r.endpoint_id = n % 2 == 0 ? "ep1" : "ep2";
-    REQUIRE(f.hooks->ingest(r));
-  }
+  Fixture f;
+  add_targeted_endpoint_and_jobs(f);
   // ep2 at 0: nothing to claim and nothing due for the worker's sleep.
   const std::map<std::string, std::size_t> none{{"ep2", 0}};
   CHECK(f.hooks->claim_due_jobs(5000, 10, false, none)->empty());
