@@ -82,22 +82,27 @@ struct RouteSeries {
 void record_request(const Route* route, int status, std::chrono::steady_clock::duration took) {
   static std::vector<RouteSeries> per_route(route_table().size() + 1);  // the last: no route matched
   const std::size_t i = route ? static_cast<std::size_t>(route - route_table().data()) : route_table().size();
-  const std::string pattern = route ? std::string(route->pattern) : "(unmatched)";
-  const std::string method = route ? std::string(route->method) : "(any)";
   const int cls = std::clamp(status / 100, 1, 5);
-  auto& reg = metrics::process_registry();
+  // The labels are built only to register a series (its first request), never on the recording path.
+  const auto route_labels = [&] {
+    return std::pair{route ? std::string(route->pattern) : "(unmatched)", route ? std::string(route->method) : "(any)"};
+  };
   RouteSeries& s = per_route[i];
   auto* counter = s.by_class[static_cast<std::size_t>(cls - 1)].load(std::memory_order_acquire);
   if (!counter) {
-    counter = &reg.counter("alumia_http_requests_total", "requests answered by the router, per route and status class",
-                           {{"route", pattern}, {"method", method}, {"status", std::to_string(cls) + "xx"}});
+    auto [pattern, method] = route_labels();
+    counter = &metrics::process_registry().counter(
+        "alumia_http_requests_total", "requests answered by the router, per route and status class",
+        {{"route", pattern}, {"method", method}, {"status", std::to_string(cls) + "xx"}});
     s.by_class[static_cast<std::size_t>(cls - 1)].store(counter, std::memory_order_release);
   }
   auto* latency = s.latency.load(std::memory_order_acquire);
   if (!latency) {
-    latency = &reg.histogram("alumia_http_request_duration_seconds",
-                             "time from routing to the response (auth, handler, envelope), per route",
-                             metrics::latency_buckets(), {{"route", pattern}, {"method", method}});
+    auto [pattern, method] = route_labels();
+    latency =
+        &metrics::process_registry().histogram("alumia_http_request_duration_seconds",
+                                               "time from routing to the response (auth, handler, envelope), per route",
+                                               metrics::latency_buckets(), {{"route", pattern}, {"method", method}});
     s.latency.store(latency, std::memory_order_release);
   }
   counter->inc();
