@@ -47,6 +47,7 @@ int CliContext::run() {
     err << "alumia-connect: error: no command given; see `alumia-connect --help`\n";
     return k_exit_usage;
   }
+  if (tty.stdout_tty && !global.json) set_table_width(terminal_columns(env));  // tables fit the terminal
   auto st = action();
   out.flush();
   if (st) return k_exit_ok;
@@ -156,8 +157,55 @@ void CliContext::note(const std::string& message) const {
   if (!global.quiet) err << message << '\n';
 }
 
+namespace {
+
+// "webhooks show" for the command `sub` (its names up to the root).
+std::string command_path(const CLI::App& sub) {
+  std::string path;
+  for (const CLI::App* a = &sub; a->get_parent() != nullptr; a = a->get_parent())
+    path = path.empty() ? a->get_name() : a->get_name() + " " + path;
+  return path;
+}
+
+// Every error says what to do next (issue 15 item 6): a NOT_FOUND names the command that lists the
+// ids, a refused value the command's --help, unless the message already names a command.
+std::string next_step(const std::string& path, int exit_code) {
+  if (exit_code == error_info(ErrorCode::not_found).exit_code) {
+    const std::string group = path.substr(0, path.find(' '));
+    static const std::vector<std::pair<std::string, std::string>> k_lists{
+        {"connections", "connections list"},
+        {"credentials", "connections list"},
+        {"token", "connections list"},
+        {"setup-webhook", "connections list"},
+        {"connect", "connectors list` or `alumia-connect connections list"},
+        {"connectors", "connectors list"},
+        {"oauth-client", "connectors list"},
+        {"webhooks", "webhooks list"},
+        {"listen", "webhooks list"},
+        {"events", "events list"},
+        {"jobs", "jobs list"},
+        {"keys", "keys list"},
+        {"admin", "webhooks list"}};
+    for (const auto& [g, list] : k_lists)
+      if (g == group) return "; `alumia-connect " + list + "` shows what exists";
+    return "";
+  }
+  if (exit_code == error_info(ErrorCode::validation_error).exit_code)
+    return "; see `alumia-connect " + path + " --help`";
+  return "";
+}
+
+}  // namespace
+
 void on_run(CLI::App& sub, CliContext& ctx, std::function<CliStatus()> fn) {
-  sub.callback([&ctx, fn = std::move(fn)] { ctx.action = fn; });
+  sub.callback([&ctx, &sub, fn = std::move(fn)] {
+    ctx.action = [&sub, fn] {
+      auto st = fn();
+      if (!st && !st.error().message.empty() && st.error().message.find("alumia-connect ") == std::string::npos)
+        st.error().message += next_step(command_path(sub), st.error().exit_code);
+      return st;
+    };
+  });
 }
 
 std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
@@ -178,6 +226,7 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
   register_setup_webhook(*app, ctx);
   register_events(*app, ctx);
   register_jobs(*app, ctx);
+  register_listen(*app, ctx);
   register_admin(*app, ctx);
   register_keys(*app, ctx);
   register_config(*app, ctx);

@@ -95,6 +95,7 @@ void register_webhooks(CLI::App& app, CliContext& ctx);
 void register_setup_webhook(CLI::App& app, CliContext& ctx);
 void register_events(CLI::App& app, CliContext& ctx);
 void register_jobs(CLI::App& app, CliContext& ctx);
+void register_listen(CLI::App& app, CliContext& ctx);
 void register_admin(CLI::App& app, CliContext& ctx);
 void register_keys(CLI::App& app, CliContext& ctx);
 void register_config(CLI::App& app, CliContext& ctx);

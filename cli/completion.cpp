@@ -1,10 +1,14 @@
 #include "completion.hpp"
 
 #include "app.hpp"
+#include "output.hpp"
 
 #include <alumia/base/strings.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <memory>
 #include <set>
 
 namespace alumia::cli {
@@ -88,7 +92,38 @@ std::string single_quote(const std::string& s) {
 
 bool is_dir_option(const OptionDoc& o) { return o.value_name == "DIR"; }
 
+// Shell code shared by the scripts: the kind of value the argument at the cursor takes.
+// `_alumia_connect_value_kind PATH PREV`: PREV is the option before the cursor, or "" for a positional.
+std::string kind_function(const char* name, const char* print) {
+  std::string s = std::string(name) + "() {\n  case \"$1|$2\" in\n";
+  for (const auto& a : dynamic_args())
+    s += "    " + single_quote(std::string(a.path) + "|" + a.option) + ") " + print + " " + a.kind + " ;;\n";
+  return s + "  esac\n}\n\n";
+}
+
 }  // namespace
+
+const std::vector<DynamicArg>& dynamic_args() {
+  static const std::vector<DynamicArg> k_args{{"connections show", "", "connections"},
+                                              {"connections revoke", "", "connections"},
+                                              {"credentials", "", "connections"},
+                                              {"token", "", "connections"},
+                                              {"setup-webhook", "", "connections"},
+                                              {"connect", "--reconnect", "connections"},
+                                              {"webhooks create", "--connection", "connections"},
+                                              {"connect", "", "connectors"},
+                                              {"connectors show", "", "connectors"},
+                                              {"oauth-client set", "", "connectors"},
+                                              {"oauth-client unset", "", "connectors"},
+                                              {"webhooks show", "", "endpoints"},
+                                              {"webhooks update", "", "endpoints"},
+                                              {"webhooks delete", "", "endpoints"},
+                                              {"webhooks rotate-secret", "", "endpoints"},
+                                              {"events list", "--endpoint", "endpoints"},
+                                              {"events tail", "--endpoint", "endpoints"},
+                                              {"admin events", "--endpoint", "endpoints"}};
+  return k_args;
+}
 
 std::vector<CommandDoc> describe_commands(const CLI::App& root, bool include_hidden) {
   std::vector<CommandDoc> out;
@@ -116,7 +151,16 @@ std::string generate_bash_completion(const CLI::App& root) {
     if (!v.empty()) s += "    " + single_quote(d.path) + ") echo " + single_quote(v) + " ;;\n";
   }
   s += "  esac\n}\n\n";
-  s += R"SH(_alumia_connect() {
+  s += kind_function("_alumia_connect_value_kind", "echo");
+  s += R"SH(# Values from the running daemon: ids and slugs, silently none when it is down.
+_alumia_connect_dynamic() {
+  local line
+  while IFS=$'\t' read -r line _; do
+    [[ -n "$line" && "$line" == "$2"* ]] && COMPREPLY+=("$line")
+  done < <(alumia-connect __complete "$1" 2>/dev/null)
+}
+
+_alumia_connect() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
   local path="" word i skip=0
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -128,9 +172,11 @@ std::string generate_bash_completion(const CLI::App& root) {
     esac
   done
   if ((COMP_CWORD > 1)) && [[ " $(_alumia_connect_value_options "$path") " == *" $prev "* ]]; then
+    COMPREPLY=()
+    local kind="$(_alumia_connect_value_kind "$path" "$prev")"
     case "$prev" in
       --data-dir) COMPREPLY=($(compgen -d -- "$cur")) ;;
-      *) COMPREPLY=() ;;
+      *) [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur" ;;
     esac
     return 0
   fi
@@ -138,6 +184,8 @@ std::string generate_bash_completion(const CLI::App& root) {
     COMPREPLY=($(compgen -W "$(_alumia_connect_options "$path")" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$(_alumia_connect_commands "$path")" -- "$cur"))
+    local kind="$(_alumia_connect_value_kind "$path" "")"
+    [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur"
   fi
   return 0
 }
@@ -178,8 +226,19 @@ std::string generate_zsh_completion(const CLI::App& root) {
     if (!v.empty()) s += "    " + single_quote(d.path) + ") print -r -- " + single_quote(v) + " ;;\n";
   }
   s += "  esac\n}\n\n";
-  s += R"SH(_alumia_connect() {
-  local path="" word i skip=0
+  s += kind_function("_alumia_connect_value_kind", "print -r --");
+  s += R"SH(# Values from the running daemon: ids and slugs, silently none when it is down.
+_alumia_connect_dynamic() {
+  local -a values
+  local value desc
+  while IFS=$'\t' read -r value desc; do
+    [[ -n "$value" ]] && values+=("${value//:/\\:}:$desc")
+  done < <(alumia-connect __complete "$1" 2>/dev/null)
+  (( ${#values} )) && _describe -t values "$1" values
+}
+
+_alumia_connect() {
+  local path="" word i skip=0 kind
   local -a items
   for ((i = 2; i < CURRENT; i++)); do
     word="${words[i]}"
@@ -194,9 +253,10 @@ std::string generate_zsh_completion(const CLI::App& root) {
   done
   local prev="${words[CURRENT-1]}"
   if ((CURRENT > 2)) && [[ " $(_alumia_connect_value_options "$path") " == *" $prev "* ]]; then
+    kind="$(_alumia_connect_value_kind "$path" "$prev")"
     case "$prev" in
       --data-dir) _files -/ ;;
-      *) _message 'value' ;;
+      *) if [[ -n "$kind" ]]; then _alumia_connect_dynamic "$kind"; else _message 'value'; fi ;;
     esac
     return
   fi
@@ -206,6 +266,8 @@ std::string generate_zsh_completion(const CLI::App& root) {
   else
     items=("${(@f)$(_alumia_connect_commands "$path")}")
     [[ -n "${items[1]}" ]] && _describe -t commands 'command' items
+    kind="$(_alumia_connect_value_kind "$path" "")"
+    [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind"
   fi
 }
 
@@ -262,6 +324,11 @@ function __alumia_connect_at
     test "$p" = "$argv[1]"
 end
 
+# Values from the running daemon: ids and slugs, silently none when it is down.
+function __alumia_connect_dynamic
+    alumia-connect __complete $argv[1] 2>/dev/null
+end
+
 complete -c alumia-connect -f
 )SH";
   for (const auto& d : docs) {
@@ -279,6 +346,15 @@ complete -c alumia-connect -f
       if (!o.value_name.empty()) line += is_dir_option(o) ? " -r -a '(__fish_complete_directories)'" : " -r";
       line += " -d " + single_quote(o.description);
       s += line + "\n";
+    }
+    for (const auto& a : dynamic_args()) {
+      if (a.path != d.path) continue;
+      const std::string option = a.option;
+      if (option.empty())
+        s += "complete -c alumia-connect " + cond + " -a '(__alumia_connect_dynamic " + a.kind + ")'\n";
+      else
+        s += "complete -c alumia-connect " + cond + " -l " + option.substr(2) + " -r -a '(__alumia_connect_dynamic " +
+             a.kind + ")'\n";
     }
   }
   return s;
@@ -359,9 +435,13 @@ These options are accepted before or after the command.
 For an OAuth connector, \fBconnect\fR creates a pending connection, opens the daemon's one\-time
 authorization URL with \fB$BROWSER\fR or \fBxdg\-open\fR (started directly with execve, never through a
 shell, with a minimal environment) and prints it too, then polls the connection every 300 ms until it
-leaves \fIpending\fR (a spinner is shown when standard error is a terminal). When there is no display
-(no \fBDISPLAY\fR or \fBWAYLAND_DISPLAY\fR, or an SSH session, and no \fB$BROWSER\fR) it prints the URL
-with a hint such as \fBssh \-L 7465:127.0.0.1:7465\fR \fIhost\fR to forward the daemon's port.
+leaves \fIpending\fR. Before it starts it says what will happen. When no browser can be opened here (an
+SSH session, no \fBDISPLAY\fR or \fBWAYLAND_DISPLAY\fR, no \fB$BROWSER\fR; a container is named too) it
+prints the URL to open on another machine and how the provider's redirect reaches the daemon: the exact
+\fBssh \-L 7465:127.0.0.1:7465\fR \fIuser\fR\fB@\fR\fIhost\fR to run first when the callback is on the
+loopback listener, or that no forward is needed when the OAuth redirect base is a public origin. The
+wait is announced on standard error; a spinner with the elapsed time is drawn only when standard error
+is a terminal, and never with \fBNO_COLOR\fR or \fB\-\-json\fR.
 \fB\-\-no\-wait\fR prints the URL (with \fB\-\-json\fR: \fB{connection, oauthUrl}\fR) and returns at once.
 Open the URL and finish the sign\-in in one browser: opening it sets a short\-lived cookie that the
 daemon's callback requires, and a provider page forwarded to another browser is refused. A script that
@@ -384,6 +464,19 @@ reads it from standard input (one line), or prompts with echo off on a terminal;
 \fB\-\-enable\fR accepts deliveries again.
 \fBevents tail \-\-follow\fR polls the daemon once a second and prints events as they arrive (with
 \fB\-\-json\fR, one JSON object per line) until Ctrl\-C, which ends it with exit status 130.
+.PP
+\fBlisten \-\-provider\fR \fIP\fR \fB\-\-forward\-to\fR \fIURL\fR reuses an active endpoint of \fIP\fR that
+relays to \fIURL\fR, or creates one, prints its receive URL and what happens to its secrets, then prints
+each forward to \fIURL\fR with its status code and latency (with \fB\-\-json\fR, NDJSON: a \fBready\fR
+line, then one \fBdelivery\fR line per attempt) until Ctrl\-C, SIGTERM or SIGHUP (exit status 130).
+An endpoint it created is deleted then, unless \fB\-\-keep\fR; a reused one is left as it was.
+\fB\-\-events\fR shows only some event types (a trailing \fB*\fR matches a prefix).
+.SH TERMINAL
+Colour is used only when standard output is a terminal, and never with \fBNO_COLOR\fR, \fB\-\-no\-color\fR
+or \fB\-\-json\fR. Tables are cut to the terminal's width (\fBCOLUMNS\fR, else the window size), the
+first column never; piped output and \fB\-\-json\fR are never cut. The completion scripts complete
+connection ids, endpoint ids and connector slugs by running \fBalumia\-connect __complete\fR \fIKIND\fR,
+which asks the running daemon (1.5 s at most) and prints nothing when it is down.
 .SH SETTING UP WEBHOOKS
 \fBsetup\-webhook\fR \fICONNECTION\fR registers an active connection's endpoint with its provider
 (telegram; github with \fB\-\-repo\fR or \fB\-\-org\fR; stripe), so that no Bot API or REST call is
@@ -470,8 +563,11 @@ Disable colored output.
 .B BROWSER
 The program that opens the authorization URL (default \fBxdg\-open\fR).
 .TP
-.B DISPLAY\fR, \fBWAYLAND_DISPLAY\fR, \fBSSH_CONNECTION
-Decide whether a browser can be opened.
+.B DISPLAY\fR, \fBWAYLAND_DISPLAY\fR, \fBSSH_CONNECTION\fR, \fBSSH_CLIENT\fR, \fBSSH_TTY\fR, \fBcontainer
+Decide whether a browser can be opened, and what \fBconnect\fR says about reaching the daemon.
+.TP
+.B COLUMNS
+The terminal's width for tables (else the window size of standard output).
 .TP
 .B XDG_CONFIG_HOME\fR, \fBXDG_DATA_HOME\fR, \fBXDG_RUNTIME_DIR
 Locate the files below (absolute paths only; relative ones are ignored).
@@ -524,6 +620,52 @@ CliStatus print_generated(CliContext& ctx, const std::string& text) {
   return {};
 }
 
+constexpr auto k_complete_timeout = std::chrono::milliseconds(1500);
+
+// A value the shell may insert: an id or a slug, nothing that needs quoting or escaping.
+bool completable(const std::string& v) {
+  return !v.empty() && v.size() <= 128 && std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+json list_items(const json& data) {
+  if (data.is_array()) return data;
+  if (data.is_object() && data.contains("items") && data["items"].is_array()) return data["items"];
+  return json::array();
+}
+
+// `__complete KIND`: one `value<TAB>description` line per connection, endpoint or connector. Silent on
+// every failure (no daemon, no key, a slow answer): a completion must not print into the command line.
+CliStatus complete_values(CliContext& ctx, const std::string& kind) {
+  auto client = ctx.client();
+  if (!client) return {};
+  (*client)->set_timeout(k_complete_timeout);
+  const std::string path = kind == "connections" ? "/api/v1/connections?limit=200"
+                           : kind == "endpoints" ? "/api/v1/webhook-endpoints?limit=200"
+                                                 : "/api/v1/connectors";
+  auto data = (*client)->get(path);
+  if (!data) return {};
+  for (const auto& item : list_items(*data)) {
+    std::string value;
+    std::vector<std::string> desc;
+    if (kind == "connections") {
+      value = jstr(item, "id");
+      desc = {jstr(item, "connectorSlug"), jstr(item, "accountLabel"), jstr(item, "label"), jstr(item, "status")};
+    } else if (kind == "endpoints") {
+      value = jstr(item, "id");
+      desc = {jstr(item, "provider"), jstr(item, "label"), jstr(item, "status")};
+    } else {
+      value = jstr(item, "slug");
+      desc = {jstr(item, "name"), jstr(item, "authType")};
+    }
+    if (!completable(value)) continue;
+    std::erase(desc, std::string());
+    ctx.out << value << '\t' << terminal_safe(join(desc, " ")) << '\n';
+  }
+  return {};
+}
+
 }  // namespace
 
 void register_completion(CLI::App& app, CliContext& ctx) {
@@ -543,6 +685,14 @@ void register_completion(CLI::App& app, CliContext& ctx) {
   auto* man = cmd->add_subcommand("man", "Print the alumia-connect(1) man page");
   man->group("");
   on_run(*man, ctx, [&ctx, root] { return print_generated(ctx, generate_man_page(*root)); });
+
+  auto kind = std::make_shared<std::string>();
+  auto* values = app.add_subcommand("__complete", "Print completion values from the running daemon (for the scripts)");
+  values->group("");  // hidden
+  values->add_option("KIND", *kind, "connections, endpoints or connectors")
+      ->required()
+      ->check(CLI::IsMember({"connections", "endpoints", "connectors"}));
+  on_run(*values, ctx, [&ctx, kind] { return complete_values(ctx, *kind); });
 }
 
 }  // namespace alumia::cli

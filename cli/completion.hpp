@@ -29,6 +29,17 @@ struct CommandDoc {
   std::vector<std::string> subcommands;  // names, in definition order
 };
 
+// Arguments whose values come from the running daemon (issue 15 item 6): the generated scripts call
+// the hidden `alumia-connect __complete KIND`, which prints one `value<TAB>description` line per
+// connection, endpoint or connector, within a short timeout and silently nothing when the daemon is
+// down. `option` is empty for the command's positional argument.
+struct DynamicArg {
+  const char* path;    // "connections show"
+  const char* option;  // "--reconnect", or "" for the positional
+  const char* kind;    // "connections", "endpoints" or "connectors"
+};
+const std::vector<DynamicArg>& dynamic_args();
+
 // Every command, depth first, root first. `include_hidden` adds commands with an empty group.
 std::vector<CommandDoc> describe_commands(const CLI::App& root, bool include_hidden);
 

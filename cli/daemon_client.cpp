@@ -247,6 +247,11 @@ CliResult<json> DaemonClient::send(const std::string& method, const std::string&
   client.set_connection_timeout(k_connect_timeout_s);
   client.set_read_timeout(k_read_timeout_s);
   client.set_write_timeout(k_read_timeout_s);
+  if (m_timeout) {
+    client.set_connection_timeout(*m_timeout);
+    client.set_read_timeout(*m_timeout);
+    client.set_write_timeout(*m_timeout);
+  }
   client.set_follow_location(false);
   std::string auth = "Bearer " + m_key;
   httplib::Headers headers{{"Authorization", auth},

@@ -88,6 +88,9 @@ class DaemonClient {
   // For bodies holding secrets: the caller builds the string and wipes it.
   CliResult<json> post_raw(const std::string& path, const std::string& body);
   const DaemonUrl& url() const { return m_url; }
+  // Caps connect, read and write of every later request (shell completion: a hung daemon must not
+  // hang the shell).
+  void set_timeout(std::chrono::milliseconds t) { m_timeout = t; }
 
  private:
   CliResult<json> send(const std::string& method, const std::string& path, const std::string* body);
@@ -95,6 +98,7 @@ class DaemonClient {
   std::string m_key;
   std::string m_key_source;
   std::function<void(const std::string&)> m_on_warning;
+  std::optional<std::chrono::milliseconds> m_timeout;
 };
 
 // Checks the listener on url.port (OAUTH.md item 32). Reads /proc/net/tcp and /proc/net/tcp6.

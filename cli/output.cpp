@@ -130,6 +130,47 @@ bool TerminalFilter::drain(bool final) {
   return complete;
 }
 
+namespace {
+
+constexpr std::size_t k_min_cut_width = 8;  // a column is never cut narrower than this
+std::size_t g_table_width = 0;
+
+std::size_t display_width(std::string_view text) {
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); i += decode_utf8(text, i).length) ++n;
+  return n;
+}
+
+// The first `width - 1` code points and "…".
+std::string cut(const std::string& text, std::size_t width) {
+  std::size_t i = 0;
+  for (std::size_t n = 0; n + 1 < width && i < text.size(); ++n) i += decode_utf8(text, i).length;
+  return text.substr(0, i) + "\u2026";
+}
+
+// Narrows the widest columns (never the first) until the row fits `limit`.
+void fit(std::vector<std::size_t>& widths, std::size_t limit) {
+  if (limit == 0 || widths.size() < 2) return;
+  for (;;) {
+    std::size_t total = 2 * (widths.size() - 1);
+    for (const auto w : widths) total += w;
+    if (total <= limit) return;
+    std::size_t widest = 0;
+    for (std::size_t i = 1; i < widths.size(); ++i)
+      if (widths[i] > k_min_cut_width && (widest == 0 || widths[i] > widths[widest])) widest = i;
+    if (widest == 0) return;  // nothing left to cut: let the terminal wrap
+    std::size_t second = k_min_cut_width;
+    for (std::size_t i = 1; i < widths.size(); ++i)
+      if (i != widest) second = std::max(second, std::min(widths[i], widths[widest]));
+    const std::size_t excess = total - limit;
+    widths[widest] -= std::max<std::size_t>(1, std::min(excess, widths[widest] - second));
+  }
+}
+
+}  // namespace
+
+void set_table_width(std::size_t columns) { g_table_width = columns; }
+
 void print_table(std::ostream& out, const Table& raw, const CellDecorator& decorate) {
   Table table;
   for (const auto& h : raw.headers) table.headers.push_back(terminal_safe(h));
@@ -138,15 +179,18 @@ void print_table(std::ostream& out, const Table& raw, const CellDecorator& decor
     for (const auto& cell : row) safe.push_back(terminal_safe(cell));
   }
   std::vector<std::size_t> widths(table.headers.size(), 0);
-  for (std::size_t i = 0; i < table.headers.size(); ++i) widths[i] = table.headers[i].size();
+  for (std::size_t i = 0; i < table.headers.size(); ++i) widths[i] = display_width(table.headers[i]);
   for (const auto& row : table.rows)
-    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i)
+      widths[i] = std::max(widths[i], display_width(row[i]));
+  fit(widths, g_table_width);
   const auto line = [&](const std::vector<std::string>& cells, bool header) {
     std::string s;
     for (std::size_t i = 0; i < widths.size(); ++i) {
       std::string cell = i < cells.size() ? cells[i] : "";
+      if (display_width(cell) > widths[i]) cell = cut(cell, widths[i]);
       const bool last = i + 1 == widths.size();
-      const std::size_t pad = last ? 0 : widths[i] - cell.size() + 2;
+      const std::size_t pad = last ? 0 : widths[i] - display_width(cell) + 2;
       if (!header && decorate) cell = decorate(i, cell);
       s += cell;
       s.append(pad, ' ');

@@ -63,7 +63,13 @@ struct Table {
   std::vector<std::vector<std::string>> rows;
 };
 using CellDecorator = std::function<std::string(std::size_t column, const std::string& cell)>;
+//
+// Tables fit the terminal (issue 15 item 6): when set_table_width() was given the width of the
+// terminal stdout is (CliContext does so for human output on a TTY), the widest columns other than
+// the first (the id a user copies) are cut to fit, their cells ending in "…". Piped output and --json
+// are never cut. Widths count code points, not bytes.
 void print_table(std::ostream& out, const Table& table, const CellDecorator& decorate = {});
+void set_table_width(std::size_t columns);  // 0: no limit
 
 // "key:   value" lines, keys padded to the longest. Keys and values pass terminal_safe (inline);
 // `decorate` (optional) then wraps a value, e.g. to colour it.

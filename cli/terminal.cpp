@@ -3,6 +3,7 @@
 #include <alumia/base/secret.hpp>
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace alumia::cli {
 namespace {
@@ -85,6 +87,17 @@ CliResult<pid_t> fork_exec(const std::string& path, std::vector<std::string> arg
 
 TerminalInfo detect_terminal() { return {::isatty(0) == 1, ::isatty(1) == 1, ::isatty(2) == 1}; }
 
+std::size_t terminal_columns(const EnvLookup& env) {
+  if (auto c = env("COLUMNS");
+      c && !c->empty() && c->size() <= 4 && c->find_first_not_of("0123456789") == std::string::npos) {
+    const auto n = std::stoul(*c);
+    if (n >= 20 && n <= 1000) return n;
+  }
+  winsize ws{};
+  if (::ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 0;
+}
+
 CliResult<std::string> prompt_line(std::ostream& err, const std::string& prompt, bool secret) {
   struct sigaction sa {};
   struct sigaction old_sa {};
@@ -130,30 +143,24 @@ CliResult<std::string> prompt_line(std::ostream& err, const std::string& prompt,
   return line;
 }
 
-InterruptGuard::InterruptGuard() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  ::sigprocmask(SIG_BLOCK, &set, &m_old);
+InterruptGuard::InterruptGuard(std::initializer_list<int> signals) {
+  sigemptyset(&m_set);
+  sigaddset(&m_set, SIGINT);
+  for (const int sig : signals) sigaddset(&m_set, sig);
+  ::sigprocmask(SIG_BLOCK, &m_set, &m_old);
 }
 
 InterruptGuard::~InterruptGuard() {
-  // Drop a Ctrl-C that is still pending so restoring the mask does not kill us afterwards.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
+  // Drop a signal that is still pending so restoring the mask does not kill us afterwards.
   timespec zero{0, 0};
-  while (::sigtimedwait(&set, nullptr, &zero) == SIGINT) {
+  while (::sigtimedwait(&m_set, nullptr, &zero) > 0) {
   }
   ::sigprocmask(SIG_SETMASK, &m_old, nullptr);
 }
 
 bool InterruptGuard::wait(std::chrono::milliseconds d) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
   timespec ts{static_cast<time_t>(d.count() / 1000), static_cast<long>((d.count() % 1000) * 1000000)};
-  return ::sigtimedwait(&set, nullptr, &ts) == SIGINT;
+  return ::sigtimedwait(&m_set, nullptr, &ts) > 0;
 }
 
 std::optional<std::string> find_in_path(const std::string& name, const std::string& path_env) {
@@ -184,12 +191,28 @@ std::vector<std::string> browser_environment(const EnvLookup& env) {
   return out;
 }
 
-bool no_display(const EnvLookup& env) {
-  const bool browser = env("BROWSER").has_value();
-  if (browser) return false;
-  if (env("SSH_CONNECTION")) return true;
-  return !env("DISPLAY") && !env("WAYLAND_DISPLAY");
+Surroundings detect_surroundings(const EnvLookup& env) {
+  Surroundings s;
+  const auto set = [&env](const char* name) {
+    auto v = env(name);
+    return v && !v->empty();
+  };
+  s.ssh = set("SSH_CONNECTION") || set("SSH_CLIENT") || set("SSH_TTY");
+  if (auto c = env("SSH_CONNECTION")) {
+    // "client-address client-port server-address server-port"
+    std::istringstream fields(*c);
+    std::string client, client_port, server;
+    if (fields >> client >> client_port >> server) s.ssh_server = server;
+  }
+  s.display = set("DISPLAY") || set("WAYLAND_DISPLAY");
+  s.browser = env("BROWSER").value_or("");
+  if (auto c = env("container"); c && !c->empty()) s.container = *c;  // systemd's and podman's convention
+  else if (::access("/.dockerenv", F_OK) == 0) s.container = "docker";
+  else if (::access("/run/.containerenv", F_OK) == 0) s.container = "podman";
+  return s;
 }
+
+bool no_display(const EnvLookup& env) { return !detect_surroundings(env).can_open_browser(); }
 
 CliResult<pid_t> open_browser(const std::string& url, const EnvLookup& env) {
   std::string opener = "xdg-open";
@@ -247,7 +270,9 @@ Spinner::~Spinner() { clear(); }
 void Spinner::tick() {
   if (!m_enabled) return;
   static constexpr std::array<char, 4> k_frames{'|', '/', '-', '\\'};
-  m_err << '\r' << k_frames[m_frame++ % k_frames.size()] << ' ' << m_text << std::flush;
+  const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m_start);
+  m_err << "\r\033[K" << k_frames[m_frame++ % k_frames.size()] << ' ' << m_text << " (" << elapsed.count() << " s)"
+        << std::flush;
   m_drawn = true;
 }
 

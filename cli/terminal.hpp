@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -23,22 +24,27 @@ struct TerminalInfo {
   bool stderr_tty = false;
 };
 TerminalInfo detect_terminal();
+// The width of the terminal on stdout: $COLUMNS when it is a number from 20 to 1000, else the
+// window size of fd 1 (TIOCGWINSZ), else 0 (unknown: tables are not cut).
+std::size_t terminal_columns(const EnvLookup& env);
 
 // Prints `prompt` on `err` and reads one line from the terminal on fd 0. `secret` turns echo off
 // for the read (restored on every path, Ctrl-C included, which gives exit 130).
 CliResult<std::string> prompt_line(std::ostream& err, const std::string& prompt, bool secret);
 
-// While alive, SIGINT is blocked and collected; wait() sleeps up to `d` and reports whether
-// Ctrl-C was pressed, so a polling loop can stop cleanly (exit 130) without a signal handler.
+// While alive, SIGINT (and any further `signals`) is blocked and collected; wait() sleeps up to `d`
+// and reports whether one arrived, so a polling loop can stop cleanly (exit 130) without a signal
+// handler. `listen` adds SIGTERM and SIGHUP: a closed terminal or a `kill` must still clean up.
 class InterruptGuard {
  public:
-  InterruptGuard();
+  explicit InterruptGuard(std::initializer_list<int> signals = {});
   ~InterruptGuard();
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
   bool wait(std::chrono::milliseconds d);  // true: interrupted
 
  private:
+  sigset_t m_set{};
   sigset_t m_old{};
 };
 
@@ -47,6 +53,18 @@ std::optional<std::string> find_in_path(const std::string& name, const std::stri
 // The environment handed to the browser (OAUTH.md item 6): only the variables a desktop opener
 // needs, plus FAKE_BROWSER_JAR / FAKE_BROWSER_LOG / FAKE_BROWSER_WAIT for tests.
 std::vector<std::string> browser_environment(const EnvLookup& env);
+// Where the CLI runs, for `connect` (issue 15 item 3): whether a browser can be opened here, and
+// what to tell the user about reaching the daemon's loopback callback from another machine.
+struct Surroundings {
+  bool ssh = false;        // SSH_CONNECTION, SSH_CLIENT or SSH_TTY is set
+  std::string ssh_server;  // the address this machine was reached on (SSH_CONNECTION's third field)
+  bool display = false;    // DISPLAY or WAYLAND_DISPLAY
+  std::string browser;     // $BROWSER
+  std::string container;   // "docker", "podman", the `container` variable's value, or "" (none seen)
+  bool can_open_browser() const { return !browser.empty() || (display && !ssh); }
+};
+// From the environment, plus /.dockerenv and /run/.containerenv for a container.
+Surroundings detect_surroundings(const EnvLookup& env);
 // True when there is nowhere to show a browser: no DISPLAY/WAYLAND_DISPLAY and no $BROWSER, or an
 // SSH session without $BROWSER.
 bool no_display(const EnvLookup& env);
@@ -67,7 +85,8 @@ std::string process_name(pid_t pid);
 // The directory of /proc/self/exe.
 std::filesystem::path self_exe_dir();
 
-// A one-character spinner on stderr, drawn only when stderr is a TTY.
+// A one-character spinner on stderr with the time elapsed since it was made; the caller enables it
+// only on a TTY, and never with NO_COLOR, --json or --quiet.
 class Spinner {
  public:
   Spinner(std::ostream& err, bool enabled, std::string text);
@@ -83,6 +102,7 @@ class Spinner {
   std::string m_text;
   std::size_t m_frame = 0;
   bool m_drawn = false;
+  std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
 };
 
 }  // namespace alumia::cli

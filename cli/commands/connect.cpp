@@ -2,7 +2,11 @@
 #include "credentials_util.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/strings.hpp>
 #include <alumia/base/try.hpp>
+
+#include <pwd.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
@@ -98,8 +102,13 @@ CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& star
   const bool reconnect = !o.reconnect.empty();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   InterruptGuard interrupt;
-  Spinner spinner(ctx.raw_err, ctx.tty.stderr_tty && !ctx.global.quiet,
-                  "Waiting for the authorization in the browser (Ctrl-C to stop)...");
+  // Never silent: the wait is announced once; the spinner (elapsed time) only on a terminal, and never
+  // with NO_COLOR or --json, whose readers want plain lines.
+  const bool spin =
+      ctx.tty.stderr_tty && !ctx.global.quiet && !ctx.global.json && !ctx.global.no_color && !ctx.env("NO_COLOR");
+  ctx.note("Waiting up to " + std::to_string(o.timeout_s) + " s for the authorization of connection " + id +
+           " (Ctrl-C to stop).");
+  Spinner spinner(ctx.raw_err, spin, "Waiting for the authorization in the browser...");
   for (;;) {
     auto c = TRY(client.get("/api/v1/connections/" + encode_component(id)));
     const std::string status = jstr(c, "status");
@@ -125,6 +134,91 @@ CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& star
       return cli_fail(k_exit_interrupted, "interrupted; connection " + id + " is still pending");
     }
   }
+}
+
+// The origin of a URL ("http://127.0.0.1:7465"), and whether its host is a loopback one.
+std::string url_origin(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto end = url.find_first_of("/?#", scheme + 3);
+  return url.substr(0, end);
+}
+
+bool loopback_origin(const std::string& origin) {
+  const auto scheme = origin.find("://");
+  std::string host = scheme == std::string::npos ? origin : origin.substr(scheme + 3);
+  if (host.starts_with("[")) return host.starts_with("[::1]");
+  host = host.substr(0, host.find(':'));
+  return host == "localhost" || host.starts_with("127.");
+}
+
+std::string local_user(const EnvLookup& env) {
+  for (const char* name : {"USER", "LOGNAME"})
+    if (auto v = env(name); v && !v->empty()) return *v;
+  if (const passwd* pw = ::getpwuid(::getuid())) return pw->pw_name;
+  return "";
+}
+
+std::string this_host(const Surroundings& where) {
+  if (!where.ssh_server.empty()) return where.ssh_server;
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') return name;
+  return "THIS-HOST";
+}
+
+// Why no browser is opened here, as a list for one sentence.
+std::string headless_reasons(const Surroundings& where) {
+  std::vector<std::string> why;
+  if (where.ssh)
+    why.push_back(where.ssh_server.empty() ? "an SSH session" : "an SSH session (to " + where.ssh_server + ")");
+  if (!where.display) why.push_back("no display (DISPLAY and WAYLAND_DISPLAY are unset)");
+  if (where.browser.empty()) why.push_back("no $BROWSER");
+  if (!where.container.empty()) why.push_back("inside a container (" + where.container + ")");
+  return join(why, ", ");
+}
+
+// Says what will happen before it happens (issue 15 item 3), then opens the browser when it can.
+// Everything goes to stderr: stdout stays for the result.
+void announce_and_open(CliContext& ctx, const std::string& url, int daemon_port, const ConnectOptions& o) {
+  const Surroundings where = detect_surroundings(ctx.env);
+  const bool headless = !where.can_open_browser();
+  if (!o.no_browser && !headless) {
+    ctx.note("Opening the authorization page for " + o.slug + " in your browser (" +
+             (where.browser.empty() ? std::string("xdg-open") : terminal_safe(where.browser)) + ").");
+    auto pid = open_browser(url, ctx.env);
+    if (pid) {
+      reap_child(*pid);
+      ctx.note("If it did not open, visit:\n  " + terminal_safe(url));
+      return;
+    }
+    ctx.warn(pid.error().message);
+  }
+  if (o.no_browser) ctx.err << "Not opening a browser (--no-browser).\n";
+  else if (headless) ctx.err << "No browser will be opened here: " << headless_reasons(where) << ".\n";
+  ctx.err << "Open this URL in a browser" << (headless ? " on your own machine" : "") << " to authorize " << o.slug
+          << ":\n  " << terminal_safe(url) << '\n';
+  if (!headless && !where.ssh) return;
+  // How the provider's redirect comes back: the callback lies on the oauthUrl's origin.
+  const std::string origin = url_origin(url);
+  if (!loopback_origin(origin)) {
+    ctx.err << "The provider sends the browser back to " << terminal_safe(origin)
+            << " (the daemon's OAuth redirect base), which reaches the daemon from anywhere: no port forwarding is "
+               "needed.\n";
+    return;
+  }
+  const int port = url_port(url, daemon_port);
+  const std::string user = local_user(ctx.env);
+  const std::string target = (user.empty() ? "" : user + "@") + this_host(where);
+  ctx.err << "The provider sends the browser back to " << terminal_safe(origin)
+          << ", the daemon's loopback listener on this machine. Forward that port from the machine with the browser "
+             "first (and keep it open until this finishes):\n  ssh -L "
+          << port << ":127.0.0.1:" << port << ' ' << terminal_safe(target) << '\n';
+  if (!where.container.empty())
+    ctx.err << "This runs inside a container (" << terminal_safe(where.container)
+            << "): the forward reaches the daemon only if "
+            << "the container shares the host's network or publishes port " << port
+            << "; otherwise start the daemon with ALUMIA_OAUTH_REDIRECT_BASE set to an origin that reaches it "
+               "(docs/DEPLOY.md).\n";
 }
 
 CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOptions& o) {
@@ -166,23 +260,7 @@ CliStatus connect_oauth(CliContext& ctx, DaemonClient& client, const ConnectOpti
     }
     return {};
   }
-  const int port = url_port(url, client.url().port);
-  bool opened = false;
-  if (!o.no_browser && !no_display(ctx.env)) {
-    auto pid = open_browser(url, ctx.env);
-    if (pid) {
-      opened = true;
-      reap_child(*pid);
-      ctx.note("Opened your browser to authorize " + o.slug + ". If it did not open, visit:\n  " + terminal_safe(url));
-    } else {
-      ctx.warn(pid.error().message);
-    }
-  }
-  if (!opened) {
-    ctx.err << "Open this URL in a browser to authorize " << o.slug << ":\n  " << terminal_safe(url) << '\n';
-    if (no_display(ctx.env) || ctx.env("SSH_CONNECTION"))
-      ctx.err << "On another machine, forward the port first: ssh -L " << port << ":127.0.0.1:" << port << " <host>\n";
-  }
+  announce_and_open(ctx, url, client.url().port, o);
   return wait_for_oauth(ctx, client, connection, o);
 }
 
