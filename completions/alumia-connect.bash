@@ -3,7 +3,7 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon' ;;
+    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
@@ -13,7 +13,7 @@ _alumia_connect_commands() {
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
-    'daemon') echo 'status start stop logs' ;;
+    'daemon') echo 'status start stop logs install-service' ;;
   esac
 }
 
@@ -62,6 +62,8 @@ _alumia_connect_options() {
     'daemon start') echo '-h --help --listen --timeout --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon stop') echo '-h --help --timeout --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon logs') echo '-h --help -n --lines --json --daemon --data-dir -q --quiet --no-color' ;;
+    'daemon install-service') echo '-h --help --print --no-start --json --daemon --data-dir -q --quiet --no-color' ;;
+    'doctor') echo '-h --help --no-probe --probe-timeout --json --daemon --data-dir -q --quiet --no-color' ;;
   esac
 }
 
@@ -110,6 +112,8 @@ _alumia_connect_value_options() {
     'daemon start') echo '--listen --timeout --daemon --data-dir' ;;
     'daemon stop') echo '--timeout --daemon --data-dir' ;;
     'daemon logs') echo '-n --lines --daemon --data-dir' ;;
+    'daemon install-service') echo '--daemon --data-dir' ;;
+    'doctor') echo '--probe-timeout --daemon --data-dir' ;;
   esac
 }
 

@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon
+            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -24,7 +24,7 @@ function __alumia_connect_commands
         case 'oauth-client'
             printf '%s\n' set unset
         case 'daemon'
-            printf '%s\n' status start stop logs
+            printf '%s\n' status start stop logs install-service
     end
 end
 
@@ -116,6 +116,10 @@ function __alumia_connect_value_options
             printf '%s\n' --timeout --daemon --data-dir
         case 'daemon logs'
             printf '%s\n' -n --lines --daemon --data-dir
+        case 'daemon install-service'
+            printf '%s\n' --daemon --data-dir
+        case 'doctor'
+            printf '%s\n' --probe-timeout --daemon --data-dir
     end
 end
 
@@ -165,6 +169,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API ke
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a oauth-client -d 'Set or remove a connector'\''s OAuth client (secret from stdin)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a daemon -d 'Start, stop and inspect alumia-connectd'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a doctor -d 'Check the daemon, key, store, keyring, base URL, OAuth clients, connections and webhooks; each line ok/warn/fail with its fix (exit 1 on any fail)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at ""' -l version -d 'Display program version information and exit'
 complete -c alumia-connect -n '__alumia_connect_at ""' -l json -d 'Machine output: print the response data as JSON'
@@ -566,6 +571,7 @@ complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a status -d 'Show 
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a start -d 'Start alumia-connectd in the background (for systems without systemd)'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a stop -d 'Stop the daemon (SIGTERM) and wait until it has exited'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a logs -d 'Print the end of the log of a daemon started with `daemon start`'
+complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a install-service -d 'Write the systemd user unit (~/.config/systemd/user/alumia-connectd.service), enable and start it'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
@@ -608,3 +614,23 @@ complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect daemon install-service
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l print -d 'Print the unit instead of writing it'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l no-start -d 'Write and enable the unit, but do not start it'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect doctor
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l no-probe -d 'Do not request <webhook base URL>/healthz from this machine'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l probe-timeout -r -d 'Seconds the base URL probe may take (default 5)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l no-color -d 'Do not color the output (also NO_COLOR)'
