@@ -280,9 +280,10 @@ CliResult<std::string> systemd_user_unit(const std::filesystem::path& daemon, co
   if (!data_dir_flag.empty() || p.flat) exec += " --data-dir " + TRY(unit_word(p.data_dir, true));
   std::string rw = "ReadWritePaths=";
   std::vector<std::filesystem::path> dirs{p.data_dir};
-  // The runtime directory is under $XDG_RUNTIME_DIR, which is created anew at each login: its parent,
-  // so that the daemon may create it again.
-  for (const auto& d : {p.config_dir, p.flat ? p.runtime_dir : p.runtime_dir.parent_path()})
+  // A runtime directory of its own is under $XDG_RUNTIME_DIR, which is made anew at each login: its
+  // parent, so that the daemon may create it again (without XDG_RUNTIME_DIR it is the data directory).
+  const bool own_runtime = !p.flat && p.runtime_dir != p.data_dir && p.runtime_dir != p.config_dir;
+  for (const auto& d : {p.config_dir, own_runtime ? p.runtime_dir.parent_path() : p.runtime_dir})
     if (std::find(dirs.begin(), dirs.end(), d) == dirs.end()) dirs.push_back(d);
   for (std::size_t i = 0; i < dirs.size(); ++i) rw += (i ? " " : "") + TRY(unit_word(dirs[i], false, "-"));
   std::string out;

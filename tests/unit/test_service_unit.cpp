@@ -33,6 +33,14 @@ TEST_CASE("service unit: ExecStart and ReadWritePaths from the resolved paths; h
                                 "MemoryDenyWriteExecute=yes", "KillSignal=SIGTERM", "WantedBy=default.target"})
     CHECK(unit->find(std::string("\n") + directive + "\n") != std::string::npos);
   CHECK(unit->find("Type=simple") != std::string::npos);  // the daemon in the foreground
+
+  // Without XDG_RUNTIME_DIR the state file is in the data directory: nothing above it is made writable.
+  alumia::Paths no_runtime = xdg;
+  no_runtime.runtime_dir = xdg.data_dir;
+  auto plain = alumia::cli::systemd_user_unit("/usr/bin/alumia-connectd", no_runtime, "");
+  REQUIRE(plain);
+  CHECK(line_of(*plain, "ReadWritePaths") ==
+        "ReadWritePaths=-/home/u/.local/share/alumia-connect -/home/u/.config/alumia-connect");
 }
 
 TEST_CASE("service unit: flat paths pass --data-dir; spaces, quotes, % and $ are written as systemd reads them",
