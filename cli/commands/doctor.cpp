@@ -122,32 +122,39 @@ Check keyring_check(const json& status) {
   return {"keyring", Level::ok, backend + (jstr(k, "location").empty() ? "" : " (" + jstr(k, "location") + ")"), ""};
 }
 
-Check base_url_check(const json& diag, const DoctorOptions& o) {
-  const json b = diag.contains("webhookBase") ? diag["webhookBase"] : json::object();
-  const std::string set_it =
-      "set webhookBaseUrl in config.json (or ALUMIA_WEBHOOK_BASE_URL) to the public https origin of "
-      "--public-listen, then restart the daemon";
-  if (!b.contains("url") || !b["url"].is_string())
-    return {"base url", Level::warn,
-            "no webhook base URL: receive URLs point at the loopback listener, which providers cannot reach", set_it};
-  const std::string url = jstr(b, "url");
-  if (!jbool(b, "safe"))
-    return {"base url", Level::warn,
-            url + " breaks the public base URL rule: " + jstr(b, "brokenRule") +
-                " (allowed by --allow-insecure-base-url, for development only)",
-            set_it};
-  if (!o.probe) return {"base url", Level::ok, url + " (from " + jstr(b, "origin") + "; not probed)", ""};
+// GET <base>/healthz from this machine: "" when it answered 200, else what happened.
+std::string probe_base(const std::string& url, const DoctorOptions& o) {
   http::HttplibClient client;
   http::OutboundRequest req;
   req.url = url + "/healthz";
   req.connect_timeout = std::chrono::seconds(o.probe_timeout_s);
   req.timeout = std::chrono::seconds(o.probe_timeout_s);
   auto res = client.send(req);
-  if (res && res->status == 200) return {"base url", Level::ok, url + " (reachable: " + req.url + " answered 200)", ""};
-  const std::string why = res ? "answered " + std::to_string(res->status) : res.error().message;
+  if (res && res->status == 200) return "";
+  return req.url + " " + (res ? "answered " + std::to_string(res->status) : res.error().message);
+}
+
+Check base_url_check(const json& diag, const DoctorOptions& o) {
+  const json b = diag.contains("webhookBase") ? diag["webhookBase"] : json::object();
+  const std::string set_it =
+      "set webhookBaseUrl in config.json (or CONNECTOR_WEBHOOK_BASE_URL) to the public https origin of "
+      "--public-listen, then restart the daemon";
+  if (!b.contains("url") || !b["url"].is_string())
+    return {"base url", Level::warn,
+            "no webhook base URL: receive URLs point at the loopback listener, which providers cannot reach", set_it};
+  const std::string url = jstr(b, "url");
+  const std::string probe = o.probe ? probe_base(url, o) : "";
+  const std::string reach = !o.probe        ? "not probed"
+                            : probe.empty() ? "reachable: " + url + "/healthz answered 200"
+                                            : "not reachable from this machine: " + probe;
+  if (!jbool(b, "safe"))
+    return {"base url", Level::warn,
+            url + " breaks the public base URL rule: " + jstr(b, "brokenRule") +
+                " (allowed by --allow-insecure-base-url, for development only; " + reach + ")",
+            set_it};
+  if (probe.empty()) return {"base url", Level::ok, url + " (from " + jstr(b, "origin") + "; " + reach + ")", ""};
   return {"base url", Level::warn,
-          url + " is not reachable from this machine (" + req.url + " " + why +
-              "); providers may still reach it if only this machine's route is missing",
+          url + " is " + reach + "; providers may still reach it if only this machine's route is missing",
           "check the TLS proxy in front of --public-listen and the DNS name (or skip the probe: doctor --no-probe)"};
 }
 

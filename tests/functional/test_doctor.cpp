@@ -126,6 +126,30 @@ TEST_CASE("doctor: a key without the admin scope says what it could not check", 
   stop_clean(d);
 }
 
+TEST_CASE("doctor: the base URL is judged and probed (<base>/healthz) from this machine", "[doctor]") {
+  for (const bool listening : {true, false}) {
+    INFO("the base URL's port has the public listener: " << listening);
+    TempDir home;
+    const int public_port = free_port();
+    const int base_port = listening ? public_port : free_port();
+    const std::string base = "http://127.0.0.1:" + std::to_string(base_port);
+    Daemon::Options o = daemon_options({{"CONNECTOR_WEBHOOK_BASE_URL", base}});
+    o.extra_args = {"--public-listen", "127.0.0.1:" + std::to_string(public_port), "--allow-insecure-base-url"};
+    Daemon d(home.path(), o);
+    const json report = json_out(cli(d, {"--json", "doctor", "--probe-timeout", "3"}));
+    const json* c = find_check(report, "base url");
+    REQUIRE(c != nullptr);
+    CHECK((*c)["status"] == "warn");  // loopback http breaks the public base URL rule
+    const std::string message = (*c)["message"];
+    CHECK(message.find(base + " breaks the public base URL rule") != std::string::npos);
+    if (listening) CHECK(message.find("reachable: " + base + "/healthz answered 200") != std::string::npos);
+    else CHECK(message.find("not reachable from this machine: " + base + "/healthz") != std::string::npos);
+    const json quiet = json_out(cli(d, {"--json", "doctor", "--no-probe"}));
+    CHECK((*find_check(quiet, "base url"))["message"].get<std::string>().find("not probed") != std::string::npos);
+    stop_clean(d);
+  }
+}
+
 TEST_CASE("doctor: no daemon is a fail naming `daemon start`, exit 3", "[doctor]") {
   TempDir home;
   auto env = cli_env();
