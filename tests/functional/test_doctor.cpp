@@ -1,6 +1,8 @@
 // `doctor`, `config show` from the daemon, and daemon control (`daemon start` finding the daemon on PATH,
 // `daemon install-service`) through the real binaries (SPEC §10, §12).
 #include "cli_helpers.hpp"
+#include "http_sink.hpp"
+#include "webhook_helpers.hpp"
 
 #include <sys/stat.h>
 
@@ -103,6 +105,37 @@ TEST_CASE("doctor: a disabled endpoint warns, a store readable by others fails w
   CHECK(failed.err.find("1 of") != std::string::npos);
   fs::permissions(db, fs::perms::group_read | fs::perms::others_read, fs::perm_options::remove);
   REQUIRE_EXIT(cli(d, {"doctor", "--no-probe"}), 0);
+  stop_clean(d);
+}
+
+TEST_CASE("doctor: a dead relay job and a forged delivery are warnings naming their fix", "[doctor]") {
+  HttpSink sink = HttpSink::ok_and_fail();
+  TempDir home;
+  // Two retries 50 ms apart: a job whose target keeps failing is dead after three attempts.
+  Daemon d(home.path(), daemon_options({{"ALUMIA_RELAY_BACKOFF_MS", "50,50"}}));
+  const json created = webhooks::create_endpoint(d, {{"provider", "github"}, {"relayTo", sink.url("/fail")}});
+  webhooks::Signer signer;
+  signer.provider = "github";
+  signer.secret = created["secret"].get<std::string>();
+  signer.endpoint_id = created["endpoint"]["id"].get<std::string>();
+  REQUIRE(webhooks::send(d, signer, webhooks::make_delivery(signer, 1)).status == 200);
+  REQUIRE(webhooks::send(d, signer, webhooks::make_delivery(signer, 2, /*bad=*/true)).status == 401);
+
+  json report;
+  REQUIRE(eventually([&] {
+    report = json_out(cli(d, {"--json", "doctor", "--no-probe"}));
+    const json* jobs = find_check(report, "jobs");
+    return jobs != nullptr && (*jobs)["status"] == "warn" &&
+           (*jobs)["message"].get<std::string>().find("1 dead") != std::string::npos;
+  }));
+  CHECK((*find_check(report, "jobs"))["fix"].get<std::string>().find("alumia-connect jobs retry --state dead") !=
+        std::string::npos);
+  const json* verification = find_check(report, "verification");
+  REQUIRE(verification != nullptr);
+  CHECK((*verification)["status"] == "warn");
+  CHECK((*verification)["message"].get<std::string>().find(signer.endpoint_id) != std::string::npos);
+  CHECK((*verification)["fix"].get<std::string>().find("rotate-secret " + signer.endpoint_id) != std::string::npos);
+  CHECK(report["ok"] == true);
   stop_clean(d);
 }
 
