@@ -3,8 +3,10 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 RUN_ARGS ?=
+PREFIX ?= /usr/local
 
-.PHONY: deps build run test unit functional format check-format check-layers clean bench
+# PREFIX: where `make install` puts both programs, the man pages, completions and the user unit.
+.PHONY: deps build install package run test unit functional format check-format check-layers clean bench
 
 deps:
 	@scripts/install-deps.sh
@@ -17,9 +19,18 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	@grep -qx 'ALUMIA_WERROR:BOOL=ON' $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DALUMIA_WERROR=ON >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
+	@echo "both programs are in $(BUILD)/bin/: make install (PREFIX=$(PREFIX)), or export PATH=\"$(abspath $(BUILD))/bin:\$$PATH\""
+
+# Both programs into $(PREFIX)/bin, with the man pages, completions and the user unit (cmake/Packaging.cmake).
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The .deb (and a .tar.gz) in $(BUILD)/ (cmake/Packaging.cmake; tests/packaging/test_deb.sh checks it).
+package: build
+	cd $(BUILD) && cpack
 
 run: build
-	exec $(BUILD)/daemon/alumia-connectd $(RUN_ARGS)
+	exec $(BUILD)/bin/alumia-connectd $(RUN_ARGS)
 
 test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh

@@ -21,7 +21,7 @@ EVENTS=${EVENTS:-1000000}
 ENDPOINTS=${ENDPOINTS:-4}
 ROUNDS=${ROUNDS:-50}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-DAEMON="$BUILD/daemon/alumia-connectd"
+DAEMON="$BUILD/bin/alumia-connectd"
 
 die() { echo "admin: $*" >&2; exit 2; }
 for tool in curl python3; do

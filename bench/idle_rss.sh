@@ -26,7 +26,7 @@ IDLE=${IDLE:-5}
 TOP=${TOP:-25}
 KEYRING=${KEYRING:-file}
 TARGET_KIB=${TARGET_KIB:-12288}
-DAEMON="$BUILD/daemon/alumia-connectd"
+DAEMON="$BUILD/bin/alumia-connectd"
 
 die() { echo "idle_rss: $*" >&2; exit 2; }
 command -v python3 >/dev/null 2>&1 || die "python3 is missing (Debian: apt-get install python3)"

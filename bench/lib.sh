@@ -26,7 +26,7 @@ bench_init() {  # bench_init NAME BUILD_DIR
   BUILD=${2:-build}
   BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   SCRIPT="$BENCH_DIR/ingest_signed.lua"
-  DAEMON="$BUILD/daemon/alumia-connectd"
+  DAEMON="$BUILD/bin/alumia-connectd"
   BARE="$BUILD/bench/bench_bare_server"
   LOAD="$BUILD/bench/bench_public_load"
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/alumia-$BENCH_NAME.XXXXXX")

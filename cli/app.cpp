@@ -232,6 +232,7 @@ std::unique_ptr<CLI::App> build_app(CliContext& ctx) {
   register_config(*app, ctx);
   register_oauth_client(*app, ctx);
   register_daemon(*app, ctx);
+  register_doctor(*app, ctx);
   register_completion(*app, ctx);
   return app;
 }

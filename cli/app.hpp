@@ -100,6 +100,7 @@ void register_admin(CLI::App& app, CliContext& ctx);
 void register_keys(CLI::App& app, CliContext& ctx);
 void register_config(CLI::App& app, CliContext& ctx);
 void register_daemon(CLI::App& app, CliContext& ctx);
+void register_doctor(CLI::App& app, CliContext& ctx);
 void register_oauth_client(CLI::App& app, CliContext& ctx);
 void register_completion(CLI::App& app, CliContext& ctx);
 
@@ -117,5 +118,12 @@ struct DaemonState {
   std::string version;
 };
 std::optional<DaemonState> read_state_file(const std::filesystem::path& path);
+
+// The systemd user unit `daemon install-service` writes: packaging/alumia-connectd.service with
+// ExecStart naming `daemon` (and --data-dir when one was given or the paths are flat) and
+// ReadWritePaths the resolved directories (quoted and escaped as systemd reads them; each may be
+// missing). Fails on a path with a control character.
+CliResult<std::string> systemd_user_unit(const std::filesystem::path& daemon, const Paths& paths,
+                                         const std::string& data_dir_flag);
 
 }  // namespace alumia::cli

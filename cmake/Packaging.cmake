@@ -1,10 +1,36 @@
-install(TARGETS alumia-connectd alumia-connect RUNTIME DESTINATION bin)
+# `make install` and the .deb (CPack): both programs, the man pages, the completions of the three shells
+# where each shell's system-wide loader looks, the systemd user unit, the catalog's README and the docs.
+# tests/packaging/test_deb.sh builds the .deb, checks its contents, installs, runs and removes it.
+include(GNUInstallDirs)
+install(TARGETS alumia-connectd alumia-connect RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/man/alumia-connect.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${PROJECT_SOURCE_DIR}/man/alumia-connectd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+install(FILES ${PROJECT_SOURCE_DIR}/completions/alumia-connect.bash
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME alumia-connect)
+install(FILES ${PROJECT_SOURCE_DIR}/completions/_alumia-connect DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
+install(FILES ${PROJECT_SOURCE_DIR}/completions/alumia-connect.fish
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/fish/vendor_completions.d)
+# systemd looks for user units in <prefix>/lib/systemd/user (not the multiarch libdir).
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/alumia-connectd.service DESTINATION lib/systemd/user)
-install(FILES ${PROJECT_SOURCE_DIR}/man/alumia-connect.1 DESTINATION share/man/man1 OPTIONAL)
-install(FILES ${PROJECT_SOURCE_DIR}/man/alumia-connectd.8 DESTINATION share/man/man8 OPTIONAL)
-install(FILES ${PROJECT_SOURCE_DIR}/completions/alumia-connect.bash DESTINATION share/bash-completion/completions RENAME alumia-connect OPTIONAL)
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/catalog/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME catalog.md)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/API.md ${PROJECT_SOURCE_DIR}/docs/ARCHITECTURE.md ${PROJECT_SOURCE_DIR}/docs/DEPLOY.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/spec/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/spec FILES_MATCHING PATTERN "*.md")
+
 set(CPACK_PACKAGE_NAME alumia-connect)
-set(CPACK_PACKAGE_CONTACT "alumia-connect maintainers")
+set(CPACK_PACKAGE_VENDOR "alumia-connect")
+set(CPACK_PACKAGE_CONTACT "alumia-connect maintainers <maintainers@alumia-connect.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "local daemon and CLI that connect accounts (OAuth, API keys) and relay webhooks")
+set(CPACK_PACKAGE_DESCRIPTION "alumia-connectd keeps OAuth connections and API keys encrypted in a local store, \
+refreshes tokens, and receives, verifies, stores and relays provider webhooks; alumia-connect is its command line.")
 set(CPACK_GENERATOR "DEB;TGZ")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+# Depends from the shared libraries the binaries link (dpkg-shlibdeps): libc6, libstdc++6, libsqlite3,
+# libssl3, libmicrohttpd12, libsecret, ...
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# Stripped in the package (the build keeps its line tables for backtraces).
+set(CPACK_STRIP_FILES ON)
 include(CPack)

@@ -3,7 +3,7 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs listen admin keys config oauth-client daemon' ;;
+    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
@@ -13,7 +13,7 @@ _alumia_connect_commands() {
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
-    'daemon') echo 'status start stop logs' ;;
+    'daemon') echo 'status start stop logs install-service' ;;
   esac
 }
 
@@ -46,7 +46,6 @@ _alumia_connect_options() {
     'jobs') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs list') echo '-h --help --state --limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
-    'listen') echo '-h --help --provider --forward-to --events --keep --secret-from-stdin --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin events') echo '-h --help --endpoint --provider --state --since --limit --cursor --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -63,6 +62,8 @@ _alumia_connect_options() {
     'daemon start') echo '-h --help --listen --timeout --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon stop') echo '-h --help --timeout --json --daemon --data-dir -q --quiet --no-color' ;;
     'daemon logs') echo '-h --help -n --lines --json --daemon --data-dir -q --quiet --no-color' ;;
+    'daemon install-service') echo '-h --help --print --no-start --json --daemon --data-dir -q --quiet --no-color' ;;
+    'doctor') echo '-h --help --no-probe --probe-timeout --json --daemon --data-dir -q --quiet --no-color' ;;
   esac
 }
 
@@ -95,7 +96,6 @@ _alumia_connect_value_options() {
     'jobs') echo '--daemon --data-dir' ;;
     'jobs list') echo '--state --limit --daemon --data-dir' ;;
     'jobs retry') echo '--state --since --daemon --data-dir' ;;
-    'listen') echo '--provider --forward-to --events --daemon --data-dir' ;;
     'admin') echo '--daemon --data-dir' ;;
     'admin events') echo '--endpoint --provider --state --since --limit --cursor --daemon --data-dir' ;;
     'keys') echo '--daemon --data-dir' ;;
@@ -112,38 +112,9 @@ _alumia_connect_value_options() {
     'daemon start') echo '--listen --timeout --daemon --data-dir' ;;
     'daemon stop') echo '--timeout --daemon --data-dir' ;;
     'daemon logs') echo '-n --lines --daemon --data-dir' ;;
+    'daemon install-service') echo '--daemon --data-dir' ;;
+    'doctor') echo '--probe-timeout --daemon --data-dir' ;;
   esac
-}
-
-_alumia_connect_value_kind() {
-  case "$1|$2" in
-    'connections show|') echo connections ;;
-    'connections revoke|') echo connections ;;
-    'credentials|') echo connections ;;
-    'token|') echo connections ;;
-    'setup-webhook|') echo connections ;;
-    'connect|--reconnect') echo connections ;;
-    'webhooks create|--connection') echo connections ;;
-    'connect|') echo connectors ;;
-    'connectors show|') echo connectors ;;
-    'oauth-client set|') echo connectors ;;
-    'oauth-client unset|') echo connectors ;;
-    'webhooks show|') echo endpoints ;;
-    'webhooks update|') echo endpoints ;;
-    'webhooks delete|') echo endpoints ;;
-    'webhooks rotate-secret|') echo endpoints ;;
-    'events list|--endpoint') echo endpoints ;;
-    'events tail|--endpoint') echo endpoints ;;
-    'admin events|--endpoint') echo endpoints ;;
-  esac
-}
-
-# Values from the running daemon: ids and slugs, silently none when it is down.
-_alumia_connect_dynamic() {
-  local line
-  while IFS=$'\t' read -r line _; do
-    [[ -n "$line" && "$line" == "$2"* ]] && COMPREPLY+=("$line")
-  done < <(alumia-connect __complete "$1" 2>/dev/null)
 }
 
 _alumia_connect() {
@@ -158,11 +129,9 @@ _alumia_connect() {
     esac
   done
   if ((COMP_CWORD > 1)) && [[ " $(_alumia_connect_value_options "$path") " == *" $prev "* ]]; then
-    COMPREPLY=()
-    local kind="$(_alumia_connect_value_kind "$path" "$prev")"
     case "$prev" in
       --data-dir) COMPREPLY=($(compgen -d -- "$cur")) ;;
-      *) [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur" ;;
+      *) COMPREPLY=() ;;
     esac
     return 0
   fi
@@ -170,8 +139,6 @@ _alumia_connect() {
     COMPREPLY=($(compgen -W "$(_alumia_connect_options "$path")" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$(_alumia_connect_commands "$path")" -- "$cur"))
-    local kind="$(_alumia_connect_value_kind "$path" "")"
-    [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur"
   fi
   return 0
 }

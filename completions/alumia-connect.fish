@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs listen admin keys config oauth-client daemon
+            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -24,7 +24,7 @@ function __alumia_connect_commands
         case 'oauth-client'
             printf '%s\n' set unset
         case 'daemon'
-            printf '%s\n' status start stop logs
+            printf '%s\n' status start stop logs install-service
     end
 end
 
@@ -84,8 +84,6 @@ function __alumia_connect_value_options
             printf '%s\n' --state --limit --daemon --data-dir
         case 'jobs retry'
             printf '%s\n' --state --since --daemon --data-dir
-        case 'listen'
-            printf '%s\n' --provider --forward-to --events --daemon --data-dir
         case 'admin'
             printf '%s\n' --daemon --data-dir
         case 'admin events'
@@ -118,6 +116,10 @@ function __alumia_connect_value_options
             printf '%s\n' --timeout --daemon --data-dir
         case 'daemon logs'
             printf '%s\n' -n --lines --daemon --data-dir
+        case 'daemon install-service'
+            printf '%s\n' --daemon --data-dir
+        case 'doctor'
+            printf '%s\n' --probe-timeout --daemon --data-dir
     end
 end
 
@@ -150,11 +152,6 @@ function __alumia_connect_at
     test "$p" = "$argv[1]"
 end
 
-# Values from the running daemon: ids and slugs, silently none when it is down.
-function __alumia_connect_dynamic
-    alumia-connect __complete $argv[1] 2>/dev/null
-end
-
 complete -c alumia-connect -f
 
 # alumia-connect
@@ -167,12 +164,12 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage we
 complete -c alumia-connect -n '__alumia_connect_at ""' -a setup-webhook -d 'Register a connection'\''s webhook endpoint with its provider (telegram, github, stripe)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay and follow received webhook events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
-complete -c alumia-connect -n '__alumia_connect_at ""' -a listen -d 'Relay a provider'\''s webhooks to a local URL and print each delivery until Ctrl-C (like stripe listen)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a admin -d 'Inspect the daemon as its administrator (the key needs the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon (needs a key with the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a oauth-client -d 'Set or remove a connector'\''s OAuth client (secret from stdin)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a daemon -d 'Start, stop and inspect alumia-connectd'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a doctor -d 'Check the daemon, key, store, keyring, base URL, OAuth clients, connections and webhooks; each line ok/warn/fail with its fix (exit 1 on any fail)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at ""' -l version -d 'Display program version information and exit'
 complete -c alumia-connect -n '__alumia_connect_at ""' -l json -d 'Machine output: print the response data as JSON'
@@ -206,7 +203,6 @@ complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect connections
 complete -c alumia-connect -n '__alumia_connect_at "connections"' -a list -d 'List connections, newest first'
@@ -238,7 +234,6 @@ complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l daemon
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "connections show"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect connections revoke
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -s h -l help -d 'Print this help message and exit'
@@ -248,7 +243,6 @@ complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l daem
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect connect
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -s h -l help -d 'Print this help message and exit'
@@ -265,8 +259,6 @@ complete -c alumia-connect -n '__alumia_connect_at "connect"' -l daemon -r -d 'D
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "connect"' -l reconnect -r -a '(__alumia_connect_dynamic connections)'
-complete -c alumia-connect -n '__alumia_connect_at "connect"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect credentials
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -s h -l help -d 'Print this help message and exit'
@@ -277,7 +269,6 @@ complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "credentials"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect token
 complete -c alumia-connect -n '__alumia_connect_at "token"' -s h -l help -d 'Print this help message and exit'
@@ -286,7 +277,6 @@ complete -c alumia-connect -n '__alumia_connect_at "token"' -l daemon -r -d 'Dae
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "token"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect webhooks
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a list -d 'List webhook endpoints, newest first'
@@ -331,7 +321,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -r -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect webhooks show
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s h -l help -d 'Print this help message and exit'
@@ -340,7 +329,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l daemon -r
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks update
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s h -l help -d 'Print this help message and exit'
@@ -358,7 +346,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks delete
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s h -l help -d 'Print this help message and exit'
@@ -368,7 +355,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks rotate-secret
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s h -l help -d 'Print this help message and exit'
@@ -379,7 +365,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect setup-webhook
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s h -l help -d 'Print this help message and exit'
@@ -395,7 +380,6 @@ complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l daemon -r
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect events
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a list -d 'List received events, newest first'
@@ -420,7 +404,6 @@ complete -c alumia-connect -n '__alumia_connect_at "events list"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect events show
 complete -c alumia-connect -n '__alumia_connect_at "events show"' -s h -l help -d 'Print this help message and exit'
@@ -448,7 +431,6 @@ complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect jobs
 complete -c alumia-connect -n '__alumia_connect_at "jobs"' -a list -d 'List relay jobs, newest first'
@@ -480,19 +462,6 @@ complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l data-dir -r 
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
-# alumia-connect listen
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -s h -l help -d 'Print this help message and exit'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l provider -r -d 'The provider whose webhooks to receive'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l forward-to -r -d 'Relay each delivery to this http(s) URL'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l events -r -d 'Show only these event types (comma-separated; a trailing * matches a prefix)'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l keep -d 'Keep the endpoint this command creates when it stops (default: delete it)'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l secret-from-stdin -d 'Read the provider-issued secret (stripe, slack, ...) from stdin when an endpoint is created'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l json -d 'Machine output: print the response data as JSON'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -s q -l quiet -d 'Print only results and errors'
-complete -c alumia-connect -n '__alumia_connect_at "listen"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-
 # alumia-connect admin
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -a events -d 'Webhook endpoints with their counters, jobs per state, the oldest queued job and recent events'
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -s h -l help -d 'Print this help message and exit'
@@ -515,7 +484,6 @@ complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l daemon -r 
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect keys
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a list -d 'List API keys (never their values)'
@@ -589,7 +557,6 @@ complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l daemon
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect oauth-client unset
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s h -l help -d 'Print this help message and exit'
@@ -598,13 +565,13 @@ complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l daem
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect daemon
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a status -d 'Show whether the daemon runs, its version, URL and keyring'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a start -d 'Start alumia-connectd in the background (for systems without systemd)'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a stop -d 'Stop the daemon (SIGTERM) and wait until it has exited'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a logs -d 'Print the end of the log of a daemon started with `daemon start`'
+complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a install-service -d 'Write the systemd user unit (~/.config/systemd/user/alumia-connectd.service), enable and start it'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
@@ -647,3 +614,23 @@ complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "daemon logs"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect daemon install-service
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l print -d 'Print the unit instead of writing it'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l no-start -d 'Write and enable the unit, but do not start it'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "daemon install-service"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect doctor
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l no-probe -d 'Do not request <webhook base URL>/healthz from this machine'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l probe-timeout -r -d 'Seconds the base URL probe may take (default 5)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "doctor"' -l no-color -d 'Do not color the output (also NO_COLOR)'

@@ -302,6 +302,55 @@ json status_json(const DaemonInfo& i, std::string_view store_backend, const std:
 
 json health_json() { return json{{"ok", true}}; }
 
+namespace {
+
+json store_file_json(const StoreFile& f) {
+  return json{{"path", f.path}, {"present", f.present}, {"bytes", f.bytes}, {"private", f.private_mode}};
+}
+
+}  // namespace
+
+json diagnostics_json(const DaemonInfo& i, const Diagnostics& d) {
+  json key = nullptr;
+  if (d.caller != nullptr && !d.caller->key.id.empty())
+    key = json{{"id", d.caller->key.id},
+               {"name", d.caller->key.name},
+               {"prefix", d.caller->key.prefix},
+               {"scopes", scope_names(d.caller->key.scopes)}};
+  json store = store_file_json(d.store);
+  store["backend"] = d.store_backend;
+  store["readable"] = !d.store_read_error;
+  store["readError"] = d.store_read_error ? json(*d.store_read_error) : json(nullptr);
+  store["wal"] = store_file_json(d.wal);
+  store["intakeLog"] = store_file_json(d.intake_log);
+  json base{{"url", d.webhook_base.empty() ? json(nullptr) : json(d.webhook_base)},
+            {"origin", d.webhook_base_origin},
+            {"safe", !d.webhook_base.empty() && d.webhook_base_broken_rule.empty()},
+            {"brokenRule", d.webhook_base_broken_rule.empty() ? json(nullptr) : json(d.webhook_base_broken_rule)}};
+  return json{{"version", i.version},
+              {"key", std::move(key)},
+              {"store", std::move(store)},
+              {"webhookBase", std::move(base)},
+              {"publicUrl", i.public_url.empty() ? json(nullptr) : json(i.public_url)}};
+}
+
+json config_json(const Settings& settings) {
+  json items = json::array();
+  for (const auto& spec : setting_specs()) {
+    const auto& s = settings.setting(spec.name);
+    items.push_back(json{{"name", spec.name},
+                         {"value", spec.secret ? json(s.value.empty() ? "" : "(set)") : json(s.value)},
+                         {"source", std::string(to_string(s.source))},
+                         {"origin", settings.origin(spec.name)},
+                         {"env", spec.env},
+                         {"configKey", spec.config_key},
+                         {"default", spec.default_value},
+                         {"secret", spec.secret},
+                         {"testOnly", spec.test_only}});
+  }
+  return json{{"settings", std::move(items)}};
+}
+
 // ---- webhook endpoints, events and jobs ----
 
 namespace {

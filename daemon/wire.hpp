@@ -89,6 +89,27 @@ nlohmann::json status_json(const DaemonInfo& info, std::string_view store_backen
                            uint64_t write_transactions);
 nlohmann::json health_json();
 
+// GET /api/v1/diagnostics (what `doctor` reads beyond the status): the caller's key, the store's
+// files, the webhook base URL as judged. Sizes are of the files on disk, read at the request.
+struct StoreFile {
+  std::string path;
+  bool present = false;
+  uint64_t bytes = 0;
+  bool private_mode = false;  // no permission bits for group or others
+};
+struct Diagnostics {
+  const Caller* caller = nullptr;
+  std::string store_backend;
+  StoreFile store, wal, intake_log;
+  std::optional<std::string> store_read_error;  // nullopt: a read of the store succeeded
+  std::string webhook_base;                     // "" when the setting is unset
+  std::string webhook_base_origin;              // where it came from (Settings::origin)
+  std::string webhook_base_broken_rule;         // "" when it is a safe public base URL
+};
+nlohmann::json diagnostics_json(const DaemonInfo& info, const Diagnostics& d);
+// GET /api/v1/admin/config: every setting the daemon resolved, its source and origin; secrets "(set)".
+nlohmann::json config_json(const Settings& settings);
+
 // ---- webhook endpoints, events and jobs ----
 // GET/PATCH /webhook-endpoints/:id and the items of the list; `receive_url` from WebhookService::receive_url.
 // `rate_limit`: the one in force (WebhookService::rate_limit: the endpoint's own, else the default).

@@ -1,12 +1,45 @@
-// alumia-connect config show: every effective setting, where it came from, and the paths.
+// alumia-connect config show: every effective setting, where it came from, and the paths. The settings
+// are the running daemon's (GET /api/v1/admin/config: what it resolved at its start, from its own
+// flags, environment and config file); when it does not answer, what this environment would give it.
 #include <alumia/base/try.hpp>
 #include "app.hpp"
+
+#include <map>
 
 namespace alumia::cli {
 namespace {
 
+struct ShownSetting {
+  std::string value;  // secrets already "(set)" or ""
+  std::string source;
+};
+
+// The daemon's view, or the reason it could not be had.
+CliResult<std::map<std::string, ShownSetting>> daemon_settings(CliContext& ctx) {
+  auto client = TRY(ctx.client());
+  auto data = TRY(client->get("/api/v1/admin/config"));
+  std::map<std::string, ShownSetting> out;
+  if (data.contains("settings") && data["settings"].is_array())
+    for (const auto& s : data["settings"]) out[jstr(s, "name")] = {jstr(s, "value"), jstr(s, "source")};
+  return out;
+}
+
 CliStatus show(CliContext& ctx) {
   auto settings = TRY(ctx.settings());
+  std::map<std::string, ShownSetting> shown;
+  for (const auto& spec : setting_specs()) {
+    const auto& s = settings.setting(spec.name);
+    shown[spec.name] = {spec.secret ? (s.value.empty() ? "" : "(set)") : s.value, std::string(to_string(s.source))};
+  }
+  auto from_daemon = daemon_settings(ctx);
+  if (from_daemon) {
+    // The CLI-only setting (`daemon`) stays this process's own.
+    for (auto& [name, v] : *from_daemon)
+      if (shown.contains(name) && name != "daemon") shown[name] = std::move(v);
+  } else if (!ctx.global.json) {
+    ctx.note("the daemon's settings are not shown (" + from_daemon.error().message +
+             "); these are the values it would take from this environment and config file");
+  }
   const auto resolved = ctx.paths();  // settings() above resolved the paths
   const Paths& p = *resolved;
   const std::vector<std::pair<std::string, std::string>> paths{{"dataDir", p.data_dir.string()},
@@ -22,11 +55,13 @@ CliStatus show(CliContext& ctx) {
   const std::string key_source = ctx.env("ALUMIA_API_KEY") ? "env (ALUMIA_API_KEY)" : "key file";
   if (ctx.global.json) {
     json j{{"settings", json::array()}, {"paths", json::object()}};
+    j["settingsFrom"] = from_daemon ? "daemon" : "cli";
+    if (!from_daemon) j["daemonError"] = from_daemon.error().message;
     for (const auto& spec : setting_specs()) {
-      const auto& s = settings.setting(spec.name);
+      const auto& s = shown[spec.name];
       j["settings"].push_back({{"name", spec.name},
-                               {"value", spec.secret ? json(s.value.empty() ? "" : "(set)") : json(s.value)},
-                               {"source", std::string(to_string(s.source))},
+                               {"value", s.value},
+                               {"source", s.source},
                                {"env", spec.env},
                                {"configKey", spec.config_key},
                                {"description", spec.description},
@@ -45,11 +80,13 @@ CliStatus show(CliContext& ctx) {
   Table t{{"SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   Table hooks{{"  SETTING", "VALUE", "SOURCE", "ENV"}, {}};
   for (const auto& spec : setting_specs()) {
-    const auto& s = settings.setting(spec.name);
-    const std::string value = s.value.empty() ? "-" : spec.secret ? "(set)" : s.value;
-    if (spec.test_only) hooks.rows.push_back({"  " + spec.name, value, std::string(to_string(s.source)), spec.env});
-    else t.rows.push_back({spec.name, value, std::string(to_string(s.source)), spec.env});
+    const auto& s = shown[spec.name];
+    const std::string value = s.value.empty() ? "-" : s.value;
+    if (spec.test_only) hooks.rows.push_back({"  " + spec.name, value, s.source, spec.env});
+    else t.rows.push_back({spec.name, value, s.source, spec.env});
   }
+  ctx.out << (from_daemon ? "Settings of the running daemon (as it resolved them at its start):\n"
+                          : "Settings (the daemon does not answer: from this environment and config file):\n");
   print_table(ctx.out, t);
   ctx.out << "\nTest hooks (for the test suite; never set them in production):\n";
   print_table(ctx.out, hooks);

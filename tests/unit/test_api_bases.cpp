@@ -86,11 +86,36 @@ TEST_CASE("api bases: config.json telegramApiBase is used; the environment beats
     CHECK(refused.error().code == alumia::ErrorCode::validation_error);
     CHECK(refused.error().message.find("ALUMIA_TELEGRAM_API_BASE") != std::string::npos);
   }
-  // A variable that is no setting (another connector's base) still comes from the process.
+  // A variable that is no setting (a connectors.d connector's own) still comes from the process.
   {
-    const EnvLookup process = env_of({{"ALUMIA_TWILIO_API_BASE", "http://127.0.0.1:9092"}});
+    const EnvLookup process = env_of({{"ALUMIA_ACME_API_BASE", "http://127.0.0.1:9092"}});
     const alumia::Settings s = settings_with(dir, "{}", process);
-    CHECK(alumia::resolve_api_base(connector(*catalog, "twilio"), alumia::settings_env(s, process)) ==
-          "http://127.0.0.1:9092");
+    alumia::Connector acme = connector(*catalog, "twilio");
+    acme.api_base->env_var = "ALUMIA_ACME_API_BASE";
+    CHECK(alumia::resolve_api_base(acme, alumia::settings_env(s, process)) == "http://127.0.0.1:9092");
   }
+}
+
+// Every API base the built-in catalog lets a variable override is a setting, so its config.json key
+// (twilioApiBase, whatsappApiBase, ...) is honoured as well as the variable, and `config show` lists it.
+TEST_CASE("api bases: every apiBase.envVar of the built-in catalog is a setting with a config key",
+          "[catalog][settings]") {
+  TempDir dir;
+  auto catalog = alumia::load_catalog(dir.path() / "connectors.d");
+  REQUIRE(catalog);
+  std::size_t seen = 0;
+  for (const auto& c : catalog->all()) {
+    if (!c.api_base || c.api_base->env_var.empty()) continue;
+    CAPTURE(c.slug, c.api_base->env_var);
+    ++seen;
+    const alumia::SettingSpec* spec = nullptr;
+    for (const auto& s : alumia::setting_specs())
+      if (s.env == c.api_base->env_var) spec = &s;
+    REQUIRE(spec != nullptr);
+    CHECK(spec->default_value == c.api_base->default_url);
+    const EnvLookup process = env_of({});
+    const alumia::Settings s = settings_with(dir, "{\"" + spec->config_key + "\":\"http://127.0.0.1:8099\"}", process);
+    CHECK(alumia::resolve_api_base(c, alumia::settings_env(s, process)) == "http://127.0.0.1:8099");
+  }
+  CHECK(seen >= 5);  // github, stripe, telegram, twilio, whatsapp
 }

@@ -1,5 +1,5 @@
 // docs/API.md is generated from the route table and committed; this catches drift. To refresh:
-// `build/daemon/alumia-connectd --print-api-md > docs/API.md`.
+// `build/bin/alumia-connectd --print-api-md > docs/API.md`.
 #include "api_doc.hpp"
 #include "routes.hpp"
 
@@ -21,7 +21,7 @@ std::string read_source_file(const std::string& rel) {
 }  // namespace
 
 TEST_CASE("committed docs/API.md matches the route table", "[api-doc]") {
-  INFO("regenerate with `build/daemon/alumia-connectd --print-api-md > docs/API.md`");
+  INFO("regenerate with `build/bin/alumia-connectd --print-api-md > docs/API.md`");
   CHECK(read_source_file("docs/API.md") == alumia::daemon::api_markdown());
 }
 

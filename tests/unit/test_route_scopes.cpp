@@ -64,8 +64,11 @@ std::optional<unsigned> spec_scopes(std::string_view method, std::string_view pa
     return bit(Scope::webhooks) | bit(Scope::admin);
   if (pattern == "/api/v1/connections/:id/token") return bit(Scope::tokens);
   if (starts("/api/v1/connections")) return bit(Scope::connections);
-  // Any valid key: daemon status and the connector catalog hold no user data and no secret.
-  if (method == "GET" && (pattern == "/api/v1/status" || starts("/api/v1/connectors"))) return alumia::k_all_scopes;
+  // Any valid key: daemon status, its diagnostics (the caller's own key, the store's files, the base URL)
+  // and the connector catalog hold no user data and no secret.
+  if (method == "GET" &&
+      (pattern == "/api/v1/status" || pattern == "/api/v1/diagnostics" || starts("/api/v1/connectors")))
+    return alumia::k_all_scopes;
   return std::nullopt;
 }
 
