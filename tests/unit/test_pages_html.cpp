@@ -24,7 +24,7 @@ TEST_CASE("pages: values are escaped, bodies shown as text", "[pages]") {
   CHECK(pages::bytes_as_text("é ok\n\t") == "é ok\n\t");
   CHECK(pages::bytes_as_text(std::string("a\x00"
                                          "b\x1b[31m\xff\xc3",
-                                         9)) == "a\\x00b\\x1B[31m\\xFF\\xC3");
+                                         10)) == "a\\x00b\\x1B[31m\\xFF\\xC3");
   CHECK(pages::bytes_as_text("</pre><script>") == "&lt;/pre&gt;&lt;script&gt;");
 }
 
