@@ -10,6 +10,7 @@ command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 pkgs+=(nginx)  # tests/functional/test_deploy_nginx.cpp runs its own nginx (the system service is not used)
 pkgs+=(python3-prometheus-client)  # tests/functional/test_metrics.cpp parses GET /metrics with its parser
+pkgs+=(chromium)  # tests/functional/test_admin_pages_browser.cpp drives it headless (tests/browser/)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
