@@ -272,6 +272,7 @@ http::Response oauth_result_page(const oauth::CallbackOutcome& o, int status) {
            "<script type=\"application/json\" id=\"alumia-outcome\">" +
            safe + "</script>\n";
   p.scripts = {&result_script()};
+  p.no_forms = true;
   return render(p);
 }
 

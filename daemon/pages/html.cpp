@@ -107,11 +107,12 @@ http::Response render(const HtmlPage& page) {
                          "default-src 'none'; script-src" +
                              (scripts_csp.empty() ? std::string(" 'none'") : scripts_csp) + "; style-src " +
                              style().csp_source + "; connect-src " + (page.connect_self ? "'self'" : "'none'") +
-                             "; img-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+                             "; img-src 'none'; form-action " + (page.no_forms ? "'none'" : "'self'") +
+                             "; frame-ancestors 'none'; base-uri 'none'");
   r.headers.emplace_back("Cache-Control", "no-store");
   // Not no-referrer: under that policy a browser sends `Origin: null` with a form POST, which the
   // listener (rightly) refuses as cross-origin; same-origin keeps the origin and sends no referrer out.
-  r.headers.emplace_back("Referrer-Policy", "same-origin");
+  r.headers.emplace_back("Referrer-Policy", page.no_forms ? "no-referrer" : "same-origin");
   r.headers.emplace_back("X-Frame-Options", "DENY");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   for (const auto& h : page.extra_headers) r.headers.push_back(h);

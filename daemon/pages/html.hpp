@@ -32,9 +32,11 @@ Inline make_inline(std::string code);
 struct HtmlPage {
   int status = 200;
   std::string title;
-  std::string body;                                      // already escaped HTML
-  std::vector<const Inline*> scripts;                    // appended at the end of the body
-  bool connect_self = false;                             // the scripts fetch from this origin (connect-src 'self')
+  std::string body;                    // already escaped HTML
+  std::vector<const Inline*> scripts;  // appended at the end of the body
+  bool connect_self = false;           // the scripts fetch from this origin (connect-src 'self')
+  // A page with no form (the OAuth result page): form-action 'none' and no referrer at all.
+  bool no_forms = false;
   std::vector<http::Headers::value_type> extra_headers;  // Set-Cookie, …
 };
 // The document with the shared style, and the headers every page carries: no-store, no referrer, no

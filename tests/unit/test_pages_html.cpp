@@ -66,5 +66,6 @@ TEST_CASE("pages: the OAuth result page states the outcome, escapes it, and carr
         std::string::npos);
   CHECK(done.body.find("alumia-connector-oauth") != std::string::npos);
   CHECK(header(done, "Content-Security-Policy").find("script-src 'sha256-") != std::string::npos);
-  CHECK(header(done, "Content-Security-Policy").find("form-action 'self'") != std::string::npos);
+  CHECK(header(done, "Content-Security-Policy").find("form-action 'none'") != std::string::npos);
+  CHECK(header(done, "Referrer-Policy") == "no-referrer");
 }
