@@ -4,6 +4,7 @@
 // expiry of links and sessions. The same pages in a real browser: test_admin_pages_browser.cpp.
 #include "cli_helpers.hpp"
 #include "http_sink.hpp"
+#include "oauth_peer.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
 
@@ -224,4 +225,24 @@ TEST_CASE("admin pages: a login link and a session expire", "[admin][pages]") {
   CHECK(page(d, "/admin/connectors", cookie).status == 200);
   REQUIRE(eventually([&] { return now() - logged_in > std::chrono::milliseconds(1200); }, std::chrono::seconds(5)));
   CHECK(page(d, "/admin/connectors", cookie).status == 401);
+}
+
+TEST_CASE("admin pages: `admin open` opens the link with $BROWSER, which lands logged in", "[admin][pages]") {
+  TempDir dir;
+  Daemon d(dir.path(), daemon_options());
+  const auto wrapper = write_browser_wrapper(dir.path());
+  const auto r =
+      d.cli({"admin", "open", "--connectors"}, browser_env(wrapper, cli_env()), {}, std::chrono::seconds(30));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.empty());  // the link went to the browser, not the terminal
+  CHECK(r.err.find("Opened the admin pages (connectors)") != std::string::npos);
+  // The fake browser followed the link, kept the cookie and loaded the page behind it.
+  const auto log = dir.path() / "browser.log";
+  REQUIRE(eventually([&] { return read_file(log).find("fake-browser: done") != std::string::npos; },
+                     std::chrono::seconds(20)));
+  const std::string text = read_file(log);
+  INFO(text);
+  CHECK(text.find("done status=200 url=" + d.url() + "/admin/connectors") != std::string::npos);
+  CHECK(text.find("token=***") != std::string::npos);  // the link's token is not written to the log
 }
