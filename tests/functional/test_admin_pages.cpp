@@ -3,6 +3,7 @@
 // control, the retry and replay forms with their CSRF token and same-origin rule, logout, and the
 // expiry of links and sessions. The same pages in a real browser: test_admin_pages_browser.cpp.
 #include "cli_helpers.hpp"
+#include "fake_telegram.hpp"
 #include "http_sink.hpp"
 #include "oauth_peer.hpp"
 #include "process.hpp"
@@ -44,6 +45,8 @@ std::string login_link(const Daemon& d, std::vector<std::string> extra = {}) {
 HttpReply page(const Daemon& d, const std::string& path, const std::string& cookie) {
   return http_request("GET", d.url() + path, {{"Cookie", cookie}});
 }
+
+std::string http_encode(const std::string& v) { return alumia::http::url_encode(v); }
 
 std::string csrf_of(const std::string& html) {
   std::smatch m;
@@ -245,4 +248,40 @@ TEST_CASE("admin pages: `admin open` opens the link with $BROWSER, which lands l
   INFO(text);
   CHECK(text.find("done status=200 url=" + d.url() + "/admin/connectors") != std::string::npos);
   CHECK(text.find("token=***") != std::string::npos);  // the link's token is not written to the log
+}
+
+TEST_CASE("admin pages: the API-key form takes secrets as password inputs and never echoes them", "[admin][pages]") {
+  const std::string good = "123456789:AAEgoodtokengoodtokengoodtoken_-0123";
+  const std::string bad = "987654321:AAEwrongtokenwrongtokenwrongtok_-9876";
+  FakeTelegram telegram({good});
+  TempDir dir;
+  Daemon d(dir.path(), daemon_options({{"ALUMIA_TELEGRAM_API_BASE", telegram.base()}}));
+  const auto r = http_request("GET", login_link(d));
+  REQUIRE(r.status == 303);
+  const std::string cookie = header_of(r, "Set-Cookie").substr(0, header_of(r, "Set-Cookie").find(';'));
+  const auto before = page(d, "/admin/connectors", cookie);
+  REQUIRE(before.status == 200);
+  CHECK(before.body.find("data-credentials=\"telegram\"") != std::string::npos);
+  CHECK(before.body.find("name=\"field.bot_token\" type=\"password\"") != std::string::npos);
+  const std::string csrf = csrf_of(before.body);
+  const std::string path = "/admin/connectors/telegram/credentials";
+  const Headers same{{"Origin", d.url()}};
+
+  // Refused by the provider: a page that says why, without the value.
+  const auto refused =
+      post_form(d, path, cookie, "csrf=" + csrf + "&label=default&field.bot_token=" + http_encode(bad), same);
+  CHECK(refused.status == 422);
+  CHECK(refused.body.find(bad) == std::string::npos);
+  // Without the token: nothing reaches the provider.
+  CHECK(post_form(d, path, cookie, "label=default&field.bot_token=" + http_encode(good), same).status == 403);
+  CHECK(telegram.seen() == std::vector<std::string>{bad});
+
+  const auto saved =
+      post_form(d, path, cookie, "csrf=" + csrf + "&label=default&field.bot_token=" + http_encode(good), same);
+  REQUIRE(saved.status == 303);
+  CHECK(header_of(saved, "Location").starts_with("/admin/connectors?note="));
+  const auto after = page(d, "/admin/connectors", cookie);
+  CHECK(after.body.find(good) == std::string::npos);
+  CHECK(after.body.find("data-state=\"connected\">Connected<") != std::string::npos);
+  CHECK(page(d, "/admin/connectors/status", cookie).json()["connections"][0]["status"] == "active");
 }
