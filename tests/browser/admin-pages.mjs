@@ -103,6 +103,8 @@ try {
   await tab.waitForLoadState();
   await tab.locator('input[name="login"]').waitFor();
   check(new URL(tab.url()).origin !== cfg.control, `the new tab is at the provider (${tab.url()})`);
+  // A normal tab that keeps its opener (rel=opener), so the result page can also postMessage to it.
+  check(await tab.evaluate(() => window.opener !== null), 'the new tab has the connectors page as its opener');
   await tab.fill('input[name="login"]', 'alice');
   await tab.fill('input[name="password"]', 'any');
   await Promise.all([tab.waitForNavigation(), tab.click('button[type="submit"]')]);
