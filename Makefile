@@ -34,7 +34,8 @@ run: build
 
 test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh
-	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ctest --output-on-failure -j2 --timeout 900
+	@tests/browser/install.sh
+	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_BROWSER=1 ctest --output-on-failure -j2 --timeout 900
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

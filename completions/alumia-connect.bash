@@ -9,7 +9,7 @@ _alumia_connect_commands() {
     'webhooks') echo 'list create show update delete rotate-secret' ;;
     'events') echo 'list show replay tail' ;;
     'jobs') echo 'list retry' ;;
-    'admin') echo 'events' ;;
+    'admin') echo 'events open' ;;
     'keys') echo 'list create revoke' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
@@ -48,6 +48,7 @@ _alumia_connect_options() {
     'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin events') echo '-h --help --endpoint --provider --state --since --limit --cursor --json --daemon --data-dir -q --quiet --no-color' ;;
+    'admin open') echo '-h --help --no-browser --connectors --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys list') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys create') echo '-h --help --name --scope --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -98,6 +99,7 @@ _alumia_connect_value_options() {
     'jobs retry') echo '--state --since --daemon --data-dir' ;;
     'admin') echo '--daemon --data-dir' ;;
     'admin events') echo '--endpoint --provider --state --since --limit --cursor --daemon --data-dir' ;;
+    'admin open') echo '--daemon --data-dir' ;;
     'keys') echo '--daemon --data-dir' ;;
     'keys list') echo '--daemon --data-dir' ;;
     'keys create') echo '--name --scope --daemon --data-dir' ;;

@@ -16,7 +16,7 @@ function __alumia_connect_commands
         case 'jobs'
             printf '%s\n' list retry
         case 'admin'
-            printf '%s\n' events
+            printf '%s\n' events open
         case 'keys'
             printf '%s\n' list create revoke
         case 'config'
@@ -88,6 +88,8 @@ function __alumia_connect_value_options
             printf '%s\n' --daemon --data-dir
         case 'admin events'
             printf '%s\n' --endpoint --provider --state --since --limit --cursor --daemon --data-dir
+        case 'admin open'
+            printf '%s\n' --daemon --data-dir
         case 'keys'
             printf '%s\n' --daemon --data-dir
         case 'keys list'
@@ -464,6 +466,7 @@ complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l no-color -d 
 
 # alumia-connect admin
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -a events -d 'Webhook endpoints with their counters, jobs per state, the oldest queued job and recent events'
+complete -c alumia-connect -n '__alumia_connect_at "admin"' -a open -d 'Open the admin pages in your browser through a single-use login link (events, retry, connectors)'
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
@@ -484,6 +487,16 @@ complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l daemon -r 
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect admin open
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l no-browser -d 'Print the login link instead of opening a browser'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l connectors -d 'Land on the connectors page instead of the events page'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect keys
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a list -d 'List API keys (never their values)'

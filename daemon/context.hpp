@@ -1,6 +1,7 @@
 #pragma once
 // Everything a handler may use, built once by the Daemon (daemon.hpp) after every service it names and
 // passed down (no globals). It is complete when built: no member is filled in later.
+#include <alumia/auth/admin_sessions.hpp>
 #include <alumia/auth/api_keys.hpp>
 #include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
@@ -54,7 +55,8 @@ struct DaemonContext {
   std::vector<std::string> control_hosts;
   std::vector<std::string> public_hosts;
   WebhookService& webhooks;
-  setup::SetupService& setup;  // setup commands (SPEC §8)
+  setup::SetupService& setup;     // setup commands (SPEC §8)
+  AdminSessions& admin_sessions;  // the admin pages' login links and sessions (SPEC §9)
 };
 
 }  // namespace alumia::daemon

@@ -281,6 +281,9 @@ Daemon::Daemon(const StartOptions& options)
       m_http(m_settings.get("ca-file")),
       m_api_keys(KeyServiceDeps{*m_store, m_clock, m_random, m_settings.get("env")}),
       m_tickets(m_clock, m_random),
+      m_admin_sessions(m_clock, m_random,
+                       {.link_ttl_ms = m_settings.integer("admin-login-link-seconds") * 1000,
+                        .session_ttl_ms = m_settings.integer("admin-session-seconds") * 1000}),
       m_oauth_clients(*m_store, m_keys.sealer, m_env),
       m_redirect_base(redirect_base(m_settings, m_control.url)),
       m_api_env(settings_env(m_settings, m_env)),
@@ -313,7 +316,8 @@ Daemon::Daemon(const StartOptions& options)
             .control_hosts = m_control.hosts,
             .public_hosts = m_public.hosts,
             .webhooks = m_webhooks,
-            .setup = m_setup} {
+            .setup = m_setup,
+            .admin_sessions = m_admin_sessions} {
   m_flows.set_flow_ttl(m_settings.integer("oauth-flow-ttl-ms"));
   ensure_owner_key(m_api_keys, *m_store, m_paths);
 }

@@ -101,6 +101,7 @@ class Daemon {
   http::HttplibClient m_http;
   KeyService m_api_keys;
   TicketBook m_tickets;
+  AdminSessions m_admin_sessions;  // the admin pages' login links and sessions
   OAuthClients m_oauth_clients;
   std::string m_redirect_base;  // the OAuth redirect base: oauthUrls point there (the ticket sets the cookie)
   EnvLookup m_api_env;          // the catalog's API-base variables, answered from m_settings first (settings_env)

@@ -54,6 +54,7 @@ std::vector<Route> build_table() {
   add_webhook_routes(routes);
   add_setup_routes(routes);
   add_metrics_routes(routes);
+  add_page_routes(routes);
   // A route that reads a key states what the key must hold; a public one reads none.
   for (const Route& r : routes) {
     if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))

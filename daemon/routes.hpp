@@ -117,5 +117,10 @@ void add_oauth_routes(std::vector<Route>& routes);
 void add_webhook_routes(std::vector<Route>& routes);
 void add_setup_routes(std::vector<Route>& routes);
 void add_metrics_routes(std::vector<Route>& routes);
+void add_page_routes(std::vector<Route>& routes);  // the admin pages (handlers/pages*.cpp, SPEC §9)
+void add_connector_page_routes(std::vector<Route>& routes);
+
+// The admin view's event filters (?endpoint=&provider=&state=&since=), for the JSON route and the page.
+Result<AdminEventsQuery> admin_events_query(DaemonContext& ctx, const http::Request& req);
 
 }  // namespace alumia::daemon

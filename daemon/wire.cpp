@@ -25,32 +25,6 @@ Result<std::string> string_field(const json& body, const char* name, bool requir
   return body[name].get<std::string>();
 }
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 // ---- the envelope ----
@@ -276,11 +250,8 @@ json oauth_url_json(const Connection& c, const std::string& oauth_url) {
   return json{{"connection", connection_json(c)}, {"oauthUrl", oauth_url}};
 }
 
-std::string oauth_result_page_html(const oauth::CallbackOutcome& o) {
-  const std::string title = o.ok ? "Connected" : "Connection failed";
-  return "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>alumia-connect: " + title +
-         "</title></head><body><h1>" + title + "</h1><p>" + html_escape(o.message) +
-         "</p><p>You can close this tab and return to your terminal.</p></body></html>\n";
+json login_link_json(const std::string& url, int64_t expires_at_ms) {
+  return json{{"url", url}, {"expiresAt", format_time_ms(expires_at_ms)}};
 }
 
 // ---- the daemon ----

@@ -78,9 +78,10 @@ nlohmann::json access_token_json(const oauth::AccessToken& t, const std::string&
 nlohmann::json credential_values_json(const std::map<std::string, std::string>& values,
                                       const std::string& connection_id);
 nlohmann::json oauth_url_json(const Connection& c, const std::string& oauth_url);
+// POST /api/v1/admin/login-links: {url, expiresAt}.
+nlohmann::json login_link_json(const std::string& url, int64_t expires_at_ms);
 
 // The OAuth result page the callback 303s to (static text, no token; the handler adds strict headers).
-std::string oauth_result_page_html(const oauth::CallbackOutcome& outcome);
 
 // ---- the daemon ----
 

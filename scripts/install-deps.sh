@@ -11,6 +11,7 @@ command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 pkgs+=(nginx)  # tests/functional/test_deploy_nginx.cpp runs its own nginx (the system service is not used)
 pkgs+=(python3-prometheus-client)  # tests/functional/test_metrics.cpp parses GET /metrics with its parser
 pkgs+=(dpkg-dev file)  # the .deb: CPack's Depends (dpkg-shlibdeps reads the ELF files); tests/packaging/test_deb.sh
+pkgs+=(chromium)  # tests/functional/test_admin_pages_browser.cpp drives it headless (tests/browser/)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,8 +1,14 @@
 // alumia-connect admin events [--endpoint ID] [--provider P] [--state S] [--since WHEN] [--limit N] [--cursor C]
 // The admin summary (SPEC §9, GET /api/v1/admin/connector-events; the key needs the admin scope):
 // the endpoints with their counters, jobs per state and the oldest queued job, then recent events.
+//
+// alumia-connect admin open [--no-browser] [--connectors]
+// The admin pages in a browser: a single-use login link (POST /api/v1/admin/login-links), opened with
+// $BROWSER or xdg-open, or printed (--no-browser, or no display). The daemon exchanges it for a session
+// cookie; the link is then spent, so printing it shows nothing that could be used again.
 #include <alumia/base/try.hpp>
 #include "credentials_util.hpp"
+#include "terminal.hpp"
 
 #include <alumia/base/vocabulary.hpp>
 
@@ -129,6 +135,40 @@ CliStatus events(CliContext& ctx, const EventsOptions& o) {
   return {};
 }
 
+struct OpenOptions {
+  bool no_browser = false;
+  bool connectors = false;
+};
+
+CliStatus open_pages(CliContext& ctx, const OpenOptions& o) {
+  auto client = TRY(ctx.client());
+  json body = json::object();
+  if (o.connectors) body["page"] = "connectors";
+  auto link = TRY(client->post("/api/v1/admin/login-links", body));
+  const std::string url = jstr(link, "url");
+  if (url.empty()) return cli_fail(k_exit_error, "the daemon returned no login link");
+  if (ctx.global.json) {
+    ctx.print_data(link);
+    return {};
+  }
+  const std::string page = o.connectors ? "connectors" : "connector events";
+  if (!o.no_browser && !no_display(ctx.env)) {
+    auto pid = open_browser(url, ctx.env);
+    if (pid) {
+      reap_child(*pid);
+      ctx.note("Opened the admin pages (" + page + ") in your browser. The login link works once, until " +
+               jstr(link, "expiresAt") +
+               "; if the browser did not open, run `alumia-connect admin open --no-browser`.");
+      return {};
+    }
+    ctx.warn(pid.error().message);
+  }
+  ctx.out << terminal_safe(url) << '\n';
+  ctx.note("Open the link above in a browser on this machine to see the admin pages (" + page +
+           "). It works once, until " + jstr(link, "expiresAt") + "; then run `alumia-connect admin open` again.");
+  return {};
+}
+
 }  // namespace
 
 void register_admin(CLI::App& app, CliContext& ctx) {
@@ -154,6 +194,13 @@ void register_admin(CLI::App& app, CliContext& ctx) {
   ev->add_option("--cursor", o->cursor, "The next page of events (the cursor a previous page printed)")
       ->type_name("CURSOR");
   on_run(*ev, ctx, [&ctx, o] { return events(ctx, *o); });
+
+  auto open = std::make_shared<OpenOptions>();
+  auto* op = group->add_subcommand(
+      "open", "Open the admin pages in your browser through a single-use login link (events, retry, connectors)");
+  op->add_flag("--no-browser", open->no_browser, "Print the login link instead of opening a browser");
+  op->add_flag("--connectors", open->connectors, "Land on the connectors page instead of the events page");
+  on_run(*op, ctx, [&ctx, open] { return open_pages(ctx, *open); });
 }
 
 }  // namespace alumia::cli

@@ -1,6 +1,7 @@
 // OAuth routes (SPEC §6): the ticketed start, start-by-connector, the callback and its result
 // page, reconnect URLs, and OAuth client configuration.
 #include <alumia/base/try.hpp>
+#include "pages/oauth_result.hpp"
 #include "routes.hpp"
 
 #include <alumia/oauth/oauth.hpp>
@@ -113,12 +114,11 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
   else outcome = ctx.oauth.recall(req.query_param("id").value_or(""));
   oauth::CallbackOutcome shown = outcome.value_or(
       oauth::CallbackOutcome{false, "error", "", "There is no sign-in result here (it expired or the link is wrong)."});
-  http::Response r;
-  r.status = !outcome ? 404 : shown.ok ? 200 : shown.refusal == oauth::CallbackRefusal::other_browser ? 403 : 400;
-  r.content_type = "text/html; charset=utf-8";
-  r.body = oauth_result_page_html(shown);
-  page_headers(r);
-  return r;
+  const int status = !outcome                                                 ? 404
+                     : shown.ok                                               ? 200
+                     : shown.refusal == oauth::CallbackRefusal::other_browser ? 403
+                                                                              : 400;
+  return pages::oauth_result_page(shown, status);  // announces the outcome to the page that started the flow
 }
 
 // POST /api/v1/connections/:id/oauth-url — a fresh ticketed URL, e.g. for `connect --reconnect ID`.

@@ -170,7 +170,10 @@ Result<EventFilter> event_filter(DaemonContext& ctx, const http::Request& req) {
   return f;
 }
 
-// GET /admin/connector-events?endpoint=&provider=&state=&since= (the events' filters; SPEC §9)
+}  // namespace
+
+// GET /admin/connector-events?endpoint=&provider=&state=&since= (the events' filters; SPEC §9); the
+// JSON view and the HTML page (pages.cpp) read them alike.
 Result<AdminEventsQuery> admin_events_query(DaemonContext& ctx, const http::Request& req) {
   AdminEventsQuery q;
   if (auto e = req.query_param("endpoint"); e && !e->empty()) {
@@ -187,6 +190,8 @@ Result<AdminEventsQuery> admin_events_query(DaemonContext& ctx, const http::Requ
   q.since = since;
   return q;
 }
+
+namespace {
 
 // GET /jobs?state=&event=&since=
 Result<JobFilter> job_filter(DaemonContext& ctx, const http::Request& req) {

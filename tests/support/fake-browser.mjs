@@ -41,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 const k_max_hops = 30;
 const k_request_timeout_ms = 10000;
 const k_max_body = 1024 * 1024;
-const k_redacted_params = new Set(['code', 'state', 'ticket', 'access_token', 'refresh_token',
+const k_redacted_params = new Set(['code', 'state', 'ticket', 'token', 'access_token', 'refresh_token',
   'id_token', 'code_verifier', 'client_secret', 'xsrf']);
 
 // ---- arguments ----

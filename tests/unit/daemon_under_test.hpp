@@ -79,6 +79,7 @@ struct DaemonUnderTest {
                                                     .random = random,
                                                     .webhook_base_url = "",
                                                     .base_url_origin = "webhook-base-url (default)"}};
+  AdminSessions admin_sessions{clock, random, {}};
   daemon::DaemonContext ctx{.keys = keys,
                             .tickets = tickets,
                             .oauth_clients = oauth_clients,
@@ -93,7 +94,8 @@ struct DaemonUnderTest {
                             .control_hosts = {},
                             .public_hosts = {},
                             .webhooks = webhooks,
-                            .setup = setup};
+                            .setup = setup,
+                            .admin_sessions = admin_sessions};
   std::string owner_key = *must(keys.bootstrap_owner());
 
   // One request through dispatch() on the control listener with the owner key.

@@ -71,6 +71,7 @@ struct Fixture {
   };
   std::unique_ptr<KeyService> keys;
   std::unique_ptr<TicketBook> tickets;
+  std::unique_ptr<AdminSessions> admin_sessions;
   std::unique_ptr<OAuthClients> oauth_clients;
   std::unique_ptr<ConnectionService> connections;
   std::unique_ptr<oauth::FlowService> flows;
@@ -95,6 +96,7 @@ struct Fixture {
     catalog = std::move(*c);
     keys = std::make_unique<KeyService>(KeyServiceDeps{*store, clock, random, "live"});
     tickets = std::make_unique<TicketBook>(clock, random);
+    admin_sessions = std::make_unique<AdminSessions>(clock, random, AdminSessions::Options{});
     oauth_clients = std::make_unique<OAuthClients>(*store, sealer, env);
     connections = std::make_unique<ConnectionService>(ConnectionServiceDeps{
         *store, catalog, sealer, clock, random, net, env, *oauth_clients, *tickets, "http://127.0.0.1:7465"});
@@ -140,7 +142,8 @@ struct Fixture {
                                                                         .control_hosts = {},
                                                                         .public_hosts = {},
                                                                         .webhooks = *webhooks,
-                                                                        .setup = *setup});
+                                                                        .setup = *setup,
+                                                                        .admin_sessions = *admin_sessions});
     auto key = keys->bootstrap_owner();
     REQUIRE(key);
     REQUIRE(key->has_value());

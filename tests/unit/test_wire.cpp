@@ -210,14 +210,3 @@ TEST_CASE("the envelope: success, errors with Retry-After, and list pages", "[wi
         json{{"items", json::array()}, {"limit", 50}, {"nextCursor", nullptr}, {"hasMore", false}});
   CHECK(list_json(json::array(), 1, "c")["hasMore"] == true);
 }
-
-TEST_CASE("the OAuth result page states the outcome and escapes its message", "[wire]") {
-  const std::string failed =
-      oauth_result_page_html(oauth::CallbackOutcome{false, "error", "", "<script>x()</script> & \"q\""});
-  CHECK(failed.find("<h1>Connection failed</h1>") != std::string::npos);
-  CHECK(failed.find("<script>") == std::string::npos);
-  CHECK(failed.find("&lt;script&gt;x()&lt;/script&gt; &amp; &quot;q&quot;") != std::string::npos);
-  const std::string done = oauth_result_page_html(oauth::CallbackOutcome{true, "success", "id", "Connected GitHub."});
-  CHECK(done.find("<title>alumia-connect: Connected</title>") != std::string::npos);
-  CHECK(done.find("<p>Connected GitHub.</p>") != std::string::npos);
-}
