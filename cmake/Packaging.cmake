@@ -29,8 +29,12 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 # Depends from the shared libraries the binaries link (dpkg-shlibdeps): libc6, libstdc++6, libsqlite3,
-# libssl3, libmicrohttpd12, libsecret, ...
+# libssl3, libmicrohttpd12, ...
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# libsecret is loaded at run time by the keyring helper child (common/crypto/keyring.cpp dlopens it, so the
+# daemon never maps GLib), which dpkg-shlibdeps cannot see. Without it the daemon falls back to the 0600 key
+# file and says so loudly, hence Recommends rather than Depends.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libsecret-1-0")
 # Stripped in the package (the build keeps its line tables for backtraces).
 set(CPACK_STRIP_FILES ON)
 include(CPack)
