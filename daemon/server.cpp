@@ -648,7 +648,9 @@ Status Listener::start(DaemonContext& ctx) {
   raise_descriptor_limit();
   m_impl = std::make_unique<Impl>(m_kind, ctx, std::move(*limits), std::move(*trusted));
   Impl& s = *m_impl;
-  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // poll, not epoll: in epoll mode every connection sometimes stalled until the idle timeout once other
+  // threads resumed them in bursts (docs/ARCHITECTURE.md, "Why poll, not epoll").
+  const unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   MHD_OptionItem options[] = {
       {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&log_from_mhd), nullptr},  // first, for every message
       {MHD_OPTION_LISTEN_SOCKET, m_fd, nullptr},
