@@ -28,6 +28,11 @@ constexpr std::array<PublicRefusal, 6> k_public_refusals{{
     {ErrorCode::payload_too_large, "request body too large"},
     {ErrorCode::too_many_requests, "too many deliveries to this webhook endpoint; retry after Retry-After seconds"},
 }};
+
+// receive_now(): bodies up to this size are verified and encoded on the listener's poll thread (a few
+// microseconds for a provider's typical few KiB); larger ones go to a worker.
+constexpr std::size_t k_receive_now_max_body = 64 * 1024;
+
 // Everything else (the key server unreachable, the store failing, an internal error) is trouble on
 // our side: 503 so the provider retries.
 constexpr std::string_view k_unavailable = "webhook receiver temporarily unavailable; retry later";
@@ -172,6 +177,9 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
 
 bool WebhookService::receive_now(http::Request& req, const AdmittedDelivery& admitted,
                                  std::function<void(Result<Receipt>)> done) {
+  // The poll thread serves every connection: a large body (an endpoint may allow up to 25 MiB) is hashed
+  // and copied into its record on a worker, so that it never holds the others up for milliseconds.
+  if (req.body.size() > k_receive_now_max_body) return false;
   auto verified = verify_delivery(req, admitted, false);
   if (!verified) return false;
   if (auto* settled = std::get_if<Result<Receipt>>(&*verified)) {
