@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 
 namespace alumia::daemon {
@@ -60,6 +61,9 @@ std::vector<Route> build_table() {
     if (std::holds_alternative<AdmittedHandler>(r.handler) != static_cast<bool>(r.admit_body))
       throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
                              " must have admit_body exactly when its handler takes the admission");
+    if (r.handle_now && (r.auth != Auth::public_ || !std::holds_alternative<AdmittedHandler>(r.handler)))
+      throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
+                             " has handle_now but is not a public route with an admitted handler");
     if (r.admit_now && !r.admit_body)
       throw std::logic_error("route " + std::string(r.method) + " " + std::string(r.pattern) +
                              " has admit_now without admit_body");
@@ -190,7 +194,31 @@ http::Response dispatch(DaemonContext& ctx, http::Request& req) {
 
 namespace {
 http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMatch m);
+http::Response render(DaemonContext& ctx, const http::Request& req, Result<http::Response> result);
 }  // namespace
+
+bool dispatch_now(DaemonContext& ctx, http::Request& req, RouteMatch& m, std::function<void(http::Response)> done) {
+  if (!m.route || !m.route->handle_now || !m.admitted) return false;
+  const Route* route = m.route;
+  const auto start = std::chrono::steady_clock::now();
+  req.params = std::move(m.params);
+  // Once: an exception after the handler handed the request on must not answer it twice.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto finish = [&ctx, &req, route, start, answered, done = std::move(done)](Result<http::Response> result) {
+    if (answered->exchange(true)) return;
+    http::Response res = render(ctx, req, std::move(result));  // `req` lives until its answer is sent
+    record_request(route, res.status, std::chrono::steady_clock::now() - start);
+    done(std::move(res));
+  };
+  try {
+    if (route->handle_now(ctx, req, *m.admitted, finish)) return true;
+  } catch (const std::exception& e) {
+    finish(fail(ErrorCode::internal, e.what()));
+    return true;
+  }
+  m.params = std::move(req.params);
+  return false;
+}
 
 http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m) {
   const auto start = std::chrono::steady_clock::now();
@@ -228,7 +256,7 @@ http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMat
                                       "scope), or have one made with `alumia-connect keys create --scope SCOPE`",
                                   0});
   }
-  Result<http::Response> result = [&]() -> Result<http::Response> {
+  return render(ctx, req, [&]() -> Result<http::Response> {
     try {
       if (const auto* handler = std::get_if<Handler>(&route.handler))
         return (*handler)(ctx, req, caller ? &*caller : nullptr);
@@ -237,7 +265,12 @@ http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMat
     } catch (const std::exception& e) {
       return fail(ErrorCode::internal, e.what());
     }
-  }();
+  }());
+}
+
+// A handler's result as the answer: an internal error's detail goes to the log under an id, never to
+// the client.
+http::Response render(DaemonContext& ctx, const http::Request& req, Result<http::Response> result) {
   if (result) return std::move(*result);
   Error e = result.error();
   if (e.code == ErrorCode::internal) {

@@ -81,6 +81,14 @@ struct Route {
   std::function<std::optional<Result<AdmittedDelivery>>(
       DaemonContext&, const std::map<std::string, std::string>& params, std::size_t content_length)>
       admit_now = nullptr;
+  // The handler's answer without blocking, where it can give one (the receiver: a delivery that
+  // WebhookService::receive_now takes): false, having taken nothing from the request, when it
+  // cannot, and the listener runs the handler on a worker; true, and `done` gets the answer exactly
+  // once, on this thread or later on another (the intake log's flusher). Only on public routes with
+  // an AdmittedHandler (checked). Unset: always false.
+  std::function<bool(DaemonContext&, http::Request&, const AdmittedDelivery&,
+                     std::function<void(Result<http::Response>)> done)>
+      handle_now = nullptr;
 };
 
 const std::vector<Route>& route_table();
@@ -107,6 +115,10 @@ std::optional<Status> admit_body_now(DaemonContext& ctx, RouteMatch& m, std::siz
 http::Response dispatch(DaemonContext& ctx, http::Request& req);
 // The server's form: `m` was matched and admitted (admit_body) before the body was read.
 http::Response dispatch(DaemonContext& ctx, http::Request& req, RouteMatch m);
+// dispatch() through the route's handle_now, on the listener's poll thread: false (nothing taken
+// from `req` or `m`) when the route has none or it declined; then dispatch() on a worker. True:
+// `done` gets the rendered answer exactly once (on this thread or another), while `req` lives.
+bool dispatch_now(DaemonContext& ctx, http::Request& req, RouteMatch& m, std::function<void(http::Response)> done);
 
 // Handler groups, one file each; each appends its routes.
 void add_meta_routes(std::vector<Route>& routes);

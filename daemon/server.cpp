@@ -6,6 +6,9 @@
 //                 admission reads the store (the webhook receiver's endpoint lookup and rate limit) is
 //                 admitted on a worker, the connection suspended meanwhile. Body chunks are appended.
 //   worker        dispatch() (auth, handler, store), the connection suspended; then it resumes it.
+//                 A route with handle_now (the receiver) is dispatched on the poll thread instead when
+//                 it can be without blocking (dispatch_now): a new delivery's answer is then set, and
+//                 the connection resumed, by the intake log's flusher once the record is on disk.
 //   poll thread   the next access call queues the answer.
 //
 // Every refusal before the body is read closes the connection (Connection: close; MHD closes after
@@ -59,10 +62,13 @@ using Clock = std::chrono::steady_clock;
 // took 8 MB more for heads no provider sends.
 constexpr std::size_t k_connection_memory = 12 * 1024;
 constexpr int k_listen_backlog = 4096;
+constexpr auto k_receipt_margin = std::chrono::milliseconds(25);
 
 // One open connection (MHD's socket context), from NOTIFY_CONNECTION started to closed.
 struct Conn {
-  enum class Phase { awaiting_head, body, busy };
+  // idle: keep-alive after an answer, until the next request's first byte (then awaiting_head, its
+  // header deadline counting from that byte); MHD's idle timeout closes it before that.
+  enum class Phase { idle, awaiting_head, body, busy };
   int fd = -1;
   std::string peer;  // canonical address
   bool via_proxy = false;
@@ -220,7 +226,18 @@ struct Listener::Impl {
         in_flight.erase(it);
     delete ex;
     *con_cls = nullptr;
-    set_phase(conn_of(c), Conn::Phase::awaiting_head);
+    set_phase(conn_of(c), Conn::Phase::idle);
+  }
+
+  // The URI callback: the request line is complete, so the next request has begun (if the sweeper
+  // has not seen its first byte yet, it counts from now).
+  void request_begun(MHD_Connection* c) {
+    Conn* conn = conn_of(c);
+    if (conn == nullptr) return;
+    std::lock_guard lock(mutex);
+    if (conn->phase != Conn::Phase::idle) return;
+    conn->phase = Conn::Phase::awaiting_head;
+    conn->since = Clock::now();
   }
 
   // Queues `r` on the poll thread. `close`: Connection: close (after any refusal before the body is
@@ -379,6 +396,29 @@ struct Listener::Impl {
     return MHD_YES;
   }
 
+  // Requests whose answer another thread will set (dispatch_now): stop() waits for them, since MHD
+  // must not stop with a connection suspended, and the answer's callback holds the connection.
+  std::mutex handed_mutex;
+  std::condition_variable handed_cv;
+  int handed = 0;
+  bool handing_closed = false;
+
+  bool hand_on() {
+    std::lock_guard lock(handed_mutex);
+    if (handing_closed) return false;
+    ++handed;
+    return true;
+  }
+  void handed_back() {
+    std::lock_guard lock(handed_mutex);  // notified under the lock: stop() cannot return before we let go
+    if (--handed == 0) handed_cv.notify_all();
+  }
+  void close_handing() {
+    std::unique_lock lock(handed_mutex);
+    handing_closed = true;
+    handed_cv.wait(lock, [&] { return handed == 0; });
+  }
+
   // Takes the request's declared body length from the listener's budget; false when it does not fit.
   bool reserve_body(Exchange& ex) {
     const auto length = static_cast<int64_t>(ex.length);
@@ -397,13 +437,24 @@ struct Listener::Impl {
     return Error{ErrorCode::service_unavailable, "the daemon is busy (its work queue is full); retry later", 1};
   }
 
-  // The body is complete: dispatch on a worker, the connection suspended.
+  // The body is complete: dispatched here when the route can answer without blocking (a delivery to
+  // a cached endpoint that memory dedups: verified here, its answer sent by the intake log's flusher
+  // once the record is durable, through resume), else on a worker; the connection suspended meanwhile.
   MHD_Result start_work(MHD_Connection* c, Exchange& ex) {
     Conn* conn = conn_of(c);
     ex.step = Exchange::Step::working;
     set_phase(conn, Conn::Phase::busy);
     MHD_suspend_connection(c);
     Exchange* exp = &ex;
+    if (hand_on()) {
+      if (dispatch_now(ctx, ex.request, ex.match, [this, c, exp](http::Response r) {
+            exp->answer = std::move(r);
+            MHD_resume_connection(c);
+            handed_back();
+          }))
+        return MHD_YES;
+      handed_back();
+    }
     if (!pool.push([this, c, exp] {
           try {
             exp->answer = dispatch(ctx, exp->request, std::move(exp->match));
@@ -421,6 +472,21 @@ struct Listener::Impl {
 
   // ---- the sweeper: header deadline and body floor ----
 
+  // An idle keep-alive connection whose next request has sent bytes (MHD reads them at once, so the
+  // kernel's last receipt, TCP_INFO, is what shows it before the request line is complete): awaiting
+  // its head from that receipt. Within a tick of the first byte when several came in one tick.
+  static void first_byte(Conn& conn, Clock::time_point now) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(conn.fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
+    const auto received = now - std::chrono::milliseconds(info.tcpi_last_data_recv);
+    // The kernel counts in jiffies (up to 10 ms each): the previous request's last bytes can look that
+    // much younger. A next request within the margin is seen at its next byte, or by the URI callback.
+    if (received <= conn.since + k_receipt_margin) return;
+    conn.phase = Conn::Phase::awaiting_head;
+    conn.since = received;
+  }
+
   void sweep() {
     const auto timeout = std::chrono::milliseconds(limits.header_timeout_ms);
     const auto tick = std::clamp<std::chrono::milliseconds>(timeout / 5, std::chrono::milliseconds(10),
@@ -430,7 +496,10 @@ struct Listener::Impl {
       sweeper_cv.wait_for(lock, tick);
       const auto now = Clock::now();
       for (Conn* conn : conns) {
-        if (conn->shot || conn->phase == Conn::Phase::busy || now - conn->since < timeout) continue;
+        if (conn->phase == Conn::Phase::idle) first_byte(*conn, now);
+        if (conn->shot || conn->phase == Conn::Phase::busy || conn->phase == Conn::Phase::idle ||
+            now - conn->since < timeout)
+          continue;
         if (conn->phase == Conn::Phase::body) {
           const double seconds = std::chrono::duration<double>(now - conn->since).count();
           if (limits.body_min_rate == 0 ||
@@ -463,10 +532,11 @@ void on_connection(void* cls, MHD_Connection* c, void** socket_context, MHD_Conn
   }
 }
 
-void* on_uri(void*, const char* uri, MHD_Connection*) {
+void* on_uri(void* cls, const char* uri, MHD_Connection* c) {
   try {
     auto ex = std::make_unique<Exchange>();
     ex->target = uri ? uri : "";
+    impl_of(cls)->request_begun(c);
     return ex.release();
   } catch (const std::exception&) {
     return nullptr;  // on_request opens one; this request then matches no route
@@ -578,7 +648,9 @@ Status Listener::start(DaemonContext& ctx) {
   raise_descriptor_limit();
   m_impl = std::make_unique<Impl>(m_kind, ctx, std::move(*limits), std::move(*trusted));
   Impl& s = *m_impl;
-  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // poll, not epoll: in epoll mode every connection sometimes stalled until the idle timeout once other
+  // threads resumed them in bursts (docs/ARCHITECTURE.md, "Why poll, not epoll").
+  const unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   MHD_OptionItem options[] = {
       {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&log_from_mhd), nullptr},  // first, for every message
       {MHD_OPTION_LISTEN_SOCKET, m_fd, nullptr},
@@ -588,7 +660,7 @@ Status Listener::start(DaemonContext& ctx) {
       {MHD_OPTION_CONNECTION_TIMEOUT, s.limits.idle_timeout_seconds, nullptr},
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(k_connection_memory), nullptr},
       {MHD_OPTION_STRICT_FOR_CLIENT, 1, nullptr},
-      {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<intptr_t>(&on_uri), nullptr},
+      {MHD_OPTION_URI_LOG_CALLBACK, reinterpret_cast<intptr_t>(&on_uri), &s},
       {MHD_OPTION_UNESCAPE_CALLBACK, reinterpret_cast<intptr_t>(&keep_escaped), nullptr},
       {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&on_connection), &s},
       {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&on_completed), &s},
@@ -610,6 +682,7 @@ void Listener::stop() {
   // Queued and running requests finish and resume their connections; then MHD answers them and
   // closes everything.
   s.pool.stop();
+  s.close_handing();  // answers still with the intake log's flusher: the store is open, so they come
   {
     std::lock_guard lock(s.mutex);
     s.stopping = true;

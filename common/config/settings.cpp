@@ -218,8 +218,9 @@ const std::vector<SettingSpec>& setting_specs() {
        .env = "ALUMIA_HTTP_HEADER_TIMEOUT_MS",
        .config_key = "httpHeaderTimeoutMs",
        .default_value = "10000",
-       .description = "a request's headers must be complete this long after the connection or the previous "
-                      "answer, else 408 and close; also the grace before http-body-min-rate applies",
+       .description = "a request's headers must be complete this long after the connection or, on a kept-alive "
+                      "connection, after the request's first byte, else 408 and close; also the grace before "
+                      "http-body-min-rate applies",
        .kind = integer,
        .min = 50,
        .max = 600'000},

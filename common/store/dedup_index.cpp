@@ -139,15 +139,23 @@ DedupIndex::Stats DedupIndex::stats() const {
                .waiting = m_waiting};
 }
 
+std::optional<KeyHit> DedupIndex::known_in_memory(const DedupKey& k, bool& settled) {
+  std::lock_guard lock(m_in_flight_mutex);
+  settled = true;
+  if (auto it = m_in_flight.find(k.index_key); it != m_in_flight.end())
+    return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(k.index_key)};
+  // Certainly never stored: no read. Until the first build is complete every key is a "maybe".
+  settled = m_filter_complete && !m_filter->may_contain(k.fp);
+  return std::nullopt;
+}
+
 std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, const DedupKey& k) {
+  bool settled = false;
+  if (auto hit = known_in_memory(k, settled); hit || settled) return hit;
   bool complete = false;
   {
     std::lock_guard lock(m_in_flight_mutex);
-    if (auto it = m_in_flight.find(k.index_key); it != m_in_flight.end())
-      return KeyHit{it->second.event_id, it->second.durable ? std::nullopt : std::optional<std::string>(k.index_key)};
-    // Certainly never stored: no read. Until the first build is complete every key is a "maybe".
     complete = m_filter_complete;
-    if (complete && !m_filter->may_contain(k.fp)) return std::nullopt;
   }
   // Maybe stored: the table's primary key settles it.
   m_table_lookups.fetch_add(1, std::memory_order_relaxed);
@@ -162,7 +170,7 @@ std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, cons
   return KeyHit{q->getColumn(0).getString(), std::nullopt};
 }
 
-Result<DedupIndex::Admission> DedupIndex::admit(const IngestRequest& r) {
+std::vector<DedupIndex::DedupKey> DedupIndex::keys_of(const IngestRequest& r) const {
   std::vector<DedupKey> keys;  // in the order find_original() numbers them
   keys.reserve(1 + r.item_keys.size() + r.alias_keys.size());
   auto add = [&](const std::string& k) {
@@ -173,28 +181,38 @@ Result<DedupIndex::Admission> DedupIndex::admit(const IngestRequest& r) {
   add(r.event_key);
   for (const auto& k : r.item_keys) add(k);
   for (const auto& k : r.alias_keys) add(k);
+  return keys;
+}
+
+// The key locks held: a new delivery's keys go in flight.
+DedupIndex::Admission DedupIndex::claim(const std::vector<DedupKey>& keys, const std::string& event_id) {
+  Admission admitted;
+  std::lock_guard lock(m_in_flight_mutex);
+  for (const auto& k : keys) {
+    remember_fingerprint(k.fp);
+    if (m_in_flight.emplace(k.index_key, InFlight{event_id, false}).second) admitted.claimed.push_back(k.index_key);
+  }
+  return admitted;
+}
+
+std::vector<std::size_t> DedupIndex::lock_order(const std::vector<DedupKey>& keys) {
   std::vector<std::size_t> locks;
   for (const auto& k : keys) locks.push_back(k.fp % k_key_locks);
   std::sort(locks.begin(), locks.end());
   locks.erase(std::unique(locks.begin(), locks.end()), locks.end());
+  return locks;
+}
+
+Result<DedupIndex::Admission> DedupIndex::admit(const IngestRequest& r) {
+  const std::vector<DedupKey> keys = keys_of(r);
+  const std::vector<std::size_t> locks = lock_order(keys);
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
     std::vector<std::unique_lock<std::mutex>> held;
     for (auto i : locks) held.emplace_back(m_key_locks[i]);
     auto original =
         find_original(r, [&](std::size_t i, const std::string&) { return known_key(r.endpoint_id, keys[i]); });
-    if (!original) {
-      Admission admitted;
-      {
-        std::lock_guard lock(m_in_flight_mutex);
-        for (const auto& k : keys) {
-          remember_fingerprint(k.fp);
-          if (m_in_flight.emplace(k.index_key, InFlight{r.event_id, false}).second)
-            admitted.claimed.push_back(k.index_key);
-        }
-      }
-      return admitted;
-    }
+    if (!original) return claim(keys, r.event_id);
     held.clear();
     if (!original->writing) return Admission{std::move(original->event_id), {}};
     // A copy of a delivery whose write has not returned: answer once that one is durable, or take
@@ -208,6 +226,24 @@ Result<DedupIndex::Admission> DedupIndex::admit(const IngestRequest& r) {
     --m_waiting;
     if (!settled) return fail(ErrorCode::service_unavailable, "the event could not be stored; retry");
   }
+}
+
+std::optional<DedupIndex::Admission> DedupIndex::try_admit(const IngestRequest& r) {
+  const std::vector<DedupKey> keys = keys_of(r);
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (auto i : lock_order(keys)) {
+    held.emplace_back(m_key_locks[i], std::try_to_lock);
+    if (!held.back().owns_lock()) return std::nullopt;  // another admission may be reading the table
+  }
+  bool settled = true;
+  auto original = find_original(r, [&](std::size_t i, const std::string&) -> std::optional<KeyHit> {
+    if (!settled) return std::nullopt;
+    return known_in_memory(keys[i], settled);
+  });
+  if (!settled) return std::nullopt;
+  if (!original) return claim(keys, r.event_id);
+  if (original->writing) return std::nullopt;  // admit() waits for it
+  return Admission{std::move(original->event_id), {}};
 }
 
 void DedupIndex::mark_durable(const std::vector<std::string>& claimed) {

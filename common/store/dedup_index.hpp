@@ -119,6 +119,9 @@ class DedupIndex {
   // a delivery still being written waits for it (and is new if that write failed); SERVICE_UNAVAILABLE
   // after 30 s. Throws on a failed read of the stored set.
   Result<Admission> admit(const IngestRequest& r);
+  // admit() when memory settles it: nullopt when it would block — a key the filter calls "maybe"
+  // (a table read), a copy still being written (a wait), or a key lock held by another admission.
+  std::optional<Admission> try_admit(const IngestRequest& r);
   void mark_durable(const std::vector<std::string>& claimed);
   void release(const std::vector<std::string>& claimed);
 
@@ -155,7 +158,13 @@ class DedupIndex {
   static constexpr std::size_t k_key_locks = 64;
 
   std::optional<KeyHit> known_key(const std::string& endpoint_id, const DedupKey& k);
-  void remember_fingerprint(uint64_t fp);  // under m_in_flight_mutex
+  // What memory says of `k`: a hit, certainly unknown (nullopt), or nothing settled (a "maybe": unset
+  // `settled`).
+  std::optional<KeyHit> known_in_memory(const DedupKey& k, bool& settled);
+  std::vector<DedupKey> keys_of(const IngestRequest& r) const;
+  Admission claim(const std::vector<DedupKey>& keys, const std::string& event_id);
+  static std::vector<std::size_t> lock_order(const std::vector<DedupKey>& keys);  // key lock stripes, sorted
+  void remember_fingerprint(uint64_t fp);                                         // under m_in_flight_mutex
 
   std::string m_db_name;  // for the rebuild's own connection
   std::size_t m_filter_bytes;

@@ -110,7 +110,7 @@ uint32_t crc32c(const void* data, std::size_t n, uint32_t crc) {
 struct IntakeLog::Waiting {
   std::string payload;
   std::function<void(uint64_t)> on_durable;
-  std::promise<Result<uint64_t>> done;
+  std::function<void(Result<uint64_t>)> done;  // exactly once: the seq once durable, or the failure
   uint64_t seq = 0;
   uint64_t start = 0;    // logical offset where this record's space begins (wrap padding included)
   uint64_t logical = 0;  // logical offset of the record itself
@@ -214,7 +214,7 @@ IntakeLog::~IntakeLog() {
   m_work_cv.notify_all();
   m_space_cv.notify_all();
   if (m_flusher.joinable()) m_flusher.join();
-  for (auto& w : m_queue) w->done.set_value(fail(ErrorCode::service_unavailable, "the daemon is shutting down"));
+  for (auto& w : m_queue) w->done(fail(ErrorCode::service_unavailable, "the daemon is shutting down"));
   ::close(m_fd);
 }
 
@@ -238,20 +238,31 @@ std::size_t IntakeLog::unreleased() const {
 }
 
 Result<uint64_t> IntakeLog::append(std::string payload, std::function<void(uint64_t)> on_durable) {
+  std::promise<Result<uint64_t>> done;
+  auto fut = done.get_future();
+  append_async(std::move(payload), std::move(on_durable),
+               [&done](Result<uint64_t> seq) { done.set_value(std::move(seq)); });
+  return fut.get();
+}
+
+void IntakeLog::append_async(std::string payload, std::function<void(uint64_t seq)> on_durable,
+                             std::function<void(Result<uint64_t>)> done) {
   if (payload.size() > max_payload())
-    return fail(ErrorCode::internal,
-                "intake record of " + std::to_string(payload.size()) + " bytes exceeds the log's limit");
+    return done(fail(ErrorCode::internal,
+                     "intake record of " + std::to_string(payload.size()) + " bytes exceeds the log's limit"));
   auto w = std::make_shared<Waiting>();
   w->payload = std::move(payload);
   w->on_durable = std::move(on_durable);
-  auto fut = w->done.get_future();
+  w->done = std::move(done);
   {
-    std::lock_guard lock(m_mutex);
-    if (m_stopping || !m_started) return fail(ErrorCode::service_unavailable, "the daemon is shutting down");
+    std::unique_lock lock(m_mutex);
+    if (m_stopping || !m_started) {
+      lock.unlock();
+      return w->done(fail(ErrorCode::service_unavailable, "the daemon is shutting down"));
+    }
     m_queue.push_back(std::move(w));
   }
   m_work_cv.notify_one();
-  return fut.get();
 }
 
 void IntakeLog::release(uint64_t seq) {
@@ -322,7 +333,9 @@ void IntakeLog::flusher_loop() {
         !m_space_cv.wait_for(lock, k_space_timeout, [&] { return m_stopping || used() + total <= m_ring; })) {
       spdlog::error("intake log {}: full for {} s (the store is not applying records); refusing deliveries",
                     m_path.string(), k_space_timeout.count());
-      for (auto& w : batch) w->done.set_value(fail(ErrorCode::service_unavailable, "the intake log is full; retry"));
+      lock.unlock();
+      for (auto& w : batch) w->done(fail(ErrorCode::service_unavailable, "the intake log is full; retry"));
+      lock.lock();
       continue;
     }
     if (m_stopping) {
@@ -368,8 +381,9 @@ void IntakeLog::flusher_loop() {
     lock.lock();
     if (!ok) {
       spdlog::error("intake log {}: write failed: {}", m_path.string(), std::strerror(write_errno));
-      for (auto& w : batch)
-        w->done.set_value(fail(ErrorCode::service_unavailable, "the event could not be stored; retry"));
+      lock.unlock();
+      for (auto& w : batch) w->done(fail(ErrorCode::service_unavailable, "the event could not be stored; retry"));
+      lock.lock();
       continue;
     }
     for (auto& w : batch) m_live.push_back(Live{w->seq, w->start, false});
@@ -377,7 +391,7 @@ void IntakeLog::flusher_loop() {
     lock.unlock();
     for (auto& w : batch) {
       w->on_durable(w->seq);
-      w->done.set_value(w->seq);
+      w->done(w->seq);
     }
     lock.lock();
   }

@@ -71,6 +71,52 @@ Result<IngestOutcome> SqliteWebhookStore::ingest(IngestRequest r) {
   }
 }
 
+// The same decisions as ingest() where memory settles dedup, with the intake log's completion in place
+// of the wait: the listener's poll thread hands a delivery over and goes on serving others, and the
+// flusher that made the record durable answers it (two thread switches a delivery instead of four).
+bool SqliteWebhookStore::ingest_async(IngestRequest& r, std::function<void(Result<IngestOutcome>)> done) {
+  if (!m_log) return false;
+  std::vector<std::string> claimed;
+  try {
+    std::string payload = intake_record::encode(r);
+    if (payload.size() > m_log->max_payload()) return false;  // committed into the tables by ingest()
+    auto admitted = m_dedup.try_admit(r);
+    if (!admitted) return false;
+    if (admitted->original) {
+      count(r.endpoint_id, EndpointCounter::duplicate);
+      done(IngestOutcome{true, std::move(*admitted->original)});
+      return true;
+    }
+    claimed = std::move(admitted->claimed);
+    auto rec = std::make_shared<const IngestRequest>(std::move(r));
+    auto keys = std::make_shared<const std::vector<std::string>>(std::move(claimed));
+    claimed.clear();
+    m_log->append_async(std::move(payload), on_durable(rec, keys),
+                        [this, keys, event_id = rec->event_id, done = std::move(done)](Result<uint64_t> seq) {
+                          if (!seq) {
+                            m_dedup.release(*keys);
+                            return done(std::unexpected(seq.error()));
+                          }
+                          done(IngestOutcome{false, event_id});
+                        });
+    return true;
+  } catch (const std::exception& e) {
+    m_dedup.release(claimed);
+    spdlog::error("ingest failed: {}", e.what());
+    if (done) done(fail(ErrorCode::service_unavailable, "the event could not be stored; retry"));
+    return true;
+  }
+}
+
+std::function<void(uint64_t)> SqliteWebhookStore::on_durable(std::shared_ptr<const IngestRequest> rec,
+                                                             std::shared_ptr<const std::vector<std::string>> keys) {
+  return [this, rec = std::move(rec), keys = std::move(keys)](uint64_t seq) {
+    m_unapplied.fetch_add(1);
+    enqueue_apply(rec, seq, keys, 0);
+    m_dedup.mark_durable(*keys);
+  };
+}
+
 // Counted like a refusal (m_refusals_queued), so that a read right after a duplicate's answer sees it.
 void SqliteWebhookStore::count(const std::string& endpoint_id, EndpointCounter counter) {
   m_refusals_queued.fetch_add(1);
@@ -105,11 +151,7 @@ Result<IngestOutcome> SqliteWebhookStore::store_new(IngestRequest r, std::vector
   if (m_log) payload = intake_record::encode(*rec);
   if (m_log && payload.size() <= m_log->max_payload()) {
     auto keys = std::make_shared<const std::vector<std::string>>(std::move(claimed));
-    auto appended = m_log->append(std::move(payload), [this, rec, keys](uint64_t seq) {
-      m_unapplied.fetch_add(1);
-      enqueue_apply(rec, seq, keys, 0);
-      m_dedup.mark_durable(*keys);
-    });
+    auto appended = m_log->append(std::move(payload), on_durable(rec, keys));
     if (!appended) {
       m_dedup.release(*keys);
       return std::unexpected(appended.error());

@@ -115,6 +115,15 @@ Result<std::optional<WebhookEndpointRecord>> SqliteWebhookStore::find_endpoint(c
   });
 }
 
+Result<std::optional<std::vector<std::string>>> SqliteWebhookStore::endpoint_ids() {
+  return read([&] {
+    std::vector<std::string> ids;
+    auto q = m_r.use("SELECT id FROM webhook_endpoints");
+    while (q->executeStep()) ids.push_back(q->getColumn(0).getString());
+    return std::optional<std::vector<std::string>>(std::move(ids));
+  });
+}
+
 Result<PageResult<WebhookEndpointRecord>> SqliteWebhookStore::list_endpoints(const std::string& user_id,
                                                                              const Page& page) {
   auto ks = TRY(Keyset::of(page, "created_at", "id"));

@@ -43,8 +43,10 @@ class SqliteWebhookStore final : public WebhookStore {
   Status update_endpoint(const WebhookEndpointRecord& e) override;
   Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) override;
   Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) override;
+  Result<std::optional<std::vector<std::string>>> endpoint_ids() override;
 
   Result<IngestOutcome> ingest(IngestRequest r) override;
+  bool ingest_async(IngestRequest& r, std::function<void(Result<IngestOutcome>)> done) override;
   void add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) override;
   uint64_t write_transactions() const override { return m_transactions.load(std::memory_order_relaxed); }
 
@@ -89,6 +91,9 @@ class SqliteWebhookStore final : public WebhookStore {
   // sqlite_webhook_ingest.cpp: the ingest path, applying the log, recovery, counters.
   Status recover_and_open_log();
   Result<IngestOutcome> store_new(IngestRequest r, std::vector<std::string> claimed);
+  // The intake log's on_durable for a new delivery: its keys durable, its apply queued.
+  std::function<void(uint64_t)> on_durable(std::shared_ptr<const IngestRequest> rec,
+                                           std::shared_ptr<const std::vector<std::string>> keys);
   void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
                      std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);

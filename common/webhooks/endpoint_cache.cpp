@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <iterator>
+
 namespace alumia {
 
 using nlohmann::json;
@@ -56,10 +58,28 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::load(const WebhookE
 Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::string& id) {
   for (;;) {
     uint64_t generation = 0;
+    bool load_ids = false;
     {
       std::lock_guard lock(m_mutex);
       if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+      if (m_ids && !m_ids->contains(id)) return std::shared_ptr<const CachedEndpoint>();
       generation = m_generation;
+      load_ids = !m_ids && !m_ids_unavailable;
+    }
+    if (load_ids) {
+      // The ids are read before any expect() made after this point could be missed: expect() adds to
+      // the set once it exists, and an id expected meanwhile is merged in below.
+      auto ids = m_hooks.endpoint_ids();
+      if (!ids) return std::unexpected(ids.error());
+      std::lock_guard lock(m_mutex);
+      if (!*ids) {
+        m_ids_unavailable = true;
+      } else if (!m_ids) {
+        m_ids.emplace(std::make_move_iterator((*ids)->begin()), std::make_move_iterator((*ids)->end()));
+        for (auto& e : m_expected_early) m_ids->insert(std::move(e));
+        m_expected_early.clear();
+      }
+      continue;
     }
     auto found = m_hooks.find_endpoint(id);
     if (!found) return std::unexpected(found.error());
@@ -76,7 +96,14 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::stri
 std::optional<std::shared_ptr<const CachedEndpoint>> EndpointCache::cached(const std::string& id) {
   std::lock_guard lock(m_mutex);
   if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
+  if (m_ids && !m_ids->contains(id)) return std::shared_ptr<const CachedEndpoint>();
   return std::nullopt;
+}
+
+void EndpointCache::expect(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  if (m_ids) m_ids->insert(id);
+  else if (!m_ids_unavailable) m_expected_early.push_back(id);
 }
 
 void EndpointCache::forget(const std::string& id) {

@@ -159,6 +159,7 @@ Result<CreatedEndpoint> WebhookService::insert_new_endpoint(const Caller& caller
   auto st = seal_and_store(e.id, values);
   for (auto& [k, v] : values) wipe_string(v);
   TRY(st);
+  m_d.endpoints.expect(e.id);  // before the row: the cache's set of ids never misses an endpoint
   if (auto ins = m_d.hooks.insert_endpoint(e); !ins) {
     (void)m_d.store.delete_secrets(k_table, e.id);
     return std::unexpected(ins.error());

@@ -28,6 +28,11 @@ constexpr std::array<PublicRefusal, 6> k_public_refusals{{
     {ErrorCode::payload_too_large, "request body too large"},
     {ErrorCode::too_many_requests, "too many deliveries to this webhook endpoint; retry after Retry-After seconds"},
 }};
+
+// receive_now(): bodies up to this size are verified and encoded on the listener's poll thread (a few
+// microseconds for a provider's typical few KiB); larger ones go to a worker.
+constexpr std::size_t k_receive_now_max_body = 64 * 1024;
+
 // Everything else (the key server unreachable, the store failing, an internal error) is trouble on
 // our side: 503 so the provider retries.
 constexpr std::string_view k_unavailable = "webhook receiver temporarily unavailable; retry later";
@@ -163,22 +168,54 @@ Result<AdmittedDelivery> WebhookService::admit(const std::string& provider, cons
 }
 
 Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelivery& admitted) {
+  auto verified = verify_delivery(req, admitted, true);
+  if (auto* settled = std::get_if<Result<Receipt>>(&*verified)) return std::move(*settled);
+  auto& v = std::get<Verified>(*verified);
+  auto outcome = m_d.hooks.ingest(std::move(v.in));
+  return receipt_for(v, std::move(outcome));
+}
+
+bool WebhookService::receive_now(http::Request& req, const AdmittedDelivery& admitted,
+                                 std::function<void(Result<Receipt>)> done) {
+  // The poll thread serves every connection: a large body (an endpoint may allow up to 25 MiB) is hashed
+  // and copied into its record on a worker, so that it never holds the others up for milliseconds.
+  if (req.body.size() > k_receive_now_max_body) return false;
+  auto verified = verify_delivery(req, admitted, false);
+  if (!verified) return false;
+  if (auto* settled = std::get_if<Result<Receipt>>(&*verified)) {
+    done(std::move(*settled));
+    return true;
+  }
+  auto v = std::make_shared<Verified>(std::move(std::get<Verified>(*verified)));
+  // What the store takes is moved into it only when it takes the delivery.
+  if (m_d.hooks.ingest_async(
+          v->in, [this, v, done](Result<IngestOutcome> outcome) { done(receipt_for(*v, std::move(outcome))); }))
+    return true;
+  req.body = std::move(v->in.body);  // back as it was: receive() verifies it again
+  return false;
+}
+
+std::optional<std::variant<Result<Receipt>, WebhookService::Verified>> WebhookService::verify_delivery(
+    http::Request& req, const AdmittedDelivery& admitted, bool may_block) {
+  using Answer = std::variant<Result<Receipt>, Verified>;
+  const auto refused = [](Error e) { return Answer(Result<Receipt>(std::unexpected(std::move(e)))); };
   const std::string provider = req.params.count("provider") ? req.params.at("provider") : "";
   const std::string id = req.params.count("endpointId") ? req.params.at("endpointId") : "";
   // Unknown, disabled, deleted or another provider's endpoint: the same answer, and no owner to tell.
   // The body cap was admit_body()'s, on Content-Length, which is the body's size (chunked is refused).
   const Error not_found{ErrorCode::not_found, "", 0};
-  if (!is_uuid(id)) return std::unexpected(public_refusal(not_found));
+  if (!is_uuid(id)) return refused(public_refusal(not_found));
   const auto& got = admitted.endpoint;
   if (!got) {
     log_refusal("endpoint " + id + " could not be loaded: " + printable(got.error().message));
-    return std::unexpected(public_refusal(got.error()));
+    return refused(public_refusal(got.error()));
   }
   const auto& ep = *got;
   const webhooks::Verifier* verifier = webhooks::find_verifier(provider);
   if (!ep || ep->record.deleted_at || ep->record.status != EndpointStatus::active ||
       ep->record.provider != parse_provider(provider) || !verifier)
-    return std::unexpected(public_refusal(not_found));
+    return refused(public_refusal(not_found));
+  if (!may_block && verifier->may_block()) return std::nullopt;
 
   const int64_t now = m_d.clock.now_ms();
   // The rate limit was admit_body()'s, before the body was read.
@@ -189,14 +226,18 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
   auto verdict = verifier->verify(req, vctx);
   if (!verdict) {
     const bool auth_failure = verdict.error().code == ErrorCode::unauthorized;
-    return std::unexpected(refuse(provider, id, verdict.error(),
-                                  auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected,
-                                  req.remote_addr));
+    return refused(refuse(provider, id, verdict.error(),
+                          auth_failure ? EndpointCounter::verification_failure : EndpointCounter::rejected,
+                          req.remote_addr));
   }
-  if (verdict->outcome != webhooks::Outcome::event) return Receipt{exact_reply(*verdict), {}, false};
+  if (verdict->outcome != webhooks::Outcome::event)
+    return Answer(Result<Receipt>(Receipt{exact_reply(*verdict), {}, false}));
 
-  IngestRequest in;
+  Verified v;
+  v.provider = provider;
+  IngestRequest& in = v.in;
   in.endpoint_id = id;
+  v.endpoint_id = id;
   in.user_id = ep->record.user_id;
   in.provider = ep->record.provider;
   in.event_key = std::move(verdict->event_key);
@@ -212,12 +253,18 @@ Result<Receipt> WebhookService::receive(http::Request& req, const AdmittedDelive
   in.received_at = now;
   in.event_id = m_d.random.uuid_v7(now);
   in.job_id = m_d.random.uuid_v7(now);
-  auto outcome = m_d.hooks.ingest(std::move(in));
-  if (!outcome) return std::unexpected(refuse(provider, id, outcome.error(), std::nullopt));  // 503: retried
   // Wake the relay worker only when this job can go somewhere; jobs without a target wait in the
   // queue without costing the worker a look per delivery.
-  if (!outcome->duplicate && (ep->record.relay_to || !m_d.endpoints.default_relay_to().empty())) m_d.relay.jobs_due();
-  if (verdict->exact_reply) return Receipt{exact_reply(*verdict), outcome->event_id, outcome->duplicate};
+  v.wake_relay = ep->record.relay_to || !m_d.endpoints.default_relay_to().empty();
+  if (verdict->exact_reply) v.exact_reply = exact_reply(*verdict);
+  return Answer(std::move(v));
+}
+
+Result<Receipt> WebhookService::receipt_for(Verified& v, Result<IngestOutcome> outcome) {
+  if (!outcome)  // 503: retried
+    return std::unexpected(refuse(v.provider, v.endpoint_id, outcome.error(), std::nullopt));
+  if (!outcome->duplicate && v.wake_relay) m_d.relay.jobs_due();
+  if (v.exact_reply) return Receipt{std::move(*v.exact_reply), outcome->event_id, outcome->duplicate};
   return Receipt{std::nullopt, outcome->event_id, outcome->duplicate};
 }
 

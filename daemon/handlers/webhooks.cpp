@@ -261,12 +261,22 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
 }
 
 // The body moves on into the store; the endpoint is the one admit_receiver_body looked up.
-Result<http::Response> receive(DaemonContext& ctx, http::Request& req, const AdmittedDelivery& admitted) {
-  WebhookService& svc = ctx.webhooks;
-  auto receipt = svc.receive(req, admitted);
+Result<http::Response> receipt_response(Result<Receipt> receipt) {
   if (!receipt) return std::unexpected(receipt.error());
   if (receipt->exact_reply) return std::move(*receipt->exact_reply);
   return ok(receipt_json(*receipt));
+}
+
+Result<http::Response> receive(DaemonContext& ctx, http::Request& req, const AdmittedDelivery& admitted) {
+  return receipt_response(ctx.webhooks.receive(req, admitted));
+}
+
+// The same on the listener's poll thread, when the service can take the delivery without blocking: the
+// answer once its record is durable (WebhookService::receive_now).
+bool receive_now(DaemonContext& ctx, http::Request& req, const AdmittedDelivery& admitted,
+                 std::function<void(Result<http::Response>)> done) {
+  return ctx.webhooks.receive_now(
+      req, admitted, [done = std::move(done)](Result<Receipt> receipt) { done(receipt_response(std::move(receipt))); });
 }
 
 Result<http::Response> list_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
@@ -364,10 +374,11 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     k_on_control, "rotate an endpoint's secret (the old one verifies during a grace period)"});
   routes.push_back({"POST", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
                     RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
-                    "webhook receiver (provider-signed)", admit_receiver_body, admit_receiver_now});
+                    "webhook receiver (provider-signed)", admit_receiver_body, admit_receiver_now, receive_now});
   routes.push_back({"GET", "/api/v1/connectors/webhooks/:provider/:endpointId", receive, Auth::public_,
                     RequiredScope::no_key(), k_webhook_body_cap, k_on_control | k_on_public,
-                    "webhook receiver: Meta subscription handshake", admit_receiver_body, admit_receiver_now});
+                    "webhook receiver: Meta subscription handshake", admit_receiver_body, admit_receiver_now,
+                    receive_now});
   routes.push_back({"GET", "/api/v1/connector-events", list_events, Auth::key, W, k_json_body_cap, k_on_control,
                     "list received events"});
   routes.push_back({"GET", "/api/v1/connector-events/:id", get_event, Auth::key, W, k_json_body_cap, k_on_control,

@@ -277,6 +277,38 @@ TEST_CASE("listeners: headers not complete in time are answered 408 and closed, 
   }
 }
 
+TEST_CASE("listeners: on a keep-alive connection the header deadline counts from the next request's first byte",
+          "[http][listeners][deadline]") {
+  Listeners l(EnvOverrides{{"ALUMIA_HTTP_HEADER_TIMEOUT_MS", "300"}, {"ALUMIA_HTTP_IDLE_TIMEOUT_SECONDS", "5"}});
+  for (const int port : {l.control, l.public_}) {
+    Conn c(port);
+    REQUIRE(c.send(get("/healthz", port)));
+    REQUIRE(c.read_answer() == 200);
+    // Idle for longer than the header timeout: only the idle timeout applies, so it stays open ...
+    CHECK_FALSE(c.read_until_close(700ms));
+    // ... and the next request, sent whole, is served.
+    REQUIRE(c.send(get("/healthz", port)));
+    REQUIRE(c.read_answer() == 200);
+    // Idle again, then a head trickled in a byte at a time (its request line too, so that MHD has not
+    // begun a request yet): the deadline runs from its first byte, not from the previous answer.
+    CHECK_FALSE(c.read_until_close(700ms));
+    std::string head = "GET /healthz HTTP/1.1\r\n";
+    for (int i = 0; i < 20; ++i) head += "X-Trickle-" + std::to_string(i) + ": 1\r\n";
+    const auto start = Clock::now();
+    int status = 0;
+    for (std::size_t i = 0; i < head.size() && status == 0; ++i) {
+      if (!c.send(head.substr(i, 1))) break;
+      status = c.read_answer(50ms);
+    }
+    if (status == 0) status = c.read_answer(2s);
+    const auto took = Clock::now() - start;
+    CHECK(status == 408);
+    CHECK(took >= 250ms);
+    CHECK(took < 3s);
+    CHECK(c.read_until_close(2s));
+  }
+}
+
 TEST_CASE("listeners: a body slower than the floor rate is answered 408 and closed", "[http][listeners][deadline]") {
   Listeners l(EnvOverrides{{"ALUMIA_HTTP_HEADER_TIMEOUT_MS", "300"}, {"ALUMIA_HTTP_BODY_MIN_RATE", "1000"}});
   Conn c(l.public_);

@@ -155,6 +155,33 @@ TEST_CASE("webhook receiver: every provider verifies, stores once and answers as
   CHECK(d.stop() == 0);
 }
 
+TEST_CASE(
+    "webhook receiver: a delivery under and one over the poll thread's 64 KiB are each stored once, repeats answered",
+    "[webhooks]") {
+  TempDir dir;
+  Daemon d(dir.path());
+  json created = create_endpoint(d, {{"provider", "github"}, {"maxBodyBytes", 1024 * 1024}});
+  Signer s;
+  s.provider = "github";
+  s.secret = created["secret"];
+  s.endpoint_id = created["endpoint"]["id"];
+  for (const std::size_t pad : {std::size_t{100}, std::size_t{100 * 1024}}) {  // under and over 64 KiB
+    CAPTURE(pad);
+    Delivery dl = make_delivery(s, static_cast<int>(pad));
+    dl.body = json{{"ref", "refs/heads/main"}, {"pad", std::string(pad, 'x')}}.dump();
+    dl.headers[0].second = "sha256=" + alumia::encoding::hex_encode(alumia::crypto::hmac_sha256(s.secret, dl.body));
+    auto first = send(d, s, dl);
+    REQUIRE(first.status == 200);
+    CHECK_FALSE(first.json()["data"].contains("duplicate"));
+    auto again = send(d, s, dl);
+    REQUIRE(again.status == 200);
+    CHECK(again.json()["data"]["duplicate"].get<bool>());
+    CHECK(again.json()["data"]["eventId"] == first.json()["data"]["eventId"]);
+  }
+  CHECK(eventually([&] { return endpoint_of(d, s.endpoint_id)["counts"]["received"] == 2; }, std::chrono::seconds(5)));
+  CHECK(d.stop() == 0);
+}
+
 TEST_CASE("webhook receiver: transport checks, unknown endpoints and body caps", "[webhooks]") {
   TempDir dir;
   Daemon d(dir.path());

@@ -221,3 +221,31 @@ TEST_CASE("the relay's POST: its own body shape, signed over exactly the bytes s
   CHECK_FALSE(binary.contains("payload"));
   CHECK_FALSE(binary.contains("jobState"));
 }
+
+TEST_CASE("endpoint cache: an id that names no endpoint is answered from memory once the ids are loaded",
+          "[webhooks][seams]") {
+  Service s;
+  const CreatedEndpoint before = s.create(std::nullopt);
+  const std::string stranger = "00000000-0000-4000-8000-00000000abcd";
+  // Nothing loaded yet: only the store can say.
+  CHECK_FALSE(s.endpoints.cached(stranger));
+  // The first lookup loads the set of endpoint ids; from then on an id outside it (an attacker's random
+  // one) is "no such endpoint" without a store read, and so is every other.
+  CHECK_FALSE(must(s.endpoints.get(stranger)));
+  for (const char* id : {"00000000-0000-4000-8000-00000000abce", "11111111-2222-4333-8444-555555555555"}) {
+    const auto answered = s.endpoints.cached(id);
+    REQUIRE(answered);
+    CHECK_FALSE(*answered);
+  }
+  // A known endpoint not yet loaded is not answered from memory (its row must be read), then is.
+  CHECK_FALSE(s.endpoints.cached(before.endpoint.id));
+  REQUIRE(must(s.endpoints.get(before.endpoint.id)));
+  REQUIRE(s.endpoints.cached(before.endpoint.id));
+  CHECK(*s.endpoints.cached(before.endpoint.id));
+  // An endpoint created after the load is never taken for a stranger: the receiver finds it at once.
+  const CreatedEndpoint after = s.create(std::nullopt);
+  CHECK_FALSE(s.endpoints.cached(after.endpoint.id));
+  const auto got = must(s.endpoints.get(after.endpoint.id));
+  REQUIRE(got);
+  CHECK(got->record.id == after.endpoint.id);
+}

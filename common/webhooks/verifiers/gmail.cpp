@@ -138,6 +138,7 @@ Status check_legacy_token(const http::Request& req, const EndpointConfig& endpoi
 class GmailVerifier final : public Verifier {
  public:
   std::string_view provider() const override { return "gmail"; }
+  bool may_block() const override { return true; }  // the JWKS fetch
 
   Status check_config(const EndpointConfig& endpoint) const override {
     if (endpoint.audience.empty() && endpoint.legacy_token.empty())

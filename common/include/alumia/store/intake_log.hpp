@@ -63,6 +63,12 @@ class IntakeLog {
   // thread, in log order, after the write and before append() returns. Waits (up to
   // `space_timeout`) while the ring is full of records not yet released.
   Result<uint64_t> append(std::string payload, std::function<void(uint64_t seq)> on_durable);
+  // append() without waiting: `done` gets the seq on the flusher thread right after `on_durable`
+  // (or the failure: on the caller's thread for a payload over max_payload() or a log not started,
+  // else on the flusher's), exactly once. It must not block: it runs inside the flusher's loop, and
+  // every record behind it waits for it (the listener's completion resumes a connection).
+  void append_async(std::string payload, std::function<void(uint64_t seq)> on_durable,
+                    std::function<void(Result<uint64_t>)> done);
 
   // The record `seq` is durable elsewhere now; its space is reused once every older record is
   // released too.

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -150,11 +151,27 @@ class WebhookStore {
   virtual Status update_endpoint(const WebhookEndpointRecord& e) = 0;
   virtual Result<std::optional<WebhookEndpointRecord>> find_endpoint(const std::string& id) = 0;
   virtual Result<PageResult<WebhookEndpointRecord>> list_endpoints(const std::string& user_id, const Page& page) = 0;
+  // The id of every endpoint row, deleted ones too (EndpointCache: "no such endpoint" from memory).
+  // A store that cannot list them answers nullopt, and the cache reads the store for every unknown id.
+  virtual Result<std::optional<std::vector<std::string>>> endpoint_ids() {
+    return std::optional<std::vector<std::string>>();
+  }
 
   // The hot path: decides dedup, then blocks until the delivery is durable (in the intake log, or
   // committed with synchronous=FULL). A duplicate of a delivery still being written waits for it.
   // SERVICE_UNAVAILABLE when the write failed; the delivery then counts as not received.
   virtual Result<IngestOutcome> ingest(IngestRequest request) = 0;  // taken: the body moves, not copies
+  // ingest() for a caller that must not block (the public listener's poll thread): false, with
+  // `request` untouched, when it cannot be settled without waiting — dedup would read the table (the
+  // filter says "maybe"), or wait for a copy still being written, or the delivery does not go through
+  // the intake log; the caller then calls ingest() where it may block. Else true, `request` taken, and
+  // `done` gets the outcome exactly once: a repeat's or a failure's at once on this thread, a new
+  // delivery's on the intake log's flusher thread once its record is on disk (`done` must not block).
+  virtual bool ingest_async(IngestRequest& request, std::function<void(Result<IngestOutcome>)> done) {
+    (void)request;
+    (void)done;
+    return false;
+  }
   // Adds refusals the receiver summed (counters, and lastError where the newest `at` wins): one
   // writer operation per call, committed with the next batch, not waited for. The receiver calls it
   // at a bounded rate per endpoint, never once per refused request (RefusalTally).

@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 namespace alumia {
 
@@ -42,9 +44,13 @@ class EndpointCache final : public EndpointTargets {
   // The endpoint (deleted and disabled ones too: callers decide); nullptr when there is no such row.
   Result<std::shared_ptr<const CachedEndpoint>> get(const std::string& id);
   // What get(id) answers when it can from memory, without reading the store; nullopt when it cannot.
+  // An id that names no endpoint is answered (nullptr) from memory once get() has loaded the set of
+  // endpoint ids: a stranger spraying random ids at the receiver costs no store read each.
   std::optional<std::shared_ptr<const CachedEndpoint>> cached(const std::string& id);
   // Drops the endpoint; a load that raced with this is not cached.
   void forget(const std::string& id);
+  // A new endpoint's id, before its row is inserted (a failed insert leaves a harmless extra id).
+  void expect(const std::string& id);
   const std::string& default_relay_to() const { return m_default_relay_to; }
   // The endpoint's rate limit in force: its own, else the default.
   RateLimit rate_limit(const WebhookEndpointRecord& e) const { return e.rate_limit.value_or(m_default_rate_limit); }
@@ -61,7 +67,12 @@ class EndpointCache final : public EndpointTargets {
   RateLimit m_default_rate_limit;
   std::mutex m_mutex;
   std::map<std::string, std::shared_ptr<const CachedEndpoint>> m_cache;
-  uint64_t m_generation = 0;  // bumped by forget()
+  // Every endpoint id in the store (the negative cache, exact): loaded by the first get(), then kept
+  // by expect(). Its size is the owners' endpoints, never what strangers send; unset until loaded.
+  std::optional<std::unordered_set<std::string>> m_ids;
+  bool m_ids_unavailable = false;             // the store cannot list them: every unknown id is read
+  std::vector<std::string> m_expected_early;  // expect()ed before the set was loaded
+  uint64_t m_generation = 0;                  // bumped by forget()
 };
 
 }  // namespace alumia

@@ -24,11 +24,13 @@
 #include <alumia/webhooks/webhooks.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 
 namespace alumia {
 
@@ -189,6 +191,13 @@ class WebhookService {
   // rateLimited), and nothing else is done for the request.
   // `admitted` is admit_body()'s answer for this request; the body is moved out of `req` into the store.
   Result<Receipt> receive(http::Request& req, const AdmittedDelivery& admitted);
+  // receive() on a thread that must not block (the public listener's poll thread): false, with `req`
+  // as it was, when it would block — a verifier that may fetch keys (Gmail's JWKS), or a delivery the
+  // store cannot settle from memory (WebhookStore::ingest_async); the caller then calls receive() on a
+  // thread that may. Else true, and `done` gets what receive() would have returned, exactly once: at
+  // once on this thread for a refusal, a handshake or a repeat, or on the intake log's flusher thread
+  // once a new delivery is durable.
+  bool receive_now(http::Request& req, const AdmittedDelivery& admitted, std::function<void(Result<Receipt>)> done);
   // Before the body is read (the daemon calls it with Content-Length): the delivery's endpoint, looked
   // up in the cache once for the whole delivery, and the receiver's body cap, its one check: the
   // endpoint's maxBodyBytes when `endpoint_id` is an active endpoint of `provider`, else the 256 KiB
@@ -229,6 +238,20 @@ class WebhookService {
   Result<WebhookEndpointRecord> owned_endpoint(const Caller& caller, const std::string& id);
   Result<WebhookEvent> owned_event(const Caller& caller, const std::string& id);
   std::string receive_base() const;
+  // A verified delivery, ready for the store.
+  struct Verified {
+    IngestRequest in;  // moved into the store
+    std::string provider, endpoint_id;
+    bool wake_relay = false;                    // its job can go somewhere
+    std::optional<http::Response> exact_reply;  // sent instead of the receipt once it is stored
+  };
+  // receive() before the store: the answer already settled (a refusal, a handshake), or the delivery
+  // to store. `may_block` false: nullopt for a verifier that may block, having done nothing.
+  std::optional<std::variant<Result<Receipt>, Verified>> verify_delivery(http::Request& req,
+                                                                         const AdmittedDelivery& admitted,
+                                                                         bool may_block);
+  // receive() after the store: the receipt for `outcome`, the relay woken for a new job.
+  Result<Receipt> receipt_for(Verified& v, Result<IngestOutcome> outcome);
   Status seal_and_store(const std::string& id, const std::map<std::string, std::string>& values);
   // `e` inserted as a new endpoint of the caller (its id, owner and times set here) with a fresh relay
   // secret: the secrets (`values` and the relay secret) sealed first, so that a row never exists

@@ -108,6 +108,9 @@ class Verifier {
   // event id), method_not_allowed for a method the scheme never uses, SERVICE_UNAVAILABLE when the
   // JWKS cannot be fetched.
   virtual Result<Verdict> verify(const http::Request& req, const VerifyContext& ctx) const = 0;
+  // Whether verify() may wait on the network (a key fetch): such a verifier never runs on the
+  // listener's poll thread (WebhookService::receive_now).
+  virtual bool may_block() const { return false; }
 };
 
 // The one table: each Provider (alumia/base/vocabulary.hpp) and its verifier.
