@@ -10,7 +10,7 @@ _alumia_connect_commands() {
     'events') echo 'list show replay tail' ;;
     'jobs') echo 'list retry' ;;
     'admin') echo 'events' ;;
-    'keys') echo 'list create revoke' ;;
+    'keys') echo 'list create revoke rotate-master' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
     'daemon') echo 'status start stop logs' ;;
@@ -52,6 +52,7 @@ _alumia_connect_options() {
     'keys list') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys create') echo '-h --help --name --scope --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys revoke') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'keys rotate-master') echo '-h --help --dry-run --to --json --daemon --data-dir -q --quiet --no-color' ;;
     'config') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'config show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'oauth-client') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -100,6 +101,7 @@ _alumia_connect_value_options() {
     'keys list') echo '--daemon --data-dir' ;;
     'keys create') echo '--name --scope --daemon --data-dir' ;;
     'keys revoke') echo '--daemon --data-dir' ;;
+    'keys rotate-master') echo '--to --daemon --data-dir' ;;
     'config') echo '--daemon --data-dir' ;;
     'config show') echo '--daemon --data-dir' ;;
     'oauth-client') echo '--daemon --data-dir' ;;

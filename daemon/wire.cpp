@@ -492,4 +492,33 @@ nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view e
   return out;
 }
 
+Result<RotateMasterRequest> parse_rotate_master(const json& body) {
+  constexpr std::string_view shape =
+      "body must be a JSON object {dryRun?: boolean, to?: \"secret-service\" | \"file\"}";
+  if (!body.is_object()) return fail(ErrorCode::bad_request, std::string(shape));
+  RotateMasterRequest out;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "dryRun") {
+      if (!value.is_boolean()) return fail(ErrorCode::bad_request, "field 'dryRun' must be true or false");
+      out.dry_run = value.get<bool>();
+    } else if (key == "to") {
+      const auto mode = value.is_string() ? parse_keyring_mode(value.get<std::string>()) : std::nullopt;
+      if (!mode || *mode == KeyringMode::auto_)
+        return fail(ErrorCode::bad_request, "field 'to' must be \"secret-service\" or \"file\"");
+      out.to = *mode;
+    } else {
+      return fail(ErrorCode::bad_request, "unknown field '" + key + "'; " + std::string(shape));
+    }
+  }
+  return out;
+}
+
+json rotate_master_json(const RotateMasterResult& r) {
+  return json{{"dryRun", r.dry_run},
+              {"rotated", !r.dry_run},
+              {"secretsChecked", r.secrets_checked},
+              {"from", {{"backend", r.from_backend}, {"location", r.from_location}}},
+              {"to", {{"backend", r.to_backend}, {"location", r.to_location}}}};
+}
+
 }  // namespace alumia::daemon
