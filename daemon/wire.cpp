@@ -60,14 +60,17 @@ http::Response ok(const json& data, int status, const std::vector<std::string>& 
   r.status = status;
   json envelope{{"success", true}, {"data", data}};
   if (!warnings.empty()) envelope["warnings"] = warnings;
-  r.body = envelope.dump();
+  r.body = envelope.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
 http::Response error_response(const Error& e) {
   http::Response r;
   r.status = e.http_status();
-  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump();
+  // A message may quote what the client sent (a path segment that is not UTF-8): such bytes become
+  // U+FFFD instead of the dump throwing (the bad-input matrix found it answered 500).
+  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
   if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
 }
