@@ -18,7 +18,7 @@ function __alumia_connect_commands
         case 'admin'
             printf '%s\n' events open
         case 'keys'
-            printf '%s\n' list create revoke
+            printf '%s\n' list create revoke rotate-master
         case 'config'
             printf '%s\n' show
         case 'oauth-client'
@@ -98,6 +98,8 @@ function __alumia_connect_value_options
             printf '%s\n' --name --scope --daemon --data-dir
         case 'keys revoke'
             printf '%s\n' --daemon --data-dir
+        case 'keys rotate-master'
+            printf '%s\n' --to --daemon --data-dir
         case 'config'
             printf '%s\n' --daemon --data-dir
         case 'config show'
@@ -502,6 +504,7 @@ complete -c alumia-connect -n '__alumia_connect_at "admin open"' -l no-color -d 
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a list -d 'List API keys (never their values)'
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a create -d 'Create an API key and print it once'
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -a revoke -d 'Revoke an API key that holds no scope the key in use lacks'
+complete -c alumia-connect -n '__alumia_connect_at "keys"' -a rotate-master -d 'Wrap the store'\''s data key with a new master key, after checking every sealed value opens'
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "keys"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
@@ -534,6 +537,16 @@ complete -c alumia-connect -n '__alumia_connect_at "keys revoke"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "keys revoke"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "keys revoke"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "keys revoke"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect keys rotate-master
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l dry-run -d 'Only check that every sealed value opens; change nothing'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l to -r -d 'Move the master key to this backend (default: where it is now)'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "keys rotate-master"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect config
 complete -c alumia-connect -n '__alumia_connect_at "config"' -a show -d 'Print every setting with its value and source, and the paths'

@@ -4,6 +4,7 @@
 
 #include "api_doc.hpp"
 #include "keyring_helper.hpp"
+#include "master_key_rotation.hpp"
 
 #include <alumia/crypto/keyring.hpp>
 #include <alumia/net/url.hpp>
@@ -151,7 +152,14 @@ UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths
   spdlog::info("master key: {} ({})", format_keyring_mode(master.backend), master.location);
   SecretBytes data_key;
   if (wrapped) {
-    data_key = must(unwrap_data_key(master.key, *wrapped), "cannot unwrap the data key with this master key");
+    auto unwrapped = unwrap_data_key(master.key, *wrapped);
+    if (!unwrapped) {  // a rotation interrupted after the new key was saved (master_key_rotation.hpp)
+      auto finished = must(finish_interrupted_rotation(store, master.key), "cannot read the store");
+      if (!finished)
+        throw StartupError("cannot unwrap the data key with this master key: " + unwrapped.error().message);
+      unwrapped = std::move(*finished);
+    }
+    data_key = std::move(*unwrapped);
   } else {
     data_key = generate_key(random);
     must(store.put_meta("data_key.wrapped",
@@ -279,7 +287,13 @@ Daemon::Daemon(const StartOptions& options)
       m_keys(unlock_data_key(*m_store, m_settings, m_paths, m_random)),
       m_catalog(must(load_catalog(m_paths.connectors_d()), "invalid connector catalog")),
       m_http(m_settings.get("ca-file")),
-      m_api_keys(KeyServiceDeps{*m_store, m_clock, m_random, m_settings.get("env")}),
+      m_api_keys(KeyServiceDeps{*m_store,
+                                m_clock,
+                                m_random,
+                                m_settings.get("env"),
+                                {.burst = m_settings.integer("auth-failure-burst"),
+                                 .per_minute = m_settings.integer("auth-failure-per-minute"),
+                                 .delay_ms = m_settings.integer("auth-failure-delay-ms")}}),
       m_tickets(m_clock, m_random),
       m_admin_sessions(m_clock, m_random,
                        {.link_ttl_ms = m_settings.integer("admin-login-link-seconds") * 1000,
@@ -364,7 +378,7 @@ int run(int argc, char** argv) {
   std::string listen, public_listen, env, keyring, relay_to, log_level;
   bool insecure = false;
   bool print_api_md = false;
-  std::string keyring_helper;  // open|create: the child of keyring_helper.hpp
+  std::string keyring_helper;  // open|create|save|erase: the child of keyring_helper.hpp
   app.add_option("--listen", listen,
                  "control listener HOST:PORT, loopback only (default 127.0.0.1:7465; port 0 picks one)");
   app.add_option("--public-listen", public_listen,
@@ -381,7 +395,7 @@ int run(int argc, char** argv) {
   // Hidden: writes docs/API.md from the route table (tests/unit/test_api_doc.cpp checks it is current).
   app.add_flag("--print-api-md", print_api_md, "print docs/API.md, generated from the route table")->group("");
   app.add_option("--keyring-helper", keyring_helper, "internal: read the master key for the daemon")
-      ->check(CLI::IsMember({"open", "create"}))
+      ->check(CLI::IsMember({"open", "create", "save", "erase"}))
       ->group("");
   app.set_version_flag("--version", std::string("alumia-connectd ") + ALUMIA_VERSION);
   try {
@@ -391,8 +405,8 @@ int run(int argc, char** argv) {
   }
   if (!keyring_helper.empty()) {  // keyring_helper.hpp: stdout is the daemon's pipe
     harden_process();
-    return keyring_helper_main(parse_keyring_mode(keyring).value_or(KeyringMode::auto_), options.data_dir.value_or(""),
-                               keyring_helper == "create");
+    return keyring_helper_main(keyring_helper, parse_keyring_mode(keyring).value_or(KeyringMode::auto_),
+                               options.data_dir.value_or(""));
   }
   if (print_api_md) {
     std::cout << api_markdown();

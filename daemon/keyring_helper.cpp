@@ -3,6 +3,7 @@
 
 #include <alumia/base/clock.hpp>
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -132,57 +133,134 @@ Result<MasterKey> parse_frame(std::string_view frame) {
 
 }  // namespace
 
-Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
-                                           const MasterKeyOptions& options) {
-  if (mode == KeyringMode::file || !SecretServiceStore::session_bus_configured())
-    return open_master_key(mode, data_dir, random, options);
+namespace {
 
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return helper_failed(std::string("cannot start: pipe: ") + std::strerror(errno));
+// Runs `/proc/self/exe --keyring-helper=OP --keyring MODE --data-dir DIR`, writes `input` (the key
+// for `save`, else nothing) to its stdin pipe and reads its answer from its stdout pipe. nullopt:
+// the child could not be started (no /proc).
+Result<std::optional<std::string>> run_helper(std::string_view op, KeyringMode mode,
+                                              const std::filesystem::path& data_dir, std::string_view input,
+                                              std::chrono::steady_clock::time_point deadline) {
+  int out[2];
+  int in[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return helper_failed(std::string("cannot start: pipe: ") + std::strerror(errno));
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return helper_failed(std::string("cannot start: pipe: ") + std::strerror(errno));
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on stdout
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on stdout
+  posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
   const std::string self = "/proc/self/exe";
   const std::string dir = data_dir.string();
-  std::vector<std::string> args = {
-      self,         std::string("--keyring-helper=") + (options.create_if_missing ? "create" : "open"),
-      "--keyring",  std::string(format_keyring_mode(mode)),
-      "--data-dir", dir};
+  std::vector<std::string> args = {self,         "--keyring-helper=" + std::string(op),
+                                   "--keyring",  std::string(format_keyring_mode(mode)),
+                                   "--data-dir", dir};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {  // no /proc (a bare chroot): the key is still read, at the cost of the memory
-    ::close(fds[0]);
-    spdlog::warn(
-        "cannot start the keyring helper /proc/self/exe ({}); reading the master key in-process, "
-        "which keeps libsecret and GLib mapped",
-        std::strerror(rc));
-    return open_master_key(mode, data_dir, random, options);
+  ::close(out[1]);
+  ::close(in[0]);
+  if (rc != 0) {
+    ::close(out[0]);
+    ::close(in[1]);
+    return std::optional<std::string>{};
   }
-  // Up to three bounded keyring calls (probe, lookup, store), each with its cancel grace, and the start.
-  const auto deadline = std::chrono::steady_clock::now() + 3 * (options.timeout + std::chrono::milliseconds(250)) +
-                        std::chrono::seconds(5);
-  auto frame = read_until_eof(fds[0], deadline);
-  ::close(fds[0]);
+  // A key is far below the pipe's capacity: this write never blocks on the child.
+  const bool sent = write_all(in[1], input);
+  ::close(in[1]);
+  auto frame = sent ? read_until_eof(out[0], deadline) : helper_failed("did not take the key");
+  ::close(out[0]);
   if (!frame) ::kill(pid, SIGKILL);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!frame) return std::unexpected(frame.error());
-  const bool said_nothing = frame->empty();
-  auto mk = parse_frame(*frame);
-  wipe_string(*frame);
-  if (!mk && said_nothing && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+  if (frame->empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
     return helper_failed("exited with status " +
                          std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
-  return mk;  // without `store`: the daemon never rotates the master key (the CLI does, in-process)
+  return std::optional<std::string>(std::move(*frame));
 }
 
-int keyring_helper_main(KeyringMode mode, const std::filesystem::path& data_dir, bool create_if_missing) {
+// The answer of save and erase: 'O', or the 'E' frame.
+Status parse_status_frame(std::string_view frame) {
+  if (frame == "O") return {};
+  Reader r{frame};
+  if (r.byte() == 'E') {
+    const auto code = static_cast<ErrorCode>(r.u32());
+    std::string message = r.text();
+    if (r.ok) return fail(code, std::move(message));
+  }
+  return helper_failed("answered something that is not a status");
+}
+
+void put_error(std::string& frame, const Error& e) {
+  frame.push_back('E');
+  put_u32(frame, static_cast<uint32_t>(e.code));
+  put_text(frame, e.message);
+}
+
+}  // namespace
+
+Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
+                                           const MasterKeyOptions& options) {
+  if (mode == KeyringMode::file || !SecretServiceStore::session_bus_configured())
+    return open_master_key(mode, data_dir, random, options);
+  // Up to three bounded keyring calls (probe, lookup, store), each with its cancel grace, and the start.
+  const auto deadline = std::chrono::steady_clock::now() + 3 * (options.timeout + std::chrono::milliseconds(250)) +
+                        std::chrono::seconds(5);
+  auto frame = TRY(run_helper(options.create_if_missing ? "create" : "open", mode, data_dir, {}, deadline));
+  if (!frame) {  // no /proc (a bare chroot): the key is still read, at the cost of the memory
+    spdlog::warn(
+        "cannot start the keyring helper /proc/self/exe; reading the master key in-process, "
+        "which keeps libsecret and GLib mapped");
+    return open_master_key(mode, data_dir, random, options);
+  }
+  auto mk = parse_frame(*frame);
+  wipe_string(*frame);
+  return mk;  // without `store`: the rotation saves through save_master_key_isolated()
+}
+
+Status save_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir, const SecretBytes& key) {
+  if (backend == KeyringMode::file) return FileKeyStore(master_key_file(data_dir)).save(key);
+  if (backend != KeyringMode::secret_service) return fail(ErrorCode::internal, "save the master key to which backend?");
+  if (!SecretServiceStore::session_bus_configured())
+    return fail(ErrorCode::service_unavailable,
+                "no Secret Service: DBUS_SESSION_BUS_ADDRESS is not set in the daemon's environment; start the "
+                "daemon in a desktop session (or keep the file backend)");
+  const auto deadline = std::chrono::steady_clock::now() + 2 * (k_keyring_timeout + std::chrono::milliseconds(250)) +
+                        std::chrono::seconds(5);
+  std::string input(reinterpret_cast<const char*>(key.data()), key.size());
+  auto frame = run_helper("save", backend, data_dir, input, deadline);
+  wipe_string(input);
+  if (!frame) return std::unexpected(frame.error());
+  if (!*frame) return helper_failed("cannot start (no /proc/self/exe)");
+  return parse_status_frame(**frame);
+}
+
+Status erase_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir) {
+  if (backend == KeyringMode::file) {
+    std::error_code ec;
+    std::filesystem::remove(master_key_file(data_dir), ec);
+    if (ec)
+      return fail(ErrorCode::internal, "cannot remove " + master_key_file(data_dir).string() + ": " + ec.message());
+    return {};
+  }
+  if (!SecretServiceStore::session_bus_configured())
+    return fail(ErrorCode::service_unavailable, "no Secret Service: DBUS_SESSION_BUS_ADDRESS is not set");
+  const auto deadline = std::chrono::steady_clock::now() + 2 * (k_keyring_timeout + std::chrono::milliseconds(250)) +
+                        std::chrono::seconds(5);
+  auto frame = TRY(run_helper("erase", backend, data_dir, {}, deadline));
+  if (!frame) return helper_failed("cannot start (no /proc/self/exe)");
+  return parse_status_frame(*frame);
+}
+
+int keyring_helper_main(std::string_view op, KeyringMode mode, const std::filesystem::path& data_dir) {
   // Only for the daemon's pipe: the raw key is never written to a terminal or a file by mistake (the
   // same user could read it from the keyring anyway; this is no access control).
   struct stat out {};
@@ -192,22 +270,38 @@ int keyring_helper_main(KeyringMode mode, const std::filesystem::path& data_dir,
                  "daemon's pipe\n");
     return 2;
   }
-  SystemRandom random;
-  MasterKeyOptions options;
-  options.create_if_missing = create_if_missing;
-  auto mk = open_master_key(mode, data_dir, random, options);
   std::string frame;
-  if (mk) {
-    frame.push_back('K');
-    frame.push_back(static_cast<char>(mk->backend == KeyringMode::secret_service ? 1 : 0));
-    frame.push_back(static_cast<char>(mk->created ? 1 : 0));
-    frame.append(reinterpret_cast<const char*>(mk->key.data()), mk->key.size());
-    put_text(frame, mk->location);
-    put_text(frame, mk->fallback_warning);
+  if (op == "save" || op == "erase") {  // rotate-master, into or out of the Secret Service
+    SecretServiceStore store(master_key_store_id(data_dir));
+    Status st;
+    if (op == "save") {
+      auto key = read_until_eof(STDIN_FILENO, std::chrono::steady_clock::now() + std::chrono::seconds(5));
+      if (key && key->size() == k_master_key_size) {
+        st = store.save(SecretBytes(std::string_view(*key)));
+      } else {
+        st = fail(ErrorCode::bad_request, "the keyring helper was not given a master key");
+      }
+      if (key) wipe_string(*key);
+    } else {
+      st = store.erase();
+    }
+    if (st) frame = "O";
+    else put_error(frame, st.error());
   } else {
-    frame.push_back('E');
-    put_u32(frame, static_cast<uint32_t>(mk.error().code));
-    put_text(frame, mk.error().message);
+    SystemRandom random;
+    MasterKeyOptions options;
+    options.create_if_missing = op == "create";
+    auto mk = open_master_key(mode, data_dir, random, options);
+    if (mk) {
+      frame.push_back('K');
+      frame.push_back(static_cast<char>(mk->backend == KeyringMode::secret_service ? 1 : 0));
+      frame.push_back(static_cast<char>(mk->created ? 1 : 0));
+      frame.append(reinterpret_cast<const char*>(mk->key.data()), mk->key.size());
+      put_text(frame, mk->location);
+      put_text(frame, mk->fallback_warning);
+    } else {
+      put_error(frame, mk.error());
+    }
   }
   const bool written = write_all(STDOUT_FILENO, frame);
   wipe_string(frame);

@@ -21,6 +21,7 @@
 #include <alumia/crypto/keyring.hpp>
 
 #include <filesystem>
+#include <string_view>
 
 namespace alumia::daemon {
 
@@ -28,8 +29,15 @@ namespace alumia::daemon {
 Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
                                            const MasterKeyOptions& options);
 
-// The child's side: `--keyring-helper=open|create --keyring MODE --data-dir DIR`; writes the frame to
-// stdout. Returns the exit status.
-int keyring_helper_main(KeyringMode mode, const std::filesystem::path& data_dir, bool create_if_missing);
+// rotate-master (SPEC §11): the new master key saved to `backend`, or this store's key erased from it
+// once the data key is wrapped by a key elsewhere. The Secret Service through the same child
+// (`--keyring-helper=save|erase`; save reads the key from its stdin pipe and answers 'O' or the 'E'
+// frame), the key file in-process.
+Status save_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir, const SecretBytes& key);
+Status erase_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir);
+
+// The child's side: `--keyring-helper=open|create|save|erase --keyring MODE --data-dir DIR`; writes the
+// frame to stdout. Returns the exit status.
+int keyring_helper_main(std::string_view op, KeyringMode mode, const std::filesystem::path& data_dir);
 
 }  // namespace alumia::daemon

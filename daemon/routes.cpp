@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
 namespace alumia::daemon {
 namespace {
@@ -245,8 +246,25 @@ http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMat
   const bool key_presented = req.header("authorization").has_value();
   if (route.auth == Auth::key ||
       (route.auth == Auth::ticket_or_key && key_presented && req.listener == http::ListenerKind::control)) {
+    // Failed authentication per client (auth_failures.hpp): a client out of allowance is refused
+    // before its key is looked up; each refused key is held a moment and costs allowance.
+    auto& failures = ctx.keys.auth_failures();
+    if (key_presented)
+      if (const int64_t wait_ms = failures.blocked_for(req.remote_addr, ctx.clock.now_ms()); wait_ms > 0)
+        return error_response(Error{ErrorCode::too_many_requests,
+                                    "too many failed authentications from this client; retry in " +
+                                        std::to_string((wait_ms + 999) / 1000) +
+                                        " s with a valid key (the CLI reads the key file; ALUMIA_API_KEY overrides it)",
+                                    static_cast<int>((wait_ms + 999) / 1000)});
     auto who = ctx.keys.authenticate(req.header("authorization"));
-    if (!who) return error_response(who.error());
+    if (!who) {
+      if (key_presented) {
+        failures.record_failure(req.remote_addr, ctx.clock.now_ms());
+        if (failures.policy().delay_ms > 0)
+          std::this_thread::sleep_for(std::chrono::milliseconds(failures.policy().delay_ms));
+      }
+      return error_response(who.error());
+    }
     caller = std::move(*who);
     if (!route.scope.allows(caller->key.scopes))
       return error_response(Error{ErrorCode::forbidden,

@@ -34,14 +34,17 @@ http::Response ok(const json& data, int status, const std::vector<std::string>& 
   r.status = status;
   json envelope{{"success", true}, {"data", data}};
   if (!warnings.empty()) envelope["warnings"] = warnings;
-  r.body = envelope.dump();
+  r.body = envelope.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
 http::Response error_response(const Error& e) {
   http::Response r;
   r.status = e.http_status();
-  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump();
+  // A message may quote what the client sent (a path segment that is not UTF-8): such bytes become
+  // U+FFFD instead of the dump throwing (the bad-input matrix found it answered 500).
+  r.body = json{{"success", false}, {"error", {{"code", e.wire()}, {"message", e.message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
   if (e.retry_after_seconds > 0) r.headers.emplace_back("Retry-After", std::to_string(e.retry_after_seconds));
   return r;
 }
@@ -510,6 +513,35 @@ nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view e
                      {"provider", r.report}};
   if (r.relay_secret) out["relaySecret"] = r.relay_secret->str();
   return out;
+}
+
+Result<RotateMasterRequest> parse_rotate_master(const json& body) {
+  constexpr std::string_view shape =
+      "body must be a JSON object {dryRun?: boolean, to?: \"secret-service\" | \"file\"}";
+  if (!body.is_object()) return fail(ErrorCode::bad_request, std::string(shape));
+  RotateMasterRequest out;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "dryRun") {
+      if (!value.is_boolean()) return fail(ErrorCode::bad_request, "field 'dryRun' must be true or false");
+      out.dry_run = value.get<bool>();
+    } else if (key == "to") {
+      const auto mode = value.is_string() ? parse_keyring_mode(value.get<std::string>()) : std::nullopt;
+      if (!mode || *mode == KeyringMode::auto_)
+        return fail(ErrorCode::bad_request, "field 'to' must be \"secret-service\" or \"file\"");
+      out.to = *mode;
+    } else {
+      return fail(ErrorCode::bad_request, "unknown field '" + key + "'; " + std::string(shape));
+    }
+  }
+  return out;
+}
+
+json rotate_master_json(const RotateMasterResult& r) {
+  return json{{"dryRun", r.dry_run},
+              {"rotated", !r.dry_run},
+              {"secretsChecked", r.secrets_checked},
+              {"from", {{"backend", r.from_backend}, {"location", r.from_location}}},
+              {"to", {{"backend", r.to_backend}, {"location", r.to_location}}}};
 }
 
 }  // namespace alumia::daemon

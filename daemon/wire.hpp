@@ -3,6 +3,7 @@
 // request bodies into, and every JSON shape the daemon answers with. common/ takes and returns domain
 // types and never builds wire JSON; the CLI reads exactly these shapes.
 #include "context.hpp"
+#include "master_key_rotation.hpp"
 
 #include <alumia/auth/api_keys.hpp>
 #include <alumia/base/error.hpp>
@@ -140,5 +141,10 @@ Result<setup::SetupOptions> parse_setup_options(const nlohmann::json& body);
 // The endpoint's verification secret is never in it.
 nlohmann::json setup_result_json(const setup::SetupResult& r, std::string_view endpoint_receive_url,
                                  const RateLimit& rate_limit);
+
+// POST /api/v1/admin/master-key/rotate {dryRun?, to?}: `to` is "secret-service" or "file".
+Result<RotateMasterRequest> parse_rotate_master(const nlohmann::json& body);
+// {dryRun, rotated, secretsChecked, from: {backend, location}, to: {backend, location}}.
+nlohmann::json rotate_master_json(const RotateMasterResult& r);
 
 }  // namespace alumia::daemon

@@ -1,4 +1,4 @@
-// alumia-connect keys list|create [--name] [--scope ...]|revoke ID
+// alumia-connect keys list|create [--name] [--scope ...]|revoke ID|rotate-master [--dry-run] [--to BACKEND]
 #include "app.hpp"
 
 #include <alumia/base/secret.hpp>
@@ -52,6 +52,31 @@ CliStatus revoke(CliContext& ctx, const std::string& id) {
   return {};
 }
 
+// SPEC §11: the daemon re-wraps its data key under a new master key (or moves the key between backends).
+CliStatus rotate_master(CliContext& ctx, bool dry_run, const std::string& to) {
+  auto client = TRY(ctx.client());
+  json body = json::object();
+  if (dry_run) body["dryRun"] = true;
+  if (!to.empty()) body["to"] = to;
+  auto data = TRY(client->post("/api/v1/admin/master-key/rotate", body));
+  if (ctx.global.json) {
+    ctx.print_data(data);
+    return {};
+  }
+  const json from = data.contains("from") ? data["from"] : json::object();
+  const json dest = data.contains("to") ? data["to"] : json::object();
+  const std::string checked = std::to_string(data.value("secretsChecked", 0));
+  if (dry_run) {
+    ctx.out << "Dry run: all " << checked << " sealed values open with the data key; nothing was changed.\n"
+            << "The new master key would go to " << jstr(dest, "location") << " (now in " << jstr(from, "location")
+            << ").\n";
+  } else if (!ctx.global.quiet) {
+    ctx.out << "Rotated the master key: it is now in " << jstr(dest, "location") << "; the old one ("
+            << jstr(from, "location") << ") no longer opens the store. " << checked << " sealed values checked.\n";
+  }
+  return {};
+}
+
 }  // namespace
 
 void register_keys(CLI::App& app, CliContext& ctx) {
@@ -74,6 +99,16 @@ void register_keys(CLI::App& app, CliContext& ctx) {
   auto* rv = group->add_subcommand("revoke", "Revoke an API key that holds no scope the key in use lacks");
   rv->add_option("ID", *id, "API key id")->required();
   on_run(*rv, ctx, [&ctx, id] { return revoke(ctx, *id); });
+
+  auto dry_run = std::make_shared<bool>(false);
+  auto to = std::make_shared<std::string>();
+  auto* rm = group->add_subcommand(
+      "rotate-master", "Wrap the store's data key with a new master key, after checking every sealed value opens");
+  rm->add_flag("--dry-run", *dry_run, "Only check that every sealed value opens; change nothing");
+  rm->add_option("--to", *to, "Move the master key to this backend (default: where it is now)")
+      ->check(CLI::IsMember({"secret-service", "file"}))
+      ->type_name("BACKEND");
+  on_run(*rm, ctx, [&ctx, dry_run, to] { return rotate_master(ctx, *dry_run, *to); });
 }
 
 }  // namespace alumia::cli

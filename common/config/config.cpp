@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -79,6 +80,24 @@ Status ensure_dirs(const Paths& paths) {
   return {};
 }
 
+namespace {
+
+// The directories that hold the store and the key files give group and others no access at all
+// (issue 16 item 4): not even a listing. The daemon creates them 0700; one made by hand with a
+// looser mode is refused with the chmod that fixes it. Called after check_owned_dir (no link, ours).
+Status check_private_dir(const fs::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return {};
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  return fail(ErrorCode::forbidden, "refusing to use '" + dir.string() + "': its mode is " + mode +
+                                        ", so group or others can see into the directory that holds the store and "
+                                        "the key files, which must be private to you; run: chmod 700 " +
+                                        shell_quote(dir.string()));
+}
+
+}  // namespace
+
 Status prepare_daemon_paths(const Paths& paths) {
   std::vector<std::string> problems;
   auto note = [&problems](const auto& r) {
@@ -93,6 +112,8 @@ Status prepare_daemon_paths(const Paths& paths) {
   TRY(ensure_dirs(paths));
   for (const auto& d : dirs) note(check_owned_dir(d));
   note(check_owned_dir(paths.connectors_d()));
+  if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());
+  for (const auto& d : {paths.data_dir, paths.config_dir}) note(check_private_dir(d));
   if (!problems.empty()) return fail(ErrorCode::forbidden, problems.front());
 
   for (const auto& f : {paths.config_json(), paths.state_file(), paths.lock_file(), paths.data_dir / "daemon.log"})

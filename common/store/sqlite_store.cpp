@@ -383,6 +383,37 @@ class SqliteStore final : public Store {
     });
   }
 
+  Result<std::vector<OwnedSealedValue>> list_all_secrets() override {
+    return run([&] {
+      SQLite::Statement q(m_db, "SELECT owner_table, owner_id, field, sealed FROM secrets ORDER BY 1, 2, 3");
+      std::vector<OwnedSealedValue> out;
+      while (q.executeStep())
+        out.push_back({q.getColumn(0).getString(),
+                       q.getColumn(1).getString(),
+                       {q.getColumn(2).getString(), sqlite::blob_string(q.getColumn(3))}});
+      return out;
+    });
+  }
+
+  Status update_meta(const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) override {
+    auto st = run_void([&] {
+      SQLite::Transaction tx(m_db);
+      SQLite::Statement put(
+          m_db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+      SQLite::Statement erase(m_db, "DELETE FROM meta WHERE key=?");
+      for (const auto& [key, value] : changes) {
+        auto& q = value ? put : erase;
+        q.reset();
+        q.bind(1, key);
+        if (value) q.bind(2, *value);
+        q.exec();
+      }
+      tx.commit();
+    });
+    if (!st) return st;
+    return checkpoint();
+  }
+
   Status delete_secrets(std::string_view table, std::string_view row_id) override {
     auto st = run_void([&] {
       SQLite::Transaction tx(m_db);

@@ -1,4 +1,4 @@
-// API keys (SPEC §2).
+// API keys (SPEC §2) and the master key's rotation (SPEC §11).
 #include <alumia/base/try.hpp>
 #include "routes.hpp"
 
@@ -26,6 +26,18 @@ Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, 
   return ok(deleted_json());
 }
 
+// The data directory is the store's; the current key is found as at start (the daemon's --keyring).
+Result<http::Response> rotate_master(DaemonContext& ctx, const http::Request& req, const Caller*) {
+  auto body = TRY(parse_json_body(req));
+  const auto request = TRY(parse_rotate_master(body));
+  const RotateMasterDeps deps{.store = ctx.store,
+                              .random = ctx.random,
+                              .data_dir = std::filesystem::path(ctx.info.store_path).parent_path(),
+                              .mode = parse_keyring_mode(ctx.settings.get("keyring")).value_or(KeyringMode::auto_)};
+  auto result = TRY(rotate_master_key(deps, request));
+  return ok(rotate_master_json(result), 200, result.warnings);
+}
+
 }  // namespace
 
 void add_key_routes(std::vector<Route>& routes) {
@@ -35,6 +47,10 @@ void add_key_routes(std::vector<Route>& routes) {
                     "create an API key; its value is shown once"});
   routes.push_back({"DELETE", "/api/v1/api-keys/:id", revoke_key, Auth::key, Scope::admin, k_json_body_cap,
                     k_on_control, "revoke an API key"});
+  routes.push_back({"POST", "/api/v1/admin/master-key/rotate", rotate_master, Auth::key, Scope::admin, k_json_body_cap,
+                    k_on_control,
+                    "rotate the master key (or move it between the Secret Service and the key file): the data key "
+                    "re-wrapped in one transaction once every sealed value opens; `dryRun` only checks"});
 }
 
 }  // namespace alumia::daemon

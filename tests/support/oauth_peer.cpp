@@ -58,6 +58,7 @@ namespace {
 
 void write_connector_file(const fs::path& home, const std::string& slug, const nlohmann::json& connector) {
   fs::create_directories(home / "connectors.d");
+  fs::permissions(home, fs::perms::owner_all);  // the daemon refuses a data dir others can see into
   std::ofstream(home / "connectors.d" / (slug + ".json")) << connector.dump(2);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Callers and their API keys (SPEC §2): the key format, authentication of a Bearer key, the local
 // owner's first key, and key management. Only hashes are stored; no SQL here (the Store speaks it).
+#include <alumia/auth/auth_failures.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/store/domain.hpp>
@@ -36,12 +37,17 @@ struct KeyServiceDeps {
   Store& store;
   const Clock& clock;
   Random& random;
-  std::string key_env = "live";  // live | test
+  std::string key_env = "live";       // live | test
+  AuthFailurePolicy auth_failures{};  // failed authentication per client (auth_failures.hpp)
 };
 
 class KeyService {
  public:
-  explicit KeyService(KeyServiceDeps deps) : m_d(std::move(deps)) {}
+  explicit KeyService(KeyServiceDeps deps) : m_d(std::move(deps)), m_failures(m_d.auth_failures) {}
+
+  // Failed authentication per client: the daemon asks before authenticating and records each refusal
+  // of a presented key (auth_failures.hpp).
+  AuthFailureLimiter& auth_failures() { return m_failures; }
 
   // First start: the local owner with all scopes and its key. Returns the plaintext key when one
   // was created (to be written to the key file), nullopt when the owner already existed.
@@ -64,6 +70,7 @@ class KeyService {
   std::mutex m_touch_mutex;
   std::map<std::string, int64_t> m_last_touch;  // key id → last persisted lastUsedAt
   std::mutex m_revoke_mutex;                    // one revoke at a time: two keys revoking themselves leave one
+  AuthFailureLimiter m_failures;
 };
 
 }  // namespace alumia

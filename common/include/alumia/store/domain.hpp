@@ -67,6 +67,13 @@ struct SealedValue {
   std::string blob;
 };
 
+// A sealed value with the row that owns it (its AAD): rotate-master opens each one.
+struct OwnedSealedValue {
+  std::string table;
+  std::string row_id;
+  SealedValue value;
+};
+
 struct Page {
   std::size_t limit = 50;
   std::optional<std::string> cursor;  // opaque, from a previous page

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace alumia {
@@ -58,7 +59,12 @@ class Store {
                              const std::vector<SealedValue>& values) = 0;  // replaces all of the row's values
   virtual Status delete_secrets(std::string_view table, std::string_view row_id) = 0;
 
-  // The list of tables whose rows own sealed values, for rotate-master.
+  // Every sealed value with its owner, for rotate-master (which checks that each one opens first).
+  virtual Result<std::vector<OwnedSealedValue>> list_all_secrets() = 0;
+  // Sets (a value) or erases (nullopt) several meta keys in one transaction, then checkpoints the WAL:
+  // rotate-master swaps the wrapped data key this way, and no old page keeps the previous wrapping.
+  virtual Status update_meta(const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) = 0;
+
   virtual std::string_view backend_name() const = 0;
 };
 
