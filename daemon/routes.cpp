@@ -11,7 +11,6 @@
 #include <chrono>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 
 namespace alumia::daemon {
 namespace {
@@ -258,12 +257,12 @@ http::Response dispatch_matched(DaemonContext& ctx, http::Request& req, RouteMat
                                     static_cast<int>((wait_ms + 999) / 1000)});
     auto who = ctx.keys.authenticate(req.header("authorization"));
     if (!who) {
+      auto refused = error_response(who.error());
       if (key_presented) {
         failures.record_failure(req.remote_addr, ctx.clock.now_ms());
-        if (failures.policy().delay_ms > 0)
-          std::this_thread::sleep_for(std::chrono::milliseconds(failures.policy().delay_ms));
+        refused.hold = std::chrono::milliseconds(failures.policy().delay_ms);  // by the listener, no worker held
       }
-      return error_response(who.error());
+      return refused;
     }
     caller = std::move(*who);
     if (!route.scope.allows(caller->key.scopes))

@@ -150,6 +150,7 @@ struct Listener::Impl {
   std::mutex mutex;  // conns and each Conn's phase fields; the sweeper's wake-up
   std::unordered_set<Conn*> conns;
   std::condition_variable sweeper_cv;
+  std::vector<std::pair<Clock::time_point, MHD_Connection*>> held;  // suspended answers and when they are due
   bool stopping = false;
   std::thread sweeper;
 
@@ -462,12 +463,42 @@ struct Listener::Impl {
             spdlog::error("internal error on {} {}: {}", exp->request.method, exp->request.path, e.what());
             exp->answer = error_response(Error{ErrorCode::internal, "internal error (see the daemon log)", 0});
           }
-          MHD_resume_connection(c);
+          if (exp->answer->hold.count() > 0) hold_then_resume(c, Clock::now() + exp->answer->hold);
+          else MHD_resume_connection(c);
         })) {
       MHD_resume_connection(c);
       ex.answer = error_response(busy_error());
     }
     return MHD_YES;
+  }
+
+  // An answer to hold (http::Response::hold): the connection stays suspended, holding no worker,
+  // until the sweeper resumes it.
+  void hold_then_resume(MHD_Connection* c, Clock::time_point due) {
+    {
+      std::lock_guard lock(mutex);
+      if (!stopping) {
+        held.emplace_back(due, c);
+        sweeper_cv.notify_all();
+        return;
+      }
+    }
+    MHD_resume_connection(c);
+  }
+
+  // Under mutex: resumes the held answers that are due (all of them when stopping); returns the
+  // earliest one still held.
+  std::optional<Clock::time_point> resume_held(Clock::time_point now) {
+    std::optional<Clock::time_point> next;
+    std::erase_if(held, [&](const auto& h) {
+      if (stopping || h.first <= now) {
+        MHD_resume_connection(h.second);
+        return true;
+      }
+      if (!next || h.first < *next) next = h.first;
+      return false;
+    });
+    return next;
   }
 
   // ---- the sweeper: header deadline and body floor ----
@@ -492,9 +523,12 @@ struct Listener::Impl {
     const auto tick = std::clamp<std::chrono::milliseconds>(timeout / 5, std::chrono::milliseconds(10),
                                                             std::chrono::milliseconds(200));
     std::unique_lock lock(mutex);
+    std::optional<Clock::time_point> next_held;
     while (!stopping) {
-      sweeper_cv.wait_for(lock, tick);
+      if (next_held) sweeper_cv.wait_until(lock, std::min(*next_held, Clock::now() + tick));
+      else sweeper_cv.wait_for(lock, tick);
       const auto now = Clock::now();
+      next_held = resume_held(now);
       for (Conn* conn : conns) {
         if (conn->phase == Conn::Phase::idle) first_byte(*conn, now);
         if (conn->shot || conn->phase == Conn::Phase::busy || conn->phase == Conn::Phase::idle ||
@@ -686,6 +720,7 @@ void Listener::stop() {
   {
     std::lock_guard lock(s.mutex);
     s.stopping = true;
+    s.resume_held(Clock::now());  // held answers go out now
   }
   s.sweeper_cv.notify_all();
   if (s.sweeper.joinable()) s.sweeper.join();

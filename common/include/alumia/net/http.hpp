@@ -48,6 +48,9 @@ struct Response {
   std::string content_type = "application/json";
   Headers headers;  // extra headers
   std::string body;
+  // Answer no sooner than this after it is ready (a refused API key is held, SPEC §2). The listener
+  // keeps the connection suspended meanwhile and holds no worker: its sweeper resumes it when due.
+  std::chrono::milliseconds hold{0};
 };
 
 // ---- outbound ----
