@@ -7,7 +7,7 @@ _alumia_connect_commands() {
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
-    'events') echo 'list show replay tail' ;;
+    'events') echo 'list show replay tail prune' ;;
     'jobs') echo 'list retry' ;;
     'admin') echo 'events open' ;;
     'keys') echo 'list create revoke' ;;
@@ -43,6 +43,7 @@ _alumia_connect_options() {
     'events show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'events replay') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'events tail') echo '-h --help --endpoint -n --lines -f --follow --json --daemon --data-dir -q --quiet --no-color' ;;
+    'events prune') echo '-h --help --older-than --dry-run --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs list') echo '-h --help --state --limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -94,6 +95,7 @@ _alumia_connect_value_options() {
     'events show') echo '--daemon --data-dir' ;;
     'events replay') echo '--daemon --data-dir' ;;
     'events tail') echo '--endpoint -n --lines --daemon --data-dir' ;;
+    'events prune') echo '--older-than --daemon --data-dir' ;;
     'jobs') echo '--daemon --data-dir' ;;
     'jobs list') echo '--state --limit --daemon --data-dir' ;;
     'jobs retry') echo '--state --since --daemon --data-dir' ;;

@@ -12,7 +12,7 @@ function __alumia_connect_commands
         case 'webhooks'
             printf '%s\n' list create show update delete rotate-secret
         case 'events'
-            printf '%s\n' list show replay tail
+            printf '%s\n' list show replay tail prune
         case 'jobs'
             printf '%s\n' list retry
         case 'admin'
@@ -78,6 +78,8 @@ function __alumia_connect_value_options
             printf '%s\n' --daemon --data-dir
         case 'events tail'
             printf '%s\n' --endpoint -n --lines --daemon --data-dir
+        case 'events prune'
+            printf '%s\n' --older-than --daemon --data-dir
         case 'jobs'
             printf '%s\n' --daemon --data-dir
         case 'jobs list'
@@ -166,7 +168,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a credentials -d 'Submit
 complete -c alumia-connect -n '__alumia_connect_at ""' -a token -d 'Print a fresh access token (or the API-key value) of a connection'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage webhook endpoints: where providers deliver events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a setup-webhook -d 'Register a connection'\''s webhook endpoint with its provider (telegram, github, stripe)'
-complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay and follow received webhook events'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay, follow and prune received webhook events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a admin -d 'Inspect the daemon as its administrator (the key needs the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon (needs a key with the admin scope)'
@@ -390,6 +392,7 @@ complete -c alumia-connect -n '__alumia_connect_at "events"' -a list -d 'List re
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a show -d 'Show one event with its headers and body'
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a replay -d 'Relay an event again (a new job)'
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a tail -d 'Print the newest events, oldest first; --follow keeps printing new ones'
+complete -c alumia-connect -n '__alumia_connect_at "events"' -a prune -d 'Remove delivered and dead events received before a time, with their jobs (the counters stay)'
 complete -c alumia-connect -n '__alumia_connect_at "events"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "events"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "events"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
@@ -435,6 +438,16 @@ complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
+# alumia-connect events prune
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l older-than -r -d 'Events received before this: an age like 30d, 12h, 15m, or a time'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l dry-run -d 'Only count what would be removed; change nothing'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "events prune"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
 # alumia-connect jobs
 complete -c alumia-connect -n '__alumia_connect_at "jobs"' -a list -d 'List relay jobs, newest first'

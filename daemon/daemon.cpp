@@ -201,7 +201,8 @@ WebhookServiceDeps webhook_deps(ConnectionService& connections, Store& store, co
                             .base_url_warning = webhook_base.warning,
                             .control_url = control_url,
                             .secret_grace = std::chrono::seconds(settings.integer("webhook-secret-grace-seconds")),
-                            .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds"))};
+                            .jwks_min_refresh = std::chrono::seconds(settings.integer("jwks-min-refresh-seconds")),
+                            .retention_days = settings.integer("events-retention-days")};
 }
 
 setup::SetupServiceDeps setup_deps(ConnectionService& connections, oauth::FlowService& flows, WebhookService& webhooks,
@@ -231,6 +232,14 @@ RelayWorkerOptions relay_options(const Settings& settings, const EndpointCache& 
     for (const int64_t ms : schedule) options.backoff.emplace_back(ms);
     options.jitter = 0.0;
   }
+  return options;
+}
+
+RetentionOptions retention_options(const Settings& settings) {
+  RetentionOptions options;
+  options.default_days = settings.integer("events-retention-days");
+  options.day_ms = settings.integer("retention-day-ms");
+  options.interval = std::chrono::milliseconds(settings.integer("retention-sweep-interval-ms"));
   return options;
 }
 
@@ -312,6 +321,7 @@ Daemon::Daemon(const StartOptions& options)
                    {.max_idle_per_origin = static_cast<std::size_t>(m_settings.integer("relay-target-concurrency"))}),
       m_relay(*m_hook_store, m_endpoints, m_relay_http, m_clock, m_random,
               relay_options(m_settings, m_endpoints, m_relay_http)),
+      m_retention(*m_hook_store, m_clock, retention_options(m_settings)),
       m_webhooks(webhook_deps(m_connections, *m_store, m_keys.sealer, *m_hook_store, m_endpoints, m_relay, m_clock,
                               m_random, m_http, m_settings, m_base, m_control.url)),
       m_setup(
@@ -351,6 +361,7 @@ int Daemon::serve(const sigset_t& signals) {
   spdlog::info("alumia-connectd {} listening on {}{}", ALUMIA_VERSION, info.control_url,
                m_public.listener ? " (public " + info.public_url + ")" : std::string());
   m_relay.start();
+  m_retention.start();
   // What the start freed (catalog and settings parsing, migrations, key unwrapping) goes back to the
   // kernel instead of staying resident in the heap's free lists (issue 13 item 5, bench/idle_rss.sh).
   ::malloc_trim(0);
@@ -370,6 +381,7 @@ void Daemon::stop() {
   m_control.listener->stop();
   m_flows.stop_worker();
   m_relay.stop();
+  m_retention.stop();
 }
 
 int run(int argc, char** argv) {

@@ -23,6 +23,7 @@
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
+#include <alumia/webhooks/retention.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
 #include <signal.h>
@@ -110,7 +111,8 @@ class Daemon {
   EndpointCache m_endpoints;                     // serves the receiver and the relay worker's targets
   http::HttplibConnections m_relay_connections;  // the relay's kept-alive connections, pooled per target origin
   http::PooledClient m_relay_http;
-  RelayWorker m_relay;  // reads targets through EndpointTargets; woken through JobWaker
+  RelayWorker m_relay;           // reads targets through EndpointTargets; woken through JobWaker
+  RetentionSweeper m_retention;  // retires old events in the background (SPEC §9)
   WebhookService m_webhooks;
   setup::SetupService m_setup;
   DaemonContext m_ctx;

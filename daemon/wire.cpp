@@ -368,6 +368,7 @@ nlohmann::json endpoint_json(const WebhookEndpointRecord& e, std::string_view re
       {"maxBodyBytes", e.max_body_bytes},
       // The limit in force; "default": the daemon's (settings webhook-rate-limit, -burst), not its own.
       {"rateLimit", {{"perSecond", rate_limit.per_second}, {"burst", rate_limit.burst}, {"default", !e.rate_limit}}},
+      {"retentionDays", e.retention_days ? nlohmann::json(*e.retention_days) : nlohmann::json(nullptr)},
       {"counts", endpoint_counts_json(e)},
       {"lastDeliveryAt", webhook_time_or_null(e.last_delivery_at)},
       {"lastError", last_error_json(e)},
@@ -397,7 +398,8 @@ nlohmann::json event_json(const WebhookEvent& e, bool full) {
          {"eventKey", e.event_key},
          {"eventType", e.event_type},
          {"receivedAt", format_time_ms(e.received_at)},
-         {"jobState", e.job_state ? json(to_string(*e.job_state)) : json(nullptr)}};
+         {"jobState", e.job_state ? json(to_string(*e.job_state)) : json(nullptr)},
+         {"bodyRemovedAt", webhook_time_or_null(e.body_removed_at)}};
   if (full) {
     j["headers"] = event_headers(e);
     // Valid UTF-8 shows as text; anything else as base64 (bodyEncoding says which).
@@ -463,7 +465,18 @@ nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit) {
               {"endpoints", std::move(endpoints)},
               {"jobs", job_counts_json(s.jobs)},
               {"oldestQueuedJob", oldest_queued_json(s.oldest_queued, s.now)},
-              {"events", list_json(std::move(events), limit, s.events.next_cursor)}};
+              {"events", list_json(std::move(events), limit, s.events.next_cursor)},
+              {"retentionDays", s.retention_days},
+              {"storeBytes", s.store.file_bytes}};
+}
+
+nlohmann::json prune_json(const PruneResult& r) {
+  return nlohmann::json{{"olderThan", format_time_ms(r.before)},
+                        {"dryRun", r.dry_run},
+                        {"events", r.removed.events},
+                        {"jobs", r.removed.jobs},
+                        {"bytes", r.removed.bytes},
+                        {"reclaimedBytes", r.vacuumed}};
 }
 
 nlohmann::json receipt_json(const Receipt& r) {

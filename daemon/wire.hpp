@@ -126,8 +126,11 @@ nlohmann::json event_json(const WebhookEvent& e, bool full);
 nlohmann::json job_json(const WebhookJob& j);
 // GET /admin/connector-events (SPEC §9): {generatedAt, endpoints: [{id, provider, label, status, counts,
 // lastDeliveryAt, lastError, jobs, oldestQueuedJob}], jobs: {queued, running, succeeded, failed, dead},
-// oldestQueuedJob: {id, eventId, endpointId, queuedAt, ageSeconds} | null, events: a list page}.
+// oldestQueuedJob: {id, eventId, endpointId, queuedAt, ageSeconds} | null, events: a list page,
+// retentionDays: the daemon's window, storeBytes: store.db and its WAL on disk}.
 nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit);
+// POST /api/v1/connector-events/prune: what went (or, dry, would go).
+nlohmann::json prune_json(const PruneResult& r);
 // The receiver's answer to a stored delivery: {eventId} or {duplicate: true, eventId}.
 nlohmann::json receipt_json(const Receipt& r);
 

@@ -1,6 +1,7 @@
 // alumia-connect admin events [--endpoint ID] [--provider P] [--state S] [--since WHEN] [--limit N] [--cursor C]
 // The admin summary (SPEC §9, GET /api/v1/admin/connector-events; the key needs the admin scope):
-// the endpoints with their counters, jobs per state and the oldest queued job, then recent events.
+// the endpoints with their counters, jobs per state and the oldest queued job, then recent events,
+// then the store's size and the retention window.
 //
 // alumia-connect admin open [--no-browser] [--connectors]
 // The admin pages in a browser: a single-use login link (POST /api/v1/admin/login-links), opened with
@@ -13,6 +14,7 @@
 #include <alumia/base/vocabulary.hpp>
 
 #include <cctype>
+#include <cstdio>
 
 namespace alumia::cli {
 namespace {
@@ -117,6 +119,18 @@ void print_events(CliContext& ctx, const json& page) {
   if (jbool(page, "hasMore")) ctx.note("More events: add --cursor " + jstr(page, "nextCursor") + " for the next page.");
 }
 
+// The store's size on disk and the retention window (SPEC §9 "Retention").
+void print_retention(CliContext& ctx, const json& data) {
+  const json days = member(data, "retentionDays", json());
+  const json bytes = member(data, "storeBytes", json());
+  if (!days.is_number_integer() || !bytes.is_number_integer()) return;
+  char size[32];
+  std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(bytes.get<int64_t>()) / 1e6);
+  const int64_t d = days.get<int64_t>();
+  ctx.out << "\nStore " << size << " on disk; delivered and dead events keep their bodies " << d
+          << " days and their rows " << 3 * d << " (events-retention-days; an endpoint's retentionDays overrides)\n";
+}
+
 CliStatus events(CliContext& ctx, const EventsOptions& o) {
   auto client = TRY(ctx.client());
   auto data = TRY(client->get(with_query(k_admin_events, {{"endpoint", o.endpoint},
@@ -132,6 +146,7 @@ CliStatus events(CliContext& ctx, const EventsOptions& o) {
   print_endpoints(ctx, member(data, "endpoints", json::array()));
   print_jobs(ctx, data);
   print_events(ctx, member(data, "events", json::object()));
+  print_retention(ctx, data);
   return {};
 }
 

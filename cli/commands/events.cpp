@@ -1,4 +1,4 @@
-// alumia-connect events list|show ID|replay ID|tail [--follow]
+// alumia-connect events list|show ID|replay ID|tail [--follow]|prune --older-than D [--dry-run]
 #include "credentials_util.hpp"
 #include "event_tail.hpp"
 
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <alumia/base/try.hpp>
 #include <chrono>
+#include <cstdio>
 
 namespace alumia::cli {
 namespace {
@@ -99,6 +100,47 @@ CliStatus replay(CliContext& ctx, const std::string& id) {
   return {};
 }
 
+struct PruneOptions {
+  std::string older_than;
+  bool dry_run = false;
+};
+
+// "1.4 GB", "312 KB", "17 B": what prune gave up, in decimal units.
+std::string bytes_text(int64_t n) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  std::size_t u = 0;
+  while (v >= 1000 && u + 1 < std::size(units)) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+CliStatus prune(CliContext& ctx, const PruneOptions& o) {
+  auto client = TRY(ctx.client());
+  auto data =
+      TRY(client->post(std::string(k_events) + "/prune", json{{"olderThan", o.older_than}, {"dryRun", o.dry_run}}));
+  if (ctx.global.json) {
+    ctx.print_data(data);
+    return {};
+  }
+  const auto count = [&](const char* key) {
+    return data.contains(key) && data[key].is_number_integer() ? data[key].get<int64_t>() : 0;
+  };
+  const std::string what = std::to_string(count("events")) + " delivered or dead events received before " +
+                           terminal_safe(jstr(data, "olderThan")) + " (" + std::to_string(count("jobs")) + " jobs, " +
+                           bytes_text(count("bytes")) + " of bodies and headers)";
+  if (o.dry_run) {
+    ctx.out << "Would remove " << what << ".\nNothing was changed; run it again without --dry-run to remove them.\n";
+    return {};
+  }
+  ctx.out << "Removed " << what << "; " << bytes_text(count("reclaimedBytes")) << " given back to the file system.\n";
+  return {};
+}
+
 struct TailOptions {
   std::string endpoint;
   int lines = 10;
@@ -169,7 +211,7 @@ CliStatus tail(CliContext& ctx, const TailOptions& o) {
 }  // namespace
 
 void register_events(CLI::App& app, CliContext& ctx) {
-  auto* group = app.add_subcommand("events", "Inspect, replay and follow received webhook events");
+  auto* group = app.add_subcommand("events", "Inspect, replay, follow and prune received webhook events");
   group->require_subcommand(1);
   std::vector<std::string> states;
   for (const JobState s : job_states()) states.emplace_back(to_string(s));
@@ -206,6 +248,15 @@ void register_events(CLI::App& app, CliContext& ctx) {
   tl->add_flag("-f,--follow", to->follow,
                "Keep polling and print events as they arrive until Ctrl-C (exit 130); with --json one object per line");
   on_run(*tl, ctx, [&ctx, to] { return tail(ctx, *to); });
+
+  auto po = std::make_shared<PruneOptions>();
+  auto* pr = group->add_subcommand(
+      "prune", "Remove delivered and dead events received before a time, with their jobs (the counters stay)");
+  pr->add_option("--older-than", po->older_than, "Events received before this: an age like 30d, 12h, 15m, or a time")
+      ->required()
+      ->type_name("AGE");
+  pr->add_flag("--dry-run", po->dry_run, "Only count what would be removed; change nothing");
+  on_run(*pr, ctx, [&ctx, po] { return prune(ctx, *po); });
 }
 
 }  // namespace alumia::cli

@@ -18,7 +18,8 @@ Provider provider_column(const SQLite::Column& c) {
 const char* const k_endpoint_cols =
     "SELECT id,user_id,provider,connection_id,label,status,relay_to,config,max_body_bytes,previous_secret_expires_at,"
     "received,duplicates,rejected,verification_failures,last_delivery_at,created_at,updated_at,deleted_at,"
-    "last_error_code,last_error_message,last_error_at,rate_per_second,rate_burst,rate_limited FROM webhook_endpoints";
+    "last_error_code,last_error_message,last_error_at,rate_per_second,rate_burst,rate_limited,retention_days FROM "
+    "webhook_endpoints";
 const char* const k_job_cols =
     "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
     "updated_at,finished_at FROM webhook_jobs";
@@ -26,7 +27,7 @@ const char* const k_job_cols =
 const char* const k_event_cols =
     "SELECT e.id,e.endpoint_id,e.user_id,e.provider,e.event_key,e.event_type,e.received_at,"
     "COALESCE((SELECT j.state FROM webhook_jobs j WHERE j.event_id=e.id ORDER BY j.created_at DESC, j.rowid DESC "
-    "LIMIT 1),'') AS job_state";
+    "LIMIT 1),'') AS job_state,e.body_removed_at";
 
 const char* const k_job_counts_sql =
     "SELECT c.endpoint_id,c.state,c.n FROM webhook_endpoints e JOIN webhook_job_counts c ON c.endpoint_id=e.id "
@@ -62,6 +63,7 @@ WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   const auto burst = opt_int(q.getColumn(22));
   if (per_second && burst) e.rate_limit = RateLimit{*per_second, *burst};
   e.rate_limited = q.getColumn(23).getInt64();
+  e.retention_days = opt_int(q.getColumn(24));
   return e;
 }
 
@@ -92,6 +94,7 @@ WebhookEvent read_event(SQLite::Statement& q) {
   e.event_type = q.getColumn(5).getString();
   e.received_at = q.getColumn(6).getInt64();
   e.job_state = parse_job_state(q.getColumn(7).getString());  // '': no job
+  e.body_removed_at = opt_int(q.getColumn(8));
   return e;
 }
 

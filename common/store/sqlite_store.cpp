@@ -8,6 +8,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -135,6 +136,16 @@ CREATE TRIGGER webhook_jobs_count_delete AFTER DELETE ON webhook_jobs BEGIN
   UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
 END;
 )sql",
+    // 7: retention (SPEC §9): an endpoint's own window (NULL: the daemon's default), when an event's
+    // body and headers were dropped, and how far the body sweep has got per endpoint and job state (the
+    // last job examined in webhook_jobs_endpoint_due order), so that no sweep reads an event twice.
+    R"sql(
+ALTER TABLE webhook_endpoints ADD COLUMN retention_days INTEGER;
+ALTER TABLE webhook_events ADD COLUMN body_removed_at INTEGER;
+CREATE TABLE webhook_retention_marks (
+  endpoint_id TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, job_rowid INTEGER NOT NULL,
+  PRIMARY KEY (endpoint_id, state)) WITHOUT ROWID;
+)sql",
 };
 
 using sqlite::bind_opt;
@@ -145,6 +156,8 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteOptions& o, const std::string& db_name)
       : m_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX | sqlite::k_open_nofollow) {
     m_db.setBusyTimeout(5000);
+    // A new store: incremental vacuum from its first page (it must come before WAL mode and the first table).
+    if (m_db.execAndGet("PRAGMA user_version").getInt() == 0) m_db.exec("PRAGMA auto_vacuum=INCREMENTAL");
     m_db.exec("PRAGMA journal_mode=WAL");
     m_db.exec(o.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     m_db.exec("PRAGMA secure_delete=ON");
@@ -530,13 +543,23 @@ class SqliteStore final : public Store {
   void migrate() {
     int version = m_db.execAndGet("PRAGMA user_version").getInt();
     const int target = static_cast<int>(std::size(k_migrations));
+    // Free pages go back to the file system only with auto_vacuum=INCREMENTAL (retention runs
+    // incremental_vacuum after its sweeps). A new store has it from the start (the constructor); a store
+    // made before it gets it once, by one VACUUM (a copy of the whole file: slow on a big store, logged).
     for (; version < target; ++version) {
       SQLite::Transaction tx(m_db);
       m_db.exec(k_migrations[version]);
       m_db.exec("PRAGMA user_version=" + std::to_string(version + 1));
       tx.commit();
     }
+    if (m_db.execAndGet("PRAGMA auto_vacuum").getInt() != k_auto_vacuum_incremental) {
+      spdlog::info("store: one-time VACUUM to turn on incremental vacuum (the whole file is rewritten once)");
+      m_db.exec("PRAGMA auto_vacuum=INCREMENTAL");
+      m_db.exec("VACUUM");
+    }
   }
+
+  static constexpr int k_auto_vacuum_incremental = 2;
 
   std::mutex m_mutex;
   SQLite::Database m_db;

@@ -66,8 +66,8 @@ Status SqliteWebhookStore::insert_endpoint(const WebhookEndpointRecord& e) {
   return m_writer.write([this, &e] {
     auto q = m_w.use(
         "INSERT INTO webhook_endpoints(id,user_id,provider,connection_id,label,status,relay_to,config,"
-        "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at,rate_per_second,rate_burst) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "max_body_bytes,previous_secret_expires_at,created_at,updated_at,deleted_at,rate_per_second,rate_burst,"
+        "retention_days) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q->bind(1, e.id);
     q->bind(2, e.user_id);
     q->bind(3, std::string(to_string(e.provider)));
@@ -82,6 +82,7 @@ Status SqliteWebhookStore::insert_endpoint(const WebhookEndpointRecord& e) {
     q->bind(12, static_cast<int64_t>(e.updated_at));
     bind_opt(*q, 13, e.deleted_at);
     bind_rate_limit(*q, 14, e.rate_limit);
+    bind_opt(*q, 16, e.retention_days);
     q->exec();
   });
 }
@@ -90,7 +91,8 @@ Status SqliteWebhookStore::update_endpoint(const WebhookEndpointRecord& e) {
   return m_writer.write([this, &e] {
     auto q = m_w.use(
         "UPDATE webhook_endpoints SET label=?,status=?,relay_to=?,config=?,max_body_bytes=?,"
-        "previous_secret_expires_at=?,updated_at=?,deleted_at=?,rate_per_second=?,rate_burst=? WHERE id=?");
+        "previous_secret_expires_at=?,updated_at=?,deleted_at=?,rate_per_second=?,rate_burst=?,retention_days=? "
+        "WHERE id=?");
     q->bind(1, e.label);
     q->bind(2, std::string(to_string(e.status)));
     bind_opt(*q, 3, e.relay_to);
@@ -100,7 +102,8 @@ Status SqliteWebhookStore::update_endpoint(const WebhookEndpointRecord& e) {
     q->bind(7, static_cast<int64_t>(e.updated_at));
     bind_opt(*q, 8, e.deleted_at);
     bind_rate_limit(*q, 9, e.rate_limit);
-    q->bind(11, e.id);
+    bind_opt(*q, 11, e.retention_days);
+    q->bind(12, e.id);
     if (q->exec() != 1) throw std::runtime_error("endpoint " + e.id + " not found");
   });
 }
@@ -199,8 +202,9 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events_in_state(const 
   settle();
   return read([&] {
     std::string sql =
-        "SELECT e.id,e.endpoint_id,e.user_id,e.provider,e.event_key,e.event_type,e.received_at,j.state,j.created_at,"
-        "j.id FROM webhook_jobs j INDEXED BY webhook_jobs_user_state JOIN webhook_events e ON e.id=j.event_id "
+        "SELECT e.id,e.endpoint_id,e.user_id,e.provider,e.event_key,e.event_type,e.received_at,j.state,"
+        "e.body_removed_at,j.created_at,j.id FROM webhook_jobs j INDEXED BY webhook_jobs_user_state JOIN "
+        "webhook_events e ON e.id=j.event_id "
         "WHERE j.user_id=? AND j.state=?";
     if (f.endpoint_id) sql += " AND j.endpoint_id=?";
     if (f.provider) sql += " AND e.provider=?";
@@ -223,7 +227,7 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events_in_state(const 
     auto rows = ks.page<Row>(
         *q, ks.bind_cursor(*q, i),
         [](SQLite::Statement& r) {
-          return Row{read_event(r), {r.getColumn(8).getInt64(), r.getColumn(9).getString()}};
+          return Row{read_event(r), {r.getColumn(9).getInt64(), r.getColumn(10).getString()}};
         },
         [](const Row& r) { return r.second; });
     PageResult<WebhookEvent> out;
@@ -246,8 +250,8 @@ Result<std::optional<WebhookEvent>> SqliteWebhookStore::read_event_row(const std
     q->bind(1, id);
     if (!q->executeStep()) return std::nullopt;
     WebhookEvent e = read_event(*q);
-    e.headers = q->getColumn(8).getString();
-    e.body = blob_string(q->getColumn(9));
+    e.headers = q->getColumn(9).getString();
+    e.body = blob_string(q->getColumn(10));
     return e;
   });
 }
@@ -327,11 +331,16 @@ Result<std::optional<WebhookJob>> SqliteWebhookStore::find_job(const std::string
   });
 }
 
+// A job whose event lost its body to retention cannot be delivered again.
+constexpr const char* k_event_kept =
+    "(SELECT e.body_removed_at FROM webhook_events e WHERE e.id=webhook_jobs.event_id) IS NULL";
+
 Result<bool> SqliteWebhookStore::retry_job(const std::string& id, int64_t now) {
   const auto n = TRY(m_writer.write_count([&] {
     auto q = m_w.use(
         "UPDATE webhook_jobs SET state='queued',attempts=0,next_attempt_at=?,updated_at=?,finished_at=NULL "
-        "WHERE id=? AND state IN ('queued','failed','dead')");
+        "WHERE id=? AND state IN ('queued','failed','dead') AND " +
+        std::string(k_event_kept));
     q->bind(1, static_cast<int64_t>(now));
     q->bind(2, static_cast<int64_t>(now));
     q->bind(3, id);
@@ -344,8 +353,8 @@ Result<int64_t> SqliteWebhookStore::retry_jobs(const std::string& user_id, JobSt
                                                int64_t now) {
   return m_writer.write_count([&] {
     auto q = m_w.use(std::string("UPDATE webhook_jobs SET state='queued',attempts=0,next_attempt_at=?,updated_at=?,"
-                                 "finished_at=NULL WHERE user_id=? AND state=?") +
-                     (since ? " AND created_at >= ?" : ""));
+                                 "finished_at=NULL WHERE user_id=? AND state=? AND ") +
+                     k_event_kept + (since ? " AND created_at >= ?" : ""));
     q->bind(1, static_cast<int64_t>(now));
     q->bind(2, static_cast<int64_t>(now));
     q->bind(3, user_id);

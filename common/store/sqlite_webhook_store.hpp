@@ -7,6 +7,7 @@
 //   dedup_index     dedup before the write: keys in flight, a fixed-size filter of the stored keys
 //   group_writer    the one writer connection (group commit) and the checkpointer
 //   sqlite_rows     the keyset cursor and the webhook tables' row readers
+//   sqlite_webhook_retention  the retention sweep's batches (SPEC §9)
 //
 // Connections of their own to the store.db that SqliteStore migrated: the writer's, the
 // checkpointer's, the dedup index's and one for reads.
@@ -72,6 +73,15 @@ class SqliteWebhookStore final : public WebhookStore {
   void finish_job_later(const WebhookJob& j) override;
   Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) override;
   Result<int64_t> prune_dedup(int64_t cutoff) override;
+
+  // sqlite_webhook_retention.cpp
+  Result<std::vector<EndpointRetention>> retention_endpoints() override;
+  Result<RetentionBatch> drop_event_bodies(const std::string& endpoint_id, int64_t before, std::size_t limit,
+                                           int64_t now) override;
+  Result<RetentionBatch> delete_events(const std::string& endpoint_id, int64_t before, std::size_t limit, bool dry_run,
+                                       RetentionCursor& cursor) override;
+  Result<int64_t> incremental_vacuum(int64_t pages) override;
+  Result<StoreSize> store_size() override;
 
   // What the dedup index did (tests).
   DedupIndex::Stats dedup_stats() const { return m_dedup.stats(); }

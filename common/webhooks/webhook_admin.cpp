@@ -4,6 +4,7 @@
 // deliveries arrive (refusals summed by the RefusalTally, flushed first as every owner read does), the
 // job counts are the rows migration 6's triggers keep, and the oldest queued job is one index probe
 // per endpoint. So the view costs the same on an empty store as on one with millions of events.
+// And retention by hand (prune_events, retention.hpp).
 #include <alumia/base/try.hpp>
 #include <alumia/webhooks/webhook_service.hpp>
 
@@ -14,6 +15,9 @@ namespace {
 
 constexpr std::array k_job_states{JobState::queued, JobState::running, JobState::succeeded, JobState::failed,
                                   JobState::dead};
+
+constexpr std::size_t k_prune_batch = 500;      // jobs a batch examines: one writer operation each
+constexpr int64_t k_prune_vacuum_pages = 2048;  // pages given back per step (8 MiB)
 
 std::map<JobState, int64_t> zero_counts() {
   std::map<JobState, int64_t> out;
@@ -60,6 +64,27 @@ Result<AdminSummary> WebhookService::admin_summary(const Caller& caller, const A
   filter.job_state = query.job_state;
   filter.since = query.since;
   out.events = TRY(m_d.hooks.list_events(filter, page));
+  out.retention_days = m_d.retention_days;
+  out.store = TRY(m_d.hooks.store_size());
+  return out;
+}
+
+Result<PruneResult> WebhookService::prune_events(const Caller& caller, std::string_view older_than, bool dry_run) {
+  const int64_t now = m_d.clock.now_ms();
+  const auto before = parse_since(older_than, now);
+  if (!before)
+    return fail(ErrorCode::bad_request,
+                "olderThan must be an age like 30d, 12h, 15m or 0s, or a time (RFC 3339 or unix "
+                "milliseconds); got '" +
+                    std::string(older_than) + "'");
+  std::vector<std::string> ids;
+  for (auto& e : TRY(m_d.hooks.retention_endpoints()))
+    if (e.user_id == caller.user.id) ids.push_back(std::move(e.id));
+  PruneResult out;
+  out.before = *before;
+  out.dry_run = dry_run;
+  out.removed = TRY(retire_events(m_d.hooks, ids, *before, dry_run, k_prune_batch));
+  if (!dry_run && out.removed.events > 0) out.vacuumed = TRY(give_back_space(m_d.hooks, k_prune_vacuum_pages));
   return out;
 }
 

@@ -53,6 +53,14 @@ Result<RateLimit> check_rate_limit(const RateLimitRequest& r) {
   return RateLimit{r.per_second, burst};
 }
 
+Status check_retention_days(int64_t days) {
+  if (days < 1 || days > k_max_retention_days)
+    return fail(ErrorCode::validation_error, "retentionDays must be an integer from 1 to " +
+                                                 std::to_string(k_max_retention_days) +
+                                                 " (days), or null for the daemon's default (events-retention-days)");
+  return {};
+}
+
 }  // namespace
 
 Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, CreateEndpointRequest r) {
@@ -70,6 +78,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   TRY(check_max_body(max_body));
   std::optional<RateLimit> rate_limit;
   if (r.rate_limit) rate_limit = TRY(check_rate_limit(*r.rate_limit));
+  if (r.retention_days) TRY(check_retention_days(*r.retention_days));
   if (r.label) TRY(check_label(*r.label));
   if (r.relay_to) TRY(check_relay_to(*r.relay_to));
   if (r.jwks_url)
@@ -134,6 +143,7 @@ Result<CreatedEndpoint> WebhookService::create_endpoint(const Caller& caller, Cr
   e.config = extra.dump();
   e.max_body_bytes = max_body;
   e.rate_limit = rate_limit;
+  e.retention_days = r.retention_days;
   std::map<std::string, std::string> values;
   if (!r.secret.empty()) values["secret"] = r.secret.str();
   if (!r.verify_token.empty()) values["verify_token"] = r.verify_token.str();
@@ -222,13 +232,18 @@ Result<WebhookEndpointRecord> WebhookService::update_endpoint(const Caller& call
     next.rate_limit.reset();
     if (*r.rate_limit) next.rate_limit = TRY(check_rate_limit(**r.rate_limit));
   }
+  if (r.retention_days) {
+    if (*r.retention_days) TRY(check_retention_days(**r.retention_days));
+    next.retention_days = *r.retention_days;
+  }
   if (r.status) {
     const auto status = parse_endpoint_status(*r.status);
     if (!status) return fail(ErrorCode::validation_error, "status must be \"active\" or \"disabled\"");
     next.status = *status;
   }
   if (next.status == e.status && next.label == e.label && next.relay_to == e.relay_to &&
-      next.max_body_bytes == e.max_body_bytes && next.rate_limit == e.rate_limit)
+      next.max_body_bytes == e.max_body_bytes && next.rate_limit == e.rate_limit &&
+      next.retention_days == e.retention_days)
     return next;
   next.updated_at = m_d.clock.now_ms();
   TRY(m_d.hooks.update_endpoint(next));

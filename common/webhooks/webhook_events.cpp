@@ -29,6 +29,10 @@ Result<WebhookEvent> WebhookService::get_event(const Caller& caller, const std::
 
 Result<WebhookJob> WebhookService::replay_event(const Caller& caller, const std::string& id) {
   auto ev = TRY(owned_event(caller, id));
+  if (ev.body_removed_at)
+    return fail(ErrorCode::conflict, "event " + id +
+                                         " cannot be replayed: retention removed its body and headers "
+                                         "(events-retention-days, or the endpoint's retentionDays)");
   auto ep = TRY(m_d.hooks.find_endpoint(ev.endpoint_id));
   if (!ep || ep->deleted_at)
     return fail(ErrorCode::conflict, "the endpoint of event " + id + " was deleted; its events cannot be relayed");
@@ -57,6 +61,9 @@ Result<WebhookJob> WebhookService::retry_job(const Caller& caller, const std::st
   auto found = TRY(m_d.hooks.find_job(id));
   if (!found || found->user_id != caller.user.id) return fail(ErrorCode::not_found, "no job " + id);
   auto changed = TRY(m_d.hooks.retry_job(id, m_d.clock.now_ms()));
+  if (!changed && found->state != JobState::succeeded && found->state != JobState::running)
+    return fail(ErrorCode::conflict, "job " + id + " cannot be retried: retention removed the body of its event " +
+                                         found->event_id + " (events-retention-days)");
   if (!changed)
     return fail(ErrorCode::conflict,
                 "job " + id + " is " + std::string(to_string(found->state)) +

@@ -89,13 +89,16 @@ Result<CreateEndpointRequest> create_endpoint_request(json& body) {
   auto max_body = TRY(integer_member(body, "maxBodyBytes"));
   r.max_body_bytes = max_body;
   if (auto it = body.find("rateLimit"); it != body.end() && !it->is_null()) r.rate_limit = TRY(rate_limit_member(*it));
+  auto retention = TRY(integer_member(body, "retentionDays"));
+  r.retention_days = retention;
   return r;
 }
 
 Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
   const auto malformed = [](std::string message) { return fail(ErrorCode::bad_request, std::move(message)); };
   if (!body.is_object())
-    return malformed("body must be a JSON object with any of status, label, relayTo, maxBodyBytes, rateLimit");
+    return malformed(
+        "body must be a JSON object with any of status, label, relayTo, maxBodyBytes, rateLimit, retentionDays");
   UpdateEndpointRequest r;
   for (const auto& [key, value] : body.items()) {
     if (key == "status") {
@@ -114,9 +117,14 @@ Result<UpdateEndpointRequest> update_endpoint_request(const json& body) {
     } else if (key == "rateLimit") {
       if (value.is_null()) r.rate_limit.emplace(std::nullopt);
       else r.rate_limit.emplace(TRY(rate_limit_member(value)));
+    } else if (key == "retentionDays") {
+      if (value.is_null()) r.retention_days.emplace(std::nullopt);
+      else if (value.is_number_integer()) r.retention_days.emplace(value.get<int64_t>());
+      else return malformed("retentionDays must be an integer (days), or null for the daemon's default");
     } else {
       return malformed("unknown field '" + key +
-                       "'; an endpoint update accepts status, label, relayTo, maxBodyBytes and rateLimit");
+                       "'; an endpoint update accepts status, label, relayTo, maxBodyBytes, rateLimit and "
+                       "retentionDays");
     }
   }
   return r;
@@ -340,6 +348,26 @@ Result<http::Response> retry_jobs(DaemonContext& ctx, const http::Request& req, 
   return ok(json{{"retried", TRY(svc.retry_jobs(*caller, *state, since))}});
 }
 
+// {olderThan, dryRun?}: the caller's delivered and dead events received before then go (SPEC §9).
+Result<http::Response> prune_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
+  const auto malformed = [] {
+    return fail(ErrorCode::bad_request,
+                "body must be a JSON object {\"olderThan\": \"30d\", \"dryRun\": false}: olderThan an age (30d, "
+                "12h, 15m, 0s) or a time, dryRun true or false");
+  };
+  auto body = TRY(parse_json_body(req));
+  if (!body.is_object()) return malformed();
+  std::string older_than;
+  bool dry_run = false;
+  for (const auto& [key, value] : body.items()) {
+    if (key == "olderThan" && value.is_string()) older_than = value.get<std::string>();
+    else if (key == "dryRun" && value.is_boolean()) dry_run = value.get<bool>();
+    else return malformed();
+  }
+  if (older_than.empty()) return malformed();
+  return ok(prune_json(TRY(ctx.webhooks.prune_events(*caller, older_than, dry_run))));
+}
+
 Result<http::Response> admin_events(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   WebhookService& svc = ctx.webhooks;
   auto page = TRY(page_from_query(req));
@@ -378,9 +406,9 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     "create a webhook endpoint"});
   routes.push_back({"GET", "/api/v1/webhook-endpoints/:id", get_endpoint, Auth::key, W, k_json_body_cap, k_on_control,
                     "show a webhook endpoint"});
-  routes.push_back({"PATCH", "/api/v1/webhook-endpoints/:id", update_endpoint, Auth::key, W, k_json_body_cap,
-                    k_on_control,
-                    "change an endpoint: status (active|disabled), label, relayTo, maxBodyBytes, rateLimit"});
+  routes.push_back(
+      {"PATCH", "/api/v1/webhook-endpoints/:id", update_endpoint, Auth::key, W, k_json_body_cap, k_on_control,
+       "change an endpoint: status (active|disabled), label, relayTo, maxBodyBytes, rateLimit, retentionDays"});
   routes.push_back({"DELETE", "/api/v1/webhook-endpoints/:id", delete_endpoint, Auth::key, W, k_json_body_cap,
                     k_on_control, "delete a webhook endpoint"});
   routes.push_back({"POST", "/api/v1/webhook-endpoints/:id/rotate-secret", rotate_secret, Auth::key, W, k_json_body_cap,
@@ -396,6 +424,8 @@ void add_webhook_routes(std::vector<Route>& routes) {
                     "list received events"});
   routes.push_back({"GET", "/api/v1/connector-events/:id", get_event, Auth::key, W, k_json_body_cap, k_on_control,
                     "show an event with headers and body"});
+  routes.push_back({"POST", "/api/v1/connector-events/prune", prune_events, Auth::key, W, k_json_body_cap, k_on_control,
+                    "remove delivered and dead events older than a time, or count them ({olderThan, dryRun})"});
   routes.push_back({"POST", "/api/v1/connector-events/:id/replay", replay_event, Auth::key, W, k_json_body_cap,
                     k_on_control, "relay an event again (a new job)"});
   routes.push_back({"GET", "/api/v1/jobs", list_jobs, Auth::key, W, k_json_body_cap, k_on_control, "list relay jobs"});

@@ -111,6 +111,9 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
     d.exec(
         "DROP TRIGGER webhook_jobs_count_insert; DROP TRIGGER webhook_jobs_count_update; "
         "DROP TRIGGER webhook_jobs_count_delete; DROP TABLE webhook_job_counts; DROP INDEX webhook_jobs_user_state; "
+        // and without what later migrations added (7: retention)
+        "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
+        "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
         "PRAGMA user_version=5;");
   }
   f.store.reset();

@@ -53,6 +53,7 @@ struct WebhookEndpointRecord {
   int64_t max_body_bytes = 256 * 1024;
   std::optional<int64_t> previous_secret_expires_at;  // rotation grace of the old secret
   std::optional<RateLimit> rate_limit;                // the endpoint's own; nullopt: the daemon's default
+  std::optional<int64_t> retention_days;              // the endpoint's own; nullopt: the daemon's default
   int64_t received = 0;
   int64_t duplicates = 0;
   int64_t rejected = 0;
@@ -73,9 +74,10 @@ struct WebhookEvent {
   std::string event_key;
   std::string event_type;
   int64_t received_at = 0;
-  std::optional<JobState> job_state;  // state of the newest job of the event, if any
-  std::string headers;                // JSON array of [name, value], secrets already removed
-  std::string body;                   // raw bytes (only when asked for)
+  std::optional<JobState> job_state;       // state of the newest job of the event, if any
+  std::string headers;                     // JSON array of [name, value], secrets already removed
+  std::string body;                        // raw bytes (only when asked for)
+  std::optional<int64_t> body_removed_at;  // when retention dropped the body and headers (both empty since)
 };
 
 struct WebhookJob {
@@ -132,6 +134,36 @@ struct EventFilter {
   std::optional<Provider> provider;
   std::optional<JobState> job_state;
   std::optional<int64_t> since;  // received_at >= since
+};
+
+// Retention (SPEC §9 "Retention"): what one batch of the sweep or of a prune did (or, dry, would do).
+struct RetentionBatch {
+  int64_t events = 0;  // events whose body and headers (drop_event_bodies) or rows (delete_events) went
+  int64_t jobs = 0;    // job rows deleted with them
+  int64_t bytes = 0;   // bytes of bodies and headers given up
+  bool more = false;   // the batch was full: there may be more
+};
+
+// Where a pass of delete_events() has got to: the job state it walks (succeeded, then dead) and the
+// last job examined in the order of the index webhook_jobs_endpoint_due (next_attempt_at, then rowid).
+// A pass starts with the default.
+struct RetentionCursor {
+  int state = 0;  // 0 succeeded, 1 dead
+  int64_t at = INT64_MIN;
+  int64_t rowid = 0;
+};
+
+struct EndpointRetention {
+  std::string id;
+  std::string user_id;
+  std::optional<int64_t> retention_days;  // nullopt: the daemon's default
+};
+
+// The store's files: store.db and its WAL, and the free pages inside store.db that an incremental
+// vacuum gives back.
+struct StoreSize {
+  int64_t file_bytes = 0;
+  int64_t free_bytes = 0;
 };
 
 struct JobFilter {
@@ -223,6 +255,31 @@ class WebhookStore {
   virtual Status cancel_endpoint_jobs(const std::string& endpoint_id, int64_t now) = 0;
   // Drops dedup keys received before `cutoff` (the 8-day TTL).
   virtual Result<int64_t> prune_dedup(int64_t cutoff) = 0;
+
+  // Retention (SPEC §9). An event is retired only when every job of it is succeeded or dead; its
+  // candidates are the endpoint's succeeded and dead jobs in the order of webhook_jobs_endpoint_due
+  // (next_attempt_at: when the job last became due, at or after the event was received), so a batch
+  // is an index range, never a pass over the events. Each batch is one writer operation, committed
+  // with the deliveries of its group, so ingest waits for a batch at most, never for a whole sweep.
+  // The dedup set is not touched: a duplicate of a retired event is still recognised for 8 days.
+  //
+  // Every endpoint, deleted ones included, with its own window.
+  virtual Result<std::vector<EndpointRetention>> retention_endpoints() = 0;
+  // Empties the body and headers of up to `limit` events of the endpoint received before `before`
+  // (body_removed_at set to `now`). Where it got to per job state is kept in the store
+  // (webhook_retention_marks), so no batch reads an event twice, across restarts too.
+  virtual Result<RetentionBatch> drop_event_bodies(const std::string& endpoint_id, int64_t before, std::size_t limit,
+                                                   int64_t now) = 0;
+  // Deletes the endpoint's events (and their jobs) all of whose jobs are succeeded or dead and last
+  // became due before `before`, examining up to `limit` jobs after `cursor` (advanced). The job counts
+  // (job_counts()) are not lowered: a retired job still counts in the state it ended in. `dry_run`
+  // counts what would go and changes nothing.
+  virtual Result<RetentionBatch> delete_events(const std::string& endpoint_id, int64_t before, std::size_t limit,
+                                               bool dry_run, RetentionCursor& cursor) = 0;
+  // Gives up to `pages` free pages of store.db back to the file system (auto_vacuum=INCREMENTAL);
+  // returns the bytes given back.
+  virtual Result<int64_t> incremental_vacuum(int64_t pages) = 0;
+  virtual Result<StoreSize> store_size() = 0;
 };
 
 struct WebhookStoreOptions {

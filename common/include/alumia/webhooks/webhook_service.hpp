@@ -20,6 +20,7 @@
 #include <alumia/webhooks/endpoint_cache.hpp>
 #include <alumia/webhooks/refusal_tally.hpp>
 #include <alumia/webhooks/relay_target.hpp>
+#include <alumia/webhooks/retention.hpp>
 #include <alumia/webhooks/webhook_limits.hpp>
 #include <alumia/webhooks/webhooks.hpp>
 
@@ -52,7 +53,8 @@ struct WebhookServiceDeps {
   std::string base_url_warning{};
   std::string control_url;  // the base of receiveUrls without webhook_base_url
   std::chrono::milliseconds secret_grace{std::chrono::hours(24)};
-  std::chrono::seconds jwks_min_refresh{60};  // Gmail push: an unknown kid refetches at most this often
+  std::chrono::seconds jwks_min_refresh{60};          // Gmail push: an unknown kid refetches at most this often
+  int64_t retention_days = k_default_retention_days;  // events-retention-days: an endpoint's window unless its own
 };
 
 // An endpoint's own rate limit as asked for (rateLimit: {perSecond, burst?}); burst defaults to twice
@@ -70,6 +72,7 @@ struct CreateEndpointRequest {
   std::optional<std::string> relay_to;
   std::optional<int64_t> max_body_bytes;
   std::optional<RateLimitRequest> rate_limit;  // none: the daemon's default
+  std::optional<int64_t> retention_days;       // none: the daemon's default (events-retention-days)
   std::optional<std::string> audience;         // gmail
   std::optional<std::string> jwks_url;         // gmail
   std::optional<std::string> service_account_email;
@@ -91,6 +94,7 @@ struct UpdateEndpointRequest {
   std::optional<std::optional<std::string>> relay_to;  // holding nullopt: back to the daemon's default target
   std::optional<int64_t> max_body_bytes;
   std::optional<std::optional<RateLimitRequest>> rate_limit;  // holding nullopt: back to the daemon's default
+  std::optional<std::optional<int64_t>> retention_days;       // holding nullopt: back to the daemon's default
 };
 
 struct RotateSecretRequest {
@@ -141,6 +145,17 @@ struct AdminSummary {
   std::map<JobState, int64_t> jobs;        // every state, 0 included; deleted endpoints' jobs too
   std::optional<WebhookJob> oldest_queued;
   PageResult<WebhookEvent> events;
+  int64_t retention_days = 0;  // the daemon's window (events-retention-days); an endpoint's own is on it
+  StoreSize store;             // the store's files now
+};
+
+// `alumia-connect events prune` (SPEC §9): the caller's delivered and dead events received before
+// `before` removed (rows, bodies, jobs), or with dry_run counted.
+struct PruneResult {
+  int64_t before = 0;
+  bool dry_run = false;
+  RetentionBatch removed;
+  int64_t vacuumed = 0;  // bytes given back to the file system
 };
 
 class WebhookService {
@@ -230,6 +245,9 @@ class WebhookService {
 
   // The admin view (webhook_admin.cpp).
   Result<AdminSummary> admin_summary(const Caller& caller, const AdminEventsQuery& query, const Page& page);
+  // Retention by hand (webhook_admin.cpp): `older_than` is an age (15m, 2h, 30d) or a time, as for
+  // `since`; BAD_REQUEST otherwise.
+  Result<PruneResult> prune_events(const Caller& caller, std::string_view older_than, bool dry_run);
 
   // "2026-11-29T03:25:19Z" (fractions allowed), unix milliseconds, or an age like 15m / 2h / 7d.
   static std::optional<int64_t> parse_since(std::string_view text, int64_t now_ms);

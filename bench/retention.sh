@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# bench/retention.sh BUILD_DIR — the store's file under a steady webhook load, with and without retention.
+#
+# Two daemons in turn, each under the same steady load (wrk posting signed 1 KiB GitHub deliveries,
+# relayed at once to bench_bare_server so that every job ends delivered), in slices of SLICE seconds
+# (SLICES x SLICE should be well over 3 x DAY_MS):
+#   keep     events-retention-days 36500: nothing is ever removed (the store before issue 14)
+#   sweep    a window of 1 day, a day lasting DAY_MS (test hook retention-day-ms): bodies go after
+#            DAY_MS, rows after 3 x DAY_MS, the sweep running every second
+# After each slice it prints the slice's ingest rate and p50/p99 latency (wrk), the size of store.db
+# and of its WAL, and the events stored. The sweep case must stop growing, and its events stay below
+# what three windows of the load hold (1.5 x rate x 3 x DAY_MS); the p99 of each
+# case (the median of its slices) says what the sweep costs ingest, on the same machine in the same run.
+# (PASS: the largest store.db in the last third of the sweep run is at most GROWTH times the largest
+# in the middle third — the first third fills the three windows.)
+# See bench/README.md. Traffic goes only to 127.0.0.1.
+#
+# Knobs (environment): SLICES=9 SLICE=10 (seconds) CONNECTIONS=4 THREADS=2 DAY_MS=3000 GROWTH=1.25
+#                      KEEP=1 (keep the temp dir with logs)
+# Exit status: 0 the file stopped growing, 1 it did not, 2 the benchmark could not run.
+set -euo pipefail
+
+SLICES=${SLICES:-9}
+SLICE=${SLICE:-10}
+CONNECTIONS=${CONNECTIONS:-4}
+THREADS=${THREADS:-2}
+DAY_MS=${DAY_MS:-3000}
+GROWTH=${GROWTH:-1.25}
+
+# shellcheck source=bench/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+bench_init retention "${1:-build}"
+need_tools wrk curl python3 sqlite3
+need_daemon
+need_bare
+[ -f "$SCRIPT" ] || die "missing $SCRIPT"
+BARE_PID=""
+WRK_PID=""
+bench_pids WRK_PID BARE_PID
+
+start_bare bare
+BARE_PID=$SINK_PID BARE_PORT=$SINK_PORT
+BODY="$WORK/body.json"
+push_body "$BODY" 1024
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+
+echo "retention: $SLICES slices of ${SLICE}s per case, wrk -t$THREADS -c$CONNECTIONS, 1024-byte signed bodies relayed to 127.0.0.1:$BARE_PORT"
+echo "retention: sweep case: bodies go after ${DAY_MS} ms, rows after $((3 * DAY_MS)) ms, a sweep every second"
+echo "retention: load average $(load_avg) on $(nproc) CPUs"
+
+run_case() {  # run_case NAME RETENTION_DAYS
+  local name=$1 days=$2 i log db
+  rm -rf "$HOME_DIR"
+  mkdir -m 700 "$HOME_DIR"
+  DAEMON_ARGS=(--listen 127.0.0.1:0 --keyring file --relay-to "http://127.0.0.1:$BARE_PORT/relay")
+  DAEMON_ENV="ALUMIA_EVENTS_RETENTION_DAYS=$days ALUMIA_RETENTION_DAY_MS=$DAY_MS ALUMIA_RETENTION_SWEEP_INTERVAL_MS=1000"
+  start_daemon "$WORK/daemon.$name.log"
+  create_endpoint "$name" '{"provider":"github","label":"retention","rateLimit":{"perSecond":1000000,"burst":1000000}}'
+  local target="$DAEMON_URL/api/v1/connectors/webhooks/github/$(endpoint_id "$name")"
+  local sig
+  sig=$(endpoint_signature "$name" "$BODY")
+  db="$HOME_DIR/store.db"
+  printf '%-6s %5s %9s %8s %8s %12s %10s %9s\n' case t_s req/s p50_ms p99_ms store.db wal events
+  for i in $(seq 1 "$SLICES"); do
+    log="$WORK/wrk.$name.$i.log"
+    wrk_signed "$log" "$CONNECTIONS" "$SLICE" "$sig" "$target"
+    wait "$WRK_PID" || { WRK_PID=""; cat "$log" >&2; die "wrk failed"; }
+    WRK_PID=""
+    grep -q '^INGEST ' "$log" || { cat "$log" >&2; die "no result line from wrk ($log)"; }
+    local size wal events
+    size=$(stat -c %s "$db")
+    wal=$(stat -c %s "$db-wal" 2>/dev/null || echo 0)
+    events=$(sqlite3 -readonly "$db" 'SELECT count(*) FROM webhook_events' 2>/dev/null || echo -1)
+    echo "$name $((i * SLICE)) $(ingest_field "$log" rps) $(ingest_field "$log" p50_us) $(ingest_field "$log" p99_us) $size $wal $events" >>"$RESULTS"
+    awk -v c="$name" -v t="$((i * SLICE))" -v rps="$(ingest_field "$log" rps)" -v p50="$(ingest_field "$log" p50_us)" \
+      -v p99="$(ingest_field "$log" p99_us)" -v s="$size" -v w="$wal" -v e="$events" \
+      'BEGIN { printf "%-6s %5d %9.0f %8.2f %8.2f %12d %10d %9d\n", c, t, rps, p50/1000, p99/1000, s, w, e }'
+  done
+  echo "retention: $name: $(grep -c 'retention: ' "$WORK/daemon.$name.log" || true) sweeps that removed something (daemon log)"
+  stop_pid "$DAEMON_PID" TERM
+  DAEMON_PID=""
+}
+
+run_case keep 36500
+echo "retention: load average $(load_avg)"
+run_case sweep 1
+echo "retention: load average $(load_avg) after the runs"
+
+python3 - "$RESULTS" "$GROWTH" "$DAY_MS" <<'EOF'
+import statistics, sys
+path, growth, day_ms = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+rows = {}
+for line in open(path):
+    c, t, rps, p50, p99, size, wal, events = line.split()
+    rows.setdefault(c, []).append((int(t), float(rps), float(p50), float(p99), int(size), int(wal), int(events)))
+med = statistics.median
+print()
+for c in ("keep", "sweep"):
+    r = rows[c]
+    print("  %-5s rate %7.0f req/s  p50 %6.2f ms  p99 %6.2f ms (medians of slices)  store.db %6.1f MB at the end, %d events" % (
+        c, med(x[1] for x in r), med(x[2] for x in r) / 1000, med(x[3] for x in r) / 1000, r[-1][4] / 1e6, r[-1][6]))
+r = rows["sweep"]
+third = len(r) // 3  # the first third fills three windows; then the file must stop growing
+at_half = max(x[4] for x in r[third:2 * third])
+later = max(x[4] for x in r[2 * third:])
+half = 2 * third
+rate = med(x[1] for x in r)
+bound = 1.5 * rate * 3 * day_ms / 1000
+ok_size = later <= growth * at_half
+ok_events = max(x[6] for x in r[half:]) <= bound
+keep_p99, sweep_p99 = med(x[3] for x in rows["keep"]), med(x[3] for x in r)
+print("  sweep: largest store.db %.1f MB in the middle third, %.1f MB in the last (x%.2f, at most x%.2f)  %s" % (
+    at_half / 1e6, later / 1e6, later / at_half if at_half else 0, growth, "PASS" if ok_size else "FAIL"))
+print("  sweep: events stored at most %d in the last third (1.5 x three windows of the load: %.0f)  %s" % (
+    max(x[6] for x in r[half:]), bound, "PASS" if ok_events else "FAIL"))
+print("  ingest p99 with the sweep / without: %.2f (information; same run, same machine)" % (
+    sweep_p99 / keep_p99 if keep_p99 else 0))
+print()
+ok = ok_size and ok_events
+print("RESULT %s" % ("PASS" if ok else "FAIL"))
+sys.exit(0 if ok else 1)
+EOF

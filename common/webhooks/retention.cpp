@@ -1,0 +1,116 @@
+// The retention sweep (retention.hpp; SPEC §9 "Retention"): batches of the store's retention
+// operations, a pause after each, and the space given back after a pass that removed something.
+#include <alumia/base/try.hpp>
+#include <alumia/webhooks/retention.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace alumia {
+
+Result<RetentionBatch> retire_events(WebhookStore& store, const std::vector<std::string>& endpoint_ids, int64_t before,
+                                     bool dry_run, std::size_t batch) {
+  RetentionBatch total;
+  for (const auto& id : endpoint_ids) {
+    RetentionCursor cursor;
+    for (bool more = true; more;) {
+      const auto got = TRY(store.delete_events(id, before, batch, dry_run, cursor));
+      total.events += got.events;
+      total.jobs += got.jobs;
+      total.bytes += got.bytes;
+      more = got.more;
+    }
+  }
+  return total;
+}
+
+Result<int64_t> give_back_space(WebhookStore& store, int64_t pages) {
+  int64_t total = 0;
+  for (;;) {
+    const int64_t got = TRY(store.incremental_vacuum(pages));
+    total += got;
+    if (got == 0) return total;
+  }
+}
+
+RetentionSweeper::RetentionSweeper(WebhookStore& store, const Clock& clock, RetentionOptions options)
+    : m_store(store), m_clock(clock), m_options(options) {}
+
+RetentionSweeper::~RetentionSweeper() { stop(); }
+
+void RetentionSweeper::start() {
+  std::lock_guard lock(m_mutex);
+  if (m_thread.joinable()) return;
+  m_stopping = false;
+  m_thread = std::thread([this] { loop(); });
+}
+
+void RetentionSweeper::stop() {
+  {
+    std::lock_guard lock(m_mutex);
+    m_stopping = true;
+  }
+  m_cv.notify_all();
+  if (m_thread.joinable()) m_thread.join();
+}
+
+void RetentionSweeper::pause() {
+  std::unique_lock lock(m_mutex);
+  m_cv.wait_for(lock, m_options.pause, [this] { return m_stopping; });
+}
+
+Result<RetentionTotals> RetentionSweeper::sweep() {
+  RetentionTotals out;
+  const int64_t now = m_clock.now_ms();
+  const auto endpoints = TRY(m_store.retention_endpoints());
+  auto stopping = [this] {
+    std::lock_guard lock(m_mutex);
+    return m_stopping;
+  };
+  for (const auto& e : endpoints) {
+    const int64_t window = window_ms(e.retention_days);
+    for (bool more = true; more && !stopping();) {
+      const auto got = TRY(m_store.drop_event_bodies(e.id, now - window, m_options.batch, now));
+      out.bodies.events += got.events;
+      out.bodies.bytes += got.bytes;
+      more = got.more;
+      pause();
+    }
+    RetentionCursor cursor;
+    for (bool more = true; more && !stopping();) {
+      const auto got =
+          TRY(m_store.delete_events(e.id, now - k_retention_row_windows * window, m_options.batch, false, cursor));
+      out.rows.events += got.events;
+      out.rows.jobs += got.jobs;
+      out.rows.bytes += got.bytes;
+      more = got.more;
+      pause();
+    }
+  }
+  if (out.bodies.events + out.rows.events > 0)
+    for (int64_t got = 1; got > 0 && !stopping();) {
+      got = TRY(m_store.incremental_vacuum(m_options.vacuum_pages));
+      out.vacuumed += got;
+      pause();
+    }
+  return out;
+}
+
+void RetentionSweeper::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(m_mutex);
+      if (m_cv.wait_for(lock, m_options.interval, [this] { return m_stopping; })) return;
+    }
+    const auto got = sweep();
+    if (!got) {
+      spdlog::warn("retention: sweep stopped: {}", got.error().message);
+      continue;
+    }
+    if (got->bodies.events + got->rows.events > 0)
+      spdlog::info("retention: {} event bodies dropped, {} events and {} jobs deleted ({} bytes), {} bytes given back",
+                   got->bodies.events, got->rows.events, got->rows.jobs, got->bodies.bytes + got->rows.bytes,
+                   got->vacuumed);
+  }
+}
+
+}  // namespace alumia

@@ -1,0 +1,351 @@
+// Retention (SPEC §9): at the store, bodies and headers of delivered and dead events go (never of an
+// event with a job still to deliver), then rows with their jobs; the job counts keep counting what
+// went, dedup still knows the keys, a removed body cannot be relayed again, and the free pages go back
+// to the file system. The sweeper with a fake clock applies each endpoint's window.
+#include "fakes.hpp"
+#include "process.hpp"
+#include "webhook_store_fixture.hpp"
+
+#include <alumia/webhooks/retention.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <map>
+#include <string>
+
+using namespace alumia;
+
+namespace {
+
+// Claims every due job of ep1 (each is `running` then) and ends those named in `outcomes`.
+void finish(WebhookStore& hooks, const std::map<std::string, JobState>& outcomes, int64_t now) {
+  auto claimed = hooks.claim_due_jobs(now, 100, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed) {
+    auto it = outcomes.find(j.id);
+    if (it == outcomes.end()) continue;
+    j.state = it->second;
+    j.attempts = 1;
+    j.updated_at = now;
+    if (j.state == JobState::failed) j.next_attempt_at = now + 1000;
+    else j.finished_at = now;
+    REQUIRE(hooks.finish_job(j));
+  }
+}
+
+WebhookEvent event(WebhookStore& hooks, const std::string& id) {
+  auto got = hooks.find_event(id, true);
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  return **got;
+}
+
+std::map<JobState, int64_t> counts(WebhookStore& hooks) {
+  auto got = hooks.job_counts("u1");
+  REQUIRE(got);
+  std::map<JobState, int64_t> out;
+  for (const auto& [ep, states] : *got)
+    for (const auto& [s, n] : states)
+      if (n != 0) out[s] += n;
+  return out;
+}
+
+int64_t rows(const std::filesystem::path& db, const std::string& table) {
+  SQLite::Database d(db.string(), SQLite::OPEN_READONLY);
+  return d.execAndGet("SELECT COUNT(*) FROM " + table).getInt64();
+}
+
+}  // namespace
+
+TEST_CASE("retention: bodies of delivered and dead events go, those still to deliver stay", "[webhooks][retention]") {
+  test::WebhookStoreFixture f;
+  for (int n = 1; n <= 5; ++n) {
+    auto r = test::ingest_request("github:k" + std::to_string(n), n);
+    r.headers = R"([["x-github-event","push"]])";
+    r.body = std::string(100, 'a' + static_cast<char>(n));
+    REQUIRE(f.hooks->ingest(r));
+  }
+  // job-1 delivered, job-2 dead, job-3 failed (to be retried), job-4 running, job-5 queued (not claimed).
+  auto first = f.hooks->claim_due_jobs(1004, 4, true);
+  REQUIRE(first);
+  REQUIRE(first->size() == 4);
+  const std::map<std::string, JobState> outcomes{
+      {"job-1", JobState::succeeded}, {"job-2", JobState::dead}, {"job-3", JobState::failed}};
+  for (auto j : *first) {
+    auto it = outcomes.find(j.id);
+    if (it == outcomes.end()) continue;
+    j.state = it->second;
+    j.attempts = 1;
+    if (j.state == JobState::failed) j.next_attempt_at = 9000;
+    else j.finished_at = 5000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+
+  auto dropped = f.hooks->drop_event_bodies("ep1", 10'000, 100, 20'000);
+  REQUIRE(dropped);
+  CHECK(dropped->events == 2);
+  CHECK(dropped->bytes == 2 * (100 + static_cast<int64_t>(std::string(R"([["x-github-event","push"]])").size())));
+  CHECK_FALSE(dropped->more);
+  for (const char* id : {"ev-1", "ev-2"}) {
+    const auto e = event(*f.hooks, id);
+    CHECK(e.body.empty());
+    CHECK(e.headers == "[]");
+    CHECK(e.body_removed_at == 20'000);
+    CHECK(e.event_key.starts_with("github:k"));  // the row stays
+  }
+  for (const char* id : {"ev-3", "ev-4", "ev-5"}) {
+    const auto e = event(*f.hooks, id);
+    CHECK(e.body.size() == 100);
+    CHECK_FALSE(e.body_removed_at);
+  }
+  // Only events received before the cutoff.
+  auto none = f.hooks->drop_event_bodies("ep1", 1001, 100, 20'000);
+  REQUIRE(none);
+  CHECK(none->events == 0);
+
+  // A removed body is never relayed again: the dead job is not retried, alone or in bulk.
+  CHECK(f.hooks->retry_job("job-2", 30'000) == false);
+  CHECK(f.hooks->retry_jobs("u1", JobState::dead, std::nullopt, 30'000) == 0);
+
+  // The failed job is retried and delivered later: the next batch finds its event (its job became due
+  // after where the sweep had got to), and reads none of the two already emptied.
+  auto claimed = f.hooks->claim_due_jobs(9000, 10, true);
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == 2);  // job-3 due again, job-5 queued since
+  for (auto j : *claimed) {
+    j.state = JobState::succeeded;
+    j.finished_at = 9001;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  auto again = f.hooks->drop_event_bodies("ep1", 10'000, 100, 21'000);
+  REQUIRE(again);
+  CHECK(again->events == 2);  // ev-3 and ev-5; ev-4's job is still running
+  CHECK(event(*f.hooks, "ev-3").body_removed_at == 21'000);
+  CHECK(event(*f.hooks, "ev-1").body_removed_at == 20'000);
+  CHECK_FALSE(event(*f.hooks, "ev-4").body_removed_at);
+
+  // Batches: one job at a time, each says whether there may be more.
+  for (int n = 8101; n <= 8103; ++n)  // received at 9101..9103, after where the sweep got to
+    REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  finish(*f.hooks,
+         {{"job-8101", JobState::succeeded}, {"job-8102", JobState::succeeded}, {"job-8103", JobState::succeeded}},
+         9500);
+  int64_t total = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto b = f.hooks->drop_event_bodies("ep1", 10'000, 1, 22'000);
+    REQUIRE(b);
+    total += b->events;
+    if (!b->more) break;
+  }
+  CHECK(total == 3);
+}
+
+TEST_CASE("retention: rows go with their jobs, the job counts and dedup stay", "[webhooks][retention]") {
+  test::WebhookStoreFixture f({"ep1", "ep2"});
+  for (int n = 1; n <= 6; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  auto theirs = test::ingest_request("github:other", 7);
+  theirs.endpoint_id = "ep2";
+  REQUIRE(f.hooks->ingest(theirs));
+  finish(*f.hooks,
+         {{"job-1", JobState::succeeded},
+          {"job-2", JobState::succeeded},
+          {"job-3", JobState::dead},
+          {"job-4", JobState::failed},
+          {"job-7", JobState::succeeded}},
+         2000);
+  // ev-1 replayed: a second job, still queued, keeps it.
+  WebhookJob replay;
+  replay.id = "job-1b";
+  replay.event_id = "ev-1";
+  replay.endpoint_id = "ep1";
+  replay.user_id = "u1";
+  replay.next_attempt_at = replay.created_at = replay.updated_at = 2500;
+  REQUIRE(f.hooks->insert_job(replay));
+  const auto before = counts(*f.hooks);
+  CHECK(before.at(JobState::succeeded) == 3);
+  CHECK(before.at(JobState::dead) == 1);
+
+  // A dry run counts and changes nothing.
+  RetentionCursor dry;
+  RetentionBatch counted;
+  for (bool more = true; more;) {
+    auto b = f.hooks->delete_events("ep1", 10'000, 1, true, dry);
+    REQUIRE(b);
+    counted.events += b->events;
+    counted.jobs += b->jobs;
+    more = b->more;
+  }
+  CHECK(counted.events == 2);  // ev-2 (succeeded) and ev-3 (dead)
+  CHECK(counted.jobs == 2);
+  CHECK(rows(f.options.path, "webhook_events") == 7);
+
+  auto gone = retire_events(*f.hooks, {"ep1"}, 10'000, false, 1);
+  REQUIRE(gone);
+  CHECK(gone->events == 2);
+  CHECK(gone->jobs == 2);
+  CHECK(gone->bytes == 2 * 4);  // "{}" and "[]"
+  for (const char* id : {"ev-2", "ev-3"}) {
+    auto e = f.hooks->find_event(id, false);
+    REQUIRE(e);
+    CHECK_FALSE(e->has_value());
+  }
+  for (const char* id : {"ev-1", "ev-4", "ev-5", "ev-6", "ev-7"}) CHECK(event(*f.hooks, id).id == id);
+  CHECK(rows(f.options.path, "webhook_jobs") == 6);
+  // Not a state change: the counts still count the jobs that went, in the state they ended in.
+  CHECK(counts(*f.hooks) == before);
+
+  // Dedup keeps its own 8 days: a repeat of a removed event is still a duplicate of it.
+  auto repeat = test::ingest_request("github:k2", 20);
+  auto outcome = f.hooks->ingest(repeat);
+  REQUIRE(outcome);
+  CHECK(outcome->duplicate);
+  CHECK(outcome->event_id == "ev-2");
+  f.reopen();  // and from the stored keys after a restart (no keys in flight)
+  repeat = test::ingest_request("github:k3", 21);
+  outcome = f.hooks->ingest(repeat);
+  REQUIRE(outcome);
+  CHECK(outcome->duplicate);
+  CHECK(outcome->event_id == "ev-3");
+
+  // ep2's delivered event was not asked for.
+  CHECK(event(*f.hooks, "ev-7").id == "ev-7");
+  // Once the replay is delivered, ev-1 goes with both its jobs.
+  auto claimed = f.hooks->claim_due_jobs(3000, 10, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed)
+    if (j.id == "job-1b") {
+      j.state = JobState::succeeded;
+      j.finished_at = 3000;
+      REQUIRE(f.hooks->finish_job(j));
+    }
+  gone = retire_events(*f.hooks, {"ep1"}, 10'000, false, 100);
+  REQUIRE(gone);
+  CHECK(gone->events == 1);
+  CHECK(gone->jobs == 2);
+  auto ev1 = f.hooks->find_event("ev-1", false);
+  REQUIRE(ev1);
+  CHECK_FALSE(ev1->has_value());
+  CHECK(counts(*f.hooks).at(JobState::succeeded) == 4);
+}
+
+TEST_CASE("retention: the sweeper applies the default window and an endpoint's own", "[webhooks][retention]") {
+  test::WebhookStoreFixture f({"ep1", "ep2"});
+  // ep2 keeps its events five days; the default is one. A day is a second here.
+  auto ep2 = f.hooks->find_endpoint("ep2");
+  REQUIRE(ep2);
+  REQUIRE(ep2->has_value());
+  auto changed = **ep2;
+  changed.retention_days = 5;
+  REQUIRE(f.hooks->update_endpoint(changed));
+  for (int n = 1; n <= 4; ++n) {
+    auto r = test::ingest_request("github:k" + std::to_string(n), n);
+    if (n > 2) r.endpoint_id = "ep2";
+    REQUIRE(f.hooks->ingest(r));
+  }
+  auto claimed = f.hooks->claim_due_jobs(1004, 10, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed) {
+    j.state = JobState::succeeded;
+    j.finished_at = 1100;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  test::FakeClock clock(1000);
+  RetentionOptions options;
+  options.default_days = 1;
+  options.day_ms = 1000;  // a day is a second here
+  options.batch = 1;
+  options.pause = std::chrono::milliseconds(0);
+  RetentionSweeper sweeper(*f.hooks, clock, options);
+  CHECK(sweeper.window_ms(std::nullopt) == 1000);
+  CHECK(sweeper.window_ms(5) == 5000);
+
+  clock.set_ms(1500);  // within every window
+  auto pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->bodies.events == 0);
+  CHECK(pass->rows.events == 0);
+
+  clock.set_ms(2500);  // past ep1's window: its bodies go
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->bodies.events == 2);
+  CHECK(event(*f.hooks, "ev-1").body_removed_at == 2500);
+  CHECK_FALSE(event(*f.hooks, "ev-3").body_removed_at);
+
+  clock.set_ms(4500);  // past three of ep1's windows: its rows go
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->rows.events == 2);
+  CHECK(pass->bodies.events == 0);
+  CHECK(rows(f.options.path, "webhook_events") == 2);
+
+  clock.set_ms(6500);  // past ep2's five days
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->bodies.events == 2);
+  CHECK(event(*f.hooks, "ev-4").body_removed_at == 6500);
+
+  clock.set_ms(16'500);
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->rows.events == 2);
+  CHECK(rows(f.options.path, "webhook_events") == 0);
+  CHECK(counts(*f.hooks).at(JobState::succeeded) == 4);
+}
+
+TEST_CASE("retention: free pages go back to the file system", "[webhooks][retention]") {
+  test::WebhookStoreFixture f;
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+    CHECK(d.execAndGet("PRAGMA auto_vacuum").getInt() == 2);  // a new store: incremental
+  }
+  constexpr int k_events = 300;
+  for (int n = 1; n <= k_events; ++n) {
+    auto r = test::ingest_request("github:k" + std::to_string(n), n);
+    r.body = std::string(16 * 1024, 'x');
+    REQUIRE(f.hooks->ingest(r));
+  }
+  auto claimed = f.hooks->claim_due_jobs(5000, k_events, true);
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == static_cast<std::size_t>(k_events));
+  for (auto j : *claimed) {
+    j.state = JobState::succeeded;
+    j.finished_at = 5000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  auto gone = retire_events(*f.hooks, {"ep1"}, 10'000, false, 50);
+  REQUIRE(gone);
+  CHECK(gone->events == k_events);
+  auto size = f.hooks->store_size();
+  REQUIRE(size);
+  CHECK(size->free_bytes >= k_events * 16 * 1024);  // the bodies' pages, free inside the file
+  auto back = give_back_space(*f.hooks, 64);
+  REQUIRE(back);
+  CHECK(*back >= k_events * 16 * 1024);
+  size = f.hooks->store_size();
+  REQUIRE(size);
+  CHECK(size->free_bytes == 0);
+}
+
+TEST_CASE("retention: a store made before incremental vacuum is converted once", "[webhooks][retention][store]") {
+  test::WebhookStoreFixture f;
+  f.hooks.reset();
+  f.store.reset();
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec("PRAGMA auto_vacuum=NONE");
+    d.exec("VACUUM");
+    REQUIRE(d.execAndGet("PRAGMA auto_vacuum").getInt() == 0);
+  }
+  auto s = open_sqlite_store({f.options.path, true});
+  REQUIRE(s);
+  f.store = std::move(*s);
+  f.reopen();
+  SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+  CHECK(d.execAndGet("PRAGMA auto_vacuum").getInt() == 2);
+  auto ep = f.hooks->find_endpoint("ep1");
+  REQUIRE(ep);
+  CHECK(ep->has_value());  // what it held is still there
+}
