@@ -10,6 +10,9 @@ command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 pkgs+=(nginx)  # tests/functional/test_deploy_nginx.cpp runs its own nginx (the system service is not used)
 pkgs+=(python3-prometheus-client)  # tests/functional/test_metrics.cpp parses GET /metrics with its parser
+# `make fuzz` (scripts/install-deps.sh fuzz): libFuzzer needs clang, and clang 14 (Debian 12's default)
+# cannot compile libstdc++ 12's <expected>, which the code uses throughout; clang 19 of Debian 12 can.
+[ "${1:-}" = fuzz ] && pkgs+=(clang-19 libclang-rt-19-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
