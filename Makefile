@@ -6,7 +6,7 @@ RUN_ARGS ?=
 PREFIX ?= /usr/local
 
 # PREFIX: where `make install` puts both programs, the man pages, completions and the user unit.
-.PHONY: deps build install package run test unit functional format check-format check-layers clean bench
+.PHONY: deps build install package run test unit functional format check-format check-layers clean bench fuzz test-sanitize test-tsan
 
 deps:
 	@scripts/install-deps.sh
@@ -46,11 +46,41 @@ functional: build
 bench: build
 	bench/ingest.sh $(BUILD)
 
+# Sanitizer and fuzz builds (README.md, "Sanitizers and fuzzing"), each in its own directory, cold the first
+# time (nothing of build/ is reused: other flags, another compiler for fuzz).
+# test-sanitize: ASan + UBSan, every report fatal, the whole suite. test-tsan: TSan, the concurrency tests
+# (label tsan, tests/CMakeLists.txt). fuzz: every libFuzzer target for FUZZ_SECONDS each (fuzz/run.sh).
+SAN_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALUMIA_WERROR=ON -DALUMIA_BUILD_BENCH=OFF
+FUZZ_SECONDS ?= 10
+FUZZ_CXX ?= clang++-19
+FUZZ_CC ?= clang-19
+
+test-sanitize: deps check-format
+	@test -f build-asan/CMakeCache.txt || cmake -S . -B build-asan $(SAN_FLAGS) -DALUMIA_SANITIZE=address,undefined >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	@tests/support/oauth-peer/install.sh
+	cd build-asan && ALUMIA_REQUIRE_OAUTH_PEER=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 --timeout 1800
+
+test-tsan: deps
+	@test -f build-tsan/CMakeCache.txt || cmake -S . -B build-tsan $(SAN_FLAGS) -DALUMIA_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j$(JOBS)
+	@tests/support/oauth-peer/install.sh
+	cd build-tsan && ALUMIA_REQUIRE_OAUTH_PEER=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j2 --timeout 1800 -L tsan
+
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@test -f build-fuzz/CMakeCache.txt || CC=$(FUZZ_CC) CXX=$(FUZZ_CXX) cmake -S . -B build-fuzz $(SAN_FLAGS) \
+	  -DALUMIA_BUILD_TESTS=OFF -DALUMIA_SANITIZE=address,undefined -DALUMIA_BUILD_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_all
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh build-fuzz
+
 format:
-	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+	@find common daemon cli tests bench fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 check-format: deps
-	@find common daemon cli tests bench -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
+	@find common daemon cli tests bench fuzz -name '*.cpp' -o -name '*.hpp' | xargs clang-format --dry-run --Werror
 
 # An include that crosses a layer of common/ upward fails (docs/ARCHITECTURE.md, "Layers").
 check-layers:
