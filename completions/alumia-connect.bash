@@ -3,14 +3,14 @@
 
 _alumia_connect_commands() {
   case "$1" in
-    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor' ;;
+    '') echo 'connectors connections connect credentials token webhooks setup-webhook events jobs listen admin keys config oauth-client daemon doctor' ;;
     'connectors') echo 'list show' ;;
     'connections') echo 'list show revoke' ;;
     'webhooks') echo 'list create show update delete rotate-secret' ;;
     'events') echo 'list show replay tail prune' ;;
     'jobs') echo 'list retry' ;;
     'admin') echo 'events open' ;;
-    'keys') echo 'list create revoke' ;;
+    'keys') echo 'list create revoke rotate-master' ;;
     'config') echo 'show' ;;
     'oauth-client') echo 'set unset' ;;
     'daemon') echo 'status start stop logs install-service' ;;
@@ -47,6 +47,7 @@ _alumia_connect_options() {
     'jobs') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs list') echo '-h --help --state --limit --json --daemon --data-dir -q --quiet --no-color' ;;
     'jobs retry') echo '-h --help --state --since --json --daemon --data-dir -q --quiet --no-color' ;;
+    'listen') echo '-h --help --provider --forward-to --events --keep --secret-from-stdin --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin events') echo '-h --help --endpoint --provider --state --since --limit --cursor --json --daemon --data-dir -q --quiet --no-color' ;;
     'admin open') echo '-h --help --no-browser --connectors --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -54,6 +55,7 @@ _alumia_connect_options() {
     'keys list') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys create') echo '-h --help --name --scope --json --daemon --data-dir -q --quiet --no-color' ;;
     'keys revoke') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
+    'keys rotate-master') echo '-h --help --dry-run --to --json --daemon --data-dir -q --quiet --no-color' ;;
     'config') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'config show') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
     'oauth-client') echo '-h --help --json --daemon --data-dir -q --quiet --no-color' ;;
@@ -99,6 +101,7 @@ _alumia_connect_value_options() {
     'jobs') echo '--daemon --data-dir' ;;
     'jobs list') echo '--state --limit --daemon --data-dir' ;;
     'jobs retry') echo '--state --since --daemon --data-dir' ;;
+    'listen') echo '--provider --forward-to --events --daemon --data-dir' ;;
     'admin') echo '--daemon --data-dir' ;;
     'admin events') echo '--endpoint --provider --state --since --limit --cursor --daemon --data-dir' ;;
     'admin open') echo '--daemon --data-dir' ;;
@@ -106,6 +109,7 @@ _alumia_connect_value_options() {
     'keys list') echo '--daemon --data-dir' ;;
     'keys create') echo '--name --scope --daemon --data-dir' ;;
     'keys revoke') echo '--daemon --data-dir' ;;
+    'keys rotate-master') echo '--to --daemon --data-dir' ;;
     'config') echo '--daemon --data-dir' ;;
     'config show') echo '--daemon --data-dir' ;;
     'oauth-client') echo '--daemon --data-dir' ;;
@@ -121,6 +125,37 @@ _alumia_connect_value_options() {
   esac
 }
 
+_alumia_connect_value_kind() {
+  case "$1|$2" in
+    'connections show|') echo connections ;;
+    'connections revoke|') echo connections ;;
+    'credentials|') echo connections ;;
+    'token|') echo connections ;;
+    'setup-webhook|') echo connections ;;
+    'connect|--reconnect') echo connections ;;
+    'webhooks create|--connection') echo connections ;;
+    'connect|') echo connectors ;;
+    'connectors show|') echo connectors ;;
+    'oauth-client set|') echo connectors ;;
+    'oauth-client unset|') echo connectors ;;
+    'webhooks show|') echo endpoints ;;
+    'webhooks update|') echo endpoints ;;
+    'webhooks delete|') echo endpoints ;;
+    'webhooks rotate-secret|') echo endpoints ;;
+    'events list|--endpoint') echo endpoints ;;
+    'events tail|--endpoint') echo endpoints ;;
+    'admin events|--endpoint') echo endpoints ;;
+  esac
+}
+
+# Values from the running daemon: ids and slugs, silently none when it is down.
+_alumia_connect_dynamic() {
+  local line
+  while IFS=$'\t' read -r line _; do
+    [[ -n "$line" && "$line" == "$2"* ]] && COMPREPLY+=("$line")
+  done < <(alumia-connect __complete "$1" 2>/dev/null)
+}
+
 _alumia_connect() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
   local path="" word i skip=0
@@ -133,9 +168,11 @@ _alumia_connect() {
     esac
   done
   if ((COMP_CWORD > 1)) && [[ " $(_alumia_connect_value_options "$path") " == *" $prev "* ]]; then
+    COMPREPLY=()
+    local kind="$(_alumia_connect_value_kind "$path" "$prev")"
     case "$prev" in
       --data-dir) COMPREPLY=($(compgen -d -- "$cur")) ;;
-      *) COMPREPLY=() ;;
+      *) [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur" ;;
     esac
     return 0
   fi
@@ -143,6 +180,8 @@ _alumia_connect() {
     COMPREPLY=($(compgen -W "$(_alumia_connect_options "$path")" -- "$cur"))
   else
     COMPREPLY=($(compgen -W "$(_alumia_connect_commands "$path")" -- "$cur"))
+    local kind="$(_alumia_connect_value_kind "$path" "")"
+    [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind" "$cur"
   fi
   return 0
 }

@@ -4,7 +4,7 @@
 function __alumia_connect_commands
     switch "$argv[1]"
         case ''
-            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs admin keys config oauth-client daemon doctor
+            printf '%s\n' connectors connections connect credentials token webhooks setup-webhook events jobs listen admin keys config oauth-client daemon doctor
         case 'connectors'
             printf '%s\n' list show
         case 'connections'
@@ -86,6 +86,8 @@ function __alumia_connect_value_options
             printf '%s\n' --state --limit --daemon --data-dir
         case 'jobs retry'
             printf '%s\n' --state --since --daemon --data-dir
+        case 'listen'
+            printf '%s\n' --provider --forward-to --events --daemon --data-dir
         case 'admin'
             printf '%s\n' --daemon --data-dir
         case 'admin events'
@@ -158,6 +160,11 @@ function __alumia_connect_at
     test "$p" = "$argv[1]"
 end
 
+# Values from the running daemon: ids and slugs, silently none when it is down.
+function __alumia_connect_dynamic
+    alumia-connect __complete $argv[1] 2>/dev/null
+end
+
 complete -c alumia-connect -f
 
 # alumia-connect
@@ -170,6 +177,7 @@ complete -c alumia-connect -n '__alumia_connect_at ""' -a webhooks -d 'Manage we
 complete -c alumia-connect -n '__alumia_connect_at ""' -a setup-webhook -d 'Register a connection'\''s webhook endpoint with its provider (telegram, github, stripe)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a events -d 'Inspect, replay, follow and prune received webhook events'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a jobs -d 'Inspect and retry relay jobs (one per received event and replay)'
+complete -c alumia-connect -n '__alumia_connect_at ""' -a listen -d 'Relay a provider'\''s webhooks to a local URL and print each delivery until Ctrl-C (like stripe listen)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a admin -d 'Inspect the daemon as its administrator (the key needs the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a keys -d 'Manage API keys for the daemon (needs a key with the admin scope)'
 complete -c alumia-connect -n '__alumia_connect_at ""' -a config -d 'Show the effective configuration'
@@ -209,6 +217,7 @@ complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "connectors show"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect connections
 complete -c alumia-connect -n '__alumia_connect_at "connections"' -a list -d 'List connections, newest first'
@@ -240,6 +249,7 @@ complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l daemon
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connections show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "connections show"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect connections revoke
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -s h -l help -d 'Print this help message and exit'
@@ -249,6 +259,7 @@ complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l daem
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "connections revoke"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect connect
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -s h -l help -d 'Print this help message and exit'
@@ -265,6 +276,8 @@ complete -c alumia-connect -n '__alumia_connect_at "connect"' -l daemon -r -d 'D
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "connect"' -l reconnect -r -a '(__alumia_connect_dynamic connections)'
+complete -c alumia-connect -n '__alumia_connect_at "connect"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect credentials
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -s h -l help -d 'Print this help message and exit'
@@ -275,6 +288,7 @@ complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "credentials"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "credentials"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect token
 complete -c alumia-connect -n '__alumia_connect_at "token"' -s h -l help -d 'Print this help message and exit'
@@ -283,6 +297,7 @@ complete -c alumia-connect -n '__alumia_connect_at "token"' -l daemon -r -d 'Dae
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "token"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "token"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect webhooks
 complete -c alumia-connect -n '__alumia_connect_at "webhooks"' -a list -d 'List webhook endpoints, newest first'
@@ -327,6 +342,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -r -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect webhooks show
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s h -l help -d 'Print this help message and exit'
@@ -335,6 +351,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l daemon -r
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks update
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s h -l help -d 'Print this help message and exit'
@@ -352,6 +369,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks update"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks delete
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s h -l help -d 'Print this help message and exit'
@@ -361,6 +379,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks delete"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect webhooks rotate-secret
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s h -l help -d 'Print this help message and exit'
@@ -371,6 +390,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks rotate-secret"' -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect setup-webhook
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s h -l help -d 'Print this help message and exit'
@@ -386,6 +406,7 @@ complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l daemon -r
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "setup-webhook"' -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect events
 complete -c alumia-connect -n '__alumia_connect_at "events"' -a list -d 'List received events, newest first'
@@ -411,6 +432,7 @@ complete -c alumia-connect -n '__alumia_connect_at "events list"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect events show
 complete -c alumia-connect -n '__alumia_connect_at "events show"' -s h -l help -d 'Print this help message and exit'
@@ -438,6 +460,7 @@ complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect events prune
 complete -c alumia-connect -n '__alumia_connect_at "events prune"' -s h -l help -d 'Print this help message and exit'
@@ -479,6 +502,19 @@ complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l data-dir -r 
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "jobs retry"' -l no-color -d 'Do not color the output (also NO_COLOR)'
 
+# alumia-connect listen
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -s h -l help -d 'Print this help message and exit'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l provider -r -d 'The provider whose webhooks to receive'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l forward-to -r -d 'Relay each delivery to this http(s) URL'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l events -r -d 'Show only these event types (comma-separated; a trailing * matches a prefix)'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l keep -d 'Keep the endpoint this command creates when it stops (default: delete it)'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l secret-from-stdin -d 'Read the provider-issued secret (stripe, slack, ...) from stdin when an endpoint is created'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l json -d 'Machine output: print the response data as JSON'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -s q -l quiet -d 'Print only results and errors'
+complete -c alumia-connect -n '__alumia_connect_at "listen"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+
 # alumia-connect admin
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -a events -d 'Webhook endpoints with their counters, jobs per state, the oldest queued job and recent events'
 complete -c alumia-connect -n '__alumia_connect_at "admin"' -a open -d 'Open the admin pages in your browser through a single-use login link (events, retry, connectors)'
@@ -502,6 +538,7 @@ complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l daemon -r 
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect admin open
 complete -c alumia-connect -n '__alumia_connect_at "admin open"' -s h -l help -d 'Print this help message and exit'
@@ -596,6 +633,7 @@ complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l daemon
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client set"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect oauth-client unset
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s h -l help -d 'Print this help message and exit'
@@ -604,6 +642,7 @@ complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l daem
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -l no-color -d 'Do not color the output (also NO_COLOR)'
+complete -c alumia-connect -n '__alumia_connect_at "oauth-client unset"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect daemon
 complete -c alumia-connect -n '__alumia_connect_at "daemon"' -a status -d 'Show whether the daemon runs, its version, URL and keyring'

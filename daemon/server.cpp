@@ -117,7 +117,7 @@ std::string canned_answer(const http::Response& r) {
   return out + r.body;
 }
 
-void log_from_mhd(void*, const char* format, va_list ap) {
+__attribute__((format(printf, 2, 0))) void log_from_mhd(void*, const char* format, va_list ap) {
   char line[512];
   std::vsnprintf(line, sizeof line, format, ap);
   std::string_view text = line;

@@ -39,6 +39,12 @@ Result<http::Response> mint_login_link(DaemonContext& ctx, const http::Request& 
   std::string next;
   if (!req.body.empty()) {
     auto body = TRY(parse_json_body(req));
+    if (!body.is_object())
+      return fail(ErrorCode::bad_request,
+                  "body must be a JSON object {\"page\": \"connector-events\"|\"connectors\"} or empty");
+    for (const auto& [name, value] : body.items())
+      if (name != "page")
+        return fail(ErrorCode::bad_request, "unknown field \"" + name + "\": the body takes only \"page\"");
     if (auto it = body.find("page"); it != body.end() && !it->is_null()) {
       if (!it->is_string() || (*it != "connector-events" && *it != "connectors"))
         return fail(ErrorCode::bad_request, "page must be \"connector-events\" or \"connectors\"");
