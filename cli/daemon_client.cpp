@@ -3,6 +3,7 @@
 #include "output.hpp"
 
 #include <alumia/base/secret.hpp>
+#include <alumia/base/try.hpp>
 #include <alumia/net/host_port.hpp>
 #include <alumia/net/http.hpp>
 
@@ -302,6 +303,21 @@ std::string with_query(const std::string& path, const std::vector<std::pair<std:
     sep = '&';
   }
   return out;
+}
+
+CliResult<json> fetch_all(DaemonClient& client, const std::string& base, int max_pages) {
+  json items = json::array();
+  std::string cursor;
+  for (int page = 0; page < max_pages; ++page) {
+    std::string path = base + (base.find('?') == std::string::npos ? "?" : "&") + "limit=200";
+    if (!cursor.empty()) path += "&cursor=" + encode_component(cursor);
+    auto data = TRY(client.get(path));
+    if (data.is_object() && data.contains("items") && data["items"].is_array())
+      for (auto& it : data["items"]) items.push_back(std::move(it));
+    cursor = jstr(data, "nextCursor");
+    if (!jbool(data, "hasMore") || cursor.empty()) break;
+  }
+  return items;
 }
 
 }  // namespace alumia::cli

@@ -110,6 +110,10 @@ bool daemon_answers(const DaemonUrl& url, std::chrono::milliseconds timeout);
 // Percent-encodes a path segment or query value.
 std::string encode_component(std::string_view s);
 
+// Every item of a list route (SPEC §3 paging), following nextCursor 200 items at a time for at most
+// `max_pages` pages: a JSON array.
+CliResult<json> fetch_all(DaemonClient& client, const std::string& base, int max_pages = 100);
+
 // `path` plus "?k=v&..." for the parameters whose value is not empty, values percent-encoded.
 std::string with_query(const std::string& path, const std::vector<std::pair<std::string, std::string>>& params);
 

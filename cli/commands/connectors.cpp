@@ -5,24 +5,16 @@
 namespace alumia::cli {
 namespace {
 
-CliResult<json> fetch_all(DaemonClient& client, const std::string& base) {
-  json items = json::array();
-  std::string cursor;
-  for (int page = 0; page < 100; ++page) {
-    std::string path = base + (base.find('?') == std::string::npos ? "?" : "&") + "limit=200";
-    if (!cursor.empty()) path += "&cursor=" + encode_component(cursor);
-    auto data = TRY(client.get(path));
-    if (data.is_object() && data.contains("items") && data["items"].is_array())
-      for (auto& it : data["items"]) items.push_back(std::move(it));
-    cursor = jstr(data, "nextCursor");
-    if (!jbool(data, "hasMore") || cursor.empty()) break;
-  }
-  return json{{"items", items}, {"limit", items.size()}, {"nextCursor", nullptr}, {"hasMore", false}};
+// The whole catalog as one list page (every page fetched).
+CliResult<json> fetch_catalog(DaemonClient& client) {
+  auto items = TRY(fetch_all(client, "/api/v1/connectors"));
+  const auto n = items.size();
+  return json{{"items", std::move(items)}, {"limit", n}, {"nextCursor", nullptr}, {"hasMore", false}};
 }
 
 CliStatus list(CliContext& ctx) {
   auto client = TRY(ctx.client());
-  auto data = TRY(fetch_all(*client, "/api/v1/connectors"));
+  auto data = TRY(fetch_catalog(*client));
   if (ctx.global.json) {
     ctx.print_data(data);
     return {};

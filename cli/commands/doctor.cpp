@@ -63,22 +63,6 @@ Check lacks_scope(std::string name, std::string_view scope) {
               std::string(scope) + "`)"};
 }
 
-// Every page of a list route (bounded).
-CliResult<json> fetch_all(DaemonClient& client, const std::string& base) {
-  json items = json::array();
-  std::string cursor;
-  for (int page = 0; page < 50; ++page) {
-    std::string path = base + (base.find('?') == std::string::npos ? "?" : "&") + "limit=200";
-    if (!cursor.empty()) path += "&cursor=" + encode_component(cursor);
-    auto data = TRY(client.get(path));
-    if (data.is_object() && data.contains("items") && data["items"].is_array())
-      for (auto& it : data["items"]) items.push_back(std::move(it));
-    cursor = jstr(data, "nextCursor");
-    if (!jbool(data, "hasMore") || cursor.empty()) break;
-  }
-  return items;
-}
-
 Check store_check(const json& store) {
   Check c{"store", Level::ok, "", ""};
   const std::string path = jstr(store, "path");
@@ -291,11 +275,11 @@ std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unr
 
   std::optional<json> connections;
   if (has_scope(key, "connections")) {
-    auto list = fetch_all(c, "/api/v1/connections");
+    auto list = fetch_all(c, "/api/v1/connections", 50);
     if (!list) checks.push_back({"connections", Level::fail, list.error().message, "alumia-connect daemon logs"});
     else connections = std::move(*list);
   }
-  auto connectors = fetch_all(c, "/api/v1/connectors");
+  auto connectors = fetch_all(c, "/api/v1/connectors", 50);
   if (!connectors)
     checks.push_back({"oauth clients", Level::fail, connectors.error().message, "alumia-connect daemon logs"});
   else checks.push_back(oauth_clients_check(*connectors, connections ? &*connections : nullptr));

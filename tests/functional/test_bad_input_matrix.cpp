@@ -26,16 +26,6 @@
 
 namespace {
 
-// A signer for `provider` (the other members stay empty).
-[[maybe_unused]] alumia::test::webhooks::Signer make_signer(const std::string& provider, const std::string& secret,
-                                                            const std::string& endpoint_id) {
-  alumia::test::webhooks::Signer s;
-  s.provider = provider;
-  s.secret = secret;
-  s.endpoint_id = endpoint_id;
-  return s;
-}
-
 namespace fs = std::filesystem;
 using alumia::test::Daemon;
 using alumia::test::HttpReply;
@@ -162,8 +152,8 @@ TEST_CASE("bad-input matrix: every route refuses malformed and hostile requests 
   const json gh = wh::create_endpoint(d, {{"provider", "github"}, {"label", "matrix"}});
   const json st = wh::create_endpoint(
       d, {{"provider", "stripe"}, {"label", "matrix-stripe"}, {"secret", "whsec_matrix0123456789"}});
-  const wh::Signer gh_signer = make_signer("github", gh["secret"], gh["endpoint"]["id"]);
-  const wh::Signer st_signer = make_signer("stripe", "whsec_matrix0123456789", st["endpoint"]["id"]);
+  const wh::Signer gh_signer = wh::make_signer("github", gh["secret"], gh["endpoint"]["id"]);
+  const wh::Signer st_signer = wh::make_signer("stripe", "whsec_matrix0123456789", st["endpoint"]["id"]);
   // One accepted delivery of each, so that replays and jobs have something to hit.
   REQUIRE(wh::send(d, gh_signer, wh::make_delivery(gh_signer, 1)).status / 100 == 2);
   REQUIRE(wh::send(d, st_signer, wh::make_delivery(st_signer, 1)).status / 100 == 2);

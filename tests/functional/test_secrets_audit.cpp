@@ -23,16 +23,6 @@
 
 namespace {
 
-// A signer for `provider` (the other members stay empty).
-[[maybe_unused]] alumia::test::webhooks::Signer make_signer(const std::string& provider, const std::string& secret,
-                                                            const std::string& endpoint_id) {
-  alumia::test::webhooks::Signer s;
-  s.provider = provider;
-  s.secret = secret;
-  s.endpoint_id = endpoint_id;
-  return s;
-}
-
 namespace fs = std::filesystem;
 using alumia::test::Daemon;
 using alumia::test::TempDir;
@@ -105,8 +95,8 @@ TEST_CASE("no known secret in the store, WAL, SHM, intake, logs or /proc of the 
   secrets.push_back({"a given webhook secret", "whsec_audit_0123456789abcdef"});
   secrets.push_back({"a relay secret", gh["relaySecret"]});
   secrets.push_back({"another relay secret", st["relaySecret"]});
-  const wh::Signer gs = make_signer("github", gh["secret"], gh["endpoint"]["id"]);
-  const wh::Signer ss = make_signer("stripe", "whsec_audit_0123456789abcdef", st["endpoint"]["id"]);
+  const wh::Signer gs = wh::make_signer("github", gh["secret"], gh["endpoint"]["id"]);
+  const wh::Signer ss = wh::make_signer("stripe", "whsec_audit_0123456789abcdef", st["endpoint"]["id"]);
   REQUIRE(wh::send(d, gs, wh::make_delivery(gs, 1)).status / 100 == 2);
   REQUIRE(wh::send(d, ss, wh::make_delivery(ss, 1)).status / 100 == 2);
 

@@ -21,16 +21,6 @@
 
 namespace {
 
-// A signer for `provider` (the other members stay empty).
-[[maybe_unused]] alumia::test::webhooks::Signer make_signer(const std::string& provider, const std::string& secret,
-                                                            const std::string& endpoint_id) {
-  alumia::test::webhooks::Signer s;
-  s.provider = provider;
-  s.secret = secret;
-  s.endpoint_id = endpoint_id;
-  return s;
-}
-
 namespace fs = std::filesystem;
 using alumia::test::cli;
 using alumia::test::Daemon;
@@ -66,7 +56,8 @@ struct Sealed {
 Sealed seal_some(const Daemon& d) {
   const json created = wh::create_endpoint(d, {{"provider", "github"}, {"label", "rotation"}});
   Sealed s;
-  s.signer = make_signer("github", created["secret"].get<std::string>(), created["endpoint"]["id"].get<std::string>());
+  s.signer =
+      wh::make_signer("github", created["secret"].get<std::string>(), created["endpoint"]["id"].get<std::string>());
   auto client = d.api("POST", "/api/v1/oauth-clients/github",
                       json{{"clientId", "Iv1.rotation"}, {"clientSecret", "rotation-client-secret-0123456789"}}.dump());
   INFO(client.body);

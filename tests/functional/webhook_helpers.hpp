@@ -104,6 +104,15 @@ struct Signer {
   std::string endpoint_id;
 };
 
+// A signer for `provider` (the other members stay empty).
+inline Signer make_signer(std::string provider, std::string secret, std::string endpoint_id) {
+  Signer s;
+  s.provider = std::move(provider);
+  s.secret = std::move(secret);
+  s.endpoint_id = std::move(endpoint_id);
+  return s;
+}
+
 // A valid event delivery with native id `n`; `bad` breaks the signature; `age` shifts the
 // timestamp into the past (seconds) where the scheme has one.
 inline Delivery make_delivery(const Signer& s, int n, bool bad = false, int64_t age = 0) {
