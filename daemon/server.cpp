@@ -486,13 +486,14 @@ struct Listener::Impl {
     MHD_resume_connection(c);
   }
 
-  // Under mutex: resumes the held answers that are due (all of them when stopping); returns the
+  // Under mutex: takes the held answers that are due (all of them when stopping) into `due`, for the
+  // caller to resume once it has let go of the mutex (MHD takes its own locks in resume); returns the
   // earliest one still held.
-  std::optional<Clock::time_point> resume_held(Clock::time_point now) {
+  std::optional<Clock::time_point> take_due(Clock::time_point now, std::vector<MHD_Connection*>& due) {
     std::optional<Clock::time_point> next;
     std::erase_if(held, [&](const auto& h) {
       if (stopping || h.first <= now) {
-        MHD_resume_connection(h.second);
+        due.push_back(h.second);
         return true;
       }
       if (!next || h.first < *next) next = h.first;
@@ -528,7 +529,13 @@ struct Listener::Impl {
       if (next_held) sweeper_cv.wait_until(lock, std::min(*next_held, Clock::now() + tick));
       else sweeper_cv.wait_for(lock, tick);
       const auto now = Clock::now();
-      next_held = resume_held(now);
+      std::vector<MHD_Connection*> due;
+      next_held = take_due(now, due);
+      if (!due.empty()) {
+        lock.unlock();
+        for (MHD_Connection* c : due) MHD_resume_connection(c);
+        lock.lock();
+      }
       for (Conn* conn : conns) {
         if (conn->phase == Conn::Phase::idle) first_byte(*conn, now);
         if (conn->shot || conn->phase == Conn::Phase::busy || conn->phase == Conn::Phase::idle ||
@@ -720,10 +727,17 @@ void Listener::stop() {
   {
     std::lock_guard lock(s.mutex);
     s.stopping = true;
-    s.resume_held(Clock::now());  // held answers go out now
   }
   s.sweeper_cv.notify_all();
   if (s.sweeper.joinable()) s.sweeper.join();
+  {
+    std::vector<MHD_Connection*> due;  // held answers go out now
+    {
+      std::lock_guard lock(s.mutex);
+      s.take_due(Clock::now(), due);
+    }
+    for (MHD_Connection* c : due) MHD_resume_connection(c);
+  }
   MHD_stop_daemon(s.mhd);
   m_impl.reset();
 }
