@@ -19,12 +19,9 @@ using nlohmann::json;
 
 namespace {
 
+// The signer of a GitHub endpoint as POST /api/v1/webhook-endpoints answered its creation.
 Signer github(const json& created) {
-  Signer s;
-  s.provider = "github";
-  s.secret = created["secret"].get<std::string>();
-  s.endpoint_id = created["endpoint"]["id"].get<std::string>();
-  return s;
+  return make_signer("github", created["secret"].get<std::string>(), created["endpoint"]["id"].get<std::string>());
 }
 
 json admin_view(const Daemon& d, const std::string& query = {}) {
