@@ -35,7 +35,7 @@ run: build
 test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh
 	@tests/browser/install.sh
-	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_BROWSER=1 ctest --output-on-failure -j2 --timeout 900
+	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_BROWSER=1 ALUMIA_REQUIRE_POSTGRES=1 ctest --output-on-failure -j2 --timeout 900
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

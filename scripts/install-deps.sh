@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config make g++
       libcli11-dev libcpp-httplib-dev libmicrohttpd-dev libsqlitecpp-dev libsqlite3-dev nlohmann-json3-dev libssl-dev
-      libsecret-1-dev libglib2.0-dev catch2 liburiparser-dev libidn2-dev libspdlog-dev libfmt-dev
+      libsecret-1-dev libglib2.0-dev libpq-dev catch2 liburiparser-dev libidn2-dev libspdlog-dev libfmt-dev
       gnome-keyring dbus dbus-x11 sqlite3 curl wrk python3 procps clang-format)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
@@ -12,6 +12,7 @@ pkgs+=(nginx)  # tests/functional/test_deploy_nginx.cpp runs its own nginx (the 
 pkgs+=(python3-prometheus-client)  # tests/functional/test_metrics.cpp parses GET /metrics with its parser
 pkgs+=(dpkg-dev file)  # the .deb: CPack's Depends (dpkg-shlibdeps reads the ELF files); tests/packaging/test_deb.sh
 pkgs+=(chromium)  # tests/functional/test_admin_pages_browser.cpp drives it headless (tests/browser/)
+pkgs+=(postgresql-15)  # the PostgreSQL store's tests start their own server (tests/support/postgres.hpp)
 # `make fuzz` (scripts/install-deps.sh fuzz): libFuzzer needs clang, and clang 14 (Debian 12's default)
 # cannot compile libstdc++ 12's <expected>, which the code uses throughout; clang 19 of Debian 12 can.
 [ "${1:-}" = fuzz ] && pkgs+=(clang-19 libclang-rt-19-dev)
