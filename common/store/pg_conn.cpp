@@ -113,7 +113,7 @@ namespace {
 // Session settings every connection starts with: UTC and hex bytea, whatever the server's defaults;
 // no statement waits on a lock for ever.
 constexpr const char* k_session_setup =
-    "SET TIME ZONE 'UTC'; SET bytea_output = 'hex'; SET lock_timeout = '30s'; "
+    "SET TIME ZONE 'UTC'; SET bytea_output = 'hex'; SET lock_timeout = '30s'; SET client_min_messages = warning; "
     "SET idle_in_transaction_session_timeout = '60s'";
 
 Result<pg_conn*> connect(const std::string& conninfo) {
@@ -179,8 +179,11 @@ Result<Rows> Connection::run(std::string_view sql, const Param* params, std::siz
     formats[i] = p.kind() == Param::Kind::bytes ? 1 : 0;
   }
   const std::string text(sql);
-  PGresult* r = PQexecParams(m_conn, text.c_str(), static_cast<int>(count), nullptr, values.data(), lengths.data(),
-                             formats.data(), 0);
+  // Without parameters the simple protocol, which also runs several statements separated by ';'
+  // (migrations); with them the extended one, which binds and allows one statement.
+  PGresult* r = count == 0 ? PQexec(m_conn, text.c_str())
+                           : PQexecParams(m_conn, text.c_str(), static_cast<int>(count), nullptr, values.data(),
+                                          lengths.data(), formats.data(), 0);
   const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Rows(r);
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;

@@ -8,8 +8,9 @@
 // branch on (unique_violation for dedup, serialization failures for retries).
 //
 // The contract:
-// - Every statement is sent with PQexecParams: values bound to $1, $2 … as text, or as binary for
-//   `Param::bytes` (bytea: raw bodies, sealed values). SQL text never contains a value.
+// - A statement with parameters is sent with PQexecParams: values bound to $1, $2 … as text, or as
+//   binary for `Param::bytes` (bytea: raw bodies, sealed values). SQL text never contains a value. One
+//   without parameters goes through PQexec, which also runs several statements separated by ';'.
 // - Results come back in text format; `Rows::bytes` decodes a bytea column (hex form).
 // - A failed statement becomes an Error: a lost connection or a server shutting down is
 //   SERVICE_UNAVAILABLE (the caller answers 503 and the connection is re-established on the next use),

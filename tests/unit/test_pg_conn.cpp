@@ -2,11 +2,14 @@
 // parameters and bytea round-trip any bytes, SQLSTATEs become the right errors, a failed transaction
 // leaves nothing, NOTIFY reaches a listener, and a lost server is SERVICE_UNAVAILABLE until it is back.
 #include "../../common/store/pg_conn.hpp"
+#include "../../common/store/pg_schema.hpp"
 #include "postgres.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace alumia;
 
@@ -159,4 +162,41 @@ TEST_CASE("pg: a lost server is SERVICE_UNAVAILABLE, and the pool reconnects onc
   auto rows = (*pool)->lease().value()->exec("SELECT count(*) FROM k WHERE id = 2");
   REQUIRE(rows);
   CHECK(rows->int64(0, 0) == 1);
+}
+
+TEST_CASE("pg: migrations run once when several daemons start together, and a newer schema is refused", "[pg]") {
+  ALUMIA_SKIP_WITHOUT_POSTGRES();
+  auto& server = test::shared_postgres();
+  const std::string info = server.conninfo(server.fresh_database());
+  // Each migration leaves a mark; run twice it would fail (no IF NOT EXISTS) or mark twice.
+  const std::vector<std::string_view> migrations = {
+      "CREATE TABLE marks (n int); INSERT INTO marks VALUES (1)",
+      "INSERT INTO marks VALUES (2); CREATE TABLE second (id text PRIMARY KEY)",
+  };
+  std::vector<std::thread> starters;
+  std::vector<Result<int>> reached(4, 0);
+  for (std::size_t i = 0; i < reached.size(); ++i)
+    starters.emplace_back([&, i] {
+      auto db = pg::Connection::open(info);
+      reached[i] = db ? pg::migrate(**db, "test", migrations) : Result<int>(std::unexpected(db.error()));
+    });
+  for (auto& t : starters) t.join();
+  for (const auto& r : reached) {
+    REQUIRE(r);
+    CHECK(*r == 2);
+  }
+  auto db = connect(info);
+  CHECK(db->exec("SELECT count(*) FROM marks")->int64(0, 0) == 2);
+  CHECK(db->exec("SELECT version FROM alumia_schema WHERE part = 'test'")->int64(0, 0) == 2);
+
+  // Another part numbers its own migrations.
+  const std::vector<std::string_view> other = {"CREATE TABLE other_part (n int)"};
+  CHECK(pg::migrate(*db, "other", other).value() == 1);
+
+  // This program knows one migration of "test"; the database has two.
+  const std::vector<std::string_view> older = {migrations[0]};
+  auto refused = pg::migrate(*db, "test", older);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message.find("newer than this alumia-connectd knows") != std::string::npos);
+  CHECK(db->exec("SELECT count(*) FROM marks")->int64(0, 0) == 2);
 }
