@@ -5,10 +5,15 @@
 // Requests are forwarded as they come (method, target, headers, body) with Host rewritten to the
 // upstream, as nginx's default `proxy_set_header Host $proxy_host` does; answers come back as they are
 // (status, every header including each Set-Cookie, body). No redirect is followed.
+//
+// With several upstreams it is the round-robin balancer of the cluster tests (several daemons on one
+// PostgreSQL, issue 17): each request goes to the next upstream; one that refuses the connection (a
+// killed daemon) is skipped for that request, as haproxy's `option redispatch` does, and counted.
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace httplib {
 class Server;
@@ -28,13 +33,19 @@ class HttpProxy {
   const std::string& url() const { return m_url; }
   // http://HOST:PORT the requests go to; until it is set, the proxy answers 502.
   void set_upstream(const std::string& origin);
+  // Several origins, taken in turn.
+  void set_upstreams(std::vector<std::string> origins);
+  // Requests each upstream answered (index as given to set_upstreams).
+  std::vector<int> answered() const;
 
  private:
   std::unique_ptr<httplib::Server> m_server;
   std::thread m_thread;
   std::string m_url;
-  std::mutex m_mutex;
-  std::string m_upstream;
+  mutable std::mutex m_mutex;
+  std::vector<std::string> m_upstreams;
+  std::vector<int> m_answered;
+  std::size_t m_next = 0;
 };
 
 }  // namespace alumia::test
