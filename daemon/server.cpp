@@ -20,6 +20,7 @@
 #include "server.hpp"
 
 #include "http_head.hpp"
+#include "mhd_loop.hpp"
 #include "routes.hpp"
 #include "work_pool.hpp"
 
@@ -136,6 +137,7 @@ struct Listener::Impl {
   WorkPool pool;
   std::string timeout_answer;  // canned_answer of the 408
   MHD_Daemon* mhd = nullptr;
+  MhdLoop loop;  // the poll thread (mhd_loop.hpp); every resume goes through loop.resume
 
   // Poll thread only: connections per address (accept policy and notify), requests in flight per
   // forwarded client (first call and completion).
@@ -380,9 +382,9 @@ struct Listener::Impl {
               exp->answer = error_response(Error{ErrorCode::internal, "internal error (see the daemon log)", 0});
             }
             set_phase(conn, Conn::Phase::body);
-            MHD_resume_connection(c);
+            loop.resume(c);
           })) {
-        MHD_resume_connection(c);
+        loop.resume(c);
         set_phase(conn, Conn::Phase::body);
         return refuse(c, ex, busy_error());
       }
@@ -450,7 +452,7 @@ struct Listener::Impl {
     if (hand_on()) {
       if (dispatch_now(ctx, ex.request, ex.match, [this, c, exp](http::Response r) {
             exp->answer = std::move(r);
-            MHD_resume_connection(c);
+            loop.resume(c);
             handed_back();
           }))
         return MHD_YES;
@@ -464,9 +466,9 @@ struct Listener::Impl {
             exp->answer = error_response(Error{ErrorCode::internal, "internal error (see the daemon log)", 0});
           }
           if (exp->answer->hold.count() > 0) hold_then_resume(c, Clock::now() + exp->answer->hold);
-          else MHD_resume_connection(c);
+          else loop.resume(c);
         })) {
-      MHD_resume_connection(c);
+      loop.resume(c);
       ex.answer = error_response(busy_error());
     }
     return MHD_YES;
@@ -483,7 +485,7 @@ struct Listener::Impl {
         return;
       }
     }
-    MHD_resume_connection(c);
+    loop.resume(c);
   }
 
   // Under mutex: takes the held answers that are due (all of them when stopping) into `due`, for the
@@ -533,7 +535,7 @@ struct Listener::Impl {
       next_held = take_due(now, due);
       if (!due.empty()) {
         lock.unlock();
-        for (MHD_Connection* c : due) MHD_resume_connection(c);
+        for (MHD_Connection* c : due) loop.resume(c);
         lock.lock();
       }
       for (Conn* conn : conns) {
@@ -689,9 +691,9 @@ Status Listener::start(DaemonContext& ctx) {
   raise_descriptor_limit();
   m_impl = std::make_unique<Impl>(m_kind, ctx, std::move(*limits), std::move(*trusted));
   Impl& s = *m_impl;
-  // poll, not epoll: in epoll mode every connection sometimes stalled until the idle timeout once other
-  // threads resumed them in bursts (docs/ARCHITECTURE.md, "Why poll, not epoll").
-  const unsigned flags = MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // epoll driven by our own loop, not MHD's internal epoll thread, which can stall every connection until
+  // the idle timeout (mhd_loop.hpp; docs/ARCHITECTURE.md, "The poll thread").
+  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   MHD_OptionItem options[] = {
       {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&log_from_mhd), nullptr},  // first, for every message
       {MHD_OPTION_LISTEN_SOCKET, m_fd, nullptr},
@@ -713,6 +715,12 @@ Status Listener::start(DaemonContext& ctx) {
     return fail(ErrorCode::service_unavailable, "cannot start the HTTP server on port " + std::to_string(m_port));
   }
   m_fd = -1;  // MHD owns it now and closes it
+  if (!s.loop.start(s.mhd, m_kind == http::ListenerKind::public_ ? "http-public" : "http-control")) {
+    MHD_stop_daemon(s.mhd);
+    m_impl.reset();
+    return fail(ErrorCode::service_unavailable,
+                "cannot start the HTTP server's event loop on port " + std::to_string(m_port) + " (epoll, eventfd)");
+  }
   s.sweeper = std::thread([&s] { s.sweep(); });
   return {};
 }
@@ -736,8 +744,9 @@ void Listener::stop() {
       std::lock_guard lock(s.mutex);
       s.take_due(Clock::now(), due);
     }
-    for (MHD_Connection* c : due) MHD_resume_connection(c);
+    for (MHD_Connection* c : due) s.loop.resume(c);
   }
+  s.loop.stop();
   MHD_stop_daemon(s.mhd);
   m_impl.reset();
 }
