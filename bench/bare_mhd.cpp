@@ -1,6 +1,6 @@
 // bench_bare_server --server mhd: the event-driven ceiling, on the daemon's own server library and with
-// its listener defaults (daemon/server.cpp, common/config/settings.cpp): MHD's internal epoll thread
-// (MHD_USE_EPOLL_INTERNAL_THREAD) reads and parses every connection; a complete POST is handed to a
+// its listener defaults (daemon/server.cpp, common/config/settings.cpp): MHD in epoll mode on the
+// listeners' own event loop (daemon/mhd_loop.hpp) reads and parses every connection; a complete POST is handed to a
 // pool of 16 workers (daemon/work_pool.hpp, the public listener's count; queue depth the connection cap)
 // with its connection suspended (MHD_suspend_connection); the worker makes the body durable (--durable)
 // and resumes it, and the poll thread queues the 200. Connection cap 3,000, 512 per client address,
@@ -11,6 +11,7 @@
 // a worker does besides the durable write (verification, dedup, SQLite).
 #include "bare_servers.hpp"
 
+#include <mhd_loop.hpp>
 #include <work_pool.hpp>
 
 #include <arpa/inet.h>
@@ -51,6 +52,7 @@ struct Mhd {
   BareState& state;
   int delay_ms;
   alumia::daemon::WorkPool pool;
+  alumia::daemon::MhdLoop loop;
 };
 
 MHD_Result queue(MHD_Connection* c, unsigned status, const std::string& text) {
@@ -96,10 +98,10 @@ MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char*
               if (seq) s.state.log->release(*seq);  // nothing applies it elsewhere; its space is free again
               else ex->status = 503;
             }
-            MHD_resume_connection(c);
+            s.loop.resume(c);
           })) {
         ex->status = 503;
-        MHD_resume_connection(c);
+        s.loop.resume(c);
       }
       return MHD_YES;
     case Exchange::Step::working:  // resumed (or a GET): answer
@@ -149,8 +151,9 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
   }
   Mhd s{.state = state,
         .delay_ms = options.delay_ms,
-        .pool{options.threads > 0 ? options.threads : k_workers, static_cast<std::size_t>(k_max_connections)}};
-  const unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        .pool{options.threads > 0 ? options.threads : k_workers, static_cast<std::size_t>(k_max_connections)},
+        .loop{}};
+  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   MHD_OptionItem items[] = {
       {MHD_OPTION_LISTEN_SOCKET, fd, nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, k_max_connections, nullptr},
@@ -163,8 +166,9 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
   };
   MHD_Daemon* d =
       MHD_start_daemon(flags, 0, nullptr, nullptr, &on_request, &s, MHD_OPTION_ARRAY, items, MHD_OPTION_END);
-  if (d == nullptr) {
-    ::close(fd);
+  if (d == nullptr || !s.loop.start(d, "bare-mhd")) {
+    if (d != nullptr) MHD_stop_daemon(d);
+    else ::close(fd);
     std::fprintf(stderr, "bench_bare_server: cannot start libmicrohttpd\n");
     return 1;
   }
@@ -174,6 +178,7 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
   int sig = 0;
   sigwait(&stop_signals, &sig);
   s.pool.stop();  // queued requests finish and resume their connections (MHD must hold none suspended)
+  s.loop.stop();
   MHD_stop_daemon(d);
   return 0;
 }

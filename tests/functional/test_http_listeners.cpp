@@ -196,6 +196,19 @@ TEST_CASE("listeners: every smuggling pattern is refused and closed; the hidden 
          post + host + "Origin: https://evil.example\r\nContent-Length: " + n + "\r\n\r\n" + smuggled},
         {"150 header lines", post + host + many_lines + "Content-Length: " + n + "\r\n\r\n" + smuggled},
         {"20 KiB of headers", post + host + huge + "Content-Length: " + n + "\r\n\r\n" + smuggled},
+        // Line ends a strict proxy would not read as we would (issue 13 item 2): refused, not joined.
+        {"a bare LF ending the request line",
+         "POST /api/v1/connections HTTP/1.1\n" + host + "Content-Length: " + n + "\r\n\r\n" + smuggled},
+        {"a bare LF ending a header line",
+         post + "Host: 127.0.0.1:" + std::to_string(port) + "\nContent-Length: " + n + "\r\n\r\n" + smuggled},
+        {"bare LFs throughout", "POST /api/v1/connections HTTP/1.1\nHost: 127.0.0.1:" + std::to_string(port) +
+                                    "\nContent-Length: " + n + "\n\n" + smuggled},
+        {"an obs-fold line", post + host + "X-Folded: a\r\n b\r\nContent-Length: " + n + "\r\n\r\n" + smuggled},
+        {"an obs-fold line with a tab",
+         post + host + "X-Folded: a\r\n\tb\r\nContent-Length: " + n + "\r\n\r\n" + smuggled},
+        {"Content-Length folded", post + host + "Content-Length: " + n + "\r\n 0\r\n\r\n" + smuggled},
+        {"a bare CR inside a header",
+         post + host + "X-Cr: a\rContent-Length: 0\r\nContent-Length: " + n + "\r\n\r\n" + smuggled},
     };
     for (const auto& p : patterns) {
       CAPTURE(port == l.control ? "control" : "public", p.name);
@@ -236,12 +249,17 @@ TEST_CASE("listeners: our own refusals are in the envelope, with Connection: clo
       {"GET /healthz HTTP/1.1\r\n" + host + many_lines + "\r\n", 431, "HEADERS_TOO_LARGE"},
       {"POST /x HTTP/1.1\r\n" + host + "Content-Length: 10000000\r\n\r\n", 413, "PAYLOAD_TOO_LARGE"},
       {"GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n", 403, "FORBIDDEN"},
+      {"GET /healthz HTTP/1.1\r\n\r\n", 400, "BAD_REQUEST"},  // no Host: ours, not MHD's (one status line)
+      {"GET /healthz HTTP/1.1\n" + host + "\r\n", 400, "BAD_REQUEST"},
+      {"GET /health z HTTP/1.1\r\n" + host + "\r\n", 400, "BAD_REQUEST"},  // a space in the target
+      {"GET /healthz HTTP/1.1\r\n" + host + "X-Folded: a\r\n b\r\n\r\n", 400, "BAD_REQUEST"},
   };
   for (const auto& r : rows) {
     CAPTURE(r.bytes.substr(0, 60));
     Conn c(l.public_);
     REQUIRE(c.send(r.bytes));
     REQUIRE(c.read_answer() == r.status);
+    CHECK(count_of(c.last(), "HTTP/1.1 ") == 1);
     CHECK(c.last().find("Connection: close") != std::string::npos);
     const auto body = nlohmann::json::parse(c.last().substr(c.last().find("\r\n\r\n") + 4), nullptr, false);
     CHECK(body["error"]["code"] == r.code);
@@ -252,6 +270,16 @@ TEST_CASE("listeners: our own refusals are in the envelope, with Connection: clo
   REQUIRE(c.send("GET /healthz HTTP/1.1\r\n" + host + "Content-Length: 0\r\n\r\n" + get("/healthz", l.public_)));
   CHECK(c.read_answer() == 200);
   CHECK(c.read_answer() == 200);
+  // The line-end rule refuses nothing well formed: empty values, trailing blanks, tabs inside a value,
+  // a header as the last line, many headers, on one kept-alive connection.
+  std::string many;
+  for (int i = 0; i < 60; ++i) many += "X-N" + std::to_string(i) + ": " + std::string(i % 7, ' ') + "v\t w \r\n";
+  for (const std::string& extra : {std::string("X-Empty:\r\n"), std::string("X-Trailing: v   \r\n"),
+                                   std::string("X-Tab:\tv\tw\r\n"), std::string("X-Blank: \r\nX-Next: 1\r\n"), many}) {
+    CAPTURE(extra.substr(0, 40));
+    REQUIRE(c.send(get("/healthz", l.public_, extra)));
+    CHECK(c.read_answer() == 200);
+  }
 }
 
 TEST_CASE("listeners: headers not complete in time are answered 408 and closed, a trickle too",

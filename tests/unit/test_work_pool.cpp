@@ -29,3 +29,22 @@ TEST_CASE("work pool: refuses when its queue is full, runs everything queued bef
   CHECK(ran == 3);
   CHECK_FALSE(pool.push([&] { ++ran; }));  // stopped
 }
+
+TEST_CASE("work pool: starts no worker until a job comes, then one per job waiting, up to its size", "[listen][pool]") {
+  WorkPool pool(3, 100);
+  CHECK(pool.started() == 0);  // an idle listener holds no worker thread
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> running{0};
+  std::atomic<int> ran{0};
+  for (int i = 0; i < 10; ++i)
+    REQUIRE(pool.push([&] {
+      ++running;
+      released.wait();
+      ++ran;
+    }));
+  CHECK(pool.started() == 3);  // never more than its size, however many are queued
+  release.set_value();
+  pool.stop();
+  CHECK(ran == 10);
+}

@@ -1,0 +1,113 @@
+#pragma once
+// The event loop of a libmicrohttpd daemon (the listeners, server.cpp, and bench_bare_server --server
+// mhd): MHD in epoll mode without its internal thread (MHD_USE_EPOLL), driven by a thread of ours.
+//
+// Why not MHD_USE_EPOLL_INTERNAL_THREAD. In MHD 0.9.75 (and upstream's master still) MHD_epoll()
+// computes its wait once (the earliest idle timeout: seconds) and then drains the epoll set with
+//     while (num_events == MAX_EVENTS /* 128 */) num_events = epoll_wait(..., 128, that_wait);
+// When one epoll_wait returns exactly 128 events (or 256, ...), the next one blocks for the whole wait
+// although those 128 connections are ready and not yet served (they sit in MHD's "eready" list until the
+// loop ends). If MHD's wake-up (the ITC, written by MHD_resume_connection on other threads) was among
+// the 128, it has been cleared, so the resumed connections wait too. When every client is waiting for
+// an answer nothing else arrives to wake it: every connection stalls until the idle timeout closes it
+// (bench/public (c) at 256 connections, every round once the intake log's flusher resumed connections
+// in bursts). The poll mode has no such loop but walks every descriptor on each wake-up.
+//
+// Here MHD_run() runs with a zero wait, so its inner epoll_wait never blocks, and this loop does the
+// waiting: poll() on MHD's epoll descriptor and on an eventfd of its own, for at most MHD_get_timeout()
+// (0 while MHD still has ready connections). MHD has no wake-up of its own in this mode, so a connection
+// resumed from another thread must go through resume(): MHD_resume_connection(), then the eventfd. The
+// eventfd is read before MHD_run() looks for resumed connections, so every resume is followed by a run
+// that starts after it.
+//
+// Threads: MHD's callbacks run on this loop's thread (the "poll thread"); resume() may be called from
+// any thread; start() and stop() from the owner. The daemon must have been started with
+// MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME and without MHD_USE_INTERNAL_POLLING_THREAD.
+#include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+namespace alumia::daemon {
+
+class MhdLoop {
+ public:
+  MhdLoop() = default;
+  ~MhdLoop() { stop(); }
+  MhdLoop(const MhdLoop&) = delete;
+  MhdLoop& operator=(const MhdLoop&) = delete;
+
+  // Starts the thread running `mhd`; false (and nothing started) when MHD has no epoll descriptor (not
+  // started in external epoll mode) or no eventfd can be made.
+  bool start(MHD_Daemon* mhd, std::string name = {}) {
+    const MHD_DaemonInfo* info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == nullptr || info->epoll_fd < 0) return false;
+    m_wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m_wake < 0) return false;
+    m_mhd = mhd;
+    m_epoll = info->epoll_fd;
+    m_thread = std::thread([this, name = std::move(name)] {
+      if (!name.empty()) ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+      run();
+    });
+    return true;
+  }
+
+  // Resumes a suspended connection from any thread (MHD_resume_connection, then a wake-up).
+  void resume(MHD_Connection* c) {
+    MHD_resume_connection(c);
+    wake();
+  }
+
+  // Ends the loop after a last few runs (connections resumed just before are answered, as far as their
+  // sockets take the bytes at once), and joins it. The caller then calls MHD_stop_daemon.
+  void stop() {
+    if (!m_thread.joinable()) return;
+    m_stopping.store(true, std::memory_order_release);
+    wake();
+    m_thread.join();
+    ::close(m_wake);
+    m_wake = -1;
+  }
+
+ private:
+  static constexpr int k_max_wait_ms = 1000;
+  static constexpr int k_final_runs = 3;
+
+  void wake() const {
+    if (m_wake >= 0) (void)::eventfd_write(m_wake, 1);
+  }
+
+  void run() {
+    pollfd fds[2] = {{m_epoll, POLLIN, 0}, {m_wake, POLLIN, 0}};
+    while (!m_stopping.load(std::memory_order_acquire)) {
+      MHD_UNSIGNED_LONG_LONG left = 0;
+      int wait = k_max_wait_ms;
+      if (MHD_get_timeout(m_mhd, &left) == MHD_YES)
+        wait = static_cast<int>(std::min<MHD_UNSIGNED_LONG_LONG>(left, k_max_wait_ms));
+      fds[0].revents = fds[1].revents = 0;
+      (void)::poll(fds, 2, wait);
+      if ((fds[1].revents & POLLIN) != 0) {
+        eventfd_t n = 0;
+        (void)::eventfd_read(m_wake, &n);
+      }
+      MHD_run(m_mhd);
+    }
+    for (int i = 0; i < k_final_runs; ++i) MHD_run(m_mhd);
+  }
+
+  MHD_Daemon* m_mhd = nullptr;
+  int m_epoll = -1;
+  int m_wake = -1;
+  std::atomic<bool> m_stopping{false};
+  std::thread m_thread;
+};
+
+}  // namespace alumia::daemon
