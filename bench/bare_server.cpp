@@ -14,6 +14,9 @@
 // once the write has returned. No verification, no dedup, no SQLite: what any service that answers
 // only after a durable write can reach with that server library on this machine.
 //
+// `--durable DIR --store` (cpp-httplib only): the store ceiling (bare_store.cpp): each body is stored as a
+// new delivery by the daemon's own webhook store in DIR (its intake log, then its SQLite writer).
+//
 // `--delay-ms N` (bench/relay.sh): every POST waits N ms before its 200, a slow relay target.
 // `--threads N`: cpp-httplib: a pool of N threads instead of 8 (it holds a thread per kept-alive
 // connection, so bench/relay.sh gives its sinks room for the relay's connections and its own polls);
@@ -49,6 +52,11 @@ int serve_httplib(const BareOptions& options, BareState& state, const sigset_t& 
   server.Post(".*", [&state, delay_ms](const httplib::Request& req, httplib::Response& res) {
     state.requests.fetch_add(1, std::memory_order_relaxed);
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    if (state.store) {
+      res.status = state.store->put(req.body) ? 200 : 503;
+      res.set_content("", "text/plain");
+      return;
+    }
     if (state.log) {
       auto seq = state.log->append(req.body, [](uint64_t) {});
       if (!seq) {
@@ -100,6 +108,7 @@ int main(int argc, char** argv) {
   bench::BareState state;
   bool mhd = false;
   const char* durable = nullptr;
+  bool store = false;
   for (int arg = 1; arg < argc; ++arg) {
     const bool has_value = arg + 1 < argc;
     if (has_value && std::strcmp(argv[arg], "--server") == 0) {
@@ -115,16 +124,28 @@ int main(int argc, char** argv) {
       options.delay_ms = std::atoi(argv[++arg]);
     } else if (has_value && std::strcmp(argv[arg], "--durable") == 0) {
       durable = argv[++arg];
+    } else if (std::strcmp(argv[arg], "--store") == 0) {
+      store = true;
     } else if (arg + 1 == argc && argv[arg][0] != '-') {
       options.port = std::atoi(argv[arg]);
     } else {
       std::fprintf(stderr,
-                   "usage: bench_bare_server [--server httplib|mhd] [--threads N] [--delay-ms N] [--durable DIR] "
-                   "[PORT]\n");
+                   "usage: bench_bare_server [--server httplib|mhd] [--threads N] [--delay-ms N] [--durable DIR "
+                   "[--store]] [PORT]\n");
       return 2;
     }
   }
-  if (durable != nullptr) {
+  if (store && (durable == nullptr || mhd)) {
+    std::fprintf(stderr, "bench_bare_server: --store goes with --durable DIR, on cpp-httplib\n");
+    return 2;
+  }
+  if (store) {
+    state.store = bench::StoreSink::open(durable);
+    if (!state.store) {
+      std::fprintf(stderr, "bench_bare_server: cannot open a webhook store in %s\n", durable);
+      return 1;
+    }
+  } else if (durable != nullptr) {
     std::vector<alumia::IntakeLog::Record> left;
     auto opened = alumia::IntakeLog::open({.path = std::filesystem::path(durable) / "bare.intake"}, left);
     if (!opened || !(*opened)->start()) {
@@ -134,6 +155,7 @@ int main(int argc, char** argv) {
     state.log = std::move(*opened);
   }
   const int rc = mhd ? bench::serve_mhd(options, state, set) : bench::serve_httplib(options, state, set);
+  state.store.reset();
   state.log.reset();
   return rc;
 }

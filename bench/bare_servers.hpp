@@ -2,12 +2,14 @@
 // The two HTTP ceilings of bench_bare_server (bare_server.cpp): the same options, served either by
 // cpp-httplib (bare_server.cpp) or by GNU libmicrohttpd (bare_mhd.cpp), the daemon's own server library.
 #include <alumia/store/intake_log.hpp>
+#include <alumia/store/webhook_store.hpp>
 
 #include <signal.h>
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace bench {
 
@@ -17,8 +19,22 @@ struct BareOptions {
   int port = 0;      // 0: any; the bound port is printed on stdout
 };
 
+// --durable DIR --store (bare_store.cpp): each POST body is stored as a new delivery by the daemon's
+// webhook store in DIR/store.db, its intake log and its SQLite writer; the 200 goes out once it is durable.
+class StoreSink {
+ public:
+  static std::unique_ptr<StoreSink> open(const std::string& dir);  // null: cannot open or migrate
+  bool put(std::string body);                                      // false: not stored (answer 503)
+
+ private:
+  StoreSink() = default;
+  std::unique_ptr<alumia::WebhookStore> m_store;
+  std::atomic<uint64_t> m_next{0};
+};
+
 struct BareState {
   std::unique_ptr<alumia::IntakeLog> log;  // --durable: each POST body is appended before its 200
+  std::unique_ptr<StoreSink> store;        // --durable --store (cpp-httplib only): through the webhook store
   std::atomic<uint64_t> requests{0};       // POSTs received (GET /count)
 };
 

@@ -75,6 +75,7 @@ class GroupWriter {
   void exec(const char* sql) { m_statements.use(sql)->exec(); }
   static int on_wal_commit(void* self, sqlite3*, const char*, int pages);
   void restart_wal_if_due();
+  void trim_after_backlog();
   void checkpoint_loop();
 
   std::size_t m_max_batch;
@@ -85,6 +86,7 @@ class GroupWriter {
   int m_wal_pages = 0;               // writer thread only (wal hook)
   int m_next_checkpoint;             // writer thread only (wal hook)
   bool m_restart_due = false;        // writer thread only (wal hook)
+  std::size_t m_queue_peak = 0;      // writer thread only: the longest queue since the last trim
   std::mutex m_queue_mutex;
   std::condition_variable m_queue_cv;
   std::deque<WriterOp> m_queue;

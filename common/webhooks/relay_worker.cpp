@@ -83,10 +83,16 @@ std::string target_origin(const Result<std::optional<RelayTarget>>& target) {
   return u ? http::origin_of(*u) : (*target)->url;
 }
 
-// A target holding this many claimed jobs or fewer is topped up to two rounds: one round and a half,
-// so that the next claim (a round trip through the store's writer) is under way before its threads
-// run out of ready jobs, and claims still come in batches of at least half a round.
-std::size_t top_up_at(std::size_t per_target) { return per_target + per_target / 2; }
+// Per target origin the worker holds up to k_claim_rounds rounds of per_target jobs claimed (the ones
+// in flight and the rest ready), and tops a target up once it is down to one round fewer: so the next
+// claim (a round trip through the store's writer, which commits it with a flush of the WAL) is under way
+// while three rounds are still to go, and claims come in batches of at least a round. With two rounds
+// and a top-up at one and a half, a claim had half a round of slack (~1 ms at 5,000 jobs/s) and carried
+// 4-6 jobs: every flush that took longer left the target's threads idle, and each claim's commit wrote
+// its index pages for a handful of rows.
+constexpr std::size_t k_claim_rounds = 4;
+std::size_t claim_cap(std::size_t per_target) { return k_claim_rounds * per_target; }
+std::size_t top_up_at(std::size_t per_target) { return (k_claim_rounds - 1) * per_target; }
 
 }  // namespace
 
@@ -97,18 +103,18 @@ std::map<std::string, std::size_t> RelayWorker::claim_limits() {
     if (origin.empty()) continue;
     auto it = m_load.find(origin);
     const std::size_t claimed = it == m_load.end() ? 0 : it->second.claimed;
-    out[endpoint] = claimed > top_up_at(per_target) ? 0 : 2 * per_target - claimed;
+    out[endpoint] = claimed > top_up_at(per_target) ? 0 : claim_cap(per_target) - claimed;
   }
   return out;
 }
 
 void RelayWorker::claim_loop() {
   // Claimed jobs are `running` in the store. The worker claims what its threads can start now plus
-  // one round more: a claim is committed by the store's writer, behind the batch it is applying, so
+  // rounds more: a claim is committed by the store's writer, behind the batch it is applying, so
   // claiming only free slots left the threads idle during every claim (the relay fell to a few
-  // hundred jobs a second under ingest). Per target origin the same two rounds are the cap.
-  const std::size_t depth = 2 * std::max<std::size_t>(1, m_options.concurrency);
-  const std::size_t per_target_cap = 2 * std::max<std::size_t>(1, m_options.per_target);
+  // hundred jobs a second under ingest). Per target origin the same rounds are the cap (claim_cap).
+  const std::size_t depth = k_claim_rounds * std::max<std::size_t>(1, m_options.concurrency);
+  const std::size_t per_target_cap = claim_cap(std::max<std::size_t>(1, m_options.per_target));
   for (;;) {
     std::size_t free_slots = 0;
     std::map<std::string, std::size_t> limits;
@@ -143,7 +149,7 @@ void RelayWorker::claim_loop() {
         }
         claimed.push_back(Ready{std::move(j), it->second.first, it->second.second});
       }
-      std::vector<WebhookJob> give_back;  // jobs of a target that already has its two rounds
+      std::vector<WebhookJob> give_back;  // jobs of a target that already has its four rounds
       {
         std::lock_guard lock(m_mutex);
         for (auto& r : claimed) {
@@ -161,7 +167,9 @@ void RelayWorker::claim_loop() {
         }
       }
       grow_pool();
-      m_ready_cv.notify_all();
+      // One wake-up per job made ready: every delivery thread can take any of them, and a thread that
+      // finishes a delivery looks for the next job itself, so nobody else needs waking for it.
+      for (std::size_t i = 0; i < claimed.size(); ++i) m_ready_cv.notify_one();
       // Back to the store as they were (still due, no attempt spent); the next claims skip their
       // endpoints until the target has room again.
       for (auto& j : give_back) {
@@ -183,42 +191,59 @@ void RelayWorker::claim_loop() {
   }
 }
 
-// Claim thread: one delivery thread per job in flight, up to `concurrency`; they stay once started.
+// Claim thread: one delivery thread per delivery that could run now (per target at most per_target
+// of its claimed jobs), up to `concurrency`; they stay once started. A backlog to one target keeps
+// per_target threads, not `concurrency`: the others would only wake, find nothing startable and sleep.
 // stop() joins the claim thread before the pool, so only this thread changes m_pool meanwhile.
 void RelayWorker::grow_pool() {
   std::size_t want = 0;
   {
     std::lock_guard lock(m_mutex);
-    want = std::min(std::max<std::size_t>(1, m_options.concurrency), m_in_flight);
+    const std::size_t per_target = std::max<std::size_t>(1, m_options.per_target);
+    std::size_t with_origin = 0;
+    for (const auto& [origin, load] : m_load) {
+      with_origin += load.claimed;
+      want += std::min(per_target, load.claimed);
+    }
+    want += m_in_flight - with_origin;  // jobs without a target (they fail at once)
+    want = std::min(std::max<std::size_t>(1, m_options.concurrency), want);
   }
   while (m_pool.size() < want) m_pool.emplace_back([this] { delivery_loop(); });
+  m_pool_size.store(m_pool.size());
 }
 
 void RelayWorker::delivery_loop() {
   const std::size_t per_target = std::max<std::size_t>(1, m_options.per_target);
+  const auto can_start = [&](const Ready& r) { return r.origin.empty() || m_load[r.origin].delivering < per_target; };
   for (;;) {
     Ready ready{{}, std::optional<RelayTarget>(), {}};
+    bool pass_on = false;
     {
       std::unique_lock lock(m_mutex);
       // The oldest ready job whose target has a free slot; jobs of a busy target wait their turn.
       auto startable = m_ready.end();
+      ++m_waiting;
       m_ready_cv.wait(lock, [&] {
         if (m_stopping) return true;
-        startable = std::find_if(m_ready.begin(), m_ready.end(), [&](const Ready& r) {
-          return r.origin.empty() || m_load[r.origin].delivering < per_target;
-        });
+        startable = std::find_if(m_ready.begin(), m_ready.end(), can_start);
         return startable != m_ready.end();
       });
+      --m_waiting;
       if (m_stopping) return;  // jobs still ready stay `running`: the next start() queues them again
       ready = std::move(*startable);
       m_ready.erase(startable);
       if (!ready.origin.empty()) ++m_load[ready.origin].delivering;
+      // This thread may have taken another job than the one its own finished delivery made startable:
+      // a sleeping thread then takes that one.
+      pass_on = m_waiting > 0 && std::any_of(m_ready.begin(), m_ready.end(), can_start);
     }
+    if (pass_on) m_ready_cv.notify_one();
     const std::string origin = ready.origin;
     deliver(std::move(ready));
+    bool wake_claimer = false;
     {
       std::lock_guard lock(m_mutex);
-      --m_in_flight;
+      wake_claimer = m_in_flight-- == k_claim_rounds * std::max<std::size_t>(1, m_options.concurrency);
       std::size_t claimed = 0;
       if (!origin.empty()) {
         auto it = m_load.find(origin);
@@ -228,10 +253,12 @@ void RelayWorker::delivery_loop() {
       }
       // Claim again once this target is down to its top-up mark, or the worker to its thread count.
       const std::size_t threads = std::max<std::size_t>(1, m_options.concurrency);
-      if (origin.empty() || claimed == top_up_at(per_target) || m_in_flight == threads) m_room = true;
+      if (origin.empty() || claimed == top_up_at(per_target) || m_in_flight == threads) m_room = wake_claimer = true;
     }
-    m_cv.notify_all();
-    m_ready_cv.notify_all();  // a job of this target may be startable now
+    // Only the claimer is woken, and only when it has something to do: a wake-up of every thread per
+    // delivery (notify_all on both) was most of the relay's CPU (perf: futex waits and task switches).
+    // The slot this delivery freed is taken by this thread's next turn of the loop.
+    if (wake_claimer) m_cv.notify_one();
   }
 }
 

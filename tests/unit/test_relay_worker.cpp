@@ -250,9 +250,9 @@ TEST_CASE("relay worker: a held target takes at most its per-target slots; anoth
   CHECK(http.slow_max() == 2);
   CHECK(http.slow_sent() == 2);
   CHECK(count_state(*f.hooks, "slow", 30, JobState::succeeded) == 0);
-  // It holds at most two rounds claimed (4); the rest wait in the store, queued, no attempt spent.
-  CHECK(count_state(*f.hooks, "slow", 30, JobState::running) <= 4);
-  CHECK(count_state(*f.hooks, "slow", 30, JobState::queued) >= 26);
+  // It holds at most four rounds claimed (8); the rest wait in the store, queued, no attempt spent.
+  CHECK(count_state(*f.hooks, "slow", 30, JobState::running) <= 8);
+  CHECK(count_state(*f.hooks, "slow", 30, JobState::queued) >= 22);
 
   http.release();
   REQUIRE(test::eventually([&] { return count_state(*f.hooks, "slow", 30, JobState::succeeded) == 30; },
@@ -267,4 +267,51 @@ TEST_CASE("relay worker: a held target takes at most its per-target slots; anoth
     REQUIRE(j->has_value());
     CHECK((*j)->attempts == 1);
   }
+}
+
+TEST_CASE("relay worker: a backlog to one target keeps only that target's delivery threads", "[relay]") {
+  Fixture f;  // its job-1 (endpoint ep1) goes to the fast origin
+  WebhookEndpointRecord e;
+  e.id = "slow";
+  e.user_id = "u1";
+  e.provider = Provider::github;
+  e.relay_to = "http://127.0.0.1/slow";
+  e.created_at = e.updated_at = f.clock.now_ms();
+  REQUIRE(f.hooks->insert_endpoint(e));
+  for (int i = 0; i < 30; ++i) {
+    IngestRequest r;
+    r.endpoint_id = "slow";
+    r.user_id = "u1";
+    r.provider = Provider::github;
+    r.event_key = "github:slow-" + std::to_string(i);
+    r.event_type = "push";
+    r.headers = "[]";
+    r.body = "{}";
+    r.received_at = f.clock.now_ms();
+    r.event_id = "ev-slow-" + std::to_string(i);
+    r.job_id = "job-slow-" + std::to_string(i);
+    REQUIRE(f.hooks->ingest(r));
+  }
+  f.clock.advance(std::chrono::milliseconds(1));
+
+  HeldTarget http;
+  TwoTargets targets;
+  RelayWorkerOptions options;
+  options.concurrency = 8;
+  options.per_target = 2;
+  options.idle_poll = std::chrono::milliseconds(20);
+  RelayWorker worker(*f.hooks, targets, http, f.clock, f.random, options);
+  worker.start();
+  REQUIRE(test::eventually([&] { return http.slow_now() == 2 && http.fast_sent() == 1; }, std::chrono::seconds(20),
+                           std::chrono::milliseconds(5)));
+  // Two for the slow target, at most one for the fast one's single job: not one per claimed job (9).
+  CHECK(worker.delivery_threads() <= 3);
+  CHECK(http.slow_max() == 2);
+
+  http.release();
+  REQUIRE(test::eventually([&] { return count_state(*f.hooks, "slow", 30, JobState::succeeded) == 30; },
+                           std::chrono::seconds(20), std::chrono::milliseconds(5)));
+  worker.stop();
+  CHECK(http.slow_sent() == 30);  // each job delivered once
+  CHECK(worker.delivery_threads() <= 3);
 }

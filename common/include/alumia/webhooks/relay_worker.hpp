@@ -12,6 +12,7 @@
 #include <alumia/webhooks/relay_target.hpp>
 #include <alumia/webhooks/webhook_limits.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -48,12 +49,13 @@ struct RelayWorkerOptions {
 };
 
 // One claimer thread takes due jobs from the store and hands them to `concurrency` delivery threads.
-// Per target origin it holds at most two rounds (2 x per_target claimed: the ones in flight and one
-// round ahead) and starts at most per_target at once. An endpoint whose target holds more than one
-// round and a half is skipped by the claim (the claim tops a target up to two rounds once it is down
-// to one and a half, so claims come in batches); a claimed job beyond its target's two rounds (endpoints that share a
-// target) goes back to the store untouched, no attempt spent. So the jobs of a slow or saturated
-// target wait in the store while the others proceed.
+// Per target origin it holds at most four rounds (4 x per_target claimed: the ones in flight and three
+// rounds ahead, so a claim's commit may take three rounds' time before the threads run dry) and starts
+// at most per_target at once. An endpoint whose target holds more than three rounds is skipped by the
+// claim (the claim tops a target up to four rounds once it is down to three, so claims come in batches
+// of a round or more); a claimed job beyond its target's four rounds (endpoints that share a target)
+// goes back to the store untouched, no attempt spent. So the jobs of a slow or saturated target wait
+// in the store while the others proceed.
 class RelayWorker final : public JobWaker {
  public:
   RelayWorker(WebhookStore& store, EndpointTargets& targets, http::Client& client, const Clock& clock, Random& random,
@@ -69,6 +71,8 @@ class RelayWorker final : public JobWaker {
   void stop();
   void notify();  // a job became due
   void jobs_due() override { notify(); }
+  // Delivery threads started so far (tests: a backlog to one target keeps only its per-target count).
+  std::size_t delivery_threads() const { return m_pool_size.load(); }
 
  private:
   struct Ready {
@@ -98,6 +102,7 @@ class RelayWorker final : public JobWaker {
   std::condition_variable m_ready_cv;  // delivery threads: a job is ready or a target freed a slot, stopping
   std::deque<Ready> m_ready;
   std::size_t m_in_flight = 0;                               // claimed and not finished
+  std::size_t m_waiting = 0;                                 // delivery threads waiting for a startable job
   std::map<std::string, Load> m_load;                        // by origin, while it has jobs claimed
   std::unordered_map<std::string, std::string> m_origin_of;  // endpoint id -> origin of its last job
   bool m_stopping = false;
@@ -106,6 +111,7 @@ class RelayWorker final : public JobWaker {
   int64_t m_last_prune = 0;
   std::thread m_thread;
   std::vector<std::thread> m_pool;  // delivery threads, started as jobs are claimed (grow_pool)
+  std::atomic<std::size_t> m_pool_size{0};
 };
 
 }  // namespace alumia
