@@ -404,7 +404,12 @@ webhook relay.
 .PP
 Human output is aligned tables on standard output; diagnostics go to standard error as
 \fBalumia\-connect: error:\fR \fImessage\fR. With \fB\-\-json\fR the \fBdata\fR member of the daemon's answer
-is printed as JSON instead.
+is printed as JSON instead; every command takes it (\fBdaemon logs\fR gives \fB{logFile, lines}\fR).
+Colour is used only when standard output is a terminal, never with \fBNO_COLOR\fR or \fB\-\-no\-color\fR;
+tables are cut to the terminal's width. While \fBconnect\fR, \fBdaemon start\fR, \fBdaemon stop\fR
+and \fBdoctor\fR wait, a spinner with the elapsed time is drawn on standard error when it is a
+terminal, never with \fB\-\-json\fR, \fB\-\-quiet\fR or \fBNO_COLOR\fR. An error says what to do
+next: the command that lists what exists, the \fB\-\-help\fR to read, or how to start the daemon.
 .PP
 Before sending its API key the CLI checks that the socket listening on the daemon's port belongs to
 the same user (from \fI/proc/net/tcp\fR and \fI/proc/net/tcp6\fR); a listener owned by another user is
