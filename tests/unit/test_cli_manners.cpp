@@ -140,7 +140,7 @@ TEST_CASE("every argument completed from the daemon exists in build_app()", "[cl
   CHECK(std::find(all.begin(), all.end(), "__complete") != all.end());
   CHECK(generate_bash_completion(*h.app).find("alumia-connect __complete \"$1\"") != std::string::npos);
   CHECK(generate_zsh_completion(*h.app).find("alumia-connect __complete \"$1\"") != std::string::npos);
-  CHECK(generate_fish_completion(*h.app).find("-l endpoint -r -a '(__alumia_connect_dynamic endpoints)'") !=
+  CHECK(generate_fish_completion(*h.app).find("-l endpoint -x -a '(__alumia_connect_dynamic endpoints)'") !=
         std::string::npos);
 }
 
