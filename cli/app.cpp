@@ -146,6 +146,10 @@ CliResult<DaemonClient*> CliContext::client() {
 
 bool CliContext::color() const { return tty.stdout_tty && !global.no_color && !env("NO_COLOR") && !global.json; }
 
+bool CliContext::progress() const {
+  return tty.stderr_tty && !global.quiet && !global.json && !global.no_color && !env("NO_COLOR");
+}
+
 std::string CliContext::paint(const std::string& text, const char* sgr) const {
   if (!color()) return text;
   return std::string("\033[") + sgr + "m" + text + "\033[0m";
@@ -167,8 +171,8 @@ std::string command_path(const CLI::App& sub) {
   return path;
 }
 
-// Every error says what to do next (issue 15 item 6): a NOT_FOUND names the command that lists the
-// ids, a refused value the command's --help, unless the message already names a command.
+}  // namespace
+
 std::string next_step(const std::string& path, int exit_code) {
   if (exit_code == error_info(ErrorCode::not_found).exit_code) {
     const std::string group = path.substr(0, path.find(' '));
@@ -190,12 +194,10 @@ std::string next_step(const std::string& path, int exit_code) {
       if (g == group) return "; `alumia-connect " + list + "` shows what exists";
     return "";
   }
-  if (exit_code == error_info(ErrorCode::validation_error).exit_code)
+  if (exit_code == error_info(ErrorCode::validation_error).exit_code || exit_code == k_exit_usage)
     return "; see `alumia-connect " + path + " --help`";
   return "";
 }
-
-}  // namespace
 
 void on_run(CLI::App& sub, CliContext& ctx, std::function<CliStatus()> fn) {
   sub.callback([&ctx, &sub, fn = std::move(fn)] {

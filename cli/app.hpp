@@ -70,6 +70,9 @@ struct CliContext : private FilteredStreams {
   CliResult<DaemonClient*> client();
 
   bool color() const;
+  // Progress (a spinner with the elapsed time) is drawn on stderr while a command waits: only when
+  // stderr is a terminal, and never with --quiet, --json, --no-color or NO_COLOR (issue 15 item 6).
+  bool progress() const;
   std::string paint(const std::string& text, const char* sgr) const;  // SGR code like "32"
   void warn(const std::string& message) const;                        // stderr, always
   void note(const std::string& message) const;                        // stderr unless --quiet
@@ -103,6 +106,11 @@ void register_daemon(CLI::App& app, CliContext& ctx);
 void register_doctor(CLI::App& app, CliContext& ctx);
 void register_oauth_client(CLI::App& app, CliContext& ctx);
 void register_completion(CLI::App& app, CliContext& ctx);
+
+// Every error says what to do next (issue 15 item 6): what on_run() appends to a failure of the
+// command at `path` ("webhooks show") whose message names no command: for a NOT_FOUND the command that
+// lists the ids, for a refused value or a usage error the command's --help; else "".
+std::string next_step(const std::string& path, int exit_code);
 
 // Sets `ctx.action` to `fn` when `sub` is the selected command.
 void on_run(CLI::App& sub, CliContext& ctx, std::function<CliStatus()> fn);

@@ -238,22 +238,23 @@ _alumia_connect_dynamic() {
 }
 
 _alumia_connect() {
-  local path="" word i skip=0 kind
+  # Not `path`: in zsh that is the array tied to PATH, and a local one hides every command.
+  local cmdpath="" word i skip=0 kind
   local -a items
   for ((i = 2; i < CURRENT; i++)); do
     word="${words[i]}"
     if ((skip)); then skip=0; continue; fi
     case "$word" in
-      -*) [[ " $(_alumia_connect_value_options "$path") " == *" $word "* ]] && skip=1 ;;
+      -*) [[ " $(_alumia_connect_value_options "$cmdpath") " == *" $word "* ]] && skip=1 ;;
       *)
-        items=("${(@f)$(_alumia_connect_commands "$path")}")
-        (( ${items[(I)${word}:*]} )) && path="${path:+$path }$word"
+        items=("${(@f)$(_alumia_connect_commands "$cmdpath")}")
+        (( ${items[(I)${word}:*]} )) && cmdpath="${cmdpath:+$cmdpath }$word"
         ;;
     esac
   done
   local prev="${words[CURRENT-1]}"
-  if ((CURRENT > 2)) && [[ " $(_alumia_connect_value_options "$path") " == *" $prev "* ]]; then
-    kind="$(_alumia_connect_value_kind "$path" "$prev")"
+  if ((CURRENT > 2)) && [[ " $(_alumia_connect_value_options "$cmdpath") " == *" $prev "* ]]; then
+    kind="$(_alumia_connect_value_kind "$cmdpath" "$prev")"
     case "$prev" in
       --data-dir) _files -/ ;;
       *) if [[ -n "$kind" ]]; then _alumia_connect_dynamic "$kind"; else _message 'value'; fi ;;
@@ -261,12 +262,12 @@ _alumia_connect() {
     return
   fi
   if [[ "${words[CURRENT]}" == -* ]]; then
-    items=("${(@f)$(_alumia_connect_options "$path")}")
+    items=("${(@f)$(_alumia_connect_options "$cmdpath")}")
     _describe -t options 'option' items
   else
-    items=("${(@f)$(_alumia_connect_commands "$path")}")
+    items=("${(@f)$(_alumia_connect_commands "$cmdpath")}")
     [[ -n "${items[1]}" ]] && _describe -t commands 'command' items
-    kind="$(_alumia_connect_value_kind "$path" "")"
+    kind="$(_alumia_connect_value_kind "$cmdpath" "")"
     [[ -n "$kind" ]] && _alumia_connect_dynamic "$kind"
   fi
 }
@@ -343,19 +344,20 @@ complete -c alumia-connect -f
     for (const auto& o : offered_options(docs, d)) {
       std::string line = "complete -c alumia-connect " + cond;
       for (const auto& n : o.names) line += n.starts_with("--") ? " -l " + n.substr(2) : " -s " + n.substr(1);
-      if (!o.value_name.empty()) line += is_dir_option(o) ? " -r -a '(__fish_complete_directories)'" : " -r";
+      // An option whose values come from the daemon says so on its own line, with its description
+      // (fish shows a second line of the same option without one).
+      const auto dynamic = std::find_if(dynamic_args().begin(), dynamic_args().end(), [&](const DynamicArg& a) {
+        return a.path == d.path && std::find(o.names.begin(), o.names.end(), a.option) != o.names.end();
+      });
+      if (dynamic != dynamic_args().end())
+        line += " -x -a '(__alumia_connect_dynamic " + std::string(dynamic->kind) + ")'";
+      else if (!o.value_name.empty()) line += is_dir_option(o) ? " -r -a '(__fish_complete_directories)'" : " -r";
       line += " -d " + single_quote(o.description);
       s += line + "\n";
     }
-    for (const auto& a : dynamic_args()) {
-      if (a.path != d.path) continue;
-      const std::string option = a.option;
-      if (option.empty())
+    for (const auto& a : dynamic_args())
+      if (a.path == d.path && std::string(a.option).empty())
         s += "complete -c alumia-connect " + cond + " -a '(__alumia_connect_dynamic " + a.kind + ")'\n";
-      else
-        s += "complete -c alumia-connect " + cond + " -l " + option.substr(2) + " -r -a '(__alumia_connect_dynamic " +
-             a.kind + ")'\n";
-    }
   }
   return s;
 }
@@ -404,7 +406,12 @@ webhook relay.
 .PP
 Human output is aligned tables on standard output; diagnostics go to standard error as
 \fBalumia\-connect: error:\fR \fImessage\fR. With \fB\-\-json\fR the \fBdata\fR member of the daemon's answer
-is printed as JSON instead.
+is printed as JSON instead; every command takes it (\fBdaemon logs\fR gives \fB{logFile, lines}\fR).
+Colour is used only when standard output is a terminal, never with \fBNO_COLOR\fR or \fB\-\-no\-color\fR;
+tables are cut to the terminal's width. While \fBconnect\fR, \fBdaemon start\fR, \fBdaemon stop\fR
+and \fBdoctor\fR wait, a spinner with the elapsed time is drawn on standard error when it is a
+terminal, never with \fB\-\-json\fR, \fB\-\-quiet\fR or \fBNO_COLOR\fR. An error says what to do
+next: the command that lists what exists, the \fB\-\-help\fR to read, or how to start the daemon.
 .PP
 Before sending its API key the CLI checks that the socket listening on the daemon's port belongs to
 the same user (from \fI/proc/net/tcp\fR and \fI/proc/net/tcp6\fR); a listener owned by another user is

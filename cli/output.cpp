@@ -170,6 +170,35 @@ void fit(std::vector<std::size_t>& widths, std::size_t limit) {
 }  // namespace
 
 void set_table_width(std::size_t columns) { g_table_width = columns; }
+std::size_t table_width() { return g_table_width; }
+
+std::vector<std::string> wrap_text(const std::string& text, std::size_t width) {
+  std::vector<std::string> lines{""};
+  if (width == 0) {
+    lines.back() = text;
+    return lines;
+  }
+  std::size_t used = 0;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(start, end - start);
+    const std::size_t w = display_width(word);
+    if (used > 0 && used + 1 + w > width) {
+      lines.emplace_back();
+      used = 0;
+    }
+    if (used > 0) {
+      lines.back() += ' ';
+      ++used;
+    }
+    lines.back() += word;
+    used += w;
+    start = end + 1;
+  }
+  return lines;
+}
 
 void print_table(std::ostream& out, const Table& raw, const CellDecorator& decorate) {
   Table table;
@@ -252,6 +281,9 @@ std::string short_time(const std::string& iso) {
   return s;
 }
 
-void print_json(std::ostream& out, const json& data) { out << data.dump(2) << '\n'; }
+// Text the CLI did not get from the daemon as JSON (a log line) may not be UTF-8: replaced, never thrown.
+void print_json(std::ostream& out, const json& data) {
+  out << data.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
 
 }  // namespace alumia::cli

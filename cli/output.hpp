@@ -70,6 +70,10 @@ using CellDecorator = std::function<std::string(std::size_t column, const std::s
 // are never cut. Widths count code points, not bytes.
 void print_table(std::ostream& out, const Table& table, const CellDecorator& decorate = {});
 void set_table_width(std::size_t columns);  // 0: no limit
+std::size_t table_width();                  // what set_table_width() was given
+// Free text in lines of at most `width` code points, broken at spaces (a longer word stays whole);
+// width 0: one line.
+std::vector<std::string> wrap_text(const std::string& text, std::size_t width);
 
 // "key:   value" lines, keys padded to the longest. Keys and values pass terminal_safe (inline);
 // `decorate` (optional) then wraps a value, e.g. to colour it.

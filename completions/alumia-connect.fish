@@ -270,13 +270,12 @@ complete -c alumia-connect -n '__alumia_connect_at "connect"' -l select-account 
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l no-browser -d 'Print the authorization URL instead of opening a browser'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l no-wait -d 'Print the authorization URL and return (with --json: {connection, oauthUrl})'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l timeout -r -d 'Seconds to wait for the authorization (default 300)'
-complete -c alumia-connect -n '__alumia_connect_at "connect"' -l reconnect -r -d 'Authorize an existing connection again, keeping its id'
+complete -c alumia-connect -n '__alumia_connect_at "connect"' -l reconnect -x -a '(__alumia_connect_dynamic connections)' -d 'Authorize an existing connection again, keeping its id'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l json -d 'Machine output: print the response data as JSON'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l daemon -r -d 'Daemon URL (default: from the state file; env ALUMIA_DAEMON)'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "connect"' -l reconnect -r -a '(__alumia_connect_dynamic connections)'
 complete -c alumia-connect -n '__alumia_connect_at "connect"' -a '(__alumia_connect_dynamic connectors)'
 
 # alumia-connect credentials
@@ -325,7 +324,7 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks list"' -l no-color 
 # alumia-connect webhooks create
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s h -l help -d 'Print this help message and exit'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l provider -r -d 'telegram, slack, discord, whatsapp, twilio, gmail, github, linear or stripe'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -r -d 'The connection the endpoint belongs to'
+complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -x -a '(__alumia_connect_dynamic connections)' -d 'The connection the endpoint belongs to'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l label -r -d 'A name for the endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l relay-to -r -d 'Relay events to this URL (default: the daemon'\''s --relay-to)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l max-body-bytes -r -d 'Largest accepted delivery (default 262144, at most 25 MiB)'
@@ -342,7 +341,6 @@ complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l daemon 
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "webhooks create"' -l connection -r -a '(__alumia_connect_dynamic connections)'
 
 # alumia-connect webhooks show
 complete -c alumia-connect -n '__alumia_connect_at "webhooks show"' -s h -l help -d 'Print this help message and exit'
@@ -423,7 +421,7 @@ complete -c alumia-connect -n '__alumia_connect_at "events"' -l no-color -d 'Do 
 
 # alumia-connect events list
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -s h -l help -d 'Print this help message and exit'
-complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -x -a '(__alumia_connect_dynamic endpoints)' -d 'Only events of this endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l status -r -d 'Only events whose job is in this state'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l since -r -d 'Only events received since: an age like 15m, 2h, 7d, or an RFC 3339 UTC time'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l limit -r -d 'At most N events (1-200; default 50)'
@@ -432,7 +430,6 @@ complete -c alumia-connect -n '__alumia_connect_at "events list"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events list"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "events list"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect events show
 complete -c alumia-connect -n '__alumia_connect_at "events show"' -s h -l help -d 'Print this help message and exit'
@@ -452,7 +449,7 @@ complete -c alumia-connect -n '__alumia_connect_at "events replay"' -l no-color 
 
 # alumia-connect events tail
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s h -l help -d 'Print this help message and exit'
-complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -x -a '(__alumia_connect_dynamic endpoints)' -d 'Only events of this endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s n -l lines -r -d 'How many of the newest events to print first (1-200; default 10)'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s f -l follow -d 'Keep polling and print events as they arrive until Ctrl-C (exit 130); with --json one object per line'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l json -d 'Machine output: print the response data as JSON'
@@ -460,7 +457,6 @@ complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l daemon -r -
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "events tail"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect events prune
 complete -c alumia-connect -n '__alumia_connect_at "events prune"' -s h -l help -d 'Print this help message and exit'
@@ -527,7 +523,7 @@ complete -c alumia-connect -n '__alumia_connect_at "admin"' -l no-color -d 'Do n
 
 # alumia-connect admin events
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s h -l help -d 'Print this help message and exit'
-complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -r -d 'Only events of this endpoint'
+complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -x -a '(__alumia_connect_dynamic endpoints)' -d 'Only events of this endpoint'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l provider -r -d 'Only events of this provider (github, stripe, ...)'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l state -r -d 'Only events whose job is in this state'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l since -r -d 'Only events received since (15m, 2h, 7d or an RFC 3339 UTC time)'
@@ -538,7 +534,6 @@ complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l daemon -r 
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l data-dir -r -a '(__fish_complete_directories)' -d 'Use DIR for all files, flat (like ALUMIA_HOME)'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -s q -l quiet -d 'Print only results and errors'
 complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l no-color -d 'Do not color the output (also NO_COLOR)'
-complete -c alumia-connect -n '__alumia_connect_at "admin events"' -l endpoint -r -a '(__alumia_connect_dynamic endpoints)'
 
 # alumia-connect admin open
 complete -c alumia-connect -n '__alumia_connect_at "admin open"' -s h -l help -d 'Print this help message and exit'

@@ -64,7 +64,11 @@ std::string last_error_text(const json& e) {
   const json le = member(e, "lastError", json());
   if (!le.is_object()) return "-";
   std::string text = short_time(jstr(le, "at")) + " " + jstr(le, "code") + ": " + jstr(le, "message");
-  if (text.size() > k_error_width) text = text.substr(0, k_error_width - 3) + "...";
+  if (text.size() > k_error_width) {
+    std::size_t cut = k_error_width - 3;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;  // not inside a character
+    text = text.substr(0, cut) + "...";
+  }
   return text;
 }
 

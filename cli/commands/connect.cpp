@@ -104,8 +104,7 @@ CliStatus wait_for_oauth(CliContext& ctx, DaemonClient& client, const json& star
   InterruptGuard interrupt;
   // Never silent: the wait is announced once; the spinner (elapsed time) only on a terminal, and never
   // with NO_COLOR or --json, whose readers want plain lines.
-  const bool spin =
-      ctx.tty.stderr_tty && !ctx.global.quiet && !ctx.global.json && !ctx.global.no_color && !ctx.env("NO_COLOR");
+  const bool spin = ctx.progress();
   ctx.note("Waiting up to " + std::to_string(o.timeout_s) + " s for the authorization of connection " + id +
            " (Ctrl-C to stop).");
   Spinner spinner(ctx.raw_err, spin, "Waiting for the authorization in the browser...");

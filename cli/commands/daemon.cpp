@@ -125,23 +125,35 @@ CliStatus start(CliContext& ctx, const StartOptions& o) {
   auto pid = TRY(spawn_daemon(exe, args, log));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   InterruptGuard interrupt;
+  Spinner spinner(ctx.raw_err, ctx.progress(), "Starting alumia-connectd (pid " + std::to_string(pid) + ")...");
   for (;;) {
-    if (auto code = child_exited(pid))
+    spinner.tick();
+    if (auto code = child_exited(pid)) {
+      spinner.clear();
       return cli_fail(k_exit_error, "alumia-connectd exited with status " + std::to_string(*code) +
                                         " while starting; its log (" + log.string() + ") ends with:\n" +
                                         tail_lines(log, 10));
+    }
     if (auto st = read_state_file(p.state_file()); st && st->pid == pid) {
       if (auto u = parse_daemon_url(st->url); u && daemon_answers(*u, 1000ms)) {
+        spinner.clear();
         if (ctx.global.json) ctx.print_data(json{{"url", u->url()}, {"pid", pid}, {"logFile", log.string()}});
         else if (!ctx.global.quiet)
           ctx.out << "alumia-connectd started at " << u->url() << " (pid " << pid << "); log: " << log.string() << '\n';
         return {};
       }
     }
-    if (std::chrono::steady_clock::now() >= deadline)
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spinner.clear();
       return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(pid) + ") did not become ready within " +
-                                          std::to_string(o.timeout_s) + " s; see " + log.string());
-    if (interrupt.wait(k_poll)) return cli_fail(k_exit_interrupted, "interrupted");
+                                          std::to_string(o.timeout_s) + " s; see " + log.string() +
+                                          " (it may still be starting: `alumia-connect daemon status`)");
+    }
+    if (interrupt.wait(k_poll)) {
+      spinner.clear();
+      return cli_fail(k_exit_interrupted, "interrupted; alumia-connectd (pid " + std::to_string(pid) +
+                                              ") may still be starting: `alumia-connect daemon status` tells");
+    }
   }
 }
 
@@ -156,18 +168,31 @@ CliStatus stop(CliContext& ctx, int timeout_s) {
   const pid_t pid = st->pid;
   if (process_name(pid) != k_daemon_binary)
     return cli_fail(k_exit_error, "pid " + std::to_string(pid) + " named in " + p.state_file().string() +
-                                      " is not alumia-connectd (stale state file); not signalling it");
+                                      " is not alumia-connectd (stale state file); not signalling it. Remove " +
+                                      p.state_file().string() + " if no alumia-connectd runs");
   if (::kill(pid, SIGTERM) != 0)
-    return cli_fail(k_exit_error,
-                    "cannot signal alumia-connectd (pid " + std::to_string(pid) + "): " + std::strerror(errno));
+    return cli_fail(k_exit_error, "cannot signal alumia-connectd (pid " + std::to_string(pid) +
+                                      "): " + std::strerror(errno) + "; stop it as the user it runs as");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   InterruptGuard interrupt;
+  Spinner spinner(ctx.raw_err, ctx.progress(), "Stopping alumia-connectd (pid " + std::to_string(pid) + ")...");
   while (pid_alive(pid) && process_name(pid) == k_daemon_binary) {
-    if (std::chrono::steady_clock::now() >= deadline)
+    spinner.tick();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spinner.clear();
       return cli_fail(k_exit_timeout, "alumia-connectd (pid " + std::to_string(pid) + ") did not exit within " +
-                                          std::to_string(timeout_s) + " s after SIGTERM");
-    if (interrupt.wait(k_poll)) return cli_fail(k_exit_interrupted, "interrupted");
+                                          std::to_string(timeout_s) + " s after SIGTERM; wait longer with " +
+                                          "`alumia-connect daemon stop --timeout 60`, or end it with `kill -KILL " +
+                                          std::to_string(pid) + "`");
+    }
+    if (interrupt.wait(k_poll)) {
+      spinner.clear();
+      return cli_fail(k_exit_interrupted, "interrupted; alumia-connectd (pid " + std::to_string(pid) +
+                                              ") was sent SIGTERM and may still be stopping: `alumia-connect " +
+                                              "daemon status` tells");
+    }
   }
+  spinner.clear();
   if (ctx.global.json) ctx.print_data(json{{"stopped", true}, {"pid", pid}});
   else if (!ctx.global.quiet) ctx.out << "alumia-connectd stopped (pid " << pid << ")\n";
   return {};
@@ -180,7 +205,15 @@ CliStatus logs(CliContext& ctx, int lines) {
     return cli_fail(
         error_info(ErrorCode::not_found).exit_code,
         "no log at " + log.string() + " (it exists only when `alumia-connect daemon start` started the daemon)");
-  ctx.out << tail_lines(log, static_cast<std::size_t>(lines));
+  const std::string text = tail_lines(log, static_cast<std::size_t>(lines));
+  if (ctx.global.json) {
+    json j{{"logFile", log.string()}, {"lines", json::array()}};
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) j["lines"].push_back(line);
+    ctx.print_data(j);
+    return {};
+  }
+  ctx.out << text;
   return {};
 }
 
@@ -312,7 +345,10 @@ CliStatus install_service(CliContext& ctx, const InstallOptions& o) {
   const auto exe = TRY(find_daemon(ctx));
   const std::string unit = TRY(systemd_user_unit(exe, p, ctx.global.data_dir));
   if (o.print) {
-    ctx.out << unit;
+    if (ctx.global.json)
+      ctx.print_data(
+          json{{"unitFile", (user_unit_dir(ctx) / k_unit_name).string()}, {"daemon", exe.string()}, {"unit", unit}});
+    else ctx.out << unit;
     return {};
   }
   if (auto st = ensure_dirs(p); !st) return std::unexpected(from_error(st.error()));

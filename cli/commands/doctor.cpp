@@ -59,7 +59,7 @@ Check lacks_scope(std::string name, std::string_view scope) {
   return {std::move(name), Level::warn, "not checked: the API key lacks the " + std::string(scope) + " scope",
           "use a key with the " + std::string(scope) +
               " scope (the owner's key file has every scope; "
-              "`alumia-connect keys create --scopes " +
+              "`alumia-connect keys create --scope " +
               std::string(scope) + "`)"};
 }
 
@@ -161,7 +161,7 @@ Check oauth_clients_check(const json& connectors, const json* connections) {
   if (!needed.empty())
     return {"oauth clients", Level::fail,
             "connections of " + join(needed, ", ") + " have no OAuth client to refresh with (" + summary + ")",
-            "alumia-connect oauth-client set " + needed.front() + " (or set " +
+            "printf %s \"$SECRET\" | alumia-connect oauth-client set " + needed.front() + " --client-id ID (or set " +
                 oauth_client_env_names(needed.front()).client_id + " and " +
                 oauth_client_env_names(needed.front()).client_secret + " and restart the daemon)"};
   return {"oauth clients", Level::ok, summary, ""};
@@ -231,6 +231,9 @@ std::vector<Check> webhook_checks(const json& summary) {
 
 std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unreachable) {
   std::vector<Check> checks;
+  // The probe and the lists may take seconds: a spinner on a terminal, ticked before each step.
+  Spinner spinner(ctx.raw_err, ctx.progress(), "Checking...");
+  spinner.tick();
   auto client = ctx.client();
   CliResult<json> status = client ? (*client)->get("/api/v1/status") : std::unexpected(client.error());
   if (!status) {
@@ -255,6 +258,7 @@ std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unr
   }
   checks.push_back(std::move(daemon));
 
+  spinner.tick();
   auto diag = c.get("/api/v1/diagnostics");
   if (!diag) {
     checks.push_back({"diagnostics", Level::fail, diag.error().message,
@@ -271,6 +275,7 @@ std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unr
        ""});
   checks.push_back(store_check((*diag)["store"]));
   checks.push_back(keyring_check(*status));
+  spinner.tick();
   checks.push_back(base_url_check(*diag, o));
 
   std::optional<json> connections;
@@ -279,6 +284,7 @@ std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unr
     if (!list) checks.push_back({"connections", Level::fail, list.error().message, "alumia-connect daemon logs"});
     else connections = std::move(*list);
   }
+  spinner.tick();
   auto connectors = fetch_all(c, "/api/v1/connectors", 50);
   if (!connectors)
     checks.push_back({"oauth clients", Level::fail, connectors.error().message, "alumia-connect daemon logs"});
@@ -287,6 +293,7 @@ std::vector<Check> run_checks(CliContext& ctx, const DoctorOptions& o, bool& unr
   else if (!has_scope(key, "connections")) checks.push_back(lacks_scope("connections", "connections"));
 
   if (has_scope(key, "admin")) {
+    spinner.tick();
     auto summary = c.get("/api/v1/admin/connector-events?limit=1");
     if (!summary) checks.push_back({"endpoints", Level::fail, summary.error().message, "alumia-connect daemon logs"});
     else
@@ -316,12 +323,24 @@ CliStatus doctor(CliContext& ctx, const DoctorOptions& o) {
   } else {
     std::size_t width = 0;
     for (const auto& c : checks) width = std::max(width, c.name.size());
+    // Messages and fixes are wrapped to the terminal's width (on a terminal only), under their column.
+    const std::size_t indent = 5 + width + 2;
+    const std::size_t text_width = table_width() > indent + 20 ? table_width() - indent : 0;
+    const auto print_wrapped = [&](const std::string& text) {
+      const auto lines = wrap_text(text, text_width);
+      for (std::size_t i = 0; i < lines.size(); ++i)
+        ctx.out << (i == 0 ? "" : std::string(indent, ' ')) << lines[i] << '\n';
+    };
     for (const auto& c : checks) {
       const std::string level(level_name(c.level));
       const char* sgr = c.level == Level::ok ? "32" : c.level == Level::warn ? "33" : "31";
       ctx.out << ctx.paint(level, sgr) << std::string(5 - level.size(), ' ') << c.name
-              << std::string(width - c.name.size() + 2, ' ') << c.message << '\n';
-      if (!c.fix.empty()) ctx.out << std::string(5 + width + 2, ' ') << "fix: " << c.fix << '\n';
+              << std::string(width - c.name.size() + 2, ' ');
+      print_wrapped(c.message);
+      if (!c.fix.empty()) {
+        ctx.out << std::string(indent, ' ');
+        print_wrapped("fix: " + c.fix);
+      }
     }
   }
   if (fails > 0)

@@ -43,7 +43,8 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
     const auto names = oauth_client_env_names(conn->slug);
     return fail(ErrorCode::bad_request, "connector " + slug + " has no OAuth client configured; set " +
                                             names.client_id + " and " + names.client_secret +
-                                            ", or run `alumia-connect oauth-client set " + slug + "`");
+                                            ", or pipe the secret to `alumia-connect oauth-client set " + slug +
+                                            " --client-id ID`");
   }
   auto existing = TRY(m_d.store.find_connection_by_label(caller.user.id, slug, label));
   const bool api_key = conn->auth_type == AuthType::api_key;

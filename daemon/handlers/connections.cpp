@@ -54,11 +54,15 @@ Result<http::Response> submit_credentials(DaemonContext& ctx, const http::Reques
 
 Result<http::Response> read_token(DaemonContext& ctx, const http::Request& req, const Caller* caller) {
   auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
-  if (c.status != ConnectionStatus::active)
-    return fail(ErrorCode::conflict,
-                "connection " + c.id + " is " + std::string(to_string(c.status)) +
-                    (c.status == ConnectionStatus::expired ? "; run `alumia-connect connect --reconnect " + c.id + "`"
-                                                           : std::string()));
+  if (c.status != ConnectionStatus::active) {
+    // The error names the next step (SPEC §10): a new sign-in, the credentials, or a new connection.
+    std::string next = "run `alumia-connect connect --reconnect " + c.id + "`";
+    if (c.status == ConnectionStatus::revoked)
+      next = "connect the account again with `alumia-connect connect " + c.connector_slug + "`";
+    else if (c.auth_type == AuthType::api_key && c.status == ConnectionStatus::pending)
+      next = "submit its credentials with `alumia-connect credentials " + c.id + "`";
+    return fail(ErrorCode::conflict, "connection " + c.id + " is " + std::string(to_string(c.status)) + "; " + next);
+  }
   if (c.auth_type == AuthType::oauth) {
     auto t = TRY(ctx.oauth.access_token(c));
     spdlog::info("access token of connection {} ({}) read by key {}", c.id, c.connector_slug, caller->key.prefix);

@@ -2,12 +2,17 @@
 // environment set per case), colour, spinner and table width on a real pty (`script`), NO_COLOR and
 // --json, and shell completion of ids and slugs from the running daemon.
 #include "cli_helpers.hpp"
+#include "webhook_helpers.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 using namespace alumia::test;
@@ -263,4 +268,253 @@ TEST_CASE("completion: ids and slugs from the running daemon, silent and quick w
   auto down_bash = complete_bash("alumia-connect webhooks show ''", 3);
   CHECK(down_bash.exit_code == 0);
   CHECK(down_bash.out == "\n");  // printf of an empty COMPREPLY
+}
+
+namespace {
+
+// Every visible command without subcommands, from the bash script the CLI generates from build_app():
+// its table of each group's subcommands.
+std::set<std::string> leaf_commands() {
+  auto r = run({ALUMIA_CLI_BIN, "completion", "bash"});
+  REQUIRE(r.exit_code == 0);
+  std::map<std::string, std::vector<std::string>> groups;
+  const std::regex row(R"(^    '([a-z -]*)'\) echo '([a-z_ -]*)' ;;$)");
+  std::istringstream in(r.out);
+  std::string line;
+  bool commands = false;
+  while (std::getline(in, line)) {
+    if (line.starts_with("_alumia_connect_commands()")) commands = true;
+    else if (line == "}") commands = false;
+    std::smatch m;
+    if (commands && std::regex_match(line, m, row)) {
+      std::istringstream words(m[2].str());
+      for (std::string w; words >> w;) groups[m[1].str()].push_back(w);
+    }
+  }
+  std::set<std::string> leaves;
+  std::function<void(const std::string&)> walk = [&](const std::string& path) {
+    if (!groups.contains(path)) {
+      leaves.insert(path);
+      return;
+    }
+    for (const auto& w : groups[path]) walk(path.empty() ? w : path + " " + w);
+  };
+  walk("");
+  return leaves;
+}
+
+bool json_or_ndjson(const std::string& out) {
+  if (!json::parse(out, nullptr, false).is_discarded()) return true;
+  std::istringstream in(out);
+  std::string line;
+  bool any = false;
+  while (std::getline(in, line)) {
+    if (json::parse(line, nullptr, false).is_discarded()) return false;
+    any = true;
+  }
+  return any;
+}
+
+// What the sweep knows of the daemon: an endpoint with one event and its job, a pending connection.
+struct Sweep {
+  TempDir dir;
+  Daemon d{dir.path(), daemon_options({{"ALUMIA_GITHUB_CLIENT_ID", "Iv1.testclientid"},
+                                       {"ALUMIA_GITHUB_CLIENT_SECRET", "test-secret"},
+                                       {"ALUMIA_RELAY_BACKOFF_MS", "50"}})};
+  std::string endpoint, event, connection;
+
+  Sweep() {
+    const json created = webhooks::create_endpoint(d, {{"provider", "github"}, {"relayTo", "http://127.0.0.1:9/x"}});
+    webhooks::Signer signer;
+    signer.provider = "github";
+    signer.secret = created["secret"].get<std::string>();
+    signer.endpoint_id = endpoint = created["endpoint"]["id"].get<std::string>();
+    REQUIRE(webhooks::send(d, signer, webhooks::make_delivery(signer, 1)).status == 200);
+    const json events = d.api("GET", "/api/v1/connector-events").json()["data"]["items"];
+    REQUIRE(events.size() == 1);
+    event = events[0]["id"];
+    connection = json_out(cli(d, {"--json", "connect", "github", "--no-wait"}))["connection"]["id"];
+  }
+  std::string fresh_endpoint() {
+    return webhooks::create_endpoint(d, {{"provider", "github"}})["endpoint"]["id"].get<std::string>();
+  }
+  std::string fresh_connection() {
+    return json_out(cli(d, {"--json", "connect", "github", "--no-wait", "--label",
+                            "sweep-" + std::to_string(++made)}))["connection"]["id"];
+  }
+  int made = 0;
+  std::string fresh_key() {
+    return d.api("POST", "/api/v1/api-keys", R"({"name":"sweep"})").json()["data"]["apiKey"]["id"];
+  }
+};
+
+// One invocation of each command for the sweep: its arguments (made fresh for each run where the
+// command uses its target up), stdin, and whether it succeeds here.
+struct Invocation {
+  using Args = std::function<std::vector<std::string>(Sweep&)>;
+  Invocation(Args a, std::string in = "", bool ok = true)  // NOLINT: rows are written as braced lists
+      : args(std::move(a)), stdin_data(std::move(in)), succeeds(ok) {}
+  Args args;  // empty: the command runs elsewhere (the row says where)
+  std::string stdin_data;
+  bool succeeds;
+};
+
+std::map<std::string, Invocation> invocations() {
+  using A = std::vector<std::string>;
+  const auto fixed = [](A a) { return [a](Sweep&) { return a; }; };
+  return {
+      {"connectors list", {fixed({})}},
+      {"connectors show", {fixed({"github"})}},
+      {"connections list", {fixed({})}},
+      {"connections show", {[](Sweep& s) { return A{s.connection}; }}},
+      {"connections revoke", {[](Sweep& s) {
+         return A{s.fresh_connection(), "--yes"};
+       }}},
+      {"connect", {fixed({"github", "--no-wait"})}},
+      // An OAuth connection takes no credentials and has no token while pending: both refused.
+      {"credentials",
+       {[](Sweep& s) {
+          return A{s.connection, "--from-stdin"};
+        },
+        "{}", false}},
+      {"token", {[](Sweep& s) { return A{s.connection}; }, "", false}},
+      {"webhooks list", {fixed({})}},
+      {"webhooks create", {fixed({"--provider", "github", "--label", "sweep"})}},
+      {"webhooks show", {[](Sweep& s) { return A{s.endpoint}; }}},
+      {"webhooks update", {[](Sweep& s) {
+         return A{s.endpoint, "--label", "swept"};
+       }}},
+      {"webhooks delete", {[](Sweep& s) {
+         return A{s.fresh_endpoint(), "--yes"};
+       }}},
+      {"webhooks rotate-secret", {[](Sweep& s) { return A{s.fresh_endpoint()}; }}},
+      {"setup-webhook", {[](Sweep& s) { return A{s.connection}; }, "", false}},  // github: not active yet
+      {"events list", {fixed({})}},
+      {"events show", {[](Sweep& s) { return A{s.event}; }}},
+      {"events replay", {[](Sweep& s) { return A{s.event}; }}},
+      {"events tail", {fixed({"-n", "5"})}},
+      {"events prune", {fixed({"--older-than", "30d", "--dry-run"})}},
+      {"jobs list", {fixed({})}},
+      {"jobs retry", {fixed({"--state", "dead"})}},
+      // Streams until Ctrl-C: test_listen.cpp drives it, with --json as NDJSON.
+      {"listen", {nullptr}},
+      {"admin events", {fixed({})}},
+      {"admin open", {fixed({"--no-browser"})}},
+      {"keys list", {fixed({})}},
+      {"keys create", {fixed({"--name", "sweep", "--scope", "connections"})}},
+      {"keys revoke", {[](Sweep& s) { return A{s.fresh_key()}; }}},
+      {"keys rotate-master", {fixed({"--dry-run"})}},
+      {"config show", {fixed({})}},
+      {"oauth-client set", {fixed({"notion", "--client-id", "sweep-id"}), "sweep-secret"}},
+      {"oauth-client unset", {fixed({"notion"})}},
+      {"daemon status", {fixed({})}},
+      {"daemon start", {fixed({})}},  // already running: says so
+      // Stops the daemon the sweep runs against: test_doctor.cpp drives it (with --json) after `start`.
+      {"daemon stop", {nullptr}},
+      {"daemon logs", {fixed({}), "", false}},  // the daemon was not started by `daemon start`: no log
+      {"daemon install-service", {fixed({"--print"})}},
+      {"doctor", {fixed({"--no-probe"})}},
+  };
+}
+
+// What the CLI may send a terminal: colour (SGR) and the spinner's erase-line; anything else stays.
+std::string strip_terminal(const std::string& s) {
+  return std::regex_replace(s, std::regex("\x1b\\[[0-9;]*m|\r\x1b\\[K"), "");
+}
+
+}  // namespace
+
+TEST_CASE("every command: --json is JSON, colour only on a terminal and never with NO_COLOR, errors name a next step",
+          "[cli-manners]") {
+  const auto leaves = leaf_commands();
+  const auto table = invocations();
+  REQUIRE(leaves.size() > 30);
+  // A new command cannot skip the sweep: it needs a row here (or a reason it runs elsewhere).
+  for (const auto& leaf : leaves) {
+    INFO("command without a row in invocations(): " << leaf);
+    CHECK(table.contains(leaf));
+  }
+  for (const auto& [path, inv] : table) {
+    INFO("row for a command that does not exist: " << path);
+    CHECK(leaves.contains(path));
+  }
+
+  Sweep s;
+  EnvOverrides env = cli_env();
+  env["HOME"] = s.dir.path().string();
+  const std::string cli_bin = shell_quote(ALUMIA_CLI_BIN);
+  std::map<std::string, std::vector<std::string>> used;  // the first invocation of each, for the second sweep
+  for (const auto& [path, inv] : table) {
+    if (!inv.args) continue;
+    std::vector<std::string> words;
+    for (std::istringstream in(path); !in.eof();) {
+      std::string w;
+      in >> w;
+      words.push_back(w);
+    }
+    const auto invocation = [&] {
+      auto a = words;
+      for (auto& x : inv.args(s)) a.push_back(x);
+      return a;
+    };
+    INFO("alumia-connect " << path);
+    {
+      auto a = invocation();
+      used[path] = a;
+      a.insert(a.begin(), "--json");
+      auto r = s.d.cli(a, env, inv.stdin_data, std::chrono::seconds(30));
+      INFO("--json: exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+      CHECK((r.exit_code == 0) == inv.succeeds);
+      if (r.exit_code == 0) CHECK(json_or_ndjson(r.out));
+      else CHECK(r.out.empty());
+      CHECK(r.out.find('\x1b') == std::string::npos);
+      CHECK(r.err.find('\x1b') == std::string::npos);
+      if (r.exit_code != 0) {
+        // The error names what to do next: a command to run, or the --help to read.
+        CHECK(r.err.find("alumia-connect: error: ") != std::string::npos);
+        CHECK(r.err.find("alumia-connect ", r.err.find("error: ")) != std::string::npos);
+      }
+    }
+    {
+      // Piped (not a terminal), without NO_COLOR: plain.
+      auto piped_env = env;
+      piped_env["NO_COLOR"] = std::nullopt;
+      auto r = s.d.cli(invocation(), piped_env, inv.stdin_data, std::chrono::seconds(30));
+      INFO("piped: exit " << r.exit_code << "\nstdout: " << r.out << "\nstderr: " << r.err);
+      CHECK((r.exit_code == 0) == inv.succeeds);
+      CHECK(r.out.find('\x1b') == std::string::npos);
+      CHECK(r.err.find('\x1b') == std::string::npos);
+    }
+    if (inv.stdin_data.empty()) {
+      // On a terminal with NO_COLOR: no escape sequence at all (no colour, no spinner); without it,
+      // colour and the spinner may be drawn, and nothing else.
+      const auto command = [&] {  // made for each run: a command may use its target up
+        std::string c = cli_bin;
+        for (const auto& w : invocation()) c += " " + shell_quote(w);
+        return c + " </dev/null";
+      };
+      auto tty_env = env;
+      tty_env["COLUMNS"] = "100";
+      tty_env["NO_COLOR"] = "1";
+      auto plain = on_pty(s.d, command(), tty_env);
+      INFO("pty, NO_COLOR: exit " << plain.exit_code << "\n" << plain.out);
+      CHECK((plain.exit_code == 0) == inv.succeeds);
+      CHECK(plain.out.find('\x1b') == std::string::npos);
+      tty_env["NO_COLOR"] = std::nullopt;
+      auto coloured = on_pty(s.d, command(), tty_env);
+      INFO("pty: exit " << coloured.exit_code << "\n" << coloured.out);
+      CHECK((coloured.exit_code == 0) == inv.succeeds);
+      CHECK(strip_terminal(coloured.out).find('\x1b') == std::string::npos);
+    }
+  }
+  stop_clean(s.d);
+
+  // With the daemon down, every command that needs it fails the same way: exit 3, naming `daemon start`.
+  for (const auto& [path, inv] : table) {
+    if (!inv.args || path.starts_with("daemon ") || path == "config show" || path == "doctor") continue;
+    auto r = s.d.cli(used[path], env, inv.stdin_data, std::chrono::seconds(30));
+    INFO("daemon down: alumia-connect " << path << "\nexit " << r.exit_code << "\nstderr: " << r.err);
+    CHECK(r.exit_code == 3);
+    CHECK(r.err.find("alumia-connect daemon start") != std::string::npos);
+  }
 }

@@ -153,6 +153,7 @@ TEST_CASE("doctor: a key without the admin scope says what it could not check", 
   REQUIRE(endpoints != nullptr);
   CHECK((*endpoints)["status"] == "warn");
   CHECK((*endpoints)["message"].get<std::string>().find("admin scope") != std::string::npos);
+  CHECK((*endpoints)["fix"].get<std::string>().find("`alumia-connect keys create --scope admin`") != std::string::npos);
   const json* key = find_check(report, "api key");
   REQUIRE(key != nullptr);
   CHECK((*key)["message"].get<std::string>().find("narrow") != std::string::npos);
@@ -181,6 +182,88 @@ TEST_CASE("doctor: the base URL is judged and probed (<base>/healthz) from this 
     CHECK((*find_check(quiet, "base url"))["message"].get<std::string>().find("not probed") != std::string::npos);
     stop_clean(d);
   }
+}
+
+TEST_CASE("doctor: a connection whose authorization failed needs a reconnect: a fail naming `connect --reconnect`",
+          "[doctor]") {
+  TempDir home;
+  Daemon d(home.path(), daemon_options({{"ALUMIA_GITHUB_CLIENT_ID", "Iv1.testclientid"},
+                                        {"ALUMIA_GITHUB_CLIENT_SECRET", "test-secret"}}));
+  const json started = json_out(cli(d, {"--json", "connect", "github", "--no-wait"}));
+  const std::string id = started["connection"]["id"];
+  // The browser's first hop (the ticketed URL) binds the flow to its cookie and names the state; the
+  // provider then sends the browser back with an error, as when the user denies the consent.
+  const auto hop = http_request("GET", started["oauthUrl"].get<std::string>());
+  REQUIRE(hop.status == 302);
+  const std::string location = hop.headers.find("Location")->second;
+  const auto at = location.find("state=");
+  REQUIRE(at != std::string::npos);
+  const std::string state = location.substr(at + 6, location.find('&', at) - at - 6);
+  const std::string set_cookie = hop.headers.find("Set-Cookie")->second;
+  const auto callback =
+      http_request("GET", d.url() + "/api/v1/connections/oauth/callback?error=access_denied&state=" + state,
+                   {{"Cookie", set_cookie.substr(0, set_cookie.find(';'))}});
+  REQUIRE(callback.status == 303);
+  REQUIRE(d.api("GET", "/api/v1/connections/" + id).json()["data"]["status"] == "error");
+
+  auto failed = cli(d, {"--json", "doctor", "--no-probe"});
+  CHECK(failed.exit_code == 1);
+  const json report = json_out(failed);
+  CHECK(report["ok"] == false);
+  CHECK(report["failures"] == 1);
+  const json* connections = find_check(report, "connections");
+  REQUIRE(connections != nullptr);
+  CHECK((*connections)["status"] == "fail");
+  CHECK((*connections)["message"] == "1 need a reconnect: " + id + " (github, error)");
+  CHECK((*connections)["fix"] == "alumia-connect connect github --reconnect " + id);
+  CHECK((*find_check(report, "oauth clients"))["status"] == "ok");  // github has its client
+  CHECK(failed.err.find("doctor: 1 of") != std::string::npos);
+  auto human = cli(d, {"doctor", "--no-probe"});
+  CHECK(human.exit_code == 1);
+  CHECK(human.out.find("fix: alumia-connect connect github --reconnect " + id + "\n") != std::string::npos);
+  // The fix is a command the CLI takes: it starts the authorization again.
+  const json again = json_out(cli(d, {"--json", "connect", "github", "--reconnect", id, "--no-wait"}));
+  CHECK(again["connection"]["id"] == id);
+  CHECK(again["oauthUrl"].get<std::string>().find("/api/v1/connections/" + id + "/oauth?ticket=") != std::string::npos);
+  stop_clean(d);
+}
+
+TEST_CASE("doctor: connections of an OAuth connector without a configured client fail, naming `oauth-client set`",
+          "[doctor]") {
+  TempDir home;
+  Daemon d(home.path(), daemon_options());
+  REQUIRE_EXIT(cli(d, {"oauth-client", "set", "github", "--client-id", "Iv1.stored"}, "stored-secret"), 0);
+  const std::string id = json_out(cli(d, {"--json", "connect", "github", "--no-wait"}))["connection"]["id"];
+  json report = json_out(cli(d, {"--json", "doctor", "--no-probe"}));
+  REQUIRE(find_check(report, "oauth clients") != nullptr);
+  CHECK((*find_check(report, "oauth clients"))["status"] == "ok");
+  CHECK((*find_check(report, "oauth clients"))["message"].get<std::string>().find("configured: github") !=
+        std::string::npos);
+
+  REQUIRE_EXIT(cli(d, {"oauth-client", "unset", "github"}), 0);
+  auto failed = cli(d, {"--json", "doctor", "--no-probe"});
+  CHECK(failed.exit_code == 1);
+  report = json_out(failed);
+  CHECK(report["failures"] == 1);
+  const json* clients = find_check(report, "oauth clients");
+  REQUIRE(clients != nullptr);
+  CHECK((*clients)["status"] == "fail");
+  const std::string message = (*clients)["message"];
+  CHECK(message.find("connections of github have no OAuth client") != std::string::npos);
+  const std::string fix = (*clients)["fix"];
+  CHECK(fix.starts_with("printf %s \"$SECRET\" | alumia-connect oauth-client set github --client-id ID"));
+  CHECK(fix.find("ALUMIA_GITHUB_CLIENT_ID and ALUMIA_GITHUB_CLIENT_SECRET") != std::string::npos);
+  // A connector nobody uses is listed without failing: only github is needed here.
+  CHECK(message.find("without a client") != std::string::npos);
+  CHECK(d.api("GET", "/api/v1/connections/" + id).json()["data"]["status"] == "pending");
+  CHECK((*find_check(report, "connections"))["status"] == "ok");  // pending, not broken
+
+  // The fix, done as it says, clears the fail.
+  REQUIRE_EXIT(cli(d, {"oauth-client", "set", "github", "--client-id", "Iv1.again"}, "again-secret"), 0);
+  report = json_out(cli(d, {"--json", "doctor", "--no-probe"}));
+  CHECK(report["failures"] == 0);
+  CHECK((*find_check(report, "oauth clients"))["status"] == "ok");
+  stop_clean(d);
 }
 
 TEST_CASE("doctor: no daemon is a fail naming `daemon start`, exit 3", "[doctor]") {
