@@ -487,11 +487,12 @@ bool is_postgres_url(std::string_view store) {
 
 std::string redact_store_url(std::string_view store) {
   std::string out(store);
-  if (is_postgres_url(out)) {
-    // postgres://user:password@host/db: the userinfo ends at the last '@' before the path.
-    const auto start = out.find("://") + 3;
-    const auto path = out.find_first_of("/?", start);
-    const auto at = out.rfind('@', path == std::string::npos ? std::string::npos : path);
+  if (const auto scheme = out.find("://"); scheme != std::string::npos) {
+    // scheme://user:password@host/db (any scheme: a wrong one is quoted in the error that refuses it); the
+    // userinfo ends at the last '@' before the query (not the path: a password typed raw may hold a '/').
+    const auto start = scheme + 3;
+    const auto query = out.find('?', start);
+    const auto at = out.rfind('@', query);
     if (at != std::string::npos && at >= start) {
       const auto colon = out.find(':', start);
       if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");

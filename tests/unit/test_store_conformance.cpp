@@ -8,6 +8,7 @@
 #include <alumia/auth/tickets.hpp>
 #include <alumia/base/clock.hpp>
 #include <alumia/catalog/catalog.hpp>
+#include <alumia/config/config.hpp>
 #include <alumia/connections/connections.hpp>
 #include <alumia/connections/oauth_clients.hpp>
 #include <alumia/crypto/sealer.hpp>
@@ -723,11 +724,23 @@ TEST_CASE("postgres store: a password in the store URL never shows", "[store][pg
   CHECK(alumia::redact_store_url("postgres://alice:s3cr%40t@db.example:5432/alumia?sslmode=require") ==
         "postgres://alice:***@db.example:5432/alumia?sslmode=require");
   CHECK(alumia::redact_store_url("postgresql://alice@db/alumia") == "postgresql://alice@db/alumia");
+  CHECK(alumia::redact_store_url("mysql://bob:hunter2@db/a") == "mysql://bob:***@db/a");
+  CHECK(alumia::redact_store_url("postgres://bob:p%40ss:w@rd@db/a") == "postgres://bob:***@db/a");
+  CHECK(alumia::redact_store_url("postgres://bob:pa/ss@db/a?sslmode=require") ==
+        "postgres://bob:***@db/a?sslmode=require");
+  CHECK(alumia::redact_store_url("postgres://bob@db:5432/a") == "postgres://bob@db:5432/a");
+  CHECK(alumia::redact_store_url("postgres://db:5432/a") == "postgres://db:5432/a");
   CHECK(alumia::redact_store_url("postgres://db/alumia?user=bob&password=hunter2&sslmode=verify-full") ==
         "postgres://db/alumia?user=bob&password=***&sslmode=verify-full");
   CHECK(alumia::redact_store_url("postgres:///alumia?host=/run/postgresql") ==
         "postgres:///alumia?host=/run/postgresql");
   CHECK(alumia::redact_store_url("host=db password=hunter2 dbname=a") == "host=db password=*** dbname=a");
+  // `config show` prints the setting only as (set): its URL may hold a password.
+  const auto* spec = alumia::find_setting_spec("store");
+  REQUIRE(spec != nullptr);
+  CHECK(spec->secret);
+  CHECK(spec->env == "ALUMIA_STORE");
+  CHECK(spec->default_value.empty());
 
   // libpq's own error for a bad password names the user, never the password.
   ALUMIA_SKIP_WITHOUT_POSTGRES();
