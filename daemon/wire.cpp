@@ -166,7 +166,8 @@ json connector_json(const Connector& c, bool configured) {
     const auto env = oauth_client_env_names(c.slug);
     j["availability"] = "unconfigured";
     j["availabilityReason"] = "no OAuth client is configured for " + c.slug + ": set " + env.client_id + " and " +
-                              env.client_secret + ", or run `alumia-connect oauth-client set " + c.slug + "`";
+                              env.client_secret + ", or pipe the secret to `alumia-connect oauth-client set " + c.slug +
+                              " --client-id ID`";
   } else {
     j["availability"] = "available";
   }

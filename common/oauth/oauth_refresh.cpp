@@ -187,9 +187,10 @@ Status FlowService::refresh_locked(Connection& c) {
     }
     count_refresh("failed");
     c.status = ConnectionStatus::error;
-    c.error = ConnectionError{"refresh_failed", "Refresh failed: " + truncate_text(e.message) +
-                                                    ". Check the client with `alumia-connect oauth-client set " +
-                                                    c.connector_slug + "`."};
+    c.error = ConnectionError{"refresh_failed",
+                              "Refresh failed: " + truncate_text(e.message) +
+                                  ". Check the client: pipe its secret to `alumia-connect oauth-client set " +
+                                  c.connector_slug + " --client-id ID`."};
     c.updated_at = d.clock.now_ms();
     (void)d.store.update_connection(c, nullptr);
     return fail(ErrorCode::validation_error, c.error->message);
