@@ -63,11 +63,11 @@ void RetentionSweeper::pause() {
 }
 
 template <class F>
-auto RetentionSweeper::batch(F&& call, std::chrono::milliseconds& busy) -> decltype(call(std::size_t{})) {
+auto RetentionSweeper::batch(F&& call, std::chrono::microseconds& busy) -> decltype(call(std::size_t{})) {
   const auto started = std::chrono::steady_clock::now();
   auto got = call(m_batch);
   const auto took = std::chrono::steady_clock::now() - started;
-  busy += std::chrono::duration_cast<std::chrono::milliseconds>(took);
+  busy += std::chrono::duration_cast<std::chrono::microseconds>(took);
   if (got && got->more && took < m_options.batch_time / 2) m_batch = std::min(m_batch * 2, m_options.max_batch);
   else if (took > m_options.batch_time) m_batch = std::max(m_batch / 2, std::max<std::size_t>(m_options.batch, 1));
   return got;
@@ -109,7 +109,7 @@ Result<RetentionTotals> RetentionSweeper::sweep() {
     for (int64_t got = 1; got > 0 && !stopping();) {
       const auto started = std::chrono::steady_clock::now();
       got = TRY(m_store.incremental_vacuum(m_options.vacuum_pages));
-      out.busy += std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+      out.busy += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
       out.vacuumed += got;
       pause();
     }
@@ -132,7 +132,7 @@ void RetentionSweeper::loop() {
           "retention: {} event bodies dropped, {} events and {} jobs deleted ({} bytes), {} bytes given back; "
           "{} ms in the store, batches of {} rows",
           got->bodies.events, got->rows.events, got->rows.jobs, got->bodies.bytes + got->rows.bytes, got->vacuumed,
-          got->busy.count(), m_batch);
+          (got->busy.count() + 500) / 1000, m_batch);
   }
 }
 

@@ -53,7 +53,7 @@ struct RetentionTotals {
   RetentionBatch bodies;              // events that lost their body and headers
   RetentionBatch rows;                // events (and jobs) deleted
   int64_t vacuumed = 0;               // bytes given back to the file system
-  std::chrono::milliseconds busy{0};  // the store calls' time, pauses left out (what the pass cost the writer)
+  std::chrono::microseconds busy{0};  // the store calls' time, pauses left out (what the pass cost the writer)
 };
 
 // Deletes (or, dry, counts) the events of `endpoint_ids` all of whose jobs are succeeded or dead and
@@ -88,7 +88,7 @@ class RetentionSweeper {
   void pause();  // between batches; returns early when stopping
   // One batch: `call(rows)` timed, the size adjusted after it (thread of sweep() only).
   template <class F>
-  auto batch(F&& call, std::chrono::milliseconds& busy) -> decltype(call(std::size_t{}));
+  auto batch(F&& call, std::chrono::microseconds& busy) -> decltype(call(std::size_t{}));
 
   WebhookStore& m_store;
   const Clock& m_clock;
