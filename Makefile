@@ -6,7 +6,8 @@ RUN_ARGS ?=
 PREFIX ?= /usr/local
 
 # PREFIX: where `make install` puts both programs, the man pages, completions and the user unit.
-.PHONY: deps build install package run test unit functional format check-format check-layers clean bench fuzz test-sanitize test-tsan
+.PHONY: deps build install package run test unit functional format check-format check-layers clean bench fuzz test-sanitize \
+  test-sanitize-ci test-tsan
 
 deps:
 	@scripts/install-deps.sh
@@ -32,10 +33,12 @@ package: build
 run: build
 	exec $(BUILD)/bin/alumia-connectd $(RUN_ARGS)
 
+# The whole suite, then the CI sanitizer pass (test-sanitize-ci below).
 test: build check-format check-layers
 	@tests/support/oauth-peer/install.sh
 	@tests/browser/install.sh
 	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_BROWSER=1 ALUMIA_REQUIRE_POSTGRES=1 ctest --output-on-failure -j2 --timeout 900
+	@$(MAKE) --no-print-directory test-sanitize-ci
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -49,24 +52,36 @@ bench: build
 # Sanitizer and fuzz builds (README.md, "Sanitizers and fuzzing"), each in its own directory, cold the first
 # time (nothing of build/ is reused: other flags, another compiler for fuzz).
 # test-sanitize: ASan + UBSan, every report fatal, the whole suite. test-tsan: TSan, the concurrency tests
-# (label tsan, tests/CMakeLists.txt). fuzz: every libFuzzer target for FUZZ_SECONDS each (fuzz/run.sh).
+# (label tsan, tests/CMakeLists.txt; tests/support/tsan.supp says what it leaves out and why). fuzz: every libFuzzer target for FUZZ_SECONDS each (fuzz/run.sh).
 SAN_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALUMIA_WERROR=ON -DALUMIA_BUILD_BENCH=OFF
 FUZZ_SECONDS ?= 10
 FUZZ_CXX ?= clang++-19
 FUZZ_CC ?= clang-19
 
-test-sanitize: deps check-format
-	@test -f build-asan/CMakeCache.txt || cmake -S . -B build-asan $(SAN_FLAGS) -DALUMIA_SANITIZE=address,undefined >/dev/null
+# test-sanitize-ci: what `make test` (CI) runs of it: the same build-asan, then the unit tests and the
+# functional subset labelled asan-ci (tests/CMakeLists.txt: hostile input on every route, the receiver,
+# relay, listeners, retention and OAuth flows).
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+build-asan/CMakeCache.txt:
+	@cmake -S . -B build-asan $(SAN_FLAGS) -DALUMIA_SANITIZE=address,undefined >/dev/null
+
+test-sanitize: deps check-format build-asan/CMakeCache.txt
 	@cmake --build build-asan -j$(JOBS)
 	@tests/support/oauth-peer/install.sh
-	cd build-asan && ALUMIA_REQUIRE_OAUTH_PEER=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j2 --timeout 1800
+	cd build-asan && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_POSTGRES=1 $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 1800
+
+test-sanitize-ci: deps build-asan/CMakeCache.txt
+	@cmake --build build-asan -j$(JOBS)
+	@tests/support/oauth-peer/install.sh
+	cd build-asan && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_POSTGRES=1 $(ASAN_ENV) ctest --output-on-failure -j2 --timeout 900 -L 'unit|asan-ci'
 
 test-tsan: deps
 	@test -f build-tsan/CMakeCache.txt || cmake -S . -B build-tsan $(SAN_FLAGS) -DALUMIA_SANITIZE=thread >/dev/null
 	@cmake --build build-tsan -j$(JOBS)
 	@tests/support/oauth-peer/install.sh
-	cd build-tsan && ALUMIA_REQUIRE_OAUTH_PEER=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	cd build-tsan && ALUMIA_REQUIRE_OAUTH_PEER=1 \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/support/tsan.supp \
 	  ctest --output-on-failure -j2 --timeout 1800 -L tsan
 
 fuzz:

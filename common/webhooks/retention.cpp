@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace alumia {
 
 Result<RetentionBatch> retire_events(WebhookStore& store, const std::vector<std::string>& endpoint_ids, int64_t before,
@@ -33,7 +35,9 @@ Result<int64_t> give_back_space(WebhookStore& store, int64_t pages) {
 }
 
 RetentionSweeper::RetentionSweeper(WebhookStore& store, const Clock& clock, RetentionOptions options)
-    : m_store(store), m_clock(clock), m_options(options) {}
+    : m_store(store), m_clock(clock), m_options(options), m_batch(std::max<std::size_t>(options.batch, 1)) {
+  m_options.max_batch = std::max(m_options.max_batch, m_batch);
+}
 
 RetentionSweeper::~RetentionSweeper() { stop(); }
 
@@ -58,6 +62,17 @@ void RetentionSweeper::pause() {
   m_cv.wait_for(lock, m_options.pause, [this] { return m_stopping; });
 }
 
+template <class F>
+auto RetentionSweeper::batch(F&& call, std::chrono::microseconds& busy) -> decltype(call(std::size_t{})) {
+  const auto started = std::chrono::steady_clock::now();
+  auto got = call(m_batch);
+  const auto took = std::chrono::steady_clock::now() - started;
+  busy += std::chrono::duration_cast<std::chrono::microseconds>(took);
+  if (got && got->more && took < m_options.batch_time / 2) m_batch = std::min(m_batch * 2, m_options.max_batch);
+  else if (took > m_options.batch_time) m_batch = std::max(m_batch / 2, std::max<std::size_t>(m_options.batch, 1));
+  return got;
+}
+
 Result<RetentionTotals> RetentionSweeper::sweep() {
   RetentionTotals out;
   const int64_t now = m_clock.now_ms();
@@ -69,7 +84,8 @@ Result<RetentionTotals> RetentionSweeper::sweep() {
   for (const auto& e : endpoints) {
     const int64_t window = window_ms(e.retention_days);
     for (bool more = true; more && !stopping();) {
-      const auto got = TRY(m_store.drop_event_bodies(e.id, now - window, m_options.batch, now));
+      const auto got = TRY(
+          batch([&](std::size_t rows) { return m_store.drop_event_bodies(e.id, now - window, rows, now); }, out.busy));
       out.bodies.events += got.events;
       out.bodies.bytes += got.bytes;
       more = got.more;
@@ -77,8 +93,11 @@ Result<RetentionTotals> RetentionSweeper::sweep() {
     }
     RetentionCursor cursor;
     for (bool more = true; more && !stopping();) {
-      const auto got =
-          TRY(m_store.delete_events(e.id, now - k_retention_row_windows * window, m_options.batch, false, cursor));
+      const auto got = TRY(batch(
+          [&](std::size_t rows) {
+            return m_store.delete_events(e.id, now - k_retention_row_windows * window, rows, false, cursor);
+          },
+          out.busy));
       out.rows.events += got.events;
       out.rows.jobs += got.jobs;
       out.rows.bytes += got.bytes;
@@ -88,7 +107,9 @@ Result<RetentionTotals> RetentionSweeper::sweep() {
   }
   if (out.bodies.events + out.rows.events > 0)
     for (int64_t got = 1; got > 0 && !stopping();) {
+      const auto started = std::chrono::steady_clock::now();
       got = TRY(m_store.incremental_vacuum(m_options.vacuum_pages));
+      out.busy += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
       out.vacuumed += got;
       pause();
     }
@@ -107,9 +128,11 @@ void RetentionSweeper::loop() {
       continue;
     }
     if (got->bodies.events + got->rows.events > 0)
-      spdlog::info("retention: {} event bodies dropped, {} events and {} jobs deleted ({} bytes), {} bytes given back",
-                   got->bodies.events, got->rows.events, got->rows.jobs, got->bodies.bytes + got->rows.bytes,
-                   got->vacuumed);
+      spdlog::info(
+          "retention: {} event bodies dropped, {} events and {} jobs deleted ({} bytes), {} bytes given back; "
+          "{} ms in the store, batches of {} rows",
+          got->bodies.events, got->rows.events, got->rows.jobs, got->bodies.bytes + got->rows.bytes, got->vacuumed,
+          (got->busy.count() + 500) / 1000, m_batch);
   }
 }
 

@@ -297,6 +297,17 @@ TEST_CASE("durability: SIGKILL under concurrent load loses no acknowledged deliv
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::vector<std::thread> threads;
+  // Joined on every way out: a REQUIRE that fails while they run would otherwise end the process
+  // (std::terminate from a joinable thread's destructor) instead of failing the test.
+  struct JoinAll {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      stop = true;
+      for (auto& th : threads)
+        if (th.joinable()) th.join();
+    }
+  } join_all{stop, threads};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 3000 && !stop; ++i) {
@@ -324,6 +335,7 @@ TEST_CASE("durability: SIGKILL under concurrent load loses no acknowledged deliv
   d->process().wait(std::chrono::seconds(5));
   stop = true;
   for (auto& th : threads) th.join();
+  threads.clear();
   d.reset();
   INFO("acknowledged before the kill: " << acked.size());
 

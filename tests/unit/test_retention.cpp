@@ -295,6 +295,112 @@ TEST_CASE("retention: the sweeper applies the default window and an endpoint's o
   CHECK(counts(*f.hooks).at(JobState::succeeded) == 4);
 }
 
+TEST_CASE("retention: a batch takes its whole range at once, an event with two jobs once", "[webhooks][retention]") {
+  test::WebhookStoreFixture f;
+  constexpr int k_events = 300;
+  for (int n = 1; n <= k_events; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  // ev-1 replayed: two jobs of one event in the same range.
+  WebhookJob replay;
+  replay.id = "job-1b";
+  replay.event_id = "ev-1";
+  replay.endpoint_id = "ep1";
+  replay.user_id = "u1";
+  replay.next_attempt_at = replay.created_at = replay.updated_at = 1500;
+  REQUIRE(f.hooks->insert_job(replay));
+  auto claimed = f.hooks->claim_due_jobs(2000, k_events + 1, true);
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == static_cast<std::size_t>(k_events + 1));
+  for (auto j : *claimed) {
+    j.state = j.id == "job-7" ? JobState::dead : JobState::succeeded;
+    j.finished_at = 2000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  const auto before = counts(*f.hooks);
+
+  // One batch reads the whole range (301 jobs, both states) and empties 300 events, ev-1 once.
+  auto dropped = f.hooks->drop_event_bodies("ep1", 10'000, 1000, 20'000);
+  REQUIRE(dropped);
+  CHECK(dropped->events == k_events);
+  CHECK(dropped->bytes == k_events * 4);  // "{}" and "[]"
+  CHECK_FALSE(dropped->more);
+  CHECK(rows(f.options.path, "webhook_events") == k_events);
+
+  // A dry run in batches that split ev-1's two jobs counts it once; so does the delete in one batch.
+  RetentionBatch counted;
+  RetentionCursor dry;
+  for (bool more = true; more;) {
+    auto b = f.hooks->delete_events("ep1", 10'000, 7, true, dry);
+    REQUIRE(b);
+    counted.events += b->events;
+    counted.jobs += b->jobs;
+    more = b->more;
+  }
+  CHECK(counted.events == k_events);
+  CHECK(counted.jobs == k_events + 1);
+  RetentionCursor cursor;
+  auto gone = f.hooks->delete_events("ep1", 10'000, 1000, false, cursor);
+  REQUIRE(gone);
+  CHECK(gone->events == k_events - 1);  // the succeeded range; ev-7 (dead) is in the next one
+  CHECK(gone->jobs == k_events);
+  CHECK(gone->more);
+  gone = f.hooks->delete_events("ep1", 10'000, 1000, false, cursor);
+  REQUIRE(gone);
+  CHECK(gone->events == 1);
+  CHECK(gone->jobs == 1);
+  CHECK_FALSE(gone->more);
+  CHECK(rows(f.options.path, "webhook_events") == 0);
+  CHECK(rows(f.options.path, "webhook_jobs") == 0);
+  CHECK(counts(*f.hooks) == before);
+}
+
+TEST_CASE("retention: the sweeper sizes its batches by the time they take", "[webhooks][retention]") {
+  test::WebhookStoreFixture f;
+  constexpr int k_events = 300;
+  for (int n = 1; n <= k_events; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  auto claimed = f.hooks->claim_due_jobs(2000, k_events, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed) {
+    j.state = JobState::succeeded;
+    j.finished_at = 2000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  test::FakeClock clock(1000);
+  RetentionOptions options;
+  options.default_days = 1;
+  options.day_ms = 1000;
+  options.batch = 4;
+  options.max_batch = 64;
+  options.pause = std::chrono::milliseconds(0);
+
+  SECTION("full batches well within their time grow up to the largest") {
+    options.batch_time = std::chrono::seconds(60);
+    RetentionSweeper sweeper(*f.hooks, clock, options);
+    CHECK(sweeper.batch_size() == 4);
+    clock.set_ms(3500);
+    auto pass = sweeper.sweep();
+    REQUIRE(pass);
+    CHECK(pass->bodies.events == k_events);
+    CHECK(sweeper.batch_size() == 64);  // 4, 8, 16, 32, 64: fewer batches than 300 / 4
+    clock.set_ms(10'000);
+    pass = sweeper.sweep();
+    REQUIRE(pass);
+    CHECK(pass->rows.events == k_events);
+    CHECK(sweeper.batch_size() == 64);
+  }
+  SECTION("batches over their time shrink, never below the first size") {
+    options.batch = 16;
+    options.batch_time = std::chrono::milliseconds(0);  // every batch takes longer
+    RetentionSweeper sweeper(*f.hooks, clock, options);
+    clock.set_ms(10'000);
+    auto pass = sweeper.sweep();
+    REQUIRE(pass);
+    CHECK(pass->bodies.events == k_events);
+    CHECK(pass->rows.events == k_events);
+    CHECK(sweeper.batch_size() == 16);
+  }
+  CHECK(rows(f.options.path, "webhook_events") == 0);
+}
+
 TEST_CASE("retention: free pages go back to the file system", "[webhooks][retention]") {
   test::WebhookStoreFixture f;
   {

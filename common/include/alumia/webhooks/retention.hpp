@@ -6,11 +6,18 @@
 // failed) is kept whatever its age. The dedup set keeps its own 8 days; the endpoint counters and
 // the job counts per state are not lowered by what goes.
 //
-// The RetentionSweeper runs that on its own thread every interval, in batches of a few hundred rows,
-// each one writer operation committed with the deliveries of its group and followed by a pause, so
-// that ingest waits for one batch at most; after a pass that removed something it gives the free
-// pages back (incremental vacuum, a bounded number per step). `alumia-connect events prune` uses
+// The RetentionSweeper runs that on its own thread every interval, in batches, each one writer
+// operation committed with the deliveries of its group and followed by a pause, so that ingest waits
+// for one batch at most; after a pass that removed something it gives the free pages back
+// (incremental vacuum, a bounded number per step). `alumia-connect events prune` uses
 // retire_events() with the caller's own cutoff.
+//
+// Batches are sized by time, not by a fixed count: a batch costs the writer a few statements plus
+// its rows (sqlite_webhook_retention.cpp), so the sweep keeps up with a steady load only when a batch
+// is large, and ingest waits for one batch at most only when it is short. The sweeper starts at
+// `batch` rows and doubles it after a full batch that took under half of `batch_time` (the call as a
+// whole: waiting for the writer, the rows, the commit), halves it after one that took longer, between
+// `batch` and `max_batch`; the size carries over from one pass to the next.
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/store/webhook_store.hpp>
@@ -34,16 +41,19 @@ struct RetentionOptions {
   int64_t default_days = k_default_retention_days;
   int64_t day_ms = 86'400'000;  // the length of a day of the windows (tests and bench/retention.sh shorten it)
   std::chrono::milliseconds interval{60'000};
-  std::size_t batch = 200;             // rows a batch examines
-  std::chrono::milliseconds pause{5};  // after each batch: the writer takes the deliveries waiting first
-  int64_t vacuum_pages = 1024;         // pages given back per incremental vacuum step (4 MiB)
+  std::size_t batch = 200;                   // rows a batch examines at first, and at least
+  std::size_t max_batch = 20'000;            // and at most
+  std::chrono::milliseconds batch_time{20};  // what a batch may take (the writer's background gather)
+  std::chrono::milliseconds pause{5};        // after each batch: the writer takes the deliveries waiting first
+  int64_t vacuum_pages = 1024;               // pages given back per incremental vacuum step (4 MiB)
 };
 
 // What a pass (or a prune) did, summed over its batches.
 struct RetentionTotals {
-  RetentionBatch bodies;  // events that lost their body and headers
-  RetentionBatch rows;    // events (and jobs) deleted
-  int64_t vacuumed = 0;   // bytes given back to the file system
+  RetentionBatch bodies;              // events that lost their body and headers
+  RetentionBatch rows;                // events (and jobs) deleted
+  int64_t vacuumed = 0;               // bytes given back to the file system
+  std::chrono::microseconds busy{0};  // the store calls' time, pauses left out (what the pass cost the writer)
 };
 
 // Deletes (or, dry, counts) the events of `endpoint_ids` all of whose jobs are succeeded or dead and
@@ -70,14 +80,20 @@ class RetentionSweeper {
   int64_t window_ms(std::optional<int64_t> days) const {
     return days.value_or(m_options.default_days) * m_options.day_ms;
   }
+  // Rows the next batch examines (tests).
+  std::size_t batch_size() const { return m_batch; }
 
  private:
   void loop();
   void pause();  // between batches; returns early when stopping
+  // One batch: `call(rows)` timed, the size adjusted after it (thread of sweep() only).
+  template <class F>
+  auto batch(F&& call, std::chrono::microseconds& busy) -> decltype(call(std::size_t{}));
 
   WebhookStore& m_store;
   const Clock& m_clock;
   RetentionOptions m_options;
+  std::size_t m_batch;  // rows of the next batch (thread of sweep() only)
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stopping = false;
