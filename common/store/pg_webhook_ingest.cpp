@@ -109,8 +109,15 @@ void PgWebhookStore::writer_loop() {
     std::vector<IngestOutcome> outcomes;
     Status st = ready;
     if (st) {
-      st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes); });
+      m_raced = false;
+      st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes, false); });
       m_transactions.fetch_add(1, std::memory_order_relaxed);
+      if (!st && m_raced) {
+        // Another daemon stored one of the batch's keys after the batch read them: decide again one
+        // delivery at a time, each waiting for the other's commit on its keys.
+        st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes, true); });
+        m_transactions.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     const auto answer_all = [&](const Status& s, std::vector<Op>& ops, std::vector<IngestOutcome>& outs) {
       for (std::size_t k = 0; k < ops.size(); ++k) {
@@ -138,7 +145,7 @@ void PgWebhookStore::writer_loop() {
         std::vector<Op> one;
         one.push_back(std::move(op));
         std::vector<IngestOutcome> out;
-        auto s = db.transaction([&](Connection& tx) { return apply_batch(tx, one, out); });
+        auto s = db.transaction([&](Connection& tx) { return apply_batch(tx, one, out, true); });
         m_transactions.fetch_add(1, std::memory_order_relaxed);
         answer_all(s, one, out);
       }
@@ -157,7 +164,8 @@ void PgWebhookStore::writer_loop() {
 // (each one's keys sorted), so two batches take the dedup keys' locks in the same order; the rows every
 // batch shares — the job counts (the trigger of the one INSERT of the batch's new jobs, then of the one
 // UPDATE of its relay outcomes) and the endpoint counters — are locked last, after every dedup key.
-Status PgWebhookStore::apply_batch(Connection& tx, std::vector<Op>& ops, std::vector<IngestOutcome>& outcomes) {
+Status PgWebhookStore::apply_batch(Connection& tx, std::vector<Op>& ops, std::vector<IngestOutcome>& outcomes,
+                                   bool per_delivery) {
   outcomes.assign(ops.size(), IngestOutcome{});
   std::vector<std::size_t> order(ops.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -168,11 +176,13 @@ Status PgWebhookStore::apply_batch(Connection& tx, std::vector<Op>& ops, std::ve
   std::map<std::string, CounterDelta> deltas;
   NewJobs jobs;
   std::vector<const WebhookJob*> finished;
+  std::vector<std::size_t> ingests;
   for (const std::size_t i : order) {
     const Op& op = ops[i];
     switch (op.kind) {
       case Op::Kind::ingest:
-        outcomes[i] = TRY(apply_ingest(tx, op.request, deltas, jobs));
+        if (per_delivery) outcomes[i] = TRY(apply_ingest(tx, op.request, deltas, jobs));
+        else ingests.push_back(i);
         break;
       case Op::Kind::finish:
         finished.push_back(&op.job);
@@ -190,6 +200,7 @@ Status PgWebhookStore::apply_batch(Connection& tx, std::vector<Op>& ops, std::ve
         break;
     }
   }
+  if (!ingests.empty()) TRY(apply_ingests(tx, ops, ingests, outcomes, deltas, jobs));
   if (!jobs.ids.empty())
     TRY(tx.exec(
         "INSERT INTO "
@@ -200,6 +211,128 @@ Status PgWebhookStore::apply_batch(Connection& tx, std::vector<Op>& ops, std::ve
          bigint_array(jobs.at)}));
   if (!finished.empty()) TRY(write_outcomes(tx, finished));
   return flush_counters(tx, deltas);
+}
+
+namespace {
+
+// A delivery's dedup keys, each once, sorted: the event key, the item keys, the aliases.
+std::vector<std::string> keys_of(const IngestRequest& r) {
+  std::vector<std::string> keys;
+  keys.push_back(r.event_key);
+  keys.insert(keys.end(), r.item_keys.begin(), r.item_keys.end());
+  keys.insert(keys.end(), r.alias_keys.begin(), r.alias_keys.end());
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
+}
+
+// The rule of IngestRequest over `hit(key)` (the event holding a key, or null): with item keys, a
+// repeat only when all are known (the first item's event); else the event key's, else the first alias's.
+template <class Hit>
+const std::string* original_of(const IngestRequest& r, Hit&& hit) {
+  if (!r.item_keys.empty()) {
+    const std::string* original = nullptr;
+    for (const auto& k : r.item_keys) {
+      const std::string* h = hit(k);
+      if (!h) return nullptr;
+      if (!original) original = h;
+    }
+    return original;
+  }
+  if (const std::string* h = hit(r.event_key)) return h;
+  for (const auto& k : r.alias_keys)
+    if (const std::string* h = hit(k)) return h;
+  return nullptr;
+}
+
+}  // namespace
+
+// The batch's deliveries set-wise, a few statements whatever their number: one read of every key
+// they carry; dedup decided in memory in their order (a key of an earlier new delivery of the batch
+// counts as known); one INSERT of the new keys, which must all go in — a key another daemon stored
+// since the read fails the batch (m_raced), and the writer runs it again one delivery at a time
+// (apply_ingest); one INSERT of the new events.
+Status PgWebhookStore::apply_ingests(Connection& tx, const std::vector<Op>& ops, const std::vector<std::size_t>& which,
+                                     std::vector<IngestOutcome>& outcomes, std::map<std::string, CounterDelta>& deltas,
+                                     NewJobs& jobs) {
+  using Key = std::pair<std::string, std::string>;  // endpoint, key
+  std::set<Key> wanted;
+  for (const std::size_t i : which)
+    for (auto& k : keys_of(ops[i].request)) wanted.insert({ops[i].request.endpoint_id, std::move(k)});
+  std::map<Key, std::string> known;
+  {
+    std::vector<std::string> eps, keys;
+    for (const auto& [e, k] : wanted) {
+      eps.push_back(e);
+      keys.push_back(k);
+    }
+    auto rows = TRY(tx.exec(
+        "SELECT d.endpoint_id, d.event_key, d.event_id FROM webhook_dedup d JOIN unnest($1::text[], $2::text[]) AS "
+        "x(ep, k) ON d.endpoint_id = x.ep AND d.event_key = x.k",
+        {text_array(eps), text_array(keys)}));
+    for (int r = 0; r < rows.size(); ++r) known[{rows.str(r, 0), rows.str(r, 1)}] = rows.str(r, 2);
+  }
+  std::map<Key, std::pair<std::string, int64_t>> fresh;  // new keys: event, received_at
+  std::vector<std::size_t> stored;
+  for (const std::size_t i : which) {
+    const IngestRequest& r = ops[i].request;
+    const auto hit = [&](const std::string& k) -> const std::string* {
+      auto it = known.find({r.endpoint_id, k});
+      return it == known.end() ? nullptr : &it->second;
+    };
+    if (const std::string* original = original_of(r, hit)) {
+      outcomes[i] = IngestOutcome{true, *original};
+      deltas[r.endpoint_id].duplicates += 1;
+      continue;
+    }
+    for (auto& k : keys_of(r)) {
+      Key key{r.endpoint_id, std::move(k)};
+      if (known.contains(key)) continue;  // kept by its first event (INSERT OR IGNORE)
+      known[key] = r.event_id;
+      fresh[std::move(key)] = {r.event_id, r.received_at};
+    }
+    stored.push_back(i);
+  }
+  if (!fresh.empty()) {
+    std::vector<std::string> eps, keys, events;
+    std::vector<int64_t> at;
+    for (const auto& [key, v] : fresh) {  // in key order: the locks in the same order in every daemon
+      eps.push_back(key.first);
+      keys.push_back(key.second);
+      events.push_back(v.first);
+      at.push_back(v.second);
+    }
+    auto rows = TRY(tx.exec(
+        "INSERT INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) SELECT * FROM unnest($1::text[], "
+        "$2::text[], $3::text[], $4::bigint[]) ON CONFLICT DO NOTHING RETURNING 1",
+        {text_array(eps), text_array(keys), text_array(events), bigint_array(at)}));
+    if (static_cast<std::size_t>(rows.size()) != fresh.size()) {
+      m_raced = true;
+      return fail(ErrorCode::conflict, "another daemon stored a key of this batch meanwhile");
+    }
+  }
+  if (stored.empty()) return {};
+  Query q;
+  q.sql =
+      "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at) "
+      "VALUES";
+  for (std::size_t n = 0; n < stored.size(); ++n) {
+    const IngestRequest& r = ops[stored[n]].request;
+    q.sql += std::string(n ? "," : "") + "(" + q.p(r.event_id) + "," + q.p(r.endpoint_id) + "," + q.p(r.user_id) + "," +
+             q.p(std::string(to_string(r.provider))) + "," + q.p(r.event_key) + "," + q.p(r.event_type) + "," +
+             q.p(r.headers) + "," + q.p(Param::bytes(r.body)) + "," + q.p(static_cast<int64_t>(r.received_at)) + ")";
+    jobs.ids.push_back(r.job_id);
+    jobs.event_ids.push_back(r.event_id);
+    jobs.endpoint_ids.push_back(r.endpoint_id);
+    jobs.user_ids.push_back(r.user_id);
+    jobs.at.push_back(r.received_at);
+    auto& d = deltas[r.endpoint_id];
+    d.received += 1;
+    d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+    outcomes[stored[n]] = IngestOutcome{false, r.event_id};
+  }
+  TRY(tx.exec(q.sql, q.params));
+  return {};
 }
 
 Result<IngestOutcome> PgWebhookStore::apply_ingest(Connection& tx, const IngestRequest& r,

@@ -123,12 +123,16 @@ class PgWebhookStore final : public WebhookStore {
   void enqueue(Op op);
   void writer_loop();
   // Runs `ops` in one transaction; their outcomes in `outcomes` (ingest ops only).
-  Status apply_batch(Connection& tx, std::vector<Op>& ops, std::vector<IngestOutcome>& outcomes);
+  // `per_delivery`: each delivery's dedup on its own (apply_ingest), else the batch's set-wise (apply_ingests).
+  Status apply_batch(Connection& tx, std::vector<Op>& ops, std::vector<IngestOutcome>& outcomes, bool per_delivery);
   // The first jobs of a batch's new deliveries, inserted by one statement at its end.
   struct NewJobs {
     std::vector<std::string> ids, event_ids, endpoint_ids, user_ids;
     std::vector<int64_t> at;
   };
+  Status apply_ingests(Connection& tx, const std::vector<Op>& ops, const std::vector<std::size_t>& which,
+                       std::vector<IngestOutcome>& outcomes, std::map<std::string, CounterDelta>& deltas,
+                       NewJobs& jobs);
   Result<IngestOutcome> apply_ingest(Connection& tx, const IngestRequest& r,
                                      std::map<std::string, CounterDelta>& deltas, NewJobs& jobs);
   Status flush_counters(Connection& tx, const std::map<std::string, CounterDelta>& deltas);
@@ -155,6 +159,7 @@ class PgWebhookStore final : public WebhookStore {
   std::unique_ptr<Connection> m_writer_conn;  // the writer thread's only
   std::atomic<uint64_t> m_transactions{0};
   std::atomic<int64_t> m_queued_writes{0};  // refusals and finished jobs not yet committed
+  bool m_raced = false;  // writer thread: the set-wise batch met a key another daemon stored meanwhile
 
   std::mutex m_mutex;
   std::condition_variable m_wake;
