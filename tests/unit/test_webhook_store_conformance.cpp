@@ -8,11 +8,13 @@
 #include "process.hpp"
 #include "webhook_store_fixture.hpp"
 
+#include <alumia/store/endpoint_watch.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/retention.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -937,4 +939,45 @@ TEST_CASE("pg webhook store: a lost server is SERVICE_UNAVAILABLE, and the store
   REQUIRE(again);
   CHECK(again->duplicate);
   CHECK(hooks->find_endpoint("ep1").value()->received == 2);
+}
+
+TEST_CASE(
+    "pg webhook store: an endpoint watch hears every daemon's endpoint changes, and says when it may have "
+    "missed some",
+    "[webhooks][store][pg]") {
+  ALUMIA_SKIP_WITHOUT_POSTGRES();
+  test::PostgresServer server;
+  const std::string conninfo = server.conninfo(server.fresh_database());
+  auto a = Backend::open_pg(conninfo);
+  auto b = Backend::open_pg(conninfo);  // another daemon
+  std::mutex m;
+  std::vector<std::string> heard;
+  const auto count = [&](const std::string& id) {
+    std::lock_guard lock(m);
+    return std::count(heard.begin(), heard.end(), id);
+  };
+  EndpointWatch::Options o;
+  o.conninfo = conninfo;
+  o.recheck = std::chrono::hours(1);  // only the reconnect's recheck in this test
+  auto watch = EndpointWatch::start(o, [&](const std::string& id) {
+    std::lock_guard lock(m);
+    heard.push_back(id);
+  });
+  REQUIRE(watch);
+  REQUIRE(b->insert_endpoint(endpoint("ep1")));
+  auto ep1 = b->find_endpoint("ep1").value().value();
+  ep1.status = EndpointStatus::disabled;
+  REQUIRE(b->update_endpoint(ep1));
+  REQUIRE(a->insert_endpoint(endpoint("ep2")));
+  REQUIRE(test::eventually([&] { return count("ep1") == 2 && count("ep2") == 1; }, std::chrono::seconds(5)));
+  CHECK(count("") == 0);
+
+  // The server goes away and comes back: the watch reconnects and says everything may be stale.
+  server.stop();
+  server.start();
+  REQUIRE(test::eventually([&] { return count("") >= 1; }, std::chrono::seconds(15)));
+  REQUIRE(test::eventually([&] { return a->insert_endpoint(endpoint("ep3")).has_value(); }, std::chrono::seconds(10),
+                           std::chrono::milliseconds(100)));
+  REQUIRE(test::eventually([&] { return count("ep3") == 1; }, std::chrono::seconds(5)));
+  watch->reset();
 }
