@@ -35,7 +35,8 @@ struct DaemonInfo {
   std::string keyring_backend;
   std::string keyring_location;
   std::string keyring_warning;
-  std::string store_path;
+  std::string store_path;  // the SQLite file, or the PostgreSQL URL with its password redacted
+  std::string data_dir;    // key file, master key file (rotate-master), state file
   int64_t started_at_ms = 0;
 };
 

@@ -81,14 +81,59 @@ WebhookBase judge_webhook_base(const Settings& settings) {
   return WebhookBase{std::move(judged->url), warning};
 }
 
-// One daemon per store: two refresh workers would trip refresh-token reuse detection.
-UniqueFd lock_store(const Paths& paths) {
+// One daemon per SQLite store: two refresh workers would trip refresh-token reuse detection. Daemons on
+// one PostgreSQL store share it by design (the store's constraints and locks keep the guarantees).
+UniqueFd lock_store(const Paths& paths, const Settings& settings) {
+  if (is_postgres_url(settings.get("store"))) return UniqueFd();
   UniqueFd fd = must(open_owned_file(paths.lock_file(), O_CREAT | O_RDWR, Privacy::no_foreign_writes),
                      "cannot open the lock file");
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
     throw StartupError("another alumia-connectd is already using " + paths.data_dir.string() +
                        " (stop it with `alumia-connect daemon stop`)");
   return fd;
+}
+
+// The `store` setting: empty is the SQLite file in the data directory; a postgres:// URL is a database
+// several daemons share. Anything else stops the start. A password in the URL of the --store flag stops
+// it too: it would show in the process list (ps) of every user.
+std::string store_url(const Settings& settings) {
+  const std::string store = settings.get("store");
+  const std::string where = "setting store from " + settings.origin("store");
+  if (store.empty() || is_postgres_url(store)) {
+    if (settings.setting("store").source == SettingSource::flag && redact_store_url(store) != store)
+      throw StartupError(where +
+                         " holds a password, which every user would see in the process list: give it in "
+                         "PGPASSWORD or ~/.pgpass (or use a Unix socket), or pass the URL in ALUMIA_STORE");
+    return store;
+  }
+  throw StartupError(where + ": " + redact_store_url(store) +
+                     " is not a store this daemon knows: leave it empty for the SQLite store in the data directory, "
+                     "or give a postgres://USER@HOST:PORT/DATABASE URL");
+}
+
+std::unique_ptr<Store> open_store(const Settings& settings, const Paths& paths) {
+  const std::string url = store_url(settings);
+  if (url.empty()) return must(open_sqlite_store({paths.store_db(), true}), "cannot open the store");
+  auto store = must(open_postgres_store({.conninfo = url, .pool_size = 8}),
+                    "cannot open the PostgreSQL store " + redact_store_url(url));
+  spdlog::info("store: PostgreSQL {}", redact_store_url(url));
+  return store;
+}
+
+// The webhook store lives beside the store: in the same SQLite file, or in the same PostgreSQL database
+// (where an endpoint and its secrets can commit together).
+std::unique_ptr<WebhookStore> open_webhook_store(const Settings& settings, const Paths& paths) {
+  const std::string url = store_url(settings);
+  // The one place the PostgreSQL webhook store plugs in, once merged (r16-pgwebhook):
+  //   return must(open_postgres_webhook_store({.conninfo = url}),
+  //               "cannot open the PostgreSQL webhook store " + redact_store_url(url));
+  if (!url.empty())
+    throw StartupError("setting store from " + settings.origin("store") +
+                       ": the PostgreSQL webhook store is not built yet (issue 17); leave store empty to use SQLite");
+  return must(open_sqlite_webhook_store(
+                  {.path = paths.store_db(),
+                   .dedup_filter_bytes = static_cast<std::size_t>(settings.integer("dedup-filter-bytes"))}),
+              "cannot open the webhook store");
 }
 
 bool is_loopback_listen(const std::string& host) {
@@ -161,10 +206,22 @@ UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths
     }
     data_key = std::move(*unwrapped);
   } else {
+    // Several daemons may make the first start on one PostgreSQL store together: one data key wins (the
+    // store sets it only when absent), and the others unwrap that one with the master key they share.
     data_key = generate_key(random);
-    must(store.put_meta("data_key.wrapped",
-                        must(wrap_data_key(master.key, data_key, random), "cannot wrap the data key")),
-         "cannot store the data key");
+    const bool stored =
+        must(store.insert_meta_if_absent("data_key.wrapped",
+                                         must(wrap_data_key(master.key, data_key, random), "cannot wrap the data key")),
+             "cannot store the data key");
+    if (!stored) {
+      const auto winner = must(store.get_meta("data_key.wrapped"), "cannot read the store").value_or("");
+      auto unwrapped = unwrap_data_key(master.key, winner);
+      if (!unwrapped)
+        throw StartupError("another daemon created this store's data key under a different master key (" +
+                           unwrapped.error().message +
+                           "): give every daemon of the store the same master key (docs/SCALE-OUT.md)");
+      data_key = std::move(*unwrapped);
+    }
   }
   return UnlockedKeys{.sealer = Sealer(std::move(data_key), random),
                       .keyring_backend = std::string(format_keyring_mode(master.backend)),
@@ -244,7 +301,7 @@ RetentionOptions retention_options(const Settings& settings) {
 }
 
 DaemonInfo daemon_info(const BoundListener& control, const BoundListener& public_listener, const UnlockedKeys& keys,
-                       const Paths& paths, const Clock& clock) {
+                       const Paths& paths, const Settings& settings, const Clock& clock) {
   DaemonInfo info;
   info.pid = static_cast<int>(::getpid());
   info.control_url = control.url;
@@ -252,7 +309,8 @@ DaemonInfo daemon_info(const BoundListener& control, const BoundListener& public
   info.keyring_backend = keys.keyring_backend;
   info.keyring_location = keys.keyring_location;
   info.keyring_warning = keys.keyring_warning;
-  info.store_path = paths.store_db().string();
+  info.store_path = settings.get("store").empty() ? paths.store_db().string() : redact_store_url(settings.get("store"));
+  info.data_dir = paths.data_dir.string();
   info.started_at_ms = clock.now_ms();
   return info;
 }
@@ -285,14 +343,11 @@ Daemon::Daemon(const StartOptions& options)
       m_paths(prepare_paths(options.data_dir, m_env)),
       m_settings(resolve_settings(options, m_env, m_paths)),
       m_base(judge_webhook_base(m_settings)),
-      m_lock(lock_store(m_paths)),
+      m_lock(lock_store(m_paths, m_settings)),
       m_control(bind_control(m_settings)),
       m_public(bind_public(m_settings, m_base)),
-      m_store(must(open_sqlite_store({m_paths.store_db(), true}), "cannot open the store")),
-      m_hook_store(must(open_sqlite_webhook_store(
-                            {.path = m_paths.store_db(),
-                             .dedup_filter_bytes = static_cast<std::size_t>(m_settings.integer("dedup-filter-bytes"))}),
-                        "cannot open the webhook store")),
+      m_store(open_store(m_settings, m_paths)),
+      m_hook_store(open_webhook_store(m_settings, m_paths)),
       m_keys(unlock_data_key(*m_store, m_settings, m_paths, m_random)),
       m_catalog(must(load_catalog(m_paths.connectors_d()), "invalid connector catalog")),
       m_http(m_settings.get("ca-file")),
@@ -335,7 +390,7 @@ Daemon::Daemon(const StartOptions& options)
             .settings = m_settings,
             .clock = m_clock,
             .random = m_random,
-            .info = daemon_info(m_control, m_public, m_keys, m_paths, m_clock),
+            .info = daemon_info(m_control, m_public, m_keys, m_paths, m_settings, m_clock),
             .oauth = m_flows,
             .control_hosts = m_control.hosts,
             .public_hosts = m_public.hosts,
@@ -387,7 +442,7 @@ void Daemon::stop() {
 int run(int argc, char** argv) {
   CLI::App app{"alumia-connectd — local daemon owning the connection store, the OAuth callback and the webhook relay"};
   StartOptions options;
-  std::string listen, public_listen, env, keyring, relay_to, log_level;
+  std::string listen, public_listen, env, keyring, relay_to, log_level, store;
   bool insecure = false;
   bool print_api_md = false;
   std::string keyring_helper;  // open|create|save|erase: the child of keyring_helper.hpp
@@ -401,6 +456,9 @@ int run(int argc, char** argv) {
   app.add_option("--keyring", keyring, "master key backend: auto, secret-service or file")
       ->check(CLI::IsMember({"auto", "secret-service", "file"}));
   app.add_option("--relay-to", relay_to, "default relay target URL for webhook jobs");
+  app.add_option("--store", store,
+                 "postgres://USER@HOST:PORT/DB: a PostgreSQL store several daemons share (default: SQLite in the "
+                 "data directory; the password from PGPASSWORD or ~/.pgpass, never here)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_flag("--allow-insecure-base-url", insecure, "development only: accept any webhook base URL");
@@ -429,6 +487,7 @@ int run(int argc, char** argv) {
                              {"env", &env},
                              {"keyring", &keyring},
                              {"relay-to", &relay_to},
+                             {"store", &store},
                              {"log-level", &log_level}})
     if (!value->empty()) options.flags[name] = *value;
   if (insecure) options.flags["allow-insecure-base-url"] = "true";

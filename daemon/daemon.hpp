@@ -90,7 +90,7 @@ class Daemon {
   Paths m_paths;
   Settings m_settings;
   WebhookBase m_base;  // judged with the settings: an unsafe base URL stops the start here
-  UniqueFd m_lock;     // store.lock, flock'd: one daemon per store
+  UniqueFd m_lock;     // store.lock, flock'd: one daemon per SQLite store (none on PostgreSQL)
   SystemClock m_clock;
   SystemRandom m_random;
   BoundListener m_control;

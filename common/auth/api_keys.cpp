@@ -55,8 +55,10 @@ Result<std::string> KeyService::issue_key(const std::string& user_id, const std:
 Result<std::optional<std::string>> KeyService::bootstrap_owner() {
   auto owner = TRY(m_d.store.first_user());
   if (owner) return std::optional<std::string>();
+  // Several daemons may start together on one shared store: the store creates the owner once (a
+  // constraint, not this check), and the daemons that lost the race find it made.
   User u{m_d.random.uuid_v4(), "owner", m_d.clock.now_ms()};
-  TRY(m_d.store.insert_user(u));
+  if (!TRY(m_d.store.insert_owner(u))) return std::optional<std::string>();
   auto key = TRY(issue_key(u.id, "owner (local key file)", k_all_scopes));
   return std::optional<std::string>(key);
 }

@@ -134,6 +134,14 @@ const std::vector<SettingSpec>& setting_specs() {
        .description = "master key backend",
        .kind = choice,
        .choices = {"auto", "secret-service", "file"}},
+      {.name = "store",
+       .env = "ALUMIA_STORE",
+       .config_key = "store",
+       .default_value = "",
+       .description = "where the state lives: empty for the embedded SQLite file in the data directory, or a "
+                      "postgres:// URL shared by several daemons (its password from PGPASSWORD or ~/.pgpass, "
+                      "never in the URL of a flag)",
+       .secret = true},  // it may hold a password: `config show` says (set); `daemon status` shows it redacted
       {.name = "auth-failure-burst",
        .env = "ALUMIA_AUTH_FAILURE_BURST",
        .config_key = "authFailureBurst",

@@ -204,6 +204,7 @@ Status FlowService::refresh_locked(Connection& c) {
 Status FlowService::refresh_if_due(const std::string& connection_id) {
   auto lock_ptr = connection_mutex(connection_id);
   std::lock_guard lock(*lock_ptr);
+  const auto across_daemons = TRY(m_d.store.lock_connection(connection_id));
   auto found = TRY(m_d.store.find_connection(connection_id));
   if (!found || found->deleted_at) return fail(ErrorCode::not_found, "no connection " + connection_id);
   Connection c = *found;
@@ -222,12 +223,14 @@ bool refresh_due(const Connection& c, int64_t now_ms) {
 
 Result<AccessToken> FlowService::access_token(const Connection& conn) {
   const auto& d = m_d;
-  // Single flight (SPEC §6): concurrent reads queue on the connection's lock; the first that finds the
-  // token inside the refresh margin refreshes it, and the others then find a fresh token. A read that
-  // waited while another refreshed never refreshes again, whatever the token's lifetime.
+  // Single flight (SPEC §6): concurrent reads queue on the connection's lock (this daemon's mutex, then the
+  // store's lock across daemons); the first that finds the token inside the refresh margin refreshes it,
+  // and the others then find a fresh token. A read that waited while another refreshed never refreshes
+  // again, whatever the token's lifetime.
   const int64_t asked_at = d.clock.now_ms();
   auto lock_ptr = connection_mutex(conn.id);
   std::lock_guard lock(*lock_ptr);
+  const auto across_daemons = TRY(d.store.lock_connection(conn.id));  // the other daemons of a shared store
   auto found = TRY(d.store.find_connection(conn.id));
   if (!found || found->deleted_at) return fail(ErrorCode::not_found, "no connection " + conn.id);
   Connection c = *found;

@@ -186,6 +186,27 @@ class SqliteStore final : public Store {
     });
   }
 
+  // One statement each, so atomic under SQLite's single writer (also against another handle on the file).
+  Result<bool> insert_meta_if_absent(std::string_view key, std::string_view value) override {
+    return run([&] {
+      SQLite::Statement q(m_db, "INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO NOTHING");
+      q.bind(1, std::string(key));
+      q.bind(2, std::string(value));
+      return q.exec() == 1;
+    });
+  }
+
+  Result<bool> insert_owner(const User& u) override {
+    return run([&] {
+      SQLite::Statement q(m_db,
+                          "INSERT INTO users(id,name,created_at) SELECT ?,?,? WHERE NOT EXISTS (SELECT 1 FROM users)");
+      q.bind(1, u.id);
+      q.bind(2, u.name);
+      q.bind(3, static_cast<int64_t>(u.created_at));
+      return q.exec() == 1;
+    });
+  }
+
   Status insert_user(const User& u) override {
     return run_void([&] {
       SQLite::Statement q(m_db, "INSERT INTO users(id,name,created_at) VALUES(?,?,?)");

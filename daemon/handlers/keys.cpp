@@ -26,13 +26,13 @@ Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, 
   return ok(deleted_json());
 }
 
-// The data directory is the store's; the current key is found as at start (the daemon's --keyring).
+// The master key is found as at start: in the data directory, through the daemon's --keyring.
 Result<http::Response> rotate_master(DaemonContext& ctx, const http::Request& req, const Caller*) {
   auto body = TRY(parse_json_body(req));
   const auto request = TRY(parse_rotate_master(body));
   const RotateMasterDeps deps{.store = ctx.store,
                               .random = ctx.random,
-                              .data_dir = std::filesystem::path(ctx.info.store_path).parent_path(),
+                              .data_dir = ctx.info.data_dir,
                               .mode = parse_keyring_mode(ctx.settings.get("keyring")).value_or(KeyringMode::auto_)};
   auto result = TRY(rotate_master_key(deps, request));
   return ok(rotate_master_json(result), 200, result.warnings);

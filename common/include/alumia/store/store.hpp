@@ -6,6 +6,7 @@
 #include <alumia/base/error.hpp>
 #include <alumia/store/domain.hpp>
 
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -65,6 +66,42 @@ class Store {
   // rotate-master swaps the wrapped data key this way, and no old page keeps the previous wrapping.
   virtual Status update_meta(const std::vector<std::pair<std::string, std::optional<std::string>>>& changes) = 0;
 
+  // Several daemons may start together on one PostgreSQL store: what the first start creates must be
+  // created once, by a constraint, never by a check and then an insert. (Added with defaults that do the
+  // check and the insert, which is right only for a store one process holds.)
+  // Sets `key` only when it has no value; false when it already had one (which is left as it was).
+  virtual Result<bool> insert_meta_if_absent(std::string_view key, std::string_view value) {
+    auto existing = get_meta(key);
+    if (!existing) return std::unexpected(existing.error());
+    if (existing->has_value()) return false;
+    auto put = put_meta(key, value);
+    if (!put) return std::unexpected(put.error());
+    return true;
+  }
+  // Inserts `user` as the owner only when the store has no user yet; false when it has one.
+  virtual Result<bool> insert_owner(const User& user) {
+    auto first = first_user();
+    if (!first) return std::unexpected(first.error());
+    if (first->has_value()) return false;
+    auto inserted = insert_user(user);
+    if (!inserted) return std::unexpected(inserted.error());
+    return true;
+  }
+
+  // One token refresh per connection across every daemon of a shared store (SPEC §6 single flight): the
+  // handle holds the connection's lock until it is destroyed, and another daemon's lock_connection() of
+  // the same id waits meanwhile. Callers take their in-process mutex first, so one daemon waits on the
+  // store once per connection. A store that one daemon holds (SQLite) returns no handle: that mutex is
+  // enough. (Added with that default.)
+  class Lock {
+   public:
+    virtual ~Lock() = default;
+  };
+  virtual Result<std::unique_ptr<Lock>> lock_connection(std::string_view connection_id) {
+    (void)connection_id;
+    return std::unique_ptr<Lock>();
+  }
+
   virtual std::string_view backend_name() const = 0;
 };
 
@@ -75,6 +112,22 @@ struct SqliteOptions {
 
 // Opens (creating 0600 if needed) and migrates the store.
 Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+struct PostgresOptions {
+  // A libpq connection string or postgres:// URI. Keep the password out of it (PGPASSWORD, ~/.pgpass
+  // or a Unix socket with peer authentication): errors never repeat it, but the string is the caller's.
+  std::string conninfo;
+  std::size_t pool_size = 4;  // connections the store holds; a method waits while all are in use
+};
+
+// Connects, runs the pending migrations of part "store" (common/store/pg_store.cpp) under the
+// migration lock, and returns the store. SERVICE_UNAVAILABLE when the server cannot be reached.
+Result<std::unique_ptr<Store>> open_postgres_store(const PostgresOptions& options);
+
+// Whether a `store` setting names PostgreSQL (postgres:// or postgresql://) rather than SQLite.
+bool is_postgres_url(std::string_view store);
+// The URL with any password replaced by "***", for logs, `daemon status` and messages.
+std::string redact_store_url(std::string_view store);
 
 // Cursor helpers shared by implementations: opaque base64url of "<created_at>:<id>".
 std::string encode_cursor(int64_t created_at, std::string_view id);
