@@ -124,12 +124,12 @@ std::unique_ptr<Store> open_store(const Settings& settings, const Paths& paths) 
 // (where an endpoint and its secrets can commit together).
 std::unique_ptr<WebhookStore> open_webhook_store(const Settings& settings, const Paths& paths) {
   const std::string url = store_url(settings);
-  // The one place the PostgreSQL webhook store plugs in, once merged (r16-pgwebhook):
-  //   return must(open_postgres_webhook_store({.conninfo = url}),
-  //               "cannot open the PostgreSQL webhook store " + redact_store_url(url));
-  if (!url.empty())
-    throw StartupError("setting store from " + settings.origin("store") +
-                       ": the PostgreSQL webhook store is not built yet (issue 17); leave store empty to use SQLite");
+  if (!url.empty()) {
+    PgWebhookStoreOptions options;
+    options.conninfo = url;
+    return must(open_postgres_webhook_store(options),
+                "cannot open the PostgreSQL webhook store " + redact_store_url(url));
+  }
   return must(open_sqlite_webhook_store(
                   {.path = paths.store_db(),
                    .dedup_filter_bytes = static_cast<std::size_t>(settings.integer("dedup-filter-bytes"))}),

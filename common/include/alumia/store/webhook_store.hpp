@@ -297,4 +297,33 @@ struct WebhookStoreOptions {
 
 Result<std::unique_ptr<WebhookStore>> open_sqlite_webhook_store(const WebhookStoreOptions& options);
 
+// The PostgreSQL implementation (SPEC §12, docs/SCALE-OUT.md): several daemons share one database.
+// Its differences from SQLite, all inside the interface's contract:
+// - ingest() commits dedup keys + event + first job before it returns (synchronous_commit on); the
+//   deliveries waiting meanwhile are committed together by one writer thread (one transaction per
+//   batch). Dedup is the unique key (endpoint_id, event_key) of webhook_dedup, so two daemons that
+//   take the same delivery store it once: the second waits for the first's commit and answers a repeat.
+// - claim_due_jobs() locks its jobs with FOR UPDATE SKIP LOCKED and holds them under a lease
+//   (`lease_ms` after the claim's `now`); a job still running when its lease ends is claimable again
+//   (how a killed daemon's jobs are taken over). requeue_running() requeues only jobs of this holder
+//   or whose lease ended, never those a live daemon holds; finish_job(_later) changes a job only while
+//   this holder still holds it. The relay's request timeout must stay well below the lease.
+// - Endpoint inserts and updates NOTIFY the channel k_pg_endpoint_channel with the endpoint id (sent at
+//   commit), so that other daemons can drop what they cached.
+// - incremental_vacuum() gives back nothing (0): PostgreSQL's autovacuum reuses the space; store_size()
+//   is the webhook tables' pg_total_relation_size, free_bytes 0.
+inline constexpr std::string_view k_pg_endpoint_channel = "alumia_webhook_endpoints";
+
+struct PgWebhookStoreOptions {
+  std::string conninfo;         // a libpq connection string or postgres:// URI (never logged)
+  std::size_t pool_size = 4;    // connections for reads, claims and admin writes (the writer has its own)
+  std::size_t max_batch = 512;  // operations per writer transaction
+  int64_t lease_ms = 60'000;    // how long a claim holds a job
+  std::string holder;           // this daemon's name in claims; empty: a fresh random one per open
+};
+
+// Runs the "webhooks" part's migrations (under the advisory lock) and opens the store.
+// SERVICE_UNAVAILABLE when the server cannot be reached.
+Result<std::unique_ptr<WebhookStore>> open_postgres_webhook_store(const PgWebhookStoreOptions& options);
+
 }  // namespace alumia
