@@ -1,5 +1,7 @@
 // OAuth state shared through the store (issue 17 item 2, SPEC §6 and §12): two daemons (two FlowServices
-// and TicketBooks, each on its own PostgreSQL store handle over one database) serve one flow. A ticket
+// and TicketBooks, each on its own store handle over one database) serve one flow. On PostgreSQL they are
+// two daemons of a cluster; on SQLite (two handles on one file) the second stands for the same daemon
+// after a restart, which now keeps tickets, flows and results until they expire. A ticket
 // minted on A is redeemed on B, once; a flow begun on A completes on B (its sealed PKCE verifier opened
 // there), once; its outcome is recalled on either. With the state in daemon memory, as before, B knew
 // neither the ticket nor the flow.
@@ -38,7 +40,8 @@ struct DaemonServices {
   std::unique_ptr<oauth::FlowService> flows;
 };
 
-// Two daemons over one fresh database; the sealer (the shared data key), clock and provider are the cluster's.
+// Two daemons over one fresh database ("postgres") or store file ("sqlite"); the sealer (the shared data
+// key), clock and provider are the cluster's.
 struct Cluster {
   test::TempDir dir;
   Catalog catalog;
@@ -54,14 +57,17 @@ struct Cluster {
   std::vector<DaemonServices> daemons;
   Connection connection;
 
-  Cluster() : daemons(2) {
-    auto& server = test::shared_postgres();
-    const std::string info = server.conninfo(server.fresh_database());
+  explicit Cluster(const std::string& kind) : daemons(2) {
+    std::string info;
+    if (kind == "postgres") {
+      auto& server = test::shared_postgres();
+      info = server.conninfo(server.fresh_database());
+    }
     auto c = load_catalog(dir.path() / "connectors.d");
     REQUIRE(c);
     catalog = std::move(*c);
     for (auto& d : daemons) {
-      auto s = open_postgres_store({info, 3});
+      auto s = kind == "postgres" ? open_postgres_store({info, 3}) : open_sqlite_store({dir.path() / "store.db", true});
       REQUIRE(s);
       d.store = std::move(*s);
       d.tickets = std::make_unique<TicketBook>(*d.store, clock, random);
@@ -102,9 +108,11 @@ std::string query_value(const std::string& url, const std::string& key) {
 
 }  // namespace
 
-TEST_CASE("postgres: a ticket minted on one daemon is redeemed on another, once", "[oauth][pg]") {
-  ALUMIA_SKIP_WITHOUT_POSTGRES();
-  Cluster k;
+TEST_CASE("shared store: a ticket minted on one daemon is redeemed on another, once", "[oauth][pg][store]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  if (kind == "postgres") ALUMIA_SKIP_WITHOUT_POSTGRES();
+  INFO("on " << kind);
+  Cluster k(kind);
   auto& a = k.daemons[0];
   auto& b = k.daemons[1];
   const unsigned scopes = static_cast<unsigned>(Scope::connections);
@@ -154,9 +162,12 @@ TEST_CASE("postgres: a ticket minted on one daemon is redeemed on another, once"
   CHECK(granted == 1);
 }
 
-TEST_CASE("postgres: a flow begun on one daemon completes on another; consumed, it is refused on both", "[oauth][pg]") {
-  ALUMIA_SKIP_WITHOUT_POSTGRES();
-  Cluster k;
+TEST_CASE("shared store: a flow begun on one daemon completes on another; consumed, it is refused on both",
+          "[oauth][pg][store]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  if (kind == "postgres") ALUMIA_SKIP_WITHOUT_POSTGRES();
+  INFO("on " << kind);
+  Cluster k(kind);
   auto& a = k.daemons[0];
   auto& b = k.daemons[1];
   auto started = a.flows->begin(k.connection, false);
@@ -213,10 +224,13 @@ TEST_CASE("postgres: a flow begun on one daemon completes on another; consumed, 
   CHECK(a.flows->results_held() == 0);
 }
 
-TEST_CASE("postgres: a flow restarted on another daemon voids the first; two daemons given one callback exchange once",
-          "[oauth][pg]") {
-  ALUMIA_SKIP_WITHOUT_POSTGRES();
-  Cluster k;
+TEST_CASE(
+    "shared store: a flow restarted on another daemon voids the first; two daemons given one callback exchange once",
+    "[oauth][pg][store]") {
+  const std::string kind = GENERATE(as<std::string>{}, "sqlite", "postgres");
+  if (kind == "postgres") ALUMIA_SKIP_WITHOUT_POSTGRES();
+  INFO("on " << kind);
+  Cluster k(kind);
   auto& a = k.daemons[0];
   auto& b = k.daemons[1];
   auto first = a.flows->begin(k.connection, false);
