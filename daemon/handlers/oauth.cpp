@@ -101,7 +101,8 @@ Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, co
     r = redirect(303, std::string(k_result) + "?refused=" + std::string(oauth::refusal_name(outcome.refusal)));
   } else {
     r = redirect(303, std::string(k_result) + "?id=" + TRY(ctx.oauth.remember(outcome)));
-    r.headers.emplace_back("Set-Cookie", ctx.oauth.clear_cookie(outcome.connection_id));  // the flow is spent
+    if (!outcome.connection_id.empty())  // the flow is spent (none was taken when the store failed)
+      r.headers.emplace_back("Set-Cookie", ctx.oauth.clear_cookie(outcome.connection_id));
   }
   page_headers(r);
   return r;

@@ -44,6 +44,7 @@ struct DaemonServices {
 // key), clock and provider are the cluster's.
 struct Cluster {
   test::TempDir dir;
+  std::unique_ptr<test::PostgresServer> own_server;  // a test that stops the server has its own
   Catalog catalog;
   SystemRandom random;
   test::FakeClock clock;
@@ -57,10 +58,11 @@ struct Cluster {
   std::vector<DaemonServices> daemons;
   Connection connection;
 
-  explicit Cluster(const std::string& kind) : daemons(2) {
+  explicit Cluster(const std::string& kind, bool own = false) : daemons(2) {
     std::string info;
     if (kind == "postgres") {
-      auto& server = test::shared_postgres();
+      if (own) own_server = std::make_unique<test::PostgresServer>();
+      auto& server = own ? *own_server : test::shared_postgres();
       info = server.conninfo(server.fresh_database());
     }
     auto c = load_catalog(dir.path() / "connectors.d");
@@ -272,4 +274,42 @@ TEST_CASE(
   CHECK(unknown == 1);
   CHECK(k.provider.unexpected() == 0);
   CHECK(k.provider.sent_count() == 2);  // one exchange, one account label
+}
+
+TEST_CASE("postgres: a callback while the database is lost says to try again, and the flow completes after",
+          "[oauth][pg]") {
+  ALUMIA_SKIP_WITHOUT_POSTGRES();
+  Cluster k("postgres", true);
+  auto& a = k.daemons[0];
+  auto& b = k.daemons[1];
+  auto started = a.flows->begin(k.connection, false);
+  REQUIRE(started);
+  const std::string cookie = started->set_cookie.substr(0, started->set_cookie.find(';'));
+  const std::multimap<std::string, std::string> callback{{"code", "c"},
+                                                         {"state", query_value(started->authorize_url, "state")}};
+
+  k.own_server->stop();
+  auto lost = b.flows->complete(callback, {{"cookie", cookie}});
+  CHECK_FALSE(lost.ok);
+  CHECK(lost.refusal == oauth::CallbackRefusal::none);
+  CHECK(lost.connection_id.empty());  // no flow was taken
+  CHECK(lost.message.find("store is unavailable") != std::string::npos);
+  CHECK(lost.message.find("again") != std::string::npos);
+  CHECK(k.provider.sent_count() == 0);
+  auto ticket = a.tickets->issue(k.connection.id, "u1", static_cast<unsigned>(Scope::connections));
+  REQUIRE_FALSE(ticket);
+  CHECK(ticket.error().code == ErrorCode::service_unavailable);
+  auto id = b.flows->remember(lost);
+  REQUIRE_FALSE(id);
+  CHECK(id.error().code == ErrorCode::service_unavailable);
+
+  k.own_server->start();  // the stores reconnect on their next call; the flow waited
+  k.provider.expect("POST", "https://github.com/login/oauth/access_token", 200,
+                    R"({"access_token":"at-1","token_type":"bearer"})", {{"Content-Type", "application/json"}});
+  k.provider.expect("GET", "https://api.github.com/user", 200, R"({"login":"octo"})",
+                    {{"Content-Type", "application/json"}});
+  auto done = b.flows->complete(callback, {{"cookie", cookie}});
+  INFO(done.message);
+  CHECK(done.ok);
+  CHECK(k.status() == "active");
 }
