@@ -358,7 +358,7 @@ Daemon::Daemon(const StartOptions& options)
                                 {.burst = m_settings.integer("auth-failure-burst"),
                                  .per_minute = m_settings.integer("auth-failure-per-minute"),
                                  .delay_ms = m_settings.integer("auth-failure-delay-ms")}}),
-      m_tickets(m_clock, m_random),
+      m_tickets(*m_store, m_clock, m_random),
       m_admin_sessions(m_clock, m_random,
                        {.link_ttl_ms = m_settings.integer("admin-login-link-seconds") * 1000,
                         .session_ttl_ms = m_settings.integer("admin-session-seconds") * 1000}),

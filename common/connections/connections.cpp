@@ -15,10 +15,10 @@ std::string ConnectionService::credential_submit_url(const Connection& c) const 
   return m_d.control_url + "/api/v1/connections/" + c.id + "/credentials";
 }
 
-std::string ConnectionService::oauth_url(const Caller& caller, const Connection& c) {
+Result<std::string> ConnectionService::oauth_url(const Caller& caller, const Connection& c) {
   const std::string& base = m_d.oauth_base.empty() ? m_d.control_url : m_d.oauth_base;
   return base + "/api/v1/connections/" + c.id +
-         "/oauth?ticket=" + m_d.tickets.issue(c.id, c.user_id, caller.key.scopes);
+         "/oauth?ticket=" + TRY(m_d.tickets.issue(c.id, c.user_id, caller.key.scopes));
 }
 
 Result<PageResult<Connection>> ConnectionService::list(const Caller& caller, const ConnectionFilter& filter,
@@ -73,7 +73,7 @@ Result<StartResult> ConnectionService::start(const Caller& caller, const StartCo
     r.connection = c;
   }
   r.created = true;
-  if (conn->auth_type == AuthType::oauth) r.oauth_url = oauth_url(caller, r.connection);
+  if (conn->auth_type == AuthType::oauth) r.oauth_url = TRY(oauth_url(caller, r.connection));
   if (api_key) r.credential_submit_url = credential_submit_url(r.connection);
   return r;
 }

@@ -90,7 +90,7 @@ std::string FlowService::clear_cookie(std::string_view connection_id) const {
   return cookie_name(connection_id) + "=" + cookie_attributes(0);
 }
 
-bool FlowService::bound_to_browser(const Flow& flow, const http::Headers& headers) const {
+bool FlowService::bound_to_browser(const OAuthFlowRecord& flow, const http::Headers& headers) const {
   bool bound = false;
   for (std::string_view nonce : cookie_values(headers, cookie_name(flow.connection_id)))
     bound = crypto::equal_ct(crypto::sha256(nonce), flow.browser_hash) || bound;

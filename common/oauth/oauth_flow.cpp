@@ -1,9 +1,12 @@
 // oauth::FlowService, the handshake: starting a flow (state, PKCE, the browser-binding cookie) and
-// the callback (state, cookie, issuer, code exchange), with the outcomes the result page shows.
+// the callback (state, cookie, issuer, code exchange), with the outcomes the result page shows. The flows
+// and the outcomes live in the store (Store::put_oauth_flow …), so any daemon of a shared store serves any
+// step; this process keeps only its log limiters.
 #include <alumia/base/strings.hpp>
 #include <alumia/base/try.hpp>
 #include "flow_internal.hpp"
 
+#include <alumia/base/encoding.hpp>
 #include <alumia/crypto/crypto.hpp>
 #include <alumia/net/url.hpp>
 #include <alumia/oauth/oauth.hpp>
@@ -20,6 +23,10 @@ std::string first(const std::multimap<std::string, std::string>& q, const std::s
   auto it = q.find(k);
   return it == q.end() ? std::string() : it->second;
 }
+
+// Where the PKCE verifier is sealed: its own table, the row of its state's hash (the AAD binds it there).
+constexpr const char* k_flow_table = "oauth_flows";
+constexpr const char* k_verifier_field = "pkce_verifier";
 
 std::string suppressed_note(uint64_t n) {
   return n == 0 ? std::string() : " (" + std::to_string(n) + " more like it since the last such line)";
@@ -51,15 +58,17 @@ Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
                                             names.client_id + " and " + names.client_secret);
   }
   const OAuthConfig& o = *connector->oauth;
-  Flow flow;
+  OAuthFlowRecord flow;
   flow.connection_id = c.id;
   flow.user_id = c.user_id;
-  flow.slug = c.connector_slug;
+  flow.connector_slug = c.connector_slug;
   flow.redirect_uri = redirect_uri();
   flow.expected_issuer = o.issuer;
   flow.iss_required = o.iss_required;
-  flow.expires_at_ms = d.clock.now_ms() + m_flow_ttl_ms;
+  const int64_t now = d.clock.now_ms();
+  flow.expires_at = now + m_flow_ttl_ms;
   std::string state = d.random.base64url(32);  // 256 bits
+  flow.state_hash = crypto::sha256(state);
   std::vector<std::pair<std::string, std::string>> params{
       {"response_type", "code"}, {"client_id", client->client_id}, {"redirect_uri", flow.redirect_uri}};
   if (!o.default_scopes.empty()) params.emplace_back("scope", join(o.default_scopes, o.scope_separator));
@@ -68,8 +77,13 @@ Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
     std::string verifier = pkce_new_verifier(d.random);
     params.emplace_back("code_challenge", pkce_challenge_s256(verifier));
     params.emplace_back("code_challenge_method", "S256");
-    flow.verifier = SecretBytes(verifier);
+    auto sealed = d.sealer.seal(verifier, k_flow_table, encoding::hex_encode(flow.state_hash), k_verifier_field);
     wipe_string(verifier);
+    if (!sealed) {
+      wipe_string(state);
+      return std::unexpected(sealed.error());
+    }
+    flow.sealed_verifier = std::move(*sealed);
   }
   for (const auto& p : authorize_extra_params(o, select_account)) params.emplace_back(p.name, p.value);
   FlowStart out;
@@ -82,15 +96,8 @@ Result<FlowStart> FlowService::begin(const Connection& c, bool select_account) {
   out.set_cookie =
       cookie_name(c.id) + "=" + nonce + cookie_attributes(std::max<int64_t>(1, (m_flow_ttl_ms + 999) / 1000));
   wipe_string(nonce);
-  {
-    std::lock_guard lock(m_flows_mutex);
-    const int64_t now = d.clock.now_ms();
-    std::erase_if(m_flows, [&](const auto& kv) {
-      return kv.second.connection_id == c.id || kv.second.expires_at_ms <= now;  // a new start voids the old one
-    });
-    m_flows[crypto::sha256(state)] = std::move(flow);
-  }
   wipe_string(state);
+  TRY(d.store.put_oauth_flow(flow, now));  // a new start voids the connection's old flow
   return out;
 }
 
@@ -98,32 +105,46 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
                                       const http::Headers& headers) {
   const auto& d = m_d;
   const std::string state = first(query, "state");
-  Flow flow;
-  {
-    std::lock_guard lock(m_flows_mutex);
-    const int64_t now = d.clock.now_ms();
-    auto it = state.empty() ? m_flows.end() : m_flows.find(crypto::sha256(state));
-    if (it == m_flows.end()) {
-      if (auto n = m_unknown_state_log.allow(now))
-        spdlog::warn("OAuth callback with an unknown or already used state; ignored{}", suppressed_note(*n));
-      return refusal_outcome(CallbackRefusal::unknown_state);
-    }
-    if (it->second.expires_at_ms > now && !bound_to_browser(it->second, headers)) {
-      // Another browser (a forwarded provider link): refused; the flow stays for its own browser.
-      if (auto n = m_other_browser_log.allow(now))
+  const std::string state_hash = state.empty() ? std::string() : crypto::sha256(state);
+  auto unknown_state = [&] {
+    std::lock_guard lock(m_log_mutex);
+    if (auto n = m_unknown_state_log.allow(d.clock.now_ms()))
+      spdlog::warn("OAuth callback with an unknown or already used state; ignored{}", suppressed_note(*n));
+    return refusal_outcome(CallbackRefusal::unknown_state);
+  };
+  auto store_failed = [&](const Error& e) {
+    spdlog::warn("OAuth callback: the store failed: {}", e.message);
+    return CallbackOutcome{false, "error", "",
+                           "The sign-in could not be checked because the store is unavailable (" + e.message +
+                               "). Nothing changed; open the provider's link again in a moment, or start again "
+                               "with alumia-connect connect."};
+  };
+  if (state_hash.empty()) return unknown_state();
+  auto pending = d.store.find_oauth_flow(state_hash);
+  if (!pending) return store_failed(pending.error());
+  if (!*pending) return unknown_state();
+  if ((*pending)->expires_at > d.clock.now_ms() && !bound_to_browser(**pending, headers)) {
+    // Another browser (a forwarded provider link): refused; the flow stays for its own browser.
+    {
+      std::lock_guard lock(m_log_mutex);
+      if (auto n = m_other_browser_log.allow(d.clock.now_ms()))
         spdlog::warn(
             "OAuth callback for connection {} from a browser that did not start the flow (no or wrong binding "
             "cookie); refused, the flow stays pending{}",
-            it->second.connection_id, suppressed_note(*n));
-      CallbackOutcome out = refusal_outcome(CallbackRefusal::other_browser);
-      out.connection_id = it->second.connection_id;
-      return out;
+            (*pending)->connection_id, suppressed_note(*n));
     }
-    flow = std::move(it->second);
-    m_flows.erase(it);  // single use, consumed before any exchange
+    CallbackOutcome out = refusal_outcome(CallbackRefusal::other_browser);
+    out.connection_id = (*pending)->connection_id;
+    return out;
   }
+  // Single use, consumed before any exchange: one statement, so that of two daemons (or two requests) that
+  // got here with the same state one takes it and the other finds it gone.
+  auto taken = d.store.take_oauth_flow(state_hash);
+  if (!taken) return store_failed(taken.error());
+  if (!*taken) return unknown_state();
+  const OAuthFlowRecord flow = std::move(**taken);
   CallbackOutcome out{false, "error", flow.connection_id, ""};
-  if (flow.expires_at_ms <= d.clock.now_ms()) {
+  if (flow.expires_at <= d.clock.now_ms()) {
     out.message = "This sign-in took longer than 10 minutes and expired. Start again with alumia-connect connect.";
     return out;
   }
@@ -133,7 +154,7 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
     return out;
   }
   Connection c = **found;
-  const Connector* connector = d.catalog.find(flow.slug);
+  const Connector* connector = d.catalog.find(flow.connector_slug);
   if (!connector || !connector->oauth) {
     out.message = "The connector is no longer in the catalog.";
     return out;
@@ -163,8 +184,16 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
   if (code.empty()) return set_error("invalid_request", "The provider sent neither a code nor an error.");
   std::vector<std::pair<std::string, std::string>> form{
       {"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", flow.redirect_uri}};
-  if (!flow.verifier.empty()) form.emplace_back("code_verifier", flow.verifier.str());
   wipe_string(code);
+  if (!flow.sealed_verifier.empty()) {
+    auto verifier =
+        d.sealer.open(flow.sealed_verifier, k_flow_table, encoding::hex_encode(flow.state_hash), k_verifier_field);
+    if (!verifier) {
+      for (auto& [k, v] : form) wipe_string(v);
+      return set_error("store_failed", "The sign-in's PKCE verifier could not be opened: " + verifier.error().message);
+    }
+    form.emplace_back("code_verifier", verifier->str());
+  }
   const int64_t sent_at = d.clock.now_ms();
   auto tokens = token_request(*connector, form);
   for (auto& [k, v] : form) wipe_string(v);
@@ -184,25 +213,22 @@ CallbackOutcome FlowService::complete(const std::multimap<std::string, std::stri
   return out;
 }
 
-std::string FlowService::remember(const CallbackOutcome& outcome) {
+Result<std::string> FlowService::remember(const CallbackOutcome& outcome) {
   const int64_t now = m_d.clock.now_ms();
   std::string id = m_d.random.base64url(16);
-  std::lock_guard lock(m_flows_mutex);
-  std::erase_if(m_results, [&](const auto& kv) { return kv.second.second <= now; });
-  m_results[id] = {outcome, now + k_flow_ttl_ms};
+  TRY(m_d.store.put_oauth_result(OAuthResultRecord{crypto::sha256(id), outcome.ok, outcome.result,
+                                                   outcome.connection_id, outcome.message, now + k_flow_ttl_ms},
+                                 now));
   return id;
 }
 
-std::size_t FlowService::results_held() {
-  std::lock_guard lock(m_flows_mutex);
-  return m_results.size();
-}
+std::size_t FlowService::results_held() { return m_d.store.count_oauth_results(m_d.clock.now_ms()).value_or(0); }
 
-std::optional<CallbackOutcome> FlowService::recall(std::string_view id) {
-  std::lock_guard lock(m_flows_mutex);
-  auto it = m_results.find(std::string(id));
-  if (it == m_results.end()) return std::nullopt;
-  return it->second.first;
+Result<std::optional<CallbackOutcome>> FlowService::recall(std::string_view id) {
+  if (id.empty()) return std::optional<CallbackOutcome>();
+  auto r = TRY(m_d.store.find_oauth_result(crypto::sha256(id), m_d.clock.now_ms()));
+  if (!r) return std::optional<CallbackOutcome>();
+  return std::optional<CallbackOutcome>(CallbackOutcome{r->ok, r->result, r->connection_id, r->message});
 }
 
 }  // namespace alumia::oauth

@@ -37,7 +37,7 @@ using nlohmann::json;
 // Migration N of part "store" brings it from version N-1 to N (pg_schema.hpp). Append only. The table
 // `secrets` also holds the sealed values of other parts' rows (webhook endpoints): a part that writes a
 // row and its secrets in one transaction writes secrets(owner_table, owner_id, field, sealed) itself.
-constexpr std::array<std::string_view, 1> k_migrations{
+constexpr std::array<std::string_view, 2> k_migrations{
     // 1: users, API keys, connections, sealed values, metadata.
     R"sql(
 CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
@@ -63,7 +63,44 @@ CREATE TABLE secrets (
   owner_table text NOT NULL, owner_id text NOT NULL, field text NOT NULL, sealed bytea NOT NULL,
   PRIMARY KEY (owner_table, owner_id, field));
 )sql",
+    // 2: the OAuth handshake's state (SPEC §6), shared by the daemons of this store: a flow begun on one
+    // completes on another. Keys are hashes; one pending flow and one live ticket per connection (the
+    // UNIQUE: a new one replaces the old in one upsert); taking one is a DELETE … RETURNING.
+    R"sql(
+CREATE TABLE oauth_flows (
+  state_hash bytea PRIMARY KEY, connection_id text NOT NULL UNIQUE, user_id text NOT NULL,
+  connector_slug text NOT NULL, redirect_uri text NOT NULL, sealed_verifier bytea, expected_issuer text NOT NULL,
+  iss_required boolean NOT NULL, browser_hash bytea NOT NULL, expires_at bigint NOT NULL);
+CREATE INDEX oauth_flows_expires ON oauth_flows(expires_at);
+CREATE TABLE oauth_tickets (
+  hash bytea PRIMARY KEY, connection_id text NOT NULL UNIQUE, user_id text NOT NULL, scopes bigint NOT NULL,
+  expires_at bigint NOT NULL);
+CREATE INDEX oauth_tickets_expires ON oauth_tickets(expires_at);
+CREATE TABLE oauth_results (
+  id_hash bytea PRIMARY KEY, ok boolean NOT NULL, result text NOT NULL, connection_id text NOT NULL,
+  message text NOT NULL, expires_at bigint NOT NULL);
+CREATE INDEX oauth_results_expires ON oauth_results(expires_at);
+)sql",
 };
+
+constexpr const char* k_flow_cols =
+    "state_hash,connection_id,user_id,connector_slug,redirect_uri,sealed_verifier,expected_issuer,iss_required,"
+    "browser_hash,expires_at";
+
+OAuthFlowRecord read_flow(const pg::Rows& r, int i) {
+  OAuthFlowRecord f;
+  f.state_hash = r.bytes(i, 0);
+  f.connection_id = r.str(i, 1);
+  f.user_id = r.str(i, 2);
+  f.connector_slug = r.str(i, 3);
+  f.redirect_uri = r.str(i, 4);
+  if (!r.is_null(i, 5)) f.sealed_verifier = r.bytes(i, 5);
+  f.expected_issuer = r.str(i, 6);
+  f.iss_required = r.text(i, 7) == "t";
+  f.browser_hash = r.bytes(i, 8);
+  f.expires_at = r.int64(i, 9);
+  return f;
+}
 
 constexpr const char* k_key_cols =
     "SELECT id,user_id,name,prefix,hash,scopes,created_at,last_used_at,revoked_at FROM api_keys";
@@ -411,7 +448,100 @@ class PgStore final : public Store {
     });
   }
 
+  // The OAuth handshake's state (store.hpp). A put is its purge and one upsert in a transaction; a take
+  // is one DELETE … RETURNING, so of two daemons taking the same row one gets it and the other none.
+  Status put_oauth_flow(const OAuthFlowRecord& f, int64_t now_ms) override {
+    return with_status([&](pg::Connection& db) {
+      return db.transaction([&](pg::Connection& tx) -> Status {
+        TRY(tx.exec("DELETE FROM oauth_flows WHERE expires_at<=$1", {now_ms}));
+        return ok_or(tx.exec(
+            "INSERT INTO oauth_flows(state_hash,connection_id,user_id,connector_slug,redirect_uri,sealed_verifier,"
+            "expected_issuer,iss_required,browser_hash,expires_at) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) "
+            "ON CONFLICT (connection_id) DO UPDATE SET state_hash=excluded.state_hash,user_id=excluded.user_id,"
+            "connector_slug=excluded.connector_slug,redirect_uri=excluded.redirect_uri,"
+            "sealed_verifier=excluded.sealed_verifier,expected_issuer=excluded.expected_issuer,"
+            "iss_required=excluded.iss_required,browser_hash=excluded.browser_hash,expires_at=excluded.expires_at",
+            {pg::Param::bytes(f.state_hash), f.connection_id, f.user_id, f.connector_slug, f.redirect_uri,
+             f.sealed_verifier.empty() ? pg::Param() : pg::Param::bytes(f.sealed_verifier), f.expected_issuer,
+             f.iss_required, pg::Param::bytes(f.browser_hash), f.expires_at}));
+      });
+    });
+  }
+
+  Result<std::optional<OAuthFlowRecord>> find_oauth_flow(std::string_view state_hash) override {
+    return one_flow(std::string("SELECT ") + k_flow_cols + " FROM oauth_flows WHERE state_hash=$1", state_hash);
+  }
+
+  Result<std::optional<OAuthFlowRecord>> take_oauth_flow(std::string_view state_hash) override {
+    return one_flow(std::string("DELETE FROM oauth_flows WHERE state_hash=$1 RETURNING ") + k_flow_cols, state_hash);
+  }
+
+  Status put_oauth_ticket(const OAuthTicketRecord& t, int64_t now_ms) override {
+    return with_status([&](pg::Connection& db) {
+      return db.transaction([&](pg::Connection& tx) -> Status {
+        TRY(tx.exec("DELETE FROM oauth_tickets WHERE expires_at<=$1", {now_ms}));
+        return ok_or(tx.exec(
+            "INSERT INTO oauth_tickets(hash,connection_id,user_id,scopes,expires_at) "
+            "VALUES($1,$2,$3,$4,$5) ON CONFLICT (connection_id) DO UPDATE SET hash=excluded.hash,"
+            "user_id=excluded.user_id,scopes=excluded.scopes,expires_at=excluded.expires_at",
+            {pg::Param::bytes(t.hash), t.connection_id, t.user_id, static_cast<int64_t>(t.scopes), t.expires_at}));
+      });
+    });
+  }
+
+  Result<std::optional<OAuthTicketRecord>> take_oauth_ticket(std::string_view hash,
+                                                             std::string_view connection_id) override {
+    return with([&](pg::Connection& db) -> Result<std::optional<OAuthTicketRecord>> {
+      auto r =
+          TRY(db.exec("DELETE FROM oauth_tickets WHERE hash=$1 AND connection_id=$2 "
+                      "RETURNING hash,connection_id,user_id,scopes,expires_at",
+                      {pg::Param::bytes(hash), connection_id}));
+      if (r.empty()) return std::optional<OAuthTicketRecord>();
+      return std::optional<OAuthTicketRecord>(OAuthTicketRecord{r.bytes(0, 0), r.str(0, 1), r.str(0, 2),
+                                                                static_cast<unsigned>(r.int64(0, 3)), r.int64(0, 4)});
+    });
+  }
+
+  Status put_oauth_result(const OAuthResultRecord& o, int64_t now_ms) override {
+    return with_status([&](pg::Connection& db) {
+      return db.transaction([&](pg::Connection& tx) -> Status {
+        TRY(tx.exec("DELETE FROM oauth_results WHERE expires_at<=$1", {now_ms}));
+        return ok_or(
+            tx.exec("INSERT INTO oauth_results(id_hash,ok,result,connection_id,message,expires_at) "
+                    "VALUES($1,$2,$3,$4,$5,$6)",
+                    {pg::Param::bytes(o.id_hash), o.ok, o.result, o.connection_id, o.message, o.expires_at}));
+      });
+    });
+  }
+
+  Result<std::optional<OAuthResultRecord>> find_oauth_result(std::string_view id_hash, int64_t now_ms) override {
+    return with([&](pg::Connection& db) -> Result<std::optional<OAuthResultRecord>> {
+      auto r =
+          TRY(db.exec("SELECT id_hash,ok,result,connection_id,message,expires_at FROM oauth_results "
+                      "WHERE id_hash=$1 AND expires_at>$2",
+                      {pg::Param::bytes(id_hash), now_ms}));
+      if (r.empty()) return std::optional<OAuthResultRecord>();
+      return std::optional<OAuthResultRecord>(
+          OAuthResultRecord{r.bytes(0, 0), r.text(0, 1) == "t", r.str(0, 2), r.str(0, 3), r.str(0, 4), r.int64(0, 5)});
+    });
+  }
+
+  Result<std::size_t> count_oauth_results(int64_t now_ms) override {
+    return with([&](pg::Connection& db) -> Result<std::size_t> {
+      auto r = TRY(db.exec("SELECT count(*) FROM oauth_results WHERE expires_at>$1", {now_ms}));
+      return static_cast<std::size_t>(r.int64(0, 0));
+    });
+  }
+
  private:
+  Result<std::optional<OAuthFlowRecord>> one_flow(const std::string& sql, std::string_view state_hash) {
+    return with([&](pg::Connection& db) -> Result<std::optional<OAuthFlowRecord>> {
+      auto r = TRY(db.exec(sql, {pg::Param::bytes(state_hash)}));
+      if (r.empty()) return std::optional<OAuthFlowRecord>();
+      return std::optional<OAuthFlowRecord>(read_flow(r, 0));
+    });
+  }
+
   // Runs `body` on a leased connection. When the server dropped the connection while it sat in the pool
   // (a restart), the first statement fails and the connection is marked lost: `body` runs once more on a
   // new one. (A method whose COMMIT was lost may thus run twice: every write here is keyed, so the second

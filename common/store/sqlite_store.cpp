@@ -146,6 +146,24 @@ CREATE TABLE webhook_retention_marks (
   endpoint_id TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, job_rowid INTEGER NOT NULL,
   PRIMARY KEY (endpoint_id, state)) WITHOUT ROWID;
 )sql",
+    // 8: the OAuth handshake's state (SPEC §6), here rather than in daemon memory so that a store shared by
+    // several daemons (PostgreSQL, the same tables) completes a flow on any of them. Keys are hashes; one
+    // pending flow and one live ticket per connection (the UNIQUE: a new one replaces the old).
+    R"sql(
+CREATE TABLE oauth_flows (
+  state_hash BLOB PRIMARY KEY, connection_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
+  connector_slug TEXT NOT NULL, redirect_uri TEXT NOT NULL, sealed_verifier BLOB, expected_issuer TEXT NOT NULL,
+  iss_required INTEGER NOT NULL, browser_hash BLOB NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX oauth_flows_expires ON oauth_flows(expires_at);
+CREATE TABLE oauth_tickets (
+  hash BLOB PRIMARY KEY, connection_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL, scopes INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL);
+CREATE INDEX oauth_tickets_expires ON oauth_tickets(expires_at);
+CREATE TABLE oauth_results (
+  id_hash BLOB PRIMARY KEY, ok INTEGER NOT NULL, result TEXT NOT NULL, connection_id TEXT NOT NULL,
+  message TEXT NOT NULL, expires_at INTEGER NOT NULL);
+CREATE INDEX oauth_results_expires ON oauth_results(expires_at);
+)sql",
 };
 
 using sqlite::bind_opt;
@@ -458,7 +476,154 @@ class SqliteStore final : public Store {
     return checkpoint();
   }
 
+  // The OAuth handshake's state (store.hpp). Each put, take and find is one statement (a put and its purge
+  // one transaction), under the store's mutex and SQLite's single writer.
+  Status put_oauth_flow(const OAuthFlowRecord& f, int64_t now_ms) override {
+    return run_void([&] {
+      SQLite::Transaction tx(m_db);
+      purge("oauth_flows", now_ms);
+      SQLite::Statement q(m_db,
+                          "INSERT INTO oauth_flows(state_hash,connection_id,user_id,connector_slug,redirect_uri,"
+                          "sealed_verifier,expected_issuer,iss_required,browser_hash,expires_at) "
+                          "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10) ON CONFLICT(connection_id) DO UPDATE SET "
+                          "state_hash=excluded.state_hash,user_id=excluded.user_id,"
+                          "connector_slug=excluded.connector_slug,redirect_uri=excluded.redirect_uri,"
+                          "sealed_verifier=excluded.sealed_verifier,expected_issuer=excluded.expected_issuer,"
+                          "iss_required=excluded.iss_required,browser_hash=excluded.browser_hash,"
+                          "expires_at=excluded.expires_at");
+      q.bind(1, f.state_hash.data(), static_cast<int>(f.state_hash.size()));
+      q.bind(2, f.connection_id);
+      q.bind(3, f.user_id);
+      q.bind(4, f.connector_slug);
+      q.bind(5, f.redirect_uri);
+      if (!f.sealed_verifier.empty()) q.bind(6, f.sealed_verifier.data(), static_cast<int>(f.sealed_verifier.size()));
+      q.bind(7, f.expected_issuer);
+      q.bind(8, f.iss_required ? 1 : 0);
+      q.bind(9, f.browser_hash.data(), static_cast<int>(f.browser_hash.size()));
+      q.bind(10, static_cast<int64_t>(f.expires_at));
+      q.exec();
+      tx.commit();
+    });
+  }
+
+  Result<std::optional<OAuthFlowRecord>> find_oauth_flow(std::string_view state_hash) override {
+    return one_flow("SELECT " + std::string(k_flow_cols) + " FROM oauth_flows WHERE state_hash=?1", state_hash);
+  }
+
+  Result<std::optional<OAuthFlowRecord>> take_oauth_flow(std::string_view state_hash) override {
+    return one_flow("DELETE FROM oauth_flows WHERE state_hash=?1 RETURNING " + std::string(k_flow_cols), state_hash);
+  }
+
+  Status put_oauth_ticket(const OAuthTicketRecord& t, int64_t now_ms) override {
+    return run_void([&] {
+      SQLite::Transaction tx(m_db);
+      purge("oauth_tickets", now_ms);
+      SQLite::Statement q(m_db,
+                          "INSERT INTO oauth_tickets(hash,connection_id,user_id,scopes,expires_at) "
+                          "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(connection_id) DO UPDATE SET hash=excluded.hash,"
+                          "user_id=excluded.user_id,scopes=excluded.scopes,expires_at=excluded.expires_at");
+      q.bind(1, t.hash.data(), static_cast<int>(t.hash.size()));
+      q.bind(2, t.connection_id);
+      q.bind(3, t.user_id);
+      q.bind(4, static_cast<int64_t>(t.scopes));
+      q.bind(5, static_cast<int64_t>(t.expires_at));
+      q.exec();
+      tx.commit();
+    });
+  }
+
+  Result<std::optional<OAuthTicketRecord>> take_oauth_ticket(std::string_view hash,
+                                                             std::string_view connection_id) override {
+    return run([&]() -> std::optional<OAuthTicketRecord> {
+      SQLite::Statement q(m_db,
+                          "DELETE FROM oauth_tickets WHERE hash=?1 AND connection_id=?2 "
+                          "RETURNING hash,connection_id,user_id,scopes,expires_at");
+      q.bind(1, hash.data(), static_cast<int>(hash.size()));
+      q.bind(2, std::string(connection_id));
+      if (!q.executeStep()) return std::nullopt;
+      OAuthTicketRecord t{sqlite::blob_string(q.getColumn(0)), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                          static_cast<unsigned>(q.getColumn(3).getInt64()), q.getColumn(4).getInt64()};
+      while (q.executeStep()) {
+      }
+      return t;
+    });
+  }
+
+  Status put_oauth_result(const OAuthResultRecord& r, int64_t now_ms) override {
+    return run_void([&] {
+      SQLite::Transaction tx(m_db);
+      purge("oauth_results", now_ms);
+      SQLite::Statement q(m_db,
+                          "INSERT INTO oauth_results(id_hash,ok,result,connection_id,message,expires_at) "
+                          "VALUES(?1,?2,?3,?4,?5,?6)");
+      q.bind(1, r.id_hash.data(), static_cast<int>(r.id_hash.size()));
+      q.bind(2, r.ok ? 1 : 0);
+      q.bind(3, r.result);
+      q.bind(4, r.connection_id);
+      q.bind(5, r.message);
+      q.bind(6, static_cast<int64_t>(r.expires_at));
+      q.exec();
+      tx.commit();
+    });
+  }
+
+  Result<std::optional<OAuthResultRecord>> find_oauth_result(std::string_view id_hash, int64_t now_ms) override {
+    return run([&]() -> std::optional<OAuthResultRecord> {
+      SQLite::Statement q(m_db,
+                          "SELECT id_hash,ok,result,connection_id,message,expires_at FROM oauth_results "
+                          "WHERE id_hash=?1 AND expires_at>?2");
+      q.bind(1, id_hash.data(), static_cast<int>(id_hash.size()));
+      q.bind(2, static_cast<int64_t>(now_ms));
+      if (!q.executeStep()) return std::nullopt;
+      return OAuthResultRecord{sqlite::blob_string(q.getColumn(0)), q.getColumn(1).getInt() != 0,
+                               q.getColumn(2).getString(),          q.getColumn(3).getString(),
+                               q.getColumn(4).getString(),          q.getColumn(5).getInt64()};
+    });
+  }
+
+  Result<std::size_t> count_oauth_results(int64_t now_ms) override {
+    return run([&] {
+      SQLite::Statement q(m_db, "SELECT COUNT(*) FROM oauth_results WHERE expires_at>?1");
+      q.bind(1, static_cast<int64_t>(now_ms));
+      q.executeStep();
+      return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+  }
+
  private:
+  static constexpr const char* k_flow_cols =
+      "state_hash,connection_id,user_id,connector_slug,redirect_uri,sealed_verifier,expected_issuer,iss_required,"
+      "browser_hash,expires_at";
+
+  // Inside the caller's transaction, under m_mutex.
+  void purge(const char* table, int64_t now_ms) {
+    SQLite::Statement q(m_db, std::string("DELETE FROM ") + table + " WHERE expires_at<=?1");
+    q.bind(1, static_cast<int64_t>(now_ms));
+    q.exec();
+  }
+
+  Result<std::optional<OAuthFlowRecord>> one_flow(const std::string& sql, std::string_view state_hash) {
+    return run([&]() -> std::optional<OAuthFlowRecord> {
+      SQLite::Statement q(m_db, sql);
+      q.bind(1, state_hash.data(), static_cast<int>(state_hash.size()));
+      if (!q.executeStep()) return std::nullopt;
+      OAuthFlowRecord f;
+      f.state_hash = sqlite::blob_string(q.getColumn(0));
+      f.connection_id = q.getColumn(1).getString();
+      f.user_id = q.getColumn(2).getString();
+      f.connector_slug = q.getColumn(3).getString();
+      f.redirect_uri = q.getColumn(4).getString();
+      if (!q.getColumn(5).isNull()) f.sealed_verifier = sqlite::blob_string(q.getColumn(5));
+      f.expected_issuer = q.getColumn(6).getString();
+      f.iss_required = q.getColumn(7).getInt() != 0;
+      f.browser_hash = sqlite::blob_string(q.getColumn(8));
+      f.expires_at = q.getColumn(9).getInt64();
+      while (q.executeStep()) {  // a DELETE … RETURNING finishes its statement
+      }
+      return f;
+    });
+  }
+
   static constexpr const char* k_key_cols =
       "SELECT id,user_id,name,prefix,hash,scopes,created_at,last_used_at,revoked_at FROM api_keys";
   static constexpr const char* k_conn_cols =

@@ -53,7 +53,7 @@ Result<http::Response> start_by_id(DaemonContext& ctx, const http::Request& req,
     return begin_for(ctx, c, select_account(req));
   }
   const auto ticket = req.query_param("ticket");
-  const auto grant = ticket ? ctx.tickets.redeem(*ticket, id) : std::nullopt;
+  const auto grant = ticket ? TRY(ctx.tickets.redeem(*ticket, id)) : std::nullopt;
   if (!grant)
     return fail(ErrorCode::unauthorized,
                 "this link needs a valid one-time ticket (they are single use, last 10 minutes, and a newer link "
@@ -100,8 +100,9 @@ Result<http::Response> callback(DaemonContext& ctx, const http::Request& req, co
   if (outcome.refusal != oauth::CallbackRefusal::none) {
     r = redirect(303, std::string(k_result) + "?refused=" + std::string(oauth::refusal_name(outcome.refusal)));
   } else {
-    r = redirect(303, std::string(k_result) + "?id=" + ctx.oauth.remember(outcome));
-    r.headers.emplace_back("Set-Cookie", ctx.oauth.clear_cookie(outcome.connection_id));  // the flow is spent
+    r = redirect(303, std::string(k_result) + "?id=" + TRY(ctx.oauth.remember(outcome)));
+    if (!outcome.connection_id.empty())  // the flow is spent (none was taken when the store failed)
+      r.headers.emplace_back("Set-Cookie", ctx.oauth.clear_cookie(outcome.connection_id));
   }
   page_headers(r);
   return r;
@@ -111,7 +112,7 @@ Result<http::Response> result_page(DaemonContext& ctx, const http::Request& req,
   std::optional<oauth::CallbackOutcome> outcome;
   if (auto refused = oauth::parse_refusal(req.query_param("refused").value_or("")))
     outcome = oauth::refusal_outcome(*refused);
-  else outcome = ctx.oauth.recall(req.query_param("id").value_or(""));
+  else outcome = TRY(ctx.oauth.recall(req.query_param("id").value_or("")));
   oauth::CallbackOutcome shown = outcome.value_or(
       oauth::CallbackOutcome{false, "error", "", "There is no sign-in result here (it expired or the link is wrong)."});
   const int status = !outcome                                                 ? 404
@@ -126,7 +127,7 @@ Result<http::Response> oauth_url(DaemonContext& ctx, const http::Request& req, c
   auto c = TRY(ctx.connections.get(*caller, req.params.at("id")));
   if (c.auth_type != AuthType::oauth)
     return fail(ErrorCode::bad_request, "connector " + c.connector_slug + " does not use OAuth");
-  std::string url = ctx.connections.oauth_url(*caller, c);
+  std::string url = TRY(ctx.connections.oauth_url(*caller, c));
   if (select_account(req)) url += "&selectAccount=1";
   return ok(oauth_url_json(c, url));
 }

@@ -47,7 +47,7 @@ struct DaemonUnderTest {
   Settings settings = must(Settings::resolve({}, env, dir.path() / "config.json"));
   Sealer sealer{generate_key(random), random};
   KeyService keys{KeyServiceDeps{*store, clock, random, "live"}};
-  TicketBook tickets{clock, random};
+  TicketBook tickets{*store, clock, random};
   OAuthClients oauth_clients{*store, sealer, env};
   ConnectionService connections{ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env, oauth_clients,
                                                       tickets, "http://127.0.0.1:1"}};

@@ -95,7 +95,7 @@ struct Fixture {
     REQUIRE(c);
     catalog = std::move(*c);
     keys = std::make_unique<KeyService>(KeyServiceDeps{*store, clock, random, "live"});
-    tickets = std::make_unique<TicketBook>(clock, random);
+    tickets = std::make_unique<TicketBook>(*store, clock, random);
     admin_sessions = std::make_unique<AdminSessions>(clock, random, AdminSessions::Options{});
     oauth_clients = std::make_unique<OAuthClients>(*store, sealer, env);
     connections = std::make_unique<ConnectionService>(ConnectionServiceDeps{
@@ -205,16 +205,16 @@ TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flo
   const unsigned connections = static_cast<unsigned>(Scope::connections);
 
   SECTION("at the TicketBook") {
-    const std::string t = f.tickets->issue(conn->id, conn->user_id, webhooks | tokens);
-    auto grant = f.tickets->redeem(t, f.connection_id);
+    const std::string t = f.tickets->issue(conn->id, conn->user_id, webhooks | tokens).value();
+    auto grant = f.tickets->redeem(t, f.connection_id).value();
     REQUIRE(grant);
     CHECK(grant->user_id == f.owner.user.id);
     CHECK(grant->scopes == (webhooks | tokens));
-    CHECK_FALSE(f.tickets->redeem(t, f.connection_id));  // single use
+    CHECK_FALSE(f.tickets->redeem(t, f.connection_id).value());  // single use
   }
   SECTION("a webhooks-only or tokens-only key's ticket is FORBIDDEN and starts nothing") {
     for (unsigned scopes : {webhooks, tokens, webhooks | tokens}) {
-      const std::string url = f.connections->oauth_url(f.with_scopes(scopes), *conn);
+      const std::string url = f.connections->oauth_url(f.with_scopes(scopes), *conn).value();
       auto r = f.get(f.path_of(url));
       CHECK(r.status == 403);
       CHECK(r.body.find("FORBIDDEN") != std::string::npos);
@@ -225,7 +225,7 @@ TEST_CASE("a ticket carries the scopes of the key that minted it; starting a flo
     }
   }
   SECTION("a ticket of a key with 'connections' starts the flow") {
-    const std::string url = f.connections->oauth_url(f.with_scopes(connections), *conn);
+    const std::string url = f.connections->oauth_url(f.with_scopes(connections), *conn).value();
     auto r = f.get(f.path_of(url));
     CHECK(r.status == 302);
     CHECK(Fixture::header(r, "Location").rfind("https://github.com/login/oauth/authorize?", 0) == 0);
@@ -239,12 +239,12 @@ TEST_CASE("a new ticket for a connection voids the earlier ones, not those of ot
   REQUIRE(conn);
   auto other = f.connections->start(f.owner, StartConnection{"github", "other"});
   REQUIRE(other);
-  const std::string first = f.tickets->issue(conn->id, conn->user_id, k_all_scopes);
-  const std::string elsewhere = f.tickets->issue(other->connection.id, other->connection.user_id, k_all_scopes);
-  const std::string second = f.tickets->issue(conn->id, conn->user_id, k_all_scopes);
-  CHECK_FALSE(f.tickets->redeem(first, f.connection_id));
-  CHECK(f.tickets->redeem(elsewhere, other->connection.id));
-  CHECK(f.tickets->redeem(second, f.connection_id));
+  const std::string first = f.tickets->issue(conn->id, conn->user_id, k_all_scopes).value();
+  const std::string elsewhere = f.tickets->issue(other->connection.id, other->connection.user_id, k_all_scopes).value();
+  const std::string second = f.tickets->issue(conn->id, conn->user_id, k_all_scopes).value();
+  CHECK_FALSE(f.tickets->redeem(first, f.connection_id).value());
+  CHECK(f.tickets->redeem(elsewhere, other->connection.id).value());
+  CHECK(f.tickets->redeem(second, f.connection_id).value());
 }
 
 TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its scheme and path", "[oauth][binding]") {
@@ -253,6 +253,7 @@ TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its 
     auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
     CHECK(f.connections->oauth_url(f.owner, *conn)
+              .value()
               .rfind("http://127.0.0.1:7465/api/v1/connections/" + f.connection_id + "/oauth?ticket=", 0) == 0);
     auto started = f.flows->begin(*conn, false);
     REQUIRE(started);
@@ -264,6 +265,7 @@ TEST_CASE("the oauthUrl points at the redirect base, and the cookie follows its 
     auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
     CHECK(f.connections->oauth_url(f.owner, *conn)
+              .value()
               .rfind("https://connect.example.com/alumia/api/v1/connections/" + f.connection_id + "/oauth?ticket=",
                      0) == 0);
     auto started = f.flows->begin(*conn, false);
@@ -294,7 +296,7 @@ TEST_CASE("on the public listener the start route takes the ticket, never a key"
   auto keyed_start = f.get(path, {{"authorization", owner_key_header}});
   CHECK(keyed_start.status == 302);
   CHECK(Fixture::header(keyed_start, "Set-Cookie").rfind("alumia-oauth-" + f.connection_id + "=", 0) == 0);
-  const std::string url = f.connections->oauth_url(f.owner, *conn);
+  const std::string url = f.connections->oauth_url(f.owner, *conn).value();
   CHECK(f.get(f.path_of(url), {}, http::ListenerKind::public_).status == 302);
 }
 
@@ -303,7 +305,7 @@ TEST_CASE("the callback needs the cookie of the browser that started the flow", 
   CapturedLog log;
   auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
-  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
+  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn).value()));
   REQUIRE(start.status == 302);
   const std::string set_cookie = Fixture::header(start, "Set-Cookie");
   const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
@@ -343,7 +345,7 @@ TEST_CASE("10,000 bogus callbacks keep nothing in memory and log a bounded numbe
   CapturedLog log;
   auto conn = f.connections->get(f.owner, f.connection_id);
   REQUIRE(conn);
-  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
+  auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn).value()));
   REQUIRE(start.status == 302);
   const std::string state = Fixture::query_value(Fixture::header(start, "Location"), "state");
   const std::size_t held = f.flows->results_held();
@@ -385,7 +387,7 @@ TEST_CASE("a flow expires after its life (10 minutes) on the clock: a late callb
     Fixture f;
     auto conn = f.connections->get(f.owner, f.connection_id);
     REQUIRE(conn);
-    auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn)));
+    auto start = f.get(f.path_of(f.connections->oauth_url(f.owner, *conn).value()));
     REQUIRE(start.status == 302);
     const std::string set_cookie = Fixture::header(start, "Set-Cookie");
     const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));

@@ -64,7 +64,7 @@ TEST_CASE("postgres: concurrent token reads on two daemons share one refresh", "
     auto s = open_postgres_store({info, 4});
     REQUIRE(s);
     d.store = std::move(*s);
-    d.tickets = std::make_unique<TicketBook>(clock, random);
+    d.tickets = std::make_unique<TicketBook>(*d.store, clock, random);
     d.clients = std::make_unique<OAuthClients>(*d.store, sealer, env);
     d.connections = std::make_unique<ConnectionService>(ConnectionServiceDeps{
         *d.store, *catalog, sealer, clock, random, provider, env, *d.clients, *d.tickets, "http://127.0.0.1:7465"});

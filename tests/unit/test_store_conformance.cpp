@@ -552,7 +552,7 @@ TEST_CASE("store conformance: another user's connection and key are NOT_FOUND at
     alumia::Sealer sealer(alumia::generate_key(random), random);
     const alumia::EnvLookup env = [](std::string_view) { return std::optional<std::string>(); };
     alumia::KeyService keys(alumia::KeyServiceDeps{*store, clock, random, "live"});
-    alumia::TicketBook tickets(clock, random);
+    alumia::TicketBook tickets(*store, clock, random);
     alumia::OAuthClients oauth_clients(*store, sealer, env);
     alumia::ConnectionService connections(alumia::ConnectionServiceDeps{
         *store, *catalog, sealer, clock, random, net, env, oauth_clients, tickets, "http://127.0.0.1:1"});
@@ -751,4 +751,177 @@ TEST_CASE("postgres store: a password in the store URL never shows", "[store][pg
   auto refused = alumia::open_postgres_store({with_password, 1});
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message.find("pw-MARKER-1f2e") == std::string::npos);
+}
+
+namespace {
+
+alumia::OAuthFlowRecord make_flow(const std::string& state_hash, const std::string& connection_id, int64_t expires_at) {
+  alumia::OAuthFlowRecord f;
+  f.state_hash = state_hash;
+  f.connection_id = connection_id;
+  f.user_id = "u1";
+  f.connector_slug = "github";
+  f.redirect_uri = "http://127.0.0.1:7465/api/v1/connections/oauth/callback";
+  f.sealed_verifier = std::string("\x00sealed\xff", 8);
+  f.expected_issuer = "https://issuer.example";
+  f.iss_required = true;
+  f.browser_hash = std::string(32, '\x07');
+  f.expires_at = expires_at;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("store conformance: OAuth flows: one per connection, found, taken once, expired ones purged",
+          "[store][conformance][oauth]") {
+  ON_EACH_BACKEND(b) {
+    auto s = b.open();
+    const std::string h1(32, '\x01');
+    const std::string h2(32, '\x02');
+    const std::string h3("\x03\x00\x03", 3);  // raw bytes, a NUL among them
+    REQUIRE(s->put_oauth_flow(make_flow(h1, id_n(1), 1'000), 0));
+    auto found = s->find_oauth_flow(h1);
+    REQUIRE(found);
+    REQUIRE(found->has_value());
+    const auto& f = **found;
+    CHECK(f.state_hash == h1);
+    CHECK(f.connection_id == id_n(1));
+    CHECK(f.user_id == "u1");
+    CHECK(f.connector_slug == "github");
+    CHECK(f.redirect_uri == "http://127.0.0.1:7465/api/v1/connections/oauth/callback");
+    CHECK(f.sealed_verifier == std::string("\x00sealed\xff", 8));
+    CHECK(f.expected_issuer == "https://issuer.example");
+    CHECK(f.iss_required);
+    CHECK(f.browser_hash == std::string(32, '\x07'));
+    CHECK(f.expires_at == 1'000);
+    CHECK(s->find_oauth_flow(h1)->has_value());  // finding leaves it
+
+    // A new flow of the same connection replaces the old; another connection's stays.
+    auto no_pkce = make_flow(h2, id_n(1), 2'000);
+    no_pkce.sealed_verifier.clear();
+    no_pkce.iss_required = false;
+    REQUIRE(s->put_oauth_flow(no_pkce, 0));
+    REQUIRE(s->put_oauth_flow(make_flow(h3, id_n(2), 500), 0));
+    CHECK_FALSE(s->find_oauth_flow(h1)->has_value());
+    auto replaced = s->find_oauth_flow(h2);
+    REQUIRE(replaced->has_value());
+    CHECK((*replaced)->sealed_verifier.empty());
+    CHECK_FALSE((*replaced)->iss_required);
+    REQUIRE(s->find_oauth_flow(h3)->has_value());
+
+    // Taken once, on any handle (another daemon): the second take finds nothing.
+    auto other = b.open();
+    auto taken = other->take_oauth_flow(h2);
+    REQUIRE(taken);
+    REQUIRE(taken->has_value());
+    CHECK((*taken)->expires_at == 2'000);
+    CHECK_FALSE(s->take_oauth_flow(h2)->has_value());
+    CHECK_FALSE(s->find_oauth_flow(h2)->has_value());
+
+    // An expired flow is still found and taken until a put purges it.
+    CHECK(s->find_oauth_flow(h3)->has_value());
+    REQUIRE(s->put_oauth_flow(make_flow(h1, id_n(4), 9'000), 500));
+    CHECK_FALSE(s->find_oauth_flow(h3)->has_value());
+    CHECK(s->find_oauth_flow(h1)->has_value());
+  }
+}
+
+TEST_CASE("store conformance: OAuth tickets: one per connection, taken once and only for their connection",
+          "[store][conformance][oauth]") {
+  ON_EACH_BACKEND(b) {
+    auto s = b.open();
+    const std::string t1(32, '\x11');
+    const std::string t2(32, '\x12');
+    const std::string t3(32, '\x13');
+    REQUIRE(s->put_oauth_ticket({t1, id_n(1), "u1", 7u, 1'000}, 0));
+    REQUIRE(s->put_oauth_ticket({t3, id_n(3), "u1", 1u, 100}, 0));
+    CHECK_FALSE(s->take_oauth_ticket(t1, id_n(2))->has_value());  // another connection: refused, kept
+    auto taken = s->take_oauth_ticket(t1, id_n(1));
+    REQUIRE(taken);
+    REQUIRE(taken->has_value());
+    CHECK((*taken)->hash == t1);
+    CHECK((*taken)->connection_id == id_n(1));
+    CHECK((*taken)->user_id == "u1");
+    CHECK((*taken)->scopes == 7u);
+    CHECK((*taken)->expires_at == 1'000);
+    CHECK_FALSE(b.open()->take_oauth_ticket(t1, id_n(1))->has_value());  // once, on any handle
+
+    // A newer ticket for the connection voids the earlier; the put purges expired ones of any connection.
+    REQUIRE(s->put_oauth_ticket({t1, id_n(1), "u1", 7u, 1'000}, 0));
+    REQUIRE(s->put_oauth_ticket({t2, id_n(1), "u1", 3u, 1'000}, 200));
+    CHECK_FALSE(s->take_oauth_ticket(t1, id_n(1))->has_value());
+    CHECK_FALSE(s->take_oauth_ticket(t3, id_n(3))->has_value());  // expired at 100, purged at 200
+    auto second = s->take_oauth_ticket(t2, id_n(1));
+    REQUIRE(second->has_value());
+    CHECK((*second)->scopes == 3u);
+  }
+}
+
+TEST_CASE("store conformance: OAuth results: found until they expire, on any handle; expired ones purged",
+          "[store][conformance][oauth]") {
+  ON_EACH_BACKEND(b) {
+    auto s = b.open();
+    const std::string r1(32, '\x21');
+    const std::string r2(32, '\x22');
+    REQUIRE(s->put_oauth_result({r1, true, "success", id_n(1), "Connected GitHub as octo.", 1'000}, 0));
+    REQUIRE(s->put_oauth_result({r2, false, "error", id_n(2), "The token exchange failed.", 500}, 0));
+    CHECK(s->count_oauth_results(0).value() == 2);
+    auto other = b.open();
+    for (int reload = 0; reload < 2; ++reload) {
+      auto r = other->find_oauth_result(r1, 999);
+      REQUIRE(r);
+      REQUIRE(r->has_value());
+      CHECK((*r)->ok);
+      CHECK((*r)->result == "success");
+      CHECK((*r)->connection_id == id_n(1));
+      CHECK((*r)->message == "Connected GitHub as octo.");
+      CHECK((*r)->expires_at == 1'000);
+    }
+    auto failed = s->find_oauth_result(r2, 0);
+    REQUIRE(failed->has_value());
+    CHECK_FALSE((*failed)->ok);
+    CHECK_FALSE(s->find_oauth_result(r2, 500)->has_value());  // expired
+    CHECK(s->count_oauth_results(500).value() == 1);
+    CHECK_FALSE(s->find_oauth_result(std::string(32, '\x23'), 0)->has_value());
+    // A duplicate id is refused rather than overwriting another browser's outcome.
+    CHECK_FALSE(s->put_oauth_result({r1, false, "error", id_n(9), "x", 2'000}, 0));
+    CHECK(s->find_oauth_result(r1, 0).value()->message == "Connected GitHub as octo.");
+    REQUIRE(s->put_oauth_result({std::string(32, '\x24'), true, "success", id_n(3), "m", 5'000}, 1'000));
+    CHECK(s->count_oauth_results(0).value() == 1);  // both earlier ones purged at 1,000
+  }
+}
+
+TEST_CASE("store conformance: a flow and a ticket taken by many at once on two handles go to exactly one",
+          "[store][conformance][oauth]") {
+  ON_EACH_BACKEND(b) {
+    std::vector<std::unique_ptr<Store>> handles;
+    handles.push_back(b.open());
+    handles.push_back(b.open());
+    for (int round = 0; round < 5; ++round) {
+      const std::string h(32, static_cast<char>('a' + round));
+      REQUIRE(handles[0]->put_oauth_flow(make_flow(h, id_n(1), 10'000), 0));
+      REQUIRE(handles[0]->put_oauth_ticket({h, id_n(1), "u1", 1u, 10'000}, 0));
+      constexpr int k_racers = 6;
+      std::atomic<int> ready{0};
+      std::atomic<int> flows{0};
+      std::atomic<int> tickets{0};
+      std::atomic<int> errors{0};
+      std::vector<std::thread> racers;
+      for (int i = 0; i < k_racers; ++i)
+        racers.emplace_back([&, i] {
+          ++ready;
+          while (ready.load() < k_racers) std::this_thread::yield();
+          Store& s = *handles[i % 2];
+          auto f = s.take_oauth_flow(h);
+          auto t = s.take_oauth_ticket(h, id_n(1));
+          if (!f || !t) ++errors;
+          if (f && f->has_value()) ++flows;
+          if (t && t->has_value()) ++tickets;
+        });
+      for (auto& t : racers) t.join();
+      CHECK(errors == 0);
+      CHECK(flows == 1);
+      CHECK(tickets == 1);
+    }
+  }
 }

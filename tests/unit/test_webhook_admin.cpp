@@ -114,6 +114,8 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
         // and without what later migrations added (7: retention)
         "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
         "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
+        // (8: the OAuth flows, tickets and results)
+        "DROP TABLE oauth_flows; DROP TABLE oauth_tickets; DROP TABLE oauth_results; "
         "PRAGMA user_version=5;");
   }
   f.store.reset();

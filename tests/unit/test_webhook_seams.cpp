@@ -59,7 +59,7 @@ struct Service {
   Catalog catalog = must(load_catalog(dir.path() / "connectors.d"));
   Sealer sealer{generate_key(random), random};
   KeyService keys{KeyServiceDeps{*store, clock, random, "live"}};
-  TicketBook tickets{clock, random};
+  TicketBook tickets{*store, clock, random};
   OAuthClients oauth_clients{*store, sealer, env};
   ConnectionService connections{ConnectionServiceDeps{*store, catalog, sealer, clock, random, net, env, oauth_clients,
                                                       tickets, "http://127.0.0.1:1"}};

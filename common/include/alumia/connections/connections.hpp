@@ -73,8 +73,9 @@ class ConnectionService {
   // The API-key values of a connection (scope tokens), read for the user's own programs.
   Result<std::map<std::string, std::string>> credential_values(const Connection& c);
 
-  // <oauth base>/api/v1/connections/:id/oauth?ticket=T, the ticket carrying the caller's key scopes.
-  std::string oauth_url(const Caller& caller, const Connection& c);
+  // <oauth base>/api/v1/connections/:id/oauth?ticket=T, the ticket carrying the caller's key scopes (kept
+  // in the store: an error when the store cannot take it).
+  Result<std::string> oauth_url(const Caller& caller, const Connection& c);
   std::string credential_submit_url(const Connection& c) const;
 
  private:

@@ -1,5 +1,6 @@
 #pragma once
-// OAuth authorization-code flows (SPEC §6, OAUTH.md): pending flows in memory, the callback, token
+// OAuth authorization-code flows (SPEC §6, OAUTH.md): pending flows in the store (any daemon of a shared
+// store completes them), the callback, token
 // exchange, refresh (single flight per connection), provider revocation and token reads.
 #include <alumia/auth/api_keys.hpp>
 #include <alumia/catalog/catalog.hpp>
@@ -94,13 +95,15 @@ class FlowService {
 
   // Starts (or restarts) the handshake: the provider authorize URL, and a cookie holding a fresh
   // 256-bit nonce (HttpOnly, SameSite=Lax, Path = the callback's path, Max-Age = the flow's life, Secure
-  // on an https redirect base). The flow keeps only the nonce's SHA-256. Voids earlier flows of the
-  // same connection.
+  // on an https redirect base). The flow, in the store, keeps only the state's and the nonce's SHA-256 and
+  // the PKCE verifier sealed. Voids the connection's earlier flow.
   Result<FlowStart> begin(const Connection& c, bool select_account);
   // Handles the callback query. Checks state first (unknown/used/expired: refused, nothing kept),
   // then the binding cookie among the request's Cookie headers (missing or wrong: refused, and the
-  // flow stays for the browser that started it), then consumes the flow. Refusals are logged at most
-  // once per 10 s per kind, with a count of the ones in between.
+  // flow stays for the browser that started it), then consumes the flow (one DELETE … RETURNING: of two
+  // daemons given the same callback one proceeds, the other refuses). Refusals are logged at most once per
+  // 10 s per kind (per daemon), with a count of the ones in between. A store that fails gives an error
+  // outcome that says to try again.
   CallbackOutcome complete(const std::multimap<std::string, std::string>& query, const http::Headers& headers);
   // The Set-Cookie value that removes the binding cookie of a connection's finished flow.
   std::string clear_cookie(std::string_view connection_id) const;
@@ -117,28 +120,18 @@ class FlowService {
   Result<RevocationOutcome> disconnect(const Caller& caller, std::string_view id);
 
   // The callback 303s to a clean result URL so the code leaves the browser history; the outcome of a
-  // consumed flow waits there (in memory, 10 minutes) under a random id. Refusals are not remembered:
-  // their URL names the fixed page (?refused=NAME), so a flood of bogus callbacks costs no memory.
-  std::string remember(const CallbackOutcome& outcome);
-  std::optional<CallbackOutcome> recall(std::string_view id);
-  std::size_t results_held();  // outcomes waiting to be shown (tests)
+  // consumed flow waits there (in the store, under the id's hash, 10 minutes; any daemon shows it) under a
+  // random id. Refusals are not remembered: their URL names the fixed page (?refused=NAME), so a flood of
+  // bogus callbacks costs no storage.
+  Result<std::string> remember(const CallbackOutcome& outcome);
+  Result<std::optional<CallbackOutcome>> recall(std::string_view id);
+  std::size_t results_held();  // outcomes waiting to be shown (tests; 0 when the store fails)
 
   // Background refresh: tokens expiring within 10 minutes (half the lifetime for short ones).
   void start_worker(std::chrono::milliseconds interval);
   void stop_worker();
 
  private:
-  struct Flow {
-    std::string connection_id;
-    std::string user_id;
-    std::string slug;
-    std::string redirect_uri;
-    SecretBytes verifier;
-    std::string expected_issuer;
-    bool iss_required = false;
-    int64_t expires_at_ms = 0;
-    std::string browser_hash;  // SHA-256 of the nonce in the starting browser's cookie
-  };
   // At most one log line per window for a kind of refused callback; the next line counts the rest.
   struct LogLimiter {
     int64_t next_ms = 0;
@@ -146,7 +139,7 @@ class FlowService {
     // nullopt: stay silent; else how many were suppressed since the last line.
     std::optional<uint64_t> allow(int64_t now_ms);
   };
-  bool bound_to_browser(const Flow& flow, const http::Headers& headers) const;
+  bool bound_to_browser(const OAuthFlowRecord& flow, const http::Headers& headers) const;
   std::string cookie_attributes(int64_t max_age_s) const;
 
   Result<TokenSet> token_request(const Connector& connector,
@@ -164,12 +157,10 @@ class FlowService {
   FlowServiceDeps m_d;
   std::string m_redirect_base;
   int64_t m_flow_ttl_ms = 10 * 60 * 1000;
-  std::mutex m_flows_mutex;
-  std::map<std::string, Flow> m_flows;                                   // sha256(state) → flow
-  std::map<std::string, std::pair<CallbackOutcome, int64_t>> m_results;  // guarded by m_flows_mutex
-  LogLimiter m_unknown_state_log;                                        // guarded by m_flows_mutex
-  LogLimiter m_other_browser_log;                                        // guarded by m_flows_mutex
-  std::string m_cookie_path;                                             // the callback's path as the browser sees it
+  std::mutex m_log_mutex;
+  LogLimiter m_unknown_state_log;  // guarded by m_log_mutex
+  LogLimiter m_other_browser_log;  // guarded by m_log_mutex
+  std::string m_cookie_path;       // the callback's path as the browser sees it
   bool m_cookie_secure = false;
   std::mutex m_locks_mutex;
   std::map<std::string, std::shared_ptr<std::mutex>> m_locks;

@@ -17,6 +17,43 @@
 
 namespace alumia {
 
+// The OAuth handshake's state (SPEC §6), kept in the store so that a flow begun on one daemon completes
+// on another of the same store (SPEC §12). Rows are keyed by the SHA-256 (raw bytes) of the secret the
+// browser holds (state, ticket, result id), never by the secret; the PKCE verifier is sealed by the caller.
+// A connection has at most one pending flow and one live ticket: putting a new one replaces the old in one
+// statement. Taking a flow or a ticket is one statement too (DELETE … RETURNING), so of two daemons at
+// most one gets it. Expired rows are purged whenever a new row of the kind is put.
+struct OAuthFlowRecord {
+  std::string state_hash;  // sha256(state)
+  std::string connection_id;
+  std::string user_id;
+  std::string connector_slug;
+  std::string redirect_uri;
+  std::string sealed_verifier;  // the PKCE verifier sealed (table "oauth_flows", row hex(state_hash)); "" without PKCE
+  std::string expected_issuer;
+  bool iss_required = false;
+  std::string browser_hash;  // sha256 of the nonce in the starting browser's cookie
+  int64_t expires_at = 0;
+};
+
+struct OAuthTicketRecord {
+  std::string hash;  // sha256(ticket)
+  std::string connection_id;
+  std::string user_id;
+  unsigned scopes = 0;
+  int64_t expires_at = 0;
+};
+
+// The outcome of a consumed flow, shown by the result page (a page reload shows it again until it expires).
+struct OAuthResultRecord {
+  std::string id_hash;  // sha256(the id in the result page's URL)
+  bool ok = false;
+  std::string result;
+  std::string connection_id;
+  std::string message;
+  int64_t expires_at = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -102,7 +139,57 @@ class Store {
     return std::unique_ptr<Lock>();
   }
 
+  // OAuth flows, tickets and results (the records above). Added with defaults that refuse, so that a
+  // Store without them still compiles; both backends implement them.
+  // Puts `flow`, replacing the connection's pending flow if any; purges flows expired at `now_ms`.
+  virtual Status put_oauth_flow(const OAuthFlowRecord& flow, int64_t now_ms) {
+    (void)flow, (void)now_ms;
+    return no_oauth_state();
+  }
+  // The flow of that state hash, left in place (expired or not).
+  virtual Result<std::optional<OAuthFlowRecord>> find_oauth_flow(std::string_view state_hash) {
+    (void)state_hash;
+    return std::unexpected(no_oauth_state().error());
+  }
+  // Removes and returns the flow (expired or not); nullopt when none, e.g. another daemon took it.
+  virtual Result<std::optional<OAuthFlowRecord>> take_oauth_flow(std::string_view state_hash) {
+    (void)state_hash;
+    return std::unexpected(no_oauth_state().error());
+  }
+  // Puts `ticket`, replacing the connection's live ticket if any; purges tickets expired at `now_ms`.
+  virtual Status put_oauth_ticket(const OAuthTicketRecord& ticket, int64_t now_ms) {
+    (void)ticket, (void)now_ms;
+    return no_oauth_state();
+  }
+  // Removes and returns the ticket of that hash when it is bound to `connection_id` (expired or not; one
+  // presented for another connection stays); nullopt otherwise.
+  virtual Result<std::optional<OAuthTicketRecord>> take_oauth_ticket(std::string_view hash,
+                                                                     std::string_view connection_id) {
+    (void)hash, (void)connection_id;
+    return std::unexpected(no_oauth_state().error());
+  }
+  // Puts a callback's outcome; purges outcomes expired at `now_ms`.
+  virtual Status put_oauth_result(const OAuthResultRecord& result, int64_t now_ms) {
+    (void)result, (void)now_ms;
+    return no_oauth_state();
+  }
+  // The outcome of that id hash unless it expired at `now_ms` (it stays: a reload shows it again).
+  virtual Result<std::optional<OAuthResultRecord>> find_oauth_result(std::string_view id_hash, int64_t now_ms) {
+    (void)id_hash, (void)now_ms;
+    return std::unexpected(no_oauth_state().error());
+  }
+  // Outcomes not expired at `now_ms` (tests: a refused callback keeps none).
+  virtual Result<std::size_t> count_oauth_results(int64_t now_ms) {
+    (void)now_ms;
+    return std::unexpected(no_oauth_state().error());
+  }
+
   virtual std::string_view backend_name() const = 0;
+
+ protected:
+  static Status no_oauth_state() {
+    return fail(ErrorCode::internal, "this store keeps no OAuth flows, tickets or results");
+  }
 };
 
 struct SqliteOptions {
