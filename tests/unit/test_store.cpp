@@ -5,6 +5,8 @@
 
 #include "process.hpp"
 
+#include "store_test_util.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -18,31 +20,14 @@ namespace fs = std::filesystem;
 using alumia::Connection;
 using alumia::ConnectionStatus;
 using alumia::Store;
+using alumia::test::id_n;
+using alumia::test::make_connection;
 using alumia::test::TempDir;
 
 std::unique_ptr<Store> open_store(const fs::path& p) {
   auto s = alumia::open_sqlite_store({p, true});
   REQUIRE(s);
   return std::move(*s);
-}
-
-Connection make_connection(const std::string& id, const std::string& user, int64_t created,
-                           const std::string& slug = "telegram", ConnectionStatus st = ConnectionStatus::pending) {
-  Connection c;
-  c.id = id;
-  c.user_id = user;
-  c.connector_slug = slug;
-  c.label = "l-" + id.substr(0, 8);
-  c.auth_type = alumia::AuthType::api_key;
-  c.status = st;
-  c.created_at = c.updated_at = created;
-  return c;
-}
-
-std::string id_n(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
-  return buf;
 }
 
 }  // namespace

@@ -20,6 +20,8 @@
 #include "postgres.hpp"
 #include "process.hpp"
 
+#include "store_test_util.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -39,6 +41,8 @@ using alumia::ErrorCode;
 using alumia::Page;
 using alumia::SealedValue;
 using alumia::Store;
+using alumia::test::id_n;
+using alumia::test::make_connection;
 
 // One backend's data: open() gives a new handle on it each time (a restart, or a second daemon).
 class Backend {
@@ -73,25 +77,6 @@ class Backend {
                                 "PostgreSQL 15 is not installed: run scripts/install-deps.sh"); \
   Backend b(b##_kind);                                                                          \
   DYNAMIC_SECTION("on " << b##_kind)
-
-Connection make_connection(const std::string& id, const std::string& user, int64_t created,
-                           const std::string& slug = "telegram", ConnectionStatus st = ConnectionStatus::pending) {
-  Connection c;
-  c.id = id;
-  c.user_id = user;
-  c.connector_slug = slug;
-  c.label = "l-" + id.substr(0, 8);
-  c.auth_type = alumia::AuthType::api_key;
-  c.status = st;
-  c.created_at = c.updated_at = created;
-  return c;
-}
-
-std::string id_n(int n) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012d", n);
-  return buf;
-}
 
 std::vector<std::string> ids(const std::vector<Connection>& cs) {
   std::vector<std::string> out;
