@@ -16,6 +16,8 @@
 #include <string>
 
 using namespace alumia;
+using test::counts;
+using test::event;
 
 namespace {
 
@@ -33,23 +35,6 @@ void finish(WebhookStore& hooks, const std::map<std::string, JobState>& outcomes
     else j.finished_at = now;
     REQUIRE(hooks.finish_job(j));
   }
-}
-
-WebhookEvent event(WebhookStore& hooks, const std::string& id) {
-  auto got = hooks.find_event(id, true);
-  REQUIRE(got);
-  REQUIRE(got->has_value());
-  return **got;
-}
-
-std::map<JobState, int64_t> counts(WebhookStore& hooks) {
-  auto got = hooks.job_counts("u1");
-  REQUIRE(got);
-  std::map<JobState, int64_t> out;
-  for (const auto& [ep, states] : *got)
-    for (const auto& [s, n] : states)
-      if (n != 0) out[s] += n;
-  return out;
 }
 
 int64_t rows(const std::filesystem::path& db, const std::string& table) {

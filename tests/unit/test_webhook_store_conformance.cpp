@@ -26,6 +26,8 @@
 #include <vector>
 
 using namespace alumia;
+using test::counts;
+using test::event;
 
 namespace {
 
@@ -113,23 +115,6 @@ PgWebhookStoreOptions lease_of(int64_t lease_ms, std::string holder = "") {
   o.lease_ms = lease_ms;
   o.holder = std::move(holder);
   return o;
-}
-
-WebhookEvent event(WebhookStore& hooks, const std::string& id, bool with_body = true) {
-  auto got = hooks.find_event(id, with_body);
-  REQUIRE(got);
-  REQUIRE(got->has_value());
-  return **got;
-}
-
-std::map<JobState, int64_t> counts(WebhookStore& hooks) {
-  auto got = hooks.job_counts("u1");
-  REQUIRE(got);
-  std::map<JobState, int64_t> out;
-  for (const auto& [ep, states] : *got)
-    for (const auto& [s, n] : states)
-      if (n != 0) out[s] += n;
-  return out;
 }
 
 // Claims every due job (each is `running` then) and ends those named in `outcomes`.

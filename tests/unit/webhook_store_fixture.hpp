@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,6 +61,25 @@ inline IngestRequest ingest_request(const std::string& key, int n) {
   r.event_id = "ev-" + std::to_string(n);
   r.job_id = "job-" + std::to_string(n);
   return r;
+}
+
+// An event that must exist (with its body unless told otherwise).
+inline WebhookEvent event(WebhookStore& hooks, const std::string& id, bool with_body = true) {
+  auto got = hooks.find_event(id, with_body);
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  return **got;
+}
+
+// u1's jobs per state, summed over its endpoints (states at 0 left out).
+inline std::map<JobState, int64_t> counts(WebhookStore& hooks) {
+  auto got = hooks.job_counts("u1");
+  REQUIRE(got);
+  std::map<JobState, int64_t> out;
+  for (const auto& [ep, states] : *got)
+    for (const auto& [s, n] : states)
+      if (n != 0) out[s] += n;
+  return out;
 }
 
 }  // namespace alumia::test
