@@ -321,14 +321,7 @@ Status PgWebhookStore::apply_ingests(Connection& tx, const std::vector<Op>& ops,
     q.sql += std::string(n ? "," : "") + "(" + q.p(r.event_id) + "," + q.p(r.endpoint_id) + "," + q.p(r.user_id) + "," +
              q.p(std::string(to_string(r.provider))) + "," + q.p(r.event_key) + "," + q.p(r.event_type) + "," +
              q.p(r.headers) + "," + q.p(Param::bytes(r.body)) + "," + q.p(static_cast<int64_t>(r.received_at)) + ")";
-    jobs.ids.push_back(r.job_id);
-    jobs.event_ids.push_back(r.event_id);
-    jobs.endpoint_ids.push_back(r.endpoint_id);
-    jobs.user_ids.push_back(r.user_id);
-    jobs.at.push_back(r.received_at);
-    auto& d = deltas[r.endpoint_id];
-    d.received += 1;
-    d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+    jobs.add_stored(r, deltas);
     outcomes[stored[n]] = IngestOutcome{false, r.event_id};
   }
   TRY(tx.exec(q.sql, q.params));
@@ -392,20 +385,24 @@ Result<IngestOutcome> PgWebhookStore::apply_ingest(Connection& tx, const IngestR
       "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
       {r.event_id, r.endpoint_id, r.user_id, std::string(to_string(r.provider)), r.event_key, r.event_type, r.headers,
        Param::bytes(r.body), static_cast<int64_t>(r.received_at)}));
-  jobs.ids.push_back(r.job_id);
-  jobs.event_ids.push_back(r.event_id);
-  jobs.endpoint_ids.push_back(r.endpoint_id);
-  jobs.user_ids.push_back(r.user_id);
-  jobs.at.push_back(r.received_at);
-  auto& d = deltas[r.endpoint_id];
-  d.received += 1;
-  d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+  jobs.add_stored(r, deltas);
   outcome.event_id = r.event_id;
   return outcome;
 }
 
 // Inside the batch's transaction, in endpoint order (two daemons' batches lock the same rows in the
 // same order, so they queue rather than deadlock).
+void PgWebhookStore::NewJobs::add_stored(const IngestRequest& r, std::map<std::string, CounterDelta>& deltas) {
+  ids.push_back(r.job_id);
+  event_ids.push_back(r.event_id);
+  endpoint_ids.push_back(r.endpoint_id);
+  user_ids.push_back(r.user_id);
+  at.push_back(r.received_at);
+  auto& d = deltas[r.endpoint_id];
+  d.received += 1;
+  d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+}
+
 Status PgWebhookStore::flush_counters(Connection& tx, const std::map<std::string, CounterDelta>& deltas) {
   for (const auto& [id, d] : deltas) {
     TRY(tx.exec(

@@ -129,6 +129,8 @@ class PgWebhookStore final : public WebhookStore {
   struct NewJobs {
     std::vector<std::string> ids, event_ids, endpoint_ids, user_ids;
     std::vector<int64_t> at;
+    // A delivery stored: its first job to insert, and its endpoint's counters.
+    void add_stored(const IngestRequest& r, std::map<std::string, CounterDelta>& deltas);
   };
   Status apply_ingests(Connection& tx, const std::vector<Op>& ops, const std::vector<std::size_t>& which,
                        std::vector<IngestOutcome>& outcomes, std::map<std::string, CounterDelta>& deltas,
