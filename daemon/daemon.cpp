@@ -185,6 +185,17 @@ BoundListener bind_public(const Settings& settings, const WebhookBase& webhook_b
   return b;
 }
 
+// On PostgreSQL other daemons change endpoints too: the watch LISTENs for their changes (and this
+// daemon's own) and drops what the cache holds of them, everything after a reconnect and every
+// `recheck` (SPEC §12). SQLite has one daemon per store, whose services tell the cache directly.
+std::unique_ptr<EndpointWatch> watch_endpoints(const Settings& settings, EndpointCache& endpoints) {
+  const std::string url = store_url(settings);
+  if (url.empty()) return nullptr;
+  return must(
+      EndpointWatch::start({.conninfo = url}, [&endpoints](const std::string& id) { endpoints.changed_elsewhere(id); }),
+      "cannot watch the PostgreSQL store " + redact_store_url(url) + " for endpoint changes");
+}
+
 // The master key (created on first use) unwraps the data key kept in the store (made on first use).
 UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths& paths, Random& random) {
   const auto wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
@@ -371,6 +382,7 @@ Daemon::Daemon(const StartOptions& options)
                                      m_connections, m_redirect_base}),
       m_endpoints(*m_hook_store, *m_store, m_keys.sealer, m_settings.get("relay-to"),
                   RateLimit{m_settings.integer("webhook-rate-limit"), m_settings.integer("webhook-rate-burst")}),
+      m_watch(watch_endpoints(m_settings, m_endpoints)),
       m_relay_connections(m_settings.get("ca-file")),
       m_relay_http(m_relay_connections, m_clock,
                    {.max_idle_per_origin = static_cast<std::size_t>(m_settings.integer("relay-target-concurrency"))}),

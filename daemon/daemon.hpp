@@ -20,6 +20,7 @@
 #include <alumia/net/http_client.hpp>
 #include <alumia/oauth/oauth.hpp>
 #include <alumia/setup/setup_service.hpp>
+#include <alumia/store/endpoint_watch.hpp>
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
@@ -109,6 +110,7 @@ class Daemon {
   ConnectionService m_connections;
   oauth::FlowService m_flows;
   EndpointCache m_endpoints;                     // serves the receiver and the relay worker's targets
+  std::unique_ptr<EndpointWatch> m_watch;        // PostgreSQL: other daemons' endpoint changes reach m_endpoints
   http::HttplibConnections m_relay_connections;  // the relay's kept-alive connections, pooled per target origin
   http::PooledClient m_relay_http;
   RelayWorker m_relay;           // reads targets through EndpointTargets; woken through JobWaker

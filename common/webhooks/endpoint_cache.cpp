@@ -58,12 +58,14 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::load(const WebhookE
 Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::string& id) {
   for (;;) {
     uint64_t generation = 0;
+    uint64_t ids_generation = 0;
     bool load_ids = false;
     {
       std::lock_guard lock(m_mutex);
       if (auto it = m_cache.find(id); it != m_cache.end()) return it->second;
       if (m_ids && !m_ids->contains(id)) return std::shared_ptr<const CachedEndpoint>();
       generation = m_generation;
+      ids_generation = m_ids_generation;
       load_ids = !m_ids && !m_ids_unavailable;
     }
     if (load_ids) {
@@ -72,7 +74,9 @@ Result<std::shared_ptr<const CachedEndpoint>> EndpointCache::get(const std::stri
       auto ids = m_hooks.endpoint_ids();
       if (!ids) return std::unexpected(ids.error());
       std::lock_guard lock(m_mutex);
-      if (!*ids) {
+      if (ids_generation != m_ids_generation) {
+        // Everything was declared stale while the set was read: read it again.
+      } else if (!*ids) {
         m_ids_unavailable = true;
       } else if (!m_ids) {
         m_ids.emplace(std::make_move_iterator((*ids)->begin()), std::make_move_iterator((*ids)->end()));
@@ -110,6 +114,21 @@ void EndpointCache::forget(const std::string& id) {
   std::lock_guard lock(m_mutex);
   m_cache.erase(id);
   ++m_generation;
+}
+
+void EndpointCache::changed_elsewhere(const std::string& id) {
+  std::lock_guard lock(m_mutex);
+  ++m_generation;
+  if (id.empty()) {
+    m_cache.clear();
+    m_ids.reset();
+    m_ids_unavailable = false;
+    ++m_ids_generation;
+    return;
+  }
+  m_cache.erase(id);
+  if (m_ids) m_ids->insert(id);
+  else if (!m_ids_unavailable) m_expected_early.push_back(id);
 }
 
 Result<std::optional<RelayTarget>> EndpointCache::relay_target(const std::string& endpoint_id) {

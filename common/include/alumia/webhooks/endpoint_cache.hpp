@@ -49,6 +49,11 @@ class EndpointCache final : public EndpointTargets {
   std::optional<std::shared_ptr<const CachedEndpoint>> cached(const std::string& id);
   // Drops the endpoint; a load that raced with this is not cached.
   void forget(const std::string& id);
+  // Another daemon on the same store inserted or changed endpoint `id` (EndpointWatch): drops it, and
+  // counts the id as existing, so that a new endpoint is read rather than answered "no such" from the
+  // id set. `id` empty: anything cached may be stale (the watch reconnected, or its periodic re-check):
+  // drops every endpoint and the id set, so both are read again.
+  void changed_elsewhere(const std::string& id);
   // A new endpoint's id, before its row is inserted (a failed insert leaves a harmless extra id).
   void expect(const std::string& id);
   const std::string& default_relay_to() const { return m_default_relay_to; }
@@ -72,7 +77,8 @@ class EndpointCache final : public EndpointTargets {
   std::optional<std::unordered_set<std::string>> m_ids;
   bool m_ids_unavailable = false;             // the store cannot list them: every unknown id is read
   std::vector<std::string> m_expected_early;  // expect()ed before the set was loaded
-  uint64_t m_generation = 0;                  // bumped by forget()
+  uint64_t m_generation = 0;                  // bumped by forget() and changed_elsewhere()
+  uint64_t m_ids_generation = 0;              // bumped by changed_elsewhere(""): an id set read before is stale
 };
 
 }  // namespace alumia
