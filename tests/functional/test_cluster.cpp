@@ -2,6 +2,7 @@
 // behind the round-robin test balancer (tests/support/cluster.hpp). Each case checks one guarantee that
 // must hold across daemons, with the requests spread over all three by the balancer.
 #include "cluster.hpp"
+#include "oauth_peer.hpp"
 #include "postgres.hpp"
 #include "process.hpp"
 #include "webhook_helpers.hpp"
@@ -9,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <latch>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,6 +26,20 @@ namespace {
 HttpReply send_via(const Cluster& c, const Signer& s, const Delivery& d) {
   return http_request(d.method, c.balancer.url() + receive_path(s.provider, s.endpoint_id) + d.query, d.headers,
                       d.body);
+}
+
+// The daemons' OAuth setup: the peer's connector in every data directory, its client in every environment.
+Daemon::Options peer_options(EnvOverrides env) {
+  Daemon::Options o;
+  o.env = std::move(env);
+  o.env.emplace("ALUMIA_PEER_CLIENT_ID", "alumia-test");
+  o.env.emplace("ALUMIA_PEER_CLIENT_SECRET", "test-only-secret");
+  return o;
+}
+
+std::vector<int> minus(std::vector<int> after, const std::vector<int>& before) {
+  for (std::size_t i = 0; i < after.size() && i < before.size(); ++i) after[i] -= before[i];
+  return after;
 }
 
 }  // namespace
@@ -88,4 +104,83 @@ TEST_CASE("cluster: signed deliveries with repeats spread over three daemons are
     CHECK(counts["received"] == k_events);
     CHECK(counts["duplicates"] == k_events * (k_copies - 1));
   }
+}
+
+TEST_CASE("cluster: an OAuth flow started on one daemon completes on another; 30 token reads across three refresh once",
+          "[cluster][pg][oauth-peer]") {
+  ALUMIA_SKIP_WITHOUT_POSTGRES();
+  ALUMIA_SKIP_WITHOUT_OAUTH_PEER();
+  // 8-second tokens are inside the refresh margin after 4 s (half their life); the background refresh
+  // worker is kept out of the way (one pass an hour), so every refresh here is a token read's.
+  OAuthPeer peer(EnvOverrides{{"PEER_AT_TTL", "8"}});
+  TempDir browser_dir;
+  const auto browser = write_browser_wrapper(browser_dir.path());
+  Cluster c(3, peer_options({{"ALUMIA_REFRESH_INTERVAL_MS", "3600000"}}),
+            [&](const std::filesystem::path& home) { write_peer_connector(home, "peer", peer.issuer()); });
+
+  // Started on daemon 0 (control API): the ticketed URL is on the balancer's origin.
+  auto start = c[0].cli({"connect", "peer", "--no-wait", "--json"});
+  INFO(start.out << start.err);
+  REQUIRE(start.exit_code == 0);
+  const json started = json::parse(start.out);
+  const std::string id = started["connection"]["id"];
+  const std::string url = started["oauthUrl"];
+  REQUIRE(url.rfind(c.balancer.url() + "/", 0) == 0);
+
+  // The browser redeems the ticket (the flow and its PKCE verifier are made there), goes through the
+  // peer's login and consent, and comes back to the callback: each hop through the balancer goes to the
+  // next daemon, so the callback is taken by another daemon than the one that began the flow.
+  const auto before = c.balancer.answered();
+  auto b = run({browser.string(), "--wait", url});
+  INFO(b.out << b.err << read_file(browser_dir.path() / "browser.log"));
+  REQUIRE(b.exit_code == 0);
+  const auto during = minus(c.balancer.answered(), before);
+  int served = 0;
+  for (int n : during) served += n > 0 ? 1 : 0;
+  CHECK(served >= 2);
+  CHECK(read_file(browser_dir.path() / "browser.log")
+            .find("GET " + c.balancer.url() + "/api/v1/connections/oauth/callback") != std::string::npos);
+  const auto connected = std::chrono::steady_clock::now();
+  REQUIRE(peer.grants("authorization_code") == 1);
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    INFO("daemon " << i);
+    auto conn = c[i].api("GET", "/api/v1/connections/" + id);
+    REQUIRE(conn.status == 200);
+    CHECK(conn.json()["data"]["status"] == "active");
+    CHECK(conn.json()["data"]["accountLabel"] == "alice@peer.test");
+  }
+
+  // Inside the refresh margin: 30 token reads at once, 10 on each daemon → one refresh at the peer, one
+  // new token for every reader.
+  REQUIRE(eventually([&] { return std::chrono::steady_clock::now() - connected > std::chrono::milliseconds(4200); },
+                     std::chrono::seconds(10)));
+  constexpr int k_reads = 30;
+  struct Read {
+    int status = 0;
+    std::string body, token;
+  };
+  std::vector<Read> reads(k_reads);
+  std::latch go(k_reads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < k_reads; ++i)
+    threads.emplace_back([&, i] {
+      const Daemon& d = c[static_cast<std::size_t>(i) % c.size()];
+      go.arrive_and_wait();
+      auto r = d.api("POST", "/api/v1/connections/" + id + "/token", "{}");
+      // cpp-httplib's listen backlog is small: a connect refused at the transport (-1) is sent again.
+      for (int retry = 0; r.status == -1 && retry < 5; ++retry)
+        r = d.api("POST", "/api/v1/connections/" + id + "/token", "{}");
+      auto& out = reads[static_cast<std::size_t>(i)];
+      out.status = r.status;
+      out.body = r.body;
+      if (r.status == 200) out.token = r.json()["data"]["accessToken"];
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& r : reads) {
+    INFO(r.body);
+    CHECK(r.status == 200);
+    CHECK(r.token == reads.front().token);
+  }
+  CHECK(peer.grants("refresh_token") == 1);
+  CHECK(peer.introspect(reads.front().token)["active"] == true);
 }
