@@ -127,6 +127,7 @@ std::unique_ptr<WebhookStore> open_webhook_store(const Settings& settings, const
   if (!url.empty()) {
     PgWebhookStoreOptions options;
     options.conninfo = url;
+    options.lease_ms = settings.integer("relay-lease-ms");
     return must(open_postgres_webhook_store(options),
                 "cannot open the PostgreSQL webhook store " + redact_store_url(url));
   }

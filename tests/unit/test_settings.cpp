@@ -103,7 +103,7 @@ TEST_CASE("settings: the table names each setting, variable and config key once,
     if (spec.kind == SettingKind::integer || spec.kind == SettingKind::millis_list) CHECK(spec.min <= spec.max);
     if (spec.kind == SettingKind::choice) CHECK_FALSE(spec.choices.empty());
   }
-  for (const char* hook : {"refresh-interval-ms", "oauth-flow-ttl-ms", "relay-backoff-ms",
+  for (const char* hook : {"refresh-interval-ms", "oauth-flow-ttl-ms", "relay-backoff-ms", "relay-lease-ms",
                            "webhook-secret-grace-seconds", "jwks-min-refresh-seconds"}) {
     const auto* spec = alumia::find_setting_spec(hook);
     REQUIRE(spec != nullptr);
