@@ -18,24 +18,9 @@
 using namespace alumia;
 using test::counts;
 using test::event;
+using test::finish;
 
 namespace {
-
-// Claims every due job of ep1 (each is `running` then) and ends those named in `outcomes`.
-void finish(WebhookStore& hooks, const std::map<std::string, JobState>& outcomes, int64_t now) {
-  auto claimed = hooks.claim_due_jobs(now, 100, true);
-  REQUIRE(claimed);
-  for (auto j : *claimed) {
-    auto it = outcomes.find(j.id);
-    if (it == outcomes.end()) continue;
-    j.state = it->second;
-    j.attempts = 1;
-    j.updated_at = now;
-    if (j.state == JobState::failed) j.next_attempt_at = now + 1000;
-    else j.finished_at = now;
-    REQUIRE(hooks.finish_job(j));
-  }
-}
 
 int64_t rows(const std::filesystem::path& db, const std::string& table) {
   SQLite::Database d(db.string(), SQLite::OPEN_READONLY);

@@ -28,6 +28,7 @@
 using namespace alumia;
 using test::counts;
 using test::event;
+using test::finish;
 
 namespace {
 
@@ -115,22 +116,6 @@ PgWebhookStoreOptions lease_of(int64_t lease_ms, std::string holder = "") {
   o.lease_ms = lease_ms;
   o.holder = std::move(holder);
   return o;
-}
-
-// Claims every due job (each is `running` then) and ends those named in `outcomes`.
-void finish(WebhookStore& hooks, const std::map<std::string, JobState>& outcomes, int64_t now) {
-  auto claimed = hooks.claim_due_jobs(now, 100, true);
-  REQUIRE(claimed);
-  for (auto j : *claimed) {
-    auto it = outcomes.find(j.id);
-    if (it == outcomes.end()) continue;
-    j.state = it->second;
-    j.attempts = 1;
-    j.updated_at = now;
-    if (j.state == JobState::failed) j.next_attempt_at = now + 1000;
-    else j.finished_at = now;
-    REQUIRE(hooks.finish_job(j));
-  }
 }
 
 template <class T>

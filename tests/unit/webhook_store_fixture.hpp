@@ -82,4 +82,20 @@ inline std::map<JobState, int64_t> counts(WebhookStore& hooks) {
   return out;
 }
 
+// Claims every due job (each is `running` then) and ends those named in `outcomes`.
+inline void finish(WebhookStore& hooks, const std::map<std::string, JobState>& outcomes, int64_t now) {
+  auto claimed = hooks.claim_due_jobs(now, 100, true);
+  REQUIRE(claimed);
+  for (auto j : *claimed) {
+    auto it = outcomes.find(j.id);
+    if (it == outcomes.end()) continue;
+    j.state = it->second;
+    j.attempts = 1;
+    j.updated_at = now;
+    if (j.state == JobState::failed) j.next_attempt_at = now + 1000;
+    else j.finished_at = now;
+    REQUIRE(hooks.finish_job(j));
+  }
+}
+
 }  // namespace alumia::test
