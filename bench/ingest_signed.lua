@@ -11,6 +11,8 @@
 --   INGEST_ACKED      optional: file that receives the eventId of every 2xx answer, one per line
 --   INGEST_LABEL      optional: a tag echoed on the result line
 --   INGEST_EVENT      optional: the X-GitHub-Event value (default push; ping is verified, not stored)
+--   INGEST_TARGETS    optional: "PATH SIGNATURE;PATH SIGNATURE;..." — requests go to these paths in turn, each
+--                     with its endpoint's signature of the body (bench/cluster: deliveries over several endpoints)
 --
 -- Delivery id: <prefix>-<thread>-<thread random>-<thread random>-<per-thread counter>, GUID-shaped.
 -- On exit it prints one machine-readable line that ingest.sh parses:
@@ -40,6 +42,7 @@ end
 -- Defaults keep request() callable in the main state, where wrk may call it without init().
 local body, signature, prefix, rand_a, rand_b = "", "sha256=", "00000000", 0, 0
 local counter = 0
+local targets = {}
 local event = os.getenv("INGEST_EVENT") or "push"
 sent, ok2xx, non2xx, duplicates = 0, 0, 0, 0
 acked = {}
@@ -49,6 +52,9 @@ function init(args)
   body = f:read("*a")
   f:close()
   signature = env("INGEST_SIGNATURE")
+  for path, sig in string.gmatch(os.getenv("INGEST_TARGETS") or "", "([^ ;]+) ([^ ;]+)") do
+    targets[#targets + 1] = { path = path, sig = sig }
+  end
   prefix = env("INGEST_PREFIX")
   math.randomseed(os.time() * 1000 + (tid or 0))
   rand_a = math.random(0, 0xffff)
@@ -59,13 +65,18 @@ function request()
   counter = counter + 1
   sent = sent + 1
   local delivery = string.format("%s-%04x-%04x-%04x-%012x", prefix, tid or 0, rand_a, rand_b, counter)
-  return wrk.format("POST", nil, {
+  local path, sig = nil, signature
+  if #targets > 0 then
+    local t = targets[(counter % #targets) + 1]
+    path, sig = t.path, t.sig
+  end
+  return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",
     ["User-Agent"] = "GitHub-Hookshot/bench",
     ["X-GitHub-Event"] = event,
     ["X-GitHub-Delivery"] = delivery,
     ["X-GitHub-Hook-ID"] = "1",
-    ["X-Hub-Signature-256"] = signature,
+    ["X-Hub-Signature-256"] = sig,
   }, body)
 end
 
