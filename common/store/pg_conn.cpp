@@ -90,7 +90,7 @@ Result<const Libpq*> load(const char* soname) {
 }
 
 // Loaded at the first connection, once (thread-safe: a function-local static).
-Result<const Libpq*> libpq() {
+const Result<const Libpq*>& libpq() {
   static const Result<const Libpq*> loaded = load(k_libpq_soname);
   return loaded;
 }
@@ -202,7 +202,7 @@ constexpr const char* k_session_setup =
     "SET idle_in_transaction_session_timeout = '60s'";
 
 Result<pg_conn*> connect(const std::string& conninfo) {
-  if (auto loaded = libpq(); !loaded) return std::unexpected(loaded.error());
+  if (const auto& loaded = libpq(); !loaded) return std::unexpected(loaded.error());
   pg_conn* conn = lib().connectdb(conninfo.c_str());
   if (!conn) return fail(ErrorCode::service_unavailable, "cannot reach PostgreSQL: out of memory");
   if (lib().status(conn) != CONNECTION_OK) {
