@@ -97,6 +97,12 @@ fi
 
 echo "idle_rss: $("$DAEMON" --version), --keyring $KEYRING${PUBLIC:+, public listener}, empty store, idle ${IDLE}s"
 echo "idle_rss: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+# How much of daemon/startup.order (bench/startup_order.sh) the binary still holds: the start-up code the
+# link places side by side. A low share means the list is stale: regenerate it.
+ORDER="$(dirname "${BASH_SOURCE[0]}")/../daemon/startup.order"
+if [ -f "$ORDER" ] && command -v nm >/dev/null 2>&1; then
+  echo "idle_rss: startup order: $(nm --defined-only "$DAEMON" 2>/dev/null | awk 'NR == FNR { have[$3] = 1; next } $1 in have' - "$ORDER" | wc -l) of $(wc -l <"$ORDER") names of daemon/startup.order are in the binary"
+fi
 python3 - "$DAEMON_PID" "$TOP" "$TARGET_KIB" "$FLOOR_PID" <<'PY'
 import collections, os, re, sys
 pid, top, target, floor = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -10,7 +10,7 @@ find_package(uriparser REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(MICROHTTPD REQUIRED IMPORTED_TARGET libmicrohttpd>=0.9.75)  # the daemon's listeners
 pkg_check_modules(IDN2 REQUIRED IMPORTED_TARGET libidn2)  # IDNA of the public base URL (common/net)
-pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)  # the PostgreSQL store (common/store/pg_*, SPEC §12)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)  # the PostgreSQL store: headers only, dlopened (common/store/pg_conn.cpp)
 pkg_check_modules(LIBSECRET REQUIRED IMPORTED_TARGET libsecret-1)
 if(ALUMIA_BUILD_TESTS)
   find_package(Catch2 2 REQUIRED)

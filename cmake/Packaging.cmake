@@ -33,8 +33,10 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # libsecret is loaded at run time by the keyring helper child (common/crypto/keyring.cpp dlopens it, so the
 # daemon never maps GLib), which dpkg-shlibdeps cannot see. Without it the daemon falls back to the 0600 key
-# file and says so loudly, hence Recommends rather than Depends.
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libsecret-1-0")
+# file and says so loudly, hence Recommends rather than Depends. libpq is the same: common/store/pg_conn.cpp
+# dlopens it when a PostgreSQL store is opened (a daemon on SQLite, the default, never maps it nor its
+# Kerberos/LDAP/SASL libraries); without it such a start fails naming libpq5.
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libsecret-1-0, libpq5")
 # Stripped in the package (the build keeps its line tables for backtraces).
 set(CPACK_STRIP_FILES ON)
 include(CPack)

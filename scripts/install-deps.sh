@@ -14,6 +14,7 @@ pkgs+=(dpkg-dev file)  # the .deb: CPack's Depends (dpkg-shlibdeps reads the ELF
 pkgs+=(chromium)  # tests/functional/test_admin_pages_browser.cpp drives it headless (tests/browser/)
 pkgs+=(postgresql-15)  # the PostgreSQL store's tests start their own server (tests/support/postgres.hpp)
 pkgs+=(zsh fish)  # tests/functional/test_completions.cpp loads the generated completions in each shell
+pkgs+=(lld)  # the daemon's link places its start-up code first (daemon/startup.order, daemon/CMakeLists.txt)
 pkgs+=(haproxy)  # deploy/haproxy.cfg is checked and run in front of real daemons (tests/functional/test_deploy_haproxy.cpp, bench/cluster)
 # `make fuzz` (scripts/install-deps.sh fuzz): libFuzzer needs clang, and clang 14 (Debian 12's default)
 # cannot compile libstdc++ 12's <expected>, which the code uses throughout; clang 19 of Debian 12 can.

@@ -1,6 +1,7 @@
-// libpq behind RAII (pg_conn.hpp says why and the contract).
+// libpq behind RAII (pg_conn.hpp says why and the contract), loaded with dlopen on the first connection.
 #include "pg_conn.hpp"
 
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -12,6 +13,90 @@
 namespace alumia::pg {
 
 namespace {
+
+// libpq is loaded when the first connection is opened, never at program start: a daemon on the SQLite
+// store (the default) never maps it, nor what it brings (Kerberos/GSSAPI, LDAP, SASL: ~1 MB of idle RSS
+// for every daemon; docs/ARCHITECTURE.md, "Memory at idle"). Only the functions below are used, through
+// this table; libpq-fe.h still gives their types. Loaded once and never unloaded (its handle stays valid
+// for every connection and result); a failure is kept, so every open gives the same answer. Why not the
+// whole backend as a module: the table is 20 pointers in the one file that calls libpq, while a module
+// would need its own build target, install path and ABI between the binary and it.
+struct Libpq {
+  decltype(&::PQconnectdb) connectdb;
+  decltype(&::PQstatus) status;
+  decltype(&::PQerrorMessage) error_message;
+  decltype(&::PQfinish) finish;
+  decltype(&::PQexec) exec;
+  decltype(&::PQexecParams) exec_params;
+  decltype(&::PQresultStatus) result_status;
+  decltype(&::PQresultErrorField) result_error_field;
+  decltype(&::PQresultErrorMessage) result_error_message;
+  decltype(&::PQclear) clear;
+  decltype(&::PQntuples) ntuples;
+  decltype(&::PQnfields) nfields;
+  decltype(&::PQgetisnull) getisnull;
+  decltype(&::PQgetvalue) getvalue;
+  decltype(&::PQgetlength) getlength;
+  decltype(&::PQcmdTuples) cmd_tuples;
+  decltype(&::PQconsumeInput) consume_input;
+  decltype(&::PQnotifies) notifies;
+  decltype(&::PQfreemem) freemem;
+  decltype(&::PQsocket) socket;
+};
+
+constexpr const char* k_libpq_soname = "libpq.so.5";
+
+template <class F>
+void resolve(void* handle, const char* name, F& out, std::string& missing) {
+  out = reinterpret_cast<F>(::dlsym(handle, name));
+  if (out == nullptr && missing.empty()) missing = name;
+}
+
+Result<const Libpq*> load(const char* soname) {
+  void* handle = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = ::dlerror();
+    return fail(ErrorCode::service_unavailable, std::string("the PostgreSQL client library ") + soname +
+                                                    " cannot be loaded (" + (why ? why : "unknown error") +
+                                                    "): install it (Debian: apt-get install libpq5)");
+  }
+  static Libpq lib{};
+  std::string missing;
+  resolve(handle, "PQconnectdb", lib.connectdb, missing);
+  resolve(handle, "PQstatus", lib.status, missing);
+  resolve(handle, "PQerrorMessage", lib.error_message, missing);
+  resolve(handle, "PQfinish", lib.finish, missing);
+  resolve(handle, "PQexec", lib.exec, missing);
+  resolve(handle, "PQexecParams", lib.exec_params, missing);
+  resolve(handle, "PQresultStatus", lib.result_status, missing);
+  resolve(handle, "PQresultErrorField", lib.result_error_field, missing);
+  resolve(handle, "PQresultErrorMessage", lib.result_error_message, missing);
+  resolve(handle, "PQclear", lib.clear, missing);
+  resolve(handle, "PQntuples", lib.ntuples, missing);
+  resolve(handle, "PQnfields", lib.nfields, missing);
+  resolve(handle, "PQgetisnull", lib.getisnull, missing);
+  resolve(handle, "PQgetvalue", lib.getvalue, missing);
+  resolve(handle, "PQgetlength", lib.getlength, missing);
+  resolve(handle, "PQcmdTuples", lib.cmd_tuples, missing);
+  resolve(handle, "PQconsumeInput", lib.consume_input, missing);
+  resolve(handle, "PQnotifies", lib.notifies, missing);
+  resolve(handle, "PQfreemem", lib.freemem, missing);
+  resolve(handle, "PQsocket", lib.socket, missing);
+  if (!missing.empty())
+    return fail(ErrorCode::service_unavailable,
+                std::string(soname) + " lacks " + missing +
+                    " (a libpq of PostgreSQL 10 or later is needed: apt-get install libpq5)");
+  return &lib;
+}
+
+// Loaded at the first connection, once (thread-safe: a function-local static).
+const Result<const Libpq*>& libpq() {
+  static const Result<const Libpq*> loaded = load(k_libpq_soname);
+  return loaded;
+}
+
+// Only reached with a connection or a result in hand, so after libpq() succeeded.
+const Libpq& lib() { return **libpq(); }
 
 // Classes of SQLSTATE that mean the server or the link is gone, not that the statement was wrong:
 // 08 connection exception, 57P01-03 admin/crash shutdown and cannot connect now, 53 insufficient resources.
@@ -38,24 +123,24 @@ int hex_value(char c) {
 
 Rows::Rows(pg_result* result) : m_result(result) {}
 Rows::~Rows() {
-  if (m_result) PQclear(m_result);
+  if (m_result) lib().clear(m_result);
 }
 Rows::Rows(Rows&& other) noexcept : m_result(std::exchange(other.m_result, nullptr)) {}
 Rows& Rows::operator=(Rows&& other) noexcept {
   if (this != &other) {
-    if (m_result) PQclear(m_result);
+    if (m_result) lib().clear(m_result);
     m_result = std::exchange(other.m_result, nullptr);
   }
   return *this;
 }
 
-int Rows::size() const { return m_result ? PQntuples(m_result) : 0; }
-int Rows::columns() const { return m_result ? PQnfields(m_result) : 0; }
-bool Rows::is_null(int row, int col) const { return PQgetisnull(m_result, row, col) != 0; }
+int Rows::size() const { return m_result ? lib().ntuples(m_result) : 0; }
+int Rows::columns() const { return m_result ? lib().nfields(m_result) : 0; }
+bool Rows::is_null(int row, int col) const { return lib().getisnull(m_result, row, col) != 0; }
 
 std::string_view Rows::text(int row, int col) const {
   if (is_null(row, col)) return {};
-  return {PQgetvalue(m_result, row, col), static_cast<std::size_t>(PQgetlength(m_result, row, col))};
+  return {lib().getvalue(m_result, row, col), static_cast<std::size_t>(lib().getlength(m_result, row, col))};
 }
 
 std::optional<std::string> Rows::opt_str(int row, int col) const {
@@ -94,7 +179,7 @@ std::string Rows::bytes(int row, int col) const {
 
 int64_t Rows::affected() const {
   if (!m_result) return 0;
-  const char* n = PQcmdTuples(m_result);
+  const char* n = lib().cmd_tuples(m_result);
   int64_t v = 0;
   if (n && *n) std::from_chars(n, n + std::strlen(n), v);
   return v;
@@ -105,7 +190,7 @@ int64_t Rows::affected() const {
 Connection::Connection(pg_conn* conn, std::string conninfo) : m_conn(conn), m_conninfo(std::move(conninfo)) {}
 
 Connection::~Connection() {
-  if (m_conn) PQfinish(m_conn);
+  if (m_conn) lib().finish(m_conn);
 }
 
 namespace {
@@ -117,22 +202,23 @@ constexpr const char* k_session_setup =
     "SET idle_in_transaction_session_timeout = '60s'";
 
 Result<pg_conn*> connect(const std::string& conninfo) {
-  pg_conn* conn = PQconnectdb(conninfo.c_str());
+  if (const auto& loaded = libpq(); !loaded) return std::unexpected(loaded.error());
+  pg_conn* conn = lib().connectdb(conninfo.c_str());
   if (!conn) return fail(ErrorCode::service_unavailable, "cannot reach PostgreSQL: out of memory");
-  if (PQstatus(conn) != CONNECTION_OK) {
+  if (lib().status(conn) != CONNECTION_OK) {
     // libpq's message names the host and the reason; the connection string (which may hold a
     // password) is never repeated.
-    std::string why = first_line(PQerrorMessage(conn));
-    PQfinish(conn);
+    std::string why = first_line(lib().error_message(conn));
+    lib().finish(conn);
     return fail(ErrorCode::service_unavailable,
                 "cannot reach PostgreSQL: " + why + " (check the store URL and that the server runs)");
   }
-  PGresult* r = PQexec(conn, k_session_setup);
-  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-  std::string why = ok ? "" : first_line(PQresultErrorMessage(r));
-  PQclear(r);
+  PGresult* r = lib().exec(conn, k_session_setup);
+  const bool ok = lib().result_status(r) == PGRES_COMMAND_OK;
+  std::string why = ok ? "" : first_line(lib().result_error_message(r));
+  lib().clear(r);
   if (!ok) {
-    PQfinish(conn);
+    lib().finish(conn);
     return fail(ErrorCode::service_unavailable, "cannot set up the PostgreSQL session: " + why);
   }
   return conn;
@@ -146,12 +232,12 @@ Result<std::unique_ptr<Connection>> Connection::open(const std::string& conninfo
   return std::unique_ptr<Connection>(new Connection(*conn, conninfo));
 }
 
-bool Connection::healthy() const { return m_conn && PQstatus(m_conn) == CONNECTION_OK; }
+bool Connection::healthy() const { return m_conn && lib().status(m_conn) == CONNECTION_OK; }
 
 Status Connection::reconnect() {
   auto conn = connect(m_conninfo);
   if (!conn) return std::unexpected(conn.error());
-  if (m_conn) PQfinish(m_conn);
+  if (m_conn) lib().finish(m_conn);
   m_conn = *conn;
   return {};
 }
@@ -181,15 +267,15 @@ Result<Rows> Connection::run(std::string_view sql, const Param* params, std::siz
   const std::string text(sql);
   // Without parameters the simple protocol, which also runs several statements separated by ';'
   // (migrations); with them the extended one, which binds and allows one statement.
-  PGresult* r = count == 0 ? PQexec(m_conn, text.c_str())
-                           : PQexecParams(m_conn, text.c_str(), static_cast<int>(count), nullptr, values.data(),
-                                          lengths.data(), formats.data(), 0);
-  const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  PGresult* r = count == 0 ? lib().exec(m_conn, text.c_str())
+                           : lib().exec_params(m_conn, text.c_str(), static_cast<int>(count), nullptr, values.data(),
+                                               lengths.data(), formats.data(), 0);
+  const auto status = r ? lib().result_status(r) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Rows(r);
-  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  const char* state = r ? lib().result_error_field(r, PG_DIAG_SQLSTATE) : nullptr;
   m_sqlstate = state ? state : (healthy() ? "XX000" : "08006");
-  std::string why = first_line(r ? PQresultErrorMessage(r) : PQerrorMessage(m_conn));
-  if (r) PQclear(r);
+  std::string why = first_line(r ? lib().result_error_message(r) : lib().error_message(m_conn));
+  if (r) lib().clear(r);
   if (!healthy() || is_unavailable(m_sqlstate))
     return fail(ErrorCode::service_unavailable, "the PostgreSQL store is unavailable: " + why);
   if (m_sqlstate == k_unique_violation) return fail(ErrorCode::conflict, "already exists: " + why);
@@ -236,19 +322,19 @@ Status Connection::notify(std::string_view channel, std::string_view payload) {
 Result<std::vector<Notification>> Connection::wait_notifications(std::chrono::milliseconds timeout) {
   std::vector<Notification> out;
   auto drain = [&]() -> Status {
-    if (PQconsumeInput(m_conn) == 0)
+    if (lib().consume_input(m_conn) == 0)
       return fail(ErrorCode::service_unavailable,
-                  "the PostgreSQL connection is lost: " + first_line(PQerrorMessage(m_conn)));
-    while (PGnotify* n = PQnotifies(m_conn)) {
+                  "the PostgreSQL connection is lost: " + first_line(lib().error_message(m_conn)));
+    while (PGnotify* n = lib().notifies(m_conn)) {
       out.push_back({n->relname ? n->relname : "", n->extra ? n->extra : ""});
-      PQfreemem(n);
+      lib().freemem(n);
     }
     return {};
   };
   if (!healthy()) return fail(ErrorCode::service_unavailable, "the PostgreSQL connection is lost");
   if (auto d = drain(); !d) return std::unexpected(d.error());
   if (!out.empty()) return out;
-  pollfd pfd{PQsocket(m_conn), POLLIN, 0};
+  pollfd pfd{lib().socket(m_conn), POLLIN, 0};
   const int n = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
   if (n < 0 && errno != EINTR) return fail(ErrorCode::internal, std::string("poll: ") + std::strerror(errno));
   if (n > 0)

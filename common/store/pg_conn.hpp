@@ -17,6 +17,9 @@
 //   unique_violation is CONFLICT, everything else INTERNAL. `sqlstate()` of the last failure is kept for
 //   callers that must tell them apart.
 // - A Connection is used by one thread at a time; Pool hands connections to threads.
+// - libpq itself is loaded (dlopen of libpq.so.5) when the first connection is opened, so a process that
+//   never opens a PostgreSQL store never maps it; when it cannot be loaded, opening fails with
+//   SERVICE_UNAVAILABLE naming the package (libpq5).
 #include <alumia/base/error.hpp>
 
 #include <chrono>

@@ -4,7 +4,10 @@
 // (libsecret, and through it GLib, GObject and GIO) is loaded only when a Secret Service call is made,
 // and the daemon makes those calls in a short-lived child (daemon/keyring_helper.hpp): with
 // --keyring file, and with the Secret Service too, the daemon never maps it. The [secret-service]
-// case runs under tests/support/with-keyring.sh (a throwaway keyring).
+// case runs under tests/support/with-keyring.sh (a throwaway keyring). libpq (and what it brings: Kerberos,
+// LDAP, SASL) is loaded only when a PostgreSQL store is opened (common/store/pg_conn.cpp): a daemon on
+// SQLite never maps it, and one whose libpq cannot be loaded says which package to install.
+#include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
 
@@ -34,11 +37,27 @@ std::vector<std::string> mapped_files(int pid) {
   return out;
 }
 
-void check_no_glib(Daemon& d) {
+// The files a serving daemon maps; empty when its maps cannot be read.
+std::vector<std::string> serving_daemon_files(Daemon& d) {
   REQUIRE(d.api("GET", "/api/v1/status").status == 200);  // started, master key read, listeners serving
-  const auto files = mapped_files(d.process().pid());
-  // The daemon is not dumpable (PR_SET_DUMPABLE 0), so only root (CAP_SYS_PTRACE) reads its maps.
-  if (files.empty()) ALUMIA_SKIP("cannot read the daemon's /proc/PID/maps (it is not dumpable; run as root)");
+  return mapped_files(d.process().pid());
+}
+
+bool maps_file(const std::vector<std::string>& files, const std::string& part) {
+  for (const auto& f : files)
+    if (f.find(part) != std::string::npos) return true;
+  return false;
+}
+
+// The daemon is not dumpable (PR_SET_DUMPABLE 0), so only root (CAP_SYS_PTRACE) reads its maps.
+constexpr const char* k_maps_unreadable = "cannot read the daemon's /proc/PID/maps (it is not dumpable; run as root)";
+
+// libpq and the libraries only it brings (Debian's libpq5: GSSAPI/Kerberos, LDAP, SASL).
+constexpr const char* k_libpq_and_deps[] = {"libpq.so", "libgssapi_krb5", "libkrb5.so", "libldap", "libsasl2"};
+
+void check_no_glib(Daemon& d) {
+  const auto files = serving_daemon_files(d);
+  if (files.empty()) ALUMIA_SKIP(k_maps_unreadable);
   for (const auto& f : files) {
     INFO(f);
     CHECK(f.find("libsecret-1") == std::string::npos);
@@ -80,4 +99,53 @@ TEST_CASE("with the Secret Service the daemon reads its master key in a helper a
   CHECK(listed.body.find("sealed") != std::string::npos);
   check_no_glib(again);
   CHECK(again.stop() == 0);
+}
+
+// About the SQLite store by nature: the PostgreSQL pass runs every daemon on PostgreSQL, which maps libpq.
+TEST_CASE("a daemon on the SQLite store never maps libpq or what it brings", "[memory][sqlite-only]") {
+  TempDir dir;
+  Daemon d(dir.path() / "home");
+  const auto files = serving_daemon_files(d);
+  if (files.empty()) ALUMIA_SKIP(k_maps_unreadable);
+  CHECK(maps_file(files, "libsqlite3"));  // the maps were read whole: the store's library is there
+  for (const char* lib : k_libpq_and_deps) {
+    INFO(lib);
+    CHECK_FALSE(maps_file(files, lib));
+  }
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a daemon on a PostgreSQL store loads libpq when it connects", "[memory][pg]") {
+  ALUMIA_SKIP_WITHOUT_POSTGRES();
+  auto& server = alumia::test::shared_postgres();
+  TempDir dir;
+  Daemon::Options options;
+  options.env["ALUMIA_STORE"] = server.uri(server.fresh_database());
+  Daemon d(dir.path() / "home", options);
+  const auto files = serving_daemon_files(d);
+  if (files.empty()) ALUMIA_SKIP(k_maps_unreadable);
+  CHECK(maps_file(files, "libpq.so.5"));
+  CHECK(d.stop() == 0);
+}
+
+TEST_CASE("a PostgreSQL store without a loadable libpq stops the start, naming the package", "[memory]") {
+  // An empty libpq.so.5 first on the library path stands in for a missing or broken one: dlopen finds
+  // it before the system's and refuses it. No server is needed: the library is loaded before connecting.
+  TempDir dir;
+  const auto libs = dir.path() / "libs";
+  std::filesystem::create_directories(libs);
+  std::ofstream(libs / "libpq.so.5").close();
+  const auto home = dir.path() / "home";
+  std::filesystem::create_directories(home);
+  std::filesystem::permissions(home, std::filesystem::perms::owner_all);
+  const auto r = alumia::test::run({ALUMIA_DAEMON_BIN, "--listen", "127.0.0.1:0", "--keyring", "file"},
+                                   {{"ALUMIA_HOME", home.string()},
+                                    {"ALUMIA_STORE", "postgres://alumia@/alumia?host=/nonexistent"},
+                                    {"LD_LIBRARY_PATH", libs.string()}},
+                                   "", std::chrono::seconds(30));
+  CHECK(r.exit_code == 1);
+  INFO(r.err);
+  CHECK(r.err.find("cannot open the PostgreSQL store") != std::string::npos);
+  CHECK(r.err.find("the PostgreSQL client library libpq.so.5 cannot be loaded") != std::string::npos);
+  CHECK(r.err.find("apt-get install libpq5") != std::string::npos);
 }

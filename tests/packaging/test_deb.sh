@@ -49,6 +49,8 @@ for lib in libc6 libstdc++6 libmicrohttpd12 libsqlite3-0 libssl3; do
   grep -q "$lib" <<<"$DEPENDS" || fail "Depends ($DEPENDS) lacks $lib (dpkg-shlibdeps should have found it)"
 done
 grep -q libsecret-1-0 <<<"$(dpkg-deb -f "$DEB" Recommends)" || fail "Recommends lacks libsecret-1-0 (dlopened by the keyring helper)"
+grep -q libpq5 <<<"$(dpkg-deb -f "$DEB" Recommends)" || fail "Recommends lacks libpq5 (dlopened for a PostgreSQL store)"
+if grep -q libpq5 <<<"$DEPENDS"; then fail "Depends ($DEPENDS) names libpq5: only a PostgreSQL store loads it (dlopen)"; fi
 [ "$(dpkg-deb -f "$DEB" Package)" = alumia-connect ] || fail "wrong package name"
 
 check_versions() {  # ROOT: run both programs from ROOT/usr/bin
