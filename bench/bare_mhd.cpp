@@ -153,9 +153,9 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
         .delay_ms = options.delay_ms,
         .pool{options.threads > 0 ? options.threads : k_workers, static_cast<std::size_t>(k_max_connections)},
         .loop{}};
-  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // As the daemon's listeners: the loop accepts (mhd_loop.hpp), MHD gets no listen socket.
+  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
   MHD_OptionItem items[] = {
-      {MHD_OPTION_LISTEN_SOCKET, fd, nullptr},
       {MHD_OPTION_CONNECTION_LIMIT, k_max_connections, nullptr},
       {MHD_OPTION_PER_IP_CONNECTION_LIMIT, k_max_connections_per_ip, nullptr},
       {MHD_OPTION_CONNECTION_TIMEOUT, k_idle_timeout_seconds, nullptr},
@@ -166,9 +166,9 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
   };
   MHD_Daemon* d =
       MHD_start_daemon(flags, 0, nullptr, nullptr, &on_request, &s, MHD_OPTION_ARRAY, items, MHD_OPTION_END);
-  if (d == nullptr || !s.loop.start(d, "bare-mhd")) {
+  if (d == nullptr || !s.loop.start(d, "bare-mhd", fd)) {
     if (d != nullptr) MHD_stop_daemon(d);
-    else ::close(fd);
+    ::close(fd);
     std::fprintf(stderr, "bench_bare_server: cannot start libmicrohttpd\n");
     return 1;
   }
@@ -180,6 +180,7 @@ int serve_mhd(const BareOptions& options, BareState& state, const sigset_t& stop
   s.pool.stop();  // queued requests finish and resume their connections (MHD must hold none suspended)
   s.loop.stop();
   MHD_stop_daemon(d);
+  ::close(fd);
   return 0;
 }
 

@@ -741,11 +741,11 @@ Status Listener::start(DaemonContext& ctx) {
   m_impl = std::make_unique<Impl>(m_kind, ctx, std::move(*limits), std::move(*trusted));
   Impl& s = *m_impl;
   // epoll driven by our own loop, not MHD's internal epoll thread, which can stall every connection until
-  // the idle timeout (mhd_loop.hpp; docs/ARCHITECTURE.md, "The poll thread").
-  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // the idle timeout; the loop also accepts, every pending connection a turn where MHD takes 11 (mhd_loop.hpp;
+  // docs/ARCHITECTURE.md, "The poll thread"). So MHD gets no listen socket: m_fd stays ours.
+  const unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
   MHD_OptionItem options[] = {
       {MHD_OPTION_EXTERNAL_LOGGER, reinterpret_cast<intptr_t>(&log_from_mhd), nullptr},  // first, for every message
-      {MHD_OPTION_LISTEN_SOCKET, m_fd, nullptr},
       // Our cap is enforced by the accept policy, which closes the excess at once; MHD's own, a little
       // higher, would leave it waiting in the backlog.
       {MHD_OPTION_CONNECTION_LIMIT, s.limits.max_connections + 16, nullptr},
@@ -767,8 +767,7 @@ Status Listener::start(DaemonContext& ctx) {
     m_impl.reset();
     return fail(ErrorCode::service_unavailable, "cannot start the HTTP server on port " + std::to_string(m_port));
   }
-  m_fd = -1;  // MHD owns it now and closes it
-  if (!s.loop.start(s.mhd, m_kind == http::ListenerKind::public_ ? "http-public" : "http-control")) {
+  if (!s.loop.start(s.mhd, m_kind == http::ListenerKind::public_ ? "http-public" : "http-control", m_fd)) {
     MHD_stop_daemon(s.mhd);
     m_impl.reset();
     return fail(ErrorCode::service_unavailable,
@@ -801,6 +800,8 @@ void Listener::stop() {
   }
   s.loop.stop();
   MHD_stop_daemon(s.mhd);
+  ::close(m_fd);  // the loop accepted from it (MHD was given none); connects from now on are refused
+  m_fd = -1;
   m_impl.reset();
 }
 

@@ -41,9 +41,13 @@ Error db_error(const std::exception& e) { return to_error(e, "webhook store"); }
 
 GroupWriter::GroupWriter(const std::string& db_name, bool synchronous_full, std::size_t max_batch)
     : m_max_batch(max_batch == 0 ? 1 : max_batch),
-      m_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow),
+      // NOMUTEX: each of the two connections is used by one thread at a time (the writer's, the checkpoint
+      // thread's; construction before either starts), so SQLite's per-call connection mutex (a lock, an
+      // unlock and memory barriers around every step, bind and reset: ~10 % of the writer's time) buys
+      // nothing here.
+      m_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX | k_open_nofollow),
       m_statements(m_db),
-      m_checkpoint_db(db_name, SQLite::OPEN_READWRITE | k_open_nofollow),
+      m_checkpoint_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX | k_open_nofollow),
       m_next_checkpoint(k_checkpoint_pages) {
   open_webhook_pragmas(m_db, synchronous_full);
   open_webhook_pragmas(m_checkpoint_db, synchronous_full);

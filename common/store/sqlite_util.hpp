@@ -40,8 +40,11 @@ inline constexpr int k_open_nofollow = SQLITE_OPEN_NOFOLLOW;
 // SQLite gives each connection 20 pages up front (SQLITE_DEFAULT_PCACHE_INITSZ) and touches them
 // all, ~90 KiB of resident heap for each of the daemon's five connections before it has read a page;
 // pages are allocated as they are read instead (the cache size, and so the bound, are unchanged).
+// No memory statistics (SQLITE_CONFIG_MEMSTATUS): with them every sqlite3_malloc and free takes a
+// process-wide mutex to count bytes that nothing here reads (no sqlite3_memory_used, no heap limit).
 inline void configure_sqlite_once() {
-  static const int configured = sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0);
+  static const int configured =
+      sqlite3_config(SQLITE_CONFIG_PAGECACHE, nullptr, 0, 0) | sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)configured;
 }
 
