@@ -8,7 +8,8 @@
 //  - rotate-master with the shared key: rotations on both daemons at once take turns (the store's lock),
 //    the running daemons keep working, both start again on the rotated key; moving the key to another
 //    backend is refused (every daemon reads it where the setting says);
-//  - [secret-service]: the same start race on one Secret Service item (run under with-keyring.sh).
+//  - [secret-service]: the same start race, four daemons, on one Secret Service item (run under
+//    with-keyring.sh).
 #include "cli_helpers.hpp"
 #include "postgres.hpp"
 #include "process.hpp"
@@ -42,27 +43,32 @@ unsigned mode_of(const fs::path& p) {
   return st.st_mode & 07777;
 }
 
-// Both daemons' constructors run at once (each waits until its daemon is up); a start that failed is
+// The daemons' constructors run at once (each waits until its daemon is up); a start that failed is
 // reported with its error.
+std::vector<std::unique_ptr<Daemon>> start_all(const std::vector<fs::path>& homes, const Daemon::Options& options) {
+  std::vector<std::unique_ptr<Daemon>> daemons(homes.size());
+  std::vector<std::string> errors(homes.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < homes.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        daemons[i] = std::make_unique<Daemon>(homes[i], options);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (std::size_t i = 0; i < homes.size(); ++i) {
+    INFO("daemon " << i << ": " << errors[i]);
+    REQUIRE(daemons[i]);
+  }
+  return daemons;
+}
+
 std::pair<std::unique_ptr<Daemon>, std::unique_ptr<Daemon>> start_together(const fs::path& a, const fs::path& b,
                                                                            const Daemon::Options& options) {
-  std::unique_ptr<Daemon> da, db;
-  std::string ea, eb;
-  auto start = [&options](const fs::path& home, std::unique_ptr<Daemon>& out, std::string& error) {
-    try {
-      out = std::make_unique<Daemon>(home, options);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  };
-  std::thread ta(start, std::cref(a), std::ref(da), std::ref(ea));
-  std::thread tb(start, std::cref(b), std::ref(db), std::ref(eb));
-  ta.join();
-  tb.join();
-  INFO("first: " << ea << "\nsecond: " << eb);
-  REQUIRE(da);
-  REQUIRE(db);
-  return {std::move(da), std::move(db)};
+  auto both = start_all({a, b}, options);
+  return {std::move(both[0]), std::move(both[1])};
 }
 
 // An endpoint created (its secret sealed) on `sealer`; a delivery signed with it verifies on `opener`,
@@ -243,18 +249,19 @@ TEST_CASE("two daemons started together on a fresh PostgreSQL make one shared Se
       daemon_options({{"ALUMIA_STORE", server.uri(server.fresh_database())}, {"ALUMIA_MASTER_KEY_NAME", name}});
   options.with_keyring_file = false;
   options.extra_args = {"--keyring", "secret-service"};
-  auto [a, b] = start_together(dir.path() / "a", dir.path() / "b", options);
-  CHECK(a->log().find("master key: secret-service") != std::string::npos);
-  CHECK(keyring_location(*a).find("store=" + name + ")") != std::string::npos);
-  CHECK(keyring_location(*b) == keyring_location(*a));
-  CHECK_FALSE(fs::exists(a->home() / "master.key"));
-  CHECK_FALSE(fs::exists(b->home() / "master.key"));
-  sealed_on_opens_on(*a, *b, 10);
-  sealed_on_opens_on(*b, *a, 20);
-  stop_clean(*a);
-  stop_clean(*b);
-  // A third data directory naming the item opens the store too.
-  Daemon c(dir.path() / "c", options);
-  sealed_on_opens_on(c, c, 30);
-  stop_clean(c);
+  // Four at once: a Secret Service item cannot be created only if absent, so they take turns on the
+  // store's lock while the first makes it.
+  auto daemons = start_all({dir.path() / "a", dir.path() / "b", dir.path() / "c", dir.path() / "d"}, options);
+  for (const auto& d : daemons) {
+    CHECK(d->log().find("master key: secret-service") != std::string::npos);
+    CHECK(keyring_location(*d) == "the Secret Service (item com.alumia.connect.MasterKey, store=" + name + ")");
+    CHECK_FALSE(fs::exists(d->home() / "master.key"));
+  }
+  for (std::size_t i = 0; i < daemons.size(); ++i)
+    sealed_on_opens_on(*daemons[i], *daemons[(i + 1) % daemons.size()], 10 * static_cast<int>(i + 1));
+  for (auto& d : daemons) stop_clean(*d);
+  // Another data directory naming the item opens the store too.
+  Daemon e(dir.path() / "e", options);
+  sealed_on_opens_on(e, e, 100);
+  stop_clean(e);
 }
