@@ -310,8 +310,16 @@ TEST_CASE("deploy/haproxy.cfg runs in front of two daemons on one PostgreSQL", "
   CHECK(ready.json_body()["data"] == json{{"ok", true}, {"store", "up"}});
 
   // A delivery, then the same one again: the other daemon answers it as a duplicate of the same event.
+  // The daemon that did not create the endpoint learns of it within a second (SPEC §12): until then it
+  // answers 404, and the provider retries.
   const Delivery first = make_delivery(signer, 1);
-  const Answer stored = provider.post(path, first);
+  Answer stored;
+  CHECK(eventually(
+      [&] {
+        stored = provider.post(path, first);
+        return stored.status != 404;
+      },
+      std::chrono::seconds(5)));
   INFO(stored.body << "\nhaproxy:\n" << lb.output());
   REQUIRE(stored.status == 200);
   CHECK(stored.json_body()["data"].value("duplicate", false) == false);
