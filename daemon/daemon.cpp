@@ -197,14 +197,33 @@ std::unique_ptr<EndpointWatch> watch_endpoints(const Settings& settings, Endpoin
       "cannot watch the PostgreSQL store " + redact_store_url(url) + " for endpoint changes");
 }
 
+// The master key's place: the data directory, or the one the master-key-file / master-key-name settings
+// name, shared by the daemons of one store (docs/SCALE-OUT.md).
+MasterKeyPlace master_key_place(const Settings& settings, const Paths& paths) {
+  MasterKeyPlace place{
+      .data_dir = paths.data_dir, .key_file = settings.get("master-key-file"), .name = settings.get("master-key-name")};
+  if (auto ok = check_master_key_file_setting(place.key_file); !ok)
+    throw StartupError("bad setting master-key-file from " + settings.origin("master-key-file") + ": " +
+                       ok.error().message);
+  return place;
+}
+
 // The master key (created on first use) unwraps the data key kept in the store (made on first use).
 UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths& paths, Random& random) {
-  const auto wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
+  const MasterKeyPlace place = master_key_place(settings, paths);
   const auto mode = parse_keyring_mode(settings.get("keyring")).value_or(KeyringMode::auto_);
+  auto wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
+  // A Secret Service item cannot be created only if absent (a store replaces it), so daemons of one store
+  // making its first key at a shared item take turns: the first creates it, the others find it. A key
+  // file needs no turns: it is created with RENAME_NOREPLACE, and a loser reads the winner's.
+  std::unique_ptr<Store::Lock> first_key_lock;
+  if (!wrapped && place.named() && mode != KeyringMode::file && SecretServiceStore::session_bus_configured()) {
+    first_key_lock = must(store.lock_connection(k_master_key_lock), "cannot lock the store");
+    wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
+  }
   MasterKeyOptions mk_options;
   mk_options.create_if_missing = !wrapped.has_value();
-  MasterKey master =
-      must(open_master_key_isolated(mode, paths.data_dir, random, mk_options), "cannot open the master key");
+  MasterKey master = must(open_master_key_isolated(mode, place, random, mk_options), "cannot open the master key");
   if (!master.fallback_warning.empty()) spdlog::warn("{}", master.fallback_warning);
   spdlog::info("master key: {} ({})", format_keyring_mode(master.backend), master.location);
   SecretBytes data_key;
@@ -212,9 +231,20 @@ UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths
     auto unwrapped = unwrap_data_key(master.key, *wrapped);
     if (!unwrapped) {  // a rotation interrupted after the new key was saved (master_key_rotation.hpp)
       auto finished = must(finish_interrupted_rotation(store, master.key), "cannot read the store");
-      if (!finished)
-        throw StartupError("cannot unwrap the data key with this master key: " + unwrapped.error().message);
-      unwrapped = std::move(*finished);
+      if (!finished && place.named() && !first_key_lock) {
+        // Another daemon of the store may be rotating the shared key right now (it holds the lock from
+        // its first read to its last write): wait for it, then read the wrapping and the key again.
+        const auto lock = must(store.lock_connection(k_master_key_lock), "cannot lock the store");
+        wrapped = must(store.get_meta("data_key.wrapped"), "cannot read the store");
+        mk_options.create_if_missing = false;
+        master = must(open_master_key_isolated(mode, place, random, mk_options), "cannot open the master key");
+        if (wrapped) unwrapped = unwrap_data_key(master.key, *wrapped);
+        if (!unwrapped) finished = must(finish_interrupted_rotation(store, master.key), "cannot read the store");
+      }
+      if (!unwrapped && !finished)
+        throw StartupError("cannot unwrap the data key with this master key (" + master.location +
+                           "): " + unwrapped.error().message);
+      if (!unwrapped) unwrapped = std::move(*finished);
     }
     data_key = std::move(*unwrapped);
   } else {
@@ -231,7 +261,8 @@ UnlockedKeys unlock_data_key(Store& store, const Settings& settings, const Paths
       if (!unwrapped)
         throw StartupError("another daemon created this store's data key under a different master key (" +
                            unwrapped.error().message +
-                           "): give every daemon of the store the same master key (docs/SCALE-OUT.md)");
+                           "): give every daemon of the store the same master key (the master-key-file or "
+                           "master-key-name setting, docs/SCALE-OUT.md)");
       data_key = std::move(*unwrapped);
     }
   }
@@ -455,7 +486,7 @@ void Daemon::stop() {
 int run(int argc, char** argv) {
   CLI::App app{"alumia-connectd — local daemon owning the connection store, the OAuth callback and the webhook relay"};
   StartOptions options;
-  std::string listen, public_listen, env, keyring, relay_to, log_level, store;
+  std::string listen, public_listen, env, keyring, relay_to, log_level, store, master_key_file, master_key_name;
   bool insecure = false;
   bool print_api_md = false;
   std::string keyring_helper;  // open|create|save|erase: the child of keyring_helper.hpp
@@ -468,6 +499,12 @@ int run(int argc, char** argv) {
   app.add_option("--env", env, "key environment: live or test")->check(CLI::IsMember({"live", "test"}));
   app.add_option("--keyring", keyring, "master key backend: auto, secret-service or file")
       ->check(CLI::IsMember({"auto", "secret-service", "file"}));
+  app.add_option("--master-key-file", master_key_file,
+                 "the master key file (absolute path) several daemons of one store share (default: in the data "
+                 "directory)");
+  app.add_option("--master-key-name", master_key_name,
+                 "the Secret Service item of the master key several daemons of one store share (default: the "
+                 "data directory)");
   app.add_option("--relay-to", relay_to, "default relay target URL for webhook jobs");
   app.add_option("--store", store,
                  "postgres://USER@HOST:PORT/DB: a PostgreSQL store several daemons share (default: SQLite in the "
@@ -488,8 +525,9 @@ int run(int argc, char** argv) {
   }
   if (!keyring_helper.empty()) {  // keyring_helper.hpp: stdout is the daemon's pipe
     harden_process();
-    return keyring_helper_main(keyring_helper, parse_keyring_mode(keyring).value_or(KeyringMode::auto_),
-                               options.data_dir.value_or(""));
+    return keyring_helper_main(
+        keyring_helper, parse_keyring_mode(keyring).value_or(KeyringMode::auto_),
+        {.data_dir = options.data_dir.value_or(""), .key_file = master_key_file, .name = master_key_name});
   }
   if (print_api_md) {
     std::cout << api_markdown();
@@ -499,6 +537,8 @@ int run(int argc, char** argv) {
                              {"public-listen", &public_listen},
                              {"env", &env},
                              {"keyring", &keyring},
+                             {"master-key-file", &master_key_file},
+                             {"master-key-name", &master_key_name},
                              {"relay-to", &relay_to},
                              {"store", &store},
                              {"log-level", &log_level}})

@@ -135,12 +135,12 @@ Result<MasterKey> parse_frame(std::string_view frame) {
 
 namespace {
 
-// Runs `/proc/self/exe --keyring-helper=OP --keyring MODE --data-dir DIR`, writes `input` (the key
+// Runs `/proc/self/exe --keyring-helper=OP --keyring MODE --data-dir DIR [--master-key-file F]
+// [--master-key-name N]`, writes `input` (the key
 // for `save`, else nothing) to its stdin pipe and reads its answer from its stdout pipe. nullopt:
 // the child could not be started (no /proc).
-Result<std::optional<std::string>> run_helper(std::string_view op, KeyringMode mode,
-                                              const std::filesystem::path& data_dir, std::string_view input,
-                                              std::chrono::steady_clock::time_point deadline) {
+Result<std::optional<std::string>> run_helper(std::string_view op, KeyringMode mode, const MasterKeyPlace& place,
+                                              std::string_view input, std::chrono::steady_clock::time_point deadline) {
   int out[2];
   int in[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return helper_failed(std::string("cannot start: pipe: ") + std::strerror(errno));
@@ -154,10 +154,11 @@ Result<std::optional<std::string>> run_helper(std::string_view op, KeyringMode m
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);  // dup2 clears O_CLOEXEC on stdout
   posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
   const std::string self = "/proc/self/exe";
-  const std::string dir = data_dir.string();
   std::vector<std::string> args = {self,         "--keyring-helper=" + std::string(op),
                                    "--keyring",  std::string(format_keyring_mode(mode)),
-                                   "--data-dir", dir};
+                                   "--data-dir", place.data_dir.string()};
+  if (!place.key_file.empty()) args.insert(args.end(), {"--master-key-file", place.key_file.string()});
+  if (!place.name.empty()) args.insert(args.end(), {"--master-key-name", place.name});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -207,27 +208,27 @@ void put_error(std::string& frame, const Error& e) {
 
 }  // namespace
 
-Result<MasterKey> open_master_key_isolated(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
+Result<MasterKey> open_master_key_isolated(KeyringMode mode, const MasterKeyPlace& place, Random& random,
                                            const MasterKeyOptions& options) {
   if (mode == KeyringMode::file || !SecretServiceStore::session_bus_configured())
-    return open_master_key(mode, data_dir, random, options);
+    return open_master_key(mode, place, random, options);
   // Up to three bounded keyring calls (probe, lookup, store), each with its cancel grace, and the start.
   const auto deadline = std::chrono::steady_clock::now() + 3 * (options.timeout + std::chrono::milliseconds(250)) +
                         std::chrono::seconds(5);
-  auto frame = TRY(run_helper(options.create_if_missing ? "create" : "open", mode, data_dir, {}, deadline));
+  auto frame = TRY(run_helper(options.create_if_missing ? "create" : "open", mode, place, {}, deadline));
   if (!frame) {  // no /proc (a bare chroot): the key is still read, at the cost of the memory
     spdlog::warn(
         "cannot start the keyring helper /proc/self/exe; reading the master key in-process, "
         "which keeps libsecret and GLib mapped");
-    return open_master_key(mode, data_dir, random, options);
+    return open_master_key(mode, place, random, options);
   }
   auto mk = parse_frame(*frame);
   wipe_string(*frame);
   return mk;  // without `store`: the rotation saves through save_master_key_isolated()
 }
 
-Status save_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir, const SecretBytes& key) {
-  if (backend == KeyringMode::file) return FileKeyStore(master_key_file(data_dir)).save(key);
+Status save_master_key_isolated(KeyringMode backend, const MasterKeyPlace& place, const SecretBytes& key) {
+  if (backend == KeyringMode::file) return FileKeyStore(place.file()).save(key);
   if (backend != KeyringMode::secret_service) return fail(ErrorCode::internal, "save the master key to which backend?");
   if (!SecretServiceStore::session_bus_configured())
     return fail(ErrorCode::service_unavailable,
@@ -236,31 +237,30 @@ Status save_master_key_isolated(KeyringMode backend, const std::filesystem::path
   const auto deadline = std::chrono::steady_clock::now() + 2 * (k_keyring_timeout + std::chrono::milliseconds(250)) +
                         std::chrono::seconds(5);
   std::string input(reinterpret_cast<const char*>(key.data()), key.size());
-  auto frame = run_helper("save", backend, data_dir, input, deadline);
+  auto frame = run_helper("save", backend, place, input, deadline);
   wipe_string(input);
   if (!frame) return std::unexpected(frame.error());
   if (!*frame) return helper_failed("cannot start (no /proc/self/exe)");
   return parse_status_frame(**frame);
 }
 
-Status erase_master_key_isolated(KeyringMode backend, const std::filesystem::path& data_dir) {
+Status erase_master_key_isolated(KeyringMode backend, const MasterKeyPlace& place) {
   if (backend == KeyringMode::file) {
     std::error_code ec;
-    std::filesystem::remove(master_key_file(data_dir), ec);
-    if (ec)
-      return fail(ErrorCode::internal, "cannot remove " + master_key_file(data_dir).string() + ": " + ec.message());
+    std::filesystem::remove(place.file(), ec);
+    if (ec) return fail(ErrorCode::internal, "cannot remove " + place.file().string() + ": " + ec.message());
     return {};
   }
   if (!SecretServiceStore::session_bus_configured())
     return fail(ErrorCode::service_unavailable, "no Secret Service: DBUS_SESSION_BUS_ADDRESS is not set");
   const auto deadline = std::chrono::steady_clock::now() + 2 * (k_keyring_timeout + std::chrono::milliseconds(250)) +
                         std::chrono::seconds(5);
-  auto frame = TRY(run_helper("erase", backend, data_dir, {}, deadline));
+  auto frame = TRY(run_helper("erase", backend, place, {}, deadline));
   if (!frame) return helper_failed("cannot start (no /proc/self/exe)");
   return parse_status_frame(*frame);
 }
 
-int keyring_helper_main(std::string_view op, KeyringMode mode, const std::filesystem::path& data_dir) {
+int keyring_helper_main(std::string_view op, KeyringMode mode, const MasterKeyPlace& place) {
   // Only for the daemon's pipe: the raw key is never written to a terminal or a file by mistake (the
   // same user could read it from the keyring anyway; this is no access control).
   struct stat out {};
@@ -272,7 +272,7 @@ int keyring_helper_main(std::string_view op, KeyringMode mode, const std::filesy
   }
   std::string frame;
   if (op == "save" || op == "erase") {  // rotate-master, into or out of the Secret Service
-    SecretServiceStore store(master_key_store_id(data_dir));
+    SecretServiceStore store(place.store_id());
     Status st;
     if (op == "save") {
       auto key = read_until_eof(STDIN_FILENO, std::chrono::steady_clock::now() + std::chrono::seconds(5));
@@ -291,7 +291,7 @@ int keyring_helper_main(std::string_view op, KeyringMode mode, const std::filesy
     SystemRandom random;
     MasterKeyOptions options;
     options.create_if_missing = op == "create";
-    auto mk = open_master_key(mode, data_dir, random, options);
+    auto mk = open_master_key(mode, place, random, options);
     if (mk) {
       frame.push_back('K');
       frame.push_back(static_cast<char>(mk->backend == KeyringMode::secret_service ? 1 : 0));

@@ -15,9 +15,9 @@ namespace {
 
 std::mutex g_rotation;  // one rotation at a time
 
-std::string location_of(KeyringMode backend, const std::filesystem::path& data_dir) {
-  if (backend == KeyringMode::secret_service) return SecretServiceStore(master_key_store_id(data_dir)).location();
-  return FileKeyStore(master_key_file(data_dir)).location();
+std::string location_of(KeyringMode backend, const MasterKeyPlace& place) {
+  if (backend == KeyringMode::secret_service) return SecretServiceStore(place.store_id()).location();
+  return FileKeyStore(place.file()).location();
 }
 
 // Opens every sealed value of the store with the data key; names the first few that do not.
@@ -45,12 +45,15 @@ Result<std::size_t> check_every_secret(Store& store, const SecretBytes& data_key
 
 Result<RotateMasterResult> rotate_master_key(const RotateMasterDeps& deps, const RotateMasterRequest& request) {
   const std::lock_guard lock(g_rotation);
+  // Other daemons of a shared store: held to the end (master_key_rotation.hpp). Taken before anything is
+  // read, so a rotation that waited starts from the key and the wrapping the previous one left.
+  const auto store_lock = TRY(deps.store.lock_connection(k_master_key_lock));
   const auto wrapped = TRY(deps.store.get_meta(k_wrapped_data_key_meta));
   if (!wrapped)
     return fail(ErrorCode::conflict, "the store holds no wrapped data key yet; start the daemon once first");
   MasterKeyOptions options;
   options.create_if_missing = false;
-  const MasterKey current = TRY(open_master_key_isolated(deps.mode, deps.data_dir, deps.random, options));
+  const MasterKey current = TRY(open_master_key_isolated(deps.mode, deps.place, deps.random, options));
   auto data_key = unwrap_data_key(current.key, *wrapped);
   if (!data_key)
     return fail(ErrorCode::internal,
@@ -62,7 +65,14 @@ Result<RotateMasterResult> rotate_master_key(const RotateMasterDeps& deps, const
   result.from_location = current.location;
   const KeyringMode target = request.to.value_or(current.backend);
   result.to_backend = std::string(format_keyring_mode(target));
-  result.to_location = location_of(target, deps.data_dir);
+  result.to_location = location_of(target, deps.place);
+  if (target != current.backend && deps.place.named())
+    return fail(ErrorCode::conflict,
+                "the master key is at the place the master-key-file / master-key-name settings name, where every "
+                "daemon of the store reads it, so it is not moved to " +
+                    result.to_location +
+                    "; nothing was changed. Rotate it where it is (without --to), or move it by hand with every "
+                    "daemon stopped (docs/SCALE-OUT.md)");
   result.secrets_checked = TRY(check_every_secret(deps.store, *data_key, deps.random));
   if (target == KeyringMode::secret_service && !SecretServiceStore::session_bus_configured())
     return fail(ErrorCode::service_unavailable,
@@ -77,7 +87,7 @@ Result<RotateMasterResult> rotate_master_key(const RotateMasterDeps& deps, const
   const SecretBytes next_master = generate_key(deps.random);
   const std::string next_wrapped = TRY(wrap_data_key(next_master, *data_key, deps.random));
   TRY(deps.store.update_meta({{std::string(k_next_wrapped_data_key_meta), next_wrapped}}));
-  if (auto saved = save_master_key_isolated(target, deps.data_dir, next_master); !saved) {
+  if (auto saved = save_master_key_isolated(target, deps.place, next_master); !saved) {
     (void)deps.store.update_meta({{std::string(k_next_wrapped_data_key_meta), std::nullopt}});
     return fail(saved.error().code, "cannot save the new master key to " + result.to_location + ": " +
                                         saved.error().message + "; nothing was changed");
@@ -89,7 +99,7 @@ Result<RotateMasterResult> rotate_master_key(const RotateMasterDeps& deps, const
                                          swapped.error().message +
                                          "); restart the daemon: it finishes the rotation at start");
   if (target != current.backend) {
-    if (auto erased = erase_master_key_isolated(current.backend, deps.data_dir); !erased)
+    if (auto erased = erase_master_key_isolated(current.backend, deps.place); !erased)
       result.warnings.push_back("the old master key could not be removed from " + current.location + " (" +
                                 erased.error().message + "); it no longer opens anything: remove it by hand");
   }

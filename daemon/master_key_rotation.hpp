@@ -14,13 +14,21 @@
 //  5. when the key moved, the old backend's copy is erased.
 // A crash between 3 and 4 leaves the new key with the `.next` wrapping: the next start finishes the
 // rotation (finish_interrupted_rotation). A crash before 3 leaves the old key in force.
+//
+// Several daemons on one PostgreSQL store (docs/SCALE-OUT.md): the whole rotation holds the store's
+// lock k_master_key_lock, so rotations on two daemons run one after the other — the second reads the
+// key the first saved — and never interleave (which could leave the store wrapped by a key the shared
+// place no longer holds). A daemon starting meanwhile whose key does not open the wrapping waits on the
+// same lock and reads both again. The other daemons keep the data key they hold and read the new master
+// key from the shared place at their next start. A key at a named place (master-key-file,
+// master-key-name) stays in its backend: `to` another one is refused, because every daemon of the store
+// reads it there.
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
 #include <alumia/crypto/keyring.hpp>
 #include <alumia/store/store.hpp>
 
 #include <cstddef>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +37,8 @@ namespace alumia::daemon {
 
 inline constexpr std::string_view k_wrapped_data_key_meta = "data_key.wrapped";
 inline constexpr std::string_view k_next_wrapped_data_key_meta = "data_key.wrapped.next";
+// The store lock (Store::lock_connection) held by a rotation, and by a start that must wait for one.
+inline constexpr std::string_view k_master_key_lock = "alumia:master-key-rotation";
 
 struct RotateMasterRequest {
   bool dry_run = false;
@@ -48,8 +58,8 @@ struct RotateMasterResult {
 struct RotateMasterDeps {
   Store& store;
   Random& random;
-  std::filesystem::path data_dir;
-  KeyringMode mode;  // the daemon's --keyring, how the current key is found
+  MasterKeyPlace place;  // the data directory, and the master-key-file / master-key-name settings
+  KeyringMode mode;      // the daemon's --keyring, how the current key is found
 };
 
 Result<RotateMasterResult> rotate_master_key(const RotateMasterDeps& deps, const RotateMasterRequest& request);

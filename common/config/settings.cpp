@@ -134,6 +134,19 @@ const std::vector<SettingSpec>& setting_specs() {
        .description = "master key backend",
        .kind = choice,
        .choices = {"auto", "secret-service", "file"}},
+      {.name = "master-key-file",
+       .env = "ALUMIA_MASTER_KEY_FILE",
+       .config_key = "masterKeyFile",
+       .default_value = "",
+       .description = "the master key file, an absolute path outside the data directory that several daemons of "
+                      "one store share (empty: master.key in the data directory); created 0600 by the first "
+                      "daemon, refused when group or others may read it"},
+      {.name = "master-key-name",
+       .env = "ALUMIA_MASTER_KEY_NAME",
+       .config_key = "masterKeyName",
+       .default_value = "",
+       .description = "the Secret Service item of the master key (its `store` attribute), shared by several daemons "
+                      "of one store (empty: the data directory's path)"},
       {.name = "store",
        .env = "ALUMIA_STORE",
        .config_key = "store",

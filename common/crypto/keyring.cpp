@@ -407,14 +407,30 @@ std::string master_key_store_id(const fs::path& data_dir) {
 
 fs::path master_key_file(const fs::path& data_dir) { return data_dir / k_master_key_file_name; }
 
-Result<MasterKey> open_master_key(KeyringMode mode, const fs::path& data_dir, Random& random,
+Status check_master_key_file_setting(const fs::path& file) {
+  if (file.empty()) return {};
+  if (!file.is_absolute())
+    return fail(ErrorCode::bad_request, "master-key-file must be an absolute path, not " + quoted(file));
+  std::error_code ec;
+  if (fs::is_directory(file, ec))
+    return fail(ErrorCode::bad_request, "master-key-file " + quoted(file) +
+                                            " is a directory; name the key file in it (e.g. " +
+                                            quoted(file / k_master_key_file_name) + ")");
+  if (!fs::is_directory(file.parent_path(), ec))
+    return fail(ErrorCode::not_found, "the directory of master-key-file " + quoted(file) +
+                                          " does not exist; create it (mode 0700) or name another path");
+  return {};
+}
+
+Result<MasterKey> open_master_key(KeyringMode mode, const MasterKeyPlace& place, Random& random,
                                   const MasterKeyOptions& options) {
-  TRY(ensure_private_dir(data_dir));
-  auto file = std::make_unique<FileKeyStore>(master_key_file(data_dir));
+  TRY(ensure_private_dir(place.data_dir));
+  TRY(check_master_key_file_setting(place.key_file));
+  auto file = std::make_unique<FileKeyStore>(place.file());
 
   if (mode == KeyringMode::file) return open_file_key(std::move(file), random, options, "");
 
-  auto service = std::make_unique<SecretServiceStore>(master_key_store_id(data_dir), options.timeout);
+  auto service = std::make_unique<SecretServiceStore>(place.store_id(), options.timeout);
 
   if (mode == KeyringMode::secret_service) {
     const std::string next =

@@ -26,13 +26,16 @@ Result<http::Response> revoke_key(DaemonContext& ctx, const http::Request& req, 
   return ok(deleted_json());
 }
 
-// The master key is found as at start: in the data directory, through the daemon's --keyring.
+// The master key is found as at start: at its place (the data directory, or the master-key-file /
+// master-key-name settings), through the daemon's --keyring.
 Result<http::Response> rotate_master(DaemonContext& ctx, const http::Request& req, const Caller*) {
   auto body = TRY(parse_json_body(req));
   const auto request = TRY(parse_rotate_master(body));
   const RotateMasterDeps deps{.store = ctx.store,
                               .random = ctx.random,
-                              .data_dir = ctx.info.data_dir,
+                              .place = {.data_dir = ctx.info.data_dir,
+                                        .key_file = ctx.settings.get("master-key-file"),
+                                        .name = ctx.settings.get("master-key-name")},
                               .mode = parse_keyring_mode(ctx.settings.get("keyring")).value_or(KeyringMode::auto_)};
   auto result = TRY(rotate_master_key(deps, request));
   return ok(rotate_master_json(result), 200, result.warnings);

@@ -2,6 +2,7 @@
 // prints.
 #include "routes.hpp"
 
+#include <alumia/base/try.hpp>
 #include <alumia/net/url.hpp>
 
 #include <sys/stat.h>
@@ -15,6 +16,15 @@ Result<http::Response> get_status(DaemonContext& ctx, const http::Request&, cons
 }
 
 Result<http::Response> get_health(DaemonContext&, const http::Request&, const Caller*) { return ok(health_json()); }
+
+// Readiness, for a balancer's health check (deploy/haproxy.cfg): the daemon answers and its store does
+// (one read; a PostgreSQL store that cannot be reached answers 503 SERVICE_UNAVAILABLE).
+Result<http::Response> get_ready(DaemonContext& ctx, const http::Request&, const Caller*) {
+  TRY(ctx.store.get_meta("owner.user_id"));
+  auto body = health_json();
+  body["store"] = "up";
+  return ok(body);
+}
 
 StoreFile store_file(std::string path) {
   StoreFile f{.path = std::move(path)};
@@ -57,6 +67,9 @@ void add_meta_routes(std::vector<Route>& routes) {
                     k_on_control, "daemon version, listeners, keyring backend and store"});
   routes.push_back({"GET", "/healthz", get_health, Auth::public_, RequiredScope::no_key(), k_json_body_cap,
                     k_on_control | k_on_public, "liveness probe (no data)"});
+  routes.push_back({"GET", "/readyz", get_ready, Auth::public_, RequiredScope::no_key(), k_json_body_cap,
+                    k_on_control | k_on_public,
+                    "readiness probe for a balancer: 200 when the daemon and its store answer, else 503 (no data)"});
   routes.push_back({"GET", "/api/v1/diagnostics", get_diagnostics, Auth::key, RequiredScope::any_key(), k_json_body_cap,
                     k_on_control,
                     "what `doctor` checks: the caller's key and scopes, the store's files, the webhook base URL"});

@@ -80,7 +80,8 @@ TEST_CASE("every command path and flag of build_app() is in man/alumia-connect.1
 
 TEST_CASE("man/alumia-connectd.8 documents the daemon flags", "[cli]") {
   const auto man = unescape_roff(read_source_file("man/alumia-connectd.8"));
-  for (const char* flag : {"--listen", "--public-listen", "--data-dir", "--env", "--keyring", "--store", "--relay-to",
-                           "--log-level", "--allow-insecure-base-url", "SIGTERM", ".SH FILES"})
+  for (const char* flag :
+       {"--listen", "--public-listen", "--data-dir", "--env", "--keyring", "--master-key-file", "--master-key-name",
+        "--store", "--relay-to", "--log-level", "--allow-insecure-base-url", "SIGTERM", ".SH FILES"})
     CHECK(man.find(flag) != std::string::npos);
 }

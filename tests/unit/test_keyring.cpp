@@ -422,6 +422,85 @@ TEST_CASE("open_master_key with --keyring file", "[keyring]") {
   }
 }
 
+TEST_CASE("a master key file named outside the data directory (master-key-file)", "[keyring]") {
+  TempDir dir;
+  const fs::path shared_dir = dir.path() / "shared keys";
+  REQUIRE(alumia::ensure_private_dir(shared_dir).has_value());
+  const fs::path key_file = shared_dir / "alumia.key";
+  alumia::test::SeededRandom rng(7);
+  const alumia::MasterKeyPlace a{.data_dir = dir.path() / "a", .key_file = key_file, .name = {}};
+  const alumia::MasterKeyPlace b{.data_dir = dir.path() / "b", .key_file = key_file, .name = {}};
+
+  auto first = alumia::open_master_key(KeyringMode::file, a, rng);
+  REQUIRE(first.has_value());
+  CHECK(first->created);
+  CHECK(first->location == "the key file '" + key_file.string() + "'");
+  CHECK(file_mode(key_file) == 0600);
+  CHECK_FALSE(fs::exists(a.data_dir / "master.key"));  // nothing in the data directory
+  // Another data directory naming the same file finds the same key.
+  auto second = alumia::open_master_key(KeyringMode::file, b, rng);
+  REQUIRE(second.has_value());
+  CHECK_FALSE(second->created);
+  CHECK(second->key.view() == first->key.view());
+  CHECK_FALSE(fs::exists(b.data_dir / "master.key"));
+
+  SECTION("group or others may read it: refused, and left as it is") {
+    const std::string before = alumia::test::read_file(key_file);
+    REQUIRE(::chmod(key_file.c_str(), 0644) == 0);
+    auto r = alumia::open_master_key(KeyringMode::file, b, rng);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find(key_file.string()) != std::string::npos);
+    CHECK(r.error().message.find("chmod 600") != std::string::npos);
+    CHECK(alumia::test::read_file(key_file) == before);
+  }
+  SECTION("a relative path, a directory or a missing directory is refused, naming what to do") {
+    for (const auto& [file, expected] :
+         std::vector<std::pair<fs::path, std::string>>{{"keys/alumia.key", "must be an absolute path"},
+                                                       {shared_dir, "is a directory"},
+                                                       {dir.path() / "nowhere" / "k", "does not exist; create it"}}) {
+      const alumia::MasterKeyPlace bad{.data_dir = dir.path() / "c", .key_file = file, .name = {}};
+      auto r = alumia::open_master_key(KeyringMode::file, bad, rng);
+      REQUIRE_FALSE(r.has_value());
+      INFO(r.error().message);
+      CHECK(r.error().message.find(expected) != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(dir.path() / "nowhere"));
+  }
+}
+
+TEST_CASE("processes creating one shared master key file at once all end up with one key", "[keyring]") {
+  // Each opener draws a different candidate; the file is created without replacing (RENAME_NOREPLACE),
+  // so one wins and every other reads the winner's key.
+  TempDir dir;
+  const fs::path key_file = dir.path() / "master.key";
+  constexpr int k_openers = 8;
+  std::vector<std::string> keys(k_openers);
+  std::vector<int> created(k_openers, 0);
+  std::vector<std::string> errors(k_openers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < k_openers; ++i)
+    threads.emplace_back([&, i] {
+      alumia::test::SeededRandom rng(static_cast<uint64_t>(100 + i));
+      const alumia::MasterKeyPlace place{
+          .data_dir = dir.path() / ("data " + std::to_string(i)), .key_file = key_file, .name = {}};
+      auto mk = alumia::open_master_key(KeyringMode::file, place, rng);
+      if (!mk) {
+        errors[static_cast<std::size_t>(i)] = mk.error().message;
+        return;
+      }
+      keys[static_cast<std::size_t>(i)] = std::string(mk->key.view());
+      created[static_cast<std::size_t>(i)] = mk->created ? 1 : 0;
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) CHECK(e.empty());
+  int winners = 0;
+  for (int c : created) winners += c;
+  CHECK(winners == 1);
+  for (const auto& k : keys) CHECK(k == keys.front());
+  CHECK(keys.front().size() == alumia::k_master_key_size);
+  CHECK(file_mode(key_file) == 0600);
+}
+
 TEST_CASE("master_key_store_id is the absolute, normalized data directory", "[keyring]") {
   TempDir dir;
   const std::string id = alumia::master_key_store_id(dir.path() / "x" / ".." / "y" / "");

@@ -2,6 +2,8 @@
 // The master key (SPEC §11): 32 random bytes that wrap the store's data key. It lives in the
 // Secret Service through libsecret, or — where no Secret Service answers — in a 0600 file next to
 // the store. Every keyring call is bounded by a timeout: a hung keyring must not hang the daemon.
+// The settings master-key-file and master-key-name put it elsewhere (MasterKeyPlace): one key file or
+// Secret Service item that the daemons of one PostgreSQL store share (docs/SCALE-OUT.md).
 #include <alumia/base/error.hpp>
 #include <alumia/base/secret.hpp>
 
@@ -92,6 +94,28 @@ std::string master_key_store_id(const std::filesystem::path& data_dir);
 // DATA_DIR/master.key
 std::filesystem::path master_key_file(const std::filesystem::path& data_dir);
 
+// Where a store's master key is kept. By default it belongs to the data directory: the file
+// DATA_DIR/master.key, and the Secret Service item whose `store` attribute is the data directory.
+// The settings name a place outside it instead, which several daemons share: `key_file` (the
+// master-key-file setting, an absolute path; its directory must exist) and `name` (master-key-name:
+// the item's `store` attribute). Whichever daemon comes first creates the key there; a file is created
+// with RENAME_NOREPLACE (never replaced), so of daemons starting together one key wins and the others
+// read it. A key at a named place belongs to one store: rotate-master replaces it there.
+struct MasterKeyPlace {
+  std::filesystem::path data_dir;
+  std::filesystem::path key_file;  // empty: master_key_file(data_dir)
+  std::string name;                // empty: master_key_store_id(data_dir)
+
+  std::filesystem::path file() const { return key_file.empty() ? master_key_file(data_dir) : key_file; }
+  std::string store_id() const { return name.empty() ? master_key_store_id(data_dir) : name; }
+  // A setting names the key's place: it is shared, so it is not moved between backends.
+  bool named() const { return !key_file.empty() || !name.empty(); }
+};
+
+// A master-key-file setting's value: an absolute path that is not a directory (relative paths would
+// depend on the daemon's working directory). Empty passes (the default place).
+Status check_master_key_file_setting(const std::filesystem::path& file);
+
 struct MasterKeyOptions {
   std::chrono::milliseconds timeout = k_keyring_timeout;  // per keyring call
   // Pass false once the store holds a wrapped data key: then a key that cannot be found is an
@@ -115,8 +139,13 @@ struct MasterKey {
 // file with fallback_warning set. An existing key is always preferred to a new one: the Secret
 // Service item first, then the file. secret-service: the Secret Service or a clear error. file: the
 // key file. A missing key is generated from `random` (when options.create_if_missing).
-// `data_dir` is created 0700 if missing.
-Result<MasterKey> open_master_key(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
+// `place.data_dir` is created 0700 if missing.
+Result<MasterKey> open_master_key(KeyringMode mode, const MasterKeyPlace& place, Random& random,
                                   const MasterKeyOptions& options = {});
+// The default place of `data_dir`.
+inline Result<MasterKey> open_master_key(KeyringMode mode, const std::filesystem::path& data_dir, Random& random,
+                                         const MasterKeyOptions& options = {}) {
+  return open_master_key(mode, MasterKeyPlace{.data_dir = data_dir, .key_file = {}, .name = {}}, random, options);
+}
 
 }  // namespace alumia
