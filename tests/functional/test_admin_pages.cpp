@@ -211,14 +211,16 @@ TEST_CASE("admin pages: a login link and a session expire", "[admin][pages]") {
            daemon_options({{"ALUMIA_ADMIN_LOGIN_LINK_SECONDS", "1"}, {"ALUMIA_ADMIN_SESSION_SECONDS", "1"}}));
   const auto now = [] { return std::chrono::steady_clock::now(); };
 
-  const auto minted = now();
+  // Each wait counts from a moment the link or session surely existed by (the CLI's return, the answer
+  // that set the cookie): counted from before, a slow CLI start left the link still valid.
   const std::string late = login_link(d);
+  const auto minted = now();
   REQUIRE(eventually([&] { return now() - minted > std::chrono::milliseconds(1200); }, std::chrono::seconds(5)));
   CHECK(http_request("GET", late).status == 403);
 
   const std::string link = login_link(d, {"--connectors"});
-  const auto logged_in = now();
   const auto r = http_request("GET", link);
+  const auto logged_in = now();
   REQUIRE(r.status == 303);
   CHECK(header_of(r, "Location") == "/admin/connectors");
   const std::string cookie = header_of(r, "Set-Cookie").substr(0, header_of(r, "Set-Cookie").find(';'));
