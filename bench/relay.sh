@@ -59,11 +59,17 @@ echo "relay: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r F_ID F_SIG < <(new_endpoint fast)
 F_N=$(queue_jobs "$F_ID" "$F_SIG" "$JOBS" "$URL")
 BASE=$(sink_count "$FAST_PORT")
+TICKS0=$(cpu_ticks "$DAEMON_PID")
 api PATCH "/api/v1/webhook-endpoints/$F_ID" "{\"relayTo\":\"http://127.0.0.1:$FAST_PORT/sink\"}" >/dev/null
 SECS=$(wait_sink "$FAST_PORT" "$BASE" "$F_N" 300)
 [ "$SECS" = timeout ] && die "the backlog of $F_N jobs did not drain within 300 s"
+TICKS1=$(cpu_ticks "$DAEMON_PID")
 RATE1=$(python3 -c "print(round($F_N / $SECS))")
 echo "relay: drain, one local sink: $F_N jobs in $SECS s = $RATE1 jobs/s"
+# The daemon's CPU (all its threads: claims, deliveries, the store's writer) per job delivered: what the
+# relay costs whatever the machine's load (the rate above moves with it).
+echo "relay: drain, daemon CPU: $(python3 -c "print(f'{($TICKS1 - $TICKS0) / $(getconf CLK_TCK) * 1e6 / $F_N:.0f}')") us a job" \
+  "($(python3 -c "print(f'{($TICKS1 - $TICKS0) / $(getconf CLK_TCK):.2f}')") s for $F_N jobs)"
 
 # --- 2. a slow target beside a fast one --------------------------------------------------------
 HALF=$((JOBS / 2))

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # bench/retention.sh BUILD_DIR — the store's file under a steady webhook load, with and without retention.
 #
-# Two daemons in turn, each under the same steady load (wrk posting signed 1 KiB GitHub deliveries,
-# relayed at once to bench_bare_server so that every job ends delivered), in slices of SLICE seconds
+# The load: wrk posting signed 1 KiB GitHub deliveries at a steady RATE (retention_paced.lua), relayed
+# at once to bench_bare_server so that every job ends delivered. A load the relay keeps up with: unless
+# RATE is given, a first daemon takes the unpaced load (ingest_signed.lua, CONNECTIONS connections) for
+# CALIBRATE seconds, and RATE is LOAD_FRACTION of the jobs a second its relay delivered meanwhile (the
+# relay's rate beside full-rate ingest on this machine, now: at a lower rate ingest leaves it more CPU).
+# Both are printed. Then two daemons in turn, each under that load, in slices of SLICE seconds
 # (SLICES x SLICE should be well over 3 x DAY_MS):
 #   keep     events-retention-days 36500: nothing is ever removed (the store before issue 14)
 #   sweep    a window of 1 day, a day lasting DAY_MS (test hook retention-day-ms): bodies go after
-#            DAY_MS, rows after 3 x DAY_MS, the sweep running every second
+#            DAY_MS, rows after 3 x DAY_MS, the sweep running every second; the dedup keys go after
+#            3 x DAY_MS too (test hook dedup-ttl-ms, 8 days in the product), so that the whole file,
+#            dedup keys included, must stop growing within the run
 # After each slice it prints the slice's ingest rate and p50/p99 latency (wrk), the size of store.db
 # and of its WAL, the events stored and the jobs still waiting for the relay (backlog). The sweep case must stop growing, and its events stay below
 # what three windows of the load hold (the delivered events: one with a job still to deliver is kept by
@@ -15,25 +21,28 @@
 # p99 of each case (the median of its slices) says what the sweep costs ingest, on the same machine in
 # the same run. From the daemon's log it prints the sweep's own capacity: events retired (bodies
 # dropped plus rows deleted) per second of the sweep's time in the store, against the ingest rate.
-# (PASS: the largest store.db without the dedup set's pages in the last third of the sweep run is at
-# most GROWTH times the largest in the middle third — the first third fills the three windows; the
-# dedup keys stay 8 days whatever the window (SPEC §9), so under a steady load they alone grow the file
-# for 8 days: ~250 bytes a delivery, a third of the file in this run; the whole file is printed too.)
+# (PASS: the largest store.db, the whole file, in the last third of the sweep run is at most GROWTH
+# times the largest in the middle third — the first third fills the three windows and the dedup keys'
+# TTL; the file without the dedup set's pages is printed too, and the largest per third of both cases.)
 # See bench/README.md. Traffic goes only to 127.0.0.1.
 #
-# Knobs (environment): SLICES=9 SLICE=10 (seconds) CONNECTIONS=4 THREADS=2 DAY_MS=3000 GROWTH=1.25
-#                      KEEP=1 (keep the temp dir with logs)
+# Knobs (environment): SLICES=9 SLICE=10 (seconds) CONNECTIONS=8 THREADS=2 DAY_MS=3000 GROWTH=1.25
+#                      RATE= (requests a second; empty: measured, as above) LOAD_FRACTION=0.7
+#                      CALIBRATE=10 (seconds) KEEP=1 (keep the temp dir with logs)
 # Exit status: 0 the file stopped growing, 1 it did not, 2 the benchmark could not run or the relay fell
 # behind the load (more than a window of it waiting at the end: the file then grows by the queue, which
-# no sweep may touch; lower CONNECTIONS).
+# no sweep may touch; the run is INVALID, lower LOAD_FRACTION or RATE).
 set -euo pipefail
 
 SLICES=${SLICES:-9}
 SLICE=${SLICE:-10}
-CONNECTIONS=${CONNECTIONS:-4}
+CONNECTIONS=${CONNECTIONS:-8}
 THREADS=${THREADS:-2}
 DAY_MS=${DAY_MS:-3000}
 GROWTH=${GROWTH:-1.25}
+RATE=${RATE:-}
+LOAD_FRACTION=${LOAD_FRACTION:-0.7}
+CALIBRATE=${CALIBRATE:-10}
 
 # shellcheck source=bench/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
@@ -42,6 +51,9 @@ need_tools wrk curl python3 sqlite3
 need_daemon
 need_bare
 [ -f "$SCRIPT" ] || die "missing $SCRIPT"
+PACED="$BENCH_DIR/retention_paced.lua"
+[ -f "$PACED" ] || die "missing $PACED"
+FULL_RATE_SCRIPT=$SCRIPT
 BARE_PID=""
 WRK_PID=""
 bench_pids WRK_PID BARE_PID
@@ -54,20 +66,51 @@ RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 
 echo "retention: $SLICES slices of ${SLICE}s per case, wrk -t$THREADS -c$CONNECTIONS, 1024-byte signed bodies relayed to 127.0.0.1:$BARE_PORT"
-echo "retention: sweep case: bodies go after ${DAY_MS} ms, rows after $((3 * DAY_MS)) ms, a sweep every second"
+echo "retention: sweep case: bodies go after ${DAY_MS} ms, rows and dedup keys after $((3 * DAY_MS)) ms, a sweep every second"
 echo "retention: load average $(load_avg) on $(nproc) CPUs"
 
-run_case() {  # run_case NAME RETENTION_DAYS
-  local name=$1 days=$2 i log db
+start_case() {  # start_case NAME RETENTION_DAYS DEDUP_TTL_MS: a fresh daemon and endpoint; sets TARGET, SIG
+  local name=$1 days=$2 ttl=$3
   rm -rf "$HOME_DIR"
   mkdir -m 700 "$HOME_DIR"
   DAEMON_ARGS=(--listen 127.0.0.1:0 --keyring file --relay-to "http://127.0.0.1:$BARE_PORT/relay")
   DAEMON_ENV="ALUMIA_EVENTS_RETENTION_DAYS=$days ALUMIA_RETENTION_DAY_MS=$DAY_MS ALUMIA_RETENTION_SWEEP_INTERVAL_MS=1000"
+  DAEMON_ENV+=" ALUMIA_DEDUP_TTL_MS=$ttl"
   start_daemon "$WORK/daemon.$name.log"
   create_endpoint "$name" '{"provider":"github","label":"retention","rateLimit":{"perSecond":1000000,"burst":1000000}}'
-  local target="$DAEMON_URL/api/v1/connectors/webhooks/github/$(endpoint_id "$name")"
-  local sig
-  sig=$(endpoint_signature "$name" "$BODY")
+  TARGET="$DAEMON_URL/api/v1/connectors/webhooks/github/$(endpoint_id "$name")"
+  SIG=$(endpoint_signature "$name" "$BODY")
+}
+
+# The steady load: LOAD_FRACTION of what the relay delivers beside unpaced ingest, on this machine now.
+if [ -z "$RATE" ]; then
+  start_case calibrate 36500 691200000
+  log="$WORK/wrk.calibrate.log"
+  base=$(sink_count "$BARE_PORT")
+  t0=$(now)
+  wrk_signed "$log" "$CONNECTIONS" "$CALIBRATE" "$SIG" "$TARGET"
+  wait "$WRK_PID" || { WRK_PID=""; cat "$log" >&2; die "wrk failed"; }
+  WRK_PID=""
+  relayed=$(($(sink_count "$BARE_PORT") - base))
+  t1=$(now)
+  grep -q '^INGEST ' "$log" || { cat "$log" >&2; die "no result line from wrk ($log)"; }
+  full=$(ingest_field "$log" rps)
+  RATE=$(python3 -c "print(max(1, round($LOAD_FRACTION * $relayed / ($t1 - $t0))))")
+  echo "retention: calibration (${CALIBRATE} s unpaced, wrk -c$CONNECTIONS): ingest $(printf '%.0f' "$full") req/s," \
+    "the relay delivered $(python3 -c "print(round($relayed / ($t1 - $t0)))") jobs/s beside it;" \
+    "steady load = $LOAD_FRACTION x that = $RATE req/s"
+  stop_pid "$DAEMON_PID" TERM
+  DAEMON_PID=""
+else
+  echo "retention: steady load $RATE req/s (RATE given)"
+fi
+SCRIPT=$PACED
+export INGEST_LUA=$FULL_RATE_SCRIPT INGEST_RATE=$RATE INGEST_THREADS=$THREADS
+
+run_case() {  # run_case NAME RETENTION_DAYS DEDUP_TTL_MS
+  local name=$1 i log db
+  start_case "$name" "$2" "$3"
+  local target=$TARGET sig=$SIG
   db="$HOME_DIR/store.db"
   printf '%-6s %5s %9s %8s %8s %12s %10s %9s %9s\n' case t_s req/s p50_ms p99_ms store.db wal events backlog
   for i in $(seq 1 "$SLICES"); do
@@ -92,26 +135,27 @@ run_case() {  # run_case NAME RETENTION_DAYS
   done
   echo "retention: $name: $(grep -c 'retention: ' "$WORK/daemon.$name.log" || true) sweeps that removed something (daemon log)"
   # "retention: B event bodies dropped, R events and J jobs deleted (...), V bytes given back; M ms in the store, ..."
-  sed -n 's/.*retention: \([0-9]*\) event bodies dropped, \([0-9]*\) events and .* \([0-9]*\) ms in the store.*/SWEPT \1 \2 \3/p' \
+  # "...; K dedup keys pruned in P ms"
+  sed -n 's/.*retention: \([0-9]*\) event bodies dropped, \([0-9]*\) events and .* \([0-9]*\) ms in the store.*; \([0-9]*\) dedup keys pruned in \([0-9]*\) ms.*/SWEPT \1 \2 \3 \4 \5/p' \
     "$WORK/daemon.$name.log" | sed "s/^/$name /" >>"$RESULTS"
   stop_pid "$DAEMON_PID" TERM
   DAEMON_PID=""
 }
 
-run_case keep 36500
+run_case keep 36500 691200000
 echo "retention: load average $(load_avg)"
-run_case sweep 1
+run_case sweep 1 $((3 * DAY_MS))
 echo "retention: load average $(load_avg) after the runs"
 
-python3 - "$RESULTS" "$GROWTH" "$DAY_MS" <<'EOF'
+python3 - "$RESULTS" "$GROWTH" "$DAY_MS" "$RATE" <<'EOF'
 import statistics, sys
-path, growth, day_ms = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+path, growth, day_ms, paced = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 rows = {}
 swept = {}  # case -> [(bodies, rows, ms)] per sweep, from the daemon's log
 for line in open(path):
     f = line.split()
     if f[1] == "SWEPT":
-        swept.setdefault(f[0], []).append((int(f[2]), int(f[3]), int(f[4])))
+        swept.setdefault(f[0], []).append((int(f[2]), int(f[3]), int(f[4]), int(f[5]), int(f[6])))
         continue
     c, t, rps, p50, p99, size, wal, events, backlog, dedup = f
     # events: those the sweep may retire (an event with a job still to deliver is kept whatever its age);
@@ -126,11 +170,17 @@ for c in ("keep", "sweep"):
         c, med(x[1] for x in r), med(x[2] for x in r) / 1000, med(x[3] for x in r) / 1000, r[-1][4] / 1e6, r[-1][6],
         r[-1][7]))
 r = rows["sweep"]
-third = len(r) // 3  # the first third fills three windows; then the file must stop growing
-at_half = max(x[8] for x in r[third:2 * third])
-later = max(x[8] for x in r[2 * third:])
-at_half_file = max(x[4] for x in r[third:2 * third])
-later_file = max(x[4] for x in r[2 * third:])
+third = len(r) // 3  # the first third fills three windows (and the dedup keys' TTL); then the file must stop growing
+def largest(case, col):  # the largest value of a column in each third of a case's slices
+    x = rows[case]
+    t = len(x) // 3
+    return [max(y[col] for y in x[a:b]) for a, b in ((0, t), (t, 2 * t), (2 * t, len(x)))]
+for c in ("keep", "sweep"):
+    whole, bare = largest(c, 4), largest(c, 8)
+    print("  %-5s largest store.db per third: %s MB (without the dedup set: %s MB)" % (
+        c, " / ".join("%.1f" % (v / 1e6) for v in whole), " / ".join("%.1f" % (v / 1e6) for v in bare)))
+at_half_file, later_file = largest("sweep", 4)[1:]
+at_half, later = largest("sweep", 8)[1:]
 half = 2 * third
 rate = med(x[1] for x in r)
 slice_s = r[0][0]
@@ -138,17 +188,19 @@ cover = max(1, -(-3 * day_ms // (1000 * slice_s)))  # slices that cover three wi
 def bound_at(i):  # 1.5 x what three windows hold at the rate of the slices up to slice i
     recent = r[max(0, i + 1 - cover):i + 1]
     return 1.5 * sum(x[1] for x in recent) / len(recent) * 3 * day_ms / 1000
-ok_size = later <= growth * at_half
+ok_size = later_file <= growth * at_half_file
 worst = max(range(half, len(r)), key=lambda i: r[i][6] / bound_at(i))
 bound = bound_at(worst)
 ok_events = all(r[i][6] <= bound_at(i) for i in range(half, len(r)))
 keep_p99, sweep_p99 = med(x[3] for x in rows["keep"]), med(x[3] for x in r)
-print("  sweep: largest store.db %.1f MB in the middle third, %.1f MB in the last (x%.2f; information: the dedup"
-      " keys stay 8 days, %.1f MB at the end)" % (at_half_file / 1e6, later_file / 1e6,
-                                                 later_file / at_half_file if at_half_file else 0,
-                                                 (r[-1][4] - r[-1][8]) / 1e6))
-print("  sweep: largest store.db without the dedup set %.1f MB in the middle third, %.1f MB in the last (x%.2f, at most x%.2f)  %s" % (
-    at_half / 1e6, later / 1e6, later / at_half if at_half else 0, growth, "PASS" if ok_size else "FAIL"))
+print("  steady load: %.0f req/s asked; slices ran at %.0f (keep) and %.0f (sweep) req/s (medians)" % (
+    paced, med(x[1] for x in rows["keep"]), rate))
+print("  sweep: largest store.db, the whole file with the dedup keys, %.1f MB in the middle third, %.1f MB in the"
+      " last (x%.2f, at most x%.2f)  %s" % (at_half_file / 1e6, later_file / 1e6,
+                                          later_file / at_half_file if at_half_file else 0, growth,
+                                          "PASS" if ok_size else "FAIL"))
+print("  sweep: without the dedup set %.1f MB in the middle third, %.1f MB in the last (x%.2f; information)" % (
+    at_half / 1e6, later / 1e6, later / at_half if at_half else 0))
 backlog = max(x[7] for x in r[half:])
 relay_behind = backlog > rate * day_ms / 1000  # more than a window of the load waits for the relay
 print("  sweep: jobs waiting for the relay in the last third: at most %d (%s)" % (
@@ -163,12 +215,15 @@ if s and sum(x[2] for x in s) > 0:
     print("  sweep: %d sweeps retired %d events (bodies + rows) in %.1f s in the store: %.0f a second of its time,"
           " %.1fx the %.0f a second the load needs (bodies and rows of each delivery)" % (
               len(s), gone, busy, gone / busy, gone / busy / (2 * rate), 2 * rate))
+if s:
+    print("  sweep: %d dedup keys pruned in %.1f s (the delete and the dedup filter's rebuild)" % (
+        sum(x[3] for x in s), sum(x[4] for x in s) / 1000))
 print("  ingest p99 with the sweep / without: %.2f (information; same run, same machine)" % (
     sweep_p99 / keep_p99 if keep_p99 else 0))
 print()
 if relay_behind:
-    # Not the sweep's to meet: a faster load than the relay drains on this machine. Lower CONNECTIONS.
-    print("RESULT INVALID (the relay did not keep up; run with fewer CONNECTIONS or on a quieter machine)%s" % (
+    # Not the sweep's to meet: a faster load than the relay drains on this machine.
+    print("RESULT INVALID (the relay did not keep up; lower LOAD_FRACTION or RATE, or run on a quieter machine)%s" % (
         "" if ok_events else "; delivered events over the bound: FAIL"))
     sys.exit(1 if not ok_events else 2)
 ok = ok_size and ok_events

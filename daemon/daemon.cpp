@@ -340,6 +340,7 @@ RetentionOptions retention_options(const Settings& settings) {
   options.default_days = settings.integer("events-retention-days");
   options.day_ms = settings.integer("retention-day-ms");
   options.interval = std::chrono::milliseconds(settings.integer("retention-sweep-interval-ms"));
+  options.dedup_ttl_ms = settings.integer("dedup-ttl-ms");
   return options;
 }
 

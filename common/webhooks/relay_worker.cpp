@@ -128,11 +128,6 @@ void RelayWorker::claim_loop() {
       limits = claim_limits();
     }
     const int64_t now = m_clock.now_ms();
-    if (now - m_last_prune > 600'000) {  // the dedup TTL, every 10 minutes
-      m_last_prune = now;
-      if (auto n = m_store.prune_dedup(now - k_dedup_ttl_ms); n && *n > 0)
-        spdlog::info("relay: pruned {} dedup key(s)", *n);
-    }
     auto jobs = m_store.claim_due_jobs(now, free_slots, m_options.have_default_target, limits);
     if (!jobs) spdlog::warn("relay: cannot claim jobs: {}", jobs.error().message);
     if (jobs && !jobs->empty()) {

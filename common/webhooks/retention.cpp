@@ -105,7 +105,15 @@ Result<RetentionTotals> RetentionSweeper::sweep() {
       pause();
     }
   }
-  if (out.bodies.events + out.rows.events > 0)
+  // The dedup keys past their TTL (the relay worker's claim thread did this before: the filter's rebuild
+  // stalled its claims). First in a pass: their pages are given back with the events'.
+  if (!stopping() && (!m_last_prune || now - *m_last_prune >= m_options.dedup_prune_every_ms())) {
+    m_last_prune = now;
+    const auto started = std::chrono::steady_clock::now();
+    out.dedup_pruned = TRY(m_store.prune_dedup(now - m_options.dedup_ttl_ms));
+    out.dedup_busy = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  }
+  if (out.bodies.events + out.rows.events + out.dedup_pruned > 0)
     for (int64_t got = 1; got > 0 && !stopping();) {
       const auto started = std::chrono::steady_clock::now();
       got = TRY(m_store.incremental_vacuum(m_options.vacuum_pages));
@@ -127,12 +135,12 @@ void RetentionSweeper::loop() {
       spdlog::warn("retention: sweep stopped: {}", got.error().message);
       continue;
     }
-    if (got->bodies.events + got->rows.events > 0)
+    if (got->bodies.events + got->rows.events + got->dedup_pruned > 0)
       spdlog::info(
           "retention: {} event bodies dropped, {} events and {} jobs deleted ({} bytes), {} bytes given back; "
-          "{} ms in the store, batches of {} rows",
+          "{} ms in the store, batches of {} rows; {} dedup keys pruned in {} ms",
           got->bodies.events, got->rows.events, got->rows.jobs, got->bodies.bytes + got->rows.bytes, got->vacuumed,
-          (got->busy.count() + 500) / 1000, m_batch);
+          (got->busy.count() + 500) / 1000, m_batch, got->dedup_pruned, (got->dedup_busy.count() + 500) / 1000);
   }
 }
 

@@ -2,7 +2,8 @@
 // removes, the delivered and dead events (never one still waiting), the counters and job counts
 // stay, a repeat of a removed delivery is still a duplicate, and the admin view shows the window and
 // the store's size; and the daemon's own sweep, with a day shortened by the test hook, drops the
-// bodies of delivered events and later their rows.
+// bodies of delivered events and later their rows, and the dedup keys once their TTL (shortened by the
+// test hook dedup-ttl-ms) has passed.
 #include "cli_helpers.hpp"
 #include "http_sink.hpp"
 #include "process.hpp"
@@ -146,5 +147,33 @@ TEST_CASE("retention: the daemon's sweep drops bodies, then rows", "[webhooks][r
   CHECK(q.json()["data"]["bodyRemovedAt"].is_null());
   CHECK(q.json()["data"]["body"] != "");
   CHECK(admin_view(d)["jobs"]["succeeded"] == 1);
+  stop_clean(d);
+}
+
+TEST_CASE("retention: the daemon's sweep drops dedup keys past their TTL (test hook)", "[webhooks][retention]") {
+  TempDir dir;
+  // Dedup keys live 1 s here (8 days in the product); the sweep runs every 100 ms.
+  Daemon d(dir.path(),
+           daemon_options({{"ALUMIA_DEDUP_TTL_MS", "1000"}, {"ALUMIA_RETENTION_SWEEP_INTERVAL_MS", "100"}}));
+  const Signer endpoint = github(create_endpoint(d, {{"provider", "github"}}));
+  const auto delivery = make_delivery(endpoint, 1);
+  auto first = send(d, endpoint, delivery);
+  REQUIRE(first.status == 200);
+  const std::string original = first.json()["data"]["eventId"];
+  // Within the TTL a repeat is a duplicate of the original.
+  auto repeat = send(d, endpoint, delivery);
+  REQUIRE(repeat.status == 200);
+  CHECK(repeat.json()["data"]["duplicate"] == true);
+  CHECK(repeat.json()["data"]["eventId"] == original);
+  // Once the sweep has dropped its key, the same delivery is a new event.
+  std::string fresh;
+  REQUIRE(eventually([&] {
+    auto again = send(d, endpoint, delivery);
+    if (again.status != 200 || again.json()["data"]["duplicate"] == true) return false;
+    fresh = again.json()["data"]["eventId"];
+    return true;
+  }));
+  CHECK(fresh != original);
+  CHECK(d.log().find("dedup keys pruned") != std::string::npos);
   stop_clean(d);
 }

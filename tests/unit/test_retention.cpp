@@ -265,6 +265,45 @@ TEST_CASE("retention: the sweeper applies the default window and an endpoint's o
   CHECK(counts(*f.hooks).at(JobState::succeeded) == 4);
 }
 
+TEST_CASE("retention: the sweeper drops dedup keys past their TTL, every eighth of it", "[webhooks][retention]") {
+  test::WebhookStoreFixture f;
+  // Deliveries 1 and 2 are received at 1001 and 1002, the third (key github:k3) at 2500.
+  for (int n : {1, 2, 1500})
+    REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n == 1500 ? 3 : n), n)));
+  test::FakeClock clock(1000);
+  RetentionOptions options;
+  options.dedup_ttl_ms = 8000;  // the keys expire at 9001, 9002 and 10'500
+  options.pause = std::chrono::milliseconds(0);
+  CHECK(options.dedup_prune_every_ms() == 1000);
+  RetentionOptions production;
+  CHECK(production.dedup_ttl_ms == 8LL * 24 * 3600 * 1000);
+  CHECK(production.dedup_prune_every_ms() == 600'000);  // every 10 minutes, as the relay worker did
+  RetentionSweeper sweeper(*f.hooks, clock, options);
+  const auto repeat_is_duplicate = [&](int n, int at) {
+    auto outcome = f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), at));
+    REQUIRE(outcome);
+    return outcome->duplicate;
+  };
+
+  clock.set_ms(9001);  // the first pass prunes: delivery 1's key is 8000 ms old, not past the TTL
+  auto pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->dedup_pruned == 0);
+  clock.set_ms(9500);  // past 1 and 2, but within an eighth of the TTL of the last prune: none go
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->dedup_pruned == 0);
+  CHECK(rows(f.options.path, "webhook_dedup") == 3);
+  clock.set_ms(10'002);  // an eighth later: the keys of 1 and 2 go, the third's is 7502 ms old and stays
+  pass = sweeper.sweep();
+  REQUIRE(pass);
+  CHECK(pass->dedup_pruned == 2);
+  CHECK(rows(f.options.path, "webhook_dedup") == 1);
+  // A repeat of delivery 3 is still a duplicate; one of delivery 1 is a new event (its key has gone).
+  CHECK(repeat_is_duplicate(3, 20));
+  CHECK_FALSE(repeat_is_duplicate(1, 21));
+}
+
 TEST_CASE("retention: a batch takes its whole range at once, an event with two jobs once", "[webhooks][retention]") {
   test::WebhookStoreFixture f;
   constexpr int k_events = 300;

@@ -104,7 +104,7 @@ TEST_CASE("settings: the table names each setting, variable and config key once,
     if (spec.kind == SettingKind::choice) CHECK_FALSE(spec.choices.empty());
   }
   for (const char* hook : {"refresh-interval-ms", "oauth-flow-ttl-ms", "relay-backoff-ms", "relay-lease-ms",
-                           "webhook-secret-grace-seconds", "jwks-min-refresh-seconds"}) {
+                           "webhook-secret-grace-seconds", "jwks-min-refresh-seconds", "dedup-ttl-ms"}) {
     const auto* spec = alumia::find_setting_spec(hook);
     REQUIRE(spec != nullptr);
     CHECK(spec->test_only);

@@ -18,7 +18,8 @@ namespace alumia {
 // Alumia-Signature value for `body` signed at `unix_time`.
 std::string relay_signature(std::string_view secret, int64_t unix_time, std::string_view body);
 // The JSON document POSTed for an event: id, endpointId, provider, eventKey, eventType, receivedAt,
-// headers, body with bodyEncoding (utf-8 or base64) and, when the body is JSON, payload (parsed).
+// headers, body with bodyEncoding (utf-8 or base64) and, when the body is JSON, payload: the body's JSON
+// text as sent (checked by the parser, not re-serialized; a leading byte order mark dropped).
 std::string relay_body(const WebhookEvent& event);
 // The whole POST of `job`'s `event` to `target`, signed at `unix_time`.
 http::OutboundRequest relay_request(const WebhookEvent& event, const WebhookJob& job, const RelayTarget& target,

@@ -108,7 +108,6 @@ class RelayWorker final : public JobWaker {
   bool m_stopping = false;
   bool m_poked = false;
   bool m_room = false;  // a target (or the whole worker) fell to one round claimed: claim again
-  int64_t m_last_prune = 0;
   std::thread m_thread;
   std::vector<std::thread> m_pool;  // delivery threads, started as jobs are claimed (grow_pool)
   std::atomic<std::size_t> m_pool_size{0};

@@ -3,8 +3,9 @@
 // on disk), so a delivered or dead event older than its endpoint's window (the endpoint's
 // retentionDays, else the setting events-retention-days, 30 days) loses its body and headers, and at
 // three windows its row and its jobs' rows. An event with a job still to deliver (queued, running,
-// failed) is kept whatever its age. The dedup set keeps its own 8 days; the endpoint counters and
-// the job counts per state are not lowered by what goes.
+// failed) is kept whatever its age. The dedup set keeps its own 8 days (dedup_ttl_ms): the sweep
+// drops older keys every eighth of that (at most every 10 minutes), before it gives space back; the
+// endpoint counters and the job counts per state are not lowered by what goes.
 //
 // The RetentionSweeper runs that on its own thread every interval, in batches, each one writer
 // operation committed with the deliveries of its group and followed by a pause, so that ingest waits
@@ -21,11 +22,14 @@
 #include <alumia/base/clock.hpp>
 #include <alumia/base/error.hpp>
 #include <alumia/store/webhook_store.hpp>
+#include <alumia/webhooks/webhook_limits.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,14 +50,20 @@ struct RetentionOptions {
   std::chrono::milliseconds batch_time{20};  // what a batch may take (the writer's background gather)
   std::chrono::milliseconds pause{5};        // after each batch: the writer takes the deliveries waiting first
   int64_t vacuum_pages = 1024;               // pages given back per incremental vacuum step (4 MiB)
+  int64_t dedup_ttl_ms = k_dedup_ttl_ms;     // dedup keys older than this go (test hook dedup-ttl-ms)
+  // How often they go: an eighth of the TTL, at most every 10 minutes (a prune rebuilds the dedup
+  // filter from every stored key).
+  int64_t dedup_prune_every_ms() const { return std::min<int64_t>(600'000, dedup_ttl_ms / 8); }
 };
 
 // What a pass (or a prune) did, summed over its batches.
 struct RetentionTotals {
-  RetentionBatch bodies;              // events that lost their body and headers
-  RetentionBatch rows;                // events (and jobs) deleted
-  int64_t vacuumed = 0;               // bytes given back to the file system
-  std::chrono::microseconds busy{0};  // the store calls' time, pauses left out (what the pass cost the writer)
+  RetentionBatch bodies;                    // events that lost their body and headers
+  RetentionBatch rows;                      // events (and jobs) deleted
+  int64_t vacuumed = 0;                     // bytes given back to the file system
+  int64_t dedup_pruned = 0;                 // dedup keys dropped (past dedup_ttl_ms)
+  std::chrono::microseconds dedup_busy{0};  // the prune's time (the store's delete and the filter's rebuild)
+  std::chrono::microseconds busy{0};        // the store calls' time, pauses left out (what the pass cost the writer)
 };
 
 // Deletes (or, dry, counts) the events of `endpoint_ids` all of whose jobs are succeeded or dead and
@@ -93,7 +103,8 @@ class RetentionSweeper {
   WebhookStore& m_store;
   const Clock& m_clock;
   RetentionOptions m_options;
-  std::size_t m_batch;  // rows of the next batch (thread of sweep() only)
+  std::size_t m_batch;                  // rows of the next batch (thread of sweep() only)
+  std::optional<int64_t> m_last_prune;  // when sweep() last dropped dedup keys (thread of sweep() only)
   std::mutex m_mutex;
   std::condition_variable m_cv;
   bool m_stopping = false;
