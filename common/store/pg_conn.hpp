@@ -173,6 +173,21 @@ class Pool {
   // A connection for the caller's thread; a lost one is reconnected first (SERVICE_UNAVAILABLE when
   // the server still cannot be reached).
   Result<Lease> lease();
+  // Runs `body(Connection&)` -> Result<T> on a leased connection. A connection the server dropped while
+  // it sat in the pool (a restart) is known lost only when its first statement fails: then `body` runs
+  // once more, on the same connection reconnected (the pool hands back the one just returned). A body
+  // whose COMMIT was lost may thus run twice; the stores' writes are keyed, so the second run does the
+  // same again or fails on the key.
+  template <class F>
+  auto run(F&& body) -> decltype(body(std::declval<Connection&>())) {
+    for (int attempt = 0;; ++attempt) {
+      auto leased = lease();
+      if (!leased) return std::unexpected(leased.error());
+      auto out = body(**leased);
+      if (out || out.error().code != ErrorCode::service_unavailable || (*leased)->healthy() || attempt == 1)
+        return out;
+    }
+  }
   const std::string& conninfo() const { return m_conninfo; }
 
  private:

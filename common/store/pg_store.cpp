@@ -542,18 +542,10 @@ class PgStore final : public Store {
     });
   }
 
-  // Runs `body` on a leased connection. When the server dropped the connection while it sat in the pool
-  // (a restart), the first statement fails and the connection is marked lost: `body` runs once more on a
-  // new one. (A method whose COMMIT was lost may thus run twice: every write here is keyed, so the second
-  // run either does the same again or fails on the key.)
+  // Runs `body` on a pooled connection, once more after a restart dropped it (pg::Pool::run).
   template <class F>
   auto with(F&& body) -> decltype(body(std::declval<pg::Connection&>())) {
-    for (int attempt = 0;; ++attempt) {
-      auto lease = m_pool->lease();
-      if (!lease) return std::unexpected(lease.error());
-      auto out = body(**lease);
-      if (out || out.error().code != ErrorCode::service_unavailable || (*lease)->healthy() || attempt == 1) return out;
-    }
+    return m_pool->run(std::forward<F>(body));
   }
   template <class F>
   Status with_status(F&& body) {

@@ -97,20 +97,14 @@ void PgWebhookStore::writer_loop() {
       }
     }
     Connection& db = *m_writer_conn;
-    Status ready;
-    if (!db.healthy()) {
-      ready = db.reconnect();
-      if (ready)
-        ready = [&]() -> Status {
-          TRY(db.exec("SET synchronous_commit = on"));
-          return {};
-        }();
-    }
     std::vector<IngestOutcome> outcomes;
-    Status st = ready;
-    if (st) {
+    const auto write_batch = [&]() -> Status {
+      if (!db.healthy()) {
+        TRY(db.reconnect());
+        TRY(db.exec("SET synchronous_commit = on"));
+      }
       m_raced = false;
-      st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes, false); });
+      Status st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes, false); });
       m_transactions.fetch_add(1, std::memory_order_relaxed);
       if (!st && m_raced) {
         // Another daemon stored one of the batch's keys after the batch read them: decide again one
@@ -118,7 +112,15 @@ void PgWebhookStore::writer_loop() {
         st = db.transaction([&](Connection& tx) { return apply_batch(tx, batch, outcomes, true); });
         m_transactions.fetch_add(1, std::memory_order_relaxed);
       }
-    }
+      return st;
+    };
+    // A connection the server dropped while idle (a restart) is known lost only when the batch's first
+    // statement fails: the batch is written once more on a new connection, so the first deliveries after
+    // a restart are stored rather than answered 503. (Were a COMMIT lost instead, the second run finds
+    // the batch's keys stored and answers them as repeats of the same events.)
+    const bool was_healthy = db.healthy();
+    Status st = write_batch();
+    if (!st && st.error().code == ErrorCode::service_unavailable && was_healthy && !db.healthy()) st = write_batch();
     const auto answer_all = [&](const Status& s, std::vector<Op>& ops, std::vector<IngestOutcome>& outs) {
       for (std::size_t k = 0; k < ops.size(); ++k) {
         Op& op = ops[k];

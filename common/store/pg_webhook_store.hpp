@@ -148,12 +148,11 @@ class PgWebhookStore final : public WebhookStore {
                                                                const std::map<std::string, std::size_t>& limits);
   Result<PageResult<WebhookEvent>> list_events_in_state(const EventFilter& f, const Page& page);
 
-  // A pooled connection for `f(Connection&)` -> Result<T>.
+  // A pooled connection for `f(Connection&)` -> Result<T>, once more after a restart dropped it
+  // (pg::Pool::run: the first delivery or API call after a database restart no longer answers 503).
   template <class F>
   auto with(F&& f) -> decltype(f(std::declval<Connection&>())) {
-    auto lease = m_pool->lease();
-    if (!lease) return std::unexpected(lease.error());
-    return f(**lease);
+    return m_pool->run(std::forward<F>(f));
   }
 
   PgWebhookStoreOptions m_options;
