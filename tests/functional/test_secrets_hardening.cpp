@@ -3,6 +3,7 @@
 // crash or a ptrace-capable peer gets no copy of the keys in its memory); a wrong API key is held a
 // moment and, repeated, rate limited per client (auth_failures.hpp).
 #include "cli_helpers.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
 
@@ -119,6 +120,19 @@ TEST_CASE("the daemon has no core size and is not dumpable", "[secrets][hardenin
   fs::create_directory(home);
   REQUIRE(::chown(home.c_str(), k_nobody, k_nobody) == 0);
   REQUIRE(::chmod(home.c_str(), 0700) == 0);
+  // In the suite's PostgreSQL pass nobody must reach the server's socket: its directory searchable
+  // (0711, not listable) while this daemon runs.
+  struct SocketDirOpen {
+    fs::path dir;
+    explicit SocketDirOpen(fs::path d) : dir(std::move(d)) {
+      if (!dir.empty()) fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+    }
+    ~SocketDirOpen() {
+      std::error_code ec;
+      if (!dir.empty())
+        fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::remove, ec);
+    }
+  } socket_dir_open(alumia::test::testing_on_postgres() ? alumia::test::shared_postgres().socket_dir() : fs::path());
   alumia::test::Process p({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ALUMIA_DAEMON_BIN,
                            "--listen", "127.0.0.1:0", "--keyring", "file"},
                           home_env(home));
