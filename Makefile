@@ -46,6 +46,11 @@ unit: build
 functional: build
 	cd $(BUILD) && ctest --output-on-failure -L functional
 
+# The functional suite's second pass, every daemon on PostgreSQL 15 (tests/CMakeLists.txt, label pg-suite).
+.PHONY: functional-pg
+functional-pg: build
+	cd $(BUILD) && ALUMIA_REQUIRE_OAUTH_PEER=1 ALUMIA_REQUIRE_POSTGRES=1 ctest --output-on-failure -j2 -L pg-suite
+
 bench: build
 	bench/ingest.sh $(BUILD)
 

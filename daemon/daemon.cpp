@@ -81,10 +81,11 @@ WebhookBase judge_webhook_base(const Settings& settings) {
   return WebhookBase{std::move(judged->url), warning};
 }
 
-// One daemon per SQLite store: two refresh workers would trip refresh-token reuse detection. Daemons on
-// one PostgreSQL store share it by design (the store's constraints and locks keep the guarantees).
-UniqueFd lock_store(const Paths& paths, const Settings& settings) {
-  if (is_postgres_url(settings.get("store"))) return UniqueFd();
+// One daemon per data directory, whatever the store: its state file (daemon.json), key files and log are
+// one daemon's. On SQLite that is also one daemon per store (two refresh workers would trip refresh-token
+// reuse detection). Daemons on one PostgreSQL store share it by design, each in its own data directory
+// (the store's constraints and locks keep the guarantees).
+UniqueFd lock_store(const Paths& paths, [[maybe_unused]] const Settings& settings) {
   UniqueFd fd = must(open_owned_file(paths.lock_file(), O_CREAT | O_RDWR, Privacy::no_foreign_writes),
                      "cannot open the lock file");
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
@@ -120,6 +121,21 @@ std::unique_ptr<Store> open_store(const Settings& settings, const Paths& paths) 
   return store;
 }
 
+// This data directory's name in the relay's claims on a shared store (the file relay-holder, a random
+// id made on first use). One daemon runs per data directory (the lock), so a daemon restarted after a
+// crash knows the jobs it held and requeues them at once, instead of waiting out their lease; a job
+// another daemon holds is never taken before its lease ends.
+std::string relay_holder(const Paths& paths) {
+  const auto file = paths.data_dir / "relay-holder";
+  auto id = read_private_file(file);
+  if (!id && id.error().code == ErrorCode::not_found) {
+    const auto made = create_file_atomic_0600(file, SystemRandom().uuid_v4());
+    if (!made && made.error().code != ErrorCode::conflict) must(made, "cannot make the relay holder id");
+    id = read_private_file(file);
+  }
+  return must(std::move(id), "cannot read the relay holder id");
+}
+
 // The webhook store lives beside the store: in the same SQLite file, or in the same PostgreSQL database
 // (where an endpoint and its secrets can commit together).
 std::unique_ptr<WebhookStore> open_webhook_store(const Settings& settings, const Paths& paths) {
@@ -128,6 +144,7 @@ std::unique_ptr<WebhookStore> open_webhook_store(const Settings& settings, const
     PgWebhookStoreOptions options;
     options.conninfo = url;
     options.lease_ms = settings.integer("relay-lease-ms");
+    options.holder = relay_holder(paths);
     return must(open_postgres_webhook_store(options),
                 "cannot open the PostgreSQL webhook store " + redact_store_url(url));
   }

@@ -56,7 +56,10 @@ TEST_CASE("doctor: every check of a healthy daemon, the file keyring said loudly
   const json* store = find_check(report, "store");
   REQUIRE(store != nullptr);
   CHECK((*store)["status"] == "ok");
-  CHECK((*store)["message"].get<std::string>().find((home.path() / "store.db").string()) != std::string::npos);
+  // The store it names: the SQLite file, or the PostgreSQL database of the suite's PostgreSQL pass.
+  const auto pg_db = alumia::test::postgres_database_of(home.path());
+  CHECK((*store)["message"].get<std::string>().find(pg_db ? "/" + *pg_db + "?host="
+                                                          : (home.path() / "store.db").string()) != std::string::npos);
   const json* keyring = find_check(report, "keyring");
   REQUIRE(keyring != nullptr);
   CHECK((*keyring)["status"] == "warn");
@@ -75,7 +78,7 @@ TEST_CASE("doctor: every check of a healthy daemon, the file keyring said loudly
   stop_clean(d);
 }
 
-TEST_CASE("doctor: a disabled endpoint warns, a store readable by others fails with exit 1 and its fix", "[doctor]") {
+TEST_CASE("doctor: a disabled endpoint warns, with its fix", "[doctor]") {
   TempDir home;
   Daemon d(home.path(), daemon_options());
   const json created = json_out(
@@ -90,12 +93,18 @@ TEST_CASE("doctor: a disabled endpoint warns, a store readable by others fails w
   CHECK((*endpoints)["message"].get<std::string>().find(id) != std::string::npos);
   CHECK((*endpoints)["fix"] == "alumia-connect webhooks update " + id + " --enable");
   CHECK(report["ok"] == true);  // warnings alone do not fail
+  stop_clean(d);
+}
 
+// [sqlite-only]: the store's file mode; a PostgreSQL store has no file here.
+TEST_CASE("doctor: a store readable by others fails with exit 1 and its fix", "[doctor][sqlite-only]") {
+  TempDir home;
+  Daemon d(home.path(), daemon_options());
   const fs::path db = home.path() / "store.db";
   fs::permissions(db, fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
   auto failed = cli(d, {"--json", "doctor", "--no-probe"});
   CHECK(failed.exit_code == 1);
-  report = json_out(failed);
+  const json report = json_out(failed);
   CHECK(report["ok"] == false);
   CHECK(report["failures"] == 1);
   const json* store = find_check(report, "store");

@@ -1,6 +1,7 @@
 // The foundation over raw HTTP against the real daemon (SPEC §1-5, §11, §12): the envelope and
 // every status path, connections, API keys, secrets at rest, and the daemon's lifecycle.
 #include "fake_telegram.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 
 #include <catch2/catch.hpp>
@@ -483,16 +484,14 @@ TEST_CASE("api_key connections: reuse, Telegram live check, credentials, revoke,
 
   // Secrets at rest: neither the store files nor the log hold the token bytes.
   const std::string secret_part = k_good_token.substr(k_good_token.find(':') + 1);
-  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
-    const fs::path p = home.path() / f;
-    if (!fs::exists(p)) continue;
+  const auto at_rest = alumia::test::store_files_at_rest(home.path());
+  CHECK_FALSE(at_rest.empty());
+  for (const auto& [f, bytes] : at_rest) {
     CAPTURE(f);
-    const std::string bytes = alumia::test::read_file(p);
     CHECK(bytes.find(secret_part) == std::string::npos);
     CHECK(bytes.find(k_bad_token.substr(10)) == std::string::npos);
-    CHECK(file_mode(p) == 0600);
+    if (!alumia::test::testing_on_postgres()) CHECK(file_mode(home.path() / f) == 0600);
   }
-  CHECK(fs::exists(home.path() / "store.db"));
   CHECK(d.log().find(secret_part) == std::string::npos);
   CHECK(d.log().find(k_bad_token.substr(10)) == std::string::npos);
 
@@ -513,9 +512,9 @@ TEST_CASE("api_key connections: reuse, Telegram live check, credentials, revoke,
 
   stop_clean(d);
   // After shutdown too (final checkpoint).
-  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
-    const fs::path p = home.path() / f;
-    if (fs::exists(p)) CHECK(alumia::test::read_file(p).find(secret_part) == std::string::npos);
+  for (const auto& [f, bytes] : alumia::test::store_files_at_rest(home.path())) {
+    CAPTURE(f);
+    CHECK(bytes.find(secret_part) == std::string::npos);
   }
   CHECK(d.log().find(secret_part) == std::string::npos);
 }
@@ -667,17 +666,14 @@ TEST_CASE("API keys: plaintext once, hash-only storage, prefix shape, lastUsedAt
       std::chrono::seconds(5)));
 
   // Stored as a hash: the plaintext of neither key is in the store files or the log.
-  for (const char* f : {"store.db", "store.db-wal", "store.db-shm"}) {
-    const fs::path p = home.path() / f;
-    if (!fs::exists(p)) continue;
+  for (const auto& [f, bytes] : alumia::test::store_files_at_rest(home.path())) {
     CAPTURE(f);
-    const std::string bytes = alumia::test::read_file(p);
     CHECK(bytes.find(plain.substr(9)) == std::string::npos);
     CHECK(bytes.find(owner.substr(9)) == std::string::npos);
   }
   CHECK(d.log().find(plain.substr(9)) == std::string::npos);
   CHECK(d.log().find(owner.substr(9)) == std::string::npos);
-  CHECK(file_mode(home.path() / "store.db") == 0600);
+  if (!alumia::test::testing_on_postgres()) CHECK(file_mode(home.path() / "store.db") == 0600);
 
   stop_clean(d);
   // A restart keeps the key file and the keys.

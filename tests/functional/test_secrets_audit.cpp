@@ -8,6 +8,7 @@
 #include "cli_helpers.hpp"
 #include "fake_telegram.hpp"
 #include "oauth_peer.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
 #include "webhook_helpers.hpp"
@@ -109,9 +110,8 @@ TEST_CASE("no known secret in the store, WAL, SHM, intake, logs or /proc of the 
   secrets.push_back({"the master key (raw)", std::string(master_raw->begin(), master_raw->end())});
 
   // Where they must not be. The daemon keeps running: its WAL and SHM are as they are in use.
-  std::vector<std::pair<std::string, std::string>> places;  // name, content
-  for (const char* f : {"store.db", "store.db-wal", "store.db-shm", "store.db-intake"})
-    if (fs::exists(home / f)) places.push_back({f, alumia::test::read_file(home / f)});
+  // On PostgreSQL (the suite's PostgreSQL pass): the database's files and the server's WAL.
+  std::vector<std::pair<std::string, std::string>> places = alumia::test::store_files_at_rest(home);  // name, content
   REQUIRE(places.size() >= 3);
   places.push_back({"the daemon's log", d.log()});
   const std::string proc = "/proc/" + std::to_string(d.process().pid());
@@ -137,9 +137,7 @@ TEST_CASE("no known secret in the store, WAL, SHM, intake, logs or /proc of the 
   }
   d.stop();
   // After a clean stop too (the WAL checkpointed into the store).
-  for (const char* f : {"store.db", "store.db-wal", "store.db-intake"}) {
-    if (!fs::exists(home / f)) continue;
-    const std::string content = alumia::test::read_file(home / f);
+  for (const auto& [f, content] : alumia::test::store_files_at_rest(home)) {
     for (const auto& [what, value] : secrets) {
       INFO(what << " in " << f << " after the stop");
       CHECK(content.find(value) == std::string::npos);

@@ -3,6 +3,7 @@
 // crash or a ptrace-capable peer gets no copy of the keys in its memory); a wrong API key is held a
 // moment and, repeated, rate limited per client (auth_failures.hpp).
 #include "cli_helpers.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
 
@@ -92,9 +93,10 @@ TEST_CASE("the daemon refuses a data dir or key files others can read, with the 
   SECTION("the owner's key file readable by others") {
     refused_with(home / "key", 0604, "chmod 600 '" + (home / "key").string() + "'");
   }
-  SECTION("store.db readable by others") {
-    refused_with(home / "store.db", 0644, "chmod 600 '" + (home / "store.db").string() + "'");
-  }
+  if (!alumia::test::testing_on_postgres())  // a PostgreSQL store has no file here
+    SECTION("store.db readable by others") {
+      refused_with(home / "store.db", 0644, "chmod 600 '" + (home / "store.db").string() + "'");
+    }
   // With the modes put back it starts again.
   Daemon again(home, daemon_options());
   alumia::test::stop_clean(again);
@@ -118,6 +120,19 @@ TEST_CASE("the daemon has no core size and is not dumpable", "[secrets][hardenin
   fs::create_directory(home);
   REQUIRE(::chown(home.c_str(), k_nobody, k_nobody) == 0);
   REQUIRE(::chmod(home.c_str(), 0700) == 0);
+  // In the suite's PostgreSQL pass nobody must reach the server's socket: its directory searchable
+  // (0711, not listable) while this daemon runs.
+  struct SocketDirOpen {
+    fs::path dir;
+    explicit SocketDirOpen(fs::path d) : dir(std::move(d)) {
+      if (!dir.empty()) fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+    }
+    ~SocketDirOpen() {
+      std::error_code ec;
+      if (!dir.empty())
+        fs::permissions(dir, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::remove, ec);
+    }
+  } socket_dir_open(alumia::test::testing_on_postgres() ? alumia::test::shared_postgres().socket_dir() : fs::path());
   alumia::test::Process p({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ALUMIA_DAEMON_BIN,
                            "--listen", "127.0.0.1:0", "--keyring", "file"},
                           home_env(home));

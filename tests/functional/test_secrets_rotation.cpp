@@ -5,6 +5,7 @@
 // does not open, change nothing. The [secret-service] case moves the key between the Secret Service
 // and the key file under tests/support/with-keyring.sh.
 #include "cli_helpers.hpp"
+#include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
 #include "webhook_helpers.hpp"
@@ -40,7 +41,7 @@ void write_private(const fs::path& p, const std::string& text) {
 
 // The meta rows that hold the data key's wrapping, read through the store (the daemon may be running).
 std::optional<std::string> meta(const fs::path& home, std::string_view key) {
-  auto store = alumia::open_sqlite_store({home / "store.db", true});
+  auto store = alumia::test::open_store_of(home);
   REQUIRE(store);
   auto value = (*store)->get_meta(key);
   REQUIRE(value);
@@ -62,7 +63,7 @@ Sealed seal_some(const Daemon& d) {
                       json{{"clientId", "Iv1.rotation"}, {"clientSecret", "rotation-client-secret-0123456789"}}.dump());
   INFO(client.body);
   REQUIRE(client.status / 100 == 2);
-  auto store = alumia::open_sqlite_store({d.home() / "store.db", true});
+  auto store = alumia::test::open_store_of(d.home());
   REQUIRE(store);
   auto all = (*store)->list_all_secrets();
   REQUIRE(all);
@@ -170,7 +171,7 @@ TEST_CASE("rotate-master --dry-run and a refused rotation change nothing", "[sec
   SECTION("a sealed value that does not open aborts it") {
     // A ciphertext moved to another row no longer opens (its AAD names the row).
     {
-      auto store = alumia::open_sqlite_store({home / "store.db", true});
+      auto store = alumia::test::open_store_of(home);
       REQUIRE(store);
       auto client = (*store)->load_secrets("oauth_clients", "github");
       REQUIRE(client);
@@ -213,7 +214,7 @@ TEST_CASE("a rotation interrupted after the new key was saved is finished at the
   // What a crash between steps 3 and 4 leaves (master_key_rotation.hpp): the new key saved, the old
   // wrapping in force and the new one still `.next`.
   {
-    auto store = alumia::open_sqlite_store({home / "store.db", true});
+    auto store = alumia::test::open_store_of(home);
     REQUIRE(store);
     REQUIRE((*store)->update_meta({{"data_key.wrapped", *old_wrapping}, {"data_key.wrapped.next", *new_wrapping}}));
   }

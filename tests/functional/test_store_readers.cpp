@@ -49,7 +49,8 @@ int create_endpoint(const Daemon& d, const std::string& label) {
 
 }  // namespace
 
-TEST_CASE("a reader in another process sees the daemon's commits and leaves its WAL in place", "[store]") {
+// [sqlite-only]: another process opening the SQLite file and its WAL; a PostgreSQL store has neither.
+TEST_CASE("a reader in another process sees the daemon's commits and leaves its WAL in place", "[store][sqlite-only]") {
   TempDir dir;
   auto d = std::make_unique<Daemon>(dir.path() / "home");
   const fs::path db = d->home() / "store.db";

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <csignal>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -139,9 +140,65 @@ std::string PostgresServer::fresh_database() {
   return name;
 }
 
+std::string PostgresServer::dump(const std::string& name, const std::vector<std::string>& skip_columns) const {
+  auto psql = [&](const std::string& sql) {
+    auto r = run({(postgres_bin_dir() / "psql").string(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                  conninfo(name), "-c", sql},
+                 {{"TZ", "UTC"}});
+    if (r.exit_code != 0) throw std::runtime_error("psql failed: " + r.err);
+    return r.out;
+  };
+  std::string out;
+  const std::string tables =
+      psql("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename");
+  std::istringstream lines(tables);
+  for (std::string table; std::getline(lines, table);) {
+    if (table.empty()) continue;
+    std::string skip;
+    for (const auto& c : skip_columns)
+      if (c.rfind(table + ".", 0) == 0) skip += (skip.empty() ? "'" : ",'") + c.substr(table.size() + 1) + "'";
+    skip = "ARRAY[" + skip + "]::text[]";
+    out += "== " + table + "\n";
+    out += psql("SELECT (to_jsonb(t) - " + skip + ")::text AS r FROM \"" + table + "\" t ORDER BY r");
+  }
+  return out;
+}
+
 PostgresServer& shared_postgres() {
   static PostgresServer server;  // stopped by static destruction at exit
   return server;
+}
+
+std::vector<std::pair<std::string, std::string>> store_files_at_rest(const fs::path& data_dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto pg_db = postgres_database_of(data_dir);
+  if (!pg_db) {
+    for (const char* f : {"store.db", "store.db-wal", "store.db-shm", "store.db-intake"})
+      if (fs::exists(data_dir / f)) out.emplace_back(f, read_file(data_dir / f));
+    return out;
+  }
+  auto& server = shared_postgres();
+  const auto psql = [&](const std::string& sql) {
+    auto r = run({(postgres_bin_dir() / "psql").string(), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+                  server.conninfo(*pg_db), "-c", sql});
+    if (r.exit_code != 0) throw std::runtime_error("psql failed: " + r.err);
+    std::string value = r.out;
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+    return value;
+  };
+  psql("CHECKPOINT");  // every committed page in the database's files, as a clean stop leaves them
+  const std::string oid = psql("SELECT oid FROM pg_database WHERE datname = current_database()");
+  for (const fs::path& dir : {server.data_dir() / "base" / oid, server.data_dir() / "pg_wal"})
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_regular_file())
+        out.emplace_back(entry.path().lexically_relative(server.data_dir()).string(), read_file(entry.path()));
+  return out;
+}
+
+Result<std::unique_ptr<Store>> open_store_of(const fs::path& data_dir) {
+  if (const auto pg_db = postgres_database_of(data_dir))
+    return open_postgres_store({.conninfo = shared_postgres().uri(*pg_db), .pool_size = 1});
+  return open_sqlite_store({data_dir / "store.db", true});
 }
 
 }  // namespace alumia::test

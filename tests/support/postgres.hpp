@@ -13,9 +13,13 @@
 #include "process.hpp"
 #include "skip.hpp"
 
+#include <alumia/store/store.hpp>
+
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace alumia::test {
 
@@ -45,6 +49,12 @@ class PostgresServer {
   // As a postgres:// URI (what `--store` takes).
   std::string uri(const std::string& name) const;
   const std::filesystem::path& socket_dir() const { return m_dir->path(); }
+  // The cluster's files (initdb's -D): base/ holds the tables' pages, pg_wal/ the write-ahead log.
+  std::filesystem::path data_dir() const { return m_dir->path() / "data"; }
+  // Every row of every table of database `name`, in a stable order, one line a row (the row as JSON,
+  // bytea as hex, without the columns named "table.column" in `skip_columns`), for comparing a store's
+  // content before and after. Throws when psql fails.
+  std::string dump(const std::string& name, const std::vector<std::string>& skip_columns = {}) const;
   std::string log() const;
 
   // Stops and starts the server on the same data (a daemon that loses its database must recover).
@@ -59,5 +69,15 @@ class PostgresServer {
 
 // The binary's shared server, started on first use and stopped at exit.
 PostgresServer& shared_postgres();
+
+// The bytes a daemon's store keeps at rest, file by file (name, content), for tests that look for a
+// secret where it must not be: on SQLite store.db, its WAL, SHM and intake log, those that exist; in
+// the suite's PostgreSQL pass (the daemons of `data_dir` on a database of shared_postgres()), after a
+// CHECKPOINT, every file of that database (base/<oid>/) and the cluster's write-ahead log (pg_wal/).
+std::vector<std::pair<std::string, std::string>> store_files_at_rest(const std::filesystem::path& data_dir);
+
+// The store the daemons of `data_dir` use, opened beside them: its SQLite file, or in the suite's
+// PostgreSQL pass its database.
+Result<std::unique_ptr<Store>> open_store_of(const std::filesystem::path& data_dir);
 
 }  // namespace alumia::test

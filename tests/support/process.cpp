@@ -1,5 +1,7 @@
 #include "process.hpp"
 
+#include "postgres.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <httplib.h>
@@ -12,9 +14,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -43,6 +47,80 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
+namespace {
+
+std::mutex g_store_mutex;
+std::map<std::string, std::string>& stores_of_dirs() {  // data dir → the name of its database
+  static std::map<std::string, std::string> stores;
+  return stores;
+}
+
+// The data directory a daemon (or a CLI that may start one) spawned with `argv` and `env` uses, as the
+// daemon resolves it (common/config/config.cpp resolve_paths): --data-dir, ALUMIA_HOME, XDG_DATA_HOME,
+// HOME; absolute and normal, so that two spellings of one directory are one key.
+std::optional<std::string> data_dir_of(const std::vector<std::string>& argv,
+                                       const std::map<std::string, std::string>& env) {
+  std::optional<fs::path> dir;
+  for (std::size_t i = 0; i < argv.size() && !dir; ++i) {
+    if (argv[i] == "--data-dir" && i + 1 < argv.size()) dir = argv[i + 1];
+    else if (argv[i].rfind("--data-dir=", 0) == 0) dir = argv[i].substr(11);
+  }
+  auto from_env = [&](const char* name) -> std::optional<fs::path> {
+    const auto it = env.find(name);
+    return it == env.end() || it->second.empty() ? std::nullopt : std::optional<fs::path>(it->second);
+  };
+  if (!dir) dir = from_env("ALUMIA_HOME");
+  if (!dir)
+    if (auto x = from_env("XDG_DATA_HOME")) dir = *x / "alumia-connect";
+  if (!dir)
+    if (auto h = from_env("HOME")) dir = *h / ".local/share/alumia-connect";
+  if (!dir) return std::nullopt;
+  return fs::absolute(*dir).lexically_normal().string();
+}
+
+// The PostgreSQL pass (tests/CMakeLists.txt, functional-pg/*): with ALUMIA_TEST_STORE=postgres in the
+// environment, every daemon a test spawns, and every CLI command of the `daemon` group (which may start
+// one), gets ALUMIA_STORE naming a database of the binary's shared server, one fresh database per data
+// directory: a daemon restarted on its data dir finds its store again, and daemons in different data dirs
+// never share one. A spawn that chooses its store itself (ALUMIA_STORE or --store) is left alone.
+void route_store_to_postgres(const std::vector<std::string>& argv, std::map<std::string, std::string>& env) {
+  const auto mode = env.find("ALUMIA_TEST_STORE");
+  if (mode == env.end() || mode->second != "postgres") return;
+  const bool daemon = std::find(argv.begin(), argv.end(), ALUMIA_DAEMON_BIN) != argv.end();
+  const bool cli_daemon_group =
+      !argv.empty() && argv[0] == ALUMIA_CLI_BIN && std::find(argv.begin(), argv.end(), "daemon") != argv.end();
+  if (!daemon && !cli_daemon_group) return;
+  if (env.contains("ALUMIA_STORE")) return;
+  for (const auto& a : argv)
+    if (a == "--store" || a.rfind("--store=", 0) == 0) return;
+  const auto dir = data_dir_of(argv, env);
+  if (!dir) return;
+  const std::lock_guard lock(g_store_mutex);
+  auto it = stores_of_dirs().find(*dir);
+  if (it == stores_of_dirs().end()) {
+    if (postgres_bin_dir().empty())
+      throw std::runtime_error(
+          "ALUMIA_TEST_STORE=postgres, but PostgreSQL 15 is not installed: run "
+          "scripts/install-deps.sh");
+    it = stores_of_dirs().emplace(*dir, shared_postgres().fresh_database()).first;
+  }
+  env["ALUMIA_STORE"] = shared_postgres().uri(it->second);
+}
+
+}  // namespace
+
+std::optional<std::string> postgres_database_of(const fs::path& data_dir) {
+  const std::lock_guard lock(g_store_mutex);
+  const auto it = stores_of_dirs().find(fs::absolute(data_dir).lexically_normal().string());
+  if (it == stores_of_dirs().end()) return std::nullopt;
+  return it->second;
+}
+
+bool testing_on_postgres() {
+  const char* mode = std::getenv("ALUMIA_TEST_STORE");
+  return mode != nullptr && std::string_view(mode) == "postgres";
+}
+
 Process::Process(std::vector<std::string> argv, const EnvOverrides& env, const std::string& stdin_data) {
   char tmpl[] = "/tmp/alumia-proc-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -61,6 +139,7 @@ Process::Process(std::vector<std::string> argv, const EnvOverrides& env, const s
     if (v) envmap[k] = *v;
     else envmap.erase(k);
   }
+  route_store_to_postgres(argv, envmap);
   std::vector<std::string> env_strings;
   for (const auto& [k, v] : envmap) env_strings.push_back(k + "=" + v);
   std::vector<char*> envp;

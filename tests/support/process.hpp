@@ -33,6 +33,14 @@ struct ProcessResult {
 
 using EnvOverrides = std::map<std::string, std::optional<std::string>>;  // nullopt removes
 
+// True in the functional suite's PostgreSQL pass (ALUMIA_TEST_STORE=postgres; tests/CMakeLists.txt
+// functional-pg/*), where every daemon a Process spawns gets a PostgreSQL store of its own data dir
+// (process.cpp, route_store_to_postgres).
+bool testing_on_postgres();
+// In that pass, the database (of shared_postgres()) the daemons of `data_dir` use; nullopt when none
+// was spawned there, and always on SQLite.
+std::optional<std::string> postgres_database_of(const std::filesystem::path& data_dir);
+
 // A child process; stdout and stderr go to files so that large output never blocks it.
 class Process {
  public:
