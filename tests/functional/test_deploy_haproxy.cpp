@@ -19,6 +19,7 @@
 #include "cli_helpers.hpp"
 #include "postgres.hpp"
 #include "process.hpp"
+#include "programs.hpp"
 #include "webhook_helpers.hpp"
 
 #include <httplib.h>
@@ -54,41 +55,6 @@ constexpr const char* k_server1 = "server daemon1 10.0.0.11:8080";
 constexpr const char* k_server2 = "server daemon2 10.0.0.12:8080";
 constexpr const char* k_log = "log /dev/log local0";
 constexpr const char* k_maxconn = "maxconn 8000";
-
-// A program on PATH, or where Debian puts it (/usr/sbin is not on a normal user's PATH).
-std::string find_program(const std::string& name) {
-  std::vector<fs::path> dirs;
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream ss(path);
-    for (std::string d; std::getline(ss, d, ':');)
-      if (!d.empty()) dirs.emplace_back(d);
-  }
-  dirs.emplace_back("/usr/sbin");
-  dirs.emplace_back("/usr/local/sbin");
-  for (const auto& d : dirs)
-    if (::access((d / name).c_str(), X_OK) == 0) return (d / name).string();
-  return {};
-}
-
-std::string require_program(const std::string& name, const std::string& package) {
-  const std::string p = find_program(name);
-  if (p.empty())
-    FAIL(name << " is not installed (looked on PATH, /usr/sbin, /usr/local/sbin): this test needs the Debian "
-                 "package "
-              << package << "; run scripts/install-deps.sh as root, or apt-get install " << package);
-  return p;
-}
-
-bool port_accepts(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 void replace_once(std::string& text, const std::string& from, const std::string& to) {
   const auto at = text.find(from);

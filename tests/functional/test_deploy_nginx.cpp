@@ -14,6 +14,7 @@
 #include "cli_helpers.hpp"
 #include "http_sink.hpp"
 #include "process.hpp"
+#include "programs.hpp"
 #include "webhook_helpers.hpp"
 
 #include <httplib.h>
@@ -118,34 +119,6 @@ void write_private_file(const fs::path& path, const std::string& text) {
 
 // --- nginx as a child process ---
 
-// The nginx binary: on PATH, or where Debian puts it (/usr/sbin is not on a normal user's PATH).
-std::string find_nginx() {
-  std::vector<fs::path> dirs;
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream ss(path);
-    for (std::string d; std::getline(ss, d, ':');)
-      if (!d.empty()) dirs.emplace_back(d);
-  }
-  dirs.emplace_back("/usr/sbin");
-  dirs.emplace_back("/usr/local/sbin");
-  for (const auto& d : dirs) {
-    const fs::path p = d / "nginx";
-    if (::access(p.c_str(), X_OK) == 0) return p.string();
-  }
-  return {};
-}
-
-bool port_accepts(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // nginx.conf as docs/DEPLOY.md gives it, with the test's paths and ports: one process in the
 // foreground, every file it writes in `dir`, TLS on 127.0.0.1:`port` for k_public_name.
 std::string nginx_conf(const fs::path& dir, int port, int upstream_port) {
@@ -202,11 +175,7 @@ std::string nginx_conf(const fs::path& dir, int port, int upstream_port) {
 class Nginx {
  public:
   Nginx(const fs::path& dir, int upstream_port, const Pem& pem) : m_dir(dir) {
-    const std::string binary = find_nginx();
-    if (binary.empty())
-      FAIL(
-          "nginx is not installed (looked on PATH, /usr/sbin, /usr/local/sbin): this test needs the Debian package "
-          "nginx; run scripts/install-deps.sh as root, or apt-get install nginx");
+    const std::string binary = require_program("nginx", "nginx");
     write_private_file(dir / "cert.pem", pem.cert);
     write_private_file(dir / "key.pem", pem.key);
     for (int attempt = 0; attempt < 5 && !m_proc; ++attempt) {
