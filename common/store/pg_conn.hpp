@@ -184,8 +184,7 @@ class Pool {
       auto leased = lease();
       if (!leased) return std::unexpected(leased.error());
       auto out = body(**leased);
-      if (out || out.error().code != ErrorCode::service_unavailable || (*leased)->healthy() || attempt == 1)
-        return out;
+      if (out || out.error().code != ErrorCode::service_unavailable || (*leased)->healthy() || attempt == 1) return out;
     }
   }
   const std::string& conninfo() const { return m_conninfo; }
