@@ -70,6 +70,11 @@ Check store_check(const json& store) {
     return {"store", Level::fail, "the store at " + path + " cannot be read: " + jstr(store, "readError"),
             "alumia-connect daemon logs (then restore the store from a backup or free the disk)"};
   }
+  // A database server's store has no files here: its size and WAL are the server's to watch.
+  if (jstr(store, "backend") != "sqlite") {
+    c.message = jstr(store, "backend") + " " + path + " (answers; its size and WAL are on the database server)";
+    return c;
+  }
   if (jbool(store, "present") && !jbool(store, "private"))
     return {"store", Level::fail, path + " is readable by group or others", "chmod 600 " + path};
   const json wal = store.contains("wal") ? store["wal"] : json::object();

@@ -60,6 +60,8 @@ TEST_CASE("doctor: every check of a healthy daemon, the file keyring said loudly
   const auto pg_db = alumia::test::postgres_database_of(home.path());
   CHECK((*store)["message"].get<std::string>().find(pg_db ? "/" + *pg_db + "?host="
                                                           : (home.path() / "store.db").string()) != std::string::npos);
+  // File sizes only for the file it has: a PostgreSQL store's size and WAL are the server's.
+  CHECK(((*store)["message"].get<std::string>().find(", WAL ") != std::string::npos) == !pg_db.has_value());
   const json* keyring = find_check(report, "keyring");
   REQUIRE(keyring != nullptr);
   CHECK((*keyring)["status"] == "warn");
