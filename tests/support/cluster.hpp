@@ -1,10 +1,11 @@
 #pragma once
 // Several real daemons on one PostgreSQL database behind the round-robin test balancer (issue 17 item 3,
 // docs/SCALE-OUT.md): each daemon has its own data directory and listeners; they share the store
-// (ALUMIA_STORE, a fresh database of the binary's shared server) and the master key, which is set up
-// as docs/SCALE-OUT.md "How to run it" says: the first daemon starts alone and makes the owner, its key
-// file and the master key; its `master.key` (and the owner's `key`, so every daemon's CLI and API calls
-// use the one owner key) are copied into each other data directory before that daemon starts.
+// (ALUMIA_STORE, a fresh database of the binary's shared server) and the master key, set up as
+// docs/SCALE-OUT.md "How to run it" says: one key file outside every data directory, named by
+// ALUMIA_MASTER_KEY_FILE, which the first daemon creates; the owner's `key` file it makes is copied into
+// each other data directory before that daemon starts, so every daemon's CLI and API calls use the one
+// owner key.
 //
 // `balancer` fronts the daemons' public listeners (webhook deliveries, OAuth tickets and callbacks); it
 // is bound before the daemons start, so it can be their ALUMIA_OAUTH_REDIRECT_BASE.
@@ -30,6 +31,7 @@ class Cluster {
     auto& server = shared_postgres();
     m_uri = server.uri(server.fresh_database());
     options.env["ALUMIA_STORE"] = m_uri;
+    options.env["ALUMIA_MASTER_KEY_FILE"] = (key_dir.path() / "master.key").string();
     options.env.emplace("ALUMIA_OAUTH_REDIRECT_BASE", balancer.url());
     options.extra_args.push_back("--public-listen");
     options.extra_args.push_back("127.0.0.1:0");
@@ -37,11 +39,9 @@ class Cluster {
       homes.push_back(std::make_unique<TempDir>());
       const auto& home = homes.back()->path();
       if (i > 0) {
-        for (const char* f : {"master.key", "key"}) {
-          std::filesystem::copy_file(homes.front()->path() / f, home / f);
-          std::filesystem::permissions(home / f,
-                                       std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-        }
+        std::filesystem::copy_file(homes.front()->path() / "key", home / "key");
+        std::filesystem::permissions(home / "key",
+                                     std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
       }
       if (prepare) prepare(home);
       daemons.push_back(std::make_unique<Daemon>(home, options));
@@ -57,6 +57,7 @@ class Cluster {
   std::size_t size() const { return daemons.size(); }
   const std::string& store_uri() const { return m_uri; }
 
+  TempDir key_dir;  // the shared master key file's directory (declared first: it outlives the daemons)
   HttpProxy balancer;
   std::vector<std::unique_ptr<TempDir>> homes;
   std::vector<std::unique_ptr<Daemon>> daemons;
