@@ -252,21 +252,23 @@ TEST_CASE("cluster: a daemon SIGKILLed mid-relay loses no job; the target sees a
       std::chrono::seconds(20)));
 
   // Duplicates only within the lease rule (SPEC §12): a job reached the target twice only when the killed
-  // daemon's attempt was in flight (at most its k_in_flight), and the second copy came after that claim's
-  // lease ended. The claim came after the event was sent, but it may have come well before the first copy
-  // arrived (a daemon claims a few rounds ahead of its free delivery slots), so the bound is the lease
-  // from the send (less 10 ms: the daemons count the lease in whole milliseconds of the system clock).
+  // daemon held it — an attempt in flight at the kill, or answered but its outcome not yet committed (the
+  // writer's next batch) — so at most the jobs it had claimed, four rounds of its deliveries in flight
+  // (relay_worker.cpp, k_claim_rounds); and the second copy came after that claim's lease ended. The claim
+  // came after the event was sent, but it may have come well before the first copy arrived (a daemon claims
+  // rounds ahead of its free delivery slots, and the sink queues requests), so the bound is the lease from
+  // the send (less 10 ms: the daemons count the lease in whole milliseconds of the system clock).
   std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> by_event;
   for (const auto& [id, at] : arrived()) by_event[id].push_back(at);
-  int duplicates = 0;
+  std::size_t duplicates = 0;
   for (const auto& [id, times] : by_event) {
     INFO("event " << id);
     REQUIRE(sent_at.contains(id));
-    duplicates += static_cast<int>(times.size()) - 1;
+    duplicates += times.size() - 1;
     for (std::size_t i = 1; i < times.size(); ++i)
       CHECK(times[i] - sent_at[id] >= std::chrono::milliseconds(k_lease_ms - 10));
   }
-  CHECK(duplicates <= k_in_flight);
+  CHECK(duplicates <= 4 * k_in_flight);
   const json counts = endpoint_of(c[2], s.endpoint_id)["counts"];
   CHECK(counts["received"] == k_events);
 }

@@ -11,6 +11,10 @@ namespace alumia::test {
 
 HttpSink::HttpSink(std::vector<std::pair<std::string, Handler>> posts) : m_server(std::make_unique<httplib::Server>()) {
   for (auto& [path, handler] : posts) m_server->Post(path, std::move(handler));
+  // cpp-httplib gives each kept-alive connection a pool thread for its whole life (8 by default here): a
+  // relay's connections beyond that would wait for a thread, and their requests reach the handler late.
+  // A target must answer what it is sent, so the sink has a thread for every connection the tests open.
+  m_server->new_task_queue = [] { return new httplib::ThreadPool(64); };
   m_port = m_server->bind_to_any_port("127.0.0.1");
   REQUIRE(m_port > 0);
   m_thread = std::thread([this] { m_server->listen_after_bind(); });
