@@ -1,7 +1,7 @@
 // The webhook store's writer (group commit) and checkpointer (group_writer.hpp).
 #include "group_writer.hpp"
 
-#include <alumia/base/metrics.hpp>
+#include "store_metrics.hpp"
 
 #include <malloc.h>
 #include <spdlog/spdlog.h>
@@ -140,10 +140,7 @@ void GroupWriter::writer_loop() {
         m_queue.pop_front();
       }
     }
-    static metrics::Histogram& batch_sizes = metrics::process_registry().histogram(
-        "alumia_store_write_batch_size", "operations per group commit of the webhook store's writer",
-        {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
-    batch_sizes.observe(static_cast<double>(batch.size()));
+    store_metrics::write_batch_sizes().observe(static_cast<double>(batch.size()));
     const auto started = clock::now();
     run_batch(batch);
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started);

@@ -16,8 +16,8 @@
 //   3. A repeat deletes the keys it inserted (theirs carry its fresh event id) and answers the
 //      original; a new delivery inserts its event and first job.
 #include "pg_webhook_store.hpp"
+#include "store_metrics.hpp"
 
-#include <alumia/base/metrics.hpp>
 #include <alumia/base/try.hpp>
 
 #include <spdlog/spdlog.h>
@@ -97,12 +97,7 @@ void PgWebhookStore::writer_loop() {
         m_queue.pop_front();
       }
     }
-    // The same histogram as the SQLite writer's (group_writer.cpp; SPEC §9 /metrics): operations per
-    // group commit, whichever backend commits them.
-    static metrics::Histogram& batch_sizes = metrics::process_registry().histogram(
-        "alumia_store_write_batch_size", "operations per group commit of the webhook store's writer",
-        {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
-    batch_sizes.observe(static_cast<double>(batch.size()));
+    store_metrics::write_batch_sizes().observe(static_cast<double>(batch.size()));
     Connection& db = *m_writer_conn;
     std::vector<IngestOutcome> outcomes;
     const auto write_batch = [&]() -> Status {

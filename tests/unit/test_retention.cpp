@@ -19,6 +19,7 @@ using namespace alumia;
 using test::counts;
 using test::event;
 using test::finish;
+using test::settle_first_four;
 
 namespace {
 
@@ -38,20 +39,7 @@ TEST_CASE("retention: bodies of delivered and dead events go, those still to del
     REQUIRE(f.hooks->ingest(r));
   }
   // job-1 delivered, job-2 dead, job-3 failed (to be retried), job-4 running, job-5 queued (not claimed).
-  auto first = f.hooks->claim_due_jobs(1004, 4, true);
-  REQUIRE(first);
-  REQUIRE(first->size() == 4);
-  const std::map<std::string, JobState> outcomes{
-      {"job-1", JobState::succeeded}, {"job-2", JobState::dead}, {"job-3", JobState::failed}};
-  for (auto j : *first) {
-    auto it = outcomes.find(j.id);
-    if (it == outcomes.end()) continue;
-    j.state = it->second;
-    j.attempts = 1;
-    if (j.state == JobState::failed) j.next_attempt_at = 9000;
-    else j.finished_at = 5000;
-    REQUIRE(f.hooks->finish_job(j));
-  }
+  settle_first_four(*f.hooks);
 
   auto dropped = f.hooks->drop_event_bodies("ep1", 10'000, 100, 20'000);
   REQUIRE(dropped);

@@ -615,20 +615,7 @@ TEST_CASE("webhook store conformance: retention empties bodies of finished event
     theirs.endpoint_id = "ep2";
     REQUIRE(b->ingest(theirs));
     // job-1 delivered, job-2 dead, job-3 failed, job-4 and job-7 running, job-5 queued.
-    auto first = b->claim_due_jobs(1004, 4, true);
-    REQUIRE(first);
-    REQUIRE(first->size() == 4);
-    const std::map<std::string, JobState> outcomes{
-        {"job-1", JobState::succeeded}, {"job-2", JobState::dead}, {"job-3", JobState::failed}};
-    for (auto j : *first) {
-      auto it = outcomes.find(j.id);
-      if (it == outcomes.end()) continue;
-      j.state = it->second;
-      j.attempts = 1;
-      if (j.state == JobState::failed) j.next_attempt_at = 9000;
-      else j.finished_at = 5000;
-      REQUIRE(b->finish_job(j));
-    }
+    test::settle_first_four(b.hooks());
     auto eps = b->retention_endpoints();
     REQUIRE(eps);
     CHECK(eps->size() == 2);

@@ -98,4 +98,23 @@ inline void finish(WebhookStore& hooks, const std::map<std::string, JobState>& o
   }
 }
 
+// The retention tests' mix: four due jobs claimed at 1004 (each `running`), then job-1 delivered,
+// job-2 dead, job-3 failed (retried at 9000); the fourth stays running (ended at 5000 when ended).
+inline void settle_first_four(WebhookStore& hooks) {
+  auto first = hooks.claim_due_jobs(1004, 4, true);
+  REQUIRE(first);
+  REQUIRE(first->size() == 4);
+  const std::map<std::string, JobState> outcomes{
+      {"job-1", JobState::succeeded}, {"job-2", JobState::dead}, {"job-3", JobState::failed}};
+  for (auto j : *first) {
+    auto it = outcomes.find(j.id);
+    if (it == outcomes.end()) continue;
+    j.state = it->second;
+    j.attempts = 1;
+    if (j.state == JobState::failed) j.next_attempt_at = 9000;
+    else j.finished_at = 5000;
+    REQUIRE(hooks.finish_job(j));
+  }
+}
+
 }  // namespace alumia::test
