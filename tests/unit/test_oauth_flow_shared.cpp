@@ -20,6 +20,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <latch>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,14 +81,13 @@ TEST_CASE("shared store: a ticket minted on one daemon is redeemed on another, o
   auto contested = a.tickets->issue(k.connection.id, "u1", scopes);
   REQUIRE(contested);
   constexpr int k_racers = 8;
-  std::atomic<int> ready{0};
+  std::latch start(k_racers);  // every racer starts at once
   std::atomic<int> granted{0};
   std::atomic<int> errors{0};
   std::vector<std::thread> racers;
   for (int i = 0; i < k_racers; ++i)
     racers.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < k_racers) std::this_thread::yield();
+      start.arrive_and_wait();
       auto g = k.daemons[i % 2].tickets->redeem(*contested, k.connection.id);
       if (!g) ++errors;
       else if (g->has_value()) ++granted;
@@ -188,12 +188,11 @@ TEST_CASE(
                                                          {"state", query_value(second->authorize_url, "state")}};
   const http::Headers headers{{"cookie", cookie_of(*second)}};
   std::vector<oauth::CallbackOutcome> outcomes(2);
-  std::atomic<int> ready{0};
+  std::latch start(2);  // every racer starts at once
   std::vector<std::thread> racers;
   for (int i = 0; i < 2; ++i)
     racers.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < 2) std::this_thread::yield();
+      start.arrive_and_wait();
       outcomes[i] = k.daemons[i].flows->complete(callback, headers);
     });
   for (auto& t : racers) t.join();

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,12 +44,11 @@ TEST_CASE("postgres: concurrent token reads on two daemons share one refresh", "
 
   constexpr int k_reads_per_daemon = 6;
   std::vector<std::string> tokens(2 * k_reads_per_daemon);
-  std::atomic<int> ready{0};
+  std::latch start(2 * k_reads_per_daemon);  // every racer starts at once
   std::vector<std::thread> readers;
   for (int i = 0; i < 2 * k_reads_per_daemon; ++i)
     readers.emplace_back([&, i] {
-      ++ready;
-      while (ready.load() < 2 * k_reads_per_daemon) std::this_thread::yield();
+      start.arrive_and_wait();
       auto token = daemons[i % 2].flows->access_token(c);
       tokens[i] = token ? std::string(token->access_token.view()) : "error: " + token.error().message;
     });

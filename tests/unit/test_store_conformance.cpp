@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <latch>
 #include <memory>
 #include <string>
 #include <thread>
@@ -183,12 +184,12 @@ TEST_CASE("store conformance: the owner and a meta key are created once, by whic
       constexpr int k_daemons = 4;
       std::vector<std::unique_ptr<Store>> daemons;
       for (int i = 0; i < k_daemons; ++i) daemons.push_back(b.open());
-      std::atomic<int> owners{0}, keys{0}, failures{0}, ready{0};
+      std::atomic<int> owners{0}, keys{0}, failures{0};
+      std::latch start(k_daemons);  // every daemon starts at once
       std::vector<std::thread> threads;
       for (int i = 0; i < k_daemons; ++i)
         threads.emplace_back([&, i] {
-          ++ready;
-          while (ready.load() < k_daemons) std::this_thread::yield();
+          start.arrive_and_wait();
           auto made = daemons[i]->insert_owner({"owner-" + std::to_string(i), "owner", 5});
           auto key = daemons[i]->insert_meta_if_absent("data_key.wrapped", "key-" + std::to_string(i));
           if (!made || !key) ++failures;  // checked on this thread below (Catch is not thread-safe)
@@ -887,15 +888,14 @@ TEST_CASE("store conformance: a flow and a ticket taken by many at once on two h
       REQUIRE(handles[0]->put_oauth_flow(make_flow(h, id_n(1), 10'000), 0));
       REQUIRE(handles[0]->put_oauth_ticket({h, id_n(1), "u1", 1u, 10'000}, 0));
       constexpr int k_racers = 6;
-      std::atomic<int> ready{0};
+      std::latch start(k_racers);  // every racer starts at once
       std::atomic<int> flows{0};
       std::atomic<int> tickets{0};
       std::atomic<int> errors{0};
       std::vector<std::thread> racers;
       for (int i = 0; i < k_racers; ++i)
         racers.emplace_back([&, i] {
-          ++ready;
-          while (ready.load() < k_racers) std::this_thread::yield();
+          start.arrive_and_wait();
           Store& s = *handles[i % 2];
           auto f = s.take_oauth_flow(h);
           auto t = s.take_oauth_ticket(h, id_n(1));
