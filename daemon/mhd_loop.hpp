@@ -107,8 +107,12 @@ class MhdLoop {
   static constexpr auto k_accept_pause = std::chrono::milliseconds(100);
   using Clock = std::chrono::steady_clock;
 
-  void wake() const {
-    if (m_wake >= 0) (void)::eventfd_write(m_wake, 1);
+  // One eventfd write per turn of the loop, however many connections are resumed before it runs: the
+  // intake log's flusher resumes a batch of connections at a time, and each write is a system call on the
+  // thread every acknowledgement waits for. The loop clears the flag before MHD_run(), so a resume after
+  // the clear writes again; a resume before it is seen by that MHD_run() (the exchanges order them).
+  void wake() {
+    if (m_wake >= 0 && !m_wake_pending.exchange(true, std::memory_order_acq_rel)) (void)::eventfd_write(m_wake, 1);
   }
 
   void run() {
@@ -129,6 +133,7 @@ class MhdLoop {
         eventfd_t v = 0;
         (void)::eventfd_read(m_wake, &v);
       }
+      m_wake_pending.exchange(false, std::memory_order_acq_rel);
       if (n == 3 && (fds[2].revents & POLLIN) != 0 && !accept_pending()) paused_until = Clock::now() + k_accept_pause;
       MHD_run(m_mhd);
     }
@@ -156,6 +161,7 @@ class MhdLoop {
   int m_wake = -1;
   int m_listen = -1;
   std::atomic<bool> m_stopping{false};
+  std::atomic<bool> m_wake_pending{false};  // an eventfd write is on its way to the loop
   std::thread m_thread;
 };
 

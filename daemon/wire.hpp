@@ -133,6 +133,7 @@ nlohmann::json admin_summary_json(const AdminSummary& s, std::size_t limit);
 nlohmann::json prune_json(const PruneResult& r);
 // The receiver's answer to a stored delivery: {eventId} or {duplicate: true, eventId}.
 nlohmann::json receipt_json(const Receipt& r);
+http::Response receipt_ok(const Receipt& r);  // ok(receipt_json(r)), built faster
 
 // ---- setup commands (SPEC §8) ----
 

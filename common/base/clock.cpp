@@ -1,10 +1,13 @@
 #include <algorithm>
 #include <alumia/base/clock.hpp>
 #include <alumia/base/encoding.hpp>
+#include <array>
+#include <atomic>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -24,19 +27,29 @@ void SystemRandom::fill(unsigned char* out, std::size_t n) {
   }
 }
 
+namespace {
+// Bumped in a forked child (pthread_atfork), so that its pools of id bits are refilled rather than
+// repeat the parent's: cheaper than a getpid() system call per id, which the request thread made twice
+// a delivery. A child made without fork()'s handlers (posix_spawn) execs at once and never draws ids.
+std::atomic<unsigned> g_fork_generation{0};
+void on_fork_child() { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
 void SystemRandom::fill_id_bits(unsigned char* out, std::size_t n) {
+  static const bool watching_forks = ::pthread_atfork(nullptr, nullptr, &on_fork_child) == 0;
   struct Pool {
     unsigned char bytes[512];
     std::size_t used = sizeof bytes;
-    pid_t pid = 0;
+    unsigned generation = 0;
   };
   thread_local Pool pool;
-  if (n > sizeof pool.bytes) return fill(out, n);
-  const pid_t pid = ::getpid();
-  if (pool.used + n > sizeof pool.bytes || pool.pid != pid) {  // a forked child never reuses the parent's bytes
+  if (n > sizeof pool.bytes || !watching_forks) return fill(out, n);
+  const unsigned generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (pool.used + n > sizeof pool.bytes ||
+      pool.generation != generation) {  // a forked child never reuses the parent's bytes
     fill(pool.bytes, sizeof pool.bytes);
     pool.used = 0;
-    pool.pid = pid;
+    pool.generation = generation;
   }
   std::memcpy(out, pool.bytes + pool.used, n);
   OPENSSL_cleanse(pool.bytes + pool.used, n);
@@ -60,17 +73,25 @@ std::string Random::base64url(std::size_t n_bytes) {
 }
 
 namespace {
-// 16 bytes with version and variant set → 8-4-4-4-12 lowercase hex.
-std::string format_uuid(std::vector<unsigned char>& b, unsigned version) {
+// 16 bytes with version and variant set → 8-4-4-4-12 lowercase hex, written in place.
+std::string format_uuid(std::array<unsigned char, 16>& b, unsigned version) {
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | (version << 4));
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  std::string h = encoding::hex_encode({reinterpret_cast<const char*>(b.data()), b.size()});
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (at == 8 || at == 13 || at == 18 || at == 23) ++at;  // the dashes
+    out[at++] = k_hex[b[i] >> 4];
+    out[at++] = k_hex[b[i] & 0xf];
+  }
+  return out;
 }
 }  // namespace
 
 std::string Random::uuid_v4() {
-  auto b = bytes(16);
+  std::array<unsigned char, 16> b{};
+  fill(b.data(), b.size());
   return format_uuid(b, 4);
 }
 
@@ -84,7 +105,7 @@ std::string Random::uuid_v7(int64_t unix_ms) {
   } while (!m_v7_last.compare_exchange_weak(last, next, std::memory_order_relaxed));
   const uint64_t ms = next >> 12;
   const auto counter = static_cast<unsigned>(next & 0xfff);
-  std::vector<unsigned char> b(16);
+  std::array<unsigned char, 16> b{};
   fill_id_bits(b.data() + 8, 8);  // rand_b; format_uuid sets the variant bits
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
   b[6] = static_cast<unsigned char>(counter >> 8);  // format_uuid puts the version in the high nibble

@@ -272,7 +272,7 @@ Result<http::Response> rotate_secret(DaemonContext& ctx, const http::Request& re
 Result<http::Response> receipt_response(Result<Receipt> receipt) {
   if (!receipt) return std::unexpected(receipt.error());
   if (receipt->exact_reply) return std::move(*receipt->exact_reply);
-  return ok(receipt_json(*receipt));
+  return receipt_ok(*receipt);
 }
 
 Result<http::Response> receive(DaemonContext& ctx, http::Request& req, const AdmittedDelivery& admitted) {

@@ -3,6 +3,7 @@
 #include <alumia/base/strings.hpp>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <string>
 #include <vector>
@@ -26,4 +27,21 @@ TEST_CASE("to_lower, iequals, trim and join", "[base][strings]") {
   CHECK(alumia::join({"repo", "read:user"}, " ") == "repo read:user");
   CHECK(alumia::join({"one"}, ",") == "one");
   CHECK(alumia::join({}, ",").empty());
+}
+
+TEST_CASE("append_json_string_ascii writes what nlohmann's dump() writes, for every ASCII byte", "[base][strings]") {
+  std::string all;
+  for (int c = 0; c < 0x80; ++c) all += static_cast<char>(c);
+  const std::vector<std::string> samples = {"",  "x-github-delivery",         "a\"b\\c/d",   "tab\there\r\n",
+                                            all, std::string("nul\0byte", 8), "\x7f\x1f\x01"};
+  for (const auto& s : samples) {
+    std::string out = "prefix";
+    REQUIRE(alumia::append_json_string_ascii(out, s));
+    CHECK(out == "prefix" + nlohmann::json(s).dump());
+  }
+  // Past ASCII it appends nothing: the caller hands the text to nlohmann (UTF-8 checks and replacement).
+  std::string out = "prefix";
+  CHECK_FALSE(alumia::append_json_string_ascii(out, "caf\xc3\xa9"));
+  CHECK_FALSE(alumia::append_json_string_ascii(out, "bad \xff"));
+  CHECK(out == "prefix");
 }

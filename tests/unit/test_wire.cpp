@@ -210,3 +210,21 @@ TEST_CASE("the envelope: success, errors with Retry-After, and list pages", "[wi
         json{{"items", json::array()}, {"limit", 50}, {"nextCursor", nullptr}, {"hasMore", false}});
   CHECK(list_json(json::array(), 1, "c")["hasMore"] == true);
 }
+
+TEST_CASE("receipt_ok answers the bytes of ok(receipt_json(r)), a duplicate too", "[wire]") {
+  for (const bool duplicate : {false, true}) {
+    for (const std::string& id : {std::string("01931b2e-7a3f-7c01-8d2e-4b5f6a7b8c9d"), std::string("q\"uote\\"),
+                                  std::string("caf\xc3\xa9"), std::string("bad \xff")}) {
+      Receipt r;
+      r.event_id = id;
+      r.duplicate = duplicate;
+      const auto fast = receipt_ok(r);
+      const auto general = ok(receipt_json(r));
+      CHECK(fast.status == general.status);
+      CHECK(fast.body == general.body);
+      CHECK(fast.content_type == general.content_type);
+      CHECK(fast.headers == general.headers);
+      CHECK(json::parse(fast.body)["data"]["eventId"].is_string());
+    }
+  }
+}
