@@ -256,10 +256,34 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     q->bind(5, static_cast<int64_t>(r.received_at));
     q->exec();
   }
+  // Last, once every insert succeeded: an operation that fails leaves no count behind.
   auto& d = m_deltas[r.endpoint_id];
+  d.jobs[static_cast<std::size_t>(JobState::queued)] += 1;
   d.received += 1;
   d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
   outcome.event_id = r.event_id;
+}
+
+// Writer thread: a job inserted (after its INSERT succeeded), counted by flush_job_counts.
+void SqliteWebhookStore::job_inserted(const std::string& endpoint_id, JobState state) {
+  m_deltas[endpoint_id].jobs[static_cast<std::size_t>(state)] += 1;
+}
+
+// Writer thread, inside the batch's transaction (before_commit): the jobs the batch inserted, one upsert
+// per (endpoint, state) into webhook_job_counts (migration 9; the update and delete triggers keep the
+// rest). Throws when it cannot: the batch must not commit jobs without their counts.
+void SqliteWebhookStore::flush_job_counts() {
+  for (const auto& [id, d] : m_deltas)
+    for (std::size_t s = 0; s < d.jobs.size(); ++s) {
+      if (d.jobs[s] == 0) continue;
+      auto q = m_w.use(
+          "INSERT INTO webhook_job_counts(endpoint_id,state,n) VALUES(?1,?2,?3) "
+          "ON CONFLICT (endpoint_id,state) DO UPDATE SET n = n + excluded.n");
+      q->bind(1, id);
+      q->bind(2, std::string(to_string(static_cast<JobState>(s))));
+      q->bind(3, d.jobs[s]);
+      q->exec();
+    }
 }
 
 // Writer thread, inside the batch's transaction: the batch's counter changes, one UPDATE each.
@@ -267,6 +291,9 @@ void SqliteWebhookStore::flush_counters() {
   if (m_deltas.empty()) return;
   try {
     for (const auto& [id, d] : m_deltas) {
+      if (d.received == 0 && d.duplicates == 0 && d.rejected == 0 && d.verification_failures == 0 &&
+          d.rate_limited == 0 && !d.last_error)
+        continue;  // only jobs (a replay): counted by flush_job_counts
       auto q = m_w.use(
           "UPDATE webhook_endpoints SET received=received+?1,duplicates=duplicates+?2,rejected=rejected+?3,"
           "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > "

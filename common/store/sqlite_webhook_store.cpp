@@ -32,6 +32,20 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
   m_writer.start({.begin = [this] { m_deltas.clear(); },
                   .before_commit =
                       [this] {
+                        // Jobs without their counts must not commit: the batch is rolled back, so its
+                        // COMMIT fails and every operation of it with it (a background one is retried).
+                        try {
+                          flush_job_counts();
+                        } catch (const std::exception& e) {
+                          spdlog::error("webhook store: job counts not written, the batch is rolled back: {}",
+                                        e.what());
+                          m_deltas.clear();
+                          try {
+                            m_w.use("ROLLBACK")->exec();
+                          } catch (const std::exception&) {
+                          }
+                          return;
+                        }
                         flush_counters();
                         m_transactions.fetch_add(1, std::memory_order_relaxed);
                       }});
@@ -298,6 +312,7 @@ Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
     q->bind(8, static_cast<int64_t>(j.created_at));
     q->bind(9, static_cast<int64_t>(j.updated_at));
     q->exec();
+    job_inserted(j.endpoint_id, j.state);  // last: a failed insert leaves no count behind
   });
 }
 
