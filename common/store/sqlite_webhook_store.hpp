@@ -121,8 +121,8 @@ class SqliteWebhookStore final : public WebhookStore {
   Result<PageResult<WebhookEvent>> list_events_in_state(const EventFilter& f, const Page& page);
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
   void write_outcome(const WebhookJob& j);
-  static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default,
-                                                              const std::map<std::string, std::size_t>& limits = {});
+  static std::vector<std::string> claim_scopes(StatementCache& c, bool have_default,
+                                               const std::map<std::string, std::size_t>& limits = {});
 
   template <class F>
   auto read(F&& f) -> Result<decltype(f())> {

@@ -119,8 +119,9 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
         // and without what later migrations added (7: retention)
         "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
         "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
-        // (8: the OAuth flows, tickets and results)
+        // (8: the OAuth flows, tickets and results; 10 dropped an index)
         "DROP TABLE oauth_flows; DROP TABLE oauth_tickets; DROP TABLE oauth_results; "
+        "CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at); "
         "PRAGMA user_version=5;");
   }
   f.store.reset();
@@ -241,9 +242,10 @@ TEST_CASE("admin: migration 9 keeps the counts of a store made before it", "[web
   const auto before = check_counts(f);
   f.hooks.reset();
   {
-    // The store as migration 8 left it: migration 6's three triggers.
+    // The store as migration 8 left it: migration 6's three triggers (and the index 10 dropped).
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
     d.exec(R"sql(
+CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
 DROP TRIGGER webhook_jobs_count_update;
 DROP TRIGGER webhook_jobs_count_delete;
 CREATE TRIGGER webhook_jobs_count_insert AFTER INSERT ON webhook_jobs BEGIN
@@ -268,7 +270,7 @@ PRAGMA user_version=8;
   f.store = std::move(*s);
   {
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
-    CHECK(d.execAndGet("PRAGMA user_version").getInt() == 9);
+    CHECK(d.execAndGet("PRAGMA user_version").getInt() >= 9);
     CHECK(d.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name='webhook_jobs_count_insert'").getInt() == 0);
   }
   f.reopen();
@@ -320,6 +322,22 @@ TEST_CASE("admin: the summary's queries read indexes, never the jobs table", "[w
         std::string::npos);
   CHECK(oldest.find("TEMP B-TREE") == std::string::npos);  // no sort: the index is in that order
   CHECK(oldest.find("SCAN") == std::string::npos);
+}
+
+// Migration 10 dropped webhook_jobs_due (state, next_attempt_at): the relay's statements that used it read
+// one endpoint's range of webhook_jobs_endpoint_due each; none may fall back to a pass over the jobs.
+TEST_CASE("admin: the relay's claims read each endpoint's range, never the jobs table", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f;
+  SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+  CHECK(d.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name='webhook_jobs_due'").getInt() == 0);
+  for (const char* sql : {sqlite::k_claim_sql, sqlite::k_next_due_sql, sqlite::k_requeue_running_sql}) {
+    const auto p = plan(d, sql);
+    INFO(sql << "\n" << p);
+    CHECK(p.find("SEARCH webhook_jobs USING ") != std::string::npos);
+    CHECK(p.find("INDEX webhook_jobs_endpoint_due (endpoint_id=? AND state=?") != std::string::npos);
+    CHECK(p.find("SCAN") == std::string::npos);
+    CHECK(p.find("TEMP B-TREE") == std::string::npos);  // the claim's order is the index's
+  }
 }
 
 TEST_CASE("admin: GET /api/v1/admin/connector-events shows endpoints, jobs and events", "[webhooks][admin]") {
