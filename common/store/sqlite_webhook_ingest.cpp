@@ -218,11 +218,13 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
       m_deltas[r.endpoint_id].duplicates += 1;
       return;
     }
+  // Text is bound without a copy: `r` outlives each statement's step, and the next use of a statement
+  // clears its bindings before anything reads them (StatementCache::get).
   auto add_key = [&](const std::string& key) {
     auto q = m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
-    q->bind(1, r.endpoint_id);
-    q->bind(2, key);
-    q->bind(3, r.event_id);
+    q->bindNoCopy(1, r.endpoint_id);
+    q->bindNoCopy(2, key);
+    q->bindNoCopy(3, r.event_id);
     q->bind(4, static_cast<int64_t>(r.received_at));
     q->exec();
   };
@@ -233,12 +235,13 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     auto q = m_w.use(
         "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at) "
         "VALUES(?,?,?,?,?,?,?,?,?)");
-    q->bind(1, r.event_id);
-    q->bind(2, r.endpoint_id);
-    q->bind(3, r.user_id);
-    q->bind(4, std::string(to_string(r.provider)));
-    q->bind(5, r.event_key);
-    q->bind(6, r.event_type);
+    const std::string provider(to_string(r.provider));
+    q->bindNoCopy(1, r.event_id);
+    q->bindNoCopy(2, r.endpoint_id);
+    q->bindNoCopy(3, r.user_id);
+    q->bindNoCopy(4, provider);
+    q->bindNoCopy(5, r.event_key);
+    q->bindNoCopy(6, r.event_type);
     q->bindNoCopy(7, r.headers);
     q->bindNoCopy(8, r.body.data(), static_cast<int>(r.body.size()));
     q->bind(9, static_cast<int64_t>(r.received_at));
@@ -249,10 +252,10 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
         "INSERT INTO "
         "webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
         "VALUES(?1,?2,?3,?4,'queued',0,?5,?5,?5)");
-    q->bind(1, r.job_id);
-    q->bind(2, r.event_id);
-    q->bind(3, r.endpoint_id);
-    q->bind(4, r.user_id);
+    q->bindNoCopy(1, r.job_id);
+    q->bindNoCopy(2, r.event_id);
+    q->bindNoCopy(3, r.endpoint_id);
+    q->bindNoCopy(4, r.user_id);
     q->bind(5, static_cast<int64_t>(r.received_at));
     q->exec();
   }
