@@ -316,22 +316,44 @@ Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
   });
 }
 
+// Newest first, each filter an index range: a state is a range of webhook_jobs_user_state, an event its few
+// jobs (webhook_jobs_event); the user's jobs of every state are the merge of the five states' ranges (no
+// index of a user's jobs by time alone: migration 11), so a page costs O(5 · limit · log n).
 Result<PageResult<WebhookJob>> SqliteWebhookStore::list_jobs(const JobFilter& f, const Page& page) {
   auto ks = TRY(Keyset::of(page, "created_at", "id"));
   settle();
   return read([&] {
-    std::string sql = std::string(k_job_cols) + " WHERE user_id=?";
-    if (f.state) sql += " AND state=?";
-    if (f.event_id) sql += " AND event_id=?";
-    if (f.since) sql += " AND created_at >= ?";
-    auto q = m_r.use(sql + ks.condition() + ks.order());
-    int i = 1;
-    q->bind(i++, f.user_id);
-    if (f.state) q->bind(i++, std::string(to_string(*f.state)));
-    if (f.event_id) q->bind(i++, *f.event_id);
-    if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
-    return ks.page<WebhookJob>(*q, ks.bind_cursor(*q, i), read_job,
-                               [](const auto& j) { return std::make_pair(j.created_at, j.id); });
+    const auto one = [&](std::optional<JobState> state) {
+      std::string sql = std::string(k_job_cols) + " WHERE user_id=?";
+      if (state) sql += " AND state=?";
+      if (f.event_id) sql += " AND event_id=?";
+      if (f.since) sql += " AND created_at >= ?";
+      auto q = m_r.use(sql + ks.condition() + ks.order());
+      int i = 1;
+      q->bind(i++, f.user_id);
+      if (state) q->bind(i++, std::string(to_string(*state)));
+      if (f.event_id) q->bind(i++, *f.event_id);
+      if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
+      return ks.page<WebhookJob>(*q, ks.bind_cursor(*q, i), read_job,
+                                 [](const auto& j) { return std::make_pair(j.created_at, j.id); });
+    };
+    if (f.state || f.event_id) return one(f.state);
+    PageResult<WebhookJob> out;
+    bool more = false;
+    for (const JobState state : job_states()) {
+      auto part = one(state);
+      more = more || part.next_cursor.has_value();
+      for (auto& j : part.items) out.items.push_back(std::move(j));
+    }
+    std::sort(out.items.begin(), out.items.end(), [](const WebhookJob& a, const WebhookJob& b) {
+      return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+    });
+    if (out.items.size() > page.limit) {
+      out.items.resize(page.limit);
+      more = true;
+    }
+    if (more && !out.items.empty()) out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
+    return out;
   });
 }
 

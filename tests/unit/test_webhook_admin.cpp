@@ -119,9 +119,10 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
         // and without what later migrations added (7: retention)
         "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
         "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
-        // (8: the OAuth flows, tickets and results; 10 dropped an index)
+        // (8: the OAuth flows, tickets and results; 10 and 11 dropped an index each)
         "DROP TABLE oauth_flows; DROP TABLE oauth_tickets; DROP TABLE oauth_results; "
         "CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at); "
+        "CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id); "
         "PRAGMA user_version=5;");
   }
   f.store.reset();
@@ -242,10 +243,11 @@ TEST_CASE("admin: migration 9 keeps the counts of a store made before it", "[web
   const auto before = check_counts(f);
   f.hooks.reset();
   {
-    // The store as migration 8 left it: migration 6's three triggers (and the index 10 dropped).
+    // The store as migration 8 left it: migration 6's three triggers (and the indexes 10 and 11 dropped).
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
     d.exec(R"sql(
 CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id);
 DROP TRIGGER webhook_jobs_count_update;
 DROP TRIGGER webhook_jobs_count_delete;
 CREATE TRIGGER webhook_jobs_count_insert AFTER INSERT ON webhook_jobs BEGIN
@@ -338,6 +340,73 @@ TEST_CASE("admin: the relay's claims read each endpoint's range, never the jobs 
     CHECK(p.find("SCAN") == std::string::npos);
     CHECK(p.find("TEMP B-TREE") == std::string::npos);  // the claim's order is the index's
   }
+}
+
+// Migration 11 dropped webhook_jobs_user (user_id, created_at, id): a user's jobs of every state are the
+// merge of the five state ranges. Pages of it, through ties of created_at, are the table's order exactly.
+TEST_CASE("admin: the jobs list without a state merges the states' ranges, page by page", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f({"ep1"});
+  for (int n = 1; n <= 12; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  auto claimed = f.hooks->claim_due_jobs(1008, 100, true);  // job-1 .. job-8
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == 8);
+  const JobState outcomes[] = {JobState::succeeded, JobState::failed, JobState::dead};
+  for (std::size_t i = 0; i < 6; ++i) {
+    auto j = (*claimed)[i];
+    j.state = outcomes[i % 3];
+    j.next_attempt_at = 9000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  for (int n = 1; n <= 4; ++n) {  // replays created at the same time as job-5: ties ordered by id
+    WebhookJob r;
+    r.id = "job-5-r" + std::to_string(n);
+    r.event_id = "ev-" + std::to_string(n);
+    r.endpoint_id = "ep1";
+    r.user_id = "u1";
+    r.state = n % 2 ? JobState::queued : JobState::dead;
+    r.created_at = r.updated_at = r.next_attempt_at = 1005;
+    REQUIRE(f.hooks->insert_job(r));
+  }
+  std::vector<std::string> expected;
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(d, "SELECT id FROM webhook_jobs ORDER BY created_at DESC, id DESC");
+    while (q.executeStep()) expected.push_back(q.getColumn(0).getString());
+  }
+  REQUIRE(expected.size() == 16);
+  JobFilter all;
+  all.user_id = "u1";
+  for (const std::size_t limit : {1u, 3u, 5u, 16u, 50u}) {
+    std::vector<std::string> got;
+    Page page;
+    page.limit = limit;
+    for (int pages = 0; pages < 40; ++pages) {
+      auto p = f.hooks->list_jobs(all, page);
+      REQUIRE(p);
+      CHECK(p->items.size() <= limit);
+      for (const auto& j : p->items) got.push_back(j.id);
+      if (!p->next_cursor) break;
+      page.cursor = p->next_cursor;
+    }
+    INFO("limit " << limit);
+    CHECK(got == expected);
+  }
+  Page ten;
+  ten.limit = 10;
+  JobFilter recent = all;
+  recent.since = 1010;
+  auto since = f.hooks->list_jobs(recent, ten);
+  REQUIRE(since);
+  REQUIRE(since->items.size() == 3);
+  CHECK(since->items[0].id == "job-12");
+  CHECK(since->items[2].id == "job-10");
+  JobFilter event = all;
+  event.event_id = "ev-2";
+  auto of_event = f.hooks->list_jobs(event, ten);
+  REQUIRE(of_event);
+  REQUIRE(of_event->items.size() == 2);
+  CHECK(of_event->items[0].id == "job-5-r2");
+  CHECK(of_event->items[1].id == "job-2");
 }
 
 TEST_CASE("admin: GET /api/v1/admin/connector-events shows endpoints, jobs and events", "[webhooks][admin]") {
