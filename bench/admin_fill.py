@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # bench/admin_fill.py STORE_DB N — writes N webhook events, each with its job and dedup key, into a
 # daemon's store.db (stopped) in one transaction, through the store's schema as the daemon migrated it
-# (its indexes, and migration 6's triggers that keep the job counts). The endpoints are the ones the
+# (its indexes; the job counts of webhook_job_counts, which the daemon's writer adds per batch since
+# migration 9, are added here for the jobs written). The endpoints are the ones the
 # store holds (bench/admin.sh made them through the API); events go to them in turn.
 #
 # Received times spread evenly over the last 7 days, ascending (as deliveries arrive); ids are
@@ -18,8 +19,8 @@ db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=OFF")
 db.execute("PRAGMA cache_size=-262144")  # 256 MiB
 version = db.execute("PRAGMA user_version").fetchone()[0]
-if version < 6:
-    sys.exit(f"admin_fill: {db_path} is at schema {version}; the admin summary needs 6 (start the daemon once)")
+if version < 9:
+    sys.exit(f"admin_fill: {db_path} is at schema {version}; this script writes for 9 (start the daemon once)")
 endpoints = db.execute("SELECT id, user_id FROM webhook_endpoints WHERE deleted_at IS NULL").fetchall()
 if not endpoints:
     sys.exit(f"admin_fill: {db_path} has no webhook endpoint")
@@ -55,7 +56,9 @@ job_sql = ("INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attem
            "last_error,created_at,updated_at,finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")
 dedup_sql = "INSERT INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)"
 batch_ev, batch_job, batch_dedup = [], [], []
+job_counts = {}
 for ms, ep, user, ev, job, key, state in rows():
+    job_counts[(ep, state)] = job_counts.get((ep, state), 0) + 1
     batch_ev.append((ev, ep, user, key, headers, body, ms))
     done = state in ("succeeded", "dead")
     batch_job.append((job, ev, ep, user, state, 0 if state == "queued" else (9 if state == "dead" else 1),
@@ -72,6 +75,10 @@ if batch_ev:
     db.executemany(ev_sql, batch_ev)
     db.executemany(job_sql, batch_job)
     db.executemany(dedup_sql, batch_dedup)
+# The jobs per endpoint and state, as the daemon's writer counts them (no trigger counts an insert).
+db.executemany("INSERT INTO webhook_job_counts(endpoint_id,state,n) VALUES(?,?,?) "
+               "ON CONFLICT (endpoint_id,state) DO UPDATE SET n = n + excluded.n",
+               [(ep, state, c) for (ep, state), c in job_counts.items()])
 # The endpoints' counters, as the daemon would have kept them.
 for k, (ep, _) in enumerate(endpoints):
     count = n // len(endpoints) + (1 if k < n % len(endpoints) else 0)

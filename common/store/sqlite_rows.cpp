@@ -36,6 +36,15 @@ const char* const k_oldest_queued_sql =
     "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
     "updated_at,finished_at FROM webhook_jobs WHERE endpoint_id=? AND state='queued' ORDER BY next_attempt_at LIMIT 1";
 
+const char* const k_claim_sql =
+    "SELECT id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,last_error,created_at,"
+    "updated_at,finished_at FROM webhook_jobs WHERE endpoint_id=?1 AND state=?2 AND next_attempt_at <= ?3 ORDER BY "
+    "next_attempt_at LIMIT ?4";
+const char* const k_next_due_sql = "SELECT MIN(next_attempt_at) FROM webhook_jobs WHERE endpoint_id=?1 AND state=?2";
+const char* const k_requeue_running_sql =
+    "UPDATE webhook_jobs SET state='queued',next_attempt_at=?1,updated_at=?2 WHERE endpoint_id IN (SELECT id FROM "
+    "webhook_endpoints) AND state='running'";
+
 WebhookEndpointRecord read_endpoint(SQLite::Statement& q) {
   WebhookEndpointRecord e;
   e.id = q.getColumn(0).getString();

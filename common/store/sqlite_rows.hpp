@@ -79,6 +79,14 @@ extern const char* const k_event_cols;
 extern const char* const k_job_counts_sql;
 extern const char* const k_oldest_queued_sql;
 
+// The relay's statements on webhook_jobs, named for the same test: each reads one endpoint's range of
+// webhook_jobs_endpoint_due (migration 10 dropped the index of all endpoints' jobs by state). Its due jobs
+// in a state (?1 endpoint, ?2 state, ?3 now, ?4 limit; the columns of k_job_cols), the earliest next attempt
+// in a state (?1, ?2), and the start's requeue of the jobs left running (?1 next attempt, ?2 updated).
+extern const char* const k_claim_sql;
+extern const char* const k_next_due_sql;
+extern const char* const k_requeue_running_sql;
+
 WebhookEndpointRecord read_endpoint(SQLite::Statement& q);
 WebhookJob read_job(SQLite::Statement& q);
 WebhookEvent read_event(SQLite::Statement& q);  // the columns of k_event_cols; not headers or body

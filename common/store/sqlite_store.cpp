@@ -165,6 +165,41 @@ CREATE TABLE oauth_results (
   message TEXT NOT NULL, expires_at INTEGER NOT NULL);
 CREATE INDEX oauth_results_expires ON oauth_results(expires_at);
 )sql",
+    // 9: a new job is counted by the webhook store's writer, once per (endpoint, state) and batch in the
+    // batch's transaction (SqliteWebhookStore::flush_job_counts), not by a trigger per row: the insert
+    // trigger was a third of the writer's instructions per delivery (bench/store_apply.sh). A state change
+    // or a deletion lowers the count of the old state as an upsert, so that a job inserted and changed in
+    // one batch, before its insert is counted, leaves the row at -1 until the batch adds it: the counts are
+    // exact at every commit, as before.
+    R"sql(
+DROP TRIGGER webhook_jobs_count_insert;
+DROP TRIGGER webhook_jobs_count_update;
+DROP TRIGGER webhook_jobs_count_delete;
+CREATE TRIGGER webhook_jobs_count_update AFTER UPDATE OF state ON webhook_jobs
+  WHEN OLD.state IS NOT NEW.state BEGIN
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (OLD.endpoint_id, OLD.state, -1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n - 1;
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER webhook_jobs_count_delete AFTER DELETE ON webhook_jobs BEGIN
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (OLD.endpoint_id, OLD.state, -1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n - 1;
+END;
+)sql",
+    // 10: no index of every endpoint's jobs by state: the relay's claims, its next due time and the start's
+    // requeue of running jobs read each endpoint's range of webhook_jobs_endpoint_due instead (the endpoints
+    // table is small), and each new job costs one b-tree insert less (~6 % of the writer's instructions per
+    // delivery, bench/store_apply.sh).
+    R"sql(
+DROP INDEX webhook_jobs_due;
+)sql",
+    // 11: no index of a user's jobs by time alone: the jobs list without a state is the merge of the user's
+    // five state ranges of webhook_jobs_user_state (with an event, that event's jobs), one b-tree insert
+    // less per delivery (~6 % of the writer's instructions, bench/store_apply.sh).
+    R"sql(
+DROP INDEX webhook_jobs_user;
+)sql",
 };
 
 using sqlite::bind_opt;

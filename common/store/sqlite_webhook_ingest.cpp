@@ -218,11 +218,13 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
       m_deltas[r.endpoint_id].duplicates += 1;
       return;
     }
+  // Text is bound without a copy: `r` outlives each statement's step, and the next use of a statement
+  // clears its bindings before anything reads them (StatementCache::get).
   auto add_key = [&](const std::string& key) {
     auto q = m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
-    q->bind(1, r.endpoint_id);
-    q->bind(2, key);
-    q->bind(3, r.event_id);
+    q->bindNoCopy(1, r.endpoint_id);
+    q->bindNoCopy(2, key);
+    q->bindNoCopy(3, r.event_id);
     q->bind(4, static_cast<int64_t>(r.received_at));
     q->exec();
   };
@@ -233,12 +235,13 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     auto q = m_w.use(
         "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at) "
         "VALUES(?,?,?,?,?,?,?,?,?)");
-    q->bind(1, r.event_id);
-    q->bind(2, r.endpoint_id);
-    q->bind(3, r.user_id);
-    q->bind(4, std::string(to_string(r.provider)));
-    q->bind(5, r.event_key);
-    q->bind(6, r.event_type);
+    const std::string provider(to_string(r.provider));
+    q->bindNoCopy(1, r.event_id);
+    q->bindNoCopy(2, r.endpoint_id);
+    q->bindNoCopy(3, r.user_id);
+    q->bindNoCopy(4, provider);
+    q->bindNoCopy(5, r.event_key);
+    q->bindNoCopy(6, r.event_type);
     q->bindNoCopy(7, r.headers);
     q->bindNoCopy(8, r.body.data(), static_cast<int>(r.body.size()));
     q->bind(9, static_cast<int64_t>(r.received_at));
@@ -249,17 +252,41 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
         "INSERT INTO "
         "webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at) "
         "VALUES(?1,?2,?3,?4,'queued',0,?5,?5,?5)");
-    q->bind(1, r.job_id);
-    q->bind(2, r.event_id);
-    q->bind(3, r.endpoint_id);
-    q->bind(4, r.user_id);
+    q->bindNoCopy(1, r.job_id);
+    q->bindNoCopy(2, r.event_id);
+    q->bindNoCopy(3, r.endpoint_id);
+    q->bindNoCopy(4, r.user_id);
     q->bind(5, static_cast<int64_t>(r.received_at));
     q->exec();
   }
+  // Last, once every insert succeeded: an operation that fails leaves no count behind.
   auto& d = m_deltas[r.endpoint_id];
+  d.jobs[static_cast<std::size_t>(JobState::queued)] += 1;
   d.received += 1;
   d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
   outcome.event_id = r.event_id;
+}
+
+// Writer thread: a job inserted (after its INSERT succeeded), counted by flush_job_counts.
+void SqliteWebhookStore::job_inserted(const std::string& endpoint_id, JobState state) {
+  m_deltas[endpoint_id].jobs[static_cast<std::size_t>(state)] += 1;
+}
+
+// Writer thread, inside the batch's transaction (before_commit): the jobs the batch inserted, one upsert
+// per (endpoint, state) into webhook_job_counts (migration 9; the update and delete triggers keep the
+// rest). Throws when it cannot: the batch must not commit jobs without their counts.
+void SqliteWebhookStore::flush_job_counts() {
+  for (const auto& [id, d] : m_deltas)
+    for (std::size_t s = 0; s < d.jobs.size(); ++s) {
+      if (d.jobs[s] == 0) continue;
+      auto q = m_w.use(
+          "INSERT INTO webhook_job_counts(endpoint_id,state,n) VALUES(?1,?2,?3) "
+          "ON CONFLICT (endpoint_id,state) DO UPDATE SET n = n + excluded.n");
+      q->bind(1, id);
+      q->bind(2, std::string(to_string(static_cast<JobState>(s))));
+      q->bind(3, d.jobs[s]);
+      q->exec();
+    }
 }
 
 // Writer thread, inside the batch's transaction: the batch's counter changes, one UPDATE each.
@@ -267,6 +294,9 @@ void SqliteWebhookStore::flush_counters() {
   if (m_deltas.empty()) return;
   try {
     for (const auto& [id, d] : m_deltas) {
+      if (d.received == 0 && d.duplicates == 0 && d.rejected == 0 && d.verification_failures == 0 &&
+          d.rate_limited == 0 && !d.last_error)
+        continue;  // only jobs (a replay): counted by flush_job_counts
       auto q = m_w.use(
           "UPDATE webhook_endpoints SET received=received+?1,duplicates=duplicates+?2,rejected=rejected+?3,"
           "verification_failures=verification_failures+?4,last_delivery_at=CASE WHEN ?5 > "

@@ -32,6 +32,20 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
   m_writer.start({.begin = [this] { m_deltas.clear(); },
                   .before_commit =
                       [this] {
+                        // Jobs without their counts must not commit: the batch is rolled back, so its
+                        // COMMIT fails and every operation of it with it (a background one is retried).
+                        try {
+                          flush_job_counts();
+                        } catch (const std::exception& e) {
+                          spdlog::error("webhook store: job counts not written, the batch is rolled back: {}",
+                                        e.what());
+                          m_deltas.clear();
+                          try {
+                            m_w.use("ROLLBACK")->exec();
+                          } catch (const std::exception&) {
+                          }
+                          return;
+                        }
                         flush_counters();
                         m_transactions.fetch_add(1, std::memory_order_relaxed);
                       }});
@@ -298,25 +312,48 @@ Status SqliteWebhookStore::insert_job(const WebhookJob& j) {
     q->bind(8, static_cast<int64_t>(j.created_at));
     q->bind(9, static_cast<int64_t>(j.updated_at));
     q->exec();
+    job_inserted(j.endpoint_id, j.state);  // last: a failed insert leaves no count behind
   });
 }
 
+// Newest first, each filter an index range: a state is a range of webhook_jobs_user_state, an event its few
+// jobs (webhook_jobs_event); the user's jobs of every state are the merge of the five states' ranges (no
+// index of a user's jobs by time alone: migration 11), so a page costs O(5 · limit · log n).
 Result<PageResult<WebhookJob>> SqliteWebhookStore::list_jobs(const JobFilter& f, const Page& page) {
   auto ks = TRY(Keyset::of(page, "created_at", "id"));
   settle();
   return read([&] {
-    std::string sql = std::string(k_job_cols) + " WHERE user_id=?";
-    if (f.state) sql += " AND state=?";
-    if (f.event_id) sql += " AND event_id=?";
-    if (f.since) sql += " AND created_at >= ?";
-    auto q = m_r.use(sql + ks.condition() + ks.order());
-    int i = 1;
-    q->bind(i++, f.user_id);
-    if (f.state) q->bind(i++, std::string(to_string(*f.state)));
-    if (f.event_id) q->bind(i++, *f.event_id);
-    if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
-    return ks.page<WebhookJob>(*q, ks.bind_cursor(*q, i), read_job,
-                               [](const auto& j) { return std::make_pair(j.created_at, j.id); });
+    const auto one = [&](std::optional<JobState> state) {
+      std::string sql = std::string(k_job_cols) + " WHERE user_id=?";
+      if (state) sql += " AND state=?";
+      if (f.event_id) sql += " AND event_id=?";
+      if (f.since) sql += " AND created_at >= ?";
+      auto q = m_r.use(sql + ks.condition() + ks.order());
+      int i = 1;
+      q->bind(i++, f.user_id);
+      if (state) q->bind(i++, std::string(to_string(*state)));
+      if (f.event_id) q->bind(i++, *f.event_id);
+      if (f.since) q->bind(i++, static_cast<int64_t>(*f.since));
+      return ks.page<WebhookJob>(*q, ks.bind_cursor(*q, i), read_job,
+                                 [](const auto& j) { return std::make_pair(j.created_at, j.id); });
+    };
+    if (f.state || f.event_id) return one(f.state);
+    PageResult<WebhookJob> out;
+    bool more = false;
+    for (const JobState state : job_states()) {
+      auto part = one(state);
+      more = more || part.next_cursor.has_value();
+      for (auto& j : part.items) out.items.push_back(std::move(j));
+    }
+    std::sort(out.items.begin(), out.items.end(), [](const WebhookJob& a, const WebhookJob& b) {
+      return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
+    });
+    if (out.items.size() > page.limit) {
+      out.items.resize(page.limit);
+      more = true;
+    }
+    if (more && !out.items.empty()) out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
+    return out;
   });
 }
 
@@ -368,7 +405,7 @@ Result<int64_t> SqliteWebhookStore::retry_jobs(const std::string& user_id, JobSt
 
 Result<int64_t> SqliteWebhookStore::requeue_running(int64_t now) {
   return m_writer.write_count([&] {
-    auto q = m_w.use("UPDATE webhook_jobs SET state='queued',next_attempt_at=?,updated_at=? WHERE state='running'");
+    auto q = m_w.use(k_requeue_running_sql);  // each endpoint's range (every job's endpoint has a row)
     q->bind(1, static_cast<int64_t>(now));
     q->bind(2, static_cast<int64_t>(now));
     return q->exec();
@@ -380,20 +417,19 @@ Result<std::vector<WebhookJob>> SqliteWebhookStore::claim_due_jobs(
   std::vector<WebhookJob> out;
   auto st = m_writer.write([&] {
     out.clear();
-    // Each (scope, state) pair is one index range read in next_attempt_at order, so a claim costs
-    // O(limit · log n) however many jobs wait — jobs of endpoints without a target included.
+    // Each (endpoint, state) pair is one range of webhook_jobs_endpoint_due in next_attempt_at order, so a
+    // claim costs O(endpoints · limit · log n) however many jobs wait — jobs of endpoints without a target
+    // included.
     for (const auto& scope : claim_scopes(m_w, have_default, endpoint_limits))
       for (const JobState state : {JobState::queued, JobState::failed}) {
-        auto q = m_w.use(std::string(k_job_cols) + " WHERE " + (scope ? "endpoint_id=? AND " : "") +
-                         "state=? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?");
-        int i = 1;
-        if (scope) q->bind(i++, *scope);
-        q->bind(i++, std::string(to_string(state)));
-        q->bind(i++, static_cast<int64_t>(now));
+        auto q = m_w.use(k_claim_sql);
+        q->bind(1, scope);
+        q->bind(2, std::string(to_string(state)));
+        q->bind(3, static_cast<int64_t>(now));
         std::size_t scope_limit = limit;
-        if (auto it = scope ? endpoint_limits.find(*scope) : endpoint_limits.end(); it != endpoint_limits.end())
+        if (auto it = endpoint_limits.find(scope); it != endpoint_limits.end())
           scope_limit = std::min(scope_limit, it->second);
-        q->bind(i++, static_cast<int64_t>(scope_limit));
+        q->bind(4, static_cast<int64_t>(scope_limit));
         while (q->executeStep()) out.push_back(read_job(*q));
       }
     std::sort(out.begin(), out.end(), [](const WebhookJob& a, const WebhookJob& b) {
@@ -420,11 +456,9 @@ Result<std::optional<int64_t>> SqliteWebhookStore::next_due_at(
     std::optional<int64_t> earliest;
     for (const auto& scope : claim_scopes(m_r, have_default, endpoint_limits))
       for (const JobState state : {JobState::queued, JobState::failed}) {
-        auto q = m_r.use(std::string("SELECT MIN(next_attempt_at) FROM webhook_jobs WHERE ") +
-                         (scope ? "endpoint_id=? AND " : "") + "state=?");
-        int i = 1;
-        if (scope) q->bind(i++, *scope);
-        q->bind(i, std::string(to_string(state)));
+        auto q = m_r.use(k_next_due_sql);
+        q->bind(1, scope);
+        q->bind(2, std::string(to_string(state)));
         if (q->executeStep())
           if (auto v = opt_int(q->getColumn(0)); v && (!earliest || *v < *earliest)) earliest = v;
       }
@@ -464,18 +498,17 @@ Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
   return n;
 }
 
-// Endpoints whose jobs the relay worker may claim: all of them (nullopt) when a default target
-// exists and no endpoint has a limit, else each endpoint with a target (its own or the default)
-// whose limit is not 0. The endpoints table is small.
-std::vector<std::optional<std::string>> SqliteWebhookStore::claim_scopes(
-    StatementCache& c, bool have_default, const std::map<std::string, std::size_t>& limits) {
-  std::vector<std::optional<std::string>> scopes;
-  if (have_default && limits.empty()) {
-    scopes.emplace_back(std::nullopt);
-    return scopes;
-  }
-  auto q = c.use(have_default ? "SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL"
-                              : "SELECT id FROM webhook_endpoints WHERE relay_to IS NOT NULL AND deleted_at IS NULL");
+// Endpoints whose jobs the relay worker may claim: every endpoint (deleted ones too: every job's
+// endpoint has a row) when a default target exists and no endpoint has a limit, else each endpoint
+// with a target (its own or the default) whose limit is not 0. The endpoints table is small; the jobs
+// are read per endpoint (webhook_jobs_endpoint_due: no index of all endpoints' jobs by state is kept,
+// migration 10).
+std::vector<std::string> SqliteWebhookStore::claim_scopes(StatementCache& c, bool have_default,
+                                                          const std::map<std::string, std::size_t>& limits) {
+  std::vector<std::string> scopes;
+  auto q = c.use(have_default && limits.empty() ? "SELECT id FROM webhook_endpoints"
+                 : have_default                 ? "SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL"
+                                : "SELECT id FROM webhook_endpoints WHERE relay_to IS NOT NULL AND deleted_at IS NULL");
   while (q->executeStep()) {
     std::string id = q->getColumn(0).getString();
     if (auto it = limits.find(id); it == limits.end() || it->second > 0) scopes.emplace_back(std::move(id));

@@ -20,6 +20,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -87,7 +88,9 @@ class SqliteWebhookStore final : public WebhookStore {
   DedupIndex::Stats dedup_stats() const { return m_dedup.stats(); }
 
  private:
-  // Counter changes of one batch, per endpoint, written in one UPDATE before COMMIT.
+  static constexpr std::size_t k_job_states = static_cast<std::size_t>(JobState::dead) + 1;
+  // Counter changes of one batch, per endpoint, written in one UPDATE before COMMIT; the jobs the batch
+  // inserted, one upsert per state into webhook_job_counts.
   struct CounterDelta {
     int64_t received = 0;
     int64_t duplicates = 0;
@@ -96,6 +99,7 @@ class SqliteWebhookStore final : public WebhookStore {
     int64_t rate_limited = 0;
     int64_t last_delivery_at = 0;
     std::optional<EndpointError> last_error;
+    std::array<int64_t, k_job_states> jobs{};  // jobs inserted, by JobState (flush_job_counts)
   };
 
   // sqlite_webhook_ingest.cpp: the ingest path, applying the log, recovery, counters.
@@ -109,14 +113,16 @@ class SqliteWebhookStore final : public WebhookStore {
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
   std::optional<std::string> stored_original(const IngestRequest& r);
   void flush_counters();
+  void flush_job_counts();
+  void job_inserted(const std::string& endpoint_id, JobState state);
   void count(const std::string& endpoint_id, EndpointCounter counter);  // duplicates, from ingest()
 
   // sqlite_webhook_store.cpp
   Result<PageResult<WebhookEvent>> list_events_in_state(const EventFilter& f, const Page& page);
   Result<std::optional<WebhookEvent>> read_event_row(const std::string& id, bool with_body);
   void write_outcome(const WebhookJob& j);
-  static std::vector<std::optional<std::string>> claim_scopes(StatementCache& c, bool have_default,
-                                                              const std::map<std::string, std::size_t>& limits = {});
+  static std::vector<std::string> claim_scopes(StatementCache& c, bool have_default,
+                                               const std::map<std::string, std::size_t>& limits = {});
 
   template <class F>
   auto read(F&& f) -> Result<decltype(f())> {

@@ -1,6 +1,7 @@
-// The admin summary (SPEC §9): the job counts that migration 6's triggers keep agree with a count of
-// the jobs table through every change a job goes through (and are rebuilt from the rows when the
-// migration runs on an existing store), the oldest queued job, the query plans (no scan of the jobs),
+// The admin summary (SPEC §9): the job counts (new jobs counted by the writer per batch, changes by
+// the triggers of migrations 6 and 9) agree with a count of the jobs table through every change a job
+// goes through (and are rebuilt from the rows when migration 6 runs on an existing store, kept when 9
+// does), the oldest queued job, the query plans (no scan of the jobs),
 // and GET /api/v1/admin/connector-events through dispatch(): its shape and its refusals.
 #include "daemon_under_test.hpp"
 #include "process.hpp"
@@ -13,8 +14,12 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <chrono>
+#include <future>
 #include <map>
+#include <set>
 #include <string>
+#include <thread>
 
 using namespace alumia;
 using nlohmann::json;
@@ -109,13 +114,15 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
     // The store as migration 5 left it, with these jobs in it.
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
     d.exec(
-        "DROP TRIGGER webhook_jobs_count_insert; DROP TRIGGER webhook_jobs_count_update; "
+        "DROP TRIGGER webhook_jobs_count_update; "
         "DROP TRIGGER webhook_jobs_count_delete; DROP TABLE webhook_job_counts; DROP INDEX webhook_jobs_user_state; "
         // and without what later migrations added (7: retention)
         "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
         "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
-        // (8: the OAuth flows, tickets and results)
+        // (8: the OAuth flows, tickets and results; 10 and 11 dropped an index each)
         "DROP TABLE oauth_flows; DROP TABLE oauth_tickets; DROP TABLE oauth_results; "
+        "CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at); "
+        "CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id); "
         "PRAGMA user_version=5;");
   }
   f.store.reset();
@@ -125,8 +132,160 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
   f.reopen();
   check_counts(f);
   CHECK(kept(*f.hooks)["ep1"][JobState::queued] == 3);
-  REQUIRE(f.hooks->ingest(test::ingest_request("github:k4", 4)));  // and the triggers are back
+  REQUIRE(f.hooks->ingest(test::ingest_request("github:k4", 4)));  // and new jobs are counted again
   CHECK(kept(*f.hooks)["ep1"][JobState::queued] == 4);
+}
+
+namespace {
+
+// Hands `r` over as the public listener does (ingest_async: the writer applies it in a later batch, with
+// what else is queued) and returns once it is durable, its apply queued. ingest_async declines while the
+// dedup filter's first build runs: then again, until a deadline.
+void hand_over(WebhookStore& hooks, IngestRequest r) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::promise<Result<IngestOutcome>> answer;
+  while (!hooks.ingest_async(r, [&](Result<IngestOutcome> o) { answer.set_value(std::move(o)); })) {
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto got = answer.get_future().get();
+  REQUIRE(got);
+  CHECK_FALSE(got->duplicate);
+}
+
+IngestRequest delivery(const std::string& endpoint, const std::string& name, int64_t at) {
+  auto r = test::ingest_request("github:" + name, 0);
+  r.endpoint_id = endpoint;
+  r.event_id = "ev-" + name;
+  r.job_id = "job-" + name;
+  r.received_at = at;
+  return r;
+}
+
+}  // namespace
+
+// Migration 9: the writer counts the jobs a batch inserts, once per (endpoint, state) before COMMIT. The
+// counts must stay exact when a job is claimed in the batch that inserted it (the first job of a new
+// endpoint: no row yet for its state), and when an operation of the batch fails and the batch is run again
+// with a savepoint per operation (the failed one must leave no count behind).
+TEST_CASE("admin: job counts stay exact with new jobs counted per batch", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f({"ep1"});
+  for (int round = 0; round < 5; ++round) {
+    const std::string n = std::to_string(round);
+    const int64_t at = 10'000 + round * 100;
+    WebhookEndpointRecord e;
+    e.id = "new-" + n;
+    e.user_id = "u1";
+    e.provider = Provider::github;
+    e.created_at = e.updated_at = at;
+    REQUIRE(f.hooks->insert_endpoint(e));
+    // Three applies queued behind each other: the middle one repeats the first one's job id, so its job
+    // INSERT fails after its dedup keys and event were written, and the batch runs again op by op.
+    hand_over(*f.hooks, delivery("new-" + n, "a" + n, at));
+    auto bad = delivery("ep1", "b" + n, at + 1);
+    bad.job_id = "job-a" + n;
+    hand_over(*f.hooks, bad);
+    hand_over(*f.hooks, delivery("ep1", "c" + n, at + 2));
+    // The claim joins the batch the applies wait in (the writer gathers work nobody waits for) and claims
+    // what they inserted before it.
+    auto claimed = f.hooks->claim_due_jobs(at + 50, 100, true);
+    REQUIRE(claimed);
+    std::set<std::string> ids;
+    for (const auto& j : *claimed) ids.insert(j.id);
+    CHECK(ids.count("job-a" + n) == 1);
+    CHECK(ids.count("job-c" + n) == 1);
+    check_counts(f);
+    // The failed delivery is not stored, whole (its event went with its job).
+    auto lost = f.hooks->find_event("ev-b" + n, false);
+    REQUIRE(lost);
+    CHECK_FALSE(lost->has_value());
+    // Outcomes, and a replay of the first delivery (insert_job, a new queued job of its event).
+    for (auto j : *claimed) {
+      j.state = j.id == "job-a" + n ? JobState::succeeded : JobState::failed;
+      j.attempts = 1;
+      j.updated_at = at + 60;
+      j.next_attempt_at = at + 1000;
+      REQUIRE(f.hooks->finish_job(j));
+    }
+    WebhookJob replay;
+    replay.id = "job-r" + n;
+    replay.event_id = "ev-a" + n;
+    replay.endpoint_id = "new-" + n;
+    replay.user_id = "u1";
+    replay.state = JobState::queued;
+    replay.next_attempt_at = replay.created_at = replay.updated_at = at + 70;
+    REQUIRE(f.hooks->insert_job(replay));
+    // A job id that exists: refused, and not counted.
+    CHECK_FALSE(f.hooks->insert_job(replay));
+    const auto got = check_counts(f);
+    CHECK(got.at("new-" + n).at(JobState::succeeded) == 1);
+    CHECK(got.at("new-" + n).at(JobState::queued) == 1);
+    CHECK(got.at("new-" + n).count(JobState::running) == 0);
+  }
+  const auto got = check_counts(f);
+  CHECK(got.at("ep1").at(JobState::failed) == 5);
+  CHECK(got.at("ep1").size() == 1);
+}
+
+TEST_CASE("admin: migration 9 keeps the counts of a store made before it", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f({"ep1", "ep2"});
+  for (int n = 1; n <= 4; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  auto other = test::ingest_request("github:other", 5);
+  other.endpoint_id = "ep2";
+  REQUIRE(f.hooks->ingest(other));
+  auto claimed = f.hooks->claim_due_jobs(2000, 2, true);
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == 2);
+  auto done = (*claimed)[0];
+  done.state = JobState::succeeded;
+  done.finished_at = done.updated_at = 2001;
+  REQUIRE(f.hooks->finish_job(done));
+  const auto before = check_counts(f);
+  f.hooks.reset();
+  {
+    // The store as migration 8 left it: migration 6's three triggers (and the indexes 10 and 11 dropped).
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(R"sql(
+CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
+CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id);
+DROP TRIGGER webhook_jobs_count_update;
+DROP TRIGGER webhook_jobs_count_delete;
+CREATE TRIGGER webhook_jobs_count_insert AFTER INSERT ON webhook_jobs BEGIN
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER webhook_jobs_count_update AFTER UPDATE OF state ON webhook_jobs
+  WHEN OLD.state IS NOT NEW.state BEGIN
+  UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
+  INSERT INTO webhook_job_counts(endpoint_id, state, n) VALUES (NEW.endpoint_id, NEW.state, 1)
+    ON CONFLICT (endpoint_id, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER webhook_jobs_count_delete AFTER DELETE ON webhook_jobs BEGIN
+  UPDATE webhook_job_counts SET n = n - 1 WHERE endpoint_id = OLD.endpoint_id AND state = OLD.state;
+END;
+PRAGMA user_version=8;
+)sql");
+  }
+  f.store.reset();
+  auto s = open_sqlite_store({f.options.path, true});
+  REQUIRE(s);
+  f.store = std::move(*s);
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+    CHECK(d.execAndGet("PRAGMA user_version").getInt() >= 9);
+    CHECK(d.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name='webhook_jobs_count_insert'").getInt() == 0);
+  }
+  f.reopen();
+  CHECK(check_counts(f) == before);
+  CHECK(before.at("ep1").at(JobState::queued) == 2);
+  CHECK(before.at("ep1").at(JobState::running) == 1);
+  CHECK(before.at("ep1").at(JobState::succeeded) == 1);
+  // New jobs, a claim and an outcome after the migration are counted as before it.
+  REQUIRE(f.hooks->ingest(test::ingest_request("github:k6", 6)));
+  REQUIRE(f.hooks->claim_due_jobs(3000, 10, true));
+  const auto after = check_counts(f);
+  CHECK(after.at("ep1").at(JobState::running) == 4);
+  CHECK(after.at("ep2").at(JobState::running) == 1);
 }
 
 TEST_CASE("admin: the oldest queued job is the one queued first, not a failed or running one",
@@ -165,6 +324,89 @@ TEST_CASE("admin: the summary's queries read indexes, never the jobs table", "[w
         std::string::npos);
   CHECK(oldest.find("TEMP B-TREE") == std::string::npos);  // no sort: the index is in that order
   CHECK(oldest.find("SCAN") == std::string::npos);
+}
+
+// Migration 10 dropped webhook_jobs_due (state, next_attempt_at): the relay's statements that used it read
+// one endpoint's range of webhook_jobs_endpoint_due each; none may fall back to a pass over the jobs.
+TEST_CASE("admin: the relay's claims read each endpoint's range, never the jobs table", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f;
+  SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+  CHECK(d.execAndGet("SELECT COUNT(*) FROM sqlite_master WHERE name='webhook_jobs_due'").getInt() == 0);
+  for (const char* sql : {sqlite::k_claim_sql, sqlite::k_next_due_sql, sqlite::k_requeue_running_sql}) {
+    const auto p = plan(d, sql);
+    INFO(sql << "\n" << p);
+    CHECK(p.find("SEARCH webhook_jobs USING ") != std::string::npos);
+    CHECK(p.find("INDEX webhook_jobs_endpoint_due (endpoint_id=? AND state=?") != std::string::npos);
+    CHECK(p.find("SCAN") == std::string::npos);
+    CHECK(p.find("TEMP B-TREE") == std::string::npos);  // the claim's order is the index's
+  }
+}
+
+// Migration 11 dropped webhook_jobs_user (user_id, created_at, id): a user's jobs of every state are the
+// merge of the five state ranges. Pages of it, through ties of created_at, are the table's order exactly.
+TEST_CASE("admin: the jobs list without a state merges the states' ranges, page by page", "[webhooks][store][admin]") {
+  test::WebhookStoreFixture f({"ep1"});
+  for (int n = 1; n <= 12; ++n) REQUIRE(f.hooks->ingest(test::ingest_request("github:k" + std::to_string(n), n)));
+  auto claimed = f.hooks->claim_due_jobs(1008, 100, true);  // job-1 .. job-8
+  REQUIRE(claimed);
+  REQUIRE(claimed->size() == 8);
+  const JobState outcomes[] = {JobState::succeeded, JobState::failed, JobState::dead};
+  for (std::size_t i = 0; i < 6; ++i) {
+    auto j = (*claimed)[i];
+    j.state = outcomes[i % 3];
+    j.next_attempt_at = 9000;
+    REQUIRE(f.hooks->finish_job(j));
+  }
+  for (int n = 1; n <= 4; ++n) {  // replays created at the same time as job-5: ties ordered by id
+    WebhookJob r;
+    r.id = "job-5-r" + std::to_string(n);
+    r.event_id = "ev-" + std::to_string(n);
+    r.endpoint_id = "ep1";
+    r.user_id = "u1";
+    r.state = n % 2 ? JobState::queued : JobState::dead;
+    r.created_at = r.updated_at = r.next_attempt_at = 1005;
+    REQUIRE(f.hooks->insert_job(r));
+  }
+  std::vector<std::string> expected;
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READONLY);
+    SQLite::Statement q(d, "SELECT id FROM webhook_jobs ORDER BY created_at DESC, id DESC");
+    while (q.executeStep()) expected.push_back(q.getColumn(0).getString());
+  }
+  REQUIRE(expected.size() == 16);
+  JobFilter all;
+  all.user_id = "u1";
+  for (const std::size_t limit : {1u, 3u, 5u, 16u, 50u}) {
+    std::vector<std::string> got;
+    Page page;
+    page.limit = limit;
+    for (int pages = 0; pages < 40; ++pages) {
+      auto p = f.hooks->list_jobs(all, page);
+      REQUIRE(p);
+      CHECK(p->items.size() <= limit);
+      for (const auto& j : p->items) got.push_back(j.id);
+      if (!p->next_cursor) break;
+      page.cursor = p->next_cursor;
+    }
+    INFO("limit " << limit);
+    CHECK(got == expected);
+  }
+  Page ten;
+  ten.limit = 10;
+  JobFilter recent = all;
+  recent.since = 1010;
+  auto since = f.hooks->list_jobs(recent, ten);
+  REQUIRE(since);
+  REQUIRE(since->items.size() == 3);
+  CHECK(since->items[0].id == "job-12");
+  CHECK(since->items[2].id == "job-10");
+  JobFilter event = all;
+  event.event_id = "ev-2";
+  auto of_event = f.hooks->list_jobs(event, ten);
+  REQUIRE(of_event);
+  REQUIRE(of_event->items.size() == 2);
+  CHECK(of_event->items[0].id == "job-5-r2");
+  CHECK(of_event->items[1].id == "job-2");
 }
 
 TEST_CASE("admin: GET /api/v1/admin/connector-events shows endpoints, jobs and events", "[webhooks][admin]") {
