@@ -43,13 +43,17 @@ Error db_error(const std::exception& e) { return to_error(e, "webhook store"); }
 // The writer and the checkpointer run below the request path's priority. A delivery is acknowledged
 // once the intake log's flusher has written it; applying it to the tables comes after, so no provider
 // waits for this thread. On two CPUs shared with the listener's poll thread and the flusher, a writer at
-// the same priority takes a CPU from them for ~7 ms of every 20 ms batch at full ingest (27 us a
-// delivery). At nice 19 the scheduler runs it in the time the request path leaves; RocksDB lowers its
-// compaction threads' priority for the same reason. It still gets every idle CPU, and when it falls
-// behind, the intake log fills and its appends wait, which slows the senders instead of growing a
-// backlog. What waits on it directly (an API write, a relay claim or outcome) waits longer only while
-// the CPUs are busy with deliveries. Linux keeps a nice value per thread.
-constexpr int k_background_nice = 19;
+// the same priority takes a CPU from them for several milliseconds of every 20 ms batch at full ingest
+// (~20 us a delivery). At nice 10 the scheduler favours them; RocksDB lowers its compaction threads'
+// priority for the same reason. The writer still gets every idle CPU, and when it falls behind, the
+// intake log fills and its appends wait, which slows the senders instead of growing a backlog. What waits
+// on it directly (an API write, a relay claim or outcome) waits longer only while the CPUs are busy with
+// deliveries. Measured on 2 CPUs, wrk with signed deliveries, interleaved runs: at 8 connections nice 0 /
+// 5 / 10 answered 13.4k / 13.7k / 14.9k req/s; at 256 connections (the daemon saturated, so the writer
+// holds the senders back) 22.7k / 22.3k / 22.1k req/s, p99 20.8 / 22.5 / 23.1 ms. nice 19 cost 256
+// connections 12 % (19k req/s, p99 28 ms) for no more at 8. An unprivileged thread cannot lower its nice
+// value again, so it is not raised back while a backlog builds. Linux keeps a nice value per thread.
+constexpr int k_background_nice = 10;
 
 void become_background_thread(const char* name) {
   ::pthread_setname_np(::pthread_self(), name);
