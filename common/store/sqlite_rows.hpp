@@ -8,10 +8,12 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace alumia::sqlite {
 
@@ -46,6 +48,30 @@ class Keyset {
     }
     return i;
   }
+  // One page from pages of several ranges read with this keyset (the same cursor and limit), each newest
+  // first: the newest `limit` rows of them all, and a next cursor when any range had more or rows were cut.
+  // `key` gives a row's (time, id), as in page(). For listings that merge ranges of an index instead of
+  // keeping an index of their own (events over a user's endpoints, jobs over the states).
+  template <class T, class Key>
+  PageResult<T> merge(std::vector<PageResult<T>> parts, Key key) const {
+    PageResult<T> out;
+    bool more = false;
+    for (auto& part : parts) {
+      more = more || part.next_cursor.has_value();
+      for (auto& item : part.items) out.items.push_back(std::move(item));
+    }
+    std::sort(out.items.begin(), out.items.end(), [&](const T& a, const T& b) { return key(a) > key(b); });
+    if (out.items.size() > m_limit) {
+      out.items.resize(m_limit);
+      more = true;
+    }
+    if (more && !out.items.empty()) {
+      const auto [t, id] = key(out.items.back());
+      out.next_cursor = encode_cursor(t, id);
+    }
+    return out;
+  }
+
   // Binds the limit at `limit_index`, runs `q` and reads its rows with `read`; `key` gives a row's
   // (time, id) for the next cursor.
   template <class T, class Read, class Key>

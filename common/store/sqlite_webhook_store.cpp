@@ -192,22 +192,9 @@ Result<PageResult<WebhookEvent>> SqliteWebhookStore::list_events(const EventFilt
       q->bind(2, std::string(to_string(*f.provider)));
       while (q->executeStep()) endpoints.push_back(q->getColumn(0).getString());
     }
-    PageResult<WebhookEvent> out;
-    bool more = false;
-    for (const auto& id : endpoints) {
-      auto part = one(id);
-      more = more || part.next_cursor.has_value();
-      for (auto& e : part.items) out.items.push_back(std::move(e));
-    }
-    std::sort(out.items.begin(), out.items.end(), [](const WebhookEvent& a, const WebhookEvent& b) {
-      return std::tie(a.received_at, a.id) > std::tie(b.received_at, b.id);
-    });
-    if (out.items.size() > page.limit) {
-      out.items.resize(page.limit);
-      more = true;
-    }
-    if (more && !out.items.empty()) out.next_cursor = encode_cursor(out.items.back().received_at, out.items.back().id);
-    return out;
+    std::vector<PageResult<WebhookEvent>> parts;
+    for (const auto& id : endpoints) parts.push_back(one(id));
+    return ks.merge(std::move(parts), [](const WebhookEvent& e) { return std::tie(e.received_at, e.id); });
   });
 }
 
@@ -338,22 +325,9 @@ Result<PageResult<WebhookJob>> SqliteWebhookStore::list_jobs(const JobFilter& f,
                                  [](const auto& j) { return std::make_pair(j.created_at, j.id); });
     };
     if (f.state || f.event_id) return one(f.state);
-    PageResult<WebhookJob> out;
-    bool more = false;
-    for (const JobState state : job_states()) {
-      auto part = one(state);
-      more = more || part.next_cursor.has_value();
-      for (auto& j : part.items) out.items.push_back(std::move(j));
-    }
-    std::sort(out.items.begin(), out.items.end(), [](const WebhookJob& a, const WebhookJob& b) {
-      return std::tie(a.created_at, a.id) > std::tie(b.created_at, b.id);
-    });
-    if (out.items.size() > page.limit) {
-      out.items.resize(page.limit);
-      more = true;
-    }
-    if (more && !out.items.empty()) out.next_cursor = encode_cursor(out.items.back().created_at, out.items.back().id);
-    return out;
+    std::vector<PageResult<WebhookJob>> parts;
+    for (const JobState state : job_states()) parts.push_back(one(state));
+    return ks.merge(std::move(parts), [](const WebhookJob& j) { return std::tie(j.created_at, j.id); });
   });
 }
 
