@@ -40,24 +40,23 @@ constexpr std::size_t k_trim_backlog = 2048;
 
 Error db_error(const std::exception& e) { return to_error(e, "webhook store"); }
 
-// The writer and the checkpointer run below the request path's priority. A delivery is acknowledged
-// once the intake log's flusher has written it; applying it to the tables comes after, so no provider
-// waits for this thread. On two CPUs shared with the listener's poll thread and the flusher, a writer at
-// the same priority takes a CPU from them for several milliseconds of every 20 ms batch at full ingest
-// (~20 us a delivery). At nice 10 the scheduler favours them; RocksDB lowers its compaction threads'
-// priority for the same reason. The writer still gets every idle CPU, and when it falls behind, the
-// intake log fills and its appends wait, which slows the senders instead of growing a backlog. What waits
-// on it directly (an API write, a relay claim or outcome) waits longer only while the CPUs are busy with
-// deliveries. Measured on 2 CPUs, wrk with signed deliveries, interleaved runs: at 8 connections nice 0 /
-// 5 / 10 answered 13.4k / 13.7k / 14.9k req/s; at 256 connections (the daemon saturated, so the writer
-// holds the senders back) 22.7k / 22.3k / 22.1k req/s, p99 20.8 / 22.5 / 23.1 ms. nice 19 cost 256
-// connections 12 % (19k req/s, p99 28 ms) for no more at 8. An unprivileged thread cannot lower its nice
-// value again, so it is not raised back while a backlog builds. Linux keeps a nice value per thread.
-constexpr int k_background_nice = 10;
+// The writer runs below the request path's priority while it keeps up. A delivery is acknowledged once the
+// intake log's flusher has written it; applying it to the tables comes after, so no provider waits for the
+// writer. On two CPUs shared with the listener's poll thread and the flusher, a writer at the same priority
+// takes a CPU from them for several milliseconds of every 20 ms batch at full ingest (~20 us a delivery):
+// at 8 connections nice 0 / 5 / 10 / 19 answered 13.4k / 13.7k / 14.9k / ~15k req/s (interleaved runs, 2
+// CPUs); RocksDB lowers its compaction threads' priority for the same reason. But when the daemon is
+// saturated (256 connections, the writer's backlog growing), a writer at nice 19 held the senders back:
+// 12 % of the rate and p99 28 ms against 20.8 ms at nice 0. An unprivileged thread cannot lower its nice
+// value again, so the connection goes to a second thread at the daemon's priority while a backlog builds
+// (pass_the_connection_if_due), and back once it is gone. The checkpointer, which the writer's RESTART
+// would otherwise replace with a long stall, stays at nice 10. Linux keeps a nice value per thread.
+constexpr int k_writer_nice = 19;
+constexpr int k_checkpointer_nice = 10;
 
-void become_background_thread(const char* name) {
+void become_background_thread(const char* name, int nice) {
   ::pthread_setname_np(::pthread_self(), name);
-  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), k_background_nice) != 0)
+  if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0)
     spdlog::debug("webhook store: {} keeps its priority (setpriority failed)", name);
 }
 
@@ -84,7 +83,8 @@ GroupWriter::~GroupWriter() { stop(); }
 void GroupWriter::start(BatchHooks hooks) {
   m_hooks = std::move(hooks);
   m_checkpoint_thread = std::thread([this] { checkpoint_loop(); });
-  m_thread = std::thread([this] { writer_loop(); });
+  m_thread = std::thread([this] { writer_loop(false); });
+  m_catch_up_thread = std::thread([this] { writer_loop(true); });
 }
 
 // The writer drains its queue first; then the checkpointer stops.
@@ -93,8 +93,9 @@ void GroupWriter::stop() {
     std::lock_guard lock(m_queue_mutex);
     m_stopping = true;
   }
-  m_queue_cv.notify_all();
+  for (auto& cv : m_queue_cv) cv.notify_all();
   if (m_thread.joinable()) m_thread.join();
+  if (m_catch_up_thread.joinable()) m_catch_up_thread.join();
   {
     std::lock_guard lock(m_checkpoint_mutex);
     m_checkpoint_stopping = true;
@@ -105,6 +106,7 @@ void GroupWriter::stop() {
 
 void GroupWriter::enqueue(WriterOp op) {
   bool wake = false;
+  int holder = 0;  // the writer thread that holds the connection
   {
     std::lock_guard lock(m_queue_mutex);
     if (m_stopping) {
@@ -116,8 +118,9 @@ void GroupWriter::enqueue(WriterOp op) {
     wake = op.done != nullptr || m_queue.empty() || m_queue.size() + 1 >= m_max_batch;
     if (op.done) ++m_queued_waiters;
     m_queue.push_back(std::move(op));
+    holder = m_catching_up ? 1 : 0;
   }
-  if (wake) m_queue_cv.notify_one();
+  if (wake) m_queue_cv[holder].notify_one();
 }
 
 Status GroupWriter::write(std::function<void()> op) {
@@ -138,25 +141,26 @@ Status GroupWriter::write(std::function<void()> op) {
 // k_background_gather or a full batch: one commit of many deliveries writes far fewer pages per
 // delivery than many small ones, and each commit's flush competes with the intake log's writes
 // for the disk.
-void GroupWriter::writer_loop() {
-  become_background_thread("store-writer");
+void GroupWriter::writer_loop(bool catching_up) {
+  if (catching_up) ::pthread_setname_np(::pthread_self(), "store-catchup");
+  else become_background_thread("store-writer", k_writer_nice);
   using clock = std::chrono::steady_clock;
+  auto& cv = m_queue_cv[catching_up ? 1 : 0];
   std::vector<WriterOp> batch;
-  std::size_t last_waiters = 0;
-  auto commit_time = std::chrono::microseconds(0);  // moving average
   for (;;) {
     batch.clear();
     {
       std::unique_lock lock(m_queue_mutex);
-      m_queue_cv.wait(lock, [&] { return m_stopping || !m_queue.empty(); });
-      if (m_queue.empty()) return;  // stopping and drained
+      cv.wait(lock, [&] { return m_stopping || (m_catching_up == catching_up && !m_queue.empty()); });
+      if (m_catching_up != catching_up) return;  // stopping: the other thread drains the queue
+      if (m_queue.empty()) return;               // stopping and drained
       if (!m_stopping && m_queued_waiters == 0 && m_queue.size() < m_max_batch)
-        m_queue_cv.wait_until(lock, clock::now() + k_background_gather,
-                              [&] { return m_stopping || m_queued_waiters > 0 || m_queue.size() >= m_max_batch; });
-      const std::size_t want = std::min(last_waiters, m_max_batch);
+        cv.wait_until(lock, clock::now() + k_background_gather,
+                      [&] { return m_stopping || m_queued_waiters > 0 || m_queue.size() >= m_max_batch; });
+      const std::size_t want = std::min(m_last_waiters, m_max_batch);
       if (!m_stopping && m_queue.size() < want) {
-        const auto gather = std::min(commit_time / 4, std::chrono::microseconds(2000));
-        m_queue_cv.wait_until(lock, clock::now() + gather, [&] { return m_stopping || m_queue.size() >= want; });
+        const auto gather = std::min(m_commit_time / 4, std::chrono::microseconds(2000));
+        cv.wait_until(lock, clock::now() + gather, [&] { return m_stopping || m_queue.size() >= want; });
       }
       m_queue_peak = std::max(m_queue_peak, m_queue.size());
       while (!m_queue.empty() && batch.size() < m_max_batch) {
@@ -169,12 +173,27 @@ void GroupWriter::writer_loop() {
     const auto started = clock::now();
     run_batch(batch);
     const auto took = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - started);
-    commit_time = (commit_time * 7 + took) / 8;
+    m_commit_time = (m_commit_time * 7 + took) / 8;
     restart_wal_if_due();
     trim_after_backlog();
-    last_waiters = static_cast<std::size_t>(
+    m_last_waiters = static_cast<std::size_t>(
         std::count_if(batch.begin(), batch.end(), [](const WriterOp& op) { return op.done != nullptr; }));
+    pass_the_connection_if_due(catching_up);
   }
+}
+
+// Between two batches, by the thread that holds the connection: a backlog of more than a full batch left
+// after taking one goes to the thread at the daemon's priority; once it is down to a quarter batch, back to
+// the background one. Never while stopping (the holder drains the queue). The handover is under
+// m_queue_mutex, which the next holder takes before its first batch, so the connection, its statements and
+// the members above are never used by both.
+void GroupWriter::pass_the_connection_if_due(bool catching_up) {
+  std::lock_guard lock(m_queue_mutex);
+  if (m_stopping) return;
+  const bool behind = catching_up ? m_queue.size() > m_max_batch / 4 : m_queue.size() >= m_max_batch;
+  if (behind == catching_up) return;
+  m_catching_up = behind;
+  m_queue_cv[behind ? 1 : 0].notify_one();
 }
 
 // One transaction for the batch. First without savepoints: a SAVEPOINT per operation makes
@@ -307,7 +326,7 @@ void GroupWriter::restart_wal_if_due() {
 // PASSIVE checkpoints never block the writer; when one has copied every frame, the next write
 // transaction starts the WAL from its beginning again, so the file stays bounded.
 void GroupWriter::checkpoint_loop() {
-  become_background_thread("store-ckpt");
+  become_background_thread("store-ckpt", k_checkpointer_nice);
   for (;;) {
     {
       std::unique_lock lock(m_checkpoint_mutex);

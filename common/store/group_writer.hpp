@@ -15,6 +15,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -69,7 +70,8 @@ class GroupWriter {
   StatementCache& statements() { return m_statements; }
 
  private:
-  void writer_loop();
+  void writer_loop(bool catching_up);
+  void pass_the_connection_if_due(bool catching_up);
   void run_batch(std::vector<WriterOp>& batch);
   void run_isolated(std::vector<WriterOp>& batch);
   void exec(const char* sql) { m_statements.use(sql)->exec(); }
@@ -88,7 +90,12 @@ class GroupWriter {
   bool m_restart_due = false;        // writer thread only (wal hook)
   std::size_t m_queue_peak = 0;      // writer thread only: the longest queue since the last trim
   std::mutex m_queue_mutex;
-  std::condition_variable m_queue_cv;
+  // One per writer thread: [0] the background one (nice 19), [1] the one at the daemon's priority that
+  // takes over while a backlog builds (m_catching_up says which one holds the connection).
+  std::condition_variable m_queue_cv[2];
+  bool m_catching_up = false;                  // under m_queue_mutex
+  std::size_t m_last_waiters = 0;              // the thread holding the connection only
+  std::chrono::microseconds m_commit_time{0};  // moving average; the thread holding the connection only
   std::deque<WriterOp> m_queue;
   std::size_t m_queued_waiters = 0;  // operations in m_queue with a `done`
   bool m_stopping = false;
@@ -98,6 +105,7 @@ class GroupWriter {
   bool m_checkpoint_stopping = false;
   std::thread m_checkpoint_thread;
   std::thread m_thread;
+  std::thread m_catch_up_thread;
 };
 
 }  // namespace alumia::sqlite
