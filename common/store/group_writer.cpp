@@ -193,6 +193,7 @@ void GroupWriter::pass_the_connection_if_due(bool catching_up) {
   const bool behind = catching_up ? m_queue.size() > m_max_batch / 4 : m_queue.size() >= m_max_batch;
   if (behind == catching_up) return;
   m_catching_up = behind;
+  store_metrics::writer_handovers().inc();
   m_queue_cv[behind ? 1 : 0].notify_one();
 }
 

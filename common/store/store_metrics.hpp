@@ -14,4 +14,13 @@ inline metrics::Histogram& write_batch_sizes() {
   return h;
 }
 
+// Times the SQLite writer passed its connection between its background thread and its catch-up thread
+// (group_writer.cpp): how often a backlog of deliveries built up, and how often it was worked off.
+inline metrics::Counter& writer_handovers() {
+  static metrics::Counter& c = metrics::process_registry().counter(
+      "alumia_store_writer_handovers_total",
+      "times the webhook store's SQLite writer passed its connection between its background and catch-up threads");
+  return c;
+}
+
 }  // namespace alumia::store_metrics
