@@ -21,7 +21,6 @@
 #include <map>
 #include <set>
 #include <string>
-#include <thread>
 
 using namespace alumia;
 using nlohmann::json;
@@ -144,12 +143,10 @@ namespace {
 // what else is queued) and returns once it is durable, its apply queued. ingest_async declines while the
 // dedup filter's first build runs: then again, until a deadline.
 void hand_over(WebhookStore& hooks, IngestRequest r) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   std::promise<Result<IngestOutcome>> answer;
-  while (!hooks.ingest_async(r, [&](Result<IngestOutcome> o) { answer.set_value(std::move(o)); })) {
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  REQUIRE(test::eventually(
+      [&] { return hooks.ingest_async(r, [&](Result<IngestOutcome> o) { answer.set_value(std::move(o)); }); },
+      std::chrono::seconds(20), std::chrono::milliseconds(5)));
   auto got = answer.get_future().get();
   REQUIRE(got);
   CHECK_FALSE(got->duplicate);
@@ -162,6 +159,24 @@ IngestRequest delivery(const std::string& endpoint, const std::string& name, int
   r.job_id = "job-" + name;
   r.received_at = at;
   return r;
+}
+
+// Every row of a listing, page by page through its cursors (40 pages at most), as `field` of each row; no page
+// longer than `limit`.
+template <class List, class Field>
+std::vector<std::string> page_through(List list, std::size_t limit, Field field) {
+  std::vector<std::string> out;
+  Page page;
+  page.limit = limit;
+  for (int pages = 0; pages < 40; ++pages) {
+    auto got = list(page);
+    REQUIRE(got);
+    REQUIRE(got->items.size() <= limit);
+    for (const auto& item : got->items) out.push_back(field(item));
+    if (!got->next_cursor) break;
+    page.cursor = got->next_cursor;
+  }
+  return out;
 }
 
 }  // namespace
@@ -264,10 +279,8 @@ TEST_CASE("the writer's catch-up thread takes a backlog over and gives it back, 
   }
   CHECK(check_counts(f).at("ep1").at(JobState::queued) == 100);
   // Over to the catch-up thread, and back once it is through (after its last batch, so polled).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (handovers() - before < 2 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  CHECK(handovers() - before >= 2);
+  CHECK(test::eventually([&] { return handovers() - before >= 2; }, std::chrono::seconds(10),
+                         std::chrono::milliseconds(2)));
 }
 
 TEST_CASE("admin: migration 9 keeps the counts of a store made before it", "[webhooks][store][admin]") {
@@ -420,17 +433,8 @@ TEST_CASE("admin: the jobs list without a state merges the states' ranges, page 
   JobFilter all;
   all.user_id = "u1";
   for (const std::size_t limit : {1u, 3u, 5u, 16u, 50u}) {
-    std::vector<std::string> got;
-    Page page;
-    page.limit = limit;
-    for (int pages = 0; pages < 40; ++pages) {
-      auto p = f.hooks->list_jobs(all, page);
-      REQUIRE(p);
-      CHECK(p->items.size() <= limit);
-      for (const auto& j : p->items) got.push_back(j.id);
-      if (!p->next_cursor) break;
-      page.cursor = p->next_cursor;
-    }
+    const auto got = page_through([&](const Page& page) { return f.hooks->list_jobs(all, page); }, limit,
+                                  [](const WebhookJob& j) { return j.id; });
     INFO("limit " << limit);
     CHECK(got == expected);
   }
@@ -580,18 +584,8 @@ TEST_CASE("admin: events by job state are those whose newest job is in it; by pr
   }
   const auto keys = [&](EventFilter filter, std::size_t limit) {
     filter.user_id = "u1";
-    std::vector<std::string> out;
-    Page page;
-    page.limit = limit;
-    for (int pages = 0; pages < 20; ++pages) {
-      auto got = f.hooks->list_events(filter, page);
-      REQUIRE(got);
-      REQUIRE(got->items.size() <= limit);
-      for (const auto& e : got->items) out.push_back(e.event_key);
-      if (!got->next_cursor) break;
-      page.cursor = got->next_cursor;
-    }
-    return out;
+    return page_through([&](const Page& page) { return f.hooks->list_events(filter, page); }, limit,
+                        [](const WebhookEvent& e) { return e.event_key; });
   };
   EventFilter github;
   github.provider = Provider::github;
