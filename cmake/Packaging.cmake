@@ -29,7 +29,12 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 # Depends from the shared libraries the binaries link (dpkg-shlibdeps): libc6, libstdc++6, libsqlite3,
-# libssl3, libmicrohttpd12, ...
+# libssl3, ... Not libmicrohttpd12: the daemon links Debian's libmicrohttpd.a (daemon/gnutls_on_demand.cpp says
+# why), so a security update of libmicrohttpd needs this package rebuilt, as any statically linked program
+# does; its source (LGPL-2.1) is Debian's. libidn2 is dlopened when a public base URL is judged
+# (common/net/public_base_url.cpp), which dpkg-shlibdeps cannot see, and the daemon needs it for that: a
+# Depends of its own (CPack appends what dpkg-shlibdeps finds).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libidn2-0")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # libsecret is loaded at run time by the keyring helper child (common/crypto/keyring.cpp dlopens it, so the
 # daemon never maps GLib), which dpkg-shlibdeps cannot see. Without it the daemon falls back to the 0600 key

@@ -19,6 +19,7 @@
 #include <alumia/net/url.hpp>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <idn2.h>
 #include <netinet/in.h>
 
@@ -175,14 +176,50 @@ bool ends_in_number(std::string_view name) {
   return false;
 }
 
+// libidn2 is loaded when the first name is judged, never at program start: a daemon started without a
+// public base URL never maps it, nor libunistring which it brings (~200 KiB of idle RSS;
+// docs/ARCHITECTURE.md, "Memory at idle"). Its two functions are used through this table (idn2.h still
+// gives their types), as libpq's are (common/store/pg_conn.cpp). Loaded once, never unloaded; a failure
+// is kept, so every judgement gives the same answer.
+struct Libidn2 {
+  decltype(&::idn2_to_ascii_8z) to_ascii_8z;
+  decltype(&::idn2_strerror) strerror;
+};
+
+constexpr const char* k_libidn2_soname = "libidn2.so.0";
+
+Result<const Libidn2*> load_libidn2() {
+  void* handle = ::dlopen(k_libidn2_soname, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = ::dlerror();
+    return fail(ErrorCode::service_unavailable, std::string("the IDNA library ") + k_libidn2_soname +
+                                                    " cannot be loaded (" + (why ? why : "unknown error") +
+                                                    "): install it (Debian: apt-get install libidn2-0)");
+  }
+  static Libidn2 lib{};
+  lib.to_ascii_8z = reinterpret_cast<decltype(lib.to_ascii_8z)>(::dlsym(handle, "idn2_to_ascii_8z"));
+  lib.strerror = reinterpret_cast<decltype(lib.strerror)>(::dlsym(handle, "idn2_strerror"));
+  if (lib.to_ascii_8z == nullptr || lib.strerror == nullptr)
+    return fail(ErrorCode::service_unavailable,
+                std::string(k_libidn2_soname) + " lacks idn2_to_ascii_8z or idn2_strerror (apt-get install libidn2-0)");
+  return &lib;
+}
+
+// Thread-safe: a function-local static.
+const Result<const Libidn2*>& libidn2() {
+  static const Result<const Libidn2*> loaded = load_libidn2();
+  return loaded;
+}
+
 // UTS #46 nontransitional processing: the A-label form of a name, lower-case.
 Result<std::string> to_a_labels(const std::string& name, std::string_view shown) {
+  const Libidn2& idn2 = *TRY(libidn2());
   char* out = nullptr;
-  const int rc = idn2_to_ascii_8z(name.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+  const int rc = idn2.to_ascii_8z(name.c_str(), &out, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
   std::unique_ptr<char, decltype(&std::free)> owned(out, &std::free);
   if (rc != IDN2_OK)
     return refuse("host " + std::string(shown) +
-                  " is not a valid internationalised domain name (IDNA: " + idn2_strerror(rc) + ")");
+                  " is not a valid internationalised domain name (IDNA: " + idn2.strerror(rc) + ")");
   return to_lower(out);
 }
 

@@ -6,7 +6,9 @@
 // --keyring file, and with the Secret Service too, the daemon never maps it. The [secret-service]
 // case runs under tests/support/with-keyring.sh (a throwaway keyring). libpq (and what it brings: Kerberos,
 // LDAP, SASL) is loaded only when a PostgreSQL store is opened (common/store/pg_conn.cpp): a daemon on
-// SQLite never maps it, and one whose libpq cannot be loaded says which package to install.
+// SQLite never maps it, and one whose libpq cannot be loaded says which package to install. GnuTLS, which
+// Debian's libmicrohttpd links for HTTPS, is never loaded (daemon/gnutls_on_demand.cpp), nor libidn2 until
+// a public base URL is judged (common/net/public_base_url.cpp).
 #include "postgres.hpp"
 #include "process.hpp"
 #include "skip.hpp"
@@ -112,6 +114,39 @@ TEST_CASE("a daemon on the SQLite store never maps libpq or what it brings", "[m
     INFO(lib);
     CHECK_FALSE(maps_file(files, lib));
   }
+  CHECK(d.stop() == 0);
+}
+
+// GnuTLS and what it brings: libmicrohttpd refers to it for HTTPS, which no listener uses
+// (daemon/gnutls_on_demand.cpp; test_gnutls_on_demand.cpp serves TLS through it). A PostgreSQL store maps
+// it through libpq (libldap), hence [sqlite-only].
+constexpr const char* k_gnutls_and_deps[] = {"libgnutls",  "libp11-kit", "libnettle",
+                                             "libhogweed", "libgmp",     "libtasn1"};
+
+TEST_CASE("a daemon never maps GnuTLS, nor libidn2 until it judges a public base URL", "[memory][sqlite-only]") {
+  TempDir dir;
+  {
+    Daemon::Options options;
+    options.extra_args = {"--public-listen", "127.0.0.1:0"};
+    Daemon d(dir.path() / "plain", options);
+    const auto files = serving_daemon_files(d);
+    if (files.empty()) ALUMIA_SKIP(k_maps_unreadable);
+    CHECK(maps_file(files, "libsqlite3"));  // the maps were read whole
+    for (const char* lib : k_gnutls_and_deps) {
+      INFO(lib);
+      CHECK_FALSE(maps_file(files, lib));
+    }
+    CHECK_FALSE(maps_file(files, "libidn2"));
+    CHECK_FALSE(maps_file(files, "libunistring"));
+    CHECK(d.stop() == 0);
+  }
+  // With a base URL, the start judges it: libidn2 is loaded then (and GnuTLS still is not).
+  Daemon::Options options;
+  options.env = {{"CONNECTOR_WEBHOOK_BASE_URL", "https://hooks.example.com"}};
+  Daemon d(dir.path() / "with-base", options);
+  const auto files = serving_daemon_files(d);
+  CHECK(maps_file(files, "libidn2"));
+  CHECK_FALSE(maps_file(files, "libgnutls"));
   CHECK(d.stop() == 0);
 }
 

@@ -45,9 +45,11 @@ if grep -Eq 'unit_tests|functional_tests|bench_' "$WORK/contents"; then fail "te
 
 DEPENDS=$(dpkg-deb -f "$DEB" Depends)
 echo "Depends: $DEPENDS"
-for lib in libc6 libstdc++6 libmicrohttpd12 libsqlite3-0 libssl3; do
+for lib in libc6 libstdc++6 libsqlite3-0 libssl3; do
   grep -q "$lib" <<<"$DEPENDS" || fail "Depends ($DEPENDS) lacks $lib (dpkg-shlibdeps should have found it)"
 done
+grep -q libidn2-0 <<<"$DEPENDS" || fail "Depends ($DEPENDS) lacks libidn2-0 (dlopened to judge a public base URL)"
+if grep -q libmicrohttpd <<<"$DEPENDS"; then fail "Depends ($DEPENDS) names libmicrohttpd: the daemon links its archive"; fi
 grep -q libsecret-1-0 <<<"$(dpkg-deb -f "$DEB" Recommends)" || fail "Recommends lacks libsecret-1-0 (dlopened by the keyring helper)"
 grep -q libpq5 <<<"$(dpkg-deb -f "$DEB" Recommends)" || fail "Recommends lacks libpq5 (dlopened for a PostgreSQL store)"
 if grep -q libpq5 <<<"$DEPENDS"; then fail "Depends ($DEPENDS) names libpq5: only a PostgreSQL store loads it (dlopen)"; fi
