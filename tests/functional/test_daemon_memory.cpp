@@ -150,6 +150,30 @@ TEST_CASE("a daemon never maps GnuTLS, nor libidn2 until it judges a public base
   CHECK(d.stop() == 0);
 }
 
+// daemon/start_only_text.hpp: the link places the start-only code between two markers
+// (daemon/startup.order) and the started daemon gives those pages back. Every other test shows that what it
+// runs afterwards is read back as needed; this one that the range is there in the binary as linked.
+TEST_CASE("a started daemon gives back the pages of its start-only code", "[memory]") {
+  TempDir dir;
+  Daemon::Options options;
+  options.extra_args = {"--log-level", "debug"};
+  Daemon d(dir.path() / "home", options);
+  REQUIRE(d.api("GET", "/api/v1/status").status == 200);
+  const std::string marker = "start-up code released: ";
+  std::size_t kib = 0;
+  REQUIRE(alumia::test::eventually([&] {
+    const std::string log = d.log();
+    const auto at = log.find(marker);
+    if (at == std::string::npos) return false;
+    kib = std::stoul(log.substr(at + marker.size()));
+    return true;
+  }));
+  INFO("released " << kib << " KiB (bench/startup_order.sh finds ~500 KiB of start-only code)");
+  CHECK(kib >= 256);
+  CHECK(d.api("GET", "/api/v1/status").status == 200);  // and it still serves
+  CHECK(d.stop() == 0);
+}
+
 TEST_CASE("a daemon on a PostgreSQL store loads libpq when it connects", "[memory][pg]") {
   ALUMIA_SKIP_WITHOUT_POSTGRES();
   auto& server = alumia::test::shared_postgres();
