@@ -16,8 +16,8 @@
 # What runs: the built daemon under valgrind --tool=callgrind (--dump-instr=yes) on a fresh store, with
 # both listeners, as bench/public starts it, its periodic work every 500 ms. Callgrind dumps what ran
 # when the daemon enters release_start_only_text() (--dump-before: the whole start), then: an endpoint
-# created, a signed ping and a wrongly signed one on the public listener, GET /api/v1/status, IDLE seconds
-# (3) of nothing, and a second dump (what ran since the first; the shutdown is not included). Each executed address of the daemon's own binary is mapped to its function
+# created, a signed ping and a wrongly signed one on the public listener, the endpoint, the lists of
+# endpoints, events and jobs and the status read on the control listener, IDLE seconds (3) of nothing, and a second dump (what ran since the first; the shutdown is not included). Each executed address of the daemon's own binary is mapped to its function
 # symbol (nm); a function in the second dump is a serving one, one only in the first is start-only. The
 # mangled names, sorted in each group, go to daemon/startup.order (or OUT=FILE).
 #
@@ -61,7 +61,7 @@ wait_dump() {
 # The first is written as the daemon enters release_start_only_text(): the whole start.
 wait_dump 1
 
-create_endpoint main '{"provider":"github","label":"startup-order"}'
+create_endpoint main '{"provider":"github","label":"startup-order","rateLimit":{"perSecond":1000,"burst":1000}}'
 EP=$(endpoint_id main)
 BODY="$WORK/body.json"
 push_body "$BODY" 1024
@@ -72,7 +72,11 @@ post() {  # post SIGNATURE: the HTTP status of a GitHub ping on the public liste
 }
 [ "$(post "$(endpoint_signature main "$BODY")")" = 200 ] || die "the signed ping was not accepted"
 [ "$(post "sha256=$(printf '0%.0s' $(seq 1 64))")" = 401 ] || die "the wrongly signed ping was not refused"
-api GET /api/v1/status >/dev/null
+# The admin reads a serving daemon answers first: the endpoint and its counts, the lists, the status.
+for path in "/api/v1/webhook-endpoints/$EP" /api/v1/webhook-endpoints /api/v1/connector-events /api/v1/jobs \
+  /api/v1/status; do
+  api GET "$path" >/dev/null
+done
 sleep "${IDLE:-3}"
 callgrind_control -d "$DAEMON_PID" >"$WORK/dump.log" 2>&1 || { cat "$WORK/dump.log" >&2; die "callgrind_control -d failed"; }
 wait_dump 2
