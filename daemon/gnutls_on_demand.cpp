@@ -22,9 +22,10 @@
 //   does not match GnuTLS's declaration does not compile. The executable does not export them (nothing it
 //   links dynamically refers to them), so a GnuTLS loaded by something else (libpq through libldap, for a
 //   PostgreSQL store) binds to itself, never to these.
-// - A GnuTLS that lacks one of the names is refused whole (the load fails), as libpq's table does
-//   (common/store/pg_conn.cpp).
-#include <dlfcn.h>
+// - A GnuTLS that lacks one of the names is refused whole (the load fails), as libpq's table is
+//   (alumia/base/shared_library.hpp, common/store/pg_conn.cpp).
+#include <alumia/base/shared_library.hpp>
+
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
@@ -110,31 +111,26 @@ const Gnutls* g_loaded = nullptr;
 bool g_tried = false;
 int g_pending_inits = 0;
 
-template <class F>
-bool resolve(void* handle, const char* name, F& out) {
-  out = reinterpret_cast<F>(::dlsym(handle, name));
-  if (out == nullptr) std::fprintf(stderr, "alumia-connectd: %s lacks %s\n", k_gnutls_soname, name);
-  return out != nullptr;
-}
-
 const Gnutls* load_locked() {
   if (g_tried) return g_loaded;
   g_tried = true;
-  void* handle = ::dlopen(k_gnutls_soname, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    std::fprintf(stderr, "alumia-connectd: TLS needs %s, which cannot be loaded (%s): apt-get install libgnutls30\n",
-                 k_gnutls_soname, why ? why : "unknown error");
+  auto so = alumia::SharedLibrary::open(k_gnutls_soname, "TLS needs GnuTLS, and its library", "libgnutls30");
+  if (!so) {
+    std::fprintf(stderr, "alumia-connectd: %s\n", so.error().message.c_str());
     return nullptr;
   }
   static Gnutls lib{};
-  bool all = resolve(handle, "gnutls_global_init", lib.gnutls_global_init) &&
-             resolve(handle, "gnutls_global_deinit", lib.gnutls_global_deinit);
-#define ALUMIA_GNUTLS_RESOLVE(ret, name, params, args, failure) all = resolve(handle, #name, lib.name) && all;
+  so->resolve("gnutls_global_init", lib.gnutls_global_init);
+  so->resolve("gnutls_global_deinit", lib.gnutls_global_deinit);
+#define ALUMIA_GNUTLS_RESOLVE(ret, name, params, args, failure) so->resolve(#name, lib.name);
   ALUMIA_GNUTLS_FUNCTIONS(ALUMIA_GNUTLS_RESOLVE)
 #undef ALUMIA_GNUTLS_RESOLVE
-  auto* real_malloc = reinterpret_cast<gnutls_alloc_function*>(::dlsym(handle, "gnutls_malloc"));
-  if (!all || real_malloc == nullptr) return nullptr;  // the handle stays open: GnuTLS is not made to unload
+  gnutls_alloc_function* real_malloc = nullptr;
+  so->resolve("gnutls_malloc", real_malloc);
+  if (!so->missing().empty()) {  // the handle stays open: a library is never unloaded
+    std::fprintf(stderr, "alumia-connectd: %s\n", so->lacks("GnuTLS 3.6 or later is needed").message.c_str());
+    return nullptr;
+  }
   gnutls_malloc = *real_malloc;  // what GnuTLS's gnutls_free expects memory handed to it to come from
   for (; g_pending_inits > 0; --g_pending_inits)
     if (lib.gnutls_global_init() < 0) return nullptr;

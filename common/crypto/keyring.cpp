@@ -2,10 +2,9 @@
 
 #include <alumia/base/clock.hpp>
 #include <alumia/base/fs.hpp>
+#include <alumia/base/shared_library.hpp>
 #include <alumia/base/try.hpp>
 #include <alumia/crypto/crypto.hpp>
-
-#include <dlfcn.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -58,40 +57,25 @@ struct Libsecret {
 
 constexpr const char* k_libsecret_soname = "libsecret-1.so.0";
 
-template <class F>
-bool resolve(void* handle, const char* name, F& out, std::string& missing) {
-  out = reinterpret_cast<F>(::dlsym(handle, name));  // GLib's symbols come through libsecret's dependencies
-  if (out == nullptr && missing.empty()) missing = name;
-  return out != nullptr;
-}
-
 Result<const Libsecret*> load_libsecret() {
-  void* handle = ::dlopen(k_libsecret_soname, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    return fail(ErrorCode::service_unavailable, std::string("the Secret Service client library ") + k_libsecret_soname +
-                                                    " cannot be loaded (" + (why ? why : "unknown error") +
-                                                    "; Debian: apt-get install libsecret-1-0)");
-  }
+  // GLib's symbols come through libsecret's dependencies.
+  auto so = TRY(SharedLibrary::open(k_libsecret_soname, "the Secret Service client library", "libsecret-1-0"));
   static Libsecret lib{};
-  std::string missing;
-  resolve(handle, "secret_service_get_sync", lib.service_get_sync, missing);
-  resolve(handle, "secret_password_lookupv_sync", lib.password_lookupv_sync, missing);
-  resolve(handle, "secret_password_storev_sync", lib.password_storev_sync, missing);
-  resolve(handle, "secret_password_clearv_sync", lib.password_clearv_sync, missing);
-  resolve(handle, "secret_password_free", lib.password_free, missing);
-  resolve(handle, "g_object_unref", lib.object_unref, missing);
-  resolve(handle, "g_error_free", lib.error_free, missing);
-  resolve(handle, "g_hash_table_new", lib.hash_table_new, missing);
-  resolve(handle, "g_hash_table_insert", lib.hash_table_insert, missing);
-  resolve(handle, "g_hash_table_unref", lib.hash_table_unref, missing);
-  resolve(handle, "g_str_hash", lib.str_hash, missing);
-  resolve(handle, "g_str_equal", lib.str_equal, missing);
-  resolve(handle, "g_cancellable_new", lib.cancellable_new, missing);
-  resolve(handle, "g_cancellable_cancel", lib.cancellable_cancel, missing);
-  if (!missing.empty())
-    return fail(ErrorCode::service_unavailable,
-                std::string(k_libsecret_soname) + " lacks " + missing + " (libsecret 0.18 or later is needed)");
+  so.resolve("secret_service_get_sync", lib.service_get_sync);
+  so.resolve("secret_password_lookupv_sync", lib.password_lookupv_sync);
+  so.resolve("secret_password_storev_sync", lib.password_storev_sync);
+  so.resolve("secret_password_clearv_sync", lib.password_clearv_sync);
+  so.resolve("secret_password_free", lib.password_free);
+  so.resolve("g_object_unref", lib.object_unref);
+  so.resolve("g_error_free", lib.error_free);
+  so.resolve("g_hash_table_new", lib.hash_table_new);
+  so.resolve("g_hash_table_insert", lib.hash_table_insert);
+  so.resolve("g_hash_table_unref", lib.hash_table_unref);
+  so.resolve("g_str_hash", lib.str_hash);
+  so.resolve("g_str_equal", lib.str_equal);
+  so.resolve("g_cancellable_new", lib.cancellable_new);
+  so.resolve("g_cancellable_cancel", lib.cancellable_cancel);
+  if (!so.missing().empty()) return std::unexpected(so.lacks("libsecret 0.18 or later is needed"));
   return &lib;
 }
 

@@ -13,13 +13,13 @@
 // the name; the normal form is what receiveUrls are built on.
 #include "uriparser_util.hpp"
 
+#include <alumia/base/shared_library.hpp>
 #include <alumia/base/strings.hpp>
 #include <alumia/base/try.hpp>
 #include <alumia/net/host_port.hpp>
 #include <alumia/net/url.hpp>
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <idn2.h>
 #include <netinet/in.h>
 
@@ -189,19 +189,11 @@ struct Libidn2 {
 constexpr const char* k_libidn2_soname = "libidn2.so.0";
 
 Result<const Libidn2*> load_libidn2() {
-  void* handle = ::dlopen(k_libidn2_soname, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    return fail(ErrorCode::service_unavailable, std::string("the IDNA library ") + k_libidn2_soname +
-                                                    " cannot be loaded (" + (why ? why : "unknown error") +
-                                                    "): install it (Debian: apt-get install libidn2-0)");
-  }
+  auto so = TRY(SharedLibrary::open(k_libidn2_soname, "the IDNA library", "libidn2-0"));
   static Libidn2 lib{};
-  lib.to_ascii_8z = reinterpret_cast<decltype(lib.to_ascii_8z)>(::dlsym(handle, "idn2_to_ascii_8z"));
-  lib.strerror = reinterpret_cast<decltype(lib.strerror)>(::dlsym(handle, "idn2_strerror"));
-  if (lib.to_ascii_8z == nullptr || lib.strerror == nullptr)
-    return fail(ErrorCode::service_unavailable,
-                std::string(k_libidn2_soname) + " lacks idn2_to_ascii_8z or idn2_strerror (apt-get install libidn2-0)");
+  so.resolve("idn2_to_ascii_8z", lib.to_ascii_8z);
+  so.resolve("idn2_strerror", lib.strerror);
+  if (!so.missing().empty()) return std::unexpected(so.lacks("libidn2 2.0 or later is needed"));
   return &lib;
 }
 

@@ -1,7 +1,9 @@
 // libpq behind RAII (pg_conn.hpp says why and the contract), loaded with dlopen on the first connection.
 #include "pg_conn.hpp"
 
-#include <dlfcn.h>
+#include <alumia/base/shared_library.hpp>
+#include <alumia/base/try.hpp>
+
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -46,46 +48,30 @@ struct Libpq {
 
 constexpr const char* k_libpq_soname = "libpq.so.5";
 
-template <class F>
-void resolve(void* handle, const char* name, F& out, std::string& missing) {
-  out = reinterpret_cast<F>(::dlsym(handle, name));
-  if (out == nullptr && missing.empty()) missing = name;
-}
-
 Result<const Libpq*> load(const char* soname) {
-  void* handle = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    return fail(ErrorCode::service_unavailable, std::string("the PostgreSQL client library ") + soname +
-                                                    " cannot be loaded (" + (why ? why : "unknown error") +
-                                                    "): install it (Debian: apt-get install libpq5)");
-  }
+  auto so = TRY(SharedLibrary::open(soname, "the PostgreSQL client library", "libpq5"));
   static Libpq lib{};
-  std::string missing;
-  resolve(handle, "PQconnectdb", lib.connectdb, missing);
-  resolve(handle, "PQstatus", lib.status, missing);
-  resolve(handle, "PQerrorMessage", lib.error_message, missing);
-  resolve(handle, "PQfinish", lib.finish, missing);
-  resolve(handle, "PQexec", lib.exec, missing);
-  resolve(handle, "PQexecParams", lib.exec_params, missing);
-  resolve(handle, "PQresultStatus", lib.result_status, missing);
-  resolve(handle, "PQresultErrorField", lib.result_error_field, missing);
-  resolve(handle, "PQresultErrorMessage", lib.result_error_message, missing);
-  resolve(handle, "PQclear", lib.clear, missing);
-  resolve(handle, "PQntuples", lib.ntuples, missing);
-  resolve(handle, "PQnfields", lib.nfields, missing);
-  resolve(handle, "PQgetisnull", lib.getisnull, missing);
-  resolve(handle, "PQgetvalue", lib.getvalue, missing);
-  resolve(handle, "PQgetlength", lib.getlength, missing);
-  resolve(handle, "PQcmdTuples", lib.cmd_tuples, missing);
-  resolve(handle, "PQconsumeInput", lib.consume_input, missing);
-  resolve(handle, "PQnotifies", lib.notifies, missing);
-  resolve(handle, "PQfreemem", lib.freemem, missing);
-  resolve(handle, "PQsocket", lib.socket, missing);
-  if (!missing.empty())
-    return fail(ErrorCode::service_unavailable,
-                std::string(soname) + " lacks " + missing +
-                    " (a libpq of PostgreSQL 10 or later is needed: apt-get install libpq5)");
+  so.resolve("PQconnectdb", lib.connectdb);
+  so.resolve("PQstatus", lib.status);
+  so.resolve("PQerrorMessage", lib.error_message);
+  so.resolve("PQfinish", lib.finish);
+  so.resolve("PQexec", lib.exec);
+  so.resolve("PQexecParams", lib.exec_params);
+  so.resolve("PQresultStatus", lib.result_status);
+  so.resolve("PQresultErrorField", lib.result_error_field);
+  so.resolve("PQresultErrorMessage", lib.result_error_message);
+  so.resolve("PQclear", lib.clear);
+  so.resolve("PQntuples", lib.ntuples);
+  so.resolve("PQnfields", lib.nfields);
+  so.resolve("PQgetisnull", lib.getisnull);
+  so.resolve("PQgetvalue", lib.getvalue);
+  so.resolve("PQgetlength", lib.getlength);
+  so.resolve("PQcmdTuples", lib.cmd_tuples);
+  so.resolve("PQconsumeInput", lib.consume_input);
+  so.resolve("PQnotifies", lib.notifies);
+  so.resolve("PQfreemem", lib.freemem);
+  so.resolve("PQsocket", lib.socket);
+  if (!so.missing().empty()) return std::unexpected(so.lacks("a libpq of PostgreSQL 10 or later is needed"));
   return &lib;
 }
 
