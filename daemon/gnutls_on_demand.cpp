@@ -14,10 +14,11 @@
 // The contract:
 // - gnutls_global_init / gnutls_global_deinit before the load only count (MHD_init and MHD_fini call them
 //   at start and exit). The load replays the count, so GnuTLS sees the same initialisations it would have.
-// - The load happens once, under a lock; a failure is kept. A function that can report an error returns
-//   GNUTLS_E_INTERNAL_ERROR without GnuTLS (MHD then refuses to start a TLS listener and says why); the
-//   ones that cannot (void, pointers, sizes) are only reachable with a session or credentials that such a
-//   call created, so reaching one without the library is a broken invariant: abort with a message.
+// - The load happens once, under a lock; a failure is kept. Once loaded, a call takes no lock. A function
+//   that can report an error returns GNUTLS_E_INTERNAL_ERROR without GnuTLS (MHD then refuses to start a
+//   TLS listener and says why); the ones that cannot (void, pointers, sizes) are only reachable with a session or
+//   credentials that such a call created, so reaching one without the library is a broken invariant: abort with a
+//   message.
 // - The definitions take their types from <gnutls/gnutls.h> and <gnutls/abstract.h>: a definition that
 //   does not match GnuTLS's declaration does not compile. The executable does not export them (nothing it
 //   links dynamically refers to them), so a GnuTLS loaded by something else (libpq through libldap, for a
@@ -29,6 +30,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -104,15 +106,16 @@ struct Gnutls {
 #undef ALUMIA_GNUTLS_MEMBER
 };
 
-// Guarded by g_mutex: the table once loaded (nullptr before, or when the load failed), whether the load
-// was tried, and the initialisations asked for before it.
+// The table once loaded (nullptr before, or when the load failed): written once, under g_mutex, and read
+// without it by every forwarded call (a TLS listener's record I/O must not serialise on a lock).
+std::atomic<const Gnutls*> g_loaded{nullptr};
+// Guarded by g_mutex: whether the load was tried, and the initialisations asked for before it.
 std::mutex g_mutex;
-const Gnutls* g_loaded = nullptr;
 bool g_tried = false;
 int g_pending_inits = 0;
 
 const Gnutls* load_locked() {
-  if (g_tried) return g_loaded;
+  if (g_tried) return g_loaded.load(std::memory_order_relaxed);
   g_tried = true;
   auto so = alumia::SharedLibrary::open(k_gnutls_soname, "TLS needs GnuTLS, and its library", "libgnutls30");
   if (!so) {
@@ -134,11 +137,12 @@ const Gnutls* load_locked() {
   gnutls_malloc = *real_malloc;  // what GnuTLS's gnutls_free expects memory handed to it to come from
   for (; g_pending_inits > 0; --g_pending_inits)
     if (lib.gnutls_global_init() < 0) return nullptr;
-  g_loaded = &lib;
-  return g_loaded;
+  g_loaded.store(&lib, std::memory_order_release);
+  return &lib;
 }
 
 const Gnutls* gnutls() {
+  if (const Gnutls* lib = g_loaded.load(std::memory_order_acquire)) return lib;
   std::lock_guard lock(g_mutex);
   return load_locked();
 }
@@ -168,14 +172,14 @@ gnutls_alloc_function gnutls_malloc = ::malloc;
 
 int gnutls_global_init(void) {
   std::lock_guard lock(g_mutex);
-  if (g_loaded != nullptr) return g_loaded->gnutls_global_init();
+  if (const Gnutls* lib = g_loaded.load(std::memory_order_relaxed)) return lib->gnutls_global_init();
   ++g_pending_inits;  // replayed by the load, if it ever happens
   return GNUTLS_E_SUCCESS;
 }
 
 void gnutls_global_deinit(void) {
   std::lock_guard lock(g_mutex);
-  if (g_loaded != nullptr) g_loaded->gnutls_global_deinit();
+  if (const Gnutls* lib = g_loaded.load(std::memory_order_relaxed)) lib->gnutls_global_deinit();
   else if (g_pending_inits > 0) --g_pending_inits;
 }
 
