@@ -181,17 +181,18 @@ TEST_CASE("webhook store: concurrent ingest stores each key once and answers eve
 TEST_CASE("webhook store: ingest_async answers from the intake log's flusher, declines what would block, stays exact",
           "[webhooks][store]") {
   Fixture f;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   // Until the dedup filter's first build is complete every key is a "maybe" (a table read): declined,
   // and the request is left as it was.
   std::promise<Result<IngestOutcome>> first;
   IngestRequest r = request("github:async-1", 1);
-  while (!f.hooks->ingest_async(r, [&](Result<IngestOutcome> o) { first.set_value(std::move(o)); })) {
-    CHECK(r.body == "{}");
-    CHECK(r.event_id == "ev-1");
-    REQUIRE(std::chrono::steady_clock::now() < deadline);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  REQUIRE(test::eventually(
+      [&] {
+        if (f.hooks->ingest_async(r, [&](Result<IngestOutcome> o) { first.set_value(std::move(o)); })) return true;
+        CHECK(r.body == "{}");
+        CHECK(r.event_id == "ev-1");
+        return false;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(5)));
   auto stored = first.get_future().get();
   REQUIRE(stored);
   CHECK_FALSE(stored->duplicate);
