@@ -179,8 +179,8 @@ bool ends_in_number(std::string_view name) {
 // libidn2 is loaded when the first name is judged, never at program start: a daemon started without a
 // public base URL never maps it, nor libunistring which it brings (~200 KiB of idle RSS;
 // docs/ARCHITECTURE.md, "Memory at idle"). Its two functions are used through this table (idn2.h still
-// gives their types), as libpq's are (common/store/pg_conn.cpp). Loaded once, never unloaded; a failure
-// is kept, so every judgement gives the same answer.
+// gives their types), loaded as libpq's are (alumia/base/shared_library.hpp). A failure is kept, so every
+// judgement gives the same answer.
 struct Libidn2 {
   decltype(&::idn2_to_ascii_8z) to_ascii_8z;
   decltype(&::idn2_strerror) strerror;

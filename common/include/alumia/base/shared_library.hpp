@@ -3,7 +3,8 @@
 // name into a table of the caller's: what keeps the daemon from mapping, for its whole life, libraries it
 // uses only sometimes (docs/ARCHITECTURE.md, "Memory at idle"): libpq for a PostgreSQL store
 // (store/pg_conn.cpp), libsecret for the Secret Service (crypto/keyring.cpp), libidn2 for a public base URL
-// (net/public_base_url.cpp). The library's header still gives each function's type (decltype(&::name)).
+// (net/public_base_url.cpp), GnuTLS for a TLS listener (daemon/gnutls_on_demand.cpp). The library's header
+// still gives each function's type (decltype(&::name)).
 //
 // The contract: open() loads with RTLD_NOW | RTLD_LOCAL (every function resolved now, nothing added to
 // the global scope) and never unloads: the handle stays valid for the process's life, so pointers from
