@@ -80,6 +80,8 @@ class GroupWriter {
   void trim_after_backlog();
   void checkpoint_loop();
 
+  // "The writer thread" below: whichever of the two writer threads holds the connection (m_catching_up),
+  // one at a time; the handover is under m_queue_mutex (pass_the_connection_if_due).
   std::size_t m_max_batch;
   BatchHooks m_hooks;
   SQLite::Database m_db;             // only the writer thread touches it after construction
