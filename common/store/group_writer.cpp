@@ -16,21 +16,22 @@
 namespace alumia::sqlite {
 namespace {
 
-// Every k_checkpoint_pages new WAL pages the checkpoint thread copies them into the database file
+// Every k_checkpoint_bytes of new WAL the checkpoint thread copies them into the database file
 // with a PASSIVE checkpoint, which never blocks the writer. Under a steady stream of commits such a
 // checkpoint never catches up with the end of the WAL, so the WAL cannot start over; when it
-// reaches k_restart_pages the writer itself runs a RESTART checkpoint between two batches. A
+// reaches k_restart_bytes the writer itself runs a RESTART checkpoint between two batches. A
 // RESTART waits for the rest of the WAL to be copied, so it is made rare: every 64 MiB of WAL, a
 // stall of a few milliseconds once per thousands of commits. After it the writer overwrites the
 // WAL from its start (no file growth, no block allocation per commit); journal_size_limit trims
-// the file after a burst.
+// the file after a burst. Both are bytes, turned into the store's pages at the start (the WAL hook
+// counts pages; a new store's pages are 8 KiB, sqlite_store.cpp; an older store keeps its 4 KiB).
 //
 // Small checkpoints, because every flush of the disk's cache carries what was written before it:
 // the fsync that ends a checkpoint of 4 MiB held intake-log writes (which acknowledge deliveries)
 // for 20-60 ms. With 1 MiB the median p99 of bench/ingest went from 11.9 to 8.2 ms (5 rounds each),
 // at the same rate.
-constexpr int k_checkpoint_pages = 256;  // 1 MiB of 4 KiB pages
-constexpr int k_restart_pages = 16384;   // 64 MiB
+constexpr int k_checkpoint_bytes = 1 << 20;  // 1 MiB
+constexpr int k_restart_bytes = 64 << 20;    // 64 MiB
 constexpr auto k_background_gather = std::chrono::milliseconds(20);
 
 // A backlog of this many queued operations (deliveries waiting to be applied while a RESTART or a slow
@@ -71,8 +72,12 @@ GroupWriter::GroupWriter(const std::string& db_name, bool synchronous_full, std:
       m_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX | k_open_nofollow),
       m_statements(m_db),
       m_checkpoint_db(db_name, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX | k_open_nofollow),
-      m_next_checkpoint(k_checkpoint_pages) {
+      m_next_checkpoint(0) {
   open_webhook_pragmas(m_db, synchronous_full);
+  const int page_size = std::max(512, m_db.execAndGet("PRAGMA page_size").getInt());
+  m_checkpoint_pages = std::max(1, k_checkpoint_bytes / page_size);
+  m_restart_pages = std::max(m_checkpoint_pages, k_restart_bytes / page_size);
+  m_next_checkpoint = m_checkpoint_pages;
   open_webhook_pragmas(m_checkpoint_db, synchronous_full);
   // Replaces the writer's auto-checkpoint: the checkpoint runs on m_checkpoint_thread instead.
   sqlite3_wal_hook(m_db.getHandle(), &GroupWriter::on_wal_commit, this);
@@ -201,12 +206,21 @@ void GroupWriter::pass_the_connection_if_due(bool catching_up) {
 // SQLite keep a statement journal (a copy of every page the operation touches), which cost more
 // than the inserts themselves. Only when an operation fails is the batch rolled back and run
 // again with a SAVEPOINT around each operation, so the failure stays with its own request.
+// In the first pass stageable operations may stage their rows: the store writes a run of them
+// (the deliveries applied from the intake log, hundreds a batch at full rate) with multi-row
+// INSERTs, before the next operation that is not stageable reads or writes anything.
 void GroupWriter::run_batch(std::vector<WriterOp>& batch) {
   if (batch.size() > 1) {
     m_hooks.begin();
     try {
       exec("BEGIN IMMEDIATE");
-      for (auto& op : batch) op.run();
+      m_staging = static_cast<bool>(m_hooks.flush);
+      for (auto& op : batch) {
+        if (m_staging && !op.stageable) m_hooks.flush();
+        op.run();
+      }
+      if (m_staging) m_hooks.flush();
+      m_staging = false;
       m_hooks.before_commit();
       exec("COMMIT");
       for (auto& op : batch)
@@ -215,6 +229,7 @@ void GroupWriter::run_batch(std::vector<WriterOp>& batch) {
         if (op.done) op.done->set_value({});
       return;
     } catch (const std::exception&) {
+      m_staging = false;
       try {
         if (!m_db.getHandle() || !sqlite3_get_autocommit(m_db.getHandle())) exec("ROLLBACK");
       } catch (const std::exception&) {
@@ -289,11 +304,11 @@ void GroupWriter::trim_after_backlog() {
 // sqlite3_wal_hook: called on the writer thread after each commit with the WAL's page count.
 int GroupWriter::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
   auto* w = static_cast<GroupWriter*>(self);
-  if (pages < w->m_wal_pages) w->m_next_checkpoint = k_checkpoint_pages;  // the WAL started over
+  if (pages < w->m_wal_pages) w->m_next_checkpoint = w->m_checkpoint_pages;  // the WAL started over
   w->m_wal_pages = pages;
-  if (pages >= k_restart_pages) w->m_restart_due = true;
+  if (pages >= w->m_restart_pages) w->m_restart_due = true;
   if (pages >= w->m_next_checkpoint) {
-    w->m_next_checkpoint = pages + k_checkpoint_pages;
+    w->m_next_checkpoint = pages + w->m_checkpoint_pages;
     {
       std::lock_guard lock(w->m_checkpoint_mutex);
       w->m_checkpoint_due = true;

@@ -36,6 +36,10 @@ struct WriterOp {
   std::function<void()> run;
   std::shared_ptr<std::promise<Status>> done;  // null: nobody waits (counters, applying the log)
   std::function<void(bool stored)> after;      // writer thread, after the batch's COMMIT (or its failure)
+  // True: `run` may leave its rows staged (GroupWriter::staging) for the store's BatchHooks::flush, which
+  // writes them, many rows a statement, before the next operation that is not stageable and before the
+  // COMMIT. So an operation that reads or changes rows always sees every earlier operation's.
+  bool stageable = false;
 };
 
 class GroupWriter {
@@ -44,6 +48,10 @@ class GroupWriter {
   struct BatchHooks {
     std::function<void()> begin;          // before the first operation (again when a batch is re-run)
     std::function<void()> before_commit;  // after the last operation, inside the transaction
+    // Writes the rows stageable operations staged (nothing staged: nothing to do). A throw fails the
+    // batch like a failed operation: it is rolled back and run again with a savepoint around each
+    // operation, where nothing is staged.
+    std::function<void()> flush;
   };
 
   GroupWriter(const std::string& db_name, bool synchronous_full, std::size_t max_batch);
@@ -68,6 +76,9 @@ class GroupWriter {
 
   // The writer connection's statements: for operations, on the writer thread only.
   StatementCache& statements() { return m_statements; }
+  // Writer thread, in a stageable operation: whether it may stage its rows (a batch of several run
+  // without savepoints) or must write them itself (run_isolated, or a batch of one).
+  bool staging() const { return m_staging; }
 
  private:
   void writer_loop(bool catching_up);
@@ -87,10 +98,13 @@ class GroupWriter {
   SQLite::Database m_db;             // only the writer thread touches it after construction
   StatementCache m_statements;       // writer thread only
   SQLite::Database m_checkpoint_db;  // only the checkpoint thread
-  int m_wal_pages = 0;               // writer thread only (wal hook)
-  int m_next_checkpoint;             // writer thread only (wal hook)
-  bool m_restart_due = false;        // writer thread only (wal hook)
-  std::size_t m_queue_peak = 0;      // writer thread only: the longest queue since the last trim
+  int m_checkpoint_pages;            // k_checkpoint_bytes and k_restart_bytes in this store's pages
+  int m_restart_pages;
+  int m_wal_pages = 0;           // writer thread only (wal hook)
+  int m_next_checkpoint;         // writer thread only (wal hook)
+  bool m_restart_due = false;    // writer thread only (wal hook)
+  bool m_staging = false;        // writer thread only: inside run_batch's first try
+  std::size_t m_queue_peak = 0;  // writer thread only: the longest queue since the last trim
   std::mutex m_queue_mutex;
   // One per writer thread: [0] the background one (nice 19), [1] the one at the daemon's priority that
   // takes over while a backlog builds (m_catching_up says which one holds the connection).

@@ -10,6 +10,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <array>
 #include <future>
 #include <utility>
 
@@ -191,7 +192,8 @@ void SqliteWebhookStore::enqueue_apply(std::shared_ptr<const IngestRequest> rec,
                                     "the next start stores it",
                                     rec->event_id);
                               }
-                            }});
+                            },
+                            true});
 }
 
 // Writer thread: the stored delivery `r` repeats, by the rule of IngestRequest (find_original).
@@ -218,6 +220,21 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
       m_deltas[r.endpoint_id].duplicates += 1;
       return;
     }
+  if (decided && m_writer.staging()) {
+    m_staged.push_back(&r);  // written by write_staged, before anything else reads or writes
+  } else {
+    insert_rows(r);
+  }
+  // Last, once every insert succeeded (or was staged: a failed write_staged fails the whole batch, and it
+  // runs again from begin(), which clears these): an operation that fails leaves no count behind.
+  auto& d = m_deltas[r.endpoint_id];
+  d.jobs[static_cast<std::size_t>(JobState::queued)] += 1;
+  d.received += 1;
+  d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
+  outcome.event_id = r.event_id;
+}
+
+void SqliteWebhookStore::insert_rows(const IngestRequest& r) {
   // Text is bound without a copy: `r` outlives each statement's step, and the next use of a statement
   // clears its bindings before anything reads them (StatementCache::get).
   auto add_key = [&](const std::string& key) {
@@ -259,12 +276,92 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
     q->bind(5, static_cast<int64_t>(r.received_at));
     q->exec();
   }
-  // Last, once every insert succeeded: an operation that fails leaves no count behind.
-  auto& d = m_deltas[r.endpoint_id];
-  d.jobs[static_cast<std::size_t>(JobState::queued)] += 1;
-  d.received += 1;
-  d.last_delivery_at = std::max(d.last_delivery_at, r.received_at);
-  outcome.event_id = r.event_id;
+}
+
+namespace {
+
+// One INSERT of the rows of staged deliveries, in three sizes: a multi-row INSERT is one statement's
+// setup, one cursor per b-tree and one VDBE loop for all its rows, where a statement per row pays them for
+// each. bench/store_apply.sh, the writer's instructions a delivery: 86k a row a statement, 65k with these.
+struct MultiRowInsert {
+  MultiRowInsert(std::string_view head, std::string_view row, int row_params) : params(row_params) {
+    for (std::size_t s = 0; s < sizes.size(); ++s) {
+      sql[s] = head;
+      for (int i = 0; i < sizes[s]; ++i) (sql[s] += i == 0 ? " VALUES" : ",") += row;
+    }
+  }
+  static constexpr std::array<int, 3> sizes{16, 4, 1};
+  std::array<std::string, 3> sql;
+  int params;  // placeholders a row
+};
+
+// Rows [0, n) in statements of 16, then 4, then 1 row; bind(statement, index of the row's first
+// placeholder minus one, row).
+template <class Bind>
+void insert_in_chunks(StatementCache& c, const MultiRowInsert& m, std::size_t n, Bind&& bind) {
+  std::size_t i = 0;
+  for (std::size_t s = 0; s < m.sizes.size(); ++s) {
+    const auto rows = static_cast<std::size_t>(m.sizes[s]);
+    for (; n - i >= rows; i += rows) {
+      auto q = c.use(m.sql[s]);
+      for (std::size_t k = 0; k < rows; ++k) bind(*q, static_cast<int>(k) * m.params, i + k);
+      q->exec();
+    }
+  }
+}
+
+}  // namespace
+
+// Writer thread, BatchHooks::flush: the staged deliveries' rows, in their order: their dedup keys, their
+// events, their first jobs. Text is bound without a copy (each delivery is held by its operation).
+void SqliteWebhookStore::write_staged() {
+  if (m_staged.empty()) return;
+  static const MultiRowInsert dedup("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at)",
+                                    "(?,?,?,?)", 4);
+  static const MultiRowInsert events(
+      "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at)",
+      "(?,?,?,?,?,?,?,?,?)", 9);
+  static const MultiRowInsert jobs(
+      "INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at)",
+      "(?,?,?,?,'queued',0,?,?,?)", 7);
+  std::vector<std::pair<const IngestRequest*, const std::string*>> keys;
+  std::vector<std::string> providers;  // bound without a copy too
+  keys.reserve(m_staged.size());
+  providers.reserve(m_staged.size());
+  for (const auto* r : m_staged) {
+    providers.emplace_back(to_string(r->provider));
+    keys.emplace_back(r, &r->event_key);
+    for (const auto& k : r->item_keys) keys.emplace_back(r, &k);
+    for (const auto& k : r->alias_keys) keys.emplace_back(r, &k);
+  }
+  insert_in_chunks(m_w, dedup, keys.size(), [&](SQLite::Statement& q, int p, std::size_t i) {
+    const auto& [r, key] = keys[i];
+    q.bindNoCopy(p + 1, r->endpoint_id);
+    q.bindNoCopy(p + 2, *key);
+    q.bindNoCopy(p + 3, r->event_id);
+    q.bind(p + 4, static_cast<int64_t>(r->received_at));
+  });
+  insert_in_chunks(m_w, events, m_staged.size(), [&](SQLite::Statement& q, int p, std::size_t i) {
+    const IngestRequest& r = *m_staged[i];
+    q.bindNoCopy(p + 1, r.event_id);
+    q.bindNoCopy(p + 2, r.endpoint_id);
+    q.bindNoCopy(p + 3, r.user_id);
+    q.bindNoCopy(p + 4, providers[i]);
+    q.bindNoCopy(p + 5, r.event_key);
+    q.bindNoCopy(p + 6, r.event_type);
+    q.bindNoCopy(p + 7, r.headers);
+    q.bindNoCopy(p + 8, r.body.data(), static_cast<int>(r.body.size()));
+    q.bind(p + 9, static_cast<int64_t>(r.received_at));
+  });
+  insert_in_chunks(m_w, jobs, m_staged.size(), [&](SQLite::Statement& q, int p, std::size_t i) {
+    const IngestRequest& r = *m_staged[i];
+    q.bindNoCopy(p + 1, r.job_id);
+    q.bindNoCopy(p + 2, r.event_id);
+    q.bindNoCopy(p + 3, r.endpoint_id);
+    q.bindNoCopy(p + 4, r.user_id);
+    for (int t = 5; t <= 7; ++t) q.bind(p + t, static_cast<int64_t>(r.received_at));
+  });
+  m_staged.clear();
 }
 
 // Writer thread: a job inserted (after its INSERT succeeded), counted by flush_job_counts.

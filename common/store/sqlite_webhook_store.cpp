@@ -29,7 +29,11 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
   open_webhook_pragmas(m_reader_db, o.synchronous_full);
   // Fail early (not at the first delivery) when the migrations have not run.
   m_reader_db.exec("SELECT 1 FROM webhook_jobs LIMIT 0");
-  m_writer.start({.begin = [this] { m_deltas.clear(); },
+  m_writer.start({.begin =
+                      [this] {
+                        m_deltas.clear();
+                        m_staged.clear();
+                      },
                   .before_commit =
                       [this] {
                         // Jobs without their counts must not commit: the batch is rolled back, so its
@@ -48,7 +52,8 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
                         }
                         flush_counters();
                         m_transactions.fetch_add(1, std::memory_order_relaxed);
-                      }});
+                      },
+                  .flush = [this] { write_staged(); }});
 }
 
 // The writer drains its queue first (applies it and releases log space); what the flusher hands

@@ -111,6 +111,8 @@ class SqliteWebhookStore final : public WebhookStore {
   void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
                      std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
+  void insert_rows(const IngestRequest& r);  // its dedup keys, event and first job, one row a statement
+  void write_staged();                       // BatchHooks::flush: the staged deliveries' rows, many a statement
   std::optional<std::string> stored_original(const IngestRequest& r);
   void flush_counters();
   void flush_job_counts();
@@ -156,6 +158,9 @@ class SqliteWebhookStore final : public WebhookStore {
   std::atomic<uint64_t> m_transactions{0};
   std::atomic<int64_t> m_unapplied{0};                     // durable in the log, not yet committed into the tables
   std::unordered_map<std::string, CounterDelta> m_deltas;  // writer thread only; one batch's changes
+  // Writer thread only: deliveries of the batch whose rows are still to be written (write_staged). Each is
+  // held by its stageable operation, which stays in the batch until after the COMMIT.
+  std::vector<const IngestRequest*> m_staged;
 };
 
 }  // namespace alumia::sqlite

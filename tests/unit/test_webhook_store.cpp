@@ -7,6 +7,7 @@
 #include <alumia/store/webhook_store.hpp>
 #include <alumia/webhooks/relay_worker.hpp>
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -248,6 +249,71 @@ TEST_CASE("webhook store: ingest_async answers from the intake log's flusher, de
   REQUIRE(*ep);
   CHECK((*ep)->received == 1 + k_threads / 2 * k_per_thread);
   CHECK((*ep)->duplicates == k_threads / 2 * k_per_thread);
+}
+
+TEST_CASE(
+    "webhook store: a new store has 8 KiB pages, one made with 4 KiB keeps them; deliveries applied many a "
+    "statement keep every row and key",
+    "[webhooks][store]") {
+  for (const bool older : {false, true}) {
+    INFO((older ? "a store made with 4 KiB pages" : "a new store"));
+    test::TempDir dir;
+    const auto path = dir.path() / "store.db";
+    if (older) {  // content before the first migration: the store's page_size no longer applies
+      SQLite::Database raw(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      raw.exec("PRAGMA page_size=4096");
+      raw.exec("CREATE TABLE made_before(x)");
+      std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
+    auto store = open_sqlite_store({path, true});
+    INFO((store ? "" : store.error().message));
+    REQUIRE(store);
+    auto opened = open_sqlite_webhook_store({.path = path});
+    REQUIRE(opened);
+    auto hooks = std::move(*opened);
+    WebhookEndpointRecord e;
+    e.id = "ep1";
+    e.user_id = "u1";
+    e.provider = Provider::github;
+    e.created_at = e.updated_at = 1;
+    REQUIRE(hooks->insert_endpoint(e));
+    // Deliveries from several threads at once, so that the writer applies them from the intake log in
+    // batches of many (rows staged and written 16, 4 and 1 to a statement); every fifth with item keys.
+    constexpr int k_threads = 24, k_per_thread = 26;
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_threads; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < k_per_thread; ++i) {
+          const int n = t * k_per_thread + i;
+          IngestRequest r = request("github:s" + std::to_string(n), n);
+          if (n % 5 == 0) r.item_keys = {"item:" + std::to_string(n) + ":a", "item:" + std::to_string(n) + ":b"};
+          auto o = hooks->ingest(std::move(r));
+          if (!o || o->duplicate) failed.fetch_add(1);
+        }
+      });
+    for (auto& th : threads) th.join();
+    CHECK(failed.load() == 0);
+    hooks.reset();  // the writer drains; then the rows as they are in the file
+    SQLite::Database db(path.string(), SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("PRAGMA page_size").getInt() == (older ? 4096 : 8192));
+    constexpr int k_all = k_threads * k_per_thread;
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM webhook_events").getInt() == k_all);
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM webhook_jobs j JOIN webhook_events e ON e.id = j.event_id "
+                        "WHERE j.state = 'queued' AND j.created_at = e.received_at AND e.body = X'7B7D' "
+                        "AND e.provider = 'github' AND e.event_type = 'push'")
+              .getInt() == k_all);
+    CHECK(db.execAndGet("SELECT n FROM webhook_job_counts WHERE endpoint_id = 'ep1' AND state = 'queued'").getInt() ==
+          k_all);
+    // One dedup key an event, two more for every fifth, each naming its event.
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM webhook_dedup d JOIN webhook_events e ON e.id = d.event_id").getInt() ==
+          k_all + 2 * ((k_all + 4) / 5));
+    // And they answer as repeats after a reopen.
+    auto again = open_sqlite_webhook_store({.path = path});
+    REQUIRE(again);
+    CHECK((*again)->ingest(request("item:10:b", 9999))->duplicate);
+    CHECK((*again)->ingest(request("github:s" + std::to_string(k_all - 1), 9998))->duplicate);
+  }
 }
 
 namespace {
