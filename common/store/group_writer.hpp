@@ -38,7 +38,8 @@ struct WriterOp {
   std::function<void(bool stored)> after;      // writer thread, after the batch's COMMIT (or its failure)
   // True: `run` may leave its rows staged (GroupWriter::staging) for the store's BatchHooks::flush, which
   // writes them, many rows a statement, before the next operation that is not stageable and before the
-  // COMMIT. So an operation that reads or changes rows always sees every earlier operation's.
+  // COMMIT. So an operation that reads or changes rows always sees every earlier operation's; one that
+  // touches no row (a counter summed in memory) is stageable too, so as not to split a run of staged rows.
   bool stageable = false;
 };
 

@@ -127,7 +127,7 @@ void SqliteWebhookStore::count(const std::string& endpoint_id, EndpointCounter c
                                : counter == EndpointCounter::duplicate ? d.duplicates
                                                                        : d.verification_failures) += 1;
                             },
-                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }});
+                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }, true});
 }
 
 void SqliteWebhookStore::add_refusals(const std::string& endpoint_id, EndpointRefusals refusals) {
@@ -141,7 +141,7 @@ void SqliteWebhookStore::add_refusals(const std::string& endpoint_id, EndpointRe
                               if (refusals.last_error && (!d.last_error || d.last_error->at <= refusals.last_error->at))
                                 d.last_error = refusals.last_error;
                             },
-                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }});
+                            nullptr, [this](bool) { m_refusals_queued.fetch_sub(1); }, true});
 }
 
 // A new delivery whose keys are in flight as `claimed`: into the intake log (the store applies it
