@@ -218,7 +218,7 @@ class SqliteStore final : public Store {
     // checkpoint copies. Measured: the writer's CPU a delivery in a standalone run of the same inserts
     // (600 a transaction, a statement a row) 17-21 us with 4 KiB pages, 11-17 with 8 KiB; the checkpointer's
     // in the store ceiling (bench/public (c)) ~4 -> ~3 us. 16 KiB pages did no better and cost ~250 KiB of
-    // idle RSS (the pages each connection keeps cached), 8 KiB ~0 (docs/ARCHITECTURE.md, "Memory at idle").
+    // idle RSS (the pages each connection keeps cached), 8 KiB ~0 (docs/ARCHITECTURE.md, "Few pages per commit").
     if (m_db.execAndGet("PRAGMA user_version").getInt() == 0) {
       m_db.exec("PRAGMA page_size=8192");
       m_db.exec("PRAGMA auto_vacuum=INCREMENTAL");
