@@ -53,7 +53,7 @@ int serve_httplib(const BareOptions& options, BareState& state, const sigset_t& 
     state.requests.fetch_add(1, std::memory_order_relaxed);
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     if (state.store) {
-      res.status = state.store->put(req.body) ? 200 : 503;
+      res.status = state.store->put(req.body, req.get_header_value("X-GitHub-Delivery")) ? 200 : 503;
       res.set_content("", "text/plain");
       return;
     }

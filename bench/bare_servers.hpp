@@ -24,7 +24,9 @@ struct BareOptions {
 class StoreSink {
  public:
   static std::unique_ptr<StoreSink> open(const std::string& dir);  // null: cannot open or migrate
-  bool put(std::string body);                                      // false: not stored (answer 503)
+  // The request's delivery id is the event key when it has one (so the key order is the client's: ascending
+  // or random), else a counter's. false: not stored (answer 503).
+  bool put(std::string body, const std::string& delivery);
 
  private:
   StoreSink() = default;

@@ -7,7 +7,9 @@
 // both: each POST body goes through alumia's SqliteWebhookStore (open_sqlite_webhook_store, the
 // daemon's options) as a new GitHub delivery: dedup decided in memory, the record appended to the
 // intake log (the 200 goes out once it is on disk), then applied by the store's group-committing
-// writer (event, job and dedup rows, the checkpoints) in the background, exactly as in the daemon.
+// writer (event, job and dedup rows, the checkpoints) in the background, exactly as in the daemon. Its
+// dedup key is the request's X-GitHub-Delivery, as the daemon's, so the keys come in the client's order
+// (ascending per wrk thread, or random with INGEST_IDS=random) and the dedup index costs what it costs there.
 // What it leaves out: HTTP parsing beyond cpp-httplib's, the head checks, routing, the endpoint
 // cache, the signature check and the JSON of the stored headers (a fixed string here).
 #include "bare_servers.hpp"
@@ -59,13 +61,13 @@ std::unique_ptr<StoreSink> StoreSink::open(const std::string& dir) {
   return sink;
 }
 
-bool StoreSink::put(std::string body) {
+bool StoreSink::put(std::string body, const std::string& delivery) {
   const uint64_t n = m_next.fetch_add(1, std::memory_order_relaxed);
   alumia::IngestRequest r;
   r.endpoint_id = k_endpoint;
   r.user_id = k_user;
   r.provider = alumia::Provider::github;
-  r.event_key = "github:" + id_of('d', n);  // unique: never a duplicate
+  r.event_key = "github:" + (delivery.empty() ? id_of('d', n) : delivery);  // as the daemon's key
   r.event_type = "push";
   r.headers = k_headers;
   r.body = std::move(body);

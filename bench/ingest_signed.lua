@@ -13,8 +13,12 @@
 --   INGEST_EVENT      optional: the X-GitHub-Event value (default push; ping is verified, not stored)
 --   INGEST_TARGETS    optional: "PATH SIGNATURE;PATH SIGNATURE;..." — requests go to these paths in turn, each
 --                     with its endpoint's signature of the body (bench/cluster: deliveries over several endpoints)
+--   INGEST_IDS        optional: "random" for delivery ids in random order, as providers send them
 --
--- Delivery id: <prefix>-<thread>-<thread random>-<thread random>-<per-thread counter>, GUID-shaped.
+-- Delivery id: <prefix>-<thread>-<thread random>-<thread random>-<per-thread counter>, GUID-shaped: each
+-- thread's ids ascend, so the receiver's dedup keys (indexed by id) are inserted at two places only. With
+-- INGEST_IDS=random: <8 random hex>-<prefix, in two>-<thread>-<per-thread counter>, in no order, as GitHub's
+-- GUIDs are; every new key then lands at a random place of the dedup index (bench/README.md, (c)).
 -- On exit it prints one machine-readable line that ingest.sh parses:
 --   INGEST label=.. requests=.. seconds=.. rps=.. ok2xx=.. non2xx=.. duplicates=.. sent=..
 --          err_connect=.. err_read=.. err_write=.. err_timeout=.. p50_us=.. p90_us=.. p99_us=.. max_us=..
@@ -44,6 +48,7 @@ local body, signature, prefix, rand_a, rand_b = "", "sha256=", "00000000", 0, 0
 local counter = 0
 local targets = {}
 local event = os.getenv("INGEST_EVENT") or "push"
+local random_ids = os.getenv("INGEST_IDS") == "random"
 sent, ok2xx, non2xx, duplicates = 0, 0, 0, 0
 acked = {}
 
@@ -64,7 +69,13 @@ end
 function request()
   counter = counter + 1
   sent = sent + 1
-  local delivery = string.format("%s-%04x-%04x-%04x-%012x", prefix, tid or 0, rand_a, rand_b, counter)
+  local delivery
+  if random_ids then
+    delivery = string.format("%04x%04x-%s-%s-%04x-%012x", math.random(0, 0xffff), math.random(0, 0xffff),
+      prefix:sub(1, 4), prefix:sub(5, 8), tid or 0, counter)
+  else
+    delivery = string.format("%s-%04x-%04x-%04x-%012x", prefix, tid or 0, rand_a, rand_b, counter)
+  end
   local path, sig = nil, signature
   if #targets > 0 then
     local t = targets[(counter % #targets) + 1]
