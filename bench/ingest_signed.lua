@@ -16,7 +16,7 @@
 --   INGEST_IDS        optional: "random" for delivery ids in random order, as providers send them
 --
 -- Delivery id: <prefix>-<thread>-<thread random>-<thread random>-<per-thread counter>, GUID-shaped: each
--- thread's ids ascend, so the receiver's dedup keys (indexed by id) are inserted at two places only. With
+-- thread's ids ascend, so the receiver's dedup keys (indexed by id) are inserted at one place a thread. With
 -- INGEST_IDS=random: <8 random hex>-<prefix, in two>-<thread>-<per-thread counter>, in no order, as GitHub's
 -- GUIDs are; every new key then lands at a random place of the dedup index (bench/README.md, (c)).
 -- On exit it prints one machine-readable line that ingest.sh parses:
