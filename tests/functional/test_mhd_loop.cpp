@@ -4,6 +4,8 @@
 // in full long before MHD's idle timeout. With MHD_USE_EPOLL_INTERNAL_THREAD (the hidden case below,
 // run by hand: `functional_tests '[.mhd-internal-epoll]'`) rounds stall until the idle timeout, because
 // MHD 0.9.75's epoll_wait loop blocks again after a batch of exactly 128 events.
+#include "process.hpp"
+
 #include <mhd_loop.hpp>
 
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -43,12 +46,14 @@ struct BurstServer {
   bool stopping = false;
   std::thread resumer;
   int port = 0;
+  // Requests suspended and neither answered nor closed yet: MHD must not stop while one is suspended.
+  std::atomic<int> outstanding{0};
 
   explicit BurstServer(bool own) : own_loop(own) {
     const unsigned flags = (own_loop ? MHD_USE_EPOLL : MHD_USE_EPOLL_INTERNAL_THREAD) | MHD_ALLOW_SUSPEND_RESUME;
     mhd = MHD_start_daemon(flags, 0, nullptr, nullptr, &on_request, this, MHD_OPTION_CONNECTION_TIMEOUT,
                            static_cast<unsigned>(k_idle_timeout_seconds), MHD_OPTION_CONNECTION_LIMIT, 1000u,
-                           MHD_OPTION_END);
+                           MHD_OPTION_NOTIFY_COMPLETED, &on_completed, this, MHD_OPTION_END);
     REQUIRE(mhd != nullptr);
     const MHD_DaemonInfo* info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
     REQUIRE(info != nullptr);
@@ -63,17 +68,15 @@ struct BurstServer {
     }
     cv.notify_all();
     resumer.join();
-    // MHD must not stop with a connection suspended: resume what the resumer left, then give MHD time to
-    // take them back (its own thread, or the loop's last runs).
+    // MHD must not stop with a connection suspended: resume what the resumer left. With MHD's own thread
+    // (the hidden case), wait until each has been answered or closed; our loop's last runs take them back.
     std::vector<MHD_Connection*> left;
     {
       std::lock_guard lock(mutex);
       left.swap(suspended);
     }
     for (MHD_Connection* c : left) resume(c);
-    // Not a wait for a result (only when the resumer left some, in the hidden case): MHD's own thread
-    // takes them back.
-    if (!own_loop && !left.empty()) std::this_thread::sleep_for(200ms);
+    if (!own_loop) CHECK(alumia::test::eventually([this] { return outstanding.load() == 0; }, 5s, 10ms));
     loop.stop();
     MHD_stop_daemon(mhd);
   }
@@ -100,7 +103,8 @@ struct BurstServer {
   static MHD_Result on_request(void* cls, MHD_Connection* c, const char*, const char*, const char*, const char*,
                                size_t* upload_size, void** con_cls) {
     auto& s = *static_cast<BurstServer*>(cls);
-    // con_cls: null on the first call (head complete), then 1 (suspended), then 2 (resumed: answer).
+    // con_cls: null on the first call (head complete), then 1 (body), then 2 (suspended; once resumed: answer,
+    // 3).
     auto step = reinterpret_cast<intptr_t>(*con_cls);
     if (*upload_size != 0) {
       *upload_size = 0;
@@ -112,6 +116,7 @@ struct BurstServer {
     }
     if (step == 1) {
       *con_cls = reinterpret_cast<void*>(intptr_t{2});
+      s.outstanding.fetch_add(1);
       MHD_suspend_connection(c);
       {
         std::lock_guard lock(s.mutex);
@@ -120,11 +125,19 @@ struct BurstServer {
       s.cv.notify_all();
       return MHD_YES;
     }
+    *con_cls = reinterpret_cast<void*>(intptr_t{3});  // answered
+    s.outstanding.fetch_sub(1);
     static const char k_body[] = "ok";
     MHD_Response* r = MHD_create_response_from_buffer(2, const_cast<char*>(k_body), MHD_RESPMEM_PERSISTENT);
     const MHD_Result ret = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return ret;
+  }
+
+  // A request closed while suspended (2: never answered) is no longer outstanding either.
+  static void on_completed(void* cls, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
+    if (reinterpret_cast<intptr_t>(*con_cls) == 2) static_cast<BurstServer*>(cls)->outstanding.fetch_sub(1);
+    *con_cls = nullptr;
   }
 };
 
