@@ -14,7 +14,7 @@ namespace alumia::sqlite {
 namespace {
 
 // A key of the index: endpoint id, a separator no id contains, the provider's key.
-std::string index_key(const std::string& endpoint_id, const std::string& key) {
+std::string index_key(std::string_view endpoint_id, std::string_view key) {
   std::string k;
   k.reserve(endpoint_id.size() + 1 + key.size());
   k += endpoint_id;
@@ -112,9 +112,12 @@ Status DedupIndex::rebuild_filter() {
     SQLite::Database db(m_db_name, SQLite::OPEN_READONLY | SQLITE_OPEN_NOMUTEX | k_open_nofollow);
     db.setBusyTimeout(5000);
     fresh = std::make_unique<KeyFilter>(m_filter_bytes);
-    SQLite::Statement q(db, "SELECT endpoint_id, event_key FROM webhook_dedup");
-    while (!m_stop.load(std::memory_order_relaxed) && q.executeStep())
-      fresh->add(fingerprint(index_key(q.getColumn(0).getString(), q.getColumn(1).getString())));
+    dedup_runs::for_each_key(
+        db,
+        [&](const std::string& endpoint_id, const dedup_runs::Entry& e) {
+          fresh->add(fingerprint(index_key(endpoint_id, e.key)));
+        },
+        &m_stop);
     if (m_stop.load()) st = fail(ErrorCode::service_unavailable, "the webhook store is closing");
   } catch (const std::exception& e) {
     st = std::unexpected(to_error(e, "webhook store"));
@@ -160,14 +163,12 @@ std::optional<KeyHit> DedupIndex::known_key(const std::string& endpoint_id, cons
   // Maybe stored: the table's primary key settles it.
   m_table_lookups.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(m_db_mutex);
-  auto q = m_q.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
-  q->bind(1, endpoint_id);
-  q->bind(2, *k.key);
-  if (!q->executeStep()) {
+  auto event_id = dedup_runs::find(m_q, endpoint_id, *k.key);
+  if (!event_id) {
     if (complete) m_false_positives.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
-  return KeyHit{q->getColumn(0).getString(), std::nullopt};
+  return KeyHit{std::move(*event_id), std::nullopt};
 }
 
 std::vector<DedupIndex::DedupKey> DedupIndex::keys_of(const IngestRequest& r) const {

@@ -4,7 +4,7 @@
 //
 // A delivery's keys are looked up, under a lock per key (64 stripes), among the keys in flight
 // (deliveries accepted and not yet committed into the tables, in memory) and then in the stored
-// set (webhook_dedup, through a connection of its own, by its primary key). A new delivery's keys
+// set (webhook_dedup, through a connection of its own: dedup_runs::find). A new delivery's keys
 // go in flight before the locks are let go, and leave only after the commit that stored them
 // (release()), so the two lookups never both miss a known key, and a repeat of a delivery still
 // being written finds it in flight and waits for it.
@@ -28,6 +28,7 @@
 // (bench/README.md, dedup_rss, measures what it costs when every key is a "maybe"). Dedup stays
 // exact at any n: a "maybe" always reads the table, and a "certainly new" is never wrong (nothing
 // is removed from a filter; a pruned key stays in it until the rebuild, costing only a lookup).
+#include "dedup_runs.hpp"
 #include "sqlite_util.hpp"
 
 #include <alumia/base/error.hpp>

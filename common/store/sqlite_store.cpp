@@ -200,6 +200,21 @@ DROP INDEX webhook_jobs_due;
     R"sql(
 DROP INDEX webhook_jobs_user;
 )sql",
+    // 12: the dedup keys as sorted runs of packed blocks (dedup_runs.hpp): each batch's keys go in as a run of
+    // their own at the table's right edge, and a background merge folds runs into larger ones; keys in random
+    // order (GitHub's delivery GUIDs) rewrote a leaf of one b-tree a key. No index by time: a prune reads the
+    // runs' and blocks' time bounds. The keys stored so far are packed into run 1 by the webhook store when it
+    // opens (SqliteWebhookStore::convert_v11_dedup: SQL cannot write the blocks), from webhook_dedup_v11.
+    R"sql(
+DROP INDEX webhook_dedup_received;
+ALTER TABLE webhook_dedup RENAME TO webhook_dedup_v11;
+CREATE TABLE webhook_dedup_runs (
+  run INTEGER PRIMARY KEY, keys INTEGER NOT NULL, oldest INTEGER NOT NULL, newest INTEGER NOT NULL,
+  into_run INTEGER, done_endpoint TEXT, done_key TEXT);
+CREATE TABLE webhook_dedup (
+  run INTEGER NOT NULL, endpoint_id TEXT NOT NULL, first_key TEXT NOT NULL, keys INTEGER NOT NULL,
+  oldest INTEGER NOT NULL, block BLOB NOT NULL, PRIMARY KEY (run, endpoint_id, first_key)) WITHOUT ROWID;
+)sql",
 };
 
 using sqlite::bind_opt;

@@ -199,11 +199,9 @@ void SqliteWebhookStore::enqueue_apply(std::shared_ptr<const IngestRequest> rec,
 // Writer thread: the stored delivery `r` repeats, by the rule of IngestRequest (find_original).
 std::optional<std::string> SqliteWebhookStore::stored_original(const IngestRequest& r) {
   auto original = find_original(r, [&](std::size_t, const std::string& key) -> std::optional<KeyHit> {
-    auto q = m_w.use("SELECT event_id FROM webhook_dedup WHERE endpoint_id=? AND event_key=?");
-    q->bind(1, r.endpoint_id);
-    q->bind(2, key);
-    if (!q->executeStep()) return std::nullopt;
-    return KeyHit{q->getColumn(0).getString(), std::nullopt};
+    auto event_id = dedup_runs::find(m_w, r.endpoint_id, key);
+    if (!event_id) return std::nullopt;
+    return KeyHit{std::move(*event_id), std::nullopt};
   });
   if (!original) return std::nullopt;
   return std::move(original->event_id);
@@ -234,20 +232,22 @@ void SqliteWebhookStore::ingest_one(const IngestRequest& r, IngestOutcome& outco
   outcome.event_id = r.event_id;
 }
 
+void SqliteWebhookStore::add_dedup_keys(std::vector<DedupKeyRef>& keys, const IngestRequest& r) {
+  const auto at = static_cast<int64_t>(r.received_at);
+  auto add = [&](const std::string& key) { keys.push_back({&r.endpoint_id, {key, r.event_id, at}}); };
+  add(r.event_key);
+  for (const auto& k : r.item_keys) add(k);
+  for (const auto& k : r.alias_keys) add(k);
+}
+
 void SqliteWebhookStore::insert_rows(const IngestRequest& r) {
   // Text is bound without a copy: `r` outlives each statement's step, and the next use of a statement
   // clears its bindings before anything reads them (StatementCache::get).
-  auto add_key = [&](const std::string& key) {
-    auto q = m_w.use("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)");
-    q->bindNoCopy(1, r.endpoint_id);
-    q->bindNoCopy(2, key);
-    q->bindNoCopy(3, r.event_id);
-    q->bind(4, static_cast<int64_t>(r.received_at));
-    q->exec();
-  };
-  add_key(r.event_key);
-  for (const auto& k : r.item_keys) add_key(k);
-  for (const auto& k : r.alias_keys) add_key(k);
+  {
+    std::vector<DedupKeyRef> keys;
+    add_dedup_keys(keys, r);
+    write_loose_dedup_keys(keys);
+  }
   {
     auto q = m_w.use(
         "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at) "
@@ -312,35 +312,25 @@ void insert_in_chunks(StatementCache& c, const MultiRowInsert& m, std::size_t n,
 
 }  // namespace
 
-// Writer thread, BatchHooks::flush: the staged deliveries' rows, in their order: their dedup keys, their
-// events, their first jobs. Text is bound without a copy (each delivery is held by its operation).
+// Writer thread, BatchHooks::flush: the staged deliveries' rows, in their order: their dedup keys (a run),
+// their events, their first jobs. Text is bound without a copy (each delivery is held by its operation).
 void SqliteWebhookStore::write_staged() {
   if (m_staged.empty()) return;
-  static const MultiRowInsert dedup("INSERT OR IGNORE INTO webhook_dedup(endpoint_id,event_key,event_id,received_at)",
-                                    "(?,?,?,?)", 4);
   static const MultiRowInsert events(
       "INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,event_type,headers,body,received_at)",
       "(?,?,?,?,?,?,?,?,?)", 9);
   static const MultiRowInsert jobs(
       "INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,created_at,updated_at)",
       "(?,?,?,?,'queued',0,?,?,?)", 7);
-  std::vector<std::pair<const IngestRequest*, const std::string*>> keys;
+  std::vector<DedupKeyRef> keys;       // one run for all of them
   std::vector<std::string> providers;  // bound without a copy too
   keys.reserve(m_staged.size());
   providers.reserve(m_staged.size());
   for (const auto* r : m_staged) {
     providers.emplace_back(to_string(r->provider));
-    keys.emplace_back(r, &r->event_key);
-    for (const auto& k : r->item_keys) keys.emplace_back(r, &k);
-    for (const auto& k : r->alias_keys) keys.emplace_back(r, &k);
+    add_dedup_keys(keys, *r);
   }
-  insert_in_chunks(m_w, dedup, keys.size(), [&](SQLite::Statement& q, int p, std::size_t i) {
-    const auto& [r, key] = keys[i];
-    q.bindNoCopy(p + 1, r->endpoint_id);
-    q.bindNoCopy(p + 2, *key);
-    q.bindNoCopy(p + 3, r->event_id);
-    q.bind(p + 4, static_cast<int64_t>(r->received_at));
-  });
+  write_dedup_run(keys);
   insert_in_chunks(m_w, events, m_staged.size(), [&](SQLite::Statement& q, int p, std::size_t i) {
     const IngestRequest& r = *m_staged[i];
     q.bindNoCopy(p + 1, r.event_id);

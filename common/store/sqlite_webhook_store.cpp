@@ -33,6 +33,7 @@ SqliteWebhookStore::SqliteWebhookStore(const WebhookStoreOptions& o, const std::
                       [this] {
                         m_deltas.clear();
                         m_staged.clear();
+                        m_loose_run = 0;
                       },
                   .before_commit =
                       [this] {
@@ -64,7 +65,9 @@ SqliteWebhookStore::~SqliteWebhookStore() {
 }
 
 Status SqliteWebhookStore::init() {
+  TRY(m_writer.write([this] { convert_v11_dedup(); }));
   TRY(recover_and_open_log());
+  queue_dedup_merge();                     // one the last run left, or runs it left to merge
   m_dedup.rebuild_filter_in_background();  // the start does not wait for a read of every stored key
   return {};
 }
@@ -463,18 +466,6 @@ Status SqliteWebhookStore::cancel_endpoint_jobs(const std::string& endpoint_id, 
     q->bind(3, endpoint_id);
     q->exec();
   });
-}
-
-Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
-  auto n = m_writer.write_count([&] {
-    auto q = m_w.use("DELETE FROM webhook_dedup WHERE received_at < ?");
-    q->bind(1, static_cast<int64_t>(cutoff));
-    return q->exec();
-  });
-  if (n && *n > 0)
-    if (auto st = m_dedup.rebuild_filter(); !st)
-      spdlog::warn("webhook store: dedup filter not rebuilt: {}", st.error().message);
-  return n;
 }
 
 // Endpoints whose jobs the relay worker may claim: every endpoint (deleted ones too: every job's

@@ -12,6 +12,7 @@
 // Connections of their own to the store.db that SqliteStore migrated: the writer's, the
 // checkpointer's, the dedup index's and one for reads.
 #include "dedup_index.hpp"
+#include "dedup_runs.hpp"
 #include "group_writer.hpp"
 #include "sqlite_util.hpp"
 
@@ -111,9 +112,22 @@ class SqliteWebhookStore final : public WebhookStore {
   void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
                      std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
-  void insert_rows(const IngestRequest& r);  // its dedup keys, event and first job, one row a statement
+  void insert_rows(const IngestRequest& r);  // its dedup keys (a run), event and first job
   void write_staged();                       // BatchHooks::flush: the staged deliveries' rows, many a statement
   std::optional<std::string> stored_original(const IngestRequest& r);
+  // sqlite_dedup_runs.cpp: the stored dedup keys as sorted runs of blocks (dedup_runs.hpp).
+  struct DedupKeyRef {
+    const std::string* endpoint_id;
+    dedup_runs::Entry entry;
+  };
+  static void add_dedup_keys(std::vector<DedupKeyRef>& keys, const IngestRequest& r);  // `r` outlives them
+  void write_dedup_run(std::vector<DedupKeyRef>& keys);               // a new run of these keys (sorted here)
+  void write_loose_dedup_keys(const std::vector<DedupKeyRef>& keys);  // into the batch's run of one-key blocks
+  int64_t new_dedup_run();
+  void queue_dedup_merge();
+  bool dedup_merge_step();
+  void merge_chunk(int64_t out);
+  void convert_v11_dedup();  // migration 12's second half: the keys of a store made before it, as run 1
   void flush_counters();
   void flush_job_counts();
   void job_inserted(const std::string& endpoint_id, JobState state);
@@ -161,6 +175,11 @@ class SqliteWebhookStore final : public WebhookStore {
   // Writer thread only: deliveries of the batch whose rows are still to be written (write_staged). Each is
   // held by its stageable operation, which stays in the batch until after the COMMIT.
   std::vector<const IngestRequest*> m_staged;
+  int64_t m_next_run = 0;                   // writer thread: the next dedup run's number (0: not read yet)
+  int64_t m_loose_run = 0;                  // writer thread: this batch's run of one-key blocks (0: none yet)
+  std::atomic<bool> m_merge_queued{false};  // a merge step is queued
+  bool m_merge_more = false;                // writer thread: the last step left work
+  bool m_merge_wanted = false;              // writer thread: a run listed since the last step looked
 };
 
 }  // namespace alumia::sqlite

@@ -1,6 +1,7 @@
 // The webhook store's dedup index in bounded memory (common/store/dedup_index.hpp): the filter never
 // calls a stored key new, dedup stays exact with far more keys than the filter holds and after a
-// restart with the keys only in SQLite, and a repeat of a delivery still being written waits for it.
+// restart with the keys only in SQLite, and a repeat of a delivery still being written waits for it; the
+// stored keys' sorted runs merge, survive a stop mid-merge and a migration, and are pruned exactly.
 #include "../../common/store/dedup_index.hpp"
 #include "../../common/store/sqlite_webhook_store.hpp"
 #include "process.hpp"
@@ -9,14 +10,21 @@
 #include <alumia/store/store.hpp>
 #include <alumia/store/webhook_store.hpp>
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 using namespace alumia;
 
@@ -193,4 +201,218 @@ TEST_CASE("dedup: before the filter's first build is complete, every key is read
   CHECK_FALSE(another->original);
   CHECK(index.stats().table_lookups == before);
   index.release(another->claimed);
+}
+
+namespace {
+
+// The dedup runs of the store at `path` (sqlite_dedup_runs.cpp), read through a connection of the test's own.
+struct Runs {
+  int64_t runs = 0, listed_keys = 0, rows = 0, unlisted_rows = 0, merging = 0, bad_blocks = 0;
+  std::map<int, int> idle_by_tier;  // tier: floor(log8(keys))
+};
+Runs read_runs(const std::filesystem::path& path) {
+  SQLite::Database d(path.string(), SQLite::OPEN_READONLY);
+  Runs r;
+  SQLite::Statement q(d,
+                      "SELECT keys, into_run IS NOT NULL, run IN (SELECT into_run FROM webhook_dedup_runs) "
+                      "FROM webhook_dedup_runs");
+  while (q.executeStep()) {
+    const int64_t keys = q.getColumn(0).getInt64();
+    ++r.runs;
+    r.listed_keys += keys;
+    if (q.getColumn(1).getInt() || q.getColumn(2).getInt()) ++r.merging;
+    else ++r.idle_by_tier[keys <= 1 ? 0 : (std::bit_width(static_cast<uint64_t>(keys)) - 1) / 3];
+  }
+  r.rows = d.execAndGet("SELECT COALESCE(SUM(keys),0) FROM webhook_dedup").getInt64();
+  r.unlisted_rows =
+      d.execAndGet("SELECT COUNT(*) FROM webhook_dedup WHERE run NOT IN (SELECT run FROM webhook_dedup_runs)")
+          .getInt64();
+  // Every block: entries in key order, as many as it says, none before its first key.
+  SQLite::Statement b(d, "SELECT first_key, keys, block FROM webhook_dedup");
+  while (b.executeStep()) {
+    int64_t n = 0;
+    std::string last;
+    const bool ok = sqlite::dedup_runs::for_each(sqlite::dedup_runs::blob_of(b.getColumn(2)), [&](const auto& e) {
+      if (n == 0 && e.key != b.getColumn(0).getString()) r.bad_blocks++;
+      if (n > 0 && !(last < e.key)) r.bad_blocks++;
+      last = std::string(e.key);
+      ++n;
+      return true;
+    });
+    if (!ok || n != b.getColumn(1).getInt64()) r.bad_blocks++;
+  }
+  return r;
+}
+
+// No merge in progress or due: every tier holds fewer than 8 idle runs.
+bool merged(const std::filesystem::path& path) {
+  const auto r = read_runs(path);
+  if (r.merging != 0) return false;
+  return std::ranges::all_of(r.idle_by_tier, [](const auto& t) { return t.second < 8; });
+}
+
+}  // namespace
+
+TEST_CASE("dedup runs: keys in any order, in many batches, merge into few runs and each is found once",
+          "[dedup][webhooks][store]") {
+  Fixture f(4096);
+  // One key stored twice: a later delivery repeats an item key (its other one is new, so it is a new event).
+  auto first = request("whatsapp:first", 1);
+  first.item_keys = {"item:x", "item:y"};
+  REQUIRE_FALSE(f.hooks->ingest(first)->duplicate);
+  f.settle();
+  auto second = request("whatsapp:second", 2);
+  second.item_keys = {"item:y", "item:z"};
+  REQUIRE_FALSE(f.hooks->ingest(second)->duplicate);
+  // 3,000 keys in a scrambled order, settled every 10: ~300 batches, each a run of its own.
+  constexpr int k_keys = 3000;
+  for (int i = 0; i < k_keys; ++i) {
+    const int n = (i * 1237) % k_keys;  // 1237 is prime to 3000: every n once
+    REQUIRE_FALSE(f.hooks->ingest(request(key(n), 10 + n))->duplicate);
+    if (i % 10 == 9) f.settle();
+  }
+  f.settle();
+  REQUIRE(test::eventually([&] { return merged(f.options.path); }, std::chrono::seconds(20)));
+  auto runs = read_runs(f.options.path);
+  CHECK(runs.rows == k_keys + 2 + 4);  // the item key y twice (first's and second's)
+  CHECK(runs.listed_keys == runs.rows);
+  CHECK(runs.unlisted_rows == 0);
+  CHECK(runs.bad_blocks == 0);
+  CHECK(runs.runs < 16);  // ~300 batches' runs, merged 8 at a time
+  INFO("runs: " << runs.runs);
+
+  // After a restart (no key in memory), each key is a repeat of its own delivery; y of the first.
+  f.reopen();
+  for (int n = 0; n < k_keys; n += 7) {
+    auto r = f.hooks->ingest(request(key(n), 20'000 + n));
+    REQUIRE(r);
+    REQUIRE(r->duplicate);
+    CHECK(r->event_id == "ev-" + std::to_string(10 + n));
+  }
+  auto y = request("whatsapp:y-again", 30'000);
+  y.item_keys = {"item:y"};
+  auto again = f.hooks->ingest(y);
+  REQUIRE(again);
+  CHECK(again->duplicate);
+  CHECK(again->event_id == "ev-1");
+
+  // The prune is exact across runs: the keys received before the cutoff go, the others stay.
+  const int64_t cutoff = 1000 + 10 + k_keys / 2;  // n < 1500 goes
+  auto pruned = f.hooks->prune_dedup(cutoff);
+  REQUIRE(pruned);
+  CHECK(*pruned == k_keys / 2 + 2 + 4);  // and the two deliveries' keys, received at 1001 and 1002
+  runs = read_runs(f.options.path);
+  CHECK(runs.listed_keys == runs.rows);
+  CHECK(runs.rows == k_keys / 2);
+  CHECK_FALSE(f.hooks->ingest(request(key(10), 40'000))->duplicate);
+  auto kept = f.hooks->ingest(request(key(2000), 40'001));
+  REQUIRE(kept);
+  CHECK(kept->duplicate);
+  CHECK(kept->event_id == "ev-2010");
+}
+
+TEST_CASE("dedup runs: a merge the last run left half done goes on at the next start", "[dedup][webhooks][store]") {
+  Fixture f(4096);
+  // 8 runs of 50 keys, merged into one: then, by hand, the merge put back half done (below).
+  constexpr int k_keys = 400;
+  for (int i = 0; i < k_keys; ++i) {
+    REQUIRE_FALSE(f.hooks->ingest(request(key((i * 151) % k_keys), i))->duplicate);
+    if (i % 50 == 49) f.settle();
+  }
+  f.settle();
+  REQUIRE(test::eventually([&] { return merged(f.options.path); }, std::chrono::seconds(20)));
+  REQUIRE(read_runs(f.options.path).runs == 1);
+  f.hooks.reset();
+  {
+    // What a stop between two steps leaves: the keys up to a cursor already in the output (run 200), the rest
+    // still in the inputs (the blocks of the merged run split between runs 100 and 101 by their first key).
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(R"sql(
+UPDATE webhook_dedup SET run = CASE WHEN first_key <= 'github:delivery-2' THEN 200
+                                    WHEN first_key <= 'github:delivery-3' THEN 100 ELSE 101 END;
+DELETE FROM webhook_dedup_runs;
+INSERT INTO webhook_dedup_runs(run, keys, oldest, newest, into_run)
+  SELECT run, SUM(keys), MIN(oldest), 10000, 200 FROM webhook_dedup WHERE run <> 200 GROUP BY run;
+INSERT INTO webhook_dedup_runs(run, keys, oldest, newest, done_endpoint, done_key)
+  SELECT 200, SUM(keys), MIN(oldest), 10000, 'ep1', MAX(first_key) FROM webhook_dedup WHERE run = 200;
+)sql");
+    // The cursor is the last key of the output's last block: set it from the blocks.
+    std::string last;
+    SQLite::Statement q(d, "SELECT block FROM webhook_dedup WHERE run = 200");
+    while (q.executeStep())
+      sqlite::dedup_runs::for_each(sqlite::dedup_runs::blob_of(q.getColumn(0)), [&](const auto& e) {
+        last = std::max(last, std::string(e.key));
+        return true;
+      });
+    SQLite::Statement u(d, "UPDATE webhook_dedup_runs SET done_key = ? WHERE run = 200");
+    u.bind(1, last);
+    u.exec();
+    const auto runs = read_runs(f.options.path);
+    REQUIRE(runs.merging == 3);
+    REQUIRE(runs.rows == k_keys);
+  }
+  f.reopen();
+  REQUIRE(test::eventually([&] { return merged(f.options.path); }, std::chrono::seconds(20)));
+  const auto runs = read_runs(f.options.path);
+  CHECK(runs.runs == 1);
+  CHECK(runs.rows == k_keys);
+  CHECK(runs.listed_keys == k_keys);
+  CHECK(runs.bad_blocks == 0);
+  for (int n = 0; n < k_keys; n += 3) {
+    auto r = f.hooks->ingest(request(key(n), 10'000 + n));
+    REQUIRE(r);
+    CHECK(r->duplicate);
+  }
+}
+
+TEST_CASE("dedup runs: migration 12 keeps the keys a store held", "[dedup][webhooks][store]") {
+  Fixture f(4096);
+  f.hooks.reset();
+  {
+    // The store as migration 11 left it, with 20 keys in its one table.
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(test::k_undo_migration_12);
+    for (int i = 0; i < 20; ++i)
+      d.exec("INSERT INTO webhook_dedup VALUES ('ep1', '" + key(i) + "', 'ev-" + std::to_string(i) + "', " +
+             std::to_string(1000 + i) + ")");
+    d.exec("PRAGMA user_version=11");
+  }
+  f.store.reset();
+  auto s = open_sqlite_store({f.options.path, true});
+  REQUIRE(s);
+  f.store = std::move(*s);
+  f.reopen();
+  const auto runs = read_runs(f.options.path);
+  CHECK(runs.runs == 1);
+  CHECK(runs.rows == 20);
+  CHECK(runs.listed_keys == 20);
+  CHECK(runs.bad_blocks == 0);
+  for (int i = 0; i < 20; ++i) {
+    auto r = f.hooks->ingest(request(key(i), 100 + i));
+    REQUIRE(r);
+    CHECK(r->duplicate);
+    CHECK(r->event_id == "ev-" + std::to_string(i));
+  }
+  CHECK_FALSE(f.hooks->ingest(request(key(20), 200))->duplicate);
+}
+
+TEST_CASE("dedup runs: a block holds keys of any length in order, and a cut one is refused", "[dedup]") {
+  namespace runs = sqlite::dedup_runs;
+  const std::string long_key(70'000, 'k');  // a three-byte length
+  const std::vector<std::tuple<std::string, std::string, int64_t>> in{
+      {"a", "ev-1", 0}, {std::string(200, 'b'), "ev-2", 1'700'000'000'000}, {long_key, "ev-3", -1}};
+  std::string block;
+  for (const auto& [k, ev, at] : in) runs::append(block, {k, ev, at});
+  std::vector<std::tuple<std::string, std::string, int64_t>> out;
+  CHECK(runs::for_each(block, [&](const runs::Entry& e) {
+    out.emplace_back(std::string(e.key), std::string(e.event_id), e.received_at);
+    return true;
+  }));
+  CHECK(out == in);
+  // Cut anywhere, the entries before the cut are read and the block is called malformed.
+  for (std::size_t cut : {std::size_t{1}, std::size_t{5}, block.size() - 1}) {
+    std::size_t n = 0;
+    CHECK_FALSE(runs::for_each(std::string_view(block).substr(0, cut), [&](const runs::Entry&) { return ++n, true; }));
+    CHECK(n <= 2);
+  }
 }

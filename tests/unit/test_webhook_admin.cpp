@@ -114,13 +114,14 @@ TEST_CASE("admin: migration 6 counts the jobs a store already holds", "[webhooks
   {
     // The store as migration 5 left it, with these jobs in it.
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(test::k_undo_migration_12);
     d.exec(
         "DROP TRIGGER webhook_jobs_count_update; "
         "DROP TRIGGER webhook_jobs_count_delete; DROP TABLE webhook_job_counts; DROP INDEX webhook_jobs_user_state; "
         // and without what later migrations added (7: retention)
         "DROP TABLE webhook_retention_marks; ALTER TABLE webhook_endpoints DROP COLUMN retention_days; "
         "ALTER TABLE webhook_events DROP COLUMN body_removed_at; "
-        // (8: the OAuth flows, tickets and results; 10 and 11 dropped an index each)
+        // (8: the OAuth flows, tickets and results; 10 and 11 dropped an index each; 12, above: dedup runs)
         "DROP TABLE oauth_flows; DROP TABLE oauth_tickets; DROP TABLE oauth_results; "
         "CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at); "
         "CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id); "
@@ -299,8 +300,10 @@ TEST_CASE("admin: migration 9 keeps the counts of a store made before it", "[web
   const auto before = check_counts(f);
   f.hooks.reset();
   {
-    // The store as migration 8 left it: migration 6's three triggers (and the indexes 10 and 11 dropped).
+    // The store as migration 8 left it: migration 6's three triggers (and the indexes 10 and 11 dropped, and
+    // the dedup table 12 changed).
     SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(test::k_undo_migration_12);
     d.exec(R"sql(
 CREATE INDEX webhook_jobs_due ON webhook_jobs(state, next_attempt_at);
 CREATE INDEX webhook_jobs_user ON webhook_jobs(user_id, created_at, id);

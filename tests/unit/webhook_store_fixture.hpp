@@ -47,6 +47,17 @@ struct WebhookStoreFixture {
   }
 };
 
+// SQL that puts back the dedup table migration 11 left (migration 12 made it runs of blocks), empty: SQL cannot
+// read the blocks. For tests that take a store back to an older version.
+inline constexpr const char* k_undo_migration_12 = R"sql(
+DROP TABLE webhook_dedup;
+DROP TABLE webhook_dedup_runs;
+CREATE TABLE webhook_dedup (
+  endpoint_id TEXT NOT NULL, event_key TEXT NOT NULL, event_id TEXT NOT NULL, received_at INTEGER NOT NULL,
+  PRIMARY KEY (endpoint_id, event_key)) WITHOUT ROWID;
+CREATE INDEX webhook_dedup_received ON webhook_dedup(received_at);
+)sql";
+
 // Delivery number `n` to ep1 with dedup key `key`: event ev-n, job job-n, received at 1000 + n.
 inline IngestRequest ingest_request(const std::string& key, int n) {
   IngestRequest r;
