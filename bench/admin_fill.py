@@ -2,7 +2,8 @@
 # bench/admin_fill.py STORE_DB N — writes N webhook events, each with its job and dedup key, into a
 # daemon's store.db (stopped) in one transaction, through the store's schema as the daemon migrated it
 # (its indexes; the job counts of webhook_job_counts, which the daemon's writer adds per batch since
-# migration 9, are added here for the jobs written). The endpoints are the ones the
+# migration 9, are added here for the jobs written; the dedup keys as one run of blocks, the format of
+# common/store/dedup_runs.hpp since migration 12). The endpoints are the ones the
 # store holds (bench/admin.sh made them through the API); events go to them in turn.
 #
 # Received times spread evenly over the last 7 days, ascending (as deliveries arrive); ids are
@@ -19,8 +20,8 @@ db.execute("PRAGMA journal_mode=WAL")
 db.execute("PRAGMA synchronous=OFF")
 db.execute("PRAGMA cache_size=-262144")  # 256 MiB
 version = db.execute("PRAGMA user_version").fetchone()[0]
-if version < 9:
-    sys.exit(f"admin_fill: {db_path} is at schema {version}; this script writes for 9 (start the daemon once)")
+if version < 12:
+    sys.exit(f"admin_fill: {db_path} is at schema {version}; this script writes for 12 (start the daemon once)")
 endpoints = db.execute("SELECT id, user_id FROM webhook_endpoints WHERE deleted_at IS NULL").fetchall()
 if not endpoints:
     sys.exit(f"admin_fill: {db_path} has no webhook endpoint")
@@ -54,8 +55,7 @@ ev_sql = ("INSERT INTO webhook_events(id,endpoint_id,user_id,provider,event_key,
           "VALUES(?,?,?,'github',?,'push',?,?,?)")
 job_sql = ("INSERT INTO webhook_jobs(id,event_id,endpoint_id,user_id,state,attempts,next_attempt_at,last_status,"
            "last_error,created_at,updated_at,finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)")
-dedup_sql = "INSERT INTO webhook_dedup(endpoint_id,event_key,event_id,received_at) VALUES(?,?,?,?)"
-batch_ev, batch_job, batch_dedup = [], [], []
+batch_ev, batch_job, dedup = [], [], []
 job_counts = {}
 for ms, ep, user, ev, job, key, state in rows():
     job_counts[(ep, state)] = job_counts.get((ep, state), 0) + 1
@@ -65,16 +65,47 @@ for ms, ep, user, ev, job, key, state in rows():
                       ms + 3_600_000 if state == "failed" else ms, None if state == "queued" else (200 if state ==
                       "succeeded" else 500), "relay target answered HTTP 500" if state in ("failed", "dead") else None,
                       ms, ms, ms if done else None))
-    batch_dedup.append((ep, key, ev, ms))
+    dedup.append((ep, key, ev, ms))
     if len(batch_ev) >= 10000:
         db.executemany(ev_sql, batch_ev)
         db.executemany(job_sql, batch_job)
-        db.executemany(dedup_sql, batch_dedup)
-        batch_ev, batch_job, batch_dedup = [], [], []
+        batch_ev, batch_job = [], []
 if batch_ev:
     db.executemany(ev_sql, batch_ev)
     db.executemany(job_sql, batch_job)
-    db.executemany(dedup_sql, batch_dedup)
+
+
+def varint(v):
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | 0x80 if v else b)
+        if not v:
+            return bytes(out)
+
+
+# The dedup keys: one run, blocks of up to ~1.8 KB of one endpoint's keys in key order (dedup_runs.hpp).
+dedup.sort()
+run = db.execute("SELECT COALESCE(MAX(run),0)+1 FROM webhook_dedup_runs").fetchone()[0]
+blocks, cur = [], None  # cur: [endpoint, first_key, keys, oldest, bytes]
+for ep, key, ev, ms in dedup:
+    if cur and (cur[0] != ep or len(cur[4]) >= 1800):
+        blocks.append(cur)
+        cur = None
+    if not cur:
+        cur = [ep, key, 0, ms, bytearray()]
+    k, e = key.encode(), ev.encode()
+    cur[4] += varint(len(k)) + k + varint(len(e)) + e + ms.to_bytes(8, "little", signed=True)
+    cur[2] += 1
+    cur[3] = min(cur[3], ms)
+if cur:
+    blocks.append(cur)
+db.executemany("INSERT INTO webhook_dedup(run,endpoint_id,first_key,keys,oldest,block) VALUES(?,?,?,?,?,?)",
+               [(run, ep, first, keys, oldest, bytes(data)) for ep, first, keys, oldest, data in blocks])
+if dedup:
+    db.execute("INSERT INTO webhook_dedup_runs(run,keys,oldest,newest) VALUES(?,?,?,?)",
+               (run, len(dedup), min(d[3] for d in dedup), max(d[3] for d in dedup)))
 # The jobs per endpoint and state, as the daemon's writer counts them (no trigger counts an insert).
 db.executemany("INSERT INTO webhook_job_counts(endpoint_id,state,n) VALUES(?,?,?) "
                "ON CONFLICT (endpoint_id,state) DO UPDATE SET n = n + excluded.n",

@@ -43,7 +43,7 @@ BODY="$WORK/body.json"
 python3 -c 'import sys; open(sys.argv[1], "wb").write(b"{\"ref\":\"refs/heads/main\",\"padding\":\"" + b"x" * 990 + b"\"}")' "$BODY"
 SIGNATURE=$(endpoint_signature bench "$BODY")
 DB="$HOME_DIR/store.db"
-stored() { sqlite3 -batch "file:$DB?mode=ro" 'SELECT count(*) FROM webhook_dedup' 2>/dev/null || echo '?'; }
+stored() { sqlite3 -batch "file:$DB?mode=ro" 'SELECT COALESCE(SUM(keys),0) FROM webhook_dedup' 2>/dev/null || echo '?'; }
 
 echo "dedup_rss: daemon $DAEMON_URL, wrk -t$THREADS -c$CONNECTIONS for ${DURATION}s, RSS every ${SAMPLE}s"
 echo "dedup_rss: load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
@@ -52,7 +52,7 @@ echo "dedup_rss: idle RSS at start (endpoint created)  $(settle_rss "$DAEMON_PID
 CPU0=$(cpu_ticks "$DAEMON_PID")
 wrk_signed "$WORK/wrk.log" "$CONNECTIONS" "$DURATION" "$SIGNATURE" "$DAEMON_URL/api/v1/connectors/webhooks/github/$ENDPOINT_ID"
 START=$(date +%s)
-printf '%8s %10s %12s\n' seconds rss_kib dedup_rows
+printf '%8s %10s %12s\n' seconds rss_kib dedup_keys
 while kill -0 "$WRK_PID" 2>/dev/null; do
   sleep "$SAMPLE"
   kill -0 "$WRK_PID" 2>/dev/null || break
@@ -73,10 +73,11 @@ DAEMON_PID=""
 start_daemon "$WORK/daemon.restart.log"
 echo "dedup_rss: idle RSS after a restart on $(stored) stored keys  $(settle_rss "$DAEMON_PID") KiB (peak $(hwm_kib "$DAEMON_PID") KiB)"
 
-# Repeats of the oldest deliveries of the run (stored keys are "github:<delivery id>"): every one
-# must be a duplicate, found through the table since no recent memory holds them.
+# Repeats of the oldest deliveries of the run (their keys are "github:<delivery id>", the events' own
+# event_key; the dedup table packs its keys in blocks SQL cannot read): every one must be a duplicate,
+# found through the table since no recent memory holds them.
 mapfile -t FIRST < <(sqlite3 -batch "file:$DB?mode=ro" \
-  "SELECT event_key FROM webhook_dedup WHERE endpoint_id='$ENDPOINT_ID' ORDER BY received_at LIMIT 20")
+  "SELECT event_key FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID' ORDER BY received_at LIMIT 20")
 DUPS=0
 for k in "${FIRST[@]}"; do
   out=$(curl -sS -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: ${k#github:}" \

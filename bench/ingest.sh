@@ -172,7 +172,7 @@ SELECT 'stored_keys', count(DISTINCT event_key) FROM webhook_events WHERE endpoi
 SELECT 'missing', count(*) FROM acked WHERE id NOT IN (SELECT id FROM webhook_events);
 SELECT 'without_job', count(*) FROM acked a WHERE NOT EXISTS (SELECT 1 FROM webhook_jobs j WHERE j.event_id=a.id);
 SELECT 'jobs', count(*) FROM webhook_jobs WHERE endpoint_id='$ENDPOINT_ID';
-SELECT 'dedup', count(*) FROM webhook_dedup WHERE endpoint_id='$ENDPOINT_ID';
+SELECT 'dedup', COALESCE(SUM(keys),0) FROM webhook_dedup WHERE endpoint_id='$ENDPOINT_ID';
 SELECT 'unacked_stored', count(*) FROM webhook_events WHERE endpoint_id='$ENDPOINT_ID' AND id NOT IN (SELECT id FROM acked);
 SELECT 'job_states', group_concat(state || '=' || n, ' ') FROM (SELECT state, count(*) AS n FROM webhook_jobs
   WHERE endpoint_id='$ENDPOINT_ID' GROUP BY state ORDER BY state);

@@ -126,7 +126,7 @@ run_case() {  # run_case NAME RETENTION_DAYS DEDUP_TTL_MS
     backlog=$(sqlite3 -readonly "$db" "SELECT count(*) FROM webhook_jobs WHERE state IN ('queued','running','failed')" \
       2>/dev/null || echo -1)
     dedup=$(sqlite3 -readonly "$db" \
-      "SELECT COALESCE(SUM(pgsize),0) FROM dbstat WHERE name='webhook_dedup' OR name='webhook_dedup_received'" \
+      "SELECT COALESCE(SUM(pgsize),0) FROM dbstat WHERE name='webhook_dedup' OR name='webhook_dedup_runs'" \
       2>/dev/null || echo 0)
     echo "$name $((i * SLICE)) $(ingest_field "$log" rps) $(ingest_field "$log" p50_us) $(ingest_field "$log" p99_us) $size $wal $events $backlog $dedup" >>"$RESULTS"
     awk -v c="$name" -v t="$((i * SLICE))" -v rps="$(ingest_field "$log" rps)" -v p50="$(ingest_field "$log" p50_us)" \

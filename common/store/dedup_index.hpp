@@ -10,8 +10,8 @@
 // being written finds it in flight and waits for it.
 //
 // Why a filter: almost every delivery is new, and proving a key new by reading the table costs a
-// b-tree descent per key. A KeyFilter (below) of every stored key answers "certainly new" without
-// a read, or "maybe seen", which the table settles. Keys are kept 8 days, so an exact in-memory set
+// b-tree descent per key and stored run (dedup_runs.hpp). A KeyFilter (below) of every stored key
+// answers "certainly new" without a read, or "maybe seen", which the table settles. Keys are kept 8 days, so an exact in-memory set
 // grows with the traffic of a week (a hash set of 64-bit fingerprints cost ~40 bytes a key: 25 MB
 // per 625k deliveries); the filter has a fixed size instead (WebhookStoreOptions::dedup_filter_bytes,
 // setting `dedup-filter-bytes`), whatever the number of keys.
@@ -24,7 +24,7 @@
 //
 // The trade-off: a filter of B bytes holding n keys answers "maybe" for a new key at a rate of
 // about 1% while n <= B*8/10 (10 bits a key), 7% at B*8/6, 22% at B*8/4, 74% at B*8/2 (the default
-// 4 MiB: 1% up to 3.3M keys, 22% at 8.4M), and every "maybe" costs one indexed lookup of the table
+// 4 MiB: 1% up to 3.3M keys, 22% at 8.4M), and every "maybe" costs one lookup of the table
 // (bench/README.md, dedup_rss, measures what it costs when every key is a "maybe"). Dedup stays
 // exact at any n: a "maybe" always reads the table, and a "certainly new" is never wrong (nothing
 // is removed from a filter; a pruned key stays in it until the rebuild, costing only a lookup).
@@ -131,7 +131,7 @@ class DedupIndex {
   Status rebuild_filter();
   // The first build, at open, on a thread of its own, so that the daemon's start does not grow with
   // the number of stored keys (a million: ~0.5 s). Until it is complete the filter proves nothing new:
-  // every key is looked up in the table (exact, a b-tree descent each); keys that go in flight meanwhile
+  // every key is looked up in the table (exact, dedup_runs::find); keys that go in flight meanwhile
   // are added at the swap, as after a prune. When it fails, that stays so (logged).
   void rebuild_filter_in_background();
 

@@ -21,7 +21,7 @@
 // Where runs come from (sqlite_dedup_runs.cpp): each flush of a batch's staged deliveries writes their keys as a
 // new run (a new, highest number: the table's right edge, a few pages a batch, whatever the keys' order); the
 // deliveries a batch writes one by one share its loose run, of one-key blocks. A background merge folds runs of
-// the same size tier 8 at a time.
+// the same size tier 4 at a time.
 //
 // The contract: a stored key is in exactly one block of a run at every commit (a merge moves it within one
 // transaction), so a lookup reads one block a listed run, in one statement (one snapshot). A key stored twice

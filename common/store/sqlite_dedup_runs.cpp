@@ -1,15 +1,15 @@
 // The writer's side of the stored dedup keys (dedup_runs.hpp: the format, why, the contract): a new run a
 // flush, the background merge, the exact prune, and migration 12's conversion.
 //
-// The merge (size-tiered, as an LSM tree's): idle runs of one tier (floor(log8(keys))) are merged 8 at a time
-// into a new run, so ~7 idle runs a tier remain (a million keys in batches of ~700: ~4 tiers, ~30 runs), and a
-// key moves about once a tier, in a block. A step is one writer operation, committed with the deliveries of its
-// batch: from each input it reads up to k_merge_blocks blocks past the cursor, moves every key up to a bound
-// (the lowest of the full inputs' last keys read) into the output in order, and deletes them from the inputs (a
-// block the bound cuts is written again with its rest), so a step's cost is bounded and every key is in exactly
-// one block at every commit. The state is only in the tables: a merge a stop cut goes on at the next start. Any
-// number of merges may be in progress (at most about one a tier); each step moves the smallest, so a long merge
-// of large runs does not let a batch's runs pile up behind it.
+// The merge (size-tiered, as an LSM tree's): idle runs of one tier (floor(log4(keys))) are merged 4 at a time
+// into a new run, so at most 3 idle runs a tier remain (a million keys in batches of ~700: ~6 tiers, under 20
+// runs, each a descent a lookup), and a key moves about once a tier, in a block. A step is one writer operation,
+// committed with the deliveries of its batch: from each input it reads up to k_merge_blocks blocks past the cursor,
+// moves every key up to a bound (the lowest of the full inputs' last keys read) into the output in order, and deletes
+// them from the inputs (a block the bound cuts is written again with its rest), so a step's cost is bounded and every
+// key is in exactly one block at every commit. The state is only in the tables: a merge a stop cut goes on at the next
+// start. Any number of merges may be in progress (at most about one a tier); each step moves the smallest, so a long
+// merge of large runs does not let a batch's runs pile up behind it.
 //
 // The prune is exact: a run whose newest key is past the cutoff goes whole; in one that straddles it, each block
 // holding an expired key (its `oldest`) is written again without them.
@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -29,10 +30,12 @@ namespace alumia::sqlite {
 
 namespace {
 
-constexpr std::size_t k_merge_fan_in = 8;
-constexpr int64_t k_merge_blocks = 64;  // blocks an input gives a step, at most
+constexpr std::size_t k_merge_fan_in = 4;
+constexpr int64_t k_merge_blocks = 16;  // blocks an input gives a step, at most (~30 KB)
+constexpr std::chrono::milliseconds k_merge_slice{5};  // of merge steps a batch
 
-int tier_of(int64_t keys) { return keys <= 1 ? 0 : (std::bit_width(static_cast<uint64_t>(keys)) - 1) / 3; }
+// floor(log4(keys)): runs of one tier hold within 4x as many keys.
+int tier_of(int64_t keys) { return keys <= 1 ? 0 : (std::bit_width(static_cast<uint64_t>(keys)) - 1) / 2; }
 
 // Writes entries, given in (endpoint, key) order, into blocks of run `run`: a block ends at k_block_bytes, at a
 // change of endpoint, and at finish().
@@ -190,8 +193,12 @@ void SqliteWebhookStore::write_loose_dedup_keys(const std::vector<DedupKeyRef>& 
 void SqliteWebhookStore::queue_dedup_merge() {
   if (m_merge_queued.exchange(true)) return;
   m_writer.enqueue(WriterOp{[this] {
+                              // Steps for up to k_merge_slice a batch: under load the merge keeps up with the
+                              // runs the batches write (a key moves about once a tier), a step's memory stays small.
                               m_merge_wanted = false;
-                              m_merge_more = dedup_merge_step();
+                              const auto until = std::chrono::steady_clock::now() + k_merge_slice;
+                              while ((m_merge_more = dedup_merge_step()) && std::chrono::steady_clock::now() < until) {
+                              }
                             },
                             nullptr,
                             [this](bool stored) {
@@ -240,7 +247,7 @@ bool SqliteWebhookStore::dedup_merge_step() {
   }
   if (merging.empty()) return false;
   merge_chunk(std::ranges::min_element(merging, {}, &std::pair<const int64_t, int64_t>::second)->first);
-  return true;
+  return true;  // the next step looks again
 }
 
 // Writer thread: one step of the merge into run `out`.

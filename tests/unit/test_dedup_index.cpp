@@ -208,7 +208,7 @@ namespace {
 // The dedup runs of the store at `path` (sqlite_dedup_runs.cpp), read through a connection of the test's own.
 struct Runs {
   int64_t runs = 0, listed_keys = 0, rows = 0, unlisted_rows = 0, merging = 0, bad_blocks = 0;
-  std::map<int, int> idle_by_tier;  // tier: floor(log8(keys))
+  std::map<int, int> idle_by_tier;  // tier: floor(log4(keys))
 };
 Runs read_runs(const std::filesystem::path& path) {
   SQLite::Database d(path.string(), SQLite::OPEN_READONLY);
@@ -221,7 +221,7 @@ Runs read_runs(const std::filesystem::path& path) {
     ++r.runs;
     r.listed_keys += keys;
     if (q.getColumn(1).getInt() || q.getColumn(2).getInt()) ++r.merging;
-    else ++r.idle_by_tier[keys <= 1 ? 0 : (std::bit_width(static_cast<uint64_t>(keys)) - 1) / 3];
+    else ++r.idle_by_tier[keys <= 1 ? 0 : (std::bit_width(static_cast<uint64_t>(keys)) - 1) / 2];
   }
   r.rows = d.execAndGet("SELECT COALESCE(SUM(keys),0) FROM webhook_dedup").getInt64();
   r.unlisted_rows =
@@ -244,11 +244,11 @@ Runs read_runs(const std::filesystem::path& path) {
   return r;
 }
 
-// No merge in progress or due: every tier holds fewer than 8 idle runs.
+// No merge in progress or due: every tier holds fewer than 4 idle runs.
 bool merged(const std::filesystem::path& path) {
   const auto r = read_runs(path);
   if (r.merging != 0) return false;
-  return std::ranges::all_of(r.idle_by_tier, [](const auto& t) { return t.second < 8; });
+  return std::ranges::all_of(r.idle_by_tier, [](const auto& t) { return t.second < 4; });
 }
 
 }  // namespace
@@ -278,7 +278,7 @@ TEST_CASE("dedup runs: keys in any order, in many batches, merge into few runs a
   CHECK(runs.listed_keys == runs.rows);
   CHECK(runs.unlisted_rows == 0);
   CHECK(runs.bad_blocks == 0);
-  CHECK(runs.runs < 16);  // ~300 batches' runs, merged 8 at a time
+  CHECK(runs.runs < 16);  // ~300 batches' runs, merged 4 at a time
   INFO("runs: " << runs.runs);
 
   // After a restart (no key in memory), each key is a repeat of its own delivery; y of the first.
@@ -311,16 +311,34 @@ TEST_CASE("dedup runs: keys in any order, in many batches, merge into few runs a
   CHECK(kept->event_id == "ev-2010");
 }
 
+// A store as migration 11 left it, with keys 0..n-1 of ep1 (delivery i: event ev-i, received at 1000 + i) in its one
+// table; opened, migration 12 and the store's conversion make them one run.
+void store_v11_keys(Fixture& f, int n) {
+  f.hooks.reset();
+  {
+    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
+    d.exec(test::k_undo_migration_12);
+    SQLite::Statement q(d, "INSERT INTO webhook_dedup VALUES ('ep1', ?, ?, ?)");
+    for (int i = 0; i < n; ++i) {
+      q.bind(1, key(i));
+      q.bind(2, "ev-" + std::to_string(i));
+      q.bind(3, 1000 + i);
+      q.exec();
+      q.reset();
+    }
+    d.exec("PRAGMA user_version=11");
+  }
+  f.store.reset();
+  auto s = open_sqlite_store({f.options.path, true});
+  REQUIRE(s);
+  f.store = std::move(*s);
+  f.reopen();
+}
+
 TEST_CASE("dedup runs: a merge the last run left half done goes on at the next start", "[dedup][webhooks][store]") {
   Fixture f(4096);
-  // 8 runs of 50 keys, merged into one: then, by hand, the merge put back half done (below).
   constexpr int k_keys = 400;
-  for (int i = 0; i < k_keys; ++i) {
-    REQUIRE_FALSE(f.hooks->ingest(request(key((i * 151) % k_keys), i))->duplicate);
-    if (i % 50 == 49) f.settle();
-  }
-  f.settle();
-  REQUIRE(test::eventually([&] { return merged(f.options.path); }, std::chrono::seconds(20)));
+  store_v11_keys(f, k_keys);  // one run
   REQUIRE(read_runs(f.options.path).runs == 1);
   f.hooks.reset();
   {
@@ -367,21 +385,7 @@ INSERT INTO webhook_dedup_runs(run, keys, oldest, newest, done_endpoint, done_ke
 
 TEST_CASE("dedup runs: migration 12 keeps the keys a store held", "[dedup][webhooks][store]") {
   Fixture f(4096);
-  f.hooks.reset();
-  {
-    // The store as migration 11 left it, with 20 keys in its one table.
-    SQLite::Database d(f.options.path.string(), SQLite::OPEN_READWRITE);
-    d.exec(test::k_undo_migration_12);
-    for (int i = 0; i < 20; ++i)
-      d.exec("INSERT INTO webhook_dedup VALUES ('ep1', '" + key(i) + "', 'ev-" + std::to_string(i) + "', " +
-             std::to_string(1000 + i) + ")");
-    d.exec("PRAGMA user_version=11");
-  }
-  f.store.reset();
-  auto s = open_sqlite_store({f.options.path, true});
-  REQUIRE(s);
-  f.store = std::move(*s);
-  f.reopen();
+  store_v11_keys(f, 20);
   const auto runs = read_runs(f.options.path);
   CHECK(runs.runs == 1);
   CHECK(runs.rows == 20);
