@@ -11,10 +11,10 @@
 //
 // Why a filter: almost every delivery is new, and proving a key new by reading the table costs a
 // b-tree descent per key and stored run (dedup_runs.hpp). A KeyFilter (below) of every stored key
-// answers "certainly new" without a read, or "maybe seen", which the table settles. Keys are kept 8 days, so an exact in-memory set
-// grows with the traffic of a week (a hash set of 64-bit fingerprints cost ~40 bytes a key: 25 MB
-// per 625k deliveries); the filter has a fixed size instead (WebhookStoreOptions::dedup_filter_bytes,
-// setting `dedup-filter-bytes`), whatever the number of keys.
+// answers "certainly new" without a read, or "maybe seen", which the table settles. Keys are kept
+// 8 days, so an exact in-memory set grows with the traffic of a week (a hash set of 64-bit
+// fingerprints cost ~40 bytes a key: 25 MB per 625k deliveries); the filter has a fixed size instead
+// (WebhookStoreOptions::dedup_filter_bytes, setting `dedup-filter-bytes`), whatever the number of keys.
 //
 // The memory bound: the filter's bytes, as much again while it is rebuilt after a prune (the old
 // one answers until the new one, read from the table through a connection of its own, replaces

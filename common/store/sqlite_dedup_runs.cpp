@@ -31,7 +31,7 @@ namespace alumia::sqlite {
 namespace {
 
 constexpr std::size_t k_merge_fan_in = 4;
-constexpr int64_t k_merge_blocks = 16;  // blocks an input gives a step, at most (~30 KB)
+constexpr int64_t k_merge_blocks = 16;                 // blocks an input gives a step, at most (~30 KB)
 constexpr std::chrono::milliseconds k_merge_slice{5};  // of merge steps a batch
 
 // floor(log4(keys)): runs of one tier hold within 4x as many keys.
