@@ -409,13 +409,9 @@ Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
   return n;
 }
 
-// Writer thread, at open: the keys a store made before migration 12 holds (renamed webhook_dedup_v11 by it), as
+// Writer thread, at open, when the table is there: the keys a store made before migration 12 holds (renamed webhook_dedup_v11 by it), as
 // one run, in one transaction (a million keys: a few seconds, once).
 void SqliteWebhookStore::convert_v11_dedup() {
-  {
-    auto q = m_w.use("SELECT 1 FROM sqlite_master WHERE type='table' AND name='webhook_dedup_v11'");
-    if (!q->executeStep()) return;
-  }
   const int64_t run = new_dedup_run();
   BlockWriter w(m_w, run);
   {
