@@ -409,8 +409,8 @@ Result<int64_t> SqliteWebhookStore::prune_dedup(int64_t cutoff) {
   return n;
 }
 
-// Writer thread, at open, when the table is there: the keys a store made before migration 12 holds (renamed webhook_dedup_v11 by it), as
-// one run, in one transaction (a million keys: a few seconds, once).
+// Writer thread, at open, when the table is there: the keys a store made before migration 12 holds (renamed
+// webhook_dedup_v11 by it), as one run, in one transaction (a million keys: a few seconds, once).
 void SqliteWebhookStore::convert_v11_dedup() {
   const int64_t run = new_dedup_run();
   BlockWriter w(m_w, run);

@@ -67,7 +67,7 @@ SqliteWebhookStore::~SqliteWebhookStore() {
 Status SqliteWebhookStore::init() {
   if (m_reader_db.tableExists("webhook_dedup_v11")) TRY(m_writer.write([this] { convert_v11_dedup(); }));
   TRY(recover_and_open_log());
-  queue_dedup_merge();  // one the last run left, or runs it left to merge
+  queue_dedup_merge();                     // one the last run left, or runs it left to merge
   m_dedup.rebuild_filter_in_background();  // the start does not wait for a read of every stored key
   return {};
 }
