@@ -69,9 +69,17 @@ class BlockWriter {
     m_block.clear();
     m_block_keys = 0;
   }
+  // finish(), then the run listed in webhook_dedup_runs with the keys written (a new run: nothing else in it).
+  void list_run() {
+    finish();
+    auto q = m_c.use("INSERT INTO webhook_dedup_runs(run,keys,oldest,newest) VALUES(?,?,?,?)");
+    q->bind(1, m_run);
+    q->bind(2, m_keys);
+    q->bind(3, m_oldest);
+    q->bind(4, m_newest);
+    q->exec();
+  }
   int64_t keys() const { return m_keys; }
-  int64_t oldest() const { return m_oldest; }
-  int64_t newest() const { return m_newest; }
 
  private:
   StatementCache& m_c;
@@ -139,13 +147,7 @@ void SqliteWebhookStore::write_dedup_run(std::vector<DedupKeyRef>& keys) {
       continue;
     w.add(*keys[i].endpoint_id, keys[i].entry);
   }
-  w.finish();
-  auto q = m_w.use("INSERT INTO webhook_dedup_runs(run,keys,oldest,newest) VALUES(?,?,?,?)");
-  q->bind(1, run);
-  q->bind(2, w.keys());
-  q->bind(3, w.oldest());
-  q->bind(4, w.newest());
-  q->exec();
+  w.list_run();
   m_merge_wanted = true;
   queue_dedup_merge();
 }
@@ -423,14 +425,8 @@ void SqliteWebhookStore::convert_v11_dedup() {
       w.add(endpoint_id, {key, event_id, q->getColumn(3).getInt64()});
     }
   }
-  w.finish();
   if (w.keys() > 0) {
-    auto q = m_w.use("INSERT INTO webhook_dedup_runs(run,keys,oldest,newest) VALUES(?,?,?,?)");
-    q->bind(1, run);
-    q->bind(2, w.keys());
-    q->bind(3, w.oldest());
-    q->bind(4, w.newest());
-    q->exec();
+    w.list_run();
     spdlog::info("webhook store: {} dedup keys converted to sorted runs (once)", w.keys());
   }
   m_w.use("DROP TABLE webhook_dedup_v11")->exec();
