@@ -112,7 +112,7 @@ class SqliteWebhookStore final : public WebhookStore {
   void enqueue_apply(std::shared_ptr<const IngestRequest> rec, uint64_t seq,
                      std::shared_ptr<const std::vector<std::string>> claimed, int attempt);
   void ingest_one(const IngestRequest& r, IngestOutcome& outcome, bool decided = false);
-  void insert_rows(const IngestRequest& r);  // its dedup keys (a run), event and first job
+  void insert_rows(const IngestRequest& r);  // its dedup keys (the batch's loose run), event and first job
   void write_staged();                       // BatchHooks::flush: the staged deliveries' rows, many a statement
   std::optional<std::string> stored_original(const IngestRequest& r);
   // sqlite_dedup_runs.cpp: the stored dedup keys as sorted runs of blocks (dedup_runs.hpp).
@@ -127,7 +127,7 @@ class SqliteWebhookStore final : public WebhookStore {
   void queue_dedup_merge();
   bool dedup_merge_step();
   void merge_chunk(int64_t out);
-  void convert_v11_dedup();  // migration 12's second half: the keys of a store made before it, as run 1
+  void convert_v11_dedup();  // migration 12's second half: the keys of a store made before it, as one run
   void flush_counters();
   void flush_job_counts();
   void job_inserted(const std::string& endpoint_id, JobState state);
