@@ -89,6 +89,21 @@ class BlockWriter {
   int64_t m_keys = 0, m_oldest = 0, m_newest = 0;
 };
 
+// `keys` ({endpoint_id*, entry}) sorted by endpoint, key and time, each key once (its earliest, or its first of
+// equal times: the sort is stable), into `w`.
+template <class KeyRef>
+void write_sorted(BlockWriter& w, std::vector<KeyRef>& keys) {
+  std::ranges::stable_sort(keys, [](const KeyRef& a, const KeyRef& b) {
+    return std::tie(*a.endpoint_id, a.entry.key, a.entry.received_at) <
+           std::tie(*b.endpoint_id, b.entry.key, b.entry.received_at);
+  });
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0 && *keys[i].endpoint_id == *keys[i - 1].endpoint_id && keys[i].entry.key == keys[i - 1].entry.key)
+      continue;
+    w.add(*keys[i].endpoint_id, keys[i].entry);
+  }
+}
+
 // A block read back, with its entries.
 struct Block {
   std::size_t input = 0;
@@ -134,19 +149,11 @@ int64_t SqliteWebhookStore::new_dedup_run() {
 }
 
 // Writer thread, inside the batch: `keys` as a new run, listed (a lookup finds them from this commit on), and a
-// merge step queued. A key twice keeps its first (the earlier delivery's: the sort is stable).
+// merge step queued. A key twice keeps its earliest delivery (write_sorted).
 void SqliteWebhookStore::write_dedup_run(std::vector<DedupKeyRef>& keys) {
   if (keys.empty()) return;
-  std::ranges::stable_sort(keys, [](const DedupKeyRef& a, const DedupKeyRef& b) {
-    return std::tie(*a.endpoint_id, a.entry.key) < std::tie(*b.endpoint_id, b.entry.key);
-  });
-  const int64_t run = new_dedup_run();
-  BlockWriter w(m_w, run);
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    if (i > 0 && *keys[i].endpoint_id == *keys[i - 1].endpoint_id && keys[i].entry.key == keys[i - 1].entry.key)
-      continue;
-    w.add(*keys[i].endpoint_id, keys[i].entry);
-  }
+  BlockWriter w(m_w, new_dedup_run());
+  write_sorted(w, keys);
   w.list_run();
   m_merge_wanted = true;
   queue_dedup_merge();
@@ -301,12 +308,7 @@ void SqliteWebhookStore::merge_chunk(int64_t out) {
     const Key last{b.endpoint_id, b.entries.back().key};
     if (!bound || last < *bound) bound = last;
   }
-  struct Moved {
-    const std::string* endpoint_id;
-    dedup_runs::Entry e;
-    std::size_t input;
-  };
-  std::vector<Moved> moved;
+  std::vector<DedupKeyRef> moved;
   std::vector<int64_t> taken(inputs.size(), 0);
   for (const auto& b : blocks) {
     if (bound && Key{b.endpoint_id, b.first_key} > *bound) continue;  // wholly past the bound: stays
@@ -314,22 +316,15 @@ void SqliteWebhookStore::merge_chunk(int64_t out) {
     delete_block(m_w, inputs[b.input], b);
     for (const auto& e : b.entries)
       if (!bound || Key{b.endpoint_id, e.key} <= *bound) {
-        moved.push_back({&b.endpoint_id, e, b.input});
+        moved.push_back({&b.endpoint_id, e});
         ++taken[b.input];
       } else {
         rest.add(b.endpoint_id, e);  // the part of a block the bound cuts, written again
       }
     rest.finish();
   }
-  std::ranges::stable_sort(moved, [](const Moved& a, const Moved& b) {
-    return std::tie(*a.endpoint_id, a.e.key, a.e.received_at) < std::tie(*b.endpoint_id, b.e.key, b.e.received_at);
-  });
   BlockWriter w(m_w, out);
-  for (std::size_t i = 0; i < moved.size(); ++i) {
-    if (i > 0 && *moved[i].endpoint_id == *moved[i - 1].endpoint_id && moved[i].e.key == moved[i - 1].e.key)
-      continue;  // the same key from two inputs: the earliest stays
-    w.add(*moved[i].endpoint_id, moved[i].e);
-  }
+  write_sorted(w, moved);  // the same key from two inputs: the earliest stays
   w.finish();
   for (std::size_t i = 0; i < inputs.size(); ++i)
     if (taken[i]) add_run_keys(m_w, inputs[i], -taken[i]);
